@@ -1,0 +1,1 @@
+//! Scheduler: runs each check on its interval with a stable jitter. (walking skeleton)

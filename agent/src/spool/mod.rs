@@ -1,0 +1,1 @@
+//! Durable on-disk spool. (in progress)

@@ -1,0 +1,1 @@
+//! Transport: batches from the spool to the collector. (in progress)

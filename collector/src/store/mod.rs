@@ -1,0 +1,159 @@
+//! Storage of measurements and their minute rollups behind one [`Store`] trait, with an
+//! embedded SQLite backend (default) and, later, PostgreSQL. One contract test suite
+//! (`store::contract`) runs against every backend.
+//!
+//! Invariants:
+//! - Everything is UTC. Minutes are Unix minutes (`unix_seconds.div_euclid(60)`).
+//! - `commit_batch` is atomic and durable when it returns `Ok`: the caller acks only then.
+//! - A batch `(agent, seq)` and a measurement `(agent, check, ts)` are stored at most once;
+//!   a resent batch is reported as a duplicate and changes nothing.
+//! - Late data updates the rollups of past minutes; nothing is frozen by arrival time.
+
+use attest_config::wire::{Gap, Measurement, SpoolStatus};
+use hdrhistogram::Histogram;
+use jiff::Timestamp;
+
+/// A batch that passed ingest validation and authentication.
+#[derive(Debug, Clone)]
+pub struct IngestBatch {
+    pub agent: String,
+    pub seq: u64,
+    pub received_at: Timestamp,
+    /// Agent clock minus collector clock, in milliseconds, as measured at receipt.
+    pub clock_offset_ms: i64,
+    pub measurements: Vec<Measurement>,
+    pub gaps: Vec<Gap>,
+    pub spool: Option<SpoolStatus>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitOutcome {
+    /// The `(agent, seq)` had been committed before; nothing was stored.
+    pub duplicate_batch: bool,
+    /// Measurements newly stored.
+    pub stored: u64,
+    /// Measurements skipped because their `(agent, check, ts)` was already stored.
+    pub duplicate_measurements: u64,
+}
+
+/// Per check, agent and UTC minute.
+#[derive(Debug, Clone)]
+pub struct MinuteRollup {
+    pub check: String,
+    pub agent: String,
+    pub minute: i64,
+    pub probes: u32,
+    pub failures: u32,
+    /// Most common failure reason in the minute (ties: lexicographically smallest).
+    pub top_reason: Option<String>,
+    /// Durations of successful probes, in microseconds.
+    pub latency: Option<Histogram<u64>>,
+}
+
+/// A gap reported by an agent: measurements of `check` dropped in `[from_minute, to_minute]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GapRow {
+    pub agent: String,
+    pub check: String,
+    pub from_minute: i64,
+    pub to_minute: i64,
+    pub count: u64,
+}
+
+/// Host capacity value per agent, name, resource and minute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostMinute {
+    pub agent: String,
+    pub name: String,
+    pub resource: String,
+    pub minute: i64,
+    pub min: f64,
+    pub avg: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentStatus {
+    pub agent: String,
+    pub last_seen: Timestamp,
+    pub last_seq: u64,
+    pub clock_offset_ms: i64,
+    pub spool: Option<SpoolStatus>,
+}
+
+/// A maintenance window registered through the API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaintenanceRow {
+    pub id: i64,
+    pub service: String,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub reason: String,
+    pub created_at: Timestamp,
+    pub cancelled_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreCounts {
+    pub batches: u64,
+    pub measurements: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the database is full or the disk has no space left; free space and the agents will resend: {0}"
+    )]
+    Full(String),
+    #[error("database error: {0}")]
+    Backend(String),
+    #[error("no such maintenance window: {0}")]
+    NotFound(i64),
+}
+
+/// Synchronous on purpose: SQLite has one writer; callers run it on a blocking thread.
+pub trait Store: Send + Sync + 'static {
+    fn commit_batch(&self, batch: &IngestBatch) -> Result<CommitOutcome, StoreError>;
+    /// Rollups of the given checks with minutes in `[from_minute, to_minute)`.
+    fn minute_rollups(
+        &self,
+        checks: &[String],
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<Vec<MinuteRollup>, StoreError>;
+    fn gaps(
+        &self,
+        checks: &[String],
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<Vec<GapRow>, StoreError>;
+    fn host_minutes(&self, from_minute: i64, to_minute: i64)
+    -> Result<Vec<HostMinute>, StoreError>;
+    /// Earliest minute any of the checks was measured.
+    fn first_seen(&self, checks: &[String]) -> Result<Option<i64>, StoreError>;
+    fn agents(&self) -> Result<Vec<AgentStatus>, StoreError>;
+    fn add_maintenance(
+        &self,
+        service: &str,
+        start: Timestamp,
+        end: Timestamp,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<i64, StoreError>;
+    fn cancel_maintenance(&self, id: i64, now: Timestamp) -> Result<(), StoreError>;
+    fn list_maintenance(&self, service: Option<&str>) -> Result<Vec<MaintenanceRow>, StoreError>;
+    /// Raw measurements of one check in `[from, to)`, for incident drill-down.
+    fn raw_measurements(
+        &self,
+        check: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(String, Measurement)>, StoreError>;
+    /// Deletes raw measurements older than `raw_before` and rollups older than `rollups_before`.
+    fn apply_retention(
+        &self,
+        raw_before: Timestamp,
+        rollups_before: Timestamp,
+    ) -> Result<(), StoreError>;
+    fn counts(&self) -> Result<StoreCounts, StoreError>;
+}

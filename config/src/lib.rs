@@ -1,0 +1,15 @@
+//! attest-config: the configuration model shared by the agent and the collector,
+//! its strict validation, and the wire types that cross the network.
+//!
+//! Invariants:
+//! - This crate does no I/O besides reading the configuration file it is asked to load.
+//! - A value of a model type has passed validation: durations are positive, zones exist
+//!   in the tz database, percentages are in (0, 100], ids are unique and referenced ids exist.
+//! - `wire` is the only module whose types cross the network; changing them is a protocol
+//!   change and the golden-file test must be updated deliberately.
+
+pub mod model;
+pub mod units;
+pub mod wire;
+
+pub use model::*;

@@ -1,0 +1,356 @@
+//! The validated configuration model. Values of these types are produced only by the
+//! loader (`crate::load`), which reports every problem of a file at once; code that
+//! receives them may rely on the invariants stated in the crate's top comment.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::civil::{Date, Time, Weekday};
+
+use crate::units::Ppm;
+
+// ---------------------------------------------------------------- agent
+
+/// `agent.toml`: who the agent is, where it sends, where it spools, what it probes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentConfig {
+    pub agent: AgentIdentity,
+    pub spool: SpoolConfig,
+    pub transport: TransportConfig,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentIdentity {
+    /// Stable id; the collector binds the token to it.
+    pub id: String,
+    /// Base URL of the collector, e.g. `https://collector:9850`.
+    pub collector_url: String,
+    /// Bearer token (read from `token` or `token_file`).
+    pub token: String,
+    /// Optional listen address for the agent's own `/metrics`.
+    pub listen: Option<SocketAddr>,
+    /// Global limit of probes in flight.
+    pub max_concurrency: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpoolConfig {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+    pub when_full: WhenFull,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Drop the oldest unacknowledged measurements and report them as gaps (default).
+    DropOldest,
+    /// Drop new measurements and report them as gaps.
+    DropNewest,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransportConfig {
+    pub batch_max_measurements: usize,
+    pub batch_max_age: Duration,
+    pub request_timeout: Duration,
+    /// CA bundle to trust for the collector (PEM); system roots are not used otherwise.
+    pub ca_file: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+}
+
+/// One configured probe. The scheduler owns interval, timeout and the timestamp.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub id: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub spec: CheckSpec,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckSpec {
+    Http(HttpCheck),
+    Tcp(TcpCheck),
+    Dns(DnsCheck),
+    Icmp(IcmpCheck),
+    Tls(TlsCheck),
+    Host(HostCheck),
+}
+
+impl CheckSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CheckSpec::Http(_) => "http",
+            CheckSpec::Tcp(_) => "tcp",
+            CheckSpec::Dns(_) => "dns",
+            CheckSpec::Icmp(_) => "icmp",
+            CheckSpec::Tls(_) => "tls",
+            CheckSpec::Host(_) => "host",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IpFamily {
+    #[default]
+    Any,
+    Ipv4,
+    Ipv6,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsClientOptions {
+    pub verify: bool,
+    pub ca_file: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// SNI / verification name when it differs from the target host.
+    pub server_name: Option<String>,
+}
+
+impl Default for TlsClientOptions {
+    fn default() -> Self {
+        Self {
+            verify: true,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            server_name: None,
+        }
+    }
+}
+
+/// Inclusive status code range; a single code is `lo == hi`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusRange {
+    pub lo: u16,
+    pub hi: u16,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpCheck {
+    pub url: String,
+    pub method: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+    /// Empty means 200–299.
+    pub expect_status: Vec<StatusRange>,
+    pub body_contains: Vec<String>,
+    pub body_regex: Vec<String>,
+    pub body_not_regex: Vec<String>,
+    /// Header name → regex the value must match.
+    pub header_match: BTreeMap<String, String>,
+    pub follow_redirects: bool,
+    pub max_redirects: u32,
+    pub tls: TlsClientOptions,
+    pub ip_family: IpFamily,
+    pub max_body_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpCheck {
+    /// `host:port`.
+    pub address: String,
+    pub tls: Option<TlsClientOptions>,
+    /// Send-then-expect steps, run in order.
+    pub steps: Vec<TcpStep>,
+    pub ip_family: IpFamily,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TcpStep {
+    Send(String),
+    /// Regex a received line must match.
+    Expect(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsTransport {
+    Udp,
+    Tcp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsCheck {
+    /// `ip:port` of the server to ask.
+    pub server: String,
+    pub name: String,
+    /// Record type, e.g. `A`, `AAAA`, `MX`, `TXT`.
+    pub record_type: String,
+    pub transport: DnsTransport,
+    /// Expected rcode name (`NOERROR` by default).
+    pub expect_rcode: String,
+    /// Each must match some answer exactly (rdata text).
+    pub expect_answers: Vec<String>,
+    /// Each must match some answer's rdata text.
+    pub expect_answer_regex: Vec<String>,
+    pub expect_authoritative: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IcmpCheck {
+    pub host: String,
+    pub count: u32,
+    pub ip_family: IpFamily,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsCheck {
+    /// `host:port`.
+    pub address: String,
+    pub tls: TlsClientOptions,
+    /// Fail when the earliest expiry of the chain is closer than this.
+    pub min_days_left: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostCheck {
+    pub cpu: bool,
+    pub memory: bool,
+    pub load: bool,
+    pub filesystems: bool,
+    pub network: bool,
+    /// Named processes that must be running.
+    pub processes: Vec<String>,
+    /// Value name (e.g. `cpu_utilization_ratio`) → upper bound; exceeding one fails the check.
+    pub thresholds: BTreeMap<String, f64>,
+}
+
+// ---------------------------------------------------------------- collector
+
+/// `collector.toml`: listener, storage, the agents allowed in, and the services with
+/// their service levels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectorConfig {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub ingest: IngestLimits,
+    pub agents: Vec<AgentAuth>,
+    pub services: Vec<Service>,
+    pub capacity: CapacityConfig,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub client_ca: Option<PathBuf>,
+    /// Token for the admin API (maintenance registration).
+    pub admin_token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StorageBackend {
+    Sqlite,
+    Postgres { url: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageConfig {
+    pub backend: StorageBackend,
+    pub data_dir: PathBuf,
+    pub raw_retention: Duration,
+    pub rollup_retention: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestLimits {
+    pub max_body_bytes: u64,
+    pub max_decompressed_bytes: u64,
+    pub max_measurements_per_batch: usize,
+    /// Batches per second per agent (token bucket refill).
+    pub max_batches_per_second: f64,
+    pub max_clock_skew: Duration,
+    pub clock_skew_policy: SkewPolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkewPolicy {
+    /// Store as sent, flag the agent (metric).
+    Flag,
+    /// Shift timestamps by the measured offset.
+    Correct,
+    /// Refuse the batch with 400.
+    Reject,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentAuth {
+    pub id: String,
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quorum {
+    Any,
+    Majority,
+    All,
+    AtLeast(u32),
+}
+
+/// A weekly window in local wall-clock time of the service's zone: `[start, end)` on
+/// each listed day. `end` of `00:00` means midnight at the end of the day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeeklyWindow {
+    pub days: Vec<Weekday>,
+    pub start: Time,
+    /// `None` = end of day (24:00).
+    pub end: Option<Time>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MaintenanceWindow {
+    /// One-off, `[start, end)` in UTC.
+    Once {
+        start: Timestamp,
+        end: Timestamp,
+        reason: String,
+    },
+    /// Recurring weekly, in the service's zone.
+    Weekly {
+        window: WeeklyWindow,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatencyObjective {
+    pub threshold: Duration,
+    pub target: Ppm,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: String,
+    /// Ids of the checks (as sent by agents) that measure this service.
+    pub checks: Vec<String>,
+    pub target: Ppm,
+    /// IANA zone name, validated.
+    pub time_zone: String,
+    pub quorum: Quorum,
+    pub min_reporters: u32,
+    pub min_coverage: Option<Ppm>,
+    /// Empty = 24x7.
+    pub service_hours: Vec<WeeklyWindow>,
+    pub holidays: Vec<Date>,
+    pub maintenance: Vec<MaintenanceWindow>,
+    pub latency: Option<LatencyObjective>,
+    /// Minutes before this instant are not eligible (the service did not exist yet).
+    pub start: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapacityConfig {
+    pub warning: Ppm,
+    pub critical: Ppm,
+    pub trend_lookback: Duration,
+    pub forecast_horizon: Duration,
+}

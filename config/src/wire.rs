@@ -1,0 +1,239 @@
+//! The agent → collector protocol, version 1: JSON bodies over HTTP(S), optionally
+//! `Content-Encoding: zstd`. Documented in `docs/wire.md`; `tests/golden` pins the format.
+//!
+//! Invariants:
+//! - `(agent, seq)` identifies a batch; a resent batch carries the same seq and content.
+//! - `(agent, check, ts)` identifies a measurement; `ts` is the UTC instant the probe started.
+//! - A `Measurement` is the same record in a batch and in the import format (one JSON
+//!   object per line, with `agent` added: [`ImportRecord`]).
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible change; the collector refuses versions it does not know.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Route the agent posts batches to.
+pub const INGEST_PATH: &str = "/api/v1/ingest";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    pub version: u32,
+    pub agent: String,
+    /// Strictly increasing per agent, starting at 1; never reused, even across restarts.
+    pub seq: u64,
+    /// The agent's clock when it sent this attempt (used to measure clock offset).
+    pub sent_at: Timestamp,
+    #[serde(default)]
+    pub measurements: Vec<Measurement>,
+    /// Slots the agent knows it lost (spool full): those minutes are unknown, never up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<Gap>,
+    /// The agent's spool state when the batch was cut, for the collector's fleet metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spool: Option<SpoolStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Measurement {
+    /// Check id as configured on the agent.
+    pub check: String,
+    /// UTC instant the probe started.
+    pub ts: Timestamp,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    /// Typed failure reason; `None` when `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<FailureReason>,
+    /// The phase in which the probe failed, when it failed in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_phase: Option<Phase>,
+    /// Human-readable detail, e.g. `"connect timeout"` or `"status 500"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub phases: BTreeMap<Phase, f64>,
+    /// Numeric observations (host capacity, days of certificate left, status code...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<Value>,
+    /// Textual facts (TLS version, resolved address).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Measurement {
+    /// A minimal measurement; the scheduler fills the envelope, probes the rest.
+    pub fn new(check: impl Into<String>, ts: Timestamp, ok: bool) -> Self {
+        Measurement {
+            check: check.into(),
+            ts,
+            ok,
+            duration_seconds: None,
+            reason: None,
+            failed_phase: None,
+            error: None,
+            phases: BTreeMap::new(),
+            values: Vec::new(),
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Resolve,
+    Connect,
+    Tls,
+    /// Request written until first response byte.
+    Processing,
+    /// First response byte until the body is read.
+    Transfer,
+    /// Send/expect exchange after connect (TCP banner checks).
+    Exchange,
+    /// A DNS query round trip.
+    Query,
+    /// ICMP echo round trip.
+    Rtt,
+    /// Host capacity collection.
+    Collect,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Resolve => "resolve",
+            Phase::Connect => "connect",
+            Phase::Tls => "tls",
+            Phase::Processing => "processing",
+            Phase::Transfer => "transfer",
+            Phase::Exchange => "exchange",
+            Phase::Query => "query",
+            Phase::Rtt => "rtt",
+            Phase::Collect => "collect",
+        }
+    }
+}
+
+/// Why a probe failed. Stable strings: they appear in reports and metric labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureReason {
+    /// Name did not resolve.
+    Dns,
+    ConnectRefused,
+    /// Network or host unreachable, reset, or another connect error.
+    Connect,
+    /// The probe's timeout expired (see `failed_phase`).
+    Timeout,
+    Tls,
+    /// Certificate chain expires sooner than allowed.
+    CertExpiry,
+    Status,
+    Body,
+    Header,
+    /// A send/expect step did not see its expected line.
+    Expect,
+    /// DNS answer had the wrong rcode, answers or flags.
+    DnsAnswer,
+    /// No ICMP echo reply.
+    NoReply,
+    /// A host value exceeded its threshold, or a named process is not running.
+    Threshold,
+    /// The peer spoke something we could not parse.
+    Protocol,
+    /// Too many redirects.
+    Redirects,
+    /// The agent itself could not run the probe (permissions, resources).
+    Agent,
+    /// Imported without a typed reason.
+    Other,
+}
+
+impl FailureReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::Dns => "dns",
+            FailureReason::ConnectRefused => "connect_refused",
+            FailureReason::Connect => "connect",
+            FailureReason::Timeout => "timeout",
+            FailureReason::Tls => "tls",
+            FailureReason::CertExpiry => "cert_expiry",
+            FailureReason::Status => "status",
+            FailureReason::Body => "body",
+            FailureReason::Header => "header",
+            FailureReason::Expect => "expect",
+            FailureReason::DnsAnswer => "dns_answer",
+            FailureReason::NoReply => "no_reply",
+            FailureReason::Threshold => "threshold",
+            FailureReason::Protocol => "protocol",
+            FailureReason::Redirects => "redirects",
+            FailureReason::Agent => "agent",
+            FailureReason::Other => "other",
+        }
+    }
+}
+
+/// A named numeric observation, optionally about one resource (a mount point, an interface).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Value {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    pub value: f64,
+}
+
+/// Measurements of `check` that the agent dropped, with probe starts in `[from, to]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gap {
+    pub check: String,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolStatus {
+    pub depth_measurements: u64,
+    pub bytes: u64,
+    pub dropped_total: u64,
+    pub corrupt_records_total: u64,
+}
+
+/// The collector's answer to a committed (or already committed) batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ack {
+    pub version: u32,
+    /// The batch's seq, now durably committed.
+    pub acked_seq: u64,
+    /// True when this seq had been committed before (a resend); nothing was stored again.
+    pub duplicate: bool,
+    /// Measurements newly stored from this batch.
+    pub stored: u64,
+}
+
+/// The body of a 4xx/5xx answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    /// Field path that failed validation, when one did (e.g. `measurements[3].ts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// One line of the collector's import format: a measurement plus the agent that made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportRecord {
+    pub agent: String,
+    #[serde(flatten)]
+    pub measurement: Measurement,
+}
