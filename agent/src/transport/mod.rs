@@ -1,1 +1,318 @@
-//! Transport: batches from the spool to the collector. (in progress)
+//! Transport: cuts batches from the spool and delivers them to the collector, in order,
+//! one at a time, until each is acknowledged.
+//!
+//! Invariants:
+//! - Reads only from the spool; a batch leaves the spool only through `Spool::ack`, after the
+//!   collector answered with an `Ack` for exactly that seq (the collector acks only after a
+//!   durable commit).
+//! - Never gives up on a timer and never deletes on 401/403/5xx or a network error: it retries
+//!   with exponential backoff and jitter, honouring `Retry-After` on 429/503.
+//! - A batch the collector calls malformed (400, 413, 422) is logged loudly, counted and moved
+//!   to `<spool>/quarantine/<seq>.json`, then acked in the spool, so one bad batch cannot block
+//!   delivery forever and its measurements stay on disk for an operator.
+//! - Each attempt carries the agent's send time (`sent_at`) so the collector can measure
+//!   clock offset.
+
+pub mod backoff;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use attest_config::TransportConfig;
+use attest_config::wire::{self, Ack, Batch, ErrorBody, SpoolStatus};
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::spool::{PendingBatch, Spool};
+use backoff::Backoff;
+
+/// Counters exported by the agent's telemetry.
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    pub batches_sent_total: AtomicU64,
+    pub batches_acked_total: AtomicU64,
+    pub measurements_acked_total: AtomicU64,
+    pub send_errors_total: AtomicU64,
+    pub batches_quarantined_total: AtomicU64,
+    /// Unix seconds of the last ack, 0 before the first.
+    pub last_ack_unix: AtomicU64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot read TLS file {path}: {source}; check the [transport] paths in the agent config")]
+    TlsFile { path: PathBuf, source: std::io::Error },
+    #[error("invalid TLS material in {path}: {reason}")]
+    TlsMaterial { path: PathBuf, reason: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+/// What one delivery attempt came to.
+#[derive(Debug)]
+enum Outcome {
+    Acked(Ack),
+    /// Keep the batch and try again later (server's floor for the wait, if it gave one).
+    Retry { retry_after: Option<Duration>, why: String },
+    /// The collector rejected the batch as malformed; retrying the same bytes cannot help.
+    Rejected { status: StatusCode, why: String },
+}
+
+pub struct Transport {
+    client: reqwest::Client,
+    url: String,
+    token: String,
+    agent: String,
+    cfg: TransportConfig,
+    spool: Arc<Mutex<Spool>>,
+    quarantine_dir: PathBuf,
+    pub stats: Arc<TransportStats>,
+}
+
+impl Transport {
+    pub fn new(
+        agent: &str,
+        collector_url: &str,
+        token: &str,
+        cfg: TransportConfig,
+        spool: Arc<Mutex<Spool>>,
+        spool_dir: PathBuf,
+    ) -> Result<Transport, TransportError> {
+        let client = build_client(&cfg)?;
+        Ok(Transport {
+            client,
+            url: format!("{}{}", collector_url.trim_end_matches('/'), wire::INGEST_PATH),
+            token: token.to_string(),
+            agent: agent.to_string(),
+            cfg,
+            spool,
+            quarantine_dir: spool_dir.join("quarantine"),
+            stats: Arc::new(TransportStats::default()),
+        })
+    }
+
+    /// Delivers until `cancel` fires. `appended` is notified whenever the spool grows.
+    pub async fn run(self, appended: Arc<Notify>, cancel: CancellationToken) {
+        let seed = jiff::Timestamp::now().as_nanosecond() as u64 ^ std::process::id() as u64;
+        let mut backoff = Backoff::new(self.cfg.backoff_initial, self.cfg.backoff_max, seed);
+        loop {
+            if cancel.is_cancelled() {
+                return;
+            }
+            let Some(batch) = self.wait_for_batch(&appended, &cancel).await else {
+                return;
+            };
+            match self.deliver(&batch).await {
+                Outcome::Acked(ack) => {
+                    backoff.reset();
+                    self.on_ack(&batch, &ack).await;
+                }
+                Outcome::Rejected { status, why } => {
+                    backoff.reset();
+                    self.quarantine(&batch, status, &why).await;
+                }
+                Outcome::Retry { retry_after, why } => {
+                    self.stats.send_errors_total.fetch_add(1, Ordering::Relaxed);
+                    let wait = backoff.next_delay(retry_after);
+                    tracing::warn!(seq = batch.seq, wait_ms = wait.as_millis() as u64, "delivery failed, will retry: {why}");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until a batch is due: a cut batch is pending, enough measurements are queued, or
+    /// the oldest queued one is older than `batch_max_age`.
+    async fn wait_for_batch(&self, appended: &Notify, cancel: &CancellationToken) -> Option<PendingBatch> {
+        loop {
+            let notified = appended.notified();
+            let (due, wait) = self.batch_due();
+            if due {
+                let spool = self.spool.clone();
+                let max = self.cfg.batch_max_measurements;
+                let cut = tokio::task::spawn_blocking(move || lock(&spool).next_batch(max)).await;
+                match cut {
+                    Ok(Ok(Some(b))) => return Some(b),
+                    Ok(Ok(None)) => {}
+                    Ok(Err(e)) => tracing::error!("cannot read the spool: {e}"),
+                    Err(e) => tracing::error!("spool task failed: {e}"),
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return None,
+                _ = notified => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// (due now?, how long until it may become due without new data).
+    fn batch_due(&self) -> (bool, Duration) {
+        let s = lock(&self.spool).stats();
+        if s.cut_pending || s.uncut as usize >= self.cfg.batch_max_measurements || s.gaps_pending {
+            return (true, Duration::ZERO);
+        }
+        let Some(oldest) = s.oldest_uncut else {
+            return (false, self.cfg.batch_max_age);
+        };
+        let age = jiff::Timestamp::now().duration_since(oldest);
+        let age = Duration::try_from(age).unwrap_or(Duration::ZERO);
+        if age >= self.cfg.batch_max_age {
+            (true, Duration::ZERO)
+        } else {
+            (false, self.cfg.batch_max_age - age)
+        }
+    }
+
+    async fn deliver(&self, batch: &PendingBatch) -> Outcome {
+        let body = match self.encode(batch) {
+            Ok(b) => b,
+            Err(e) => return Outcome::Rejected { status: StatusCode::BAD_REQUEST, why: format!("cannot encode: {e}") },
+        };
+        self.stats.batches_sent_total.fetch_add(1, Ordering::Relaxed);
+        let resp = self
+            .client
+            .post(&self.url)
+            .header(AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(CONTENT_TYPE, "application/json")
+            .header(CONTENT_ENCODING, "zstd")
+            .body(body)
+            .send()
+            .await;
+        match resp {
+            Ok(r) => classify(r, batch.seq).await,
+            Err(e) => Outcome::Retry { retry_after: None, why: format!("collector unreachable: {e}") },
+        }
+    }
+
+    fn encode(&self, batch: &PendingBatch) -> Result<Vec<u8>, String> {
+        let stats = lock(&self.spool).stats();
+        let wire = Batch {
+            version: wire::PROTOCOL_VERSION,
+            agent: self.agent.clone(),
+            seq: batch.seq,
+            sent_at: jiff::Timestamp::now(),
+            measurements: batch.measurements.clone(),
+            gaps: batch.gaps.clone(),
+            spool: Some(SpoolStatus {
+                depth_measurements: stats.depth,
+                bytes: stats.bytes,
+                dropped_total: stats.dropped_total,
+                corrupt_records_total: stats.corrupt_records_total,
+            }),
+        };
+        let json = serde_json::to_vec(&wire).map_err(|e| e.to_string())?;
+        zstd::bulk::compress(&json, 3).map_err(|e| e.to_string())
+    }
+
+    async fn on_ack(&self, batch: &PendingBatch, ack: &Ack) {
+        let spool = self.spool.clone();
+        let seq = batch.seq;
+        match tokio::task::spawn_blocking(move || lock(&spool).ack(seq)).await {
+            Ok(Ok(())) => {
+                self.stats.batches_acked_total.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .measurements_acked_total
+                    .fetch_add(batch.measurements.len() as u64, Ordering::Relaxed);
+                self.stats.last_ack_unix.store(jiff::Timestamp::now().as_second().max(0) as u64, Ordering::Relaxed);
+                tracing::debug!(seq, stored = ack.stored, duplicate = ack.duplicate, "batch acknowledged");
+            }
+            Ok(Err(e)) => tracing::error!(seq, "cannot record the ack in the spool (the batch will be resent and deduplicated): {e}"),
+            Err(e) => tracing::error!(seq, "spool task failed: {e}"),
+        }
+    }
+
+    async fn quarantine(&self, batch: &PendingBatch, status: StatusCode, why: &str) {
+        self.stats.batches_quarantined_total.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            seq = batch.seq,
+            measurements = batch.measurements.len(),
+            %status,
+            dir = %self.quarantine_dir.display(),
+            "the collector rejected a batch as malformed; it is quarantined and will not be retried: {why}"
+        );
+        let path = self.quarantine_dir.join(format!("{}.json", batch.seq));
+        let record = serde_json::json!({
+            "seq": batch.seq, "status": status.as_u16(), "reason": why,
+            "measurements": batch.measurements, "gaps": batch.gaps,
+        });
+        let written = std::fs::create_dir_all(&self.quarantine_dir)
+            .and_then(|_| std::fs::write(&path, record.to_string()))
+            .and_then(|_| std::fs::File::open(&path)?.sync_all());
+        match written {
+            // Only once the batch is safely in quarantine may it leave the spool.
+            Ok(()) => self.on_ack(batch, &Ack { version: wire::PROTOCOL_VERSION, acked_seq: batch.seq, duplicate: false, stored: 0 }).await,
+            Err(e) => tracing::error!(path = %path.display(), "cannot write the quarantine file; the batch stays in the spool: {e}"),
+        }
+    }
+}
+
+/// Maps the collector's answer to an outcome. Only an `Ack` for this very seq removes data.
+async fn classify(r: reqwest::Response, seq: u64) -> Outcome {
+    let status = r.status();
+    let retry_after = r
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = r.bytes().await.unwrap_or_default();
+    if status.is_success() {
+        return match serde_json::from_slice::<Ack>(&body) {
+            Ok(ack) if ack.acked_seq == seq => Outcome::Acked(ack),
+            Ok(ack) => Outcome::Retry { retry_after: None, why: format!("ack for seq {} while sending {seq}", ack.acked_seq) },
+            Err(e) => Outcome::Retry { retry_after: None, why: format!("unreadable ack: {e}") },
+        };
+    }
+    let why = serde_json::from_slice::<ErrorBody>(&body)
+        .map(|e| match e.field {
+            Some(f) => format!("{status}: {} (field {f})", e.error),
+            None => format!("{status}: {}", e.error),
+        })
+        .unwrap_or_else(|_| format!("{status}: {}", String::from_utf8_lossy(&body)));
+    match status {
+        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNPROCESSABLE_ENTITY => {
+            Outcome::Rejected { status, why }
+        }
+        _ => Outcome::Retry { retry_after, why },
+    }
+}
+
+fn build_client(cfg: &TransportConfig) -> Result<reqwest::Client, TransportError> {
+    let mut b = reqwest::Client::builder()
+        .timeout(cfg.request_timeout)
+        .connect_timeout(cfg.request_timeout)
+        .user_agent(concat!("attest-agent/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = &cfg.ca_file {
+        let pem = read(ca)?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| TransportError::TlsMaterial { path: ca.clone(), reason: e.to_string() })?;
+        b = b.tls_certs_only(certs);
+    }
+    if let (Some(cert), Some(key)) = (&cfg.client_cert, &cfg.client_key) {
+        let mut pem = read(cert)?;
+        pem.extend_from_slice(b"\n");
+        pem.extend_from_slice(&read(key)?);
+        let id = reqwest::Identity::from_pem(&pem)
+            .map_err(|e| TransportError::TlsMaterial { path: cert.clone(), reason: e.to_string() })?;
+        b = b.identity(id);
+    }
+    b.build().map_err(|e| TransportError::Client(e.to_string()))
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, TransportError> {
+    std::fs::read(path).map_err(|source| TransportError::TlsFile { path: path.clone(), source })
+}
+
+/// The spool mutex is held only for short spool calls; a poisoned lock means a spool call
+/// panicked, and the spool's own recovery on the next open is the right answer: keep going.
+pub(crate) fn lock(spool: &Mutex<Spool>) -> std::sync::MutexGuard<'_, Spool> {
+    spool.lock().unwrap_or_else(|p| p.into_inner())
+}

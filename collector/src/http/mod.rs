@@ -1,1 +1,183 @@
-//! (in progress)
+//! HTTP routes only: each handler translates between HTTP and one module call (ingest,
+//! figures, store). No business rules live here. Routes are documented in docs/http-api.md.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::Deserialize;
+
+use crate::figures::Figures;
+use crate::ingest::{self, Ingest, Rejection};
+use crate::metrics::Exporter;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub ingest: Arc<Ingest>,
+    pub store: Arc<dyn Store>,
+    pub figures: Arc<Figures>,
+    pub exporter: Arc<Exporter>,
+    pub admin_token: Option<String>,
+}
+
+pub fn router(state: AppState, max_body_bytes: u64) -> Router {
+    Router::new()
+        .route(attest_config::wire::INGEST_PATH, post(ingest_batch).layer(DefaultBodyLimit::max(max_body_bytes as usize)))
+        .route("/metrics", get(metrics))
+        .route("/-/healthy", get(|| async { "ok\n" }))
+        .route("/-/ready", get(ready))
+        .route("/api/v1/sla", get(sla))
+        .route("/api/v1/maintenance", get(list_maintenance).post(add_maintenance))
+        .route("/api/v1/maintenance/{id}", delete(cancel_maintenance))
+        .fallback(|| async { reject(Rejection::new(404, "no such route; see docs/http-api.md")) })
+        .with_state(state)
+}
+
+/// Every refusal is JSON `{"error": ..., "field": ...}` with the status and, for 429/503,
+/// a `Retry-After` header.
+fn reject(r: Rejection) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut resp = (status, axum::Json(r.body())).into_response();
+    if let Some(secs) = r.retry_after {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+async fn ingest_batch(State(st): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return reject(Rejection::new(e.status().as_u16(), format!("cannot read the body: {e}"))),
+    };
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let enc = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let ing = st.ingest.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        ing.handle(ingest::Request {
+            authorization: auth.as_deref(),
+            content_encoding: enc.as_deref(),
+            body: &body,
+            received_at: jiff::Timestamp::now(),
+        })
+    })
+    .await;
+    match res {
+        Ok(Ok(ack)) => {
+            st.figures.invalidate();
+            axum::Json(ack).into_response()
+        }
+        Ok(Err(r)) => reject(r),
+        Err(e) => reject(Rejection::new(500, format!("ingest task failed: {e}"))),
+    }
+}
+
+async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let om = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    let exp = st.exporter.clone();
+    match tokio::task::spawn_blocking(move || exp.render(om)).await {
+        Ok((ctype, body)) => ([(header::CONTENT_TYPE, ctype)], body).into_response(),
+        Err(e) => reject(Rejection::new(500, format!("metrics task failed: {e}"))),
+    }
+}
+
+async fn ready(State(st): State<AppState>) -> Response {
+    let store = st.store.clone();
+    match tokio::task::spawn_blocking(move || store.counts()).await {
+        Ok(Ok(_)) => "ready\n".into_response(),
+        Ok(Err(e)) => reject(Rejection::new(503, format!("storage not ready: {e}"))),
+        Err(e) => reject(Rejection::new(503, format!("storage check failed: {e}"))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlaQuery {
+    month: String,
+    service: Option<String>,
+    at: Option<String>,
+}
+
+async fn sla(State(st): State<AppState>, q: Result<Query<SlaQuery>, axum::extract::rejection::QueryRejection>) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return reject(Rejection::new(400, format!("{e}; expected ?month=YYYY-MM[&service=NAME][&at=RFC3339]"))),
+    };
+    let figures = st.figures.clone();
+    let res = tokio::task::spawn_blocking(move || figures.month_reports(&q.month, q.service.as_deref(), q.at.as_deref())).await;
+    match res {
+        Ok(Ok(reports)) => axum::Json(reports).into_response(),
+        Ok(Err(r)) => reject(r),
+        Err(e) => reject(Rejection::new(500, format!("sla task failed: {e}"))),
+    }
+}
+
+fn admin(st: &AppState, headers: &HeaderMap) -> Result<(), Rejection> {
+    let Some(expected) = &st.admin_token else {
+        return Err(Rejection::new(403, "the admin API is disabled: set [server] admin_token in the collector config"));
+    };
+    let got = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|h| h.strip_prefix("Bearer "));
+    match got {
+        None => Err(Rejection::new(401, "missing bearer token for the admin API")),
+        Some(t) if t.trim().as_bytes() == expected.as_bytes() => Ok(()),
+        Some(_) => Err(Rejection::new(403, "wrong admin token")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MaintenanceQuery {
+    service: Option<String>,
+}
+
+async fn list_maintenance(State(st): State<AppState>, q: Result<Query<MaintenanceQuery>, axum::extract::rejection::QueryRejection>) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return reject(Rejection::new(400, format!("{e}; expected ?service=NAME"))),
+    };
+    let figures = st.figures.clone();
+    match tokio::task::spawn_blocking(move || figures.list_maintenance(q.service.as_deref())).await {
+        Ok(Ok(v)) => axum::Json(v).into_response(),
+        Ok(Err(r)) => reject(r),
+        Err(e) => reject(Rejection::new(500, e.to_string())),
+    }
+}
+
+async fn add_maintenance(State(st): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    if let Err(r) = admin(&st, &headers) {
+        return reject(r);
+    }
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return reject(Rejection::new(e.status().as_u16(), e.to_string())),
+    };
+    let figures = st.figures.clone();
+    match tokio::task::spawn_blocking(move || figures.add_maintenance(&body, jiff::Timestamp::now())).await {
+        Ok(Ok(v)) => (StatusCode::CREATED, axum::Json(v)).into_response(),
+        Ok(Err(r)) => reject(r),
+        Err(e) => reject(Rejection::new(500, e.to_string())),
+    }
+}
+
+async fn cancel_maintenance(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(r) = admin(&st, &headers) {
+        return reject(r);
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return reject(Rejection::new(400, format!("maintenance id {id:?} is not an integer")));
+    };
+    let figures = st.figures.clone();
+    match tokio::task::spawn_blocking(move || figures.cancel_maintenance(id, jiff::Timestamp::now())).await {
+        Ok(Ok(v)) => axum::Json(v).into_response(),
+        Ok(Err(r)) => reject(r),
+        Err(e) => reject(Rejection::new(500, e.to_string())),
+    }
+}

@@ -1,1 +1,203 @@
-//! (in progress)
+//! Ingest: turns an HTTP request body into a durable commit and an ack.
+//!
+//! Steps, in order, each of which can refuse the batch with a precise status and reason:
+//! authenticate the bearer token (401) → rate limit per agent (429 + Retry-After) → decode
+//! (zstd bounded by the decompressed limit: 413; JSON: 400 naming the field) → check the
+//! protocol version (400) → bind the token's agent id to the batch's (403) → validate every
+//! field (400/413) → measure clock offset and apply the skew policy → commit (503 when the
+//! disk is full) → ack.
+//!
+//! Invariants:
+//! - Nothing of a rejected batch is stored: validation happens before the single commit.
+//! - The ack is sent only after the store's durable commit returned.
+//! - Every outcome is counted in [`IngestStats`], so tests and operators can compare counts in
+//!   and out.
+
+mod auth;
+mod decode;
+mod validate;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use attest_config::wire::{self, Ack, Batch};
+use attest_config::{AgentAuth, IngestLimits, SkewPolicy};
+use jiff::Timestamp;
+
+use crate::store::{IngestBatch, Store, StoreError};
+pub use auth::RateLimiter;
+pub use validate::measurement as validate_measurement;
+
+pub use crate::reject::Rejection;
+
+/// Counts of everything ingest saw; exported as collector metrics.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    pub batches_accepted: AtomicU64,
+    pub batches_duplicate: AtomicU64,
+    pub measurements_stored: AtomicU64,
+    pub measurements_duplicate: AtomicU64,
+    pub rejected_unauthorized: AtomicU64,
+    pub rejected_forbidden: AtomicU64,
+    pub rejected_malformed: AtomicU64,
+    pub rejected_too_large: AtomicU64,
+    pub rejected_rate_limited: AtomicU64,
+    pub rejected_skew: AtomicU64,
+    pub store_unavailable: AtomicU64,
+}
+
+/// The newest committed result per (agent, check): what `attest_check_success` shows.
+#[derive(Debug, Default)]
+pub struct LatestResults {
+    map: std::sync::Mutex<std::collections::BTreeMap<(String, String), (Timestamp, bool)>>,
+}
+
+impl LatestResults {
+    fn record(&self, agent: &str, ms: &[wire::Measurement]) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        for m in ms {
+            let e = map.entry((agent.to_string(), m.check.clone())).or_insert((m.ts, m.ok));
+            // Late data (a replayed spool) never overwrites a newer result.
+            if m.ts >= e.0 {
+                *e = (m.ts, m.ok);
+            }
+        }
+    }
+
+    /// ((agent, check), (ts, ok)) in key order.
+    pub fn snapshot(&self) -> Vec<((String, String), (Timestamp, bool))> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+}
+
+/// The request as the HTTP layer hands it over.
+pub struct Request<'a> {
+    pub authorization: Option<&'a str>,
+    pub content_encoding: Option<&'a str>,
+    pub body: &'a [u8],
+    pub received_at: Timestamp,
+}
+
+pub struct Ingest {
+    store: Arc<dyn Store>,
+    tokens: auth::Tokens,
+    limits: IngestLimits,
+    rate: RateLimiter,
+    pub stats: Arc<IngestStats>,
+    pub latest: Arc<LatestResults>,
+}
+
+impl Ingest {
+    pub fn new(store: Arc<dyn Store>, agents: &[AgentAuth], limits: IngestLimits) -> Ingest {
+        Ingest {
+            store,
+            tokens: auth::Tokens::new(agents),
+            rate: RateLimiter::new(limits.max_batches_per_second),
+            limits,
+            stats: Arc::new(IngestStats::default()),
+            latest: Arc::new(LatestResults::default()),
+        }
+    }
+
+    /// Runs the whole pipeline; blocking (the store commit is synchronous), so the HTTP layer
+    /// calls it on a blocking thread.
+    pub fn handle(&self, req: Request<'_>) -> Result<Ack, Rejection> {
+        let res = self.pipeline(req);
+        if let Err(r) = &res {
+            self.count_rejection(r);
+        }
+        res
+    }
+
+    fn pipeline(&self, req: Request<'_>) -> Result<Ack, Rejection> {
+        let agent = self.tokens.authenticate(req.authorization)?;
+        self.rate.check(agent, req.received_at)?;
+        let json = decode::decompress(req.body, req.content_encoding, self.limits.max_decompressed_bytes)?;
+        let batch: Batch = decode::parse(&json)?;
+        if batch.agent != agent {
+            return Err(Rejection::new(
+                403,
+                format!("the token belongs to agent {agent:?} but the batch claims agent {:?}", batch.agent),
+            )
+            .field("agent"));
+        }
+        validate::batch(&batch, &self.limits)?;
+        let ingest = self.apply_skew(batch, req.received_at)?;
+        self.commit(ingest)
+    }
+
+    fn apply_skew(&self, batch: Batch, received_at: Timestamp) -> Result<IngestBatch, Rejection> {
+        let offset = batch.sent_at.duration_since(received_at);
+        let offset_ms = offset.as_millis() as i64;
+        let bound = self.limits.max_clock_skew;
+        let beyond = offset_ms.unsigned_abs() > bound.as_millis() as u64;
+        let mut measurements = batch.measurements;
+        if beyond {
+            match self.limits.clock_skew_policy {
+                SkewPolicy::Flag => {}
+                SkewPolicy::Reject => {
+                    return Err(Rejection::new(
+                        400,
+                        format!("agent clock is {offset_ms} ms off the collector's (bound {} ms); fix the agent's time sync (NTP)", bound.as_millis()),
+                    )
+                    .field("sent_at"));
+                }
+                SkewPolicy::Correct => {
+                    let shift = jiff::SignedDuration::from_millis(-offset_ms);
+                    for m in &mut measurements {
+                        m.ts = m.ts.checked_add(shift).map_err(|_| Rejection::new(400, "timestamp out of range after clock correction").field("measurements.ts"))?;
+                    }
+                }
+            }
+        }
+        Ok(IngestBatch {
+            agent: batch.agent,
+            seq: batch.seq,
+            received_at,
+            clock_offset_ms: offset_ms,
+            measurements,
+            gaps: batch.gaps,
+            spool: batch.spool,
+        })
+    }
+
+    fn commit(&self, batch: IngestBatch) -> Result<Ack, Rejection> {
+        match self.store.commit_batch(&batch) {
+            Ok(out) => {
+                let s = &self.stats;
+                if out.duplicate_batch {
+                    s.batches_duplicate.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    s.batches_accepted.fetch_add(1, Ordering::Relaxed);
+                }
+                s.measurements_stored.fetch_add(out.stored, Ordering::Relaxed);
+                s.measurements_duplicate.fetch_add(out.duplicate_measurements, Ordering::Relaxed);
+                self.latest.record(&batch.agent, &batch.measurements);
+                Ok(Ack { version: wire::PROTOCOL_VERSION, acked_seq: batch.seq, duplicate: out.duplicate_batch, stored: out.stored })
+            }
+            Err(StoreError::Full(e)) => Err(Rejection::new(503, format!("collector storage is full, retry later: {e}")).retry_after(30)),
+            Err(e) => Err(Rejection::new(503, format!("collector storage failed, retry later: {e}")).retry_after(5)),
+        }
+    }
+
+    fn count_rejection(&self, r: &Rejection) {
+        let s = &self.stats;
+        let c = match r.status {
+            401 => &s.rejected_unauthorized,
+            403 => &s.rejected_forbidden,
+            413 => &s.rejected_too_large,
+            429 => &s.rejected_rate_limited,
+            503 => &s.store_unavailable,
+            _ if r.field.as_deref() == Some("sent_at") => &s.rejected_skew,
+            _ => &s.rejected_malformed,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Retry-After for rate-limited agents: the bucket refills one batch in `1/rate` seconds.
+pub(crate) fn retry_after_secs(rate: f64) -> u64 {
+    Duration::from_secs_f64((1.0 / rate.max(0.001)).min(3600.0)).as_secs().max(1)
+}

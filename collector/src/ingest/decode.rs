@@ -1,0 +1,85 @@
+//! Body decoding: bounded zstd decompression (a zstd bomb is refused, not inflated) and
+//! JSON parsing that names the failing field.
+
+use std::io::Read;
+
+use attest_config::wire::{Batch, PROTOCOL_VERSION};
+
+use super::Rejection;
+
+pub(crate) fn decompress(body: &[u8], encoding: Option<&str>, limit: u64) -> Result<Vec<u8>, Rejection> {
+    match encoding.map(str::trim) {
+        None | Some("") | Some("identity") => {
+            if body.len() as u64 > limit {
+                return Err(too_large(limit));
+            }
+            Ok(body.to_vec())
+        }
+        Some("zstd") => {
+            let dec = zstd::stream::read::Decoder::new(body).map_err(|e| Rejection::new(400, format!("invalid zstd body: {e}")))?;
+            let mut out = Vec::new();
+            // Read one byte past the limit to tell "exactly at the limit" from "over it".
+            dec.take(limit + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| Rejection::new(400, format!("invalid zstd body: {e}")))?;
+            if out.len() as u64 > limit {
+                return Err(too_large(limit));
+            }
+            Ok(out)
+        }
+        Some(other) => Err(Rejection::new(415, format!("unsupported Content-Encoding {other:?}: send zstd or none"))),
+    }
+}
+
+fn too_large(limit: u64) -> Rejection {
+    Rejection::new(413, format!("decompressed body exceeds {limit} bytes; send smaller batches"))
+}
+
+pub(crate) fn parse(json: &[u8]) -> Result<Batch, Rejection> {
+    // Check the version first so an unknown version gets a clear answer, not a field error.
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        version: Option<serde_json::Value>,
+    }
+    let v: Probe = serde_json::from_slice(json).map_err(|e| Rejection::new(400, format!("body is not a JSON object: {e}")))?;
+    match v.version.as_ref().and_then(serde_json::Value::as_u64) {
+        Some(n) if n == u64::from(PROTOCOL_VERSION) => {}
+        Some(n) => {
+            return Err(Rejection::new(400, format!("unsupported protocol version {n}; this collector speaks version {PROTOCOL_VERSION}")).field("version"));
+        }
+        None => return Err(Rejection::new(400, "missing or non-integer protocol version").field("version")),
+    }
+    let de = &mut serde_json::Deserializer::from_slice(json);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        Rejection::new(400, format!("invalid batch: {}", e.inner())).field(path)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zstd_bomb_is_refused() {
+        let zeros = vec![0u8; 10 << 20];
+        let bomb = zstd::bulk::compress(&zeros, 19).unwrap();
+        assert!(bomb.len() < 4096);
+        let e = decompress(&bomb, Some("zstd"), 1 << 20).unwrap_err();
+        assert_eq!(e.status, 413);
+        assert_eq!(decompress(&bomb, Some("zstd"), 10 << 20).unwrap().len(), 10 << 20);
+    }
+
+    #[test]
+    fn names_the_failing_field() {
+        let j = br#"{"version":1,"agent":"a","seq":1,"sent_at":"2026-10-01T00:00:00Z","measurements":[{"check":"c","ts":"nope","ok":true}]}"#;
+        let e = parse(j).unwrap_err();
+        assert_eq!(e.status, 400);
+        assert_eq!(e.field.as_deref(), Some("measurements[0].ts"));
+        let e = parse(br#"{"version":2}"#).unwrap_err();
+        assert!(e.reason.contains("unsupported protocol version 2"), "{}", e.reason);
+        let e = parse(b"[1,2]").unwrap_err();
+        assert_eq!(e.status, 400);
+        assert_eq!(decompress(b"x", Some("br"), 10).unwrap_err().status, 415);
+    }
+}
