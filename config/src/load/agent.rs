@@ -158,15 +158,17 @@ fn transport(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<TransportConfig
     let (client_cert, client_key) = ctx.pair(sec, "client_cert", "client_key");
     let mut ok = true;
     if backoff_initial > backoff_max {
-        let msg = format!(
-            "backoff_initial {} must not exceed backoff_max {}",
-            values::format_duration(backoff_initial),
-            values::format_duration(backoff_max)
-        );
-        ctx.error(
-            sec.key_span("backoff_initial"),
-            &sec.key_path("backoff_initial"),
-            msg,
+        let fd = values::format_duration;
+        ctx.conflict(
+            sec,
+            (
+                "backoff_initial",
+                format!("at most backoff_max ({})", fd(backoff_max)),
+            ),
+            (
+                "backoff_max",
+                format!("at least backoff_initial ({})", fd(backoff_initial)),
+            ),
         );
         ok = false;
     }
@@ -195,7 +197,7 @@ fn checks(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Option<Vec<crate::model:
         };
         if let Some(first) = seen.get(&c.id) {
             let msg = format!(
-                "duplicate check id {:?} (also used by {first}); ids must be unique",
+                "expected a unique id, found {:?} (also used by {first})",
                 c.id
             );
             let span = sec.get("id").map_or(sec.span.clone(), |v| v.span());

@@ -147,12 +147,11 @@ fn timeout(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>, interval: Duration) -> Opti
     };
     let t = ctx.parsed(sec, "timeout", values::positive_duration)?;
     if t >= interval {
-        let msg = format!(
-            "timeout {} must be shorter than the interval {}",
-            format_duration(t),
+        let what = format!(
+            "a duration shorter than the interval ({})",
             format_duration(interval)
         );
-        ctx.error(v.span(), &sec.key_path("timeout"), msg);
+        ctx.expected(v, &sec.key_path("timeout"), &what);
         return None;
     }
     Some(t)

@@ -131,7 +131,7 @@ fn storage(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<StorageConfig> {
         (Kind::Sqlite, true) => {
             let msg = "\"postgres_url\" is only used with backend = \"postgres\"; remove it or set the backend";
             ctx.error(
-                sec.key_span("postgres_url"),
+                Ctx::value_span(sec, "postgres_url"),
                 &sec.key_path("postgres_url"),
                 msg,
             );
@@ -151,15 +151,18 @@ fn storage(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<StorageConfig> {
         .unwrap_or(DEFAULT_ROLLUP_RETENTION);
     let mut ok = true;
     if rollup_retention < raw_retention {
-        let msg = format!(
-            "rollup_retention {} must not be shorter than raw_retention {}: rollups are what remains after raw data expires",
-            values::format_duration(rollup_retention),
-            values::format_duration(raw_retention)
-        );
-        ctx.error(
-            sec.key_span("rollup_retention"),
-            &sec.key_path("rollup_retention"),
-            msg,
+        // Rollups are what remains after raw data expires.
+        let fd = values::format_duration;
+        ctx.conflict(
+            sec,
+            (
+                "rollup_retention",
+                format!("at least raw_retention ({})", fd(raw_retention)),
+            ),
+            (
+                "raw_retention",
+                format!("at most rollup_retention ({})", fd(rollup_retention)),
+            ),
         );
         ok = false;
     }
@@ -224,13 +227,21 @@ fn ingest(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<IngestLimits> {
         .unwrap_or(SkewPolicy::Flag);
     let mut ok = true;
     if max_decompressed_bytes < max_body_bytes {
-        let msg = format!(
-            "max_decompressed_bytes ({}) must be at least max_body_bytes ({})",
-            values::format_bytes(max_decompressed_bytes),
-            values::format_bytes(max_body_bytes)
+        let fb = values::format_bytes;
+        ctx.conflict(
+            sec,
+            (
+                "max_decompressed_bytes",
+                format!("at least max_body_bytes ({})", fb(max_body_bytes)),
+            ),
+            (
+                "max_body_bytes",
+                format!(
+                    "at most max_decompressed_bytes ({})",
+                    fb(max_decompressed_bytes)
+                ),
+            ),
         );
-        let key = "max_decompressed_bytes";
-        ctx.error(sec.key_span(key), &sec.key_path(key), msg);
         ok = false;
     }
     ok.then_some(IngestLimits {
@@ -261,13 +272,17 @@ fn capacity(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<CapacityConfig> 
         .parsed(sec, "forecast_horizon", values::positive_duration)
         .unwrap_or(DEFAULT_FORECAST_HORIZON);
     if warning >= critical {
-        let msg = format!("warning {warning} must be below critical {critical}");
-        let key = if sec.get("warning").is_some() {
-            "warning"
-        } else {
-            "critical"
-        };
-        ctx.error(sec.key_span(key), &sec.key_path(key), msg);
+        ctx.conflict(
+            sec,
+            (
+                "warning",
+                format!("a percentage below critical ({critical})"),
+            ),
+            (
+                "critical",
+                format!("a percentage above warning ({warning})"),
+            ),
+        );
         return None;
     }
     Some(CapacityConfig {
@@ -304,9 +319,8 @@ fn agents(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Option<Vec<AgentAuth>> {
             continue;
         };
         if let Some(first) = ids.get(&id) {
-            let msg =
-                format!("duplicate agent id {id:?} (also used by {first}); ids must be unique");
-            ctx.error(sec.key_span("id"), &sec.key_path("id"), msg);
+            let msg = format!("expected a unique id, found {id:?} (also used by {first})");
+            ctx.error(Ctx::value_span(&sec, "id"), &sec.key_path("id"), msg);
             ok = false;
             continue;
         }
@@ -316,9 +330,9 @@ fn agents(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Option<Vec<AgentAuth>> {
             } else {
                 "token_file"
             };
-            let msg =
-                format!("the same token is already used by {first}; give each agent its own token");
-            ctx.error(sec.key_span(key), &sec.key_path(key), msg);
+            // Never echo the token itself: messages end up in logs.
+            let msg = format!("expected a token of its own, found the token of {first}");
+            ctx.error(Ctx::value_span(&sec, key), &sec.key_path(key), msg);
             ok = false;
             continue;
         }
@@ -340,10 +354,10 @@ fn services(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Option<Vec<crate::mode
         };
         if let Some(first) = names.get(&s.name) {
             let msg = format!(
-                "duplicate service name {:?} (also used by {first}); names must be unique",
+                "expected a unique name, found {:?} (also used by {first})",
                 s.name
             );
-            ctx.error(sec.key_span("name"), &sec.key_path("name"), msg);
+            ctx.error(Ctx::value_span(&sec, "name"), &sec.key_path("name"), msg);
             ok = false;
             continue;
         }

@@ -204,13 +204,13 @@ fn weekly(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<WeeklyWindow> {
     if let Some(e) = end
         && e <= start
     {
-        let msg = format!(
-            "end \"{}\" must be after start \"{}\" (use \"24:00\" for midnight; split windows that cross midnight)",
-            e.strftime("%H:%M"),
+        let what = format!(
+            "a time after start \"{}\" (\"24:00\" for midnight; split windows that cross midnight)",
             start.strftime("%H:%M")
         );
-        let span = sec.get("end").map_or(sec.span.clone(), |v| v.span());
-        ctx.error(span, &sec.key_path("end"), msg);
+        if let Some(v) = sec.get("end") {
+            ctx.expected(v, &sec.key_path("end"), &what);
+        }
         return None;
     }
     Some(WeeklyWindow {
@@ -352,9 +352,13 @@ fn once_maintenance(ctx: &mut Ctx<'_>, m: &Section<'_, '_>) -> Option<Maintenanc
     let reason = reason(ctx, m);
     let (start, end) = (start?, end?);
     if end <= start {
-        let msg = format!("end {end} must be after start {start}");
-        let span = m.get("end").map_or(m.span.clone(), |v| v.span());
-        ctx.error(span, &m.key_path("end"), msg);
+        if let Some(v) = m.get("end") {
+            ctx.expected(
+                v,
+                &m.key_path("end"),
+                &format!("an instant after start ({start})"),
+            );
+        }
         return None;
     }
     Some(MaintenanceWindow::Once {

@@ -69,6 +69,7 @@ pub(crate) fn describe(v: &DeValue<'_>) -> String {
         DeValue::Float(f) => format!("float {f}"),
         DeValue::Boolean(b) => format!("boolean {b}"),
         DeValue::Datetime(d) => format!("datetime {d}"),
+        DeValue::Array(a) if a.is_empty() => "an empty array".to_string(),
         DeValue::Array(_) => "an array".to_string(),
         DeValue::Table(_) => "a table".to_string(),
     }
@@ -128,6 +129,24 @@ impl<'s> Ctx<'s> {
                 self.error(k.span(), &sec.path, msg);
             }
         }
+    }
+
+    /// Reports a rule between two keys at whichever of them the file sets (the first
+    /// when both are set); each comes with what it should have been given the other.
+    pub fn conflict(&mut self, sec: &Section<'_, '_>, a: (&str, String), b: (&str, String)) {
+        let fallback = format!("expected {}", a.1);
+        for (key, what) in [a, b] {
+            if let Some(v) = sec.get(key) {
+                self.expected(v, &sec.key_path(key), &what);
+                return;
+            }
+        }
+        self.error(sec.span.clone(), &sec.path, fallback);
+    }
+
+    /// Span of a key's value, or of its table when the key is absent.
+    pub fn value_span(sec: &Section<'_, '_>, key: &str) -> Range<usize> {
+        sec.get(key).map_or(sec.span.clone(), |v| v.span())
     }
 
     pub fn missing(&mut self, sec: &Section<'_, '_>, key: &str, what: &str) {
