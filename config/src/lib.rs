@@ -8,8 +8,13 @@
 //! - `wire` is the only module whose types cross the network; changing them is a protocol
 //!   change and the golden-file test must be updated deliberately.
 
+pub mod load;
 pub mod model;
 pub mod units;
 pub mod wire;
 
+pub use load::{
+    ConfigError, ConfigErrors, EXIT_CONFIG_INVALID, load_agent, load_collector, parse_agent,
+    parse_collector, summary_agent, summary_collector,
+};
 pub use model::*;

@@ -1,0 +1,212 @@
+//! The agent file: `[agent]`, `[spool]`, `[transport]` and `[[check]]`.
+//!
+//! Invariants:
+//! - `[agent]` is required (id, collector URL, token); every other section has defaults.
+//! - Check ids are unique within the file: they are the series key at the collector.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use toml::de::DeTable;
+
+use super::check;
+use super::values;
+use super::walk::{Ctx, Section};
+use crate::model::{AgentConfig, AgentIdentity, SpoolConfig, TransportConfig, WhenFull};
+
+pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
+pub const DEFAULT_SPOOL_DIR: &str = "spool";
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 256 << 20;
+pub const DEFAULT_BATCH_MAX_MEASUREMENTS: usize = 1000;
+pub const DEFAULT_BATCH_MAX_AGE: Duration = Duration::from_secs(1);
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+pub(crate) fn agent_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Option<AgentConfig> {
+    ctx.deny_unknown(root, &["agent", "spool", "transport", "check"]);
+    let empty = DeTable::new();
+    let agent = match ctx.table(root, "agent", "[agent]") {
+        Some(sec) => identity(ctx, &sec),
+        None => {
+            if root.get("agent").is_none() {
+                ctx.missing(root, "agent", "the agent's id, collector_url and token");
+            }
+            None
+        }
+    };
+    let spool_sec = section_or_empty(ctx, root, "spool", "[spool]", &empty);
+    let spool = spool(ctx, &spool_sec);
+    let transport_sec = section_or_empty(ctx, root, "transport", "[transport]", &empty);
+    let transport = transport(ctx, &transport_sec);
+    let checks = checks(ctx, root);
+    Some(AgentConfig {
+        agent: agent?,
+        spool,
+        transport: transport?,
+        checks: checks?,
+    })
+}
+
+/// The section if present, else an empty table so that defaults flow through one path.
+pub(crate) fn section_or_empty<'a, 'i>(
+    ctx: &mut Ctx<'_>,
+    root: &Section<'a, 'i>,
+    key: &str,
+    display: &str,
+    empty: &'a DeTable<'i>,
+) -> Section<'a, 'i> {
+    ctx.table(root, key, display).unwrap_or_else(|| Section {
+        table: empty,
+        span: root.span.clone(),
+        path: key.to_string(),
+        display: display.to_string(),
+    })
+}
+
+fn identity(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<AgentIdentity> {
+    ctx.deny_unknown(
+        sec,
+        &[
+            "id",
+            "collector_url",
+            "token",
+            "token_file",
+            "listen",
+            "max_concurrency",
+        ],
+    );
+    let id = ctx.required_parsed(sec, "id", "a stable id like \"web-01\"", values::ident);
+    let collector_url = ctx.required_parsed(
+        sec,
+        "collector_url",
+        "the collector's base URL like \"https://collector:9850\"",
+        values::http_url,
+    );
+    let token = ctx.secret(sec, "token", "token_file");
+    if sec.get("token").is_none() && sec.get("token_file").is_none() {
+        ctx.missing(
+            sec,
+            "token",
+            "or \"token_file\": the bearer token the collector expects",
+        );
+    }
+    let listen = ctx.parsed(sec, "listen", values::socket_addr);
+    let max_concurrency = ctx
+        .usize(sec, "max_concurrency", 1, 100_000)
+        .unwrap_or(DEFAULT_MAX_CONCURRENCY);
+    Some(AgentIdentity {
+        id: id?,
+        collector_url: collector_url?,
+        token: token?,
+        listen,
+        max_concurrency,
+    })
+}
+
+fn spool(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> SpoolConfig {
+    ctx.deny_unknown(sec, &["dir", "max_bytes", "when_full"]);
+    let dir = ctx
+        .path(sec, "dir")
+        .unwrap_or_else(|| ctx.resolve(DEFAULT_SPOOL_DIR));
+    let max_bytes = ctx
+        .bytes(sec, "max_bytes")
+        .unwrap_or(DEFAULT_SPOOL_MAX_BYTES);
+    let when_full = ctx
+        .choice(
+            sec,
+            "when_full",
+            &[
+                ("drop_oldest", WhenFull::DropOldest),
+                ("drop_newest", WhenFull::DropNewest),
+            ],
+        )
+        .unwrap_or(WhenFull::DropOldest);
+    SpoolConfig {
+        dir,
+        max_bytes,
+        when_full,
+    }
+}
+
+fn transport(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<TransportConfig> {
+    ctx.deny_unknown(
+        sec,
+        &[
+            "batch_max_measurements",
+            "batch_max_age",
+            "request_timeout",
+            "ca_file",
+            "client_cert",
+            "client_key",
+            "backoff_initial",
+            "backoff_max",
+        ],
+    );
+    let batch_max_measurements = ctx
+        .usize(sec, "batch_max_measurements", 1, 100_000)
+        .unwrap_or(DEFAULT_BATCH_MAX_MEASUREMENTS);
+    let dur = |ctx: &mut Ctx<'_>, key, default| {
+        ctx.parsed(sec, key, values::positive_duration)
+            .unwrap_or(default)
+    };
+    let batch_max_age = dur(ctx, "batch_max_age", DEFAULT_BATCH_MAX_AGE);
+    let request_timeout = dur(ctx, "request_timeout", DEFAULT_REQUEST_TIMEOUT);
+    let backoff_initial = dur(ctx, "backoff_initial", DEFAULT_BACKOFF_INITIAL);
+    let backoff_max = dur(ctx, "backoff_max", DEFAULT_BACKOFF_MAX);
+    let ca_file = ctx.path(sec, "ca_file");
+    let (client_cert, client_key) = ctx.pair(sec, "client_cert", "client_key");
+    let mut ok = true;
+    if backoff_initial > backoff_max {
+        let fd = values::format_duration;
+        ctx.conflict(
+            sec,
+            (
+                "backoff_initial",
+                format!("at most backoff_max ({})", fd(backoff_max)),
+            ),
+            (
+                "backoff_max",
+                format!("at least backoff_initial ({})", fd(backoff_initial)),
+            ),
+        );
+        ok = false;
+    }
+    ok.then_some(TransportConfig {
+        batch_max_measurements,
+        batch_max_age,
+        request_timeout,
+        ca_file,
+        client_cert,
+        client_key,
+        backoff_initial,
+        backoff_max,
+    })
+}
+
+/// All `[[check]]` tables; `None` when any is invalid or ids collide.
+fn checks(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Option<Vec<crate::model::Check>> {
+    let sections = ctx.tables(root, "check", "[[check]]");
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut out = Vec::new();
+    let mut ok = true;
+    for sec in &sections {
+        let Some(c) = check::check(ctx, sec) else {
+            ok = false;
+            continue;
+        };
+        if let Some(first) = seen.get(&c.id) {
+            let msg = format!(
+                "expected a unique id, found {:?} (also used by {first})",
+                c.id
+            );
+            let span = sec.get("id").map_or(sec.span.clone(), |v| v.span());
+            ctx.error(span, &sec.key_path("id"), msg);
+            ok = false;
+            continue;
+        }
+        seen.insert(c.id.clone(), sec.path.clone());
+        out.push(c);
+    }
+    ok.then_some(out)
+}

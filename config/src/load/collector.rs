@@ -1,0 +1,368 @@
+//! The collector file: `[server]`, `[storage]`, `[ingest]`, `[capacity]`, `[[agent]]`
+//! and `[[service]]`.
+//!
+//! Invariants:
+//! - Every section has defaults; an empty file is a valid collector accepting no agents.
+//! - Agent ids and tokens are unique: the token identifies the agent, so two agents
+//!   sharing one could impersonate each other.
+//! - Service names are unique: they are the key of every SLA figure and report.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use toml::de::DeTable;
+
+use super::agent::section_or_empty;
+use super::service;
+use super::values;
+use super::walk::{Ctx, Section};
+use crate::model::{
+    AgentAuth, CapacityConfig, CollectorConfig, IngestLimits, ServerConfig, SkewPolicy,
+    StorageBackend, StorageConfig,
+};
+use crate::units::Ppm;
+
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9850);
+pub const DEFAULT_DATA_DIR: &str = "data";
+pub const DEFAULT_RAW_RETENTION: Duration = Duration::from_secs(35 * 86_400);
+pub const DEFAULT_ROLLUP_RETENTION: Duration = Duration::from_secs(400 * 86_400);
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 8 << 20;
+pub const DEFAULT_MAX_DECOMPRESSED_BYTES: u64 = 64 << 20;
+pub const DEFAULT_MAX_MEASUREMENTS_PER_BATCH: usize = 10_000;
+pub const DEFAULT_MAX_BATCHES_PER_SECOND: f64 = 50.0;
+pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(30);
+pub const DEFAULT_CAPACITY_WARNING: Ppm = Ppm(800_000);
+pub const DEFAULT_CAPACITY_CRITICAL: Ppm = Ppm(900_000);
+pub const DEFAULT_TREND_LOOKBACK: Duration = Duration::from_secs(7 * 86_400);
+pub const DEFAULT_FORECAST_HORIZON: Duration = Duration::from_secs(90 * 86_400);
+
+pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Option<CollectorConfig> {
+    ctx.deny_unknown(
+        root,
+        &[
+            "server", "storage", "ingest", "capacity", "agent", "service",
+        ],
+    );
+    let empty = DeTable::new();
+    let sec = section_or_empty(ctx, root, "server", "[server]", &empty);
+    let server = server(ctx, &sec);
+    let sec = section_or_empty(ctx, root, "storage", "[storage]", &empty);
+    let storage = storage(ctx, &sec);
+    let sec = section_or_empty(ctx, root, "ingest", "[ingest]", &empty);
+    let ingest = ingest(ctx, &sec);
+    let sec = section_or_empty(ctx, root, "capacity", "[capacity]", &empty);
+    let capacity = capacity(ctx, &sec);
+    let agents = agents(ctx, root);
+    let services = services(ctx, root);
+    Some(CollectorConfig {
+        server: server?,
+        storage: storage?,
+        ingest: ingest?,
+        agents: agents?,
+        services: services?,
+        capacity: capacity?,
+    })
+}
+
+fn server(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<ServerConfig> {
+    ctx.deny_unknown(
+        sec,
+        &[
+            "listen",
+            "tls_cert",
+            "tls_key",
+            "client_ca",
+            "admin_token",
+            "admin_token_file",
+        ],
+    );
+    let listen = ctx
+        .parsed(sec, "listen", values::socket_addr)
+        .unwrap_or(DEFAULT_LISTEN);
+    let (tls_cert, tls_key) = ctx.pair(sec, "tls_cert", "tls_key");
+    let client_ca = ctx.path(sec, "client_ca");
+    if client_ca.is_some() && sec.get("tls_cert").is_none() {
+        ctx.missing(
+            sec,
+            "tls_cert",
+            "client certificates (\"client_ca\") need TLS",
+        );
+    }
+    let admin_token = ctx.secret(sec, "admin_token", "admin_token_file");
+    Some(ServerConfig {
+        listen,
+        tls_cert,
+        tls_key,
+        client_ca,
+        admin_token,
+    })
+}
+
+fn storage(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<StorageConfig> {
+    ctx.deny_unknown(
+        sec,
+        &[
+            "backend",
+            "data_dir",
+            "postgres_url",
+            "raw_retention",
+            "rollup_retention",
+        ],
+    );
+    #[derive(Clone, Copy, PartialEq)]
+    enum Kind {
+        Sqlite,
+        Postgres,
+    }
+    let kind = ctx
+        .choice(
+            sec,
+            "backend",
+            &[("sqlite", Kind::Sqlite), ("postgres", Kind::Postgres)],
+        )
+        .unwrap_or(Kind::Sqlite);
+    let data_dir = ctx
+        .path(sec, "data_dir")
+        .unwrap_or_else(|| ctx.resolve(DEFAULT_DATA_DIR));
+    let url = ctx.parsed(sec, "postgres_url", values::postgres_url);
+    let backend = match (kind, sec.get("postgres_url").is_some()) {
+        (Kind::Sqlite, false) => Some(StorageBackend::Sqlite),
+        (Kind::Sqlite, true) => {
+            let msg = "\"postgres_url\" is only used with backend = \"postgres\"; remove it or set the backend";
+            ctx.error(
+                Ctx::value_span(sec, "postgres_url"),
+                &sec.key_path("postgres_url"),
+                msg,
+            );
+            None
+        }
+        (Kind::Postgres, false) => {
+            ctx.missing(sec, "postgres_url", "backend = \"postgres\" needs it");
+            None
+        }
+        (Kind::Postgres, true) => url.map(|url| StorageBackend::Postgres { url }),
+    };
+    let raw_retention = ctx
+        .parsed(sec, "raw_retention", values::positive_duration)
+        .unwrap_or(DEFAULT_RAW_RETENTION);
+    let rollup_retention = ctx
+        .parsed(sec, "rollup_retention", values::positive_duration)
+        .unwrap_or(DEFAULT_ROLLUP_RETENTION);
+    let mut ok = true;
+    if rollup_retention < raw_retention {
+        // Rollups are what remains after raw data expires.
+        let fd = values::format_duration;
+        ctx.conflict(
+            sec,
+            (
+                "rollup_retention",
+                format!("at least raw_retention ({})", fd(raw_retention)),
+            ),
+            (
+                "raw_retention",
+                format!("at most rollup_retention ({})", fd(rollup_retention)),
+            ),
+        );
+        ok = false;
+    }
+    let backend = backend?;
+    ok.then_some(StorageConfig {
+        backend,
+        data_dir,
+        raw_retention,
+        rollup_retention,
+    })
+}
+
+fn ingest(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<IngestLimits> {
+    ctx.deny_unknown(
+        sec,
+        &[
+            "max_body_bytes",
+            "max_decompressed_bytes",
+            "max_measurements_per_batch",
+            "max_batches_per_second",
+            "max_clock_skew",
+            "clock_skew_policy",
+        ],
+    );
+    let max_body_bytes = ctx
+        .bytes(sec, "max_body_bytes")
+        .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+    let max_decompressed_bytes = ctx
+        .bytes(sec, "max_decompressed_bytes")
+        .unwrap_or(DEFAULT_MAX_DECOMPRESSED_BYTES);
+    let max_measurements_per_batch = ctx
+        .usize(sec, "max_measurements_per_batch", 1, 1_000_000)
+        .unwrap_or(DEFAULT_MAX_MEASUREMENTS_PER_BATCH);
+    let max_batches_per_second = match sec.get("max_batches_per_second") {
+        None => DEFAULT_MAX_BATCHES_PER_SECOND,
+        Some(v) => match ctx.number_value(v, &sec.key_path("max_batches_per_second")) {
+            Some(n) if n > 0.0 => n,
+            Some(_) => {
+                ctx.expected(
+                    v,
+                    &sec.key_path("max_batches_per_second"),
+                    "a number above 0",
+                );
+                DEFAULT_MAX_BATCHES_PER_SECOND
+            }
+            None => DEFAULT_MAX_BATCHES_PER_SECOND,
+        },
+    };
+    let max_clock_skew = ctx
+        .parsed(sec, "max_clock_skew", values::positive_duration)
+        .unwrap_or(DEFAULT_MAX_CLOCK_SKEW);
+    let clock_skew_policy = ctx
+        .choice(
+            sec,
+            "clock_skew_policy",
+            &[
+                ("flag", SkewPolicy::Flag),
+                ("correct", SkewPolicy::Correct),
+                ("reject", SkewPolicy::Reject),
+            ],
+        )
+        .unwrap_or(SkewPolicy::Flag);
+    let mut ok = true;
+    if max_decompressed_bytes < max_body_bytes {
+        let fb = values::format_bytes;
+        ctx.conflict(
+            sec,
+            (
+                "max_decompressed_bytes",
+                format!("at least max_body_bytes ({})", fb(max_body_bytes)),
+            ),
+            (
+                "max_body_bytes",
+                format!(
+                    "at most max_decompressed_bytes ({})",
+                    fb(max_decompressed_bytes)
+                ),
+            ),
+        );
+        ok = false;
+    }
+    ok.then_some(IngestLimits {
+        max_body_bytes,
+        max_decompressed_bytes,
+        max_measurements_per_batch,
+        max_batches_per_second,
+        max_clock_skew,
+        clock_skew_policy,
+    })
+}
+
+fn capacity(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<CapacityConfig> {
+    ctx.deny_unknown(
+        sec,
+        &["warning", "critical", "trend_lookback", "forecast_horizon"],
+    );
+    let warning = ctx
+        .parsed(sec, "warning", values::positive_percent)
+        .unwrap_or(DEFAULT_CAPACITY_WARNING);
+    let critical = ctx
+        .parsed(sec, "critical", values::positive_percent)
+        .unwrap_or(DEFAULT_CAPACITY_CRITICAL);
+    let trend_lookback = ctx
+        .parsed(sec, "trend_lookback", values::positive_duration)
+        .unwrap_or(DEFAULT_TREND_LOOKBACK);
+    let forecast_horizon = ctx
+        .parsed(sec, "forecast_horizon", values::positive_duration)
+        .unwrap_or(DEFAULT_FORECAST_HORIZON);
+    if warning >= critical {
+        ctx.conflict(
+            sec,
+            (
+                "warning",
+                format!("a percentage below critical ({critical})"),
+            ),
+            (
+                "critical",
+                format!("a percentage above warning ({warning})"),
+            ),
+        );
+        return None;
+    }
+    Some(CapacityConfig {
+        warning,
+        critical,
+        trend_lookback,
+        forecast_horizon,
+    })
+}
+
+fn agents(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Option<Vec<AgentAuth>> {
+    let mut ids: HashMap<String, String> = HashMap::new();
+    let mut tokens: HashMap<String, String> = HashMap::new();
+    let mut out = Vec::new();
+    let mut ok = true;
+    for sec in ctx.tables(root, "agent", "[[agent]]") {
+        ctx.deny_unknown(&sec, &["id", "token", "token_file"]);
+        let id = ctx.required_parsed(
+            &sec,
+            "id",
+            "the agent's id as in its agent.toml",
+            values::ident,
+        );
+        if sec.get("token").is_none() && sec.get("token_file").is_none() {
+            ctx.missing(
+                &sec,
+                "token",
+                "or \"token_file\": the bearer token this agent sends",
+            );
+        }
+        let token = ctx.secret(&sec, "token", "token_file");
+        let (Some(id), Some(token)) = (id, token) else {
+            ok = false;
+            continue;
+        };
+        if let Some(first) = ids.get(&id) {
+            let msg = format!("expected a unique id, found {id:?} (also used by {first})");
+            ctx.error(Ctx::value_span(&sec, "id"), &sec.key_path("id"), msg);
+            ok = false;
+            continue;
+        }
+        if let Some(first) = tokens.get(&token) {
+            let key = if sec.get("token").is_some() {
+                "token"
+            } else {
+                "token_file"
+            };
+            // Never echo the token itself: messages end up in logs.
+            let msg = format!("expected a token of its own, found the token of {first}");
+            ctx.error(Ctx::value_span(&sec, key), &sec.key_path(key), msg);
+            ok = false;
+            continue;
+        }
+        ids.insert(id.clone(), sec.path.clone());
+        tokens.insert(token.clone(), sec.path.clone());
+        out.push(AgentAuth { id, token });
+    }
+    ok.then_some(out)
+}
+
+fn services(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Option<Vec<crate::model::Service>> {
+    let mut names: HashMap<String, String> = HashMap::new();
+    let mut out = Vec::new();
+    let mut ok = true;
+    for sec in ctx.tables(root, "service", "[[service]]") {
+        let Some(s) = service::service(ctx, &sec) else {
+            ok = false;
+            continue;
+        };
+        if let Some(first) = names.get(&s.name) {
+            let msg = format!(
+                "expected a unique name, found {:?} (also used by {first})",
+                s.name
+            );
+            ctx.error(Ctx::value_span(&sec, "name"), &sec.key_path("name"), msg);
+            ok = false;
+            continue;
+        }
+        names.insert(s.name.clone(), sec.path.clone());
+        out.push(s);
+    }
+    ok.then_some(out)
+}

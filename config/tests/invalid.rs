@@ -1,0 +1,497 @@
+//! One invalid file per validation rule under `testdata/`, each with the exact messages
+//! it must produce (file, line, column, key path, expectation and what was found).
+//! A change of wording or position is a user-visible change and fails here.
+
+use std::path::Path;
+
+use attest_config::{ConfigErrors, EXIT_CONFIG_INVALID, load_agent, load_collector, parse_agent};
+
+/// `(file, expected messages)`; `{dir}` stands for the absolute testdata directory.
+const CASES: &[(&str, &[&str])] = &[
+    (
+        "agent-backoff-order.toml",
+        &[
+            "testdata/agent-backoff-order.toml:7:19: error: transport.backoff_initial: expected at most backoff_max (30s), found \"2m\"",
+        ],
+    ),
+    (
+        "agent-bad-duration.toml",
+        &[
+            "testdata/agent-bad-duration.toml:10:12: error: check[0].interval: expected a positive duration like \"10s\", \"5m\" or \"1h30m\", found \"10 parsecs\"",
+        ],
+    ),
+    (
+        "agent-bad-id.toml",
+        &[
+            "testdata/agent-bad-id.toml:2:6: error: agent.id: expected an id of letters, digits and - _ . : / (at most 128 characters), like \"web-01\", found \"web 01\"",
+        ],
+    ),
+    (
+        "agent-bad-listen.toml",
+        &[
+            "testdata/agent-bad-listen.toml:5:10: error: agent.listen: expected an IP address and port like \"127.0.0.1:9850\" or \"[::1]:9850\", found \"localhost:9851\"",
+        ],
+    ),
+    (
+        "agent-bad-size.toml",
+        &[
+            "testdata/agent-bad-size.toml:7:13: error: spool.max_bytes: expected a positive size like \"64MiB\" or \"1GiB\", found \"lots\"",
+        ],
+    ),
+    (
+        "agent-bad-url.toml",
+        &[
+            "testdata/agent-bad-url.toml:3:17: error: agent.collector_url: expected an http:// or https:// URL like \"https://collector.example:9850\", found \"ftp://collector.example\"",
+        ],
+    ),
+    (
+        "agent-bad-when-full.toml",
+        &[
+            "testdata/agent-bad-when-full.toml:7:13: error: spool.when_full: expected one of \"drop_oldest\", \"drop_newest\", found \"block\"",
+        ],
+    ),
+    (
+        "agent-client-cert-without-key.toml",
+        &[
+            "testdata/agent-client-cert-without-key.toml:6:1: error: transport: missing key \"client_key\" in [transport] (\"client_cert\" needs \"client_key\")",
+        ],
+    ),
+    (
+        "agent-dns-bad-record-type.toml",
+        &[
+            "testdata/agent-dns-bad-record-type.toml:11:15: error: check[0].record_type: expected one of \"A\", \"AAAA\", \"CNAME\", \"MX\", \"NS\", \"PTR\", \"SOA\", \"SRV\", \"TXT\", \"CAA\", found \"ANY\"",
+        ],
+    ),
+    (
+        "agent-dns-bad-server.toml",
+        &[
+            "testdata/agent-dns-bad-server.toml:9:10: error: check[0].server: expected a server IP address, optionally with a port, like \"192.0.2.53\" or \"[::1]:5353\", found \"ns1.example\"",
+        ],
+    ),
+    (
+        "agent-duplicate-check-id.toml",
+        &[
+            "testdata/agent-duplicate-check-id.toml:12:6: error: check[1].id: expected a unique id, found \"c1\" (also used by check[0])",
+        ],
+    ),
+    (
+        "agent-host-bad-threshold.toml",
+        &[
+            "testdata/agent-host-bad-threshold.toml:9:40: error: check[0].thresholds.cpu_utilization_ratio: expected a non-negative number, found integer -1",
+        ],
+    ),
+    (
+        "agent-http-bad-method.toml",
+        &[
+            "testdata/agent-http-bad-method.toml:10:10: error: check[0].method: expected one of \"GET\", \"HEAD\", \"POST\", \"PUT\", \"DELETE\", \"OPTIONS\", \"PATCH\", found \"get\"",
+        ],
+    ),
+    (
+        "agent-http-bad-regex.toml",
+        &[
+            "testdata/agent-http-bad-regex.toml:10:21: error: check[0].body_regex[1]: expected a valid regular expression (Rust regex syntax), found \"(unclosed\"",
+        ],
+    ),
+    (
+        "agent-http-bad-status.toml",
+        &[
+            "testdata/agent-http-bad-status.toml:10:23: error: check[0].expect_status[1]: expected an integer from 100 to 599, found integer 99",
+            "testdata/agent-http-bad-status.toml:10:27: error: check[0].expect_status[2]: expected a status code like 200, or a range like \"2xx\" or \"200-399\", found \"6xx\"",
+        ],
+    ),
+    (
+        "agent-http-missing-url.toml",
+        &[
+            "testdata/agent-http-missing-url.toml:6:1: error: check[0]: missing key \"url\" in [[check]] (the URL to request)",
+        ],
+    ),
+    (
+        "agent-icmp-bad-count.toml",
+        &[
+            "testdata/agent-icmp-bad-count.toml:10:9: error: check[0].count: expected an integer from 1 to 100, found integer 0",
+        ],
+    ),
+    (
+        "agent-key-of-other-kind.toml",
+        &[
+            "testdata/agent-key-of-other-kind.toml:10:1: error: check[0]: unknown key \"address\" in [[check]] of kind \"http\" (expected one of: id, kind, interval, timeout, url, method, headers, body, expect_status, body_contains, body_regex, body_not_regex, header_match, follow_redirects, max_redirects, tls, ip_family, max_body_bytes)",
+        ],
+    ),
+    (
+        "agent-many-errors.toml",
+        &[
+            "testdata/agent-many-errors.toml:3:17: error: agent.collector_url: expected an http:// or https:// URL like \"https://collector.example:9850\", found \"collector:9850\"",
+            "testdata/agent-many-errors.toml:4:9: error: agent.token: expected a non-empty string, found \"\"",
+            "testdata/agent-many-errors.toml:7:13: error: spool.max_bytes: expected a positive size like \"64MiB\" or \"1GiB\", found \"lots\"",
+            "testdata/agent-many-errors.toml:13:1: error: check[0]: unknown key \"intervall\" in [[check]] of kind \"tcp\" (expected one of: id, kind, interval, timeout, address, tls, steps, ip_family)",
+            "testdata/agent-many-errors.toml:19:12: error: check[1].interval: expected a positive duration like \"10s\", \"5m\" or \"1h30m\", found \"10 parsecs\"",
+            "testdata/agent-many-errors.toml:22:6: error: check[2].id: expected a unique id, found \"c1\" (also used by check[0])",
+        ],
+    ),
+    (
+        "agent-missing-agent.toml",
+        &[
+            "testdata/agent-missing-agent.toml:1:1: error: missing key \"agent\" in the file (the agent's id, collector_url and token)",
+        ],
+    ),
+    (
+        "agent-missing-id.toml",
+        &[
+            "testdata/agent-missing-id.toml:1:1: error: agent: missing key \"id\" in [agent] (a stable id like \"web-01\")",
+        ],
+    ),
+    (
+        "agent-missing-kind.toml",
+        &[
+            "testdata/agent-missing-kind.toml:6:1: error: check[0]: missing key \"kind\" in [[check]] (one of http, tcp, dns, icmp, tls, host)",
+        ],
+    ),
+    (
+        "agent-syntax.toml",
+        &[
+            "testdata/agent-syntax.toml:8:8: error: invalid TOML: string values must be quoted, expected literal string",
+        ],
+    ),
+    (
+        "agent-tcp-bad-address.toml",
+        &[
+            "testdata/agent-tcp-bad-address.toml:9:11: error: check[0].address: expected an address like \"host:port\", \"192.0.2.1:443\" or \"[2001:db8::1]:443\", found \"db.example\"",
+        ],
+    ),
+    (
+        "agent-tcp-bad-step.toml",
+        &[
+            "testdata/agent-tcp-bad-step.toml:10:10: error: check[0].steps[0]: expected exactly one of \"send\" or \"expect\" in a step, like { send = \"PING\\r\\n\" }",
+        ],
+    ),
+    (
+        "agent-timeout-not-below-interval.toml",
+        &[
+            "testdata/agent-timeout-not-below-interval.toml:11:11: error: check[0].timeout: expected a duration shorter than the interval (10s), found \"10s\"",
+        ],
+    ),
+    (
+        "agent-tls-bad-option.toml",
+        &[
+            "testdata/agent-tls-bad-option.toml:10:18: error: check[0].tls.verify: expected true or false, found \"no\"",
+        ],
+    ),
+    (
+        "agent-token-both.toml",
+        &[
+            "testdata/agent-token-both.toml:5:1: error: agent: set either \"token\" or \"token_file\", not both",
+        ],
+    ),
+    (
+        "agent-token-file-empty.toml",
+        &[
+            "testdata/agent-token-file-empty.toml:4:14: error: agent.token_file: {dir}/empty.token is empty; put the token in it",
+        ],
+    ),
+    (
+        "agent-token-file-missing.toml",
+        &[
+            "testdata/agent-token-file-missing.toml:4:14: error: agent.token_file: cannot read {dir}/no-such.token: No such file or directory (os error 2); check the path (relative paths start at the configuration file's directory) and permissions",
+        ],
+    ),
+    (
+        "agent-token-missing.toml",
+        &[
+            "testdata/agent-token-missing.toml:1:1: error: agent: missing key \"token\" in [agent] (or \"token_file\": the bearer token the collector expects)",
+        ],
+    ),
+    (
+        "agent-unknown-key.toml",
+        &[
+            "testdata/agent-unknown-key.toml:10:1: error: check[0]: unknown key \"intervall\" in [[check]] of kind \"tcp\" (expected one of: id, kind, interval, timeout, address, tls, steps, ip_family)",
+        ],
+    ),
+    (
+        "agent-unknown-kind.toml",
+        &[
+            "testdata/agent-unknown-kind.toml:8:8: error: check[0].kind: expected one of \"http\", \"tcp\", \"dns\", \"icmp\", \"tls\", \"host\", found \"smtp\"",
+        ],
+    ),
+    (
+        "agent-unknown-section.toml",
+        &[
+            "testdata/agent-unknown-section.toml:6:2: error: unknown key \"spol\" in the file (expected one of: agent, spool, transport, check)",
+        ],
+    ),
+    (
+        "agent-wrong-type.toml",
+        &[
+            "testdata/agent-wrong-type.toml:5:19: error: agent.max_concurrency: expected an integer from 1 to 100000, found \"many\"",
+        ],
+    ),
+    (
+        "agent-zero-interval.toml",
+        &[
+            "testdata/agent-zero-interval.toml:10:12: error: check[0].interval: expected a positive duration like \"10s\", \"5m\" or \"1h30m\", found \"0s\"",
+        ],
+    ),
+    (
+        "collector-agent-no-token.toml",
+        &[
+            "testdata/collector-agent-no-token.toml:1:1: error: agent[0]: missing key \"token\" in [[agent]] (or \"token_file\": the bearer token this agent sends)",
+        ],
+    ),
+    (
+        "collector-bad-days.toml",
+        &[
+            "testdata/collector-bad-days.toml:6:27: error: service[0].service_hours[0].days: expected days like \"mon-fri\", \"sat,sun\" or \"mon\" (mon tue wed thu fri sat sun), found \"monday-friday\"",
+        ],
+    ),
+    (
+        "collector-bad-holiday.toml",
+        &[
+            "testdata/collector-bad-holiday.toml:6:25: error: service[0].holidays[1]: expected a date like 2026-12-25, found \"2026-02-30\"",
+        ],
+    ),
+    (
+        "collector-bad-listen.toml",
+        &[
+            "testdata/collector-bad-listen.toml:2:10: error: server.listen: expected an IP address and port like \"127.0.0.1:9850\" or \"[::1]:9850\", found \"9850\"",
+        ],
+    ),
+    (
+        "collector-bad-quorum.toml",
+        &[
+            "testdata/collector-bad-quorum.toml:6:10: error: service[0].quorum: expected \"any\", \"majority\", \"all\" or { at_least = N }, found \"most\"",
+        ],
+    ),
+    (
+        "collector-bad-skew-policy.toml",
+        &[
+            "testdata/collector-bad-skew-policy.toml:2:21: error: ingest.clock_skew_policy: expected one of \"flag\", \"correct\", \"reject\", found \"ignore\"",
+        ],
+    ),
+    (
+        "collector-bad-target.toml",
+        &[
+            "testdata/collector-bad-target.toml:5:10: error: service[0].target: expected a percentage above 0% and at most 100% with at most four decimals, like \"99.9%\", found \"99.9\"",
+        ],
+    ),
+    (
+        "collector-bad-zone.toml",
+        &[
+            "testdata/collector-bad-zone.toml:6:13: error: service[0].time_zone: expected an IANA time zone like \"UTC\" or \"Europe/Berlin\", found \"Europe/Berln\"",
+        ],
+    ),
+    (
+        "collector-capacity-order.toml",
+        &[
+            "testdata/collector-capacity-order.toml:2:11: error: capacity.warning: expected a percentage below critical (90%), found \"95%\"",
+        ],
+    ),
+    (
+        "collector-decompressed-below-body.toml",
+        &[
+            "testdata/collector-decompressed-below-body.toml:3:26: error: ingest.max_decompressed_bytes: expected at least max_body_bytes (16 MiB), found \"8MiB\"",
+        ],
+    ),
+    (
+        "collector-duplicate-agent-id.toml",
+        &[
+            "testdata/collector-duplicate-agent-id.toml:6:6: error: agent[1].id: expected a unique id, found \"web-01\" (also used by agent[0])",
+        ],
+    ),
+    (
+        "collector-duplicate-check-in-service.toml",
+        &[
+            "testdata/collector-duplicate-check-in-service.toml:4:23: error: service[0].checks[1]: check \"web-home\" is listed twice",
+        ],
+    ),
+    (
+        "collector-duplicate-service.toml",
+        &[
+            "testdata/collector-duplicate-service.toml:8:8: error: service[1].name: expected a unique name, found \"web\" (also used by service[0])",
+        ],
+    ),
+    (
+        "collector-duplicate-token.toml",
+        &[
+            "testdata/collector-duplicate-token.toml:7:9: error: agent[1].token: expected a token of its own, found the token of agent[0]",
+        ],
+    ),
+    (
+        "collector-empty-checks.toml",
+        &[
+            "testdata/collector-empty-checks.toml:4:10: error: service[0].checks: expected at least one check id, found an empty array",
+        ],
+    ),
+    (
+        "collector-hours-end-before-start.toml",
+        &[
+            "testdata/collector-hours-end-before-start.toml:6:61: error: service[0].service_hours[0].end: expected a time after start \"18:00\" (\"24:00\" for midnight; split windows that cross midnight), found \"08:00\"",
+        ],
+    ),
+    (
+        "collector-latency-missing-threshold.toml",
+        &[
+            "testdata/collector-latency-missing-threshold.toml:6:11: error: service[0].latency: missing key \"threshold\" in latency (the duration a probe must not exceed, like \"500ms\")",
+        ],
+    ),
+    (
+        "collector-maintenance-end-before-start.toml",
+        &[
+            "testdata/collector-maintenance-end-before-start.toml:6:59: error: service[0].maintenance[0].end: expected an instant after start (2026-03-01T03:00:00Z), found datetime 2026-03-01T02:00:00+01:00",
+        ],
+    ),
+    (
+        "collector-maintenance-local-time.toml",
+        &[
+            "testdata/collector-maintenance-local-time.toml:6:26: error: service[0].maintenance[0].start: expected an RFC 3339 date-time with offset like 2026-03-01T02:00:00+01:00 (or add \"days\" for a weekly window), found datetime 2026-03-01T02:00:00",
+        ],
+    ),
+    (
+        "collector-maintenance-no-reason.toml",
+        &[
+            "testdata/collector-maintenance-no-reason.toml:6:16: error: service[0].maintenance[0]: missing key \"reason\" in maintenance (why the window exists; it is printed in reports)",
+        ],
+    ),
+    (
+        "collector-min-reporters-zero.toml",
+        &[
+            "testdata/collector-min-reporters-zero.toml:6:17: error: service[0].min_reporters: expected an integer from 1 to 10000, found integer 0",
+        ],
+    ),
+    (
+        "collector-missing-target.toml",
+        &[
+            "testdata/collector-missing-target.toml:2:1: error: service[0]: missing key \"target\" in [[service]] (the availability target like \"99.9%\")",
+        ],
+    ),
+    (
+        "collector-postgres-no-url.toml",
+        &[
+            "testdata/collector-postgres-no-url.toml:1:1: error: storage: missing key \"postgres_url\" in [storage] (backend = \"postgres\" needs it)",
+        ],
+    ),
+    (
+        "collector-quorum-zero.toml",
+        &[
+            "testdata/collector-quorum-zero.toml:6:23: error: service[0].quorum.at_least: expected an integer from 1 to 4294967295, found integer 0",
+        ],
+    ),
+    (
+        "collector-retention-order.toml",
+        &[
+            "testdata/collector-retention-order.toml:3:20: error: storage.rollup_retention: expected at least raw_retention (90d), found \"30d\"",
+        ],
+    ),
+    (
+        "collector-sqlite-with-postgres-url.toml",
+        &[
+            "testdata/collector-sqlite-with-postgres-url.toml:3:16: error: storage.postgres_url: \"postgres_url\" is only used with backend = \"postgres\"; remove it or set the backend",
+        ],
+    ),
+    (
+        "collector-tls-key-without-cert.toml",
+        &[
+            "testdata/collector-tls-key-without-cert.toml:1:1: error: server: missing key \"tls_cert\" in [server] (\"tls_key\" needs \"tls_cert\")",
+        ],
+    ),
+    (
+        "collector-unknown-key.toml",
+        &[
+            "testdata/collector-unknown-key.toml:3:1: error: server: unknown key \"listen_addr\" in [server] (expected one of: listen, tls_cert, tls_key, client_ca, admin_token, admin_token_file)",
+        ],
+    ),
+    (
+        "collector-unknown-service-key.toml",
+        &[
+            "testdata/collector-unknown-service-key.toml:6:1: error: service[0]: unknown key \"timezone\" in [[service]] (expected one of: name, checks, target, time_zone, quorum, min_reporters, min_coverage, service_hours, holidays, maintenance, latency, start)",
+        ],
+    ),
+];
+
+fn load(name: &str) -> Result<(), ConfigErrors> {
+    let path = Path::new("testdata").join(name);
+    if name.starts_with("agent") {
+        load_agent(&path).map(|_| ())
+    } else {
+        load_collector(&path).map(|_| ())
+    }
+}
+
+#[test]
+fn every_invalid_file_reports_exactly_its_errors() {
+    let dir = std::path::absolute("testdata").expect("cwd is known");
+    let dir = dir.display().to_string();
+    let mut failures = Vec::new();
+    for (name, expected) in CASES {
+        let expected: Vec<String> = expected.iter().map(|e| e.replace("{dir}", &dir)).collect();
+        match load(name) {
+            Ok(()) => failures.push(format!("{name}: loaded without error")),
+            Err(e) if e.messages() != expected => {
+                failures.push(format!(
+                    "{name}:\n  got:      {:?}\n  expected: {expected:?}",
+                    e.messages()
+                ));
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_testdata_file_has_a_case() {
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir("testdata")
+        .expect("testdata exists")
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".toml") && !CASES.iter().any(|(n, _)| *n == name) {
+            missing.push(name);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "testdata files without a case: {missing:?}"
+    );
+}
+
+#[test]
+fn several_errors_are_all_reported_in_file_order() {
+    let err = load("agent-many-errors.toml").expect_err("the file is invalid");
+    let lines: Vec<usize> = err
+        .errors()
+        .iter()
+        .map(|e| e.location.map_or(0, |l| l.line))
+        .collect();
+    assert_eq!(lines, [3, 4, 7, 13, 19, 22]);
+    // Display renders one error per line, in the same order.
+    assert_eq!(err.to_string().lines().count(), 6);
+}
+
+#[test]
+fn unreadable_file_is_one_error_without_position() {
+    let err = load_agent(Path::new("testdata/does-not-exist.toml")).expect_err("missing file");
+    assert_eq!(err.errors().len(), 1);
+    assert_eq!(err.errors()[0].location, None);
+    assert!(
+        err.to_string().starts_with(
+            "testdata/does-not-exist.toml: error: cannot read the configuration file: "
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn exit_code_is_ex_config() {
+    assert_eq!(EXIT_CONFIG_INVALID, 78);
+}
+
+#[test]
+fn column_counts_characters_not_bytes() {
+    let src = "[agent]\nid = \"web-01\"\ncollector_url = \"https://c:9850\"\ntoken = \"t\"\n\n[[check]]\nid = \"c1\"\nkind = \"http\"\nurl = \"https://example.com/\"\nheaders = { \"é\" = 5 }\n";
+    let err = parse_agent("agent.toml", src).expect_err("bad header value");
+    // "é" is two bytes: a byte column would say 20.
+    assert_eq!(
+        err.to_string(),
+        "agent.toml:10:19: error: check[0].headers.é: expected a string, found integer 5"
+    );
+}

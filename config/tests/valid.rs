@@ -1,0 +1,196 @@
+//! Valid files load into exactly the values they state, and omitted keys take the
+//! documented defaults.
+
+use std::path::Path;
+use std::time::Duration;
+
+use attest_config::load::{
+    DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_RAW_RETENTION, DEFAULT_ROLLUP_RETENTION,
+};
+use attest_config::units::Ppm;
+use attest_config::*;
+
+fn testdata(name: &str) -> std::path::PathBuf {
+    std::path::absolute(Path::new("testdata/valid").join(name)).expect("cwd is known")
+}
+
+#[test]
+fn minimal_agent_gets_documented_defaults() {
+    let src = "[agent]\nid = \"a\"\ncollector_url = \"http://127.0.0.1:9850\"\ntoken = \"t\"\n\n[[check]]\nid = \"c\"\nkind = \"tcp\"\naddress = \"127.0.0.1:22\"\n";
+    let cfg = parse_agent("/etc/attest/agent.toml", src).expect("valid");
+    assert_eq!(cfg.agent.listen, None);
+    assert_eq!(cfg.agent.max_concurrency, 64);
+    assert_eq!(cfg.spool.dir, Path::new("/etc/attest/spool"));
+    assert_eq!(cfg.spool.max_bytes, 256 << 20);
+    assert_eq!(cfg.spool.when_full, WhenFull::DropOldest);
+    assert_eq!(cfg.transport.batch_max_measurements, 1000);
+    assert_eq!(cfg.transport.batch_max_age, Duration::from_secs(1));
+    assert_eq!(cfg.transport.request_timeout, Duration::from_secs(10));
+    assert_eq!(cfg.transport.backoff_initial, Duration::from_secs(1));
+    assert_eq!(cfg.transport.backoff_max, Duration::from_secs(60));
+    assert_eq!(cfg.checks[0].interval, Duration::from_secs(30));
+    assert_eq!(cfg.checks[0].timeout, Duration::from_secs(10));
+    let CheckSpec::Tcp(tcp) = &cfg.checks[0].spec else {
+        panic!("not tcp")
+    };
+    assert_eq!(tcp.tls, None);
+    assert!(tcp.steps.is_empty());
+}
+
+#[test]
+fn default_timeout_stays_below_short_intervals() {
+    assert_eq!(
+        load::default_timeout(Duration::from_secs(5)),
+        Duration::from_secs(4)
+    );
+    assert_eq!(
+        load::default_timeout(Duration::from_secs(60)),
+        Duration::from_secs(10)
+    );
+}
+
+#[test]
+fn empty_collector_file_gets_documented_defaults() {
+    let cfg = parse_collector("/etc/attest/collector.toml", "").expect("valid");
+    assert_eq!(cfg.server.listen, DEFAULT_LISTEN);
+    assert_eq!(cfg.server.listen.to_string(), "127.0.0.1:9850");
+    assert_eq!(cfg.storage.backend, StorageBackend::Sqlite);
+    assert_eq!(
+        cfg.storage.data_dir,
+        Path::new("/etc/attest").join(DEFAULT_DATA_DIR)
+    );
+    assert_eq!(cfg.storage.raw_retention, DEFAULT_RAW_RETENTION);
+    assert_eq!(cfg.storage.rollup_retention, DEFAULT_ROLLUP_RETENTION);
+    assert_eq!(cfg.storage.raw_retention, Duration::from_secs(35 * 86_400));
+    assert_eq!(cfg.ingest.max_body_bytes, 8 << 20);
+    assert_eq!(cfg.ingest.max_decompressed_bytes, 64 << 20);
+    assert_eq!(cfg.ingest.max_measurements_per_batch, 10_000);
+    assert_eq!(cfg.ingest.max_batches_per_second, 50.0);
+    assert_eq!(cfg.ingest.max_clock_skew, Duration::from_secs(30));
+    assert_eq!(cfg.ingest.clock_skew_policy, SkewPolicy::Flag);
+    assert_eq!(cfg.capacity.warning, Ppm(800_000));
+    assert_eq!(cfg.capacity.critical, Ppm(900_000));
+    assert_eq!(cfg.capacity.trend_lookback, Duration::from_secs(7 * 86_400));
+    assert_eq!(
+        cfg.capacity.forecast_horizon,
+        Duration::from_secs(90 * 86_400)
+    );
+    assert!(cfg.agents.is_empty() && cfg.services.is_empty());
+}
+
+#[test]
+fn service_defaults() {
+    let src = "[[service]]\nname = \"web\"\nchecks = [\"c\"]\ntarget = \"99.9%\"\n";
+    let cfg = parse_collector("collector.toml", src).expect("valid");
+    let s = &cfg.services[0];
+    assert_eq!(s.target, Ppm(999_000));
+    assert_eq!(s.time_zone, "UTC");
+    assert_eq!(s.quorum, Quorum::Majority);
+    assert_eq!(s.min_reporters, 1);
+    assert_eq!(s.min_coverage, None);
+    assert!(s.service_hours.is_empty() && s.holidays.is_empty() && s.maintenance.is_empty());
+    assert_eq!(s.latency, None);
+    assert_eq!(s.start, None);
+}
+
+#[test]
+fn agent_with_every_key_loads_as_written() {
+    let cfg = load_agent(&testdata("agent-all-kinds.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let dir = testdata("");
+    assert_eq!(cfg.agent.token, "s3cr3t-from-file");
+    assert_eq!(
+        cfg.agent.listen.map(|a| a.to_string()).as_deref(),
+        Some("[::1]:9851")
+    );
+    assert_eq!(cfg.spool.dir, Path::new("/var/lib/attest/spool"));
+    assert_eq!(cfg.spool.max_bytes, 1 << 20);
+    assert_eq!(cfg.transport.ca_file, Some(dir.join("certs/ca.pem")));
+    assert_eq!(cfg.transport.backoff_initial, Duration::from_millis(500));
+    let [http, tcp, dns, icmp, tls, host] = &cfg.checks[..] else {
+        panic!("six checks expected, got {}", cfg.checks.len())
+    };
+    let CheckSpec::Http(h) = &http.spec else {
+        panic!("http")
+    };
+    assert_eq!(h.method, "POST");
+    assert_eq!(
+        h.expect_status,
+        [
+            StatusRange { lo: 200, hi: 200 },
+            StatusRange { lo: 300, hi: 399 },
+            StatusRange { lo: 401, hi: 403 }
+        ]
+    );
+    assert_eq!(h.headers.get("X-Probe").map(String::as_str), Some("attest"));
+    assert_eq!(h.header_match.len(), 1);
+    assert!(!h.follow_redirects && !h.tls.verify);
+    assert_eq!(h.tls.server_name.as_deref(), Some("shop.internal"));
+    assert_eq!(h.ip_family, IpFamily::Ipv6);
+    assert_eq!(h.max_body_bytes, 64 << 10);
+    let CheckSpec::Tcp(t) = &tcp.spec else {
+        panic!("tcp")
+    };
+    assert_eq!(t.tls, Some(TlsClientOptions::default()));
+    assert_eq!(
+        t.steps,
+        [
+            TcpStep::Send("PING\r\n".into()),
+            TcpStep::Expect("^\\+PONG".into())
+        ]
+    );
+    let CheckSpec::Dns(d) = &dns.spec else {
+        panic!("dns")
+    };
+    assert_eq!(
+        (d.server.as_str(), d.record_type.as_str()),
+        ("192.0.2.53:53", "MX")
+    );
+    assert_eq!(
+        (d.transport, d.expect_authoritative),
+        (DnsTransport::Tcp, Some(true))
+    );
+    let CheckSpec::Icmp(i) = &icmp.spec else {
+        panic!("icmp")
+    };
+    assert_eq!(i.count, 3);
+    let CheckSpec::Tls(c) = &tls.spec else {
+        panic!("tls")
+    };
+    assert_eq!(c.min_days_left, 21);
+    let CheckSpec::Host(hc) = &host.spec else {
+        panic!("host")
+    };
+    assert!(!hc.load && !hc.network && hc.cpu);
+    assert_eq!(hc.thresholds.get("memory_utilization_ratio"), Some(&1.0));
+    assert_eq!(host.timeout, Duration::from_secs(10));
+    assert_eq!(
+        summary_agent(&cfg),
+        "agent \"web-01\": 6 checks (http 1, tcp 1, dns 1, icmp 1, tls 1, host 1) → https://collector.example:9850, spool /var/lib/attest/spool (1 MiB)"
+    );
+}
+
+#[test]
+fn collector_with_postgres_and_tls_loads_as_written() {
+    let cfg =
+        load_collector(&testdata("collector-postgres.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        cfg.storage.backend,
+        StorageBackend::Postgres {
+            url: "postgres://attest@db.example:5432/attest".into()
+        }
+    );
+    assert_eq!(cfg.server.admin_token.as_deref(), Some("s3cr3t-from-file"));
+    assert_eq!(cfg.server.client_ca, Some(testdata("certs/ca.pem")));
+    assert_eq!(cfg.ingest.max_batches_per_second, 2.5);
+    assert_eq!(cfg.ingest.clock_skew_policy, SkewPolicy::Correct);
+    assert_eq!(cfg.agents[0].token, "s3cr3t-from-file");
+    let s = &cfg.services[0];
+    assert_eq!((s.quorum, s.min_reporters), (Quorum::All, 2));
+    assert_eq!(s.service_hours[0].end, None);
+    assert_eq!(s.service_hours[0].days.len(), 2);
+    assert_eq!(s.start.map(|t| t.as_second()), Some(1_777_593_600));
+    assert_eq!(
+        summary_collector(&cfg),
+        "collector on 0.0.0.0:9850 with TLS (postgres, raw 60d, rollups 2000d): 2 agents, 1 service (Shop (EU) 99.95%)"
+    );
+}
