@@ -30,6 +30,7 @@ pub trait Probe: Send + Sync {
 pub mod http;
 pub(crate) mod net;
 pub mod tcp;
+pub mod tls;
 pub(crate) mod tls_client;
 
 use std::path::Path;
@@ -92,6 +93,7 @@ pub fn build(check: &Check) -> Result<Box<dyn Probe>, BuildError> {
     Ok(match &check.spec {
         CheckSpec::Http(c) => Box::new(http::HttpProbe::new(&check.id, c)?),
         CheckSpec::Tcp(c) => Box::new(tcp::TcpProbe::new(&check.id, c)?),
+        CheckSpec::Tls(c) => Box::new(tls::TlsProbe::new(&check.id, c)?),
         other => {
             return Err(BuildError::invalid(
                 &check.id,
