@@ -26,3 +26,82 @@ pub trait Probe: Send + Sync {
     /// Runs one attempt; must return by `deadline` (report a timeout in the phase it hit).
     fn probe(&self, deadline: tokio::time::Instant) -> ProbeFuture<'_>;
 }
+
+pub mod http;
+pub(crate) mod net;
+pub mod tcp;
+pub mod tls;
+pub(crate) mod tls_client;
+
+use std::path::Path;
+
+use attest_config::{Check, CheckSpec};
+
+/// Why a configured check cannot become a probe. Raised once at start-up, never per probe.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(
+        "check {check}: invalid regex {pattern:?}: {message}; fix the pattern (regex-lite syntax)"
+    )]
+    Regex {
+        check: String,
+        pattern: String,
+        message: String,
+    },
+    #[error(
+        "cannot use {path}: {message}; check the path, its permissions and that it holds PEM data"
+    )]
+    File { path: String, message: String },
+    #[error("tls setup: {0}")]
+    Tls(String),
+    #[error(
+        "ICMP sockets are not permitted for this process ({0}); set net.ipv4.ping_group_range to include this process's group, or grant CAP_NET_RAW"
+    )]
+    IcmpNotPermitted(String),
+    #[error("check {check}: {message}")]
+    Invalid { check: String, message: String },
+}
+
+impl BuildError {
+    pub(crate) fn file(path: &Path, message: String) -> Self {
+        BuildError::File {
+            path: path.display().to_string(),
+            message,
+        }
+    }
+
+    pub(crate) fn invalid(check: &str, message: impl Into<String>) -> Self {
+        BuildError::Invalid {
+            check: check.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Compiles a check's patterns once so a bad regex is a start-up error, not a probe failure.
+pub(crate) fn compile_regex(check: &str, pattern: &str) -> Result<regex_lite::Regex, BuildError> {
+    regex_lite::Regex::new(pattern).map_err(|e| BuildError::Regex {
+        check: check.to_string(),
+        pattern: pattern.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Turns a configured check into its probe, doing all fallible preparation up front
+/// (regexes, certificate files, socket permissions).
+pub fn build(check: &Check) -> Result<Box<dyn Probe>, BuildError> {
+    Ok(match &check.spec {
+        CheckSpec::Http(c) => Box::new(http::HttpProbe::new(&check.id, c)?),
+        CheckSpec::Tcp(c) => Box::new(tcp::TcpProbe::new(&check.id, c)?),
+        CheckSpec::Tls(c) => Box::new(tls::TlsProbe::new(&check.id, c)?),
+        other => {
+            return Err(BuildError::invalid(
+                &check.id,
+                format!(
+                    "{} probes are not available in this build yet",
+                    other.kind()
+                ),
+            ));
+        }
+    })
+}
