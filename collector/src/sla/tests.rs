@@ -1,0 +1,1 @@
+//! Scenario tests of the SLA engine (added in the next step).
