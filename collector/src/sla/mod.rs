@@ -61,7 +61,7 @@ pub struct ServiceInput<'a> {
 }
 
 /// The minutes `[from, to)` whose rollups and gaps [`evaluate`] reads: the period plus the
-/// longest burn-rate window before `as_of` (which may reach into the previous month).
+/// longest burn-rate window (3 days) before the period start and before `as_of`.
 pub fn input_range(
     service: &Service,
     month: Month,
@@ -71,10 +71,11 @@ pub fn input_range(
     Ok(range(&period, now))
 }
 
+/// Always reaches `LONGEST_WINDOW` before the period start too, so that an incident
+/// running into the period is seen as open at its start.
 fn range(period: &Period, now: Timestamp) -> (i64, i64) {
-    let from = period
-        .start_minute
-        .min(as_of_minute(period, now) - burn::LONGEST_WINDOW_MINUTES);
+    let back = burn::LONGEST_WINDOW_MINUTES;
+    let from = (period.start_minute - back).min(as_of_minute(period, now) - back);
     (from, period.end_minute)
 }
 

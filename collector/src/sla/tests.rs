@@ -557,3 +557,366 @@ fn worked_example_5_a_good_minute_splits_two_incidents() {
          mttr=4.5 mtbf=21595.5 mtbsi=21600 open_incident=no",
     );
 }
+
+// ------------------------------------------------------------------ calendar rules
+
+/// Renders only the period line and minute counts: enough for calendar cases.
+fn counts_of(input: &str) -> String {
+    let s = Scenario::parse(input);
+    let rollups = s.rollups();
+    let input = ServiceInput {
+        service: &s.service,
+        maintenance: &[],
+        rollups: &rollups,
+        gaps: &s.gaps,
+        first_seen: s.first_seen(&rollups),
+    };
+    let r = evaluate(&input, s.month, s.now()).expect("evaluate");
+    format!(
+        "minutes={} eligible={} good={} bad={} unknown={} planning={}",
+        r.period.minutes,
+        r.eligible_minutes,
+        r.good_minutes,
+        r.bad_minutes,
+        r.unknown_minutes,
+        num(r.error_budget.planning_allowed_minutes)
+    )
+}
+
+#[test]
+fn dst_and_leap_months_have_exact_lengths() {
+    let cases = [
+        (
+            "Europe/Berlin",
+            "2026-10",
+            "minutes=44700 eligible=44700 good=44700 bad=0 unknown=0 planning=44.7",
+        ),
+        (
+            "Europe/Berlin",
+            "2026-03",
+            "minutes=44580 eligible=44580 good=44580 bad=0 unknown=0 planning=44.58",
+        ),
+        (
+            "America/New_York",
+            "2026-11",
+            "minutes=43260 eligible=43260 good=43260 bad=0 unknown=0 planning=43.26",
+        ),
+        (
+            "America/New_York",
+            "2026-03",
+            "minutes=44580 eligible=44580 good=44580 bad=0 unknown=0 planning=44.58",
+        ),
+        (
+            "UTC",
+            "2028-02",
+            "minutes=41760 eligible=41760 good=41760 bad=0 unknown=0 planning=41.76",
+        ),
+        (
+            "UTC",
+            "2027-02",
+            "minutes=40320 eligible=40320 good=40320 bad=0 unknown=0 planning=40.32",
+        ),
+    ];
+    for (zone, month, want) in cases {
+        let got = counts_of(&format!("zone {zone}\nmonth {month}\nagents a1"));
+        assert_eq!(got, want, "{zone} {month}");
+    }
+}
+
+#[test]
+fn service_hours_follow_local_wall_clock_across_dst() {
+    // The local hour 02:00–03:00 happens twice on 2026-10-25 and never on 2026-03-29.
+    let daily = "hours Mon,Tue,Wed,Thu,Fri,Sat,Sun 02:00 03:00\nagents a1\nzone Europe/Berlin";
+    assert_eq!(
+        counts_of(&format!("{daily}\nmonth 2026-10")),
+        "minutes=44700 eligible=1920 good=1920 bad=0 unknown=0 planning=1.92"
+    );
+    assert_eq!(
+        counts_of(&format!("{daily}\nmonth 2026-03")),
+        "minutes=44580 eligible=1800 good=1800 bad=0 unknown=0 planning=1.8"
+    );
+    // 06:30–07:30 UTC is 08:30–09:30 CEST on Friday the 23rd (60 minutes count) but
+    // 07:30–08:30 CET on Monday the 26th (only 30 minutes are in service hours).
+    check(
+        "zone Europe/Berlin
+         month 2026-10
+         hours Mon,Tue,Wed,Thu,Fri 08:00 18:00
+         agents a1
+         fail a1 2026-10-23T06:30Z 2026-10-23T07:30Z
+         fail a1 2026-10-26T06:30Z 2026-10-26T07:30Z",
+        "period 2026-10 Europe/Berlin minutes=44700
+         eligible=13200 good=13110 bad=90 unknown=0
+         availability=99.3181% coverage=100.0000% bounds=99.3181%..99.3181% compliant=no
+         budget allowed=13.2 remaining=-76.8 ratio=-5.8182 planning=13.2
+         incident 2026-10-23T06:30:00Z..2026-10-23T07:30:00Z down=60 agents=a1 reason=timeout
+         incident 2026-10-26T07:00:00Z..2026-10-26T07:30:00Z down=30 agents=a1 reason=timeout
+         mttr=45 mtbf=6555 mtbsi=6600 open_incident=no",
+    );
+}
+
+#[test]
+fn holidays_remove_whole_local_days() {
+    // 2026-10-02 is a Friday: 22 weekdays − 1.
+    assert_eq!(
+        counts_of(
+            "zone Europe/Berlin\nmonth 2026-10\nhours Mon,Tue,Wed,Thu,Fri 08:00 18:00\n\
+             holiday 2026-10-02\nagents a1"
+        ),
+        "minutes=44700 eligible=12600 good=12600 bad=0 unknown=0 planning=12.6"
+    );
+}
+
+#[test]
+fn overnight_hours_and_end_of_day() {
+    // Sat 22:00 → Sun 06:00 each weekend (4 Saturdays in Sept 2026) = 4 × 480; plus
+    // Wednesday 20:00–24:00 (5 Wednesdays) = 5 × 240.
+    assert_eq!(
+        counts_of("month 2026-09\nhours Sat 22:00 06:00\nhours Wed 20:00 24:00\nagents a1"),
+        "minutes=43200 eligible=3120 good=3120 bad=0 unknown=0 planning=3.12"
+    );
+}
+
+#[test]
+fn maintenance_windows_are_a_union_and_split_nothing() {
+    // Once windows 10:00–11:00 and 10:30–11:30 overlap (90 min); weekly Sunday 02:00–04:00
+    // (4 Sundays). The outage 09:50–11:40 counts 20 bad minutes as one incident.
+    check(
+        "month 2026-09
+         maint 2026-09-08T10:00Z 2026-09-08T11:00Z
+         maint 2026-09-08T10:30Z 2026-09-08T11:30Z
+         maint_weekly Sun 02:00 04:00
+         agents a1 a2
+         fail a1 2026-09-08T09:50Z 2026-09-08T11:40Z connect_refused
+         fail a2 2026-09-08T09:50Z 2026-09-08T11:40Z connect_refused
+         fail a2 2026-09-08T12:00Z 2026-09-08T12:05Z",
+        "period 2026-09 UTC minutes=43200
+         eligible=42630 good=42610 bad=20 unknown=0
+         availability=99.9530% coverage=100.0000% bounds=99.9530%..99.9530% compliant=yes
+         budget allowed=42.63 remaining=22.63 ratio=0.5308 planning=42.63
+         incident 2026-09-08T09:50:00Z..2026-09-08T11:40:00Z down=20 agents=a1,a2 reason=connect_refused
+         mttr=20 mtbf=42610 mtbsi=42630 open_incident=no",
+    );
+}
+
+#[test]
+fn service_start_and_first_seen_limit_eligibility() {
+    assert_eq!(
+        counts_of("month 2026-09\nstart 2026-09-10T00:00:30Z\nagents a1"),
+        "minutes=43200 eligible=30239 good=30239 bad=0 unknown=0 planning=30.239"
+    );
+    assert_eq!(
+        counts_of("month 2026-09\nfirst_seen 2026-09-10T00:00Z\nagents a1"),
+        "minutes=43200 eligible=30240 good=30240 bad=0 unknown=0 planning=30.24"
+    );
+    assert_eq!(
+        counts_of("month 2026-09\nfirst_seen never"),
+        "minutes=43200 eligible=0 good=0 bad=0 unknown=0 planning=0"
+    );
+}
+
+// ------------------------------------------------------------------ quorum and gaps
+
+/// The rendered states of `show` lines only.
+fn states_of(input: &str) -> String {
+    let s = Scenario::parse(input);
+    let rollups = s.rollups();
+    let input = ServiceInput {
+        service: &s.service,
+        maintenance: &[],
+        rollups: &rollups,
+        gaps: &s.gaps,
+        first_seen: s.first_seen(&rollups),
+    };
+    s.shows
+        .iter()
+        .map(|&(a, b)| render_states(&s, &input, a, b))
+        .collect()
+}
+
+#[test]
+fn quorum_truth_tables_with_silent_agents() {
+    // (R, F) per minute: (3,2) (2,0) (3,1) (2,2) (3,3) (1,1) (0,0) (2,1)
+    let rows = "row 2026-09-03T10:00Z a1 |x.x_xx_x|
+                row 2026-09-03T10:00Z a2 |x..xx__.|
+                row 2026-09-03T10:00Z a3 |._.xx___|
+                show 2026-09-03T10:00Z 2026-09-03T10:08Z";
+    let cases = [
+        ("quorum majority", "bggbbb?g"),
+        ("quorum any", "bgbbbb?b"),
+        ("quorum all", "gggbbb?g"),
+        ("quorum 2", "bggbbg?g"),
+        ("quorum majority\nmin_reporters 2", "bggbb??g"),
+        ("quorum any\nmin_reporters 3", "b?b?b???"),
+    ];
+    for (settings, want) in cases {
+        let got = states_of(&format!("{rows}\n{settings}"));
+        assert_eq!(got, format!("states |{want}|\n"), "{settings}");
+    }
+}
+
+#[test]
+fn gaps_make_ok_minutes_unknown_but_keep_failures() {
+    let base = "agents a1
+                gap a1 2026-09-03T10:00Z 2026-09-03T10:05Z
+                fail a1 2026-09-03T10:03Z 2026-09-03T10:04Z
+                show 2026-09-03T09:59Z 2026-09-03T10:06Z";
+    assert_eq!(states_of(base), "states |g???b?g|\n");
+    // A second agent without a gap decides alone while a1's minutes are in doubt.
+    assert_eq!(
+        states_of(&format!("{base}\nagents a2\nquorum any")),
+        "states |ggggbgg|\n"
+    );
+}
+
+#[test]
+fn checks_of_one_agent_fold_into_one_verdict() {
+    let rollup = |check: &str, failures| MinuteRollup {
+        check: check.into(),
+        agent: "a1".into(),
+        minute: 100,
+        probes: 6,
+        failures,
+        top_reason: None,
+        latency: None,
+    };
+    let rule = QuorumRule {
+        quorum: Quorum::Majority,
+        min_reporters: 1,
+    };
+    let t = Timeline::build(100, &[1], &[rollup("http", 0), rollup("dns", 1)], &[], rule);
+    assert_eq!(t.states, vec![timeline::BAD]);
+    let t = Timeline::build(100, &[1], &[rollup("http", 0), rollup("dns", 0)], &[], rule);
+    assert_eq!(t.states, vec![timeline::GOOD]);
+}
+
+// ------------------------------------------------------------------ incidents
+
+#[test]
+fn unknown_minutes_inside_an_incident_neither_end_nor_count() {
+    check(
+        "agents a1
+         fail a1 2026-09-03T10:00Z 2026-09-03T10:05Z
+         silent a1 2026-09-03T10:05Z 2026-09-03T10:08Z
+         fail a1 2026-09-03T10:08Z 2026-09-03T10:10Z
+         silent a1 2026-09-03T10:10Z 2026-09-03T10:12Z",
+        "period 2026-09 UTC minutes=43200
+         eligible=43200 good=43188 bad=7 unknown=5
+         availability=99.9837% coverage=99.9884% bounds=99.9722%..99.9837% compliant=yes
+         budget allowed=43.195 remaining=36.195 ratio=0.8379 planning=43.2
+         incident 2026-09-03T10:00:00Z..2026-09-03T10:10:00Z down=7 agents=a1 reason=timeout
+         mttr=7 mtbf=43188 mtbsi=43195 open_incident=no",
+    );
+}
+
+#[test]
+fn incidents_across_a_month_boundary_appear_in_both_months() {
+    let data = "agents a1\nfail a1 2026-09-30T23:50Z 2026-10-01T00:10Z";
+    let sept = Scenario::parse(&format!("month 2026-09\n{data}"));
+    let oct = Scenario::parse(&format!("month 2026-10\n{data}"));
+    let mut seen = Vec::new();
+    for s in [sept, oct] {
+        let rollups = s.rollups();
+        let input = ServiceInput {
+            service: &s.service,
+            maintenance: &[],
+            rollups: &rollups,
+            gaps: &s.gaps,
+            first_seen: s.first_seen(&rollups),
+        };
+        let r = evaluate(&input, s.month, s.now()).unwrap();
+        seen.extend(r.incidents.iter().map(|i| {
+            format!(
+                "{}..{} start_open={} end_open={} down={}",
+                i.start, i.end, i.open_at_start, i.open_at_end, i.downtime_minutes
+            )
+        }));
+    }
+    assert_eq!(
+        seen,
+        [
+            "2026-09-30T23:50:00Z..2026-10-01T00:00:00Z start_open=false end_open=true down=10",
+            "2026-10-01T00:00:00Z..2026-10-01T00:10:00Z start_open=true end_open=false down=10",
+        ]
+    );
+}
+
+// ------------------------------------------------------------------ month in progress
+
+#[test]
+fn month_in_progress_burns_and_pages() {
+    check(
+        "now 2026-09-15T12:00Z
+         agents a1
+         fail a1 2026-09-15T11:00Z 2026-09-15T12:00Z status",
+        "period 2026-09 UTC minutes=43200
+         eligible=20880 good=20820 bad=60 unknown=0
+         availability=99.7126% coverage=100.0000% bounds=99.7126%..99.7126% compliant=no
+         budget allowed=20.88 remaining=-39.12 ratio=-1.8736 planning=43.2
+         burn 5m=1000 30m=1000 1h=1000 6h=166.6667 1d=41.6667 3d=13.8889 page=yes ticket=yes
+         incident 2026-09-15T11:00:00Z..2026-09-15T12:00:00Z open_at_end down=60 agents=a1 reason=status
+         mttr=60 mtbf=20820 mtbsi=20880 open_incident=yes",
+    );
+}
+
+#[test]
+fn burn_windows_reach_into_the_previous_month() {
+    // At 00:30 on the 1st the 1 h window starts at 23:30 of the previous day.
+    check(
+        "month 2026-10
+         now 2026-10-01T00:30Z
+         agents a1
+         fail a1 2026-09-30T23:00Z 2026-09-30T23:55Z",
+        "period 2026-10 UTC minutes=44640
+         eligible=30 good=30 bad=0 unknown=0
+         availability=100.0000% coverage=100.0000% bounds=100.0000%..100.0000% compliant=yes
+         budget allowed=0.03 remaining=0.03 ratio=1 planning=44.64
+         burn 5m=0 30m=0 1h=416.6667 6h=152.7778 1d=38.1944 3d=12.7315 page=no ticket=yes",
+    );
+}
+
+// ------------------------------------------------------------------ N/A and coverage
+
+#[test]
+fn nothing_known_is_not_determinable() {
+    check(
+        "first_seen 2026-09-01T00:00Z",
+        "period 2026-09 UTC minutes=43200
+         eligible=43200 good=0 bad=0 unknown=43200
+         availability=n/a coverage=0.0000% bounds=0.0000%..100.0000% compliant=n/a
+         budget allowed=0 remaining=0 ratio=n/a planning=43.2",
+    );
+}
+
+#[test]
+fn coverage_below_minimum_is_not_determinable_but_shown() {
+    check(
+        "min_coverage 70%
+         agents a1
+         silent a1 2026-09-01T00:00Z 2026-09-11T00:00Z
+         first_seen 2026-09-01T00:00Z",
+        "period 2026-09 UTC minutes=43200
+         eligible=43200 good=28800 bad=0 unknown=14400
+         availability=100.0000% coverage=66.6666% bounds=66.6666%..100.0000% compliant=n/a
+         budget allowed=28.8 remaining=28.8 ratio=1 planning=43.2",
+    );
+}
+
+// ------------------------------------------------------------------ latency
+
+#[test]
+fn latency_objective_counts_slow_and_failed_probes_as_missing() {
+    // 43,200 minutes × 6 probes; 360 slow (0.3 s > 0.2 s) and 60 failed miss the objective.
+    check(
+        "latency_objective 0.2 99.9%
+         agents a1
+         slow a1 2026-09-03T10:00Z 2026-09-03T11:00Z 0.3
+         fail a1 2026-09-04T10:00Z 2026-09-04T10:10Z",
+        "period 2026-09 UTC minutes=43200
+         eligible=43200 good=43190 bad=10 unknown=0
+         availability=99.9768% coverage=100.0000% bounds=99.9768%..99.9768% compliant=yes
+         budget allowed=43.2 remaining=33.2 ratio=0.7685 planning=43.2
+         incident 2026-09-04T10:00:00Z..2026-09-04T10:10:00Z down=10 agents=a1 reason=timeout
+         mttr=10 mtbf=43190 mtbsi=43200 open_incident=no
+         latency within=258780/259200 ratio=0.9984 met=no p50=0.0502 p95=0.0502 p99=0.0502",
+    );
+}
