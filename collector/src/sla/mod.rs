@@ -1,1 +1,190 @@
-//! (in progress)
+//! The SLA engine: turns a service's configuration, its minute rollups, gaps and first-seen
+//! minute into every SLA figure of a calendar month, as defined in `docs/sla.md`.
+//!
+//! Invariants:
+//! - Pure: no I/O, no clock of its own (`now` is passed in), no store access. The same
+//!   input always gives the same [`ServiceReport`].
+//! - Only [`calendar`] applies time zones; everything else works on UTC Unix minutes.
+//! - Compliance, burn-rate alerts and the latency verdict are decided on integers.
+//! - Cost is linear in minutes and rollups, with no hashing in the per-minute loops.
+
+pub mod availability;
+pub mod budget;
+pub mod burn;
+pub mod calendar;
+pub mod capacity;
+pub mod incidents;
+pub mod latency;
+pub mod report;
+pub mod timeline;
+
+#[cfg(test)]
+mod tests;
+
+use attest_config::{MaintenanceWindow, Service};
+use jiff::Timestamp;
+
+use crate::store::{GapRow, MinuteRollup};
+
+pub use availability::Counts;
+pub use calendar::{Calendar, Month, Period};
+pub use capacity::{CapacityFigure, capacity};
+pub use incidents::Incident;
+pub use report::ServiceReport;
+pub use timeline::{QuorumRule, Timeline};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SlaError {
+    #[error(
+        "unknown time zone {zone:?} ({detail}); use an IANA name such as \"Europe/Berlin\" and make sure the tz database is installed"
+    )]
+    UnknownZone { zone: String, detail: String },
+    #[error("month {year}-{month:02} is out of range; use a month 1-12 of a year 1-9998")]
+    BadMonth { year: i16, month: i8 },
+    #[error("date arithmetic failed ({0}); the period is outside the supported range")]
+    Time(String),
+}
+
+/// Everything the engine needs about one service, as plain values read from config and store.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceInput<'a> {
+    pub service: &'a Service,
+    /// Maintenance registered through the API, as `MaintenanceWindow::Once` values
+    /// (cancelled rows left out by the caller).
+    pub maintenance: &'a [MaintenanceWindow],
+    /// Rollups of the service's checks covering at least [`input_range`].
+    pub rollups: &'a [MinuteRollup],
+    /// Gaps of the service's checks covering at least [`input_range`].
+    pub gaps: &'a [GapRow],
+    /// Earliest minute any of the service's checks was measured; `None` = never.
+    pub first_seen: Option<i64>,
+}
+
+/// The minutes `[from, to)` whose rollups and gaps [`evaluate`] reads: the period plus the
+/// longest burn-rate window (3 days) before the period start and before `as_of`.
+pub fn input_range(
+    service: &Service,
+    month: Month,
+    now: Timestamp,
+) -> Result<(i64, i64), SlaError> {
+    let period = Period::month(month, &service.time_zone)?;
+    Ok(range(&period, now))
+}
+
+/// Always reaches `LONGEST_WINDOW` before the period start too, so that an incident
+/// running into the period is seen as open at its start.
+fn range(period: &Period, now: Timestamp) -> (i64, i64) {
+    let back = burn::LONGEST_WINDOW_MINUTES;
+    let from = (period.start_minute - back).min(as_of_minute(period, now) - back);
+    (from, period.end_minute)
+}
+
+/// The first minute that has not started at `min(now, period end)`, within the period.
+fn as_of_minute(period: &Period, now: Timestamp) -> i64 {
+    calendar::ceil_minute(now).clamp(period.start_minute, period.end_minute)
+}
+
+/// Computes every figure of `input.service` for `month` as of `now`.
+pub fn evaluate(
+    input: &ServiceInput<'_>,
+    month: Month,
+    now: Timestamp,
+) -> Result<ServiceReport, SlaError> {
+    let svc = input.service;
+    let cal = Calendar::new(svc, input.maintenance, input.first_seen)?;
+    let period = Period::month_in(month, &svc.time_zone, cal.time_zone())?;
+    let as_of = as_of_minute(&period, now);
+    let (from, to) = range(&period, now);
+    let mut mask = cal.eligible_mask(from, to);
+    let planning_eligible = count_ones(&mask[(period.start_minute - from) as usize..]);
+    mask[(as_of - from) as usize..].fill(0);
+    let rule = QuorumRule {
+        quorum: svc.quorum,
+        min_reporters: svc.min_reporters,
+    };
+    let timeline = Timeline::build(from, &mask, input.rollups, input.gaps, rule);
+    let counts = Counts::of(timeline.slice(period.start_minute, as_of));
+    let incidents = incidents::incidents(&timeline, input.rollups, period.start_minute, as_of);
+    Ok(assemble(
+        svc,
+        &period,
+        &timeline,
+        input,
+        counts,
+        incidents,
+        as_of,
+        planning_eligible,
+        now,
+    ))
+}
+
+fn count_ones(mask: &[u8]) -> u64 {
+    mask.iter().map(|&b| u64::from(b)).sum()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    svc: &Service,
+    period: &Period,
+    timeline: &Timeline,
+    input: &ServiceInput<'_>,
+    counts: Counts,
+    incidents: Vec<Incident>,
+    as_of: i64,
+    planning_eligible: u64,
+    now: Timestamp,
+) -> ServiceReport {
+    use availability as av;
+    let (burn_rates, burn_alerts) = burn::burn(timeline, as_of, svc.target);
+    let rel = incidents::reliability(&incidents, counts.good, counts.known());
+    let complete = as_of == period.end_minute;
+    let as_of_ts = if now >= period.end {
+        period.end
+    } else if now <= period.start {
+        period.start
+    } else {
+        now
+    };
+    ServiceReport {
+        service: svc.name.clone(),
+        period: report::PeriodReport {
+            month: period.month.to_string(),
+            start: period.start,
+            end: period.end,
+            time_zone: period.time_zone.clone(),
+            minutes: period.minutes(),
+        },
+        as_of: as_of_ts,
+        complete,
+        target: svc.target.as_ratio(),
+        target_ppm: svc.target.0,
+        min_coverage: svc.min_coverage.map(|p| p.as_ratio()),
+        eligible_minutes: counts.eligible,
+        good_minutes: counts.good,
+        bad_minutes: counts.bad,
+        unknown_minutes: counts.unknown,
+        availability: av::availability(&counts),
+        coverage: av::coverage(&counts),
+        bounds: report::Bounds {
+            pessimistic: av::pessimistic(&counts),
+            optimistic: av::optimistic(&counts),
+        },
+        compliant: av::compliance(&counts, svc.target, svc.min_coverage),
+        error_budget: budget::error_budget(&counts, svc.target, planning_eligible),
+        burn_rates,
+        burn_alerts,
+        latency: latency::latency(
+            input.rollups,
+            timeline,
+            period.start_minute,
+            as_of,
+            svc.latency.as_ref(),
+        ),
+        incident_count: incidents.len() as u64,
+        open_incident: !complete && incidents.last().is_some_and(|i| i.open_at_end),
+        incidents,
+        mttr_minutes: rel.mttr_minutes,
+        mtbf_minutes: rel.mtbf_minutes,
+        mtbsi_minutes: rel.mtbsi_minutes,
+    }
+}

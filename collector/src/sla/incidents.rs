@@ -1,0 +1,182 @@
+//! Incidents: maximal runs of bad minutes within a report period, with the agents that saw
+//! them, their most common failure reason, and the MTTR/MTBF/MTBSI figures.
+//!
+//! Invariants:
+//! - Only a good minute ends an incident. Unknown and ineligible minutes inside a run
+//!   neither end it nor count as downtime.
+//! - An incident starts at its first bad minute and ends at the end of its last bad
+//!   minute; trailing unknown minutes before the ending good minute are not part of it.
+//! - Incidents are clipped to the period: one already running at the period start (the
+//!   last good-or-bad minute before the start, within the timeline, was bad) starts at the
+//!   period start with `open_at_start`; one not ended by a good minute before the end of
+//!   the evaluated range is `open_at_end`.
+//! - Reason weight: each failing agent-minute adds its failure count to its minute's top
+//!   reason (the rollup keeps only the top reason); ties go to the smallest name.
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::timeline::{AgentIndex, BAD, GOOD, Timeline};
+use crate::store::MinuteRollup;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Incident {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub open_at_start: bool,
+    pub open_at_end: bool,
+    /// Bad minutes inside the incident.
+    pub downtime_minutes: u64,
+    /// Agents whose verdict was *fail* in a bad minute of the incident, sorted.
+    pub agents: Vec<String>,
+    /// Most common failure reason; `None` when the rollups carried none.
+    pub reason: Option<String>,
+}
+
+/// A run found in the states, before enrichment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    start: i64,
+    /// Last bad minute + 1.
+    end: i64,
+    open_at_start: bool,
+    open_at_end: bool,
+    downtime: u64,
+}
+
+/// Incidents of the minutes `[a, b)` of `timeline` (`b` is the period end or, for a month in
+/// progress, the first minute not yet started); `period_start` is the minute the clipped
+/// incident starts at when `open_at_start`.
+pub fn incidents(timeline: &Timeline, rollups: &[MinuteRollup], a: i64, b: i64) -> Vec<Incident> {
+    let runs = runs(timeline, a, b);
+    let mut agent_hits = vec![vec![false; timeline.agents.len()]; runs.len()];
+    let mut reasons: Vec<Vec<(String, u64)>> = vec![Vec::new(); runs.len()];
+    let mut index = AgentIndex::new(&timeline.agents);
+    for r in rollups {
+        if r.failures == 0 || timeline.state(r.minute) != BAD {
+            continue;
+        }
+        let Some(i) = run_of(&runs, r.minute) else {
+            continue;
+        };
+        if let Some(ai) = index.find(&r.agent) {
+            agent_hits[i][ai] = true;
+        }
+        if let Some(reason) = &r.top_reason {
+            tally(&mut reasons[i], reason, u64::from(r.failures));
+        }
+    }
+    runs.iter()
+        .zip(agent_hits)
+        .zip(reasons)
+        .map(|((run, hits), reasons)| Incident {
+            start: ts(run.start),
+            end: ts(run.end),
+            open_at_start: run.open_at_start,
+            open_at_end: run.open_at_end,
+            downtime_minutes: run.downtime,
+            agents: timeline
+                .agents
+                .iter()
+                .zip(hits)
+                .filter(|(_, hit)| *hit)
+                .map(|(a, _)| a.clone())
+                .collect(),
+            reason: top(reasons),
+        })
+        .collect()
+}
+
+fn runs(timeline: &Timeline, a: i64, b: i64) -> Vec<Run> {
+    let mut out = Vec::new();
+    let mut open: Option<Run> = None;
+    if last_known_before(timeline, a) == Some(BAD) {
+        open = Some(Run {
+            start: a,
+            end: a,
+            open_at_start: true,
+            open_at_end: false,
+            downtime: 0,
+        });
+    }
+    for (i, &s) in timeline.slice(a, b).iter().enumerate() {
+        let m = a.max(timeline.from) + i as i64;
+        match s {
+            BAD => {
+                let run = open.get_or_insert(Run {
+                    start: m,
+                    end: m,
+                    open_at_start: false,
+                    open_at_end: false,
+                    downtime: 0,
+                });
+                run.end = m + 1;
+                run.downtime += 1;
+            }
+            GOOD => {
+                if let Some(run) = open.take().filter(|r| r.downtime > 0) {
+                    out.push(run);
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(mut run) = open.filter(|r| r.downtime > 0) {
+        run.open_at_end = true;
+        out.push(run);
+    }
+    out
+}
+
+/// The state of the last good-or-bad minute before `a` in the timeline, if any.
+fn last_known_before(timeline: &Timeline, a: i64) -> Option<u8> {
+    timeline
+        .slice(timeline.from, a)
+        .iter()
+        .rev()
+        .copied()
+        .find(|&s| s == GOOD || s == BAD)
+}
+
+fn run_of(runs: &[Run], minute: i64) -> Option<usize> {
+    let i = runs.partition_point(|r| r.end <= minute);
+    runs.get(i).filter(|r| r.start <= minute).map(|_| i)
+}
+
+fn tally(counts: &mut Vec<(String, u64)>, reason: &str, n: u64) {
+    match counts.iter_mut().find(|(r, _)| r == reason) {
+        Some((_, c)) => *c += n,
+        None => counts.push((reason.to_string(), n)),
+    }
+}
+
+fn top(mut counts: Vec<(String, u64)>) -> Option<String> {
+    counts.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+    counts.into_iter().next().map(|(r, _)| r)
+}
+
+fn ts(minute: i64) -> Timestamp {
+    Timestamp::from_second(minute.saturating_mul(60)).unwrap_or(Timestamp::MAX)
+}
+
+/// MTTR, MTBF and MTBSI in minutes; `None` when there are no incidents.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Reliability {
+    /// `counted downtime / incidents`.
+    pub mttr_minutes: Option<f64>,
+    /// `good minutes / incidents`.
+    pub mtbf_minutes: Option<f64>,
+    /// `known minutes / incidents`.
+    pub mtbsi_minutes: Option<f64>,
+}
+
+pub fn reliability(incidents: &[Incident], good: u64, known: u64) -> Reliability {
+    let n = incidents.len() as f64;
+    let per = |x: u64| (!incidents.is_empty()).then(|| x as f64 / n);
+    let downtime: u64 = incidents.iter().map(|i| i.downtime_minutes).sum();
+    Reliability {
+        mttr_minutes: per(downtime),
+        mtbf_minutes: per(good),
+        mtbsi_minutes: per(known),
+    }
+}

@@ -1,0 +1,83 @@
+//! The service report: every SLA figure of one service for one month, as a plain value
+//! with stable serde field names. Metrics, reports and the API render this value and
+//! never recompute it.
+//!
+//! Invariants:
+//! - Field names are a public contract (JSON reports, API); rename only with a version bump.
+//! - `null` means "not determinable / N/A", never zero.
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::availability::floor_percent;
+use super::budget::ErrorBudget;
+use super::burn::{BurnAlerts, BurnRates};
+use super::incidents::Incident;
+use super::latency::LatencyFigures;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PeriodReport {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub time_zone: String,
+    /// Minutes in the whole period (44,700 for Europe/Berlin in October 2026).
+    pub minutes: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Bounds {
+    /// `good / eligible`: unknown minutes counted as bad.
+    pub pessimistic: Option<f64>,
+    /// `(good + unknown) / eligible`: unknown minutes counted as good.
+    pub optimistic: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceReport {
+    pub service: String,
+    pub period: PeriodReport,
+    /// The instant the figures describe: `min(now, period end)`.
+    pub as_of: Timestamp,
+    /// True once `as_of` is the period end (the month is closed).
+    pub complete: bool,
+    /// Target as a ratio (0.999) and exactly in parts per million.
+    pub target: f64,
+    pub target_ppm: u32,
+    pub min_coverage: Option<f64>,
+    pub eligible_minutes: u64,
+    pub good_minutes: u64,
+    pub bad_minutes: u64,
+    pub unknown_minutes: u64,
+    /// `good / known`; null when known = 0.
+    pub availability: Option<f64>,
+    /// `known / eligible`; null when eligible = 0.
+    pub coverage: Option<f64>,
+    pub bounds: Bounds,
+    /// Null when not determinable: known = 0 or coverage below `min_coverage`.
+    pub compliant: Option<bool>,
+    pub error_budget: ErrorBudget,
+    pub burn_rates: BurnRates,
+    pub burn_alerts: BurnAlerts,
+    pub latency: LatencyFigures,
+    pub incidents: Vec<Incident>,
+    pub incident_count: u64,
+    /// An incident is still running at `as_of` and the month is not closed.
+    pub open_incident: bool,
+    pub mttr_minutes: Option<f64>,
+    pub mtbf_minutes: Option<f64>,
+    pub mtbsi_minutes: Option<f64>,
+}
+
+impl ServiceReport {
+    pub fn known_minutes(&self) -> u64 {
+        self.good_minutes + self.bad_minutes
+    }
+
+    /// Availability as a percentage rounded down to `decimals`, for display beside the
+    /// target; `None` when N/A.
+    pub fn availability_percent_floor(&self, decimals: u32) -> Option<String> {
+        floor_percent(self.good_minutes, self.known_minutes(), decimals)
+    }
+}

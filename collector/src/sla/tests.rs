@@ -1,0 +1,922 @@
+//! Scenario tests of the SLA engine in the `check(input, expect)` style: a small text DSL
+//! describes a service and its agents' minutes; the report is rendered as text and compared
+//! with the expectation. Each case names the rule of `docs/sla.md` it pins.
+//!
+//! DSL, one statement per line (`#` starts a comment; times are UTC instants like
+//! `2026-10-03T10:00Z`; ranges are half-open `[from, to)`):
+//! - settings: `zone Z`, `month YYYY-MM`, `now T` (default: period end), `target P%`,
+//!   `quorum any|majority|all|N`, `min_reporters N`, `min_coverage P%`,
+//!   `hours Mon,Tue 08:00 18:00` (end `24:00` allowed), `holiday YYYY-MM-DD`,
+//!   `maint FROM TO`, `maint_weekly Sun 02:00 04:00`, `start T`, `first_seen T|never`,
+//!   `latency_objective 0.2 99%`
+//! - data: `agents a1 a2` (these report ok every minute of the input range),
+//!   `fail A FROM TO [reason]`, `silent A FROM TO`, `ok A FROM TO`, `gap A FROM TO`,
+//!   `row T A |..x _x|` (one char per minute from T: `.` ok, `x` fail, `_` or space silent),
+//!   `slow A FROM TO SECONDS` (successful probes of those minutes take SECONDS)
+//! - output: `show FROM TO` renders the minute states (`g` good, `b` bad, `?` unknown,
+//!   `-` ineligible).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use attest_config::units::{Ppm, parse_percent};
+use attest_config::{LatencyObjective, MaintenanceWindow, Quorum, Service, WeeklyWindow};
+use hdrhistogram::Histogram;
+use jiff::Timestamp;
+use jiff::civil::{Date, Time, Weekday};
+
+use super::*;
+use crate::store::{GapRow, MinuteRollup};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Cell {
+    Silent,
+    Ok,
+    Fail(usize),
+}
+
+struct Scenario {
+    service: Service,
+    month: Month,
+    now: Option<Timestamp>,
+    first_seen: Option<Option<i64>>,
+    agents: Vec<String>,
+    /// Per agent, one cell per minute of the input range.
+    cells: Vec<Vec<Cell>>,
+    slow: Vec<Vec<Option<f64>>>,
+    reasons: Vec<String>,
+    gaps: Vec<GapRow>,
+    shows: Vec<(i64, i64)>,
+    from: i64,
+}
+
+fn service() -> Service {
+    Service {
+        name: "web".into(),
+        checks: vec!["c1".into()],
+        target: Ppm(999_000),
+        time_zone: "UTC".into(),
+        quorum: Quorum::Majority,
+        min_reporters: 1,
+        min_coverage: None,
+        service_hours: Vec::new(),
+        holidays: Vec::new(),
+        maintenance: Vec::new(),
+        latency: None,
+        start: None,
+    }
+}
+
+fn ts(s: &str) -> Timestamp {
+    Timestamp::from_str(s).unwrap_or_else(|e| panic!("bad instant {s:?}: {e}"))
+}
+
+fn minute(s: &str) -> i64 {
+    calendar::floor_minute(ts(s))
+}
+
+fn time(s: &str) -> Time {
+    Time::from_str(s).unwrap_or_else(|e| panic!("bad time {s:?}: {e}"))
+}
+
+fn window(days: &str, start: &str, end: &str) -> WeeklyWindow {
+    let days = days
+        .split(',')
+        .map(|d| match d {
+            "Mon" => Weekday::Monday,
+            "Tue" => Weekday::Tuesday,
+            "Wed" => Weekday::Wednesday,
+            "Thu" => Weekday::Thursday,
+            "Fri" => Weekday::Friday,
+            "Sat" => Weekday::Saturday,
+            "Sun" => Weekday::Sunday,
+            other => panic!("bad weekday {other:?}"),
+        })
+        .collect();
+    WeeklyWindow {
+        days,
+        start: time(start),
+        end: (end != "24:00").then(|| time(end)),
+    }
+}
+
+impl Scenario {
+    fn parse(text: &str) -> Scenario {
+        let lines: Vec<&str> = text
+            .lines()
+            .map(|l| l.split('#').next().unwrap_or("").trim())
+            .filter(|l| !l.is_empty())
+            .collect();
+        let mut s = Scenario {
+            service: service(),
+            month: Month::new(2026, 9).unwrap(),
+            now: None,
+            first_seen: None,
+            agents: Vec::new(),
+            cells: Vec::new(),
+            slow: Vec::new(),
+            reasons: Vec::new(),
+            gaps: Vec::new(),
+            shows: Vec::new(),
+            from: 0,
+        };
+        for l in &lines {
+            s.setting(l);
+        }
+        let now = s.now();
+        let (from, to) = input_range(&s.service, s.month, now).unwrap();
+        s.from = from;
+        let len = (to - from) as usize;
+        for l in &lines {
+            s.data(l, len);
+        }
+        s
+    }
+
+    fn now(&self) -> Timestamp {
+        self.now.unwrap_or_else(|| {
+            Period::month(self.month, &self.service.time_zone)
+                .unwrap()
+                .end
+        })
+    }
+
+    fn setting(&mut self, line: &str) {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let svc = &mut self.service;
+        match w[0] {
+            "zone" => svc.time_zone = w[1].into(),
+            "month" => {
+                let (y, m) = w[1].split_once('-').unwrap();
+                self.month = Month::new(y.parse().unwrap(), m.parse().unwrap()).unwrap();
+            }
+            "now" => self.now = Some(ts(w[1])),
+            "target" => svc.target = parse_percent(w[1]).unwrap(),
+            "quorum" => {
+                svc.quorum = match w[1] {
+                    "any" => Quorum::Any,
+                    "majority" => Quorum::Majority,
+                    "all" => Quorum::All,
+                    n => Quorum::AtLeast(n.parse().unwrap()),
+                }
+            }
+            "min_reporters" => svc.min_reporters = w[1].parse().unwrap(),
+            "min_coverage" => svc.min_coverage = Some(parse_percent(w[1]).unwrap()),
+            "hours" => svc.service_hours.push(window(w[1], w[2], w[3])),
+            "holiday" => svc.holidays.push(Date::from_str(w[1]).unwrap()),
+            "maint" => svc.maintenance.push(MaintenanceWindow::Once {
+                start: ts(w[1]),
+                end: ts(w[2]),
+                reason: "test".into(),
+            }),
+            "maint_weekly" => svc.maintenance.push(MaintenanceWindow::Weekly {
+                window: window(w[1], w[2], w[3]),
+                reason: "test".into(),
+            }),
+            "start" => svc.start = Some(ts(w[1])),
+            "first_seen" => {
+                self.first_seen = Some((w[1] != "never").then(|| minute(w[1])));
+            }
+            "latency_objective" => {
+                svc.latency = Some(LatencyObjective {
+                    threshold: Duration::from_secs_f64(w[1].parse().unwrap()),
+                    target: parse_percent(w[2]).unwrap(),
+                })
+            }
+            _ => {}
+        }
+    }
+
+    fn agent(&mut self, name: &str, len: usize) -> usize {
+        if let Some(i) = self.agents.iter().position(|a| a == name) {
+            return i;
+        }
+        self.agents.push(name.into());
+        self.cells.push(vec![Cell::Silent; len]);
+        self.slow.push(vec![None; len]);
+        self.agents.len() - 1
+    }
+
+    fn range(&self, a: &str, b: &str) -> std::ops::Range<usize> {
+        let len = self.cells.first().map_or(0, Vec::len) as i64;
+        let lo = (minute(a) - self.from).clamp(0, len);
+        let hi = (minute(b) - self.from).clamp(0, len);
+        lo as usize..hi as usize
+    }
+
+    fn reason(&mut self, r: &str) -> usize {
+        self.reasons.iter().position(|x| x == r).unwrap_or_else(|| {
+            self.reasons.push(r.into());
+            self.reasons.len() - 1
+        })
+    }
+
+    fn set(&mut self, agent: &str, a: &str, b: &str, len: usize, cell: Cell) {
+        let i = self.agent(agent, len);
+        let r = self.range(a, b);
+        self.cells[i][r].fill(cell);
+    }
+
+    fn data(&mut self, line: &str, len: usize) {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        match w[0] {
+            "agents" => {
+                for a in &w[1..] {
+                    let i = self.agent(a, len);
+                    self.cells[i].fill(Cell::Ok);
+                }
+            }
+            "fail" => {
+                let reason = self.reason(w.get(4).copied().unwrap_or("timeout"));
+                self.set(w[1], w[2], w[3], len, Cell::Fail(reason));
+            }
+            "silent" => self.set(w[1], w[2], w[3], len, Cell::Silent),
+            "ok" => self.set(w[1], w[2], w[3], len, Cell::Ok),
+            "gap" => {
+                self.agent(w[1], len);
+                self.gaps.push(GapRow {
+                    agent: w[1].into(),
+                    check: "c1".into(),
+                    from_minute: minute(w[2]),
+                    to_minute: minute(w[3]) - 1,
+                    count: 1,
+                });
+            }
+            "slow" => {
+                let i = self.agent(w[1], len);
+                let r = self.range(w[2], w[3]);
+                self.slow[i][r].fill(Some(w[4].parse().unwrap()));
+            }
+            "row" => {
+                let i = self.agent(w[2], len);
+                let start = (minute(w[1]) - self.from) as usize;
+                let body = line.split('|').nth(1).expect("row needs |...|");
+                let fail = self.reason("timeout");
+                for (k, c) in body.chars().enumerate() {
+                    self.cells[i][start + k] = match c {
+                        '.' => Cell::Ok,
+                        'x' => Cell::Fail(fail),
+                        _ => Cell::Silent,
+                    };
+                }
+            }
+            "show" => self.shows.push((minute(w[1]), minute(w[2]))),
+            _ => {}
+        }
+    }
+
+    fn rollups(&self) -> Vec<MinuteRollup> {
+        let mut out = Vec::new();
+        for (ai, agent) in self.agents.iter().enumerate() {
+            for (k, cell) in self.cells[ai].iter().enumerate() {
+                let (failures, reason) = match cell {
+                    Cell::Silent => continue,
+                    Cell::Ok => (0, None),
+                    Cell::Fail(r) => (6, Some(self.reasons[*r].clone())),
+                };
+                // Histograms only where a case looks at latency: they are large.
+                let latency = (failures == 0 && self.service.latency.is_some()).then(|| {
+                    let secs = self.slow[ai][k].unwrap_or(0.05);
+                    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 2).unwrap();
+                    h.record_n((secs * 1e6) as u64, 6).unwrap();
+                    h
+                });
+                out.push(MinuteRollup {
+                    check: "c1".into(),
+                    agent: agent.clone(),
+                    minute: self.from + k as i64,
+                    probes: 6,
+                    failures,
+                    top_reason: reason,
+                    latency,
+                });
+            }
+        }
+        out
+    }
+
+    fn first_seen(&self, rollups: &[MinuteRollup]) -> Option<i64> {
+        match self.first_seen {
+            Some(f) => f,
+            None => rollups.iter().map(|r| r.minute).min().or(Some(self.from)),
+        }
+    }
+}
+
+fn check(input: &str, expect: &str) {
+    let s = Scenario::parse(input);
+    let rollups = s.rollups();
+    let input = ServiceInput {
+        service: &s.service,
+        maintenance: &[],
+        rollups: &rollups,
+        gaps: &s.gaps,
+        first_seen: s.first_seen(&rollups),
+    };
+    let report = evaluate(&input, s.month, s.now()).expect("evaluate");
+    let mut out = render(&report);
+    for &(a, b) in &s.shows {
+        out.push_str(&render_states(&s, &input, a, b));
+    }
+    let want: String = expect
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(out, want, "\n--- got ---\n{out}--- want ---\n{want}");
+}
+
+fn num(x: f64) -> String {
+    let s = format!("{x:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" { "0".into() } else { s.into() }
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map_or("n/a".into(), num)
+}
+
+fn pct(num: u64, den: u64) -> String {
+    availability::floor_percent(num, den, 4).map_or("n/a".into(), |p| format!("{p}%"))
+}
+
+fn yes(b: Option<bool>) -> &'static str {
+    match b {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "n/a",
+    }
+}
+
+fn render(r: &ServiceReport) -> String {
+    let (g, b, u, e) = (
+        r.good_minutes,
+        r.bad_minutes,
+        r.unknown_minutes,
+        r.eligible_minutes,
+    );
+    let mut out = format!(
+        "period {} {} minutes={}\n\
+         eligible={e} good={g} bad={b} unknown={u}\n\
+         availability={} coverage={} bounds={}..{} compliant={}\n\
+         budget allowed={} remaining={} ratio={} planning={}\n",
+        r.period.month,
+        r.period.time_zone,
+        r.period.minutes,
+        pct(g, g + b),
+        pct(g + b, e),
+        pct(g, e),
+        pct(g + u, e),
+        yes(r.compliant),
+        num(r.error_budget.allowed_minutes),
+        num(r.error_budget.remaining_minutes),
+        opt(r.error_budget.remaining_ratio),
+        num(r.error_budget.planning_allowed_minutes),
+    );
+    let br = &r.burn_rates;
+    if [br.m5, br.m30, br.h1, br.h6, br.d1, br.d3]
+        .iter()
+        .any(|x| x.is_some_and(|v| v > 0.0))
+    {
+        out += &format!(
+            "burn 5m={} 30m={} 1h={} 6h={} 1d={} 3d={} page={} ticket={}\n",
+            opt(br.m5),
+            opt(br.m30),
+            opt(br.h1),
+            opt(br.h6),
+            opt(br.d1),
+            opt(br.d3),
+            yes(Some(r.burn_alerts.page)),
+            yes(Some(r.burn_alerts.ticket)),
+        );
+    }
+    for i in &r.incidents {
+        out += &format!(
+            "incident {}..{}{}{} down={} agents={} reason={}\n",
+            i.start,
+            i.end,
+            if i.open_at_start {
+                " open_at_start"
+            } else {
+                ""
+            },
+            if i.open_at_end { " open_at_end" } else { "" },
+            i.downtime_minutes,
+            i.agents.join(","),
+            i.reason.as_deref().unwrap_or("-"),
+        );
+    }
+    if !r.incidents.is_empty() {
+        out += &format!(
+            "mttr={} mtbf={} mtbsi={} open_incident={}\n",
+            opt(r.mttr_minutes),
+            opt(r.mtbf_minutes),
+            opt(r.mtbsi_minutes),
+            yes(Some(r.open_incident)),
+        );
+    }
+    let l = &r.latency;
+    if l.threshold_seconds.is_some() {
+        out += &format!(
+            "latency within={}/{} ratio={} met={} p50={} p95={} p99={}\n",
+            l.probes_within,
+            l.probes,
+            opt(l.objective_ratio),
+            yes(l.objective_met),
+            opt(l.p50_seconds),
+            opt(l.p95_seconds),
+            opt(l.p99_seconds),
+        );
+    }
+    out
+}
+
+/// The minute states of `[a, b)` as one char each, rebuilt from the engine's own pieces.
+fn render_states(s: &Scenario, input: &ServiceInput<'_>, a: i64, b: i64) -> String {
+    let cal = Calendar::new(&s.service, &[], input.first_seen).unwrap();
+    let mask = cal.eligible_mask(a, b);
+    let rule = QuorumRule {
+        quorum: s.service.quorum,
+        min_reporters: s.service.min_reporters,
+    };
+    let t = Timeline::build(a, &mask, input.rollups, input.gaps, rule);
+    let states: String = t
+        .states
+        .iter()
+        .map(|&st| match st {
+            timeline::GOOD => 'g',
+            timeline::BAD => 'b',
+            timeline::UNKNOWN => '?',
+            _ => '-',
+        })
+        .collect();
+    format!("states |{states}|\n")
+}
+
+// ------------------------------------------------------------------ worked examples
+
+#[test]
+fn worked_example_1_thirty_bad_minutes_in_september() {
+    check(
+        "zone UTC
+         month 2026-09
+         target 99.9%
+         agents a1
+         fail a1 2026-09-03T10:00Z 2026-09-03T10:30Z",
+        "period 2026-09 UTC minutes=43200
+         eligible=43200 good=43170 bad=30 unknown=0
+         availability=99.9305% coverage=100.0000% bounds=99.9305%..99.9305% compliant=yes
+         budget allowed=43.2 remaining=13.2 ratio=0.3056 planning=43.2
+         incident 2026-09-03T10:00:00Z..2026-09-03T10:30:00Z down=30 agents=a1 reason=timeout
+         mttr=30 mtbf=43170 mtbsi=43200 open_incident=no",
+    );
+}
+
+#[test]
+fn worked_example_2_majority_with_a_silent_agent_is_good_any_is_bad() {
+    let data = "zone UTC
+         month 2026-09
+         row 2026-09-03T10:00Z a1 |x|
+         row 2026-09-03T10:00Z a2 |.|
+         row 2026-09-03T10:00Z a3 |_|
+         first_seen 2026-09-03T10:00Z
+         show 2026-09-03T10:00Z 2026-09-03T10:01Z";
+    let head = "period 2026-09 UTC minutes=43200";
+    check(
+        &format!("{data}\nquorum majority"),
+        &format!(
+            "{head}
+             eligible=39720 good=1 bad=0 unknown=39719
+             availability=100.0000% coverage=0.0025% bounds=0.0025%..100.0000% compliant=yes
+             budget allowed=0.001 remaining=0.001 ratio=1 planning=39.72
+             states |g|"
+        ),
+    );
+    check(
+        &format!("{data}\nquorum any"),
+        &format!(
+            "{head}
+             eligible=39720 good=0 bad=1 unknown=39719
+             availability=0.0000% coverage=0.0025% bounds=0.0000%..99.9974% compliant=no
+             budget allowed=0.001 remaining=-0.999 ratio=-999 planning=39.72
+             incident 2026-09-03T10:00:00Z..2026-09-03T10:01:00Z open_at_end down=1 agents=a1 reason=timeout
+             mttr=1 mtbf=0 mtbsi=1 open_incident=no
+             states |b|"
+        ),
+    );
+}
+
+#[test]
+fn worked_example_3_berlin_october_has_745_hours() {
+    check(
+        "zone Europe/Berlin
+         month 2026-10
+         agents a1",
+        "period 2026-10 Europe/Berlin minutes=44700
+         eligible=44700 good=44700 bad=0 unknown=0
+         availability=100.0000% coverage=100.0000% bounds=100.0000%..100.0000% compliant=yes
+         budget allowed=44.7 remaining=44.7 ratio=1 planning=44.7",
+    );
+}
+
+#[test]
+fn worked_example_4_maintenance_removes_90_of_120_outage_minutes() {
+    // September 2026 has 22 weekdays; 2026-09-08 is a Tuesday.
+    check(
+        "zone UTC
+         month 2026-09
+         target 99.5%
+         hours Mon,Tue,Wed,Thu,Fri 08:00 18:00
+         maint 2026-09-08T10:00Z 2026-09-08T11:30Z
+         agents a1
+         fail a1 2026-09-08T10:00Z 2026-09-08T12:00Z",
+        "period 2026-09 UTC minutes=43200
+         eligible=13110 good=13080 bad=30 unknown=0
+         availability=99.7711% coverage=100.0000% bounds=99.7711%..99.7711% compliant=yes
+         budget allowed=65.55 remaining=35.55 ratio=0.5423 planning=65.55
+         incident 2026-09-08T11:30:00Z..2026-09-08T12:00:00Z down=30 agents=a1 reason=timeout
+         mttr=30 mtbf=13080 mtbsi=13110 open_incident=no",
+    );
+}
+
+#[test]
+fn worked_example_5_a_good_minute_splits_two_incidents() {
+    check(
+        "zone UTC
+         month 2026-09
+         agents a1
+         fail a1 2026-09-03T10:00Z 2026-09-03T10:05Z dns
+         fail a1 2026-09-03T10:06Z 2026-09-03T10:10Z connect",
+        "period 2026-09 UTC minutes=43200
+         eligible=43200 good=43191 bad=9 unknown=0
+         availability=99.9791% coverage=100.0000% bounds=99.9791%..99.9791% compliant=yes
+         budget allowed=43.2 remaining=34.2 ratio=0.7917 planning=43.2
+         incident 2026-09-03T10:00:00Z..2026-09-03T10:05:00Z down=5 agents=a1 reason=dns
+         incident 2026-09-03T10:06:00Z..2026-09-03T10:10:00Z down=4 agents=a1 reason=connect
+         mttr=4.5 mtbf=21595.5 mtbsi=21600 open_incident=no",
+    );
+}
+
+// ------------------------------------------------------------------ calendar rules
+
+/// Renders only the period line and minute counts: enough for calendar cases.
+fn counts_of(input: &str) -> String {
+    let s = Scenario::parse(input);
+    let rollups = s.rollups();
+    let input = ServiceInput {
+        service: &s.service,
+        maintenance: &[],
+        rollups: &rollups,
+        gaps: &s.gaps,
+        first_seen: s.first_seen(&rollups),
+    };
+    let r = evaluate(&input, s.month, s.now()).expect("evaluate");
+    format!(
+        "minutes={} eligible={} good={} bad={} unknown={} planning={}",
+        r.period.minutes,
+        r.eligible_minutes,
+        r.good_minutes,
+        r.bad_minutes,
+        r.unknown_minutes,
+        num(r.error_budget.planning_allowed_minutes)
+    )
+}
+
+#[test]
+fn dst_and_leap_months_have_exact_lengths() {
+    let cases = [
+        (
+            "Europe/Berlin",
+            "2026-10",
+            "minutes=44700 eligible=44700 good=44700 bad=0 unknown=0 planning=44.7",
+        ),
+        (
+            "Europe/Berlin",
+            "2026-03",
+            "minutes=44580 eligible=44580 good=44580 bad=0 unknown=0 planning=44.58",
+        ),
+        (
+            "America/New_York",
+            "2026-11",
+            "minutes=43260 eligible=43260 good=43260 bad=0 unknown=0 planning=43.26",
+        ),
+        (
+            "America/New_York",
+            "2026-03",
+            "minutes=44580 eligible=44580 good=44580 bad=0 unknown=0 planning=44.58",
+        ),
+        (
+            "UTC",
+            "2028-02",
+            "minutes=41760 eligible=41760 good=41760 bad=0 unknown=0 planning=41.76",
+        ),
+        (
+            "UTC",
+            "2027-02",
+            "minutes=40320 eligible=40320 good=40320 bad=0 unknown=0 planning=40.32",
+        ),
+    ];
+    for (zone, month, want) in cases {
+        let got = counts_of(&format!("zone {zone}\nmonth {month}\nagents a1"));
+        assert_eq!(got, want, "{zone} {month}");
+    }
+}
+
+#[test]
+fn service_hours_follow_local_wall_clock_across_dst() {
+    // The local hour 02:00–03:00 happens twice on 2026-10-25 and never on 2026-03-29.
+    let daily = "hours Mon,Tue,Wed,Thu,Fri,Sat,Sun 02:00 03:00\nagents a1\nzone Europe/Berlin";
+    assert_eq!(
+        counts_of(&format!("{daily}\nmonth 2026-10")),
+        "minutes=44700 eligible=1920 good=1920 bad=0 unknown=0 planning=1.92"
+    );
+    assert_eq!(
+        counts_of(&format!("{daily}\nmonth 2026-03")),
+        "minutes=44580 eligible=1800 good=1800 bad=0 unknown=0 planning=1.8"
+    );
+    // 06:30–07:30 UTC is 08:30–09:30 CEST on Friday the 23rd (60 minutes count) but
+    // 07:30–08:30 CET on Monday the 26th (only 30 minutes are in service hours).
+    check(
+        "zone Europe/Berlin
+         month 2026-10
+         hours Mon,Tue,Wed,Thu,Fri 08:00 18:00
+         agents a1
+         fail a1 2026-10-23T06:30Z 2026-10-23T07:30Z
+         fail a1 2026-10-26T06:30Z 2026-10-26T07:30Z",
+        "period 2026-10 Europe/Berlin minutes=44700
+         eligible=13200 good=13110 bad=90 unknown=0
+         availability=99.3181% coverage=100.0000% bounds=99.3181%..99.3181% compliant=no
+         budget allowed=13.2 remaining=-76.8 ratio=-5.8182 planning=13.2
+         incident 2026-10-23T06:30:00Z..2026-10-23T07:30:00Z down=60 agents=a1 reason=timeout
+         incident 2026-10-26T07:00:00Z..2026-10-26T07:30:00Z down=30 agents=a1 reason=timeout
+         mttr=45 mtbf=6555 mtbsi=6600 open_incident=no",
+    );
+}
+
+#[test]
+fn holidays_remove_whole_local_days() {
+    // 2026-10-02 is a Friday: 22 weekdays − 1.
+    assert_eq!(
+        counts_of(
+            "zone Europe/Berlin\nmonth 2026-10\nhours Mon,Tue,Wed,Thu,Fri 08:00 18:00\n\
+             holiday 2026-10-02\nagents a1"
+        ),
+        "minutes=44700 eligible=12600 good=12600 bad=0 unknown=0 planning=12.6"
+    );
+}
+
+#[test]
+fn overnight_hours_and_end_of_day() {
+    // Sat 22:00 → Sun 06:00 each weekend (4 Saturdays in Sept 2026) = 4 × 480; plus
+    // Wednesday 20:00–24:00 (5 Wednesdays) = 5 × 240.
+    assert_eq!(
+        counts_of("month 2026-09\nhours Sat 22:00 06:00\nhours Wed 20:00 24:00\nagents a1"),
+        "minutes=43200 eligible=3120 good=3120 bad=0 unknown=0 planning=3.12"
+    );
+}
+
+#[test]
+fn maintenance_windows_are_a_union_and_split_nothing() {
+    // Once windows 10:00–11:00 and 10:30–11:30 overlap (90 min); weekly Sunday 02:00–04:00
+    // (4 Sundays). The outage 09:50–11:40 counts 20 bad minutes as one incident.
+    check(
+        "month 2026-09
+         maint 2026-09-08T10:00Z 2026-09-08T11:00Z
+         maint 2026-09-08T10:30Z 2026-09-08T11:30Z
+         maint_weekly Sun 02:00 04:00
+         agents a1 a2
+         fail a1 2026-09-08T09:50Z 2026-09-08T11:40Z connect_refused
+         fail a2 2026-09-08T09:50Z 2026-09-08T11:40Z connect_refused
+         fail a2 2026-09-08T12:00Z 2026-09-08T12:05Z",
+        "period 2026-09 UTC minutes=43200
+         eligible=42630 good=42610 bad=20 unknown=0
+         availability=99.9530% coverage=100.0000% bounds=99.9530%..99.9530% compliant=yes
+         budget allowed=42.63 remaining=22.63 ratio=0.5308 planning=42.63
+         incident 2026-09-08T09:50:00Z..2026-09-08T11:40:00Z down=20 agents=a1,a2 reason=connect_refused
+         mttr=20 mtbf=42610 mtbsi=42630 open_incident=no",
+    );
+}
+
+#[test]
+fn service_start_and_first_seen_limit_eligibility() {
+    assert_eq!(
+        counts_of("month 2026-09\nstart 2026-09-10T00:00:30Z\nagents a1"),
+        "minutes=43200 eligible=30239 good=30239 bad=0 unknown=0 planning=30.239"
+    );
+    assert_eq!(
+        counts_of("month 2026-09\nfirst_seen 2026-09-10T00:00Z\nagents a1"),
+        "minutes=43200 eligible=30240 good=30240 bad=0 unknown=0 planning=30.24"
+    );
+    assert_eq!(
+        counts_of("month 2026-09\nfirst_seen never"),
+        "minutes=43200 eligible=0 good=0 bad=0 unknown=0 planning=0"
+    );
+}
+
+// ------------------------------------------------------------------ quorum and gaps
+
+/// The rendered states of `show` lines only.
+fn states_of(input: &str) -> String {
+    let s = Scenario::parse(input);
+    let rollups = s.rollups();
+    let input = ServiceInput {
+        service: &s.service,
+        maintenance: &[],
+        rollups: &rollups,
+        gaps: &s.gaps,
+        first_seen: s.first_seen(&rollups),
+    };
+    s.shows
+        .iter()
+        .map(|&(a, b)| render_states(&s, &input, a, b))
+        .collect()
+}
+
+#[test]
+fn quorum_truth_tables_with_silent_agents() {
+    // (R, F) per minute: (3,2) (2,0) (3,1) (2,2) (3,3) (1,1) (0,0) (2,1)
+    let rows = "row 2026-09-03T10:00Z a1 |x.x_xx_x|
+                row 2026-09-03T10:00Z a2 |x..xx__.|
+                row 2026-09-03T10:00Z a3 |._.xx___|
+                show 2026-09-03T10:00Z 2026-09-03T10:08Z";
+    let cases = [
+        ("quorum majority", "bggbbb?g"),
+        ("quorum any", "bgbbbb?b"),
+        ("quorum all", "gggbbb?g"),
+        ("quorum 2", "bggbbg?g"),
+        ("quorum majority\nmin_reporters 2", "bggbb??g"),
+        ("quorum any\nmin_reporters 3", "b?b?b???"),
+    ];
+    for (settings, want) in cases {
+        let got = states_of(&format!("{rows}\n{settings}"));
+        assert_eq!(got, format!("states |{want}|\n"), "{settings}");
+    }
+}
+
+#[test]
+fn gaps_make_ok_minutes_unknown_but_keep_failures() {
+    let base = "agents a1
+                gap a1 2026-09-03T10:00Z 2026-09-03T10:05Z
+                fail a1 2026-09-03T10:03Z 2026-09-03T10:04Z
+                show 2026-09-03T09:59Z 2026-09-03T10:06Z";
+    assert_eq!(states_of(base), "states |g???b?g|\n");
+    // A second agent without a gap decides alone while a1's minutes are in doubt.
+    assert_eq!(
+        states_of(&format!("{base}\nagents a2\nquorum any")),
+        "states |ggggbgg|\n"
+    );
+}
+
+#[test]
+fn checks_of_one_agent_fold_into_one_verdict() {
+    let rollup = |check: &str, failures| MinuteRollup {
+        check: check.into(),
+        agent: "a1".into(),
+        minute: 100,
+        probes: 6,
+        failures,
+        top_reason: None,
+        latency: None,
+    };
+    let rule = QuorumRule {
+        quorum: Quorum::Majority,
+        min_reporters: 1,
+    };
+    let t = Timeline::build(100, &[1], &[rollup("http", 0), rollup("dns", 1)], &[], rule);
+    assert_eq!(t.states, vec![timeline::BAD]);
+    let t = Timeline::build(100, &[1], &[rollup("http", 0), rollup("dns", 0)], &[], rule);
+    assert_eq!(t.states, vec![timeline::GOOD]);
+}
+
+// ------------------------------------------------------------------ incidents
+
+#[test]
+fn unknown_minutes_inside_an_incident_neither_end_nor_count() {
+    check(
+        "agents a1
+         fail a1 2026-09-03T10:00Z 2026-09-03T10:05Z
+         silent a1 2026-09-03T10:05Z 2026-09-03T10:08Z
+         fail a1 2026-09-03T10:08Z 2026-09-03T10:10Z
+         silent a1 2026-09-03T10:10Z 2026-09-03T10:12Z",
+        "period 2026-09 UTC minutes=43200
+         eligible=43200 good=43188 bad=7 unknown=5
+         availability=99.9837% coverage=99.9884% bounds=99.9722%..99.9837% compliant=yes
+         budget allowed=43.195 remaining=36.195 ratio=0.8379 planning=43.2
+         incident 2026-09-03T10:00:00Z..2026-09-03T10:10:00Z down=7 agents=a1 reason=timeout
+         mttr=7 mtbf=43188 mtbsi=43195 open_incident=no",
+    );
+}
+
+#[test]
+fn incidents_across_a_month_boundary_appear_in_both_months() {
+    let data = "agents a1\nfail a1 2026-09-30T23:50Z 2026-10-01T00:10Z";
+    let sept = Scenario::parse(&format!("month 2026-09\n{data}"));
+    let oct = Scenario::parse(&format!("month 2026-10\n{data}"));
+    let mut seen = Vec::new();
+    for s in [sept, oct] {
+        let rollups = s.rollups();
+        let input = ServiceInput {
+            service: &s.service,
+            maintenance: &[],
+            rollups: &rollups,
+            gaps: &s.gaps,
+            first_seen: s.first_seen(&rollups),
+        };
+        let r = evaluate(&input, s.month, s.now()).unwrap();
+        seen.extend(r.incidents.iter().map(|i| {
+            format!(
+                "{}..{} start_open={} end_open={} down={}",
+                i.start, i.end, i.open_at_start, i.open_at_end, i.downtime_minutes
+            )
+        }));
+    }
+    assert_eq!(
+        seen,
+        [
+            "2026-09-30T23:50:00Z..2026-10-01T00:00:00Z start_open=false end_open=true down=10",
+            "2026-10-01T00:00:00Z..2026-10-01T00:10:00Z start_open=true end_open=false down=10",
+        ]
+    );
+}
+
+// ------------------------------------------------------------------ month in progress
+
+#[test]
+fn month_in_progress_burns_and_pages() {
+    check(
+        "now 2026-09-15T12:00Z
+         agents a1
+         fail a1 2026-09-15T11:00Z 2026-09-15T12:00Z status",
+        "period 2026-09 UTC minutes=43200
+         eligible=20880 good=20820 bad=60 unknown=0
+         availability=99.7126% coverage=100.0000% bounds=99.7126%..99.7126% compliant=no
+         budget allowed=20.88 remaining=-39.12 ratio=-1.8736 planning=43.2
+         burn 5m=1000 30m=1000 1h=1000 6h=166.6667 1d=41.6667 3d=13.8889 page=yes ticket=yes
+         incident 2026-09-15T11:00:00Z..2026-09-15T12:00:00Z open_at_end down=60 agents=a1 reason=status
+         mttr=60 mtbf=20820 mtbsi=20880 open_incident=yes",
+    );
+}
+
+#[test]
+fn burn_windows_reach_into_the_previous_month() {
+    // At 00:30 on the 1st the 1 h window starts at 23:30 of the previous day.
+    check(
+        "month 2026-10
+         now 2026-10-01T00:30Z
+         agents a1
+         fail a1 2026-09-30T23:00Z 2026-09-30T23:55Z",
+        "period 2026-10 UTC minutes=44640
+         eligible=30 good=30 bad=0 unknown=0
+         availability=100.0000% coverage=100.0000% bounds=100.0000%..100.0000% compliant=yes
+         budget allowed=0.03 remaining=0.03 ratio=1 planning=44.64
+         burn 5m=0 30m=0 1h=416.6667 6h=152.7778 1d=38.1944 3d=12.7315 page=no ticket=yes",
+    );
+}
+
+// ------------------------------------------------------------------ N/A and coverage
+
+#[test]
+fn nothing_known_is_not_determinable() {
+    check(
+        "first_seen 2026-09-01T00:00Z",
+        "period 2026-09 UTC minutes=43200
+         eligible=43200 good=0 bad=0 unknown=43200
+         availability=n/a coverage=0.0000% bounds=0.0000%..100.0000% compliant=n/a
+         budget allowed=0 remaining=0 ratio=n/a planning=43.2",
+    );
+}
+
+#[test]
+fn coverage_below_minimum_is_not_determinable_but_shown() {
+    check(
+        "min_coverage 70%
+         agents a1
+         silent a1 2026-09-01T00:00Z 2026-09-11T00:00Z
+         first_seen 2026-09-01T00:00Z",
+        "period 2026-09 UTC minutes=43200
+         eligible=43200 good=28800 bad=0 unknown=14400
+         availability=100.0000% coverage=66.6666% bounds=66.6666%..100.0000% compliant=n/a
+         budget allowed=28.8 remaining=28.8 ratio=1 planning=43.2",
+    );
+}
+
+// ------------------------------------------------------------------ latency
+
+#[test]
+fn latency_objective_counts_slow_and_failed_probes_as_missing() {
+    // 43,200 minutes × 6 probes; 360 slow (0.3 s > 0.2 s) and 60 failed miss the objective.
+    check(
+        "latency_objective 0.2 99.9%
+         agents a1
+         slow a1 2026-09-03T10:00Z 2026-09-03T11:00Z 0.3
+         fail a1 2026-09-04T10:00Z 2026-09-04T10:10Z",
+        "period 2026-09 UTC minutes=43200
+         eligible=43200 good=43190 bad=10 unknown=0
+         availability=99.9768% coverage=100.0000% bounds=99.9768%..99.9768% compliant=yes
+         budget allowed=43.2 remaining=33.2 ratio=0.7685 planning=43.2
+         incident 2026-09-04T10:00:00Z..2026-09-04T10:10:00Z down=10 agents=a1 reason=timeout
+         mttr=10 mtbf=43190 mtbsi=43200 open_incident=no
+         latency within=258780/259200 ratio=0.9984 met=no p50=0.0502 p95=0.0502 p99=0.0502",
+    );
+}
