@@ -157,3 +157,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     fn counts(&self) -> Result<StoreCounts, StoreError>;
 }
+
+mod codec;
+#[cfg(test)]
+pub(crate) mod contract;
+mod rollup;
+mod schema;
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;

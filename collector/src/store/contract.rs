@@ -1,0 +1,680 @@
+//! The behaviour every [`Store`] backend must show, as test cases over `&dyn Store`.
+//! SQLite runs them now (`sqlite_tests`); the PostgreSQL backend runs the same cases with
+//! `contract_tests!(|| Box::new(PgStore::connect(..)) as Box<dyn Store>)`.
+//!
+//! Invariants:
+//! - Each case gets a fresh, empty store and uses fixed UTC instants (no wall clock).
+//! - Cases assert exact counts: anything counted twice or lost fails a case.
+
+use std::collections::BTreeMap;
+
+use attest_config::wire::{FailureReason, Gap, Measurement, Phase, SpoolStatus, Value};
+use jiff::Timestamp;
+
+use super::{IngestBatch, MinuteRollup, Store, StoreCounts, StoreError};
+
+/// A Unix minute in 2026; every case works near it.
+pub const BASE_MINUTE: i64 = 29_700_000;
+
+/// The instant `sec` seconds into minute `BASE_MINUTE + minute`.
+pub fn at(minute: i64, sec: i64) -> Timestamp {
+    Timestamp::from_second((BASE_MINUTE + minute) * 60 + sec).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+pub fn ok(check: &str, minute: i64, sec: i64, seconds: f64) -> Measurement {
+    let mut m = Measurement::new(check, at(minute, sec), true);
+    m.duration_seconds = Some(seconds);
+    m
+}
+
+pub fn fail(check: &str, minute: i64, sec: i64, reason: Option<FailureReason>) -> Measurement {
+    let mut m = Measurement::new(check, at(minute, sec), false);
+    m.duration_seconds = Some(5.0);
+    m.reason = reason;
+    m
+}
+
+pub fn batch(agent: &str, seq: u64, measurements: Vec<Measurement>) -> IngestBatch {
+    IngestBatch {
+        agent: agent.to_owned(),
+        seq,
+        received_at: at(0, 0),
+        clock_offset_ms: 0,
+        measurements,
+        gaps: Vec::new(),
+        spool: None,
+    }
+}
+
+fn checks(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn rollups(store: &dyn Store, check: &str) -> Vec<MinuteRollup> {
+    store
+        .minute_rollups(
+            &checks(&[check]),
+            BASE_MINUTE - 100_000,
+            BASE_MINUTE + 100_000,
+        )
+        .expect("minute_rollups")
+}
+
+fn probes_by_minute(store: &dyn Store, check: &str) -> Vec<(i64, u32, u32)> {
+    rollups(store, check)
+        .iter()
+        .map(|r| (r.minute - BASE_MINUTE, r.probes, r.failures))
+        .collect()
+}
+
+/// A resent batch changes nothing and says so.
+pub fn idempotent_resend(store: &dyn Store) {
+    let b = batch(
+        "a1",
+        1,
+        vec![
+            ok("web", 0, 0, 0.01),
+            ok("web", 0, 10, 0.02),
+            fail("web", 0, 20, None),
+        ],
+    );
+    let first = store.commit_batch(&b).expect("commit");
+    assert!(!first.duplicate_batch);
+    assert_eq!((first.stored, first.duplicate_measurements), (3, 0));
+    let again = store.commit_batch(&b).expect("resend");
+    assert!(again.duplicate_batch);
+    assert_eq!((again.stored, again.duplicate_measurements), (0, 0));
+    assert_eq!(probes_by_minute(store, "web"), vec![(0, 3, 1)]);
+    assert_eq!(
+        store.counts().expect("counts"),
+        StoreCounts {
+            batches: 1,
+            measurements: 3
+        }
+    );
+    // The same seq from another agent is another batch.
+    let other = store
+        .commit_batch(&batch("a2", 1, vec![ok("web", 0, 0, 0.01)]))
+        .expect("a2");
+    assert!(!other.duplicate_batch);
+    assert_eq!(other.stored, 1);
+}
+
+/// `(agent, check, ts)` is stored once across and within batches.
+pub fn dedup_across_batches(store: &dyn Store) {
+    let b1 = batch("a1", 1, vec![ok("web", 0, 0, 0.01), ok("web", 0, 10, 0.01)]);
+    let b2 = batch(
+        "a1",
+        2,
+        vec![
+            ok("web", 0, 10, 0.01),
+            ok("web", 0, 20, 0.01),
+            ok("web", 0, 20, 0.01),
+            ok("api", 0, 10, 0.01),
+        ],
+    );
+    store.commit_batch(&b1).expect("b1");
+    let out = store.commit_batch(&b2).expect("b2");
+    assert_eq!((out.stored, out.duplicate_measurements), (2, 2));
+    assert_eq!(probes_by_minute(store, "web"), vec![(0, 3, 0)]);
+    assert_eq!(probes_by_minute(store, "api"), vec![(0, 1, 0)]);
+    let hist = rollups(store, "web").remove(0).latency.expect("latency");
+    assert_eq!(hist.len(), 3, "duplicates must not reach the histogram");
+    assert_eq!(store.counts().expect("counts").measurements, 4);
+}
+
+/// Data arriving late for a past minute updates that minute.
+pub fn late_data_updates_past_minutes(store: &dyn Store) {
+    store
+        .commit_batch(&batch(
+            "a1",
+            1,
+            vec![ok("web", 5, 0, 0.01), ok("web", 6, 0, 0.01)],
+        ))
+        .expect("b1");
+    store
+        .commit_batch(&batch("a1", 2, vec![ok("web", 7, 0, 0.01)]))
+        .expect("b2");
+    store
+        .commit_batch(&batch(
+            "a1",
+            3,
+            vec![fail("web", 5, 30, Some(FailureReason::Timeout))],
+        ))
+        .expect("late");
+    assert_eq!(
+        probes_by_minute(store, "web"),
+        vec![(5, 2, 1), (6, 1, 0), (7, 1, 0)]
+    );
+    let r = store
+        .minute_rollups(&checks(&["web"]), BASE_MINUTE + 5, BASE_MINUTE + 6)
+        .expect("range");
+    assert_eq!(r.len(), 1, "range is half-open");
+    assert_eq!(r[0].top_reason.as_deref(), Some("timeout"));
+}
+
+/// The top reason is derived from counts summed over all batches.
+pub fn reason_counts_give_top_reason(store: &dyn Store) {
+    use FailureReason::*;
+    let t = |sec| fail("web", 0, sec, Some(Timeout));
+    let s = |sec| fail("web", 0, sec, Some(Status));
+    store
+        .commit_batch(&batch("a1", 1, vec![t(0), t(1), s(2)]))
+        .expect("b1");
+    assert_eq!(
+        rollups(store, "web")[0].top_reason.as_deref(),
+        Some("timeout")
+    );
+    store
+        .commit_batch(&batch("a1", 2, vec![s(3), s(4)]))
+        .expect("b2");
+    let r = &rollups(store, "web")[0];
+    assert_eq!((r.probes, r.failures), (5, 5));
+    assert_eq!(r.top_reason.as_deref(), Some("status"));
+    // Ties go to the lexicographically smallest name.
+    store
+        .commit_batch(&batch(
+            "a1",
+            3,
+            vec![fail("dns", 1, 0, Some(Tls)), fail("dns", 1, 1, Some(Dns))],
+        ))
+        .expect("tie");
+    assert_eq!(rollups(store, "dns")[0].top_reason.as_deref(), Some("dns"));
+    // A failure without a typed reason counts as "other"; no failures → no reason.
+    store
+        .commit_batch(&batch(
+            "a1",
+            4,
+            vec![fail("x", 2, 0, None), ok("y", 2, 0, 0.1)],
+        ))
+        .expect("untyped");
+    assert_eq!(rollups(store, "x")[0].top_reason.as_deref(), Some("other"));
+    assert_eq!(rollups(store, "y")[0].top_reason, None);
+}
+
+/// Histograms of one minute merge across batches; failed probes stay out of them.
+pub fn histogram_merge(store: &dyn Store) {
+    store
+        .commit_batch(&batch(
+            "a1",
+            1,
+            vec![ok("web", 0, 0, 0.010), ok("web", 0, 10, 0.020)],
+        ))
+        .expect("b1");
+    store
+        .commit_batch(&batch(
+            "a1",
+            2,
+            vec![
+                ok("web", 0, 20, 0.300),
+                fail("web", 0, 30, Some(FailureReason::Status)),
+            ],
+        ))
+        .expect("b2");
+    let h = rollups(store, "web").remove(0).latency.expect("latency");
+    assert_eq!(h.len(), 3);
+    let close = |v: u64, want: u64| v.abs_diff(want) * 100 <= want;
+    assert!(close(h.min(), 10_000), "min {}", h.min());
+    assert!(
+        close(h.value_at_quantile(0.5), 20_000),
+        "p50 {}",
+        h.value_at_quantile(0.5)
+    );
+    assert!(close(h.max(), 300_000), "max {}", h.max());
+    // A minute with only failures has no latency.
+    store
+        .commit_batch(&batch("a1", 3, vec![fail("web", 1, 0, None)]))
+        .expect("b3");
+    assert!(rollups(store, "web")[1].latency.is_none());
+}
+
+/// Gaps are stored per agent and check and found by overlap with the range.
+pub fn gaps(store: &dyn Store) {
+    let mut b = batch("a1", 1, vec![ok("web", 0, 0, 0.01)]);
+    b.gaps = vec![Gap {
+        check: "web".into(),
+        from: at(5, 0),
+        to: at(7, 50),
+        count: 18,
+    }];
+    store.commit_batch(&b).expect("commit");
+    let web = checks(&["web"]);
+    let found = store
+        .gaps(&web, BASE_MINUTE + 7, BASE_MINUTE + 20)
+        .expect("gaps");
+    assert_eq!(found.len(), 1);
+    let g = &found[0];
+    assert_eq!((g.agent.as_str(), g.check.as_str()), ("a1", "web"));
+    assert_eq!(
+        (
+            g.from_minute - BASE_MINUTE,
+            g.to_minute - BASE_MINUTE,
+            g.count
+        ),
+        (5, 7, 18)
+    );
+    assert!(
+        store
+            .gaps(&web, BASE_MINUTE + 8, BASE_MINUTE + 20)
+            .expect("after")
+            .is_empty()
+    );
+    assert!(
+        store
+            .gaps(&web, BASE_MINUTE, BASE_MINUTE + 5)
+            .expect("before")
+            .is_empty()
+    );
+    assert!(
+        store
+            .gaps(&checks(&["api"]), BASE_MINUTE, BASE_MINUTE + 20)
+            .expect("other")
+            .is_empty()
+    );
+    // A resent batch does not double the gap.
+    store.commit_batch(&b).expect("resend");
+    assert_eq!(
+        store
+            .gaps(&web, BASE_MINUTE, BASE_MINUTE + 20)
+            .expect("again")[0]
+            .count,
+        18
+    );
+}
+
+fn host(minute: i64, sec: i64, values: &[(&str, Option<&str>, f64)]) -> Measurement {
+    let mut m = Measurement::new("host", at(minute, sec), true);
+    m.values = values
+        .iter()
+        .map(|(n, r, v)| Value {
+            name: (*n).into(),
+            resource: r.map(Into::into),
+            value: *v,
+        })
+        .collect();
+    m
+}
+
+/// Host values become per-minute min/avg/max that merge exactly across batches.
+pub fn host_min_avg_max(store: &dyn Store) {
+    let cpu = "cpu_utilization_ratio";
+    let fs = "filesystem_used_bytes";
+    store
+        .commit_batch(&batch(
+            "a1",
+            1,
+            vec![host(0, 0, &[(cpu, None, 0.2), (fs, Some("/"), 100.0)])],
+        ))
+        .expect("b1");
+    store
+        .commit_batch(&batch(
+            "a1",
+            2,
+            vec![
+                host(0, 30, &[(cpu, None, 0.6), (fs, Some("/"), 300.0)]),
+                host(1, 0, &[(cpu, None, 0.5)]),
+            ],
+        ))
+        .expect("b2");
+    let rows = store
+        .host_minutes(BASE_MINUTE, BASE_MINUTE + 1)
+        .expect("host");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let c = rows.iter().find(|r| r.name == cpu).expect("cpu row");
+    assert_eq!(
+        (c.agent.as_str(), c.resource.as_str(), c.minute),
+        ("a1", "", BASE_MINUTE)
+    );
+    assert!(
+        (c.min - 0.2).abs() < 1e-12 && (c.max - 0.6).abs() < 1e-12 && (c.avg - 0.4).abs() < 1e-12,
+        "{c:?}"
+    );
+    let f = rows.iter().find(|r| r.name == fs).expect("fs row");
+    assert_eq!(f.resource, "/");
+    assert_eq!((f.min, f.avg, f.max), (100.0, 200.0, 300.0));
+    assert_eq!(
+        store
+            .host_minutes(BASE_MINUTE, BASE_MINUTE + 2)
+            .expect("two minutes")
+            .len(),
+        3
+    );
+}
+
+/// Add, list (all and per service), cancel, cancel again, cancel unknown.
+pub fn maintenance_lifecycle(store: &dyn Store) {
+    let id1 = store
+        .add_maintenance("shop", at(10, 0), at(70, 0), "db upgrade", at(0, 0))
+        .expect("add");
+    let id2 = store
+        .add_maintenance("mail", at(5, 0), at(6, 0), "reboot", at(0, 1))
+        .expect("add");
+    assert_ne!(id1, id2);
+    let all = store.list_maintenance(None).expect("list");
+    assert_eq!(
+        all.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![id2, id1],
+        "ordered by start"
+    );
+    let shop = store.list_maintenance(Some("shop")).expect("shop");
+    assert_eq!(shop.len(), 1);
+    let m = &shop[0];
+    assert_eq!(
+        (m.service.as_str(), m.start, m.end, m.reason.as_str()),
+        ("shop", at(10, 0), at(70, 0), "db upgrade")
+    );
+    assert_eq!((m.created_at, m.cancelled_at), (at(0, 0), None));
+    store.cancel_maintenance(id1, at(1, 0)).expect("cancel");
+    store
+        .cancel_maintenance(id1, at(2, 0))
+        .expect("cancel twice is fine");
+    let m = &store.list_maintenance(Some("shop")).expect("after cancel")[0];
+    assert_eq!(
+        m.cancelled_at,
+        Some(at(1, 0)),
+        "the first cancellation counts"
+    );
+    assert!(matches!(
+        store.cancel_maintenance(id1 + id2 + 100, at(3, 0)),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        store
+            .list_maintenance(Some("none"))
+            .expect("none")
+            .is_empty()
+    );
+}
+
+/// Raw rows go after raw retention, rollups after rollup retention; rollups do not change
+/// when raw rows go (compaction is invisible), and replays never count twice.
+pub fn retention(store: &dyn Store) {
+    let minutes: Vec<Measurement> = (0..180)
+        .flat_map(|m| {
+            [
+                ok("web", m, 0, 0.01 + m as f64 * 1e-4),
+                fail("web", m, 30, Some(FailureReason::Timeout)),
+            ]
+        })
+        .collect();
+    let b1 = batch("a1", 1, minutes);
+    store.commit_batch(&b1).expect("b1");
+    let before = rollups(store, "web");
+    assert_eq!(before.len(), 180);
+    // Raw kept from minute 150, rollups from minute 30 (in the middle of an hour).
+    store
+        .apply_retention(at(150, 0), at(30, 0))
+        .expect("retention");
+    assert!(
+        store
+            .raw_measurements("web", at(0, 0), at(150, 0))
+            .expect("old raw")
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .raw_measurements("web", at(150, 0), at(180, 0))
+            .expect("new raw")
+            .len(),
+        60
+    );
+    let after = rollups(store, "web");
+    assert_eq!(after.len(), 150);
+    for (a, b) in after.iter().zip(&before[30..]) {
+        assert_eq!(
+            (a.minute, a.probes, a.failures, &a.top_reason),
+            (b.minute, b.probes, b.failures, &b.top_reason)
+        );
+        assert_eq!(a.latency, b.latency, "minute {}", a.minute);
+    }
+    // Replaying the batch counts nothing, though its raw rows are gone.
+    assert!(store.commit_batch(&b1).expect("replay").duplicate_batch);
+    // Late data in a new batch: a past-raw-retention minute merges with its compacted
+    // figures; a minute behind the rollup horizon is skipped.
+    let late = store
+        .commit_batch(&batch(
+            "a1",
+            2,
+            vec![ok("web", 40, 15, 0.5), ok("web", 10, 15, 0.5)],
+        ))
+        .expect("late");
+    assert_eq!((late.stored, late.duplicate_measurements), (1, 1));
+    let m40 = rollups(store, "web")
+        .into_iter()
+        .find(|r| r.minute == BASE_MINUTE + 40)
+        .expect("m40");
+    assert_eq!((m40.probes, m40.failures), (3, 1));
+    assert_eq!(m40.latency.as_ref().map(|h| h.len()), Some(2));
+    store
+        .apply_retention(at(150, 0), at(30, 0))
+        .expect("compact again");
+    let m40b = rollups(store, "web")
+        .into_iter()
+        .find(|r| r.minute == BASE_MINUTE + 40)
+        .expect("m40b");
+    assert_eq!(
+        (m40b.probes, m40b.failures, m40b.latency),
+        (3, 1, m40.latency)
+    );
+    assert_eq!(rollups(store, "web").len(), 150);
+    // Everything goes once the rollups expire.
+    store.apply_retention(at(200, 0), at(200, 0)).expect("all");
+    assert!(rollups(store, "web").is_empty());
+    assert!(
+        store
+            .host_minutes(BASE_MINUTE - 10, BASE_MINUTE + 300)
+            .expect("host")
+            .is_empty()
+    );
+}
+
+/// Counters are totals ever committed: duplicates and retention do not change them.
+pub fn counts(store: &dyn Store) {
+    assert_eq!(store.counts().expect("empty"), StoreCounts::default());
+    store
+        .commit_batch(&batch(
+            "a1",
+            1,
+            vec![ok("web", 0, 0, 0.01), ok("web", 0, 10, 0.01)],
+        ))
+        .expect("b1");
+    store
+        .commit_batch(&batch("a1", 1, vec![ok("web", 0, 0, 0.01)]))
+        .expect("dup");
+    store
+        .commit_batch(&batch(
+            "a1",
+            2,
+            vec![ok("web", 0, 10, 0.01), ok("web", 0, 20, 0.01)],
+        ))
+        .expect("b2");
+    store
+        .commit_batch(&batch("a1", 3, vec![]))
+        .expect("empty batch");
+    assert_eq!(
+        store.counts().expect("counts"),
+        StoreCounts {
+            batches: 3,
+            measurements: 3
+        }
+    );
+    store
+        .apply_retention(at(100, 0), at(100, 0))
+        .expect("retention");
+    assert_eq!(
+        store.counts().expect("after retention"),
+        StoreCounts {
+            batches: 3,
+            measurements: 3
+        }
+    );
+}
+
+/// First measured minute over several checks; late data lowers it; gaps do not count.
+pub fn first_seen(store: &dyn Store) {
+    assert_eq!(store.first_seen(&checks(&["web"])).expect("none"), None);
+    let mut b = batch("a1", 1, vec![ok("web", 10, 0, 0.01)]);
+    b.gaps = vec![Gap {
+        check: "gapped".into(),
+        from: at(1, 0),
+        to: at(2, 0),
+        count: 3,
+    }];
+    store.commit_batch(&b).expect("b1");
+    store
+        .commit_batch(&batch("a2", 1, vec![ok("api", 7, 0, 0.01)]))
+        .expect("b2");
+    assert_eq!(
+        store.first_seen(&checks(&["web"])).expect("web"),
+        Some(BASE_MINUTE + 10)
+    );
+    assert_eq!(
+        store.first_seen(&checks(&["web", "api"])).expect("both"),
+        Some(BASE_MINUTE + 7)
+    );
+    assert_eq!(
+        store.first_seen(&checks(&["gapped"])).expect("gap only"),
+        None
+    );
+    store
+        .commit_batch(&batch("a1", 2, vec![ok("web", 3, 0, 0.01)]))
+        .expect("late");
+    assert_eq!(
+        store.first_seen(&checks(&["web"])).expect("web late"),
+        Some(BASE_MINUTE + 3)
+    );
+}
+
+/// Agent status follows the latest received batch; last_seq never goes back.
+pub fn agent_status(store: &dyn Store) {
+    let spool = SpoolStatus {
+        depth_measurements: 7,
+        bytes: 700,
+        dropped_total: 1,
+        corrupt_records_total: 0,
+    };
+    let mut b2 = batch("a1", 2, vec![]);
+    b2.received_at = at(2, 0);
+    b2.clock_offset_ms = -40;
+    b2.spool = Some(spool.clone());
+    store.commit_batch(&b2).expect("b2");
+    let mut b1 = batch("a1", 1, vec![]);
+    b1.received_at = at(3, 0);
+    b1.clock_offset_ms = 15;
+    store.commit_batch(&b1).expect("b1 late");
+    store.commit_batch(&batch("a0", 9, vec![])).expect("a0");
+    let agents = store.agents().expect("agents");
+    assert_eq!(
+        agents.iter().map(|a| a.agent.as_str()).collect::<Vec<_>>(),
+        vec!["a0", "a1"]
+    );
+    let a1 = &agents[1];
+    assert_eq!(
+        (a1.last_seen, a1.last_seq, a1.clock_offset_ms),
+        (at(3, 0), 2, 15)
+    );
+    assert_eq!(
+        a1.spool.as_ref(),
+        Some(&spool),
+        "a batch without spool status keeps the last one"
+    );
+}
+
+/// Raw measurements come back exactly as sent, for every agent of the check.
+pub fn raw_roundtrip(store: &dyn Store) {
+    let mut m = fail("web", 0, 12, Some(FailureReason::Tls));
+    m.ts = at(0, 12)
+        .checked_add(jiff::SignedDuration::from_nanos(123_456_789))
+        .unwrap_or(m.ts);
+    m.failed_phase = Some(Phase::Tls);
+    m.error = Some("certificate expired".into());
+    m.phases = BTreeMap::from([(Phase::Resolve, 0.001), (Phase::Connect, 0.002)]);
+    m.values = vec![Value {
+        name: "status_code".into(),
+        resource: None,
+        value: 0.0,
+    }];
+    m.labels = BTreeMap::from([("tls_version".to_owned(), "1.3".to_owned())]);
+    let plain = ok("web", 0, 40, 0.25);
+    store
+        .commit_batch(&batch(
+            "a1",
+            1,
+            vec![m.clone(), plain.clone(), ok("api", 0, 12, 0.1)],
+        ))
+        .expect("a1");
+    store
+        .commit_batch(&batch("a2", 1, vec![ok("web", 0, 12, 0.3)]))
+        .expect("a2");
+    let got = store
+        .raw_measurements("web", at(0, 0), at(1, 0))
+        .expect("raw");
+    assert_eq!(got.len(), 3);
+    assert_eq!(
+        got[0],
+        ("a2".to_owned(), ok("web", 0, 12, 0.3)),
+        "ordered by time, then agent"
+    );
+    assert_eq!(got[1], ("a1".to_owned(), m));
+    assert_eq!(got[2], ("a1".to_owned(), plain));
+    assert!(
+        store
+            .raw_measurements("web", at(0, 41), at(1, 0))
+            .expect("none")
+            .is_empty()
+    );
+}
+
+/// A contract case: runs against one fresh store and panics on a violation.
+pub type Case = fn(&dyn Store);
+
+/// Every case, by name.
+pub const CASES: &[(&str, Case)] = &[
+    ("idempotent_resend", idempotent_resend),
+    ("dedup_across_batches", dedup_across_batches),
+    (
+        "late_data_updates_past_minutes",
+        late_data_updates_past_minutes,
+    ),
+    (
+        "reason_counts_give_top_reason",
+        reason_counts_give_top_reason,
+    ),
+    ("histogram_merge", histogram_merge),
+    ("gaps", gaps),
+    ("host_min_avg_max", host_min_avg_max),
+    ("maintenance_lifecycle", maintenance_lifecycle),
+    ("retention", retention),
+    ("counts", counts),
+    ("first_seen", first_seen),
+    ("agent_status", agent_status),
+    ("raw_roundtrip", raw_roundtrip),
+];
+
+/// Runs every case on a fresh store from `make`.
+pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
+    for (name, case) in CASES {
+        eprintln!("store contract: {name}");
+        case(make().as_ref());
+    }
+}
+
+/// One `#[test]` per case, each on a fresh store from `$make` (a `Fn() -> Box<dyn Store>`).
+macro_rules! contract_tests {
+    ($make:expr) => {
+        $crate::store::contract::contract_tests!(@cases $make;
+            idempotent_resend, dedup_across_batches, late_data_updates_past_minutes,
+            reason_counts_give_top_reason, histogram_merge, gaps, host_min_avg_max,
+            maintenance_lifecycle, retention, counts, first_seen, agent_status, raw_roundtrip);
+    };
+    (@cases $make:expr; $($case:ident),*) => {
+        $(
+            #[test]
+            fn $case() {
+                let make: &dyn Fn() -> Box<dyn $crate::store::Store> = &$make;
+                $crate::store::contract::$case(make().as_ref());
+            }
+        )*
+    };
+}
+pub(crate) use contract_tests;
