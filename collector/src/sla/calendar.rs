@@ -67,6 +67,14 @@ impl Month {
     }
 }
 
+impl Month {
+    /// The calendar month that contains `ts` in the zone `time_zone`.
+    pub fn containing(ts: Timestamp, time_zone: &str) -> Result<Month, SlaError> {
+        let date = zone(time_zone)?.to_datetime(ts).date();
+        Month::new(date.year(), date.month())
+    }
+}
+
 impl std::fmt::Display for Month {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:04}-{:02}", self.year, self.month)
