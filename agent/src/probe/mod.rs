@@ -27,6 +27,7 @@ pub trait Probe: Send + Sync {
     fn probe(&self, deadline: tokio::time::Instant) -> ProbeFuture<'_>;
 }
 
+pub mod dns;
 pub mod http;
 pub(crate) mod net;
 pub mod tcp;
@@ -93,6 +94,7 @@ pub fn build(check: &Check) -> Result<Box<dyn Probe>, BuildError> {
     Ok(match &check.spec {
         CheckSpec::Http(c) => Box::new(http::HttpProbe::new(&check.id, c)?),
         CheckSpec::Tcp(c) => Box::new(tcp::TcpProbe::new(&check.id, c)?),
+        CheckSpec::Dns(c) => Box::new(dns::DnsProbe::new(&check.id, c)?),
         CheckSpec::Tls(c) => Box::new(tls::TlsProbe::new(&check.id, c)?),
         other => {
             return Err(BuildError::invalid(
