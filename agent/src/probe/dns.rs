@@ -271,6 +271,6 @@ mod tests {
         assert_eq!(rcode_from_name("5"), Some(5));
         assert_eq!(rcode_from_name("BOGUS"), None);
         assert_eq!(rcode_name(ResponseCode::ServFail), "SERVFAIL");
-        assert_eq!(rcode_name(ResponseCode::from(23u16)), "23");
+        assert_eq!(rcode_name(<ResponseCode as From<u16>>::from(23)), "23");
     }
 }
