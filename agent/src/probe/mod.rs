@@ -29,6 +29,7 @@ pub trait Probe: Send + Sync {
 
 pub mod dns;
 pub mod http;
+pub mod icmp;
 pub(crate) mod net;
 pub mod tcp;
 pub mod tls;
@@ -95,6 +96,7 @@ pub fn build(check: &Check) -> Result<Box<dyn Probe>, BuildError> {
         CheckSpec::Http(c) => Box::new(http::HttpProbe::new(&check.id, c)?),
         CheckSpec::Tcp(c) => Box::new(tcp::TcpProbe::new(&check.id, c)?),
         CheckSpec::Dns(c) => Box::new(dns::DnsProbe::new(&check.id, c)?),
+        CheckSpec::Icmp(c) => Box::new(icmp::IcmpProbe::new(&check.id, c)?),
         CheckSpec::Tls(c) => Box::new(tls::TlsProbe::new(&check.id, c)?),
         other => {
             return Err(BuildError::invalid(
