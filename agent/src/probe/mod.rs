@@ -28,6 +28,7 @@ pub trait Probe: Send + Sync {
 }
 
 pub mod dns;
+pub mod host;
 pub mod http;
 pub mod icmp;
 pub(crate) mod net;
@@ -98,14 +99,6 @@ pub fn build(check: &Check) -> Result<Box<dyn Probe>, BuildError> {
         CheckSpec::Dns(c) => Box::new(dns::DnsProbe::new(&check.id, c)?),
         CheckSpec::Icmp(c) => Box::new(icmp::IcmpProbe::new(&check.id, c)?),
         CheckSpec::Tls(c) => Box::new(tls::TlsProbe::new(&check.id, c)?),
-        other => {
-            return Err(BuildError::invalid(
-                &check.id,
-                format!(
-                    "{} probes are not available in this build yet",
-                    other.kind()
-                ),
-            ));
-        }
+        CheckSpec::Host(c) => Box::new(host::HostProbe::new(&check.id, c)?),
     })
 }
