@@ -2,7 +2,8 @@
 //! its strict validation, and the wire types that cross the network.
 //!
 //! Invariants:
-//! - This crate does no I/O besides reading the configuration file it is asked to load.
+//! - This crate does no I/O besides reading the configuration file it is asked to load
+//!   and the token files that file names (`token_file`, `admin_token_file`).
 //! - A value of a model type has passed validation: durations are positive, zones exist
 //!   in the tz database, percentages are in (0, 100], ids are unique and referenced ids exist.
 //! - `wire` is the only module whose types cross the network; changing them is a protocol

@@ -1,5 +1,6 @@
 //! The agent → collector protocol, version 1: JSON bodies over HTTP(S), optionally
-//! `Content-Encoding: zstd`. Documented in `docs/wire.md`; `tests/golden` pins the format.
+//! `Content-Encoding: zstd`. Documented in `docs/wire.md`; `config/tests/wire_golden.rs` pins the format
+//! against `config/testdata/wire/batch-v1.json`.
 //!
 //! Invariants:
 //! - `(agent, seq)` identifies a batch; a resent batch carries the same seq and content.

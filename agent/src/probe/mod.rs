@@ -27,7 +27,10 @@ pub trait Probe: Send + Sync {
     fn probe(&self, deadline: tokio::time::Instant) -> ProbeFuture<'_>;
 }
 
+pub mod dns;
+pub mod host;
 pub mod http;
+pub mod icmp;
 pub(crate) mod net;
 pub mod tcp;
 pub mod tls;
@@ -93,15 +96,9 @@ pub fn build(check: &Check) -> Result<Box<dyn Probe>, BuildError> {
     Ok(match &check.spec {
         CheckSpec::Http(c) => Box::new(http::HttpProbe::new(&check.id, c)?),
         CheckSpec::Tcp(c) => Box::new(tcp::TcpProbe::new(&check.id, c)?),
+        CheckSpec::Dns(c) => Box::new(dns::DnsProbe::new(&check.id, c)?),
+        CheckSpec::Icmp(c) => Box::new(icmp::IcmpProbe::new(&check.id, c)?),
         CheckSpec::Tls(c) => Box::new(tls::TlsProbe::new(&check.id, c)?),
-        other => {
-            return Err(BuildError::invalid(
-                &check.id,
-                format!(
-                    "{} probes are not available in this build yet",
-                    other.kind()
-                ),
-            ));
-        }
+        CheckSpec::Host(c) => Box::new(host::HostProbe::new(&check.id, c)?),
     })
 }
