@@ -21,14 +21,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use attest_config::TransportConfig;
-use attest_config::wire::{self, Ack, Batch, ErrorBody, SpoolStatus};
+use attest_config::wire::{self, Ack, Batch, ErrorBody};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::spool::{PendingBatch, Spool};
-use backoff::Backoff;
+use backoff::{Backoff, BackoffConfig};
 
 /// Counters exported by the agent's telemetry.
 #[derive(Debug, Default)]
@@ -50,6 +50,8 @@ pub enum TransportError {
     TlsMaterial { path: PathBuf, reason: String },
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+    #[error("invalid retry settings in [transport]: {0}")]
+    Backoff(#[from] backoff::BackoffError),
 }
 
 /// What one delivery attempt came to.
@@ -70,6 +72,7 @@ pub struct Transport {
     cfg: TransportConfig,
     spool: Arc<Mutex<Spool>>,
     quarantine_dir: PathBuf,
+    backoff: Backoff,
     pub stats: Arc<TransportStats>,
 }
 
@@ -83,6 +86,8 @@ impl Transport {
         spool_dir: PathBuf,
     ) -> Result<Transport, TransportError> {
         let client = build_client(&cfg)?;
+        let seed = agent.bytes().fold(jiff::Timestamp::now().as_nanosecond() as u64, |h, b| h.rotate_left(5) ^ u64::from(b));
+        let backoff = Backoff::new(BackoffConfig { initial: cfg.backoff_initial, max: cfg.backoff_max, ..BackoffConfig::DEFAULT }, seed)?;
         Ok(Transport {
             client,
             url: format!("{}{}", collector_url.trim_end_matches('/'), wire::INGEST_PATH),
@@ -91,14 +96,14 @@ impl Transport {
             cfg,
             spool,
             quarantine_dir: spool_dir.join("quarantine"),
+            backoff,
             stats: Arc::new(TransportStats::default()),
         })
     }
 
     /// Delivers until `cancel` fires. `appended` is notified whenever the spool grows.
     pub async fn run(self, appended: Arc<Notify>, cancel: CancellationToken) {
-        let seed = jiff::Timestamp::now().as_nanosecond() as u64 ^ std::process::id() as u64;
-        let mut backoff = Backoff::new(self.cfg.backoff_initial, self.cfg.backoff_max, seed);
+        let mut backoff = self.backoff.clone();
         loop {
             if cancel.is_cancelled() {
                 return;
@@ -156,10 +161,11 @@ impl Transport {
     /// (due now?, how long until it may become due without new data).
     fn batch_due(&self) -> (bool, Duration) {
         let s = lock(&self.spool).stats();
-        if s.cut_pending || s.uncut as usize >= self.cfg.batch_max_measurements || s.gaps_pending {
+        // Measurements beyond the uncut ones belong to a batch already cut: resend it now.
+        if s.depth > s.uncut || s.uncut as usize >= self.cfg.batch_max_measurements {
             return (true, Duration::ZERO);
         }
-        let Some(oldest) = s.oldest_uncut else {
+        let Some(oldest) = s.oldest_uncut_ts else {
             return (false, self.cfg.batch_max_age);
         };
         let age = jiff::Timestamp::now().duration_since(oldest);
@@ -201,12 +207,7 @@ impl Transport {
             sent_at: jiff::Timestamp::now(),
             measurements: batch.measurements.clone(),
             gaps: batch.gaps.clone(),
-            spool: Some(SpoolStatus {
-                depth_measurements: stats.depth,
-                bytes: stats.bytes,
-                dropped_total: stats.dropped_total,
-                corrupt_records_total: stats.corrupt_records_total,
-            }),
+            spool: Some(stats.to_wire()),
         };
         let json = serde_json::to_vec(&wire).map_err(|e| e.to_string())?;
         zstd::bulk::compress(&json, 3).map_err(|e| e.to_string())
@@ -257,12 +258,7 @@ impl Transport {
 /// Maps the collector's answer to an outcome. Only an `Ack` for this very seq removes data.
 async fn classify(r: reqwest::Response, seq: u64) -> Outcome {
     let status = r.status();
-    let retry_after = r
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = r.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(backoff::parse_retry_after);
     let body = r.bytes().await.unwrap_or_default();
     if status.is_success() {
         return match serde_json::from_slice::<Ack>(&body) {
@@ -313,6 +309,6 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, TransportError> {
 
 /// The spool mutex is held only for short spool calls; a poisoned lock means a spool call
 /// panicked, and the spool's own recovery on the next open is the right answer: keep going.
-pub(crate) fn lock(spool: &Mutex<Spool>) -> std::sync::MutexGuard<'_, Spool> {
+pub fn lock(spool: &Mutex<Spool>) -> std::sync::MutexGuard<'_, Spool> {
     spool.lock().unwrap_or_else(|p| p.into_inner())
 }
