@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use attest_agent::clock::SystemClock;
+use attest_agent::probe;
 use attest_agent::schedule::{self, ScheduleStats, ScheduledCheck, Sink};
 use attest_agent::spool::Spool;
 use attest_agent::telemetry::{self, Telemetry};
 use attest_agent::transport::{self, Transport};
-use attest_agent::probe;
 use attest_config::AgentConfig;
 use attest_config::wire::Measurement;
 use clap::{Parser, Subcommand};
@@ -23,7 +23,11 @@ use tokio_util::sync::CancellationToken;
 const EXIT_SPOOL: u8 = 73;
 
 #[derive(Parser)]
-#[command(name = "attest-agent", version, about = "Probes services and this host, and ships every measurement to the Attest collector")]
+#[command(
+    name = "attest-agent",
+    version,
+    about = "Probes services and this host, and ships every measurement to the Attest collector"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -56,7 +60,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(attest_config::EXIT_CONFIG_INVALID as u8);
                 }
             };
-            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("cannot start the runtime: {e}");
@@ -75,8 +83,12 @@ fn main() -> ExitCode {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ATTEST_LOG").unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("ATTEST_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {
@@ -112,7 +124,12 @@ async fn run(cfg: AgentConfig) -> anyhow::Result<ExitCode> {
             }
         };
         kinds.insert(c.id.clone(), c.spec.kind());
-        checks.push(ScheduledCheck { id: c.id.clone(), interval: c.interval, timeout: c.timeout, probe: Arc::from(p) });
+        checks.push(ScheduledCheck {
+            id: c.id.clone(),
+            interval: c.interval,
+            timeout: c.timeout,
+            probe: Arc::from(p),
+        });
     }
     let spool = match Spool::open(&cfg.spool.dir, cfg.spool.max_bytes, cfg.spool.when_full) {
         Ok(s) => Arc::new(Mutex::new(s)),
@@ -121,19 +138,42 @@ async fn run(cfg: AgentConfig) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_SPOOL));
         }
     };
-    let transport = Transport::new(&cfg.agent.id, &cfg.agent.collector_url, &cfg.agent.token, cfg.transport.clone(), spool.clone(), cfg.spool.dir.clone())
-        .context("cannot set up delivery to the collector")?;
+    let transport = Transport::new(
+        &cfg.agent.id,
+        &cfg.agent.collector_url,
+        &cfg.agent.token,
+        cfg.transport.clone(),
+        spool.clone(),
+        cfg.spool.dir.clone(),
+    )
+    .context("cannot set up delivery to the collector")?;
     let schedule_stats = Arc::new(ScheduleStats::default());
-    let telemetry = Arc::new(Telemetry::new(kinds, schedule_stats.clone(), transport.stats.clone(), spool.clone()));
+    let telemetry = Arc::new(Telemetry::new(
+        kinds,
+        schedule_stats.clone(),
+        transport.stats.clone(),
+        spool.clone(),
+    ));
     let cancel = CancellationToken::new();
     let appended = Arc::new(Notify::new());
 
     let (tx, rx) = mpsc::channel::<Measurement>(1024);
     let writer = tokio::spawn(spool_writer(rx, spool.clone(), appended.clone()));
     let t = telemetry.clone();
-    let sink = Sink { tx, stats: schedule_stats, observe: Arc::new(move |m| t.observe(m)) };
+    let sink = Sink {
+        tx,
+        stats: schedule_stats,
+        observe: Arc::new(move |m| t.observe(m)),
+    };
     let n_checks = checks.len();
-    let probes = schedule::spawn_all(&cfg.agent.id, checks, Arc::new(SystemClock), cfg.agent.max_concurrency, sink, cancel.clone());
+    let probes = schedule::spawn_all(
+        &cfg.agent.id,
+        checks,
+        Arc::new(SystemClock),
+        cfg.agent.max_concurrency,
+        sink,
+        cancel.clone(),
+    );
     let tx_cancel = CancellationToken::new();
     let sender = tokio::spawn(transport.run(appended, tx_cancel.clone()));
     if let Some(addr) = cfg.agent.listen {
@@ -152,13 +192,20 @@ async fn run(cfg: AgentConfig) -> anyhow::Result<ExitCode> {
     tx_cancel.cancel();
     let _ = sender.await;
     let stats = transport::lock(&spool).stats();
-    tracing::info!(pending = stats.depth, "agent stopped; pending measurements stay in the spool");
+    tracing::info!(
+        pending = stats.depth,
+        "agent stopped; pending measurements stay in the spool"
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 /// Appends measurements to the spool in small groups; each append is durable before the
 /// transport is told about it.
-async fn spool_writer(mut rx: mpsc::Receiver<Measurement>, spool: Arc<Mutex<Spool>>, appended: Arc<Notify>) {
+async fn spool_writer(
+    mut rx: mpsc::Receiver<Measurement>,
+    spool: Arc<Mutex<Spool>>,
+    appended: Arc<Notify>,
+) {
     let mut buf = Vec::with_capacity(256);
     while rx.recv_many(&mut buf, 256).await > 0 {
         let group = std::mem::take(&mut buf);
@@ -166,7 +213,9 @@ async fn spool_writer(mut rx: mpsc::Receiver<Measurement>, spool: Arc<Mutex<Spoo
         let res = tokio::task::spawn_blocking(move || transport::lock(&sp).append(&group)).await;
         match res {
             Ok(Ok(())) => appended.notify_one(),
-            Ok(Err(e)) => tracing::error!("cannot append to the spool (measurements lost, counted by the spool): {e}"),
+            Ok(Err(e)) => tracing::error!(
+                "cannot append to the spool (measurements lost, counted by the spool): {e}"
+            ),
             Err(e) => tracing::error!("spool task failed: {e}"),
         }
     }
@@ -176,13 +225,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -125,7 +125,10 @@ impl Runner {
             let interval = self.check.interval.as_nanos().max(1);
             let skipped = (elapsed / interval).saturating_sub(1) as u64;
             if skipped > 0 {
-                self.sink.stats.missed_ticks_total.fetch_add(skipped, Ordering::Relaxed);
+                self.sink
+                    .stats
+                    .missed_ticks_total
+                    .fetch_add(skipped, Ordering::Relaxed);
             }
         }
     }
@@ -140,24 +143,38 @@ impl Runner {
         let ts = self.clock.now_utc();
         let started = Instant::now();
         let deadline = started + self.check.timeout;
-        let report = match tokio::time::timeout_at(deadline + GRACE, self.check.probe.probe(deadline)).await {
-            Ok(report) => report,
-            Err(_) => ProbeReport {
-                reason: Some(FailureReason::Timeout),
-                error: Some(format!("no result within the timeout of {:?}", self.check.timeout)),
-                ..ProbeReport::default()
-            },
-        };
+        let report =
+            match tokio::time::timeout_at(deadline + GRACE, self.check.probe.probe(deadline)).await
+            {
+                Ok(report) => report,
+                Err(_) => ProbeReport {
+                    reason: Some(FailureReason::Timeout),
+                    error: Some(format!(
+                        "no result within the timeout of {:?}",
+                        self.check.timeout
+                    )),
+                    ..ProbeReport::default()
+                },
+            };
         let elapsed = started.elapsed().as_secs_f64();
         Some(envelope(&self.check.id, ts, elapsed, report))
     }
 }
 
 /// Wraps a probe's report into the wire measurement.
-pub fn envelope(check: &str, ts: jiff::Timestamp, duration_seconds: f64, r: ProbeReport) -> Measurement {
+pub fn envelope(
+    check: &str,
+    ts: jiff::Timestamp,
+    duration_seconds: f64,
+    r: ProbeReport,
+) -> Measurement {
     let mut m = Measurement::new(check, ts, r.ok);
     m.duration_seconds = Some(duration_seconds);
-    m.reason = if r.ok { None } else { Some(r.reason.unwrap_or(FailureReason::Other)) };
+    m.reason = if r.ok {
+        None
+    } else {
+        Some(r.reason.unwrap_or(FailureReason::Other))
+    };
     m.failed_phase = r.failed_phase;
     m.error = r.error;
     m.phases = r.phases;
@@ -192,7 +209,10 @@ mod tests {
                 self.max_running.fetch_max(now, Ordering::SeqCst);
                 tokio::time::sleep(self.takes).await;
                 self.running.fetch_sub(1, Ordering::SeqCst);
-                ProbeReport { ok: true, ..ProbeReport::default() }
+                ProbeReport {
+                    ok: true,
+                    ..ProbeReport::default()
+                }
             })
         }
     }
@@ -200,7 +220,11 @@ mod tests {
     fn sink(cap: usize) -> (Sink, mpsc::Receiver<Measurement>, Arc<ScheduleStats>) {
         let (tx, rx) = mpsc::channel(cap);
         let stats = Arc::new(ScheduleStats::default());
-        let s = Sink { tx, stats: stats.clone(), observe: Arc::new(|_| {}) };
+        let s = Sink {
+            tx,
+            stats: stats.clone(),
+            observe: Arc::new(|_| {}),
+        };
         (s, rx, stats)
     }
 
@@ -208,8 +232,9 @@ mod tests {
     fn jitter_is_stable_and_spread() {
         let i = Duration::from_secs(10);
         assert_eq!(jitter_offset("a", "web", i), jitter_offset("a", "web", i));
-        let offsets: std::collections::BTreeSet<_> =
-            (0..50).map(|n| jitter_offset("a", &format!("c{n}"), i).as_millis() / 1000).collect();
+        let offsets: std::collections::BTreeSet<_> = (0..50)
+            .map(|n| jitter_offset("a", &format!("c{n}"), i).as_millis() / 1000)
+            .collect();
         // 50 checks land in most of the ten one-second buckets, not all in the first.
         assert!(offsets.len() >= 8, "offsets bunched: {offsets:?}");
         assert!(offsets.iter().all(|&s| s < 10));
@@ -242,8 +267,15 @@ mod tests {
         for h in handles {
             h.await.expect("task");
         }
-        assert_eq!(max_running.load(Ordering::SeqCst), 1, "a check overlapped itself");
-        assert!(stats.missed_ticks_total.load(Ordering::SeqCst) >= 4, "missed ticks not counted");
+        assert_eq!(
+            max_running.load(Ordering::SeqCst),
+            1,
+            "a check overlapped itself"
+        );
+        assert!(
+            stats.missed_ticks_total.load(Ordering::SeqCst) >= 4,
+            "missed ticks not counted"
+        );
     }
 
     #[tokio::test(start_paused = true)]

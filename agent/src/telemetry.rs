@@ -74,7 +74,9 @@ pub struct Telemetry {
 
 impl std::fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Telemetry").field("checks", &self.kinds.len()).finish_non_exhaustive()
+        f.debug_struct("Telemetry")
+            .field("checks", &self.kinds.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -85,7 +87,13 @@ impl Telemetry {
         transport: Arc<TransportStats>,
         spool: Arc<Mutex<Spool>>,
     ) -> Telemetry {
-        Telemetry { checks: Mutex::new(BTreeMap::new()), kinds, schedule, transport, spool }
+        Telemetry {
+            checks: Mutex::new(BTreeMap::new()),
+            kinds,
+            schedule,
+            transport,
+            spool,
+        }
     }
 
     /// Records a finished measurement (called by the scheduler's sink).
@@ -96,7 +104,11 @@ impl Telemetry {
         st.ok = m.ok;
         st.duration = m.duration_seconds.unwrap_or(0.0);
         st.phases = m.phases.clone();
-        st.values = m.values.iter().map(|v| (sanitize(&v.name), v.resource.clone(), v.value)).collect();
+        st.values = m
+            .values
+            .iter()
+            .map(|v| (sanitize(&v.name), v.resource.clone(), v.value))
+            .collect();
         st.probes += 1;
         if !m.ok {
             st.failures += 1;
@@ -122,7 +134,12 @@ impl Telemetry {
 
 type Labels = Vec<(&'static str, String)>;
 
-fn gauges(enc: &mut DescriptorEncoder, name: &str, help: &str, rows: Vec<(Labels, f64)>) -> std::fmt::Result {
+fn gauges(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: Vec<(Labels, f64)>,
+) -> std::fmt::Result {
     if rows.is_empty() {
         return Ok(());
     }
@@ -133,10 +150,16 @@ fn gauges(enc: &mut DescriptorEncoder, name: &str, help: &str, rows: Vec<(Labels
     Ok(())
 }
 
-fn counters(enc: &mut DescriptorEncoder, name: &str, help: &str, rows: Vec<(Labels, u64)>) -> std::fmt::Result {
+fn counters(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: Vec<(Labels, u64)>,
+) -> std::fmt::Result {
     let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (labels, v) in rows {
-        m.encode_family(&labels)?.encode_counter::<NoLabelSet, _, u64>(&v, None)?;
+        m.encode_family(&labels)?
+            .encode_counter::<NoLabelSet, _, u64>(&v, None)?;
     }
     Ok(())
 }
@@ -160,33 +183,95 @@ impl Collector for Telemetry {
 impl Telemetry {
     fn encode_checks(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
         use names::*;
-        let checks = self.checks.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let id = |c: &String, s: &CheckState| vec![("check", c.clone()), ("kind", s.kind.to_string())];
+        let checks = self
+            .checks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let id =
+            |c: &String, s: &CheckState| vec![("check", c.clone()), ("kind", s.kind.to_string())];
         let (host, probe): (Vec<_>, Vec<_>) = checks.iter().partition(|(_, s)| s.kind == "host");
-        gauges(enc, PROBE_SUCCESS, "1 if the check's last probe succeeded", checks.iter().map(|(c, s)| (id(c, s), f64::from(u8::from(s.ok)))).collect())?;
-        gauges(enc, PROBE_DURATION, "Duration of the check's last probe", checks.iter().map(|(c, s)| (id(c, s), s.duration)).collect())?;
+        gauges(
+            enc,
+            PROBE_SUCCESS,
+            "1 if the check's last probe succeeded",
+            checks
+                .iter()
+                .map(|(c, s)| (id(c, s), f64::from(u8::from(s.ok))))
+                .collect(),
+        )?;
+        gauges(
+            enc,
+            PROBE_DURATION,
+            "Duration of the check's last probe",
+            checks.iter().map(|(c, s)| (id(c, s), s.duration)).collect(),
+        )?;
         let phases = checks
             .iter()
-            .flat_map(|(c, s)| s.phases.iter().map(move |(p, v)| (vec![("check", c.clone()), ("phase", p.as_str().to_string())], *v)))
+            .flat_map(|(c, s)| {
+                s.phases.iter().map(move |(p, v)| {
+                    (
+                        vec![("check", c.clone()), ("phase", p.as_str().to_string())],
+                        *v,
+                    )
+                })
+            })
             .collect();
-        gauges(enc, PROBE_PHASE_DURATION, "Duration of each phase of the check's last probe", phases)?;
+        gauges(
+            enc,
+            PROBE_PHASE_DURATION,
+            "Duration of each phase of the check's last probe",
+            phases,
+        )?;
         let failures = checks
             .iter()
-            .filter_map(|(c, s)| s.last_failure.as_ref().map(|r| (vec![("check", c.clone()), ("reason", r.clone())], 1.0)))
+            .filter_map(|(c, s)| {
+                s.last_failure
+                    .as_ref()
+                    .map(|r| (vec![("check", c.clone()), ("reason", r.clone())], 1.0))
+            })
             .collect();
-        gauges(enc, PROBE_LAST_FAILURE, "The reason of the check's most recent failure", failures)?;
-        counters(enc, PROBES, "Probes run per check", checks.iter().map(|(c, s)| (id(c, s), s.probes)).collect())?;
-        counters(enc, PROBE_FAILURES, "Failed probes per check", checks.iter().map(|(c, s)| (id(c, s), s.failures)).collect())?;
+        gauges(
+            enc,
+            PROBE_LAST_FAILURE,
+            "The reason of the check's most recent failure",
+            failures,
+        )?;
+        counters(
+            enc,
+            PROBES,
+            "Probes run per check",
+            checks.iter().map(|(c, s)| (id(c, s), s.probes)).collect(),
+        )?;
+        counters(
+            enc,
+            PROBE_FAILURES,
+            "Failed probes per check",
+            checks.iter().map(|(c, s)| (id(c, s), s.failures)).collect(),
+        )?;
         let values = probe
             .iter()
-            .flat_map(|(c, s)| s.values.iter().map(move |(n, r, v)| (value_labels(c, n, r), *v)))
+            .flat_map(|(c, s)| {
+                s.values
+                    .iter()
+                    .map(move |(n, r, v)| (value_labels(c, n, r), *v))
+            })
             .collect();
-        gauges(enc, PROBE_VALUE, "Numeric observations of the check's last probe (status code, certificate expiry, ...)", values)?;
+        gauges(
+            enc,
+            PROBE_VALUE,
+            "Numeric observations of the check's last probe (status code, certificate expiry, ...)",
+            values,
+        )?;
         self.encode_host(enc, &host)
     }
 
     /// Host capacity values become one gauge per value name, labelled by resource.
-    fn encode_host(&self, enc: &mut DescriptorEncoder, host: &[(&String, &CheckState)]) -> std::fmt::Result {
+    fn encode_host(
+        &self,
+        enc: &mut DescriptorEncoder,
+        host: &[(&String, &CheckState)],
+    ) -> std::fmt::Result {
         let mut by_name: BTreeMap<String, Vec<(Labels, f64)>> = BTreeMap::new();
         for (_, s) in host {
             for (n, r, v) in &s.values {
@@ -195,7 +280,12 @@ impl Telemetry {
             }
         }
         for (n, rows) in by_name {
-            gauges(enc, &format!("{}{n}", names::HOST_PREFIX), "Host capacity value from the last collection", rows)?;
+            gauges(
+                enc,
+                &format!("{}{n}", names::HOST_PREFIX),
+                "Host capacity value from the last collection",
+                rows,
+            )?;
         }
         Ok(())
     }
@@ -204,17 +294,72 @@ impl Telemetry {
         use names::*;
         let s = crate::transport::lock(&self.spool).stats();
         let t = &self.transport;
-        counter(enc, MISSED_TICKS, "Ticks skipped because the previous probe of the check ran long", self.schedule.missed_ticks_total.load(Ordering::Relaxed))?;
-        gauge(enc, SPOOL_DEPTH, "Measurements in the spool not yet acknowledged", s.depth as f64)?;
-        gauge(enc, SPOOL_BYTES, "Bytes the spool occupies on disk", s.bytes as f64)?;
-        counter(enc, SPOOL_DROPPED, "Measurements dropped because the spool was full (reported as gaps)", s.dropped_total)?;
-        counter(enc, SPOOL_CORRUPT, "Spool records skipped because their checksum failed", s.corrupt_records_total)?;
-        counter(enc, BATCHES_SENT, "Delivery attempts of batches", t.batches_sent_total.load(Ordering::Relaxed))?;
-        counter(enc, BATCHES_ACKED, "Batches acknowledged by the collector", t.batches_acked_total.load(Ordering::Relaxed))?;
-        counter(enc, MEASUREMENTS_ACKED, "Measurements acknowledged by the collector", t.measurements_acked_total.load(Ordering::Relaxed))?;
-        counter(enc, SEND_ERRORS, "Failed delivery attempts (retried)", t.send_errors_total.load(Ordering::Relaxed))?;
-        counter(enc, BATCHES_QUARANTINED, "Batches the collector rejected as malformed, kept in the quarantine directory", t.batches_quarantined_total.load(Ordering::Relaxed))?;
-        gauge(enc, LAST_ACK, "Unix time of the last acknowledgement (0 before the first)", t.last_ack_unix.load(Ordering::Relaxed) as f64)
+        counter(
+            enc,
+            MISSED_TICKS,
+            "Ticks skipped because the previous probe of the check ran long",
+            self.schedule.missed_ticks_total.load(Ordering::Relaxed),
+        )?;
+        gauge(
+            enc,
+            SPOOL_DEPTH,
+            "Measurements in the spool not yet acknowledged",
+            s.depth as f64,
+        )?;
+        gauge(
+            enc,
+            SPOOL_BYTES,
+            "Bytes the spool occupies on disk",
+            s.bytes as f64,
+        )?;
+        counter(
+            enc,
+            SPOOL_DROPPED,
+            "Measurements dropped because the spool was full (reported as gaps)",
+            s.dropped_total,
+        )?;
+        counter(
+            enc,
+            SPOOL_CORRUPT,
+            "Spool records skipped because their checksum failed",
+            s.corrupt_records_total,
+        )?;
+        counter(
+            enc,
+            BATCHES_SENT,
+            "Delivery attempts of batches",
+            t.batches_sent_total.load(Ordering::Relaxed),
+        )?;
+        counter(
+            enc,
+            BATCHES_ACKED,
+            "Batches acknowledged by the collector",
+            t.batches_acked_total.load(Ordering::Relaxed),
+        )?;
+        counter(
+            enc,
+            MEASUREMENTS_ACKED,
+            "Measurements acknowledged by the collector",
+            t.measurements_acked_total.load(Ordering::Relaxed),
+        )?;
+        counter(
+            enc,
+            SEND_ERRORS,
+            "Failed delivery attempts (retried)",
+            t.send_errors_total.load(Ordering::Relaxed),
+        )?;
+        counter(
+            enc,
+            BATCHES_QUARANTINED,
+            "Batches the collector rejected as malformed, kept in the quarantine directory",
+            t.batches_quarantined_total.load(Ordering::Relaxed),
+        )?;
+        gauge(
+            enc,
+            LAST_ACK,
+            "Unix time of the last acknowledgement (0 before the first)",
+            t.last_ack_unix.load(Ordering::Relaxed) as f64,
+        )
     }
 }
 
@@ -228,14 +373,26 @@ fn value_labels(check: &str, name: &str, resource: &Option<String>) -> Labels {
 
 /// Metric names allow `[a-zA-Z0-9_]`; anything else becomes `_`.
 fn sanitize(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Serves `/metrics` and `/-/healthy` until `cancel` fires.
-pub async fn serve(addr: SocketAddr, telemetry: Arc<Telemetry>, cancel: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    addr: SocketAddr,
+    telemetry: Arc<Telemetry>,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "agent metrics listening");
     loop {
@@ -253,7 +410,9 @@ pub async fn serve(addr: SocketAddr, telemetry: Arc<Telemetry>, cancel: Cancella
                 async move { Ok::<_, Infallible>(route(&t, &req)) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .await;
         });
     }
 }
@@ -273,9 +432,17 @@ fn route(t: &Arc<Telemetry>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
                 .get(hyper::header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|a| a.contains("application/openmetrics-text"));
-            reply(StatusCode::OK, if om { OPENMETRICS } else { PROMETHEUS_TEXT }, t.render(om))
+            reply(
+                StatusCode::OK,
+                if om { OPENMETRICS } else { PROMETHEUS_TEXT },
+                t.render(om),
+            )
         }
         (&hyper::Method::GET, "/-/healthy") => reply(StatusCode::OK, "text/plain", "ok\n".into()),
-        _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found: this agent serves /metrics and /-/healthy only\n".into()),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: this agent serves /metrics and /-/healthy only\n".into(),
+        ),
     }
 }

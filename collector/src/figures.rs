@@ -51,7 +51,11 @@ pub struct Totals {
 
 impl Totals {
     fn add(self, r: &ServiceReport) -> Totals {
-        Totals { good: self.good + r.good_minutes, bad: self.bad + r.bad_minutes, known: self.known + r.known_minutes() }
+        Totals {
+            good: self.good + r.good_minutes,
+            bad: self.bad + r.bad_minutes,
+            known: self.known + r.known_minutes(),
+        }
     }
 }
 
@@ -73,7 +77,13 @@ pub struct Figures {
 
 impl Figures {
     pub fn new(cfg: Arc<CollectorConfig>, store: Arc<dyn Store>) -> Figures {
-        Figures { cfg, store, latest: Mutex::new(Arc::new(Snapshot::default())), past: Mutex::new(PastMonths::default()), dirty: AtomicBool::new(true) }
+        Figures {
+            cfg,
+            store,
+            latest: Mutex::new(Arc::new(Snapshot::default())),
+            past: Mutex::new(PastMonths::default()),
+            dirty: AtomicBool::new(true),
+        }
     }
 
     /// New data arrived: the next refresh recomputes.
@@ -82,19 +92,23 @@ impl Figures {
     }
 
     pub fn latest(&self) -> Arc<Snapshot> {
-        self.latest.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Recomputes when data changed or the snapshot aged; until `cancel`.
     pub async fn refresh_loop(self: Arc<Self>, cancel: CancellationToken) {
         loop {
-            let age_due = self
-                .latest()
-                .computed_at
-                .is_none_or(|t| Timestamp::now().duration_since(t).as_secs() >= MAX_AGE.as_secs() as i64);
+            let age_due = self.latest().computed_at.is_none_or(|t| {
+                Timestamp::now().duration_since(t).as_secs() >= MAX_AGE.as_secs() as i64
+            });
             if self.dirty.swap(false, Ordering::AcqRel) || age_due {
                 let me = self.clone();
-                if let Err(e) = tokio::task::spawn_blocking(move || me.refresh(Timestamp::now())).await {
+                if let Err(e) =
+                    tokio::task::spawn_blocking(move || me.refresh(Timestamp::now())).await
+                {
                     tracing::error!("figures refresh failed: {e}");
                 }
             }
@@ -107,7 +121,10 @@ impl Figures {
 
     /// Computes month-to-date figures of every service as of `now` and publishes them.
     pub fn refresh(&self, now: Timestamp) {
-        let mut snap = Snapshot { computed_at: Some(now), ..Snapshot::default() };
+        let mut snap = Snapshot {
+            computed_at: Some(now),
+            ..Snapshot::default()
+        };
         for svc in &self.cfg.services {
             let month = match current_month(svc, now) {
                 Ok(m) => m,
@@ -139,7 +156,9 @@ impl Figures {
     fn past_totals(&self, svc: &Service, current: Month, now: Timestamp) -> Totals {
         let mut past = self.past.lock().unwrap_or_else(|p| p.into_inner());
         let fresh = past.month == Some(current)
-            && past.at.is_some_and(|t| now.duration_since(t).as_secs() < PAST_MONTHS_EVERY.as_secs() as i64);
+            && past.at.is_some_and(|t| {
+                now.duration_since(t).as_secs() < PAST_MONTHS_EVERY.as_secs() as i64
+            });
         if !fresh {
             past.totals.clear();
             past.at = Some(now);
@@ -155,7 +174,9 @@ impl Figures {
                 while month < current {
                     match self.evaluate(svc, month, now) {
                         Ok(r) => total = total.add(&r),
-                        Err(e) => tracing::warn!(service = %svc.name, %month, "cannot compute a past month: {}", e.reason),
+                        Err(e) => {
+                            tracing::warn!(service = %svc.name, %month, "cannot compute a past month: {}", e.reason)
+                        }
                     }
                     month = month.next();
                 }
@@ -166,80 +187,157 @@ impl Figures {
     }
 
     /// Figures of one service for one month as of `now`.
-    pub fn evaluate(&self, svc: &Service, month: Month, now: Timestamp) -> Result<ServiceReport, Rejection> {
-        let (from, to) = sla::input_range(svc, month, now).map_err(|e| Rejection::new(400, e.to_string()))?;
-        let rollups = self.store.minute_rollups(&svc.checks, from, to).map_err(store_err)?;
+    pub fn evaluate(
+        &self,
+        svc: &Service,
+        month: Month,
+        now: Timestamp,
+    ) -> Result<ServiceReport, Rejection> {
+        let (from, to) =
+            sla::input_range(svc, month, now).map_err(|e| Rejection::new(400, e.to_string()))?;
+        let rollups = self
+            .store
+            .minute_rollups(&svc.checks, from, to)
+            .map_err(store_err)?;
         let gaps = self.store.gaps(&svc.checks, from, to).map_err(store_err)?;
         let first_seen = self.store.first_seen(&svc.checks).map_err(store_err)?;
         let maintenance = self.api_maintenance(&svc.name)?;
-        let input = ServiceInput { service: svc, maintenance: &maintenance, rollups: &rollups, gaps: &gaps, first_seen };
+        let input = ServiceInput {
+            service: svc,
+            maintenance: &maintenance,
+            rollups: &rollups,
+            gaps: &gaps,
+            first_seen,
+        };
         sla::evaluate(&input, month, now).map_err(|e| Rejection::new(400, e.to_string()))
     }
 
     fn api_maintenance(&self, service: &str) -> Result<Vec<MaintenanceWindow>, Rejection> {
-        let rows = self.store.list_maintenance(Some(service)).map_err(store_err)?;
+        let rows = self
+            .store
+            .list_maintenance(Some(service))
+            .map_err(store_err)?;
         Ok(rows
             .into_iter()
             .filter(|r| r.cancelled_at.is_none())
-            .map(|r| MaintenanceWindow::Once { start: r.start, end: r.end, reason: r.reason })
+            .map(|r| MaintenanceWindow::Once {
+                start: r.start,
+                end: r.end,
+                reason: r.reason,
+            })
             .collect())
     }
 
     fn capacity(&self, now: Timestamp) -> Result<Vec<CapacityFigure>, Rejection> {
-        let month = Month::containing(now, "UTC").map_err(|e| Rejection::new(500, e.to_string()))?;
+        let month =
+            Month::containing(now, "UTC").map_err(|e| Rejection::new(500, e.to_string()))?;
         let period = Period::month(month, "UTC").map_err(|e| Rejection::new(500, e.to_string()))?;
         let lookback = (self.cfg.capacity.trend_lookback.as_secs() / 60) as i64;
         let now_min = now.as_second().div_euclid(60);
         let from = period.start_minute.min(now_min - lookback);
-        let host = self.store.host_minutes(from, now_min + 1).map_err(store_err)?;
+        let host = self
+            .store
+            .host_minutes(from, now_min + 1)
+            .map_err(store_err)?;
         Ok(sla::capacity(&host, &self.cfg.capacity, &period, now))
     }
 
     /// `GET /api/v1/sla` and `attest-collector sla`: every (or one) service for `month`.
-    pub fn month_reports(&self, month: &str, service: Option<&str>, at: Option<&str>) -> Result<Vec<ServiceReport>, Rejection> {
+    pub fn month_reports(
+        &self,
+        month: &str,
+        service: Option<&str>,
+        at: Option<&str>,
+    ) -> Result<Vec<ServiceReport>, Rejection> {
         let month = parse_month(month)?;
         let now = match at {
-            Some(s) => s
-                .parse::<Timestamp>()
-                .map_err(|e| Rejection::new(400, format!("at={s:?} is not an RFC 3339 instant like 2026-10-31T23:00:00Z: {e}")).field("at"))?,
+            Some(s) => s.parse::<Timestamp>().map_err(|e| {
+                Rejection::new(
+                    400,
+                    format!("at={s:?} is not an RFC 3339 instant like 2026-10-31T23:00:00Z: {e}"),
+                )
+                .field("at")
+            })?,
             None => Timestamp::now(),
         };
-        let services: Vec<&Service> = self.cfg.services.iter().filter(|s| service.is_none_or(|n| n == s.name)).collect();
+        let services: Vec<&Service> = self
+            .cfg
+            .services
+            .iter()
+            .filter(|s| service.is_none_or(|n| n == s.name))
+            .collect();
         if let Some(name) = service
             && services.is_empty()
         {
-            return Err(Rejection::new(404, format!("no service named {name:?} in the collector config")).field("service"));
+            return Err(Rejection::new(
+                404,
+                format!("no service named {name:?} in the collector config"),
+            )
+            .field("service"));
         }
-        services.into_iter().map(|s| self.evaluate(s, month, now)).collect()
+        services
+            .into_iter()
+            .map(|s| self.evaluate(s, month, now))
+            .collect()
     }
 
-    pub fn list_maintenance(&self, service: Option<&str>) -> Result<Vec<MaintenanceView>, Rejection> {
+    pub fn list_maintenance(
+        &self,
+        service: Option<&str>,
+    ) -> Result<Vec<MaintenanceView>, Rejection> {
         let rows = self.store.list_maintenance(service).map_err(store_err)?;
         Ok(rows.into_iter().map(MaintenanceView::from).collect())
     }
 
     /// Registers a window from a JSON body `{service, start, end, reason}`.
-    pub fn add_maintenance(&self, body: &[u8], now: Timestamp) -> Result<MaintenanceView, Rejection> {
+    pub fn add_maintenance(
+        &self,
+        body: &[u8],
+        now: Timestamp,
+    ) -> Result<MaintenanceView, Rejection> {
         let de = &mut serde_json::Deserializer::from_slice(body);
         let req: NewMaintenance = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             Rejection::new(400, format!("invalid maintenance window: {}", e.inner())).field(path)
         })?;
         if !self.cfg.services.iter().any(|s| s.name == req.service) {
-            return Err(Rejection::new(400, format!("no service named {:?} in the collector config", req.service)).field("service"));
+            return Err(Rejection::new(
+                400,
+                format!("no service named {:?} in the collector config", req.service),
+            )
+            .field("service"));
         }
         if req.end <= req.start {
             return Err(Rejection::new(400, "end must be after start").field("end"));
         }
         if req.reason.trim().is_empty() || req.reason.len() > 500 {
-            return Err(Rejection::new(400, "reason must be 1..500 characters (change ticket, what is done)").field("reason"));
+            return Err(Rejection::new(
+                400,
+                "reason must be 1..500 characters (change ticket, what is done)",
+            )
+            .field("reason"));
         }
-        let id = self.store.add_maintenance(&req.service, req.start, req.end, &req.reason, now).map_err(store_err)?;
+        let id = self
+            .store
+            .add_maintenance(&req.service, req.start, req.end, &req.reason, now)
+            .map_err(store_err)?;
         self.invalidate();
-        Ok(MaintenanceView { id, service: req.service, start: req.start, end: req.end, reason: req.reason, created_at: now, cancelled_at: None })
+        Ok(MaintenanceView {
+            id,
+            service: req.service,
+            start: req.start,
+            end: req.end,
+            reason: req.reason,
+            created_at: now,
+            cancelled_at: None,
+        })
     }
 
-    pub fn cancel_maintenance(&self, id: i64, now: Timestamp) -> Result<MaintenanceView, Rejection> {
+    pub fn cancel_maintenance(
+        &self,
+        id: i64,
+        now: Timestamp,
+    ) -> Result<MaintenanceView, Rejection> {
         self.store.cancel_maintenance(id, now).map_err(store_err)?;
         self.invalidate();
         let row = self
@@ -276,7 +374,15 @@ pub struct MaintenanceView {
 
 impl From<MaintenanceRow> for MaintenanceView {
     fn from(r: MaintenanceRow) -> Self {
-        MaintenanceView { id: r.id, service: r.service, start: r.start, end: r.end, reason: r.reason, created_at: r.created_at, cancelled_at: r.cancelled_at }
+        MaintenanceView {
+            id: r.id,
+            service: r.service,
+            start: r.start,
+            end: r.end,
+            reason: r.reason,
+            created_at: r.created_at,
+            cancelled_at: r.cancelled_at,
+        }
     }
 }
 
@@ -294,12 +400,16 @@ fn current_month(svc: &Service, now: Timestamp) -> Result<Month, Rejection> {
 
 /// `YYYY-MM` → month.
 pub fn parse_month(s: &str) -> Result<Month, Rejection> {
-    let bad = || Rejection::new(400, format!("month {s:?} is not YYYY-MM, e.g. 2026-10")).field("month");
+    let bad =
+        || Rejection::new(400, format!("month {s:?} is not YYYY-MM, e.g. 2026-10")).field("month");
     let (y, m) = s.split_once('-').ok_or_else(bad)?;
     if y.len() != 4 || m.len() != 2 {
         return Err(bad());
     }
-    let (y, m) = (y.parse::<i16>().map_err(|_| bad())?, m.parse::<i8>().map_err(|_| bad())?);
+    let (y, m) = (
+        y.parse::<i16>().map_err(|_| bad())?,
+        m.parse::<i8>().map_err(|_| bad())?,
+    );
     Month::new(y, m).map_err(|_| bad())
 }
 
@@ -308,7 +418,17 @@ pub fn table(reports: &[ServiceReport]) -> String {
     let opt = |v: Option<f64>, d: usize| v.map_or("n/a".to_string(), |x| format!("{:.*}", d, x));
     let mut out = format!(
         "{:<20} {:<8} {:>9} {:>13} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10}\n",
-        "service", "month", "target", "availability", "compliant", "eligible", "good", "bad", "unknown", "coverage", "budget"
+        "service",
+        "month",
+        "target",
+        "availability",
+        "compliant",
+        "eligible",
+        "good",
+        "bad",
+        "unknown",
+        "coverage",
+        "budget"
     );
     for r in reports {
         let compliant = match r.compliant {
@@ -321,7 +441,8 @@ pub fn table(reports: &[ServiceReport]) -> String {
             r.service,
             r.period.month,
             attest_config::units::Ppm(r.target_ppm).to_string(),
-            r.availability_percent_floor(4).map_or("n/a".into(), |p| format!("{p}%")),
+            r.availability_percent_floor(4)
+                .map_or("n/a".into(), |p| format!("{p}%")),
             compliant,
             r.eligible_minutes,
             r.good_minutes,

@@ -24,10 +24,16 @@ const CHUNK: usize = 1000;
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error("{file}:{line}: {reason}")]
-    Line { file: String, line: usize, reason: String },
+    Line {
+        file: String,
+        line: usize,
+        reason: String,
+    },
     #[error("{file}: cannot read: {0}", file = .1)]
     Io(std::io::Error, String),
-    #[error("storing failed after {stored} new measurements (re-run the import; it is idempotent): {reason}")]
+    #[error(
+        "storing failed after {stored} new measurements (re-run the import; it is idempotent): {reason}"
+    )]
     Store { stored: u64, reason: String },
 }
 
@@ -40,11 +46,20 @@ pub struct ImportSummary {
 
 impl std::fmt::Display for ImportSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "imported {} lines: {} measurements stored, {} already present", self.lines, self.stored, self.duplicates)
+        write!(
+            f,
+            "imported {} lines: {} measurements stored, {} already present",
+            self.lines, self.stored, self.duplicates
+        )
     }
 }
 
-pub fn import(cfg: &CollectorConfig, store: &dyn Store, input: impl BufRead, file: &str) -> Result<ImportSummary, ImportError> {
+pub fn import(
+    cfg: &CollectorConfig,
+    store: &dyn Store,
+    input: impl BufRead,
+    file: &str,
+) -> Result<ImportSummary, ImportError> {
     let by_agent = read_all(cfg, input, file)?;
     let mut summary = ImportSummary::default();
     for (agent, records) in by_agent {
@@ -59,23 +74,36 @@ pub fn import(cfg: &CollectorConfig, store: &dyn Store, input: impl BufRead, fil
                 gaps: Vec::new(),
                 spool: None,
             };
-            let out = store
-                .commit_batch(&batch)
-                .map_err(|e| ImportError::Store { stored: summary.stored, reason: e.to_string() })?;
+            let out = store.commit_batch(&batch).map_err(|e| ImportError::Store {
+                stored: summary.stored,
+                reason: e.to_string(),
+            })?;
             summary.stored += out.stored;
-            summary.duplicates += if out.duplicate_batch { chunk.len() as u64 } else { out.duplicate_measurements };
+            summary.duplicates += if out.duplicate_batch {
+                chunk.len() as u64
+            } else {
+                out.duplicate_measurements
+            };
         }
     }
     Ok(summary)
 }
 
 /// Parses and validates every line; groups records by agent in file order.
-fn read_all(cfg: &CollectorConfig, input: impl BufRead, file: &str) -> Result<BTreeMap<String, Vec<ImportRecord>>, ImportError> {
+fn read_all(
+    cfg: &CollectorConfig,
+    input: impl BufRead,
+    file: &str,
+) -> Result<BTreeMap<String, Vec<ImportRecord>>, ImportError> {
     let known: std::collections::HashSet<&str> = cfg.agents.iter().map(|a| a.id.as_str()).collect();
     let mut out: BTreeMap<String, Vec<ImportRecord>> = BTreeMap::new();
     for (i, line) in input.lines().enumerate() {
         let line_no = i + 1;
-        let err = |reason: String| ImportError::Line { file: file.to_string(), line: line_no, reason };
+        let err = |reason: String| ImportError::Line {
+            file: file.to_string(),
+            line: line_no,
+            reason,
+        };
         let line = line.map_err(|e| ImportError::Io(e, file.to_string()))?;
         if line.trim().is_empty() {
             continue;
@@ -86,9 +114,13 @@ fn read_all(cfg: &CollectorConfig, input: impl BufRead, file: &str) -> Result<BT
             err(format!("field {path}: {}", e.inner()))
         })?;
         if !known.contains(rec.agent.as_str()) {
-            return Err(err(format!("agent {:?} is not configured in [[agent]]", rec.agent)));
+            return Err(err(format!(
+                "agent {:?} is not configured in [[agent]]",
+                rec.agent
+            )));
         }
-        validate_measurement(&rec.measurement).map_err(|(f, why)| err(format!("field {f}: {why}")))?;
+        validate_measurement(&rec.measurement)
+            .map_err(|(f, why)| err(format!("field {f}: {why}")))?;
         out.entry(rec.agent.clone()).or_default().push(rec);
     }
     Ok(out)

@@ -21,7 +21,11 @@ const EXIT_STORE: u8 = 73;
 const EXIT_DATA: u8 = 65;
 
 #[derive(Parser)]
-#[command(name = "attest-collector", version, about = "Receives measurements from Attest agents, computes SLA figures and exports them")]
+#[command(
+    name = "attest-collector",
+    version,
+    about = "Receives measurements from Attest agents, computes SLA figures and exports them"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -73,7 +77,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let config_path = match &cli.command {
-        Command::Run { config } | Command::CheckConfig { config } | Command::Import { config, .. } | Command::Sla { config, .. } => config.clone(),
+        Command::Run { config }
+        | Command::CheckConfig { config }
+        | Command::Import { config, .. }
+        | Command::Sla { config, .. } => config.clone(),
     };
     let cfg = match attest_config::load_collector(&config_path) {
         Ok(c) => c,
@@ -89,16 +96,38 @@ fn main() -> ExitCode {
         }
         Command::Run { .. } => with_store(&cfg, |store| run_server(cfg.clone(), store)),
         Command::Import { input, .. } => with_store(&cfg, |store| import_file(&cfg, store, &input)),
-        Command::Sla { month, service, at, format, .. } => with_store(&cfg, |store| print_sla(&cfg, store, &month, service.as_deref(), at.as_deref(), format)),
+        Command::Sla {
+            month,
+            service,
+            at,
+            format,
+            ..
+        } => with_store(&cfg, |store| {
+            print_sla(
+                &cfg,
+                store,
+                &month,
+                service.as_deref(),
+                at.as_deref(),
+                format,
+            )
+        }),
     }
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ATTEST_LOG").unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("ATTEST_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
-fn with_store(cfg: &CollectorConfig, f: impl FnOnce(Arc<dyn Store>) -> anyhow::Result<ExitCode>) -> ExitCode {
+fn with_store(
+    cfg: &CollectorConfig,
+    f: impl FnOnce(Arc<dyn Store>) -> anyhow::Result<ExitCode>,
+) -> ExitCode {
     let store = match store::open(&cfg.storage) {
         Ok(s) => s,
         Err(e) => {
@@ -117,15 +146,30 @@ fn with_store(cfg: &CollectorConfig, f: impl FnOnce(Arc<dyn Store>) -> anyhow::R
 
 fn run_server(cfg: CollectorConfig, store: Arc<dyn Store>) -> anyhow::Result<ExitCode> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
     rt.block_on(async move {
         let cfg = Arc::new(cfg);
         let ingest = Arc::new(Ingest::new(store.clone(), &cfg.agents, cfg.ingest.clone()));
         let figures = Arc::new(Figures::new(cfg.clone(), store.clone()));
-        let exporter = Arc::new(Exporter::new(cfg.clone(), figures.clone(), store.clone(), ingest.stats.clone(), ingest.latest.clone()));
+        let exporter = Arc::new(Exporter::new(
+            cfg.clone(),
+            figures.clone(),
+            store.clone(),
+            ingest.stats.clone(),
+            ingest.latest.clone(),
+        ));
         let cancel = CancellationToken::new();
         let refresh = tokio::spawn(figures.clone().refresh_loop(cancel.clone()));
-        let state = AppState { ingest, store: store.clone(), figures, exporter, admin_token: cfg.server.admin_token.clone() };
+        let state = AppState {
+            ingest,
+            store: store.clone(),
+            figures,
+            exporter,
+            admin_token: cfg.server.admin_token.clone(),
+        };
         let app = http::router(state, cfg.ingest.max_body_bytes);
         let retention = tokio::spawn(server::retention_loop(cfg.clone(), store, cancel.clone()));
         let served = server::serve(&cfg.server, app, shutdown_signal()).await;
@@ -138,9 +182,19 @@ fn run_server(cfg: CollectorConfig, store: Arc<dyn Store>) -> anyhow::Result<Exi
     })
 }
 
-fn import_file(cfg: &CollectorConfig, store: Arc<dyn Store>, input: &Path) -> anyhow::Result<ExitCode> {
-    let file = std::fs::File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
-    match import::import(cfg, store.as_ref(), std::io::BufReader::new(file), &input.display().to_string()) {
+fn import_file(
+    cfg: &CollectorConfig,
+    store: Arc<dyn Store>,
+    input: &Path,
+) -> anyhow::Result<ExitCode> {
+    let file =
+        std::fs::File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
+    match import::import(
+        cfg,
+        store.as_ref(),
+        std::io::BufReader::new(file),
+        &input.display().to_string(),
+    ) {
         Ok(summary) => {
             println!("{summary}");
             Ok(ExitCode::SUCCESS)
@@ -152,7 +206,14 @@ fn import_file(cfg: &CollectorConfig, store: Arc<dyn Store>, input: &Path) -> an
     }
 }
 
-fn print_sla(cfg: &CollectorConfig, store: Arc<dyn Store>, month: &str, service: Option<&str>, at: Option<&str>, format: Format) -> anyhow::Result<ExitCode> {
+fn print_sla(
+    cfg: &CollectorConfig,
+    store: Arc<dyn Store>,
+    month: &str,
+    service: Option<&str>,
+    at: Option<&str>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
     let figures = Figures::new(Arc::new(cfg.clone()), store);
     let reports = match figures.month_reports(month, service, at) {
         Ok(r) => r,

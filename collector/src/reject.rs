@@ -16,7 +16,12 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(status: u16, reason: impl Into<String>) -> Self {
-        Rejection { status, reason: reason.into(), field: None, retry_after: None }
+        Rejection {
+            status,
+            reason: reason.into(),
+            field: None,
+            retry_after: None,
+        }
     }
     pub fn field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
@@ -27,6 +32,9 @@ impl Rejection {
         self
     }
     pub fn body(&self) -> wire::ErrorBody {
-        wire::ErrorBody { error: self.reason.clone(), field: self.field.clone() }
+        wire::ErrorBody {
+            error: self.reason.clone(),
+            field: self.field.clone(),
+        }
     }
 }

@@ -13,21 +13,42 @@ use tokio_util::sync::CancellationToken;
 
 use crate::store::Store;
 
-pub async fn serve(cfg: &ServerConfig, app: axum::Router, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    cfg: &ServerConfig,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}; is another process using the port?", cfg.listen))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {}: {e}; is another process using the port?",
+                cfg.listen
+            )
+        })?;
     tracing::info!(addr = %cfg.listen, "collector listening");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }
 
 /// Applies retention once an hour (and once at start).
-pub async fn retention_loop(cfg: Arc<CollectorConfig>, store: Arc<dyn Store>, cancel: CancellationToken) {
+pub async fn retention_loop(
+    cfg: Arc<CollectorConfig>,
+    store: Arc<dyn Store>,
+    cancel: CancellationToken,
+) {
     loop {
         let now = jiff::Timestamp::now();
-        let before = |d: Duration| now.checked_sub(jiff::SignedDuration::try_from(d).unwrap_or_default()).unwrap_or(now);
-        let (raw, rollups) = (before(cfg.storage.raw_retention), before(cfg.storage.rollup_retention));
+        let before = |d: Duration| {
+            now.checked_sub(jiff::SignedDuration::try_from(d).unwrap_or_default())
+                .unwrap_or(now)
+        };
+        let (raw, rollups) = (
+            before(cfg.storage.raw_retention),
+            before(cfg.storage.rollup_retention),
+        );
         let s = store.clone();
         match tokio::task::spawn_blocking(move || s.apply_retention(raw, rollups)).await {
             Ok(Ok(())) => {}

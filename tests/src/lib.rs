@@ -16,18 +16,29 @@ pub fn bin_dir() -> PathBuf {
         return PathBuf::from(d);
     }
     let exe = std::env::current_exe().expect("current exe");
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
 }
 
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(p.exists(), "{} not built: run `cargo build --workspace --bins` first", p.display());
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --workspace --bins` first",
+        p.display()
+    );
     p
 }
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// A child process killed on drop; its stderr goes to a log file for post-mortems.
@@ -40,7 +51,11 @@ pub struct Proc {
 impl Proc {
     pub fn spawn(name: &str, bin_name: &str, args: &[&str], log_dir: &Path) -> Proc {
         let log = log_dir.join(format!("{name}.log"));
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
         let child = Command::new(bin(bin_name))
             .args(args)
             .env("ATTEST_LOG", "info")
@@ -48,7 +63,11 @@ impl Proc {
             .stderr(f)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {bin_name}: {e}"));
-        Proc { child, log, name: name.to_string() }
+        Proc {
+            child,
+            log,
+            name: name.to_string(),
+        }
     }
 
     pub fn pid(&self) -> i32 {
@@ -57,13 +76,20 @@ impl Proc {
 
     /// Sends a signal (`libc`-free: via the `kill` command) and waits for exit, bounded.
     pub fn signal_and_wait(&mut self, sig: &str, bound: Duration) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status();
+        let _ = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status();
         let start = Instant::now();
         loop {
             if let Some(s) = self.child.try_wait().expect("wait") {
                 return s;
             }
-            assert!(start.elapsed() < bound, "{} did not exit within {bound:?} after SIG{sig}; log:\n{}", self.name, self.log_text());
+            assert!(
+                start.elapsed() < bound,
+                "{} did not exit within {bound:?} after SIG{sig}; log:\n{}",
+                self.name,
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -91,7 +117,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(start.elapsed() < bound, "timed out after {bound:?} waiting for {what}");
+        assert!(
+            start.elapsed() < bound,
+            "timed out after {bound:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -113,7 +142,9 @@ pub fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
             None if rest.starts_with(' ') => ("", rest.trim()),
             None => return None,
         };
-        let all = labels.iter().all(|(k, v)| label_part.split(',').any(|kv| kv == format!("{k}=\"{v}\"")));
+        let all = labels
+            .iter()
+            .all(|(k, v)| label_part.split(',').any(|kv| kv == format!("{k}=\"{v}\"")));
         if !all {
             return None;
         }
@@ -121,9 +152,20 @@ pub fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
     })
 }
 
+/// An HTTP client for the tests (installs the workspace's one rustls provider, ring).
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 /// GET a URL on loopback, returning status and body (None when the connection fails).
 pub async fn get(url: &str) -> Option<(u16, String)> {
-    let r = reqwest::Client::new().get(url).timeout(Duration::from_secs(5)).send().await.ok()?;
+    let r = client()
+        .get(url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
     let status = r.status().as_u16();
     Some((status, r.text().await.ok()?))
 }

@@ -17,22 +17,31 @@ use hyper::body::Bytes;
 
 /// A loopback HTTP server answering every request with the current status.
 async fn switchable_target(status: Arc<AtomicU16>) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind target");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind target");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let status = status.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |_req| {
                     let code = status.load(Ordering::SeqCst);
                     async move {
                         Ok::<_, Infallible>(
-                            hyper::Response::builder().status(code).body(Full::new(Bytes::from_static(b"hello"))).expect("response"),
+                            hyper::Response::builder()
+                                .status(code)
+                                .body(Full::new(Bytes::from_static(b"hello")))
+                                .expect("response"),
                         )
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
             });
         }
     });
@@ -99,14 +108,26 @@ timeout = "800ms"
 }
 
 async fn metrics(port: u16) -> Option<String> {
-    get(&format!("http://127.0.0.1:{port}/metrics")).await.filter(|(s, _)| *s == 200).map(|(_, b)| b)
+    get(&format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, b)| b)
 }
 
 async fn wait_check_success(port: u16, want: f64) {
-    wait_for(&format!("attest_check_success{{check=\"web\"}} == {want}"), Duration::from_secs(30), || async move {
-        let m = metrics(port).await?;
-        (sample(&m, "attest_check_success", &[("check", "web"), ("agent", "e2e-agent")]) == Some(want)).then_some(())
-    })
+    wait_for(
+        &format!("attest_check_success{{check=\"web\"}} == {want}"),
+        Duration::from_secs(30),
+        || async move {
+            let m = metrics(port).await?;
+            (sample(
+                &m,
+                "attest_check_success",
+                &[("check", "web"), ("agent", "e2e-agent")],
+            ) == Some(want))
+            .then_some(())
+        },
+    )
     .await;
 }
 
@@ -118,12 +139,24 @@ async fn success_flips_and_availability_matches_failing_minutes() {
     let collector_port = free_port();
     let (collector_cfg, agent_cfg) = write_configs(dir.path(), collector_port, target_port);
 
-    let _collector = Proc::spawn("collector", "attest-collector", &["run", "--config", &collector_cfg], dir.path());
+    let _collector = Proc::spawn(
+        "collector",
+        "attest-collector",
+        &["run", "--config", &collector_cfg],
+        dir.path(),
+    );
     wait_for("collector ready", Duration::from_secs(20), || async {
-        get(&format!("http://127.0.0.1:{collector_port}/-/ready")).await.filter(|(s, _)| *s == 200)
+        get(&format!("http://127.0.0.1:{collector_port}/-/ready"))
+            .await
+            .filter(|(s, _)| *s == 200)
     })
     .await;
-    let mut agent = Proc::spawn("agent", "attest-agent", &["run", "--config", &agent_cfg], dir.path());
+    let mut agent = Proc::spawn(
+        "agent",
+        "attest-agent",
+        &["run", "--config", &agent_cfg],
+        dir.path(),
+    );
 
     wait_check_success(collector_port, 1.0).await;
     status.store(500, Ordering::SeqCst);
@@ -133,24 +166,46 @@ async fn success_flips_and_availability_matches_failing_minutes() {
 
     // Stop the agent cleanly and wait until the collector holds everything it spooled.
     let exit = agent.signal_and_wait("TERM", Duration::from_secs(15));
-    assert!(exit.success(), "agent exit {exit:?}; log:\n{}", agent.log_text());
+    assert!(
+        exit.success(),
+        "agent exit {exit:?}; log:\n{}",
+        agent.log_text()
+    );
 
     let store = SqliteStore::open(&dir.path().join("data")).expect("open store read side");
-    let from = jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_hours(1)).expect("ts");
-    let to = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_hours(1)).expect("ts");
+    let from = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_hours(1))
+        .expect("ts");
+    let to = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(1))
+        .expect("ts");
     let raw = store.raw_measurements("web", from, to).expect("raw");
-    assert!(raw.iter().any(|(_, m)| !m.ok), "no failing probe was stored");
+    assert!(
+        raw.iter().any(|(_, m)| !m.ok),
+        "no failing probe was stored"
+    );
     let mut minute_failed: BTreeMap<i64, bool> = BTreeMap::new();
     for (_, m) in &raw {
-        *minute_failed.entry(m.ts.as_second().div_euclid(60)).or_default() |= !m.ok;
+        *minute_failed
+            .entry(m.ts.as_second().div_euclid(60))
+            .or_default() |= !m.ok;
     }
     let bad = minute_failed.values().filter(|f| **f).count() as f64;
     let known = minute_failed.len() as f64;
     let expected = (known - bad) / known;
 
     let m = metrics(collector_port).await.expect("metrics");
-    let availability = sample(&m, "attest_sla_availability_ratio", &[("service", "web")]).expect("availability sample");
-    assert!((availability - expected).abs() < 1e-9, "availability {availability} != {expected} ({bad} bad of {known} minutes)\n{m}");
-    let bad_metric = sample(&m, "attest_sla_minutes", &[("service", "web"), ("state", "bad")]).expect("bad minutes");
+    let availability = sample(&m, "attest_sla_availability_ratio", &[("service", "web")])
+        .expect("availability sample");
+    assert!(
+        (availability - expected).abs() < 1e-9,
+        "availability {availability} != {expected} ({bad} bad of {known} minutes)\n{m}"
+    );
+    let bad_metric = sample(
+        &m,
+        "attest_sla_minutes",
+        &[("service", "web"), ("state", "bad")],
+    )
+    .expect("bad minutes");
     assert_eq!(bad_metric, bad);
 }

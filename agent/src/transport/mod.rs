@@ -44,8 +44,13 @@ pub struct TransportStats {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    #[error("cannot read TLS file {path}: {source}; check the [transport] paths in the agent config")]
-    TlsFile { path: PathBuf, source: std::io::Error },
+    #[error(
+        "cannot read TLS file {path}: {source}; check the [transport] paths in the agent config"
+    )]
+    TlsFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid TLS material in {path}: {reason}")]
     TlsMaterial { path: PathBuf, reason: String },
     #[error("cannot build the HTTP client: {0}")]
@@ -59,9 +64,15 @@ pub enum TransportError {
 enum Outcome {
     Acked(Ack),
     /// Keep the batch and try again later (server's floor for the wait, if it gave one).
-    Retry { retry_after: Option<Duration>, why: String },
+    Retry {
+        retry_after: Option<Duration>,
+        why: String,
+    },
     /// The collector rejected the batch as malformed; retrying the same bytes cannot help.
-    Rejected { status: StatusCode, why: String },
+    Rejected {
+        status: StatusCode,
+        why: String,
+    },
 }
 
 pub struct Transport {
@@ -86,11 +97,26 @@ impl Transport {
         spool_dir: PathBuf,
     ) -> Result<Transport, TransportError> {
         let client = build_client(&cfg)?;
-        let seed = agent.bytes().fold(jiff::Timestamp::now().as_nanosecond() as u64, |h, b| h.rotate_left(5) ^ u64::from(b));
-        let backoff = Backoff::new(BackoffConfig { initial: cfg.backoff_initial, max: cfg.backoff_max, ..BackoffConfig::DEFAULT }, seed)?;
+        let seed = agent
+            .bytes()
+            .fold(jiff::Timestamp::now().as_nanosecond() as u64, |h, b| {
+                h.rotate_left(5) ^ u64::from(b)
+            });
+        let backoff = Backoff::new(
+            BackoffConfig {
+                initial: cfg.backoff_initial,
+                max: cfg.backoff_max,
+                ..BackoffConfig::DEFAULT
+            },
+            seed,
+        )?;
         Ok(Transport {
             client,
-            url: format!("{}{}", collector_url.trim_end_matches('/'), wire::INGEST_PATH),
+            url: format!(
+                "{}{}",
+                collector_url.trim_end_matches('/'),
+                wire::INGEST_PATH
+            ),
             token: token.to_string(),
             agent: agent.to_string(),
             cfg,
@@ -123,7 +149,11 @@ impl Transport {
                 Outcome::Retry { retry_after, why } => {
                     self.stats.send_errors_total.fetch_add(1, Ordering::Relaxed);
                     let wait = backoff.next_delay(retry_after);
-                    tracing::warn!(seq = batch.seq, wait_ms = wait.as_millis() as u64, "delivery failed, will retry: {why}");
+                    tracing::warn!(
+                        seq = batch.seq,
+                        wait_ms = wait.as_millis() as u64,
+                        "delivery failed, will retry: {why}"
+                    );
                     tokio::select! {
                         _ = cancel.cancelled() => return,
                         _ = tokio::time::sleep(wait) => {}
@@ -135,7 +165,11 @@ impl Transport {
 
     /// Waits until a batch is due: a cut batch is pending, enough measurements are queued, or
     /// the oldest queued one is older than `batch_max_age`.
-    async fn wait_for_batch(&self, appended: &Notify, cancel: &CancellationToken) -> Option<PendingBatch> {
+    async fn wait_for_batch(
+        &self,
+        appended: &Notify,
+        cancel: &CancellationToken,
+    ) -> Option<PendingBatch> {
         loop {
             let notified = appended.notified();
             let (due, wait) = self.batch_due();
@@ -180,9 +214,16 @@ impl Transport {
     async fn deliver(&self, batch: &PendingBatch) -> Outcome {
         let body = match self.encode(batch) {
             Ok(b) => b,
-            Err(e) => return Outcome::Rejected { status: StatusCode::BAD_REQUEST, why: format!("cannot encode: {e}") },
+            Err(e) => {
+                return Outcome::Rejected {
+                    status: StatusCode::BAD_REQUEST,
+                    why: format!("cannot encode: {e}"),
+                };
+            }
         };
-        self.stats.batches_sent_total.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .batches_sent_total
+            .fetch_add(1, Ordering::Relaxed);
         let resp = self
             .client
             .post(&self.url)
@@ -194,7 +235,10 @@ impl Transport {
             .await;
         match resp {
             Ok(r) => classify(r, batch.seq).await,
-            Err(e) => Outcome::Retry { retry_after: None, why: format!("collector unreachable: {e}") },
+            Err(e) => Outcome::Retry {
+                retry_after: None,
+                why: format!("collector unreachable: {e}"),
+            },
         }
     }
 
@@ -218,20 +262,35 @@ impl Transport {
         let seq = batch.seq;
         match tokio::task::spawn_blocking(move || lock(&spool).ack(seq)).await {
             Ok(Ok(())) => {
-                self.stats.batches_acked_total.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .batches_acked_total
+                    .fetch_add(1, Ordering::Relaxed);
                 self.stats
                     .measurements_acked_total
                     .fetch_add(batch.measurements.len() as u64, Ordering::Relaxed);
-                self.stats.last_ack_unix.store(jiff::Timestamp::now().as_second().max(0) as u64, Ordering::Relaxed);
-                tracing::debug!(seq, stored = ack.stored, duplicate = ack.duplicate, "batch acknowledged");
+                self.stats.last_ack_unix.store(
+                    jiff::Timestamp::now().as_second().max(0) as u64,
+                    Ordering::Relaxed,
+                );
+                tracing::debug!(
+                    seq,
+                    stored = ack.stored,
+                    duplicate = ack.duplicate,
+                    "batch acknowledged"
+                );
             }
-            Ok(Err(e)) => tracing::error!(seq, "cannot record the ack in the spool (the batch will be resent and deduplicated): {e}"),
+            Ok(Err(e)) => tracing::error!(
+                seq,
+                "cannot record the ack in the spool (the batch will be resent and deduplicated): {e}"
+            ),
             Err(e) => tracing::error!(seq, "spool task failed: {e}"),
         }
     }
 
     async fn quarantine(&self, batch: &PendingBatch, status: StatusCode, why: &str) {
-        self.stats.batches_quarantined_total.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .batches_quarantined_total
+            .fetch_add(1, Ordering::Relaxed);
         tracing::error!(
             seq = batch.seq,
             measurements = batch.measurements.len(),
@@ -249,8 +308,21 @@ impl Transport {
             .and_then(|_| std::fs::File::open(&path)?.sync_all());
         match written {
             // Only once the batch is safely in quarantine may it leave the spool.
-            Ok(()) => self.on_ack(batch, &Ack { version: wire::PROTOCOL_VERSION, acked_seq: batch.seq, duplicate: false, stored: 0 }).await,
-            Err(e) => tracing::error!(path = %path.display(), "cannot write the quarantine file; the batch stays in the spool: {e}"),
+            Ok(()) => {
+                self.on_ack(
+                    batch,
+                    &Ack {
+                        version: wire::PROTOCOL_VERSION,
+                        acked_seq: batch.seq,
+                        duplicate: false,
+                        stored: 0,
+                    },
+                )
+                .await
+            }
+            Err(e) => {
+                tracing::error!(path = %path.display(), "cannot write the quarantine file; the batch stays in the spool: {e}")
+            }
         }
     }
 }
@@ -258,13 +330,23 @@ impl Transport {
 /// Maps the collector's answer to an outcome. Only an `Ack` for this very seq removes data.
 async fn classify(r: reqwest::Response, seq: u64) -> Outcome {
     let status = r.status();
-    let retry_after = r.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(backoff::parse_retry_after);
+    let retry_after = r
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(backoff::parse_retry_after);
     let body = r.bytes().await.unwrap_or_default();
     if status.is_success() {
         return match serde_json::from_slice::<Ack>(&body) {
             Ok(ack) if ack.acked_seq == seq => Outcome::Acked(ack),
-            Ok(ack) => Outcome::Retry { retry_after: None, why: format!("ack for seq {} while sending {seq}", ack.acked_seq) },
-            Err(e) => Outcome::Retry { retry_after: None, why: format!("unreadable ack: {e}") },
+            Ok(ack) => Outcome::Retry {
+                retry_after: None,
+                why: format!("ack for seq {} while sending {seq}", ack.acked_seq),
+            },
+            Err(e) => Outcome::Retry {
+                retry_after: None,
+                why: format!("unreadable ack: {e}"),
+            },
         };
     }
     let why = serde_json::from_slice::<ErrorBody>(&body)
@@ -274,9 +356,9 @@ async fn classify(r: reqwest::Response, seq: u64) -> Outcome {
         })
         .unwrap_or_else(|_| format!("{status}: {}", String::from_utf8_lossy(&body)));
     match status {
-        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNPROCESSABLE_ENTITY => {
-            Outcome::Rejected { status, why }
-        }
+        StatusCode::BAD_REQUEST
+        | StatusCode::PAYLOAD_TOO_LARGE
+        | StatusCode::UNPROCESSABLE_ENTITY => Outcome::Rejected { status, why },
         _ => Outcome::Retry { retry_after, why },
     }
 }
@@ -288,23 +370,32 @@ fn build_client(cfg: &TransportConfig) -> Result<reqwest::Client, TransportError
         .user_agent(concat!("attest-agent/", env!("CARGO_PKG_VERSION")));
     if let Some(ca) = &cfg.ca_file {
         let pem = read(ca)?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| TransportError::TlsMaterial { path: ca.clone(), reason: e.to_string() })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            TransportError::TlsMaterial {
+                path: ca.clone(),
+                reason: e.to_string(),
+            }
+        })?;
         b = b.tls_certs_only(certs);
     }
     if let (Some(cert), Some(key)) = (&cfg.client_cert, &cfg.client_key) {
         let mut pem = read(cert)?;
         pem.extend_from_slice(b"\n");
         pem.extend_from_slice(&read(key)?);
-        let id = reqwest::Identity::from_pem(&pem)
-            .map_err(|e| TransportError::TlsMaterial { path: cert.clone(), reason: e.to_string() })?;
+        let id = reqwest::Identity::from_pem(&pem).map_err(|e| TransportError::TlsMaterial {
+            path: cert.clone(),
+            reason: e.to_string(),
+        })?;
         b = b.identity(id);
     }
     b.build().map_err(|e| TransportError::Client(e.to_string()))
 }
 
 fn read(path: &PathBuf) -> Result<Vec<u8>, TransportError> {
-    std::fs::read(path).map_err(|source| TransportError::TlsFile { path: path.clone(), source })
+    std::fs::read(path).map_err(|source| TransportError::TlsFile {
+        path: path.clone(),
+        source,
+    })
 }
 
 /// The spool mutex is held only for short spool calls; a poisoned lock means a spool call

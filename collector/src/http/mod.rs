@@ -28,12 +28,18 @@ pub struct AppState {
 
 pub fn router(state: AppState, max_body_bytes: u64) -> Router {
     Router::new()
-        .route(attest_config::wire::INGEST_PATH, post(ingest_batch).layer(DefaultBodyLimit::max(max_body_bytes as usize)))
+        .route(
+            attest_config::wire::INGEST_PATH,
+            post(ingest_batch).layer(DefaultBodyLimit::max(max_body_bytes as usize)),
+        )
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "ok\n" }))
         .route("/-/ready", get(ready))
         .route("/api/v1/sla", get(sla))
-        .route("/api/v1/maintenance", get(list_maintenance).post(add_maintenance))
+        .route(
+            "/api/v1/maintenance",
+            get(list_maintenance).post(add_maintenance),
+        )
         .route("/api/v1/maintenance/{id}", delete(cancel_maintenance))
         .fallback(|| async { reject(Rejection::new(404, "no such route; see docs/http-api.md")) })
         .with_state(state)
@@ -45,18 +51,34 @@ fn reject(r: Rejection) -> Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
     let mut resp = (status, axum::Json(r.body())).into_response();
     if let Some(secs) = r.retry_after {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     resp
 }
 
-async fn ingest_batch(State(st): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+async fn ingest_batch(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let body = match body {
         Ok(b) => b,
-        Err(e) => return reject(Rejection::new(e.status().as_u16(), format!("cannot read the body: {e}"))),
+        Err(e) => {
+            return reject(Rejection::new(
+                e.status().as_u16(),
+                format!("cannot read the body: {e}"),
+            ));
+        }
     };
-    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let enc = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let enc = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let ing = st.ingest.clone();
     let res = tokio::task::spawn_blocking(move || {
         ing.handle(ingest::Request {
@@ -106,13 +128,24 @@ struct SlaQuery {
     at: Option<String>,
 }
 
-async fn sla(State(st): State<AppState>, q: Result<Query<SlaQuery>, axum::extract::rejection::QueryRejection>) -> Response {
+async fn sla(
+    State(st): State<AppState>,
+    q: Result<Query<SlaQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let Query(q) = match q {
         Ok(q) => q,
-        Err(e) => return reject(Rejection::new(400, format!("{e}; expected ?month=YYYY-MM[&service=NAME][&at=RFC3339]"))),
+        Err(e) => {
+            return reject(Rejection::new(
+                400,
+                format!("{e}; expected ?month=YYYY-MM[&service=NAME][&at=RFC3339]"),
+            ));
+        }
     };
     let figures = st.figures.clone();
-    let res = tokio::task::spawn_blocking(move || figures.month_reports(&q.month, q.service.as_deref(), q.at.as_deref())).await;
+    let res = tokio::task::spawn_blocking(move || {
+        figures.month_reports(&q.month, q.service.as_deref(), q.at.as_deref())
+    })
+    .await;
     match res {
         Ok(Ok(reports)) => axum::Json(reports).into_response(),
         Ok(Err(r)) => reject(r),
@@ -122,11 +155,20 @@ async fn sla(State(st): State<AppState>, q: Result<Query<SlaQuery>, axum::extrac
 
 fn admin(st: &AppState, headers: &HeaderMap) -> Result<(), Rejection> {
     let Some(expected) = &st.admin_token else {
-        return Err(Rejection::new(403, "the admin API is disabled: set [server] admin_token in the collector config"));
+        return Err(Rejection::new(
+            403,
+            "the admin API is disabled: set [server] admin_token in the collector config",
+        ));
     };
-    let got = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|h| h.strip_prefix("Bearer "));
+    let got = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "));
     match got {
-        None => Err(Rejection::new(401, "missing bearer token for the admin API")),
+        None => Err(Rejection::new(
+            401,
+            "missing bearer token for the admin API",
+        )),
         Some(t) if t.trim().as_bytes() == expected.as_bytes() => Ok(()),
         Some(_) => Err(Rejection::new(403, "wrong admin token")),
     }
@@ -138,20 +180,28 @@ struct MaintenanceQuery {
     service: Option<String>,
 }
 
-async fn list_maintenance(State(st): State<AppState>, q: Result<Query<MaintenanceQuery>, axum::extract::rejection::QueryRejection>) -> Response {
+async fn list_maintenance(
+    State(st): State<AppState>,
+    q: Result<Query<MaintenanceQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let Query(q) = match q {
         Ok(q) => q,
         Err(e) => return reject(Rejection::new(400, format!("{e}; expected ?service=NAME"))),
     };
     let figures = st.figures.clone();
-    match tokio::task::spawn_blocking(move || figures.list_maintenance(q.service.as_deref())).await {
+    match tokio::task::spawn_blocking(move || figures.list_maintenance(q.service.as_deref())).await
+    {
         Ok(Ok(v)) => axum::Json(v).into_response(),
         Ok(Err(r)) => reject(r),
         Err(e) => reject(Rejection::new(500, e.to_string())),
     }
 }
 
-async fn add_maintenance(State(st): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+async fn add_maintenance(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     if let Err(r) = admin(&st, &headers) {
         return reject(r);
     }
@@ -160,22 +210,37 @@ async fn add_maintenance(State(st): State<AppState>, headers: HeaderMap, body: R
         Err(e) => return reject(Rejection::new(e.status().as_u16(), e.to_string())),
     };
     let figures = st.figures.clone();
-    match tokio::task::spawn_blocking(move || figures.add_maintenance(&body, jiff::Timestamp::now())).await {
+    match tokio::task::spawn_blocking(move || {
+        figures.add_maintenance(&body, jiff::Timestamp::now())
+    })
+    .await
+    {
         Ok(Ok(v)) => (StatusCode::CREATED, axum::Json(v)).into_response(),
         Ok(Err(r)) => reject(r),
         Err(e) => reject(Rejection::new(500, e.to_string())),
     }
 }
 
-async fn cancel_maintenance(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn cancel_maintenance(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     if let Err(r) = admin(&st, &headers) {
         return reject(r);
     }
     let Ok(id) = id.parse::<i64>() else {
-        return reject(Rejection::new(400, format!("maintenance id {id:?} is not an integer")));
+        return reject(Rejection::new(
+            400,
+            format!("maintenance id {id:?} is not an integer"),
+        ));
     };
     let figures = st.figures.clone();
-    match tokio::task::spawn_blocking(move || figures.cancel_maintenance(id, jiff::Timestamp::now())).await {
+    match tokio::task::spawn_blocking(move || {
+        figures.cancel_maintenance(id, jiff::Timestamp::now())
+    })
+    .await
+    {
         Ok(Ok(v)) => axum::Json(v).into_response(),
         Ok(Err(r)) => reject(r),
         Err(e) => reject(Rejection::new(500, e.to_string())),

@@ -15,7 +15,12 @@ pub(crate) struct Tokens {
 
 impl Tokens {
     pub(crate) fn new(agents: &[AgentAuth]) -> Tokens {
-        Tokens { by_agent: agents.iter().map(|a| (a.id.clone(), a.token.as_bytes().to_vec())).collect() }
+        Tokens {
+            by_agent: agents
+                .iter()
+                .map(|a| (a.id.clone(), a.token.as_bytes().to_vec()))
+                .collect(),
+        }
     }
 
     pub(crate) fn authenticate(&self, header: Option<&str>) -> Result<&str, Rejection> {
@@ -30,7 +35,12 @@ impl Tokens {
                 found = Some(agent.as_str());
             }
         }
-        found.ok_or_else(|| Rejection::new(401, "unknown token: check the agent's token against the collector's [[agent]] entries"))
+        found.ok_or_else(|| {
+            Rejection::new(
+                401,
+                "unknown token: check the agent's token against the collector's [[agent]] entries",
+            )
+        })
     }
 }
 
@@ -50,12 +60,18 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(rate: f64) -> RateLimiter {
-        RateLimiter { rate, burst: (rate * 2.0).max(1.0), buckets: Mutex::new(HashMap::new()) }
+        RateLimiter {
+            rate,
+            burst: (rate * 2.0).max(1.0),
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn check(&self, agent: &str, now: Timestamp) -> Result<(), Rejection> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let (tokens, last) = buckets.entry(agent.to_string()).or_insert((self.burst, now));
+        let (tokens, last) = buckets
+            .entry(agent.to_string())
+            .or_insert((self.burst, now));
         let elapsed = now.duration_since(*last).as_secs_f64().max(0.0);
         *tokens = (*tokens + elapsed * self.rate).min(self.burst);
         *last = now;
@@ -63,8 +79,14 @@ impl RateLimiter {
             *tokens -= 1.0;
             Ok(())
         } else {
-            Err(Rejection::new(429, format!("agent {agent:?} exceeds {} batches per second; slow down", self.rate))
-                .retry_after(super::retry_after_secs(self.rate)))
+            Err(Rejection::new(
+                429,
+                format!(
+                    "agent {agent:?} exceeds {} batches per second; slow down",
+                    self.rate
+                ),
+            )
+            .retry_after(super::retry_after_secs(self.rate)))
         }
     }
 }
@@ -75,8 +97,14 @@ mod tests {
 
     fn tokens() -> Tokens {
         Tokens::new(&[
-            AgentAuth { id: "a1".into(), token: "secret-one".into() },
-            AgentAuth { id: "a2".into(), token: "secret-two".into() },
+            AgentAuth {
+                id: "a1".into(),
+                token: "secret-one".into(),
+            },
+            AgentAuth {
+                id: "a2".into(),
+                token: "secret-two".into(),
+            },
         ])
     }
 
@@ -86,7 +114,10 @@ mod tests {
         assert_eq!(t.authenticate(Some("Bearer secret-two")).unwrap(), "a2");
         assert_eq!(t.authenticate(None).unwrap_err().status, 401);
         assert_eq!(t.authenticate(Some("Bearer nope")).unwrap_err().status, 401);
-        assert_eq!(t.authenticate(Some("Basic secret-one")).unwrap_err().status, 401);
+        assert_eq!(
+            t.authenticate(Some("Basic secret-one")).unwrap_err().status,
+            401
+        );
     }
 
     #[test]

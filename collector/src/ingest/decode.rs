@@ -7,7 +7,11 @@ use attest_config::wire::{Batch, PROTOCOL_VERSION};
 
 use super::Rejection;
 
-pub(crate) fn decompress(body: &[u8], encoding: Option<&str>, limit: u64) -> Result<Vec<u8>, Rejection> {
+pub(crate) fn decompress(
+    body: &[u8],
+    encoding: Option<&str>,
+    limit: u64,
+) -> Result<Vec<u8>, Rejection> {
     match encoding.map(str::trim) {
         None | Some("") | Some("identity") => {
             if body.len() as u64 > limit {
@@ -16,7 +20,8 @@ pub(crate) fn decompress(body: &[u8], encoding: Option<&str>, limit: u64) -> Res
             Ok(body.to_vec())
         }
         Some("zstd") => {
-            let dec = zstd::stream::read::Decoder::new(body).map_err(|e| Rejection::new(400, format!("invalid zstd body: {e}")))?;
+            let dec = zstd::stream::read::Decoder::new(body)
+                .map_err(|e| Rejection::new(400, format!("invalid zstd body: {e}")))?;
             let mut out = Vec::new();
             // Read one byte past the limit to tell "exactly at the limit" from "over it".
             dec.take(limit + 1)
@@ -27,12 +32,18 @@ pub(crate) fn decompress(body: &[u8], encoding: Option<&str>, limit: u64) -> Res
             }
             Ok(out)
         }
-        Some(other) => Err(Rejection::new(415, format!("unsupported Content-Encoding {other:?}: send zstd or none"))),
+        Some(other) => Err(Rejection::new(
+            415,
+            format!("unsupported Content-Encoding {other:?}: send zstd or none"),
+        )),
     }
 }
 
 fn too_large(limit: u64) -> Rejection {
-    Rejection::new(413, format!("decompressed body exceeds {limit} bytes; send smaller batches"))
+    Rejection::new(
+        413,
+        format!("decompressed body exceeds {limit} bytes; send smaller batches"),
+    )
 }
 
 pub(crate) fn parse(json: &[u8]) -> Result<Batch, Rejection> {
@@ -41,13 +52,18 @@ pub(crate) fn parse(json: &[u8]) -> Result<Batch, Rejection> {
     struct Probe {
         version: Option<serde_json::Value>,
     }
-    let v: Probe = serde_json::from_slice(json).map_err(|e| Rejection::new(400, format!("body is not a JSON object: {e}")))?;
+    let v: Probe = serde_json::from_slice(json)
+        .map_err(|e| Rejection::new(400, format!("body is not a JSON object: {e}")))?;
     match v.version.as_ref().and_then(serde_json::Value::as_u64) {
         Some(n) if n == u64::from(PROTOCOL_VERSION) => {}
         Some(n) => {
             return Err(Rejection::new(400, format!("unsupported protocol version {n}; this collector speaks version {PROTOCOL_VERSION}")).field("version"));
         }
-        None => return Err(Rejection::new(400, "missing or non-integer protocol version").field("version")),
+        None => {
+            return Err(
+                Rejection::new(400, "missing or non-integer protocol version").field("version"),
+            );
+        }
     }
     let de = &mut serde_json::Deserializer::from_slice(json);
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -67,7 +83,10 @@ mod tests {
         assert!(bomb.len() < 4096);
         let e = decompress(&bomb, Some("zstd"), 1 << 20).unwrap_err();
         assert_eq!(e.status, 413);
-        assert_eq!(decompress(&bomb, Some("zstd"), 10 << 20).unwrap().len(), 10 << 20);
+        assert_eq!(
+            decompress(&bomb, Some("zstd"), 10 << 20).unwrap().len(),
+            10 << 20
+        );
     }
 
     #[test]
@@ -77,7 +96,11 @@ mod tests {
         assert_eq!(e.status, 400);
         assert_eq!(e.field.as_deref(), Some("measurements[0].ts"));
         let e = parse(br#"{"version":2}"#).unwrap_err();
-        assert!(e.reason.contains("unsupported protocol version 2"), "{}", e.reason);
+        assert!(
+            e.reason.contains("unsupported protocol version 2"),
+            "{}",
+            e.reason
+        );
         let e = parse(b"[1,2]").unwrap_err();
         assert_eq!(e.status, 400);
         assert_eq!(decompress(b"x", Some("br"), 10).unwrap_err().status, 415);

@@ -57,7 +57,9 @@ impl LatestResults {
     fn record(&self, agent: &str, ms: &[wire::Measurement]) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         for m in ms {
-            let e = map.entry((agent.to_string(), m.check.clone())).or_insert((m.ts, m.ok));
+            let e = map
+                .entry((agent.to_string(), m.check.clone()))
+                .or_insert((m.ts, m.ok));
             // Late data (a replayed spool) never overwrites a newer result.
             if m.ts >= e.0 {
                 *e = (m.ts, m.ok);
@@ -114,12 +116,19 @@ impl Ingest {
     fn pipeline(&self, req: Request<'_>) -> Result<Ack, Rejection> {
         let agent = self.tokens.authenticate(req.authorization)?;
         self.rate.check(agent, req.received_at)?;
-        let json = decode::decompress(req.body, req.content_encoding, self.limits.max_decompressed_bytes)?;
+        let json = decode::decompress(
+            req.body,
+            req.content_encoding,
+            self.limits.max_decompressed_bytes,
+        )?;
         let batch: Batch = decode::parse(&json)?;
         if batch.agent != agent {
             return Err(Rejection::new(
                 403,
-                format!("the token belongs to agent {agent:?} but the batch claims agent {:?}", batch.agent),
+                format!(
+                    "the token belongs to agent {agent:?} but the batch claims agent {:?}",
+                    batch.agent
+                ),
             )
             .field("agent"));
         }
@@ -147,7 +156,10 @@ impl Ingest {
                 SkewPolicy::Correct => {
                     let shift = jiff::SignedDuration::from_millis(-offset_ms);
                     for m in &mut measurements {
-                        m.ts = m.ts.checked_add(shift).map_err(|_| Rejection::new(400, "timestamp out of range after clock correction").field("measurements.ts"))?;
+                        m.ts = m.ts.checked_add(shift).map_err(|_| {
+                            Rejection::new(400, "timestamp out of range after clock correction")
+                                .field("measurements.ts")
+                        })?;
                     }
                 }
             }
@@ -172,13 +184,28 @@ impl Ingest {
                 } else {
                     s.batches_accepted.fetch_add(1, Ordering::Relaxed);
                 }
-                s.measurements_stored.fetch_add(out.stored, Ordering::Relaxed);
-                s.measurements_duplicate.fetch_add(out.duplicate_measurements, Ordering::Relaxed);
+                s.measurements_stored
+                    .fetch_add(out.stored, Ordering::Relaxed);
+                s.measurements_duplicate
+                    .fetch_add(out.duplicate_measurements, Ordering::Relaxed);
                 self.latest.record(&batch.agent, &batch.measurements);
-                Ok(Ack { version: wire::PROTOCOL_VERSION, acked_seq: batch.seq, duplicate: out.duplicate_batch, stored: out.stored })
+                Ok(Ack {
+                    version: wire::PROTOCOL_VERSION,
+                    acked_seq: batch.seq,
+                    duplicate: out.duplicate_batch,
+                    stored: out.stored,
+                })
             }
-            Err(StoreError::Full(e)) => Err(Rejection::new(503, format!("collector storage is full, retry later: {e}")).retry_after(30)),
-            Err(e) => Err(Rejection::new(503, format!("collector storage failed, retry later: {e}")).retry_after(5)),
+            Err(StoreError::Full(e)) => Err(Rejection::new(
+                503,
+                format!("collector storage is full, retry later: {e}"),
+            )
+            .retry_after(30)),
+            Err(e) => Err(Rejection::new(
+                503,
+                format!("collector storage failed, retry later: {e}"),
+            )
+            .retry_after(5)),
         }
     }
 
@@ -199,5 +226,7 @@ impl Ingest {
 
 /// Retry-After for rate-limited agents: the bucket refills one batch in `1/rate` seconds.
 pub(crate) fn retry_after_secs(rate: f64) -> u64 {
-    Duration::from_secs_f64((1.0 / rate.max(0.001)).min(3600.0)).as_secs().max(1)
+    Duration::from_secs_f64((1.0 / rate.max(0.001)).min(3600.0))
+        .as_secs()
+        .max(1)
 }

@@ -35,8 +35,20 @@ pub struct Exporter {
 }
 
 impl Exporter {
-    pub fn new(cfg: Arc<CollectorConfig>, figures: Arc<Figures>, store: Arc<dyn Store>, ingest: Arc<IngestStats>, latest: Arc<LatestResults>) -> Exporter {
-        Exporter { cfg, figures, store, ingest, latest }
+    pub fn new(
+        cfg: Arc<CollectorConfig>,
+        figures: Arc<Figures>,
+        store: Arc<dyn Store>,
+        ingest: Arc<IngestStats>,
+        latest: Arc<LatestResults>,
+    ) -> Exporter {
+        Exporter {
+            cfg,
+            figures,
+            store,
+            ingest,
+            latest,
+        }
     }
 
     /// (content type, body).
@@ -51,7 +63,10 @@ impl Exporter {
             ingest: snapshot_ingest(&self.ingest),
             stored: self.store.counts().map(|c| c.measurements).ok(),
             max_skew_ms: self.cfg.ingest.max_clock_skew.as_millis() as i64,
-            capacity: (self.cfg.capacity.warning.as_ratio(), self.cfg.capacity.critical.as_ratio()),
+            capacity: (
+                self.cfg.capacity.warning.as_ratio(),
+                self.cfg.capacity.critical.as_ratio(),
+            ),
         };
         let mut registry = Registry::default();
         registry.register_collector(Box::new(scrape));
@@ -64,7 +79,14 @@ impl Exporter {
         if let Err(e) = res {
             tracing::error!("cannot encode metrics: {e}");
         }
-        (if openmetrics { OPENMETRICS } else { PROMETHEUS_TEXT }, out)
+        (
+            if openmetrics {
+                OPENMETRICS
+            } else {
+                PROMETHEUS_TEXT
+            },
+            out,
+        )
     }
 }
 
@@ -102,26 +124,44 @@ type Labels = Vec<(&'static str, String)>;
 struct Enc<'a, 'b>(&'a mut DescriptorEncoder<'b>);
 
 impl Enc<'_, '_> {
-    fn gauges(&mut self, name: &str, help: &str, rows: impl IntoIterator<Item = (Labels, Option<f64>)>) -> std::fmt::Result {
-        let rows: Vec<(Labels, f64)> = rows.into_iter().filter_map(|(l, v)| v.map(|v| (l, v))).collect();
+    fn gauges(
+        &mut self,
+        name: &str,
+        help: &str,
+        rows: impl IntoIterator<Item = (Labels, Option<f64>)>,
+    ) -> std::fmt::Result {
+        let rows: Vec<(Labels, f64)> = rows
+            .into_iter()
+            .filter_map(|(l, v)| v.map(|v| (l, v)))
+            .collect();
         if rows.is_empty() {
             return Ok(());
         }
-        let mut m = self.0.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        let mut m = self
+            .0
+            .encode_descriptor(name, help, None, MetricType::Gauge)?;
         for (labels, v) in rows {
             m.encode_family(&labels)?.encode_gauge(&v)?;
         }
         Ok(())
     }
 
-    fn counters(&mut self, name: &str, help: &str, rows: impl IntoIterator<Item = (Labels, f64)>) -> std::fmt::Result {
+    fn counters(
+        &mut self,
+        name: &str,
+        help: &str,
+        rows: impl IntoIterator<Item = (Labels, f64)>,
+    ) -> std::fmt::Result {
         let rows: Vec<_> = rows.into_iter().collect();
         if rows.is_empty() {
             return Ok(());
         }
-        let mut m = self.0.encode_descriptor(name, help, None, MetricType::Counter)?;
+        let mut m = self
+            .0
+            .encode_descriptor(name, help, None, MetricType::Counter)?;
         for (labels, v) in rows {
-            m.encode_family(&labels)?.encode_counter::<NoLabelSet, _, f64>(&v, None)?;
+            m.encode_family(&labels)?
+                .encode_counter::<NoLabelSet, _, f64>(&v, None)?;
         }
         Ok(())
     }
@@ -148,77 +188,250 @@ impl Scrape {
         use names::*;
         let s = &self.snap.services;
         let svc = |r: &crate::sla::ServiceReport| vec![("service", r.service.clone())];
-        e.gauges(SLA_AVAILABILITY, "Availability of the month so far: good / known minutes (absent when nothing is known)", s.iter().map(|r| (svc(r), r.availability)))?;
-        e.gauges(SLA_TARGET, "Agreed availability target", s.iter().map(|r| (svc(r), Some(r.target))))?;
+        e.gauges(
+            SLA_AVAILABILITY,
+            "Availability of the month so far: good / known minutes (absent when nothing is known)",
+            s.iter().map(|r| (svc(r), r.availability)),
+        )?;
+        e.gauges(
+            SLA_TARGET,
+            "Agreed availability target",
+            s.iter().map(|r| (svc(r), Some(r.target))),
+        )?;
         e.gauges(SLA_COMPLIANT, "1 if the month so far meets the target (decided on integers), 0 if not; absent when not determinable", s.iter().map(|r| (svc(r), r.compliant.map(b))))?;
-        e.gauges(SLA_DETERMINABLE, "1 if compliance can be decided (enough known minutes and coverage)", s.iter().map(|r| (svc(r), Some(b(r.compliant.is_some())))))?;
-        e.gauges(SLA_COVERAGE, "Known / eligible minutes of the month so far", s.iter().map(|r| (svc(r), r.coverage)))?;
-        e.gauges(SLA_AVAILABILITY_PESSIMISTIC, "Good / eligible minutes (unknown counted as bad)", s.iter().map(|r| (svc(r), r.bounds.pessimistic)))?;
-        e.gauges(SLA_AVAILABILITY_OPTIMISTIC, "(Good + unknown) / eligible minutes (unknown counted as good)", s.iter().map(|r| (svc(r), r.bounds.optimistic)))?;
+        e.gauges(
+            SLA_DETERMINABLE,
+            "1 if compliance can be decided (enough known minutes and coverage)",
+            s.iter().map(|r| (svc(r), Some(b(r.compliant.is_some())))),
+        )?;
+        e.gauges(
+            SLA_COVERAGE,
+            "Known / eligible minutes of the month so far",
+            s.iter().map(|r| (svc(r), r.coverage)),
+        )?;
+        e.gauges(
+            SLA_AVAILABILITY_PESSIMISTIC,
+            "Good / eligible minutes (unknown counted as bad)",
+            s.iter().map(|r| (svc(r), r.bounds.pessimistic)),
+        )?;
+        e.gauges(
+            SLA_AVAILABILITY_OPTIMISTIC,
+            "(Good + unknown) / eligible minutes (unknown counted as good)",
+            s.iter().map(|r| (svc(r), r.bounds.optimistic)),
+        )?;
         let minutes = s.iter().flat_map(|r| {
-            [("eligible", r.eligible_minutes), ("good", r.good_minutes), ("bad", r.bad_minutes), ("unknown", r.unknown_minutes)]
-                .map(|(state, v)| (vec![("service", r.service.clone()), ("state", state.to_string())], Some(v as f64)))
+            [
+                ("eligible", r.eligible_minutes),
+                ("good", r.good_minutes),
+                ("bad", r.bad_minutes),
+                ("unknown", r.unknown_minutes),
+            ]
+            .map(|(state, v)| {
+                (
+                    vec![("service", r.service.clone()), ("state", state.to_string())],
+                    Some(v as f64),
+                )
+            })
         });
         e.gauges(SLA_MINUTES, "Minutes of the month so far by state", minutes)?;
-        e.gauges(SLA_BUDGET_REMAINING, "Remaining error budget / allowed error budget of the month so far", s.iter().map(|r| (svc(r), r.error_budget.remaining_ratio)))?;
-        e.gauges(SLA_BUDGET_ALLOWED_MINUTES, "Bad minutes allowed so far: (1 - target) x known", s.iter().map(|r| (svc(r), Some(r.error_budget.allowed_minutes))))?;
-        e.gauges(SLA_BUDGET_REMAINING_MINUTES, "Allowed minus bad minutes so far", s.iter().map(|r| (svc(r), Some(r.error_budget.remaining_minutes))))?;
-        e.gauges(SLA_BUDGET_PLANNING_MINUTES, "Planning budget: (1 - target) x eligible minutes of the whole month", s.iter().map(|r| (svc(r), Some(r.error_budget.planning_allowed_minutes))))?;
+        e.gauges(
+            SLA_BUDGET_REMAINING,
+            "Remaining error budget / allowed error budget of the month so far",
+            s.iter().map(|r| (svc(r), r.error_budget.remaining_ratio)),
+        )?;
+        e.gauges(
+            SLA_BUDGET_ALLOWED_MINUTES,
+            "Bad minutes allowed so far: (1 - target) x known",
+            s.iter()
+                .map(|r| (svc(r), Some(r.error_budget.allowed_minutes))),
+        )?;
+        e.gauges(
+            SLA_BUDGET_REMAINING_MINUTES,
+            "Allowed minus bad minutes so far",
+            s.iter()
+                .map(|r| (svc(r), Some(r.error_budget.remaining_minutes))),
+        )?;
+        e.gauges(
+            SLA_BUDGET_PLANNING_MINUTES,
+            "Planning budget: (1 - target) x eligible minutes of the whole month",
+            s.iter()
+                .map(|r| (svc(r), Some(r.error_budget.planning_allowed_minutes))),
+        )?;
         let burn = s.iter().flat_map(|r| {
             let br = &r.burn_rates;
-            [("5m", br.m5), ("30m", br.m30), ("1h", br.h1), ("6h", br.h6), ("1d", br.d1), ("3d", br.d3)]
-                .map(|(w, v)| (vec![("service", r.service.clone()), ("window", w.to_string())], v))
+            [
+                ("5m", br.m5),
+                ("30m", br.m30),
+                ("1h", br.h1),
+                ("6h", br.h6),
+                ("1d", br.d1),
+                ("3d", br.d3),
+            ]
+            .map(|(w, v)| {
+                (
+                    vec![("service", r.service.clone()), ("window", w.to_string())],
+                    v,
+                )
+            })
         });
-        e.gauges(SLA_BURN_RATE, "Error-budget burn rate over the window: (bad / known) / (1 - target)", burn)?;
-        e.gauges(SLA_LATENCY_OBJECTIVE, "Fraction of probes in eligible minutes at or under the latency threshold", s.iter().map(|r| (svc(r), r.latency.objective_ratio)))?;
-        e.gauges(SLA_LATENCY_TARGET, "Latency objective target", s.iter().map(|r| (svc(r), r.latency.target)))?;
-        e.gauges(SLA_LATENCY_THRESHOLD, "Latency objective threshold", s.iter().map(|r| (svc(r), r.latency.threshold_seconds)))?;
+        e.gauges(
+            SLA_BURN_RATE,
+            "Error-budget burn rate over the window: (bad / known) / (1 - target)",
+            burn,
+        )?;
+        e.gauges(
+            SLA_LATENCY_OBJECTIVE,
+            "Fraction of probes in eligible minutes at or under the latency threshold",
+            s.iter().map(|r| (svc(r), r.latency.objective_ratio)),
+        )?;
+        e.gauges(
+            SLA_LATENCY_TARGET,
+            "Latency objective target",
+            s.iter().map(|r| (svc(r), r.latency.target)),
+        )?;
+        e.gauges(
+            SLA_LATENCY_THRESHOLD,
+            "Latency objective threshold",
+            s.iter().map(|r| (svc(r), r.latency.threshold_seconds)),
+        )?;
         let q = s.iter().flat_map(|r| {
             let l = &r.latency;
-            [("0.5", l.p50_seconds), ("0.95", l.p95_seconds), ("0.99", l.p99_seconds)]
-                .map(|(q, v)| (vec![("service", r.service.clone()), ("quantile", q.to_string())], v))
+            [
+                ("0.5", l.p50_seconds),
+                ("0.95", l.p95_seconds),
+                ("0.99", l.p99_seconds),
+            ]
+            .map(|(q, v)| {
+                (
+                    vec![("service", r.service.clone()), ("quantile", q.to_string())],
+                    v,
+                )
+            })
         });
-        e.gauges(SLA_LATENCY_QUANTILE, "Probe latency percentiles of the month so far (successful probes)", q)?;
-        e.gauges(SLA_INCIDENT_OPEN, "1 while an incident (a run of bad minutes) is open", s.iter().map(|r| (svc(r), Some(b(r.open_incident)))))?;
-        e.gauges(SLA_INCIDENTS, "Incidents in the month so far", s.iter().map(|r| (svc(r), Some(r.incident_count as f64))))?;
-        e.gauges(SLA_PERIOD_START, "Start of the reporting period (the month in the service's zone)", s.iter().map(|r| (svc(r), Some(r.period.start.as_second() as f64))))?;
-        let computed = self.snap.computed_at.map(|t| t.as_millisecond() as f64 / 1000.0);
-        e.gauges(SLA_COMPUTED_AT, "When the SLA figures were computed", [(vec![], computed)])
+        e.gauges(
+            SLA_LATENCY_QUANTILE,
+            "Probe latency percentiles of the month so far (successful probes)",
+            q,
+        )?;
+        e.gauges(
+            SLA_INCIDENT_OPEN,
+            "1 while an incident (a run of bad minutes) is open",
+            s.iter().map(|r| (svc(r), Some(b(r.open_incident)))),
+        )?;
+        e.gauges(
+            SLA_INCIDENTS,
+            "Incidents in the month so far",
+            s.iter().map(|r| (svc(r), Some(r.incident_count as f64))),
+        )?;
+        e.gauges(
+            SLA_PERIOD_START,
+            "Start of the reporting period (the month in the service's zone)",
+            s.iter()
+                .map(|r| (svc(r), Some(r.period.start.as_second() as f64))),
+        )?;
+        let computed = self
+            .snap
+            .computed_at
+            .map(|t| t.as_millisecond() as f64 / 1000.0);
+        e.gauges(
+            SLA_COMPUTED_AT,
+            "When the SLA figures were computed",
+            [(vec![], computed)],
+        )
     }
 
     fn encode_slo_counters(&self, e: &mut Enc) -> std::fmt::Result {
         use names::*;
         let rows = |f: fn(&crate::figures::Totals) -> f64| {
-            self.snap.services.iter().zip(&self.snap.totals).map(move |(r, t)| (vec![("service", r.service.clone())], f(t))).collect::<Vec<_>>()
+            self.snap
+                .services
+                .iter()
+                .zip(&self.snap.totals)
+                .map(move |(r, t)| (vec![("service", r.service.clone())], f(t)))
+                .collect::<Vec<_>>()
         };
-        e.counters(SLO_GOOD_MINUTES, "Good eligible minutes since the service was first measured", rows(|t| t.good as f64))?;
-        e.counters(SLO_ELIGIBLE_KNOWN_MINUTES, "Known (good + bad) eligible minutes since the service was first measured", rows(|t| t.known as f64))?;
-        e.counters(SLO_DOWN_SECONDS, "Confirmed-down (bad) eligible time since the service was first measured", rows(|t| t.bad as f64 * 60.0))
+        e.counters(
+            SLO_GOOD_MINUTES,
+            "Good eligible minutes since the service was first measured",
+            rows(|t| t.good as f64),
+        )?;
+        e.counters(
+            SLO_ELIGIBLE_KNOWN_MINUTES,
+            "Known (good + bad) eligible minutes since the service was first measured",
+            rows(|t| t.known as f64),
+        )?;
+        e.counters(
+            SLO_DOWN_SECONDS,
+            "Confirmed-down (bad) eligible time since the service was first measured",
+            rows(|t| t.bad as f64 * 60.0),
+        )
     }
 
     fn encode_checks(&self, e: &mut Enc) -> std::fmt::Result {
         use names::*;
         let id = |a: &String, c: &String| vec![("agent", a.clone()), ("check", c.clone())];
-        e.gauges(CHECK_SUCCESS, "1 if the newest stored probe of the check from the agent succeeded", self.latest.iter().map(|((a, c), (_, ok))| (id(a, c), Some(b(*ok)))))?;
-        e.gauges(CHECK_LAST_SEEN, "Start time of the newest stored probe of the check from the agent", self.latest.iter().map(|((a, c), (ts, _))| (id(a, c), Some(ts.as_millisecond() as f64 / 1000.0))))
+        e.gauges(
+            CHECK_SUCCESS,
+            "1 if the newest stored probe of the check from the agent succeeded",
+            self.latest
+                .iter()
+                .map(|((a, c), (_, ok))| (id(a, c), Some(b(*ok)))),
+        )?;
+        e.gauges(
+            CHECK_LAST_SEEN,
+            "Start time of the newest stored probe of the check from the agent",
+            self.latest
+                .iter()
+                .map(|((a, c), (ts, _))| (id(a, c), Some(ts.as_millisecond() as f64 / 1000.0))),
+        )
     }
 
     fn encode_capacity(&self, e: &mut Enc) -> std::fmt::Result {
         use names::*;
         let c = &self.snap.capacity;
-        let id = |f: &crate::sla::CapacityFigure| vec![("agent", f.agent.clone()), ("resource_kind", f.kind.clone()), ("resource", f.resource.clone())];
-        e.gauges(CAPACITY_UTILIZATION, "p95 utilisation of the month so far", c.iter().map(|f| (id(f), f.p95)))?;
-        e.gauges(CAPACITY_UTILIZATION_MAX, "Maximum utilisation of the month so far", c.iter().map(|f| (id(f), f.max)))?;
-        e.gauges(CAPACITY_WARNING, "Configured warning threshold", [(vec![], Some(self.capacity.0))])?;
-        e.gauges(CAPACITY_CRITICAL, "Configured critical threshold", [(vec![], Some(self.capacity.1))])?;
+        let id = |f: &crate::sla::CapacityFigure| {
+            vec![
+                ("agent", f.agent.clone()),
+                ("resource_kind", f.kind.clone()),
+                ("resource", f.resource.clone()),
+            ]
+        };
+        e.gauges(
+            CAPACITY_UTILIZATION,
+            "p95 utilisation of the month so far",
+            c.iter().map(|f| (id(f), f.p95)),
+        )?;
+        e.gauges(
+            CAPACITY_UTILIZATION_MAX,
+            "Maximum utilisation of the month so far",
+            c.iter().map(|f| (id(f), f.max)),
+        )?;
+        e.gauges(
+            CAPACITY_WARNING,
+            "Configured warning threshold",
+            [(vec![], Some(self.capacity.0))],
+        )?;
+        e.gauges(
+            CAPACITY_CRITICAL,
+            "Configured critical threshold",
+            [(vec![], Some(self.capacity.1))],
+        )?;
         let above = c.iter().flat_map(|f| {
-            [("warning", f.minutes_above_warning), ("critical", f.minutes_above_critical)].map(|(lvl, v)| {
+            [
+                ("warning", f.minutes_above_warning),
+                ("critical", f.minutes_above_critical),
+            ]
+            .map(|(lvl, v)| {
                 let mut l = id(f);
                 l.push(("threshold", lvl.to_string()));
                 (l, Some(v as f64))
             })
         });
-        e.gauges(CAPACITY_MINUTES_ABOVE, "Minutes of the month so far above the threshold", above)?;
+        e.gauges(
+            CAPACITY_MINUTES_ABOVE,
+            "Minutes of the month so far above the threshold",
+            above,
+        )?;
         e.gauges(CAPACITY_DAYS_TO_CRITICAL, "Days until the linear trend reaches the critical threshold (absent: not within the horizon)", c.iter().map(|f| (id(f), f.days_until_critical)))
     }
 
@@ -226,19 +439,66 @@ impl Scrape {
         use names::*;
         let a = &self.agents;
         let id = |s: &AgentStatus| vec![("agent", s.agent.clone())];
-        e.gauges(AGENT_LAST_SEEN, "When the agent's last batch was committed", a.iter().map(|s| (id(s), Some(s.last_seen.as_millisecond() as f64 / 1000.0))))?;
-        e.gauges(AGENT_CLOCK_OFFSET, "Agent clock minus collector clock at the last batch", a.iter().map(|s| (id(s), Some(s.clock_offset_ms as f64 / 1000.0))))?;
-        e.gauges(AGENT_CLOCK_SKEWED, "1 if the agent's clock offset exceeds the configured bound", a.iter().map(|s| (id(s), Some(b(s.clock_offset_ms.abs() > self.max_skew_ms)))))?;
-        e.gauges(AGENT_SPOOL_DEPTH, "Measurements waiting in the agent's spool at its last batch", a.iter().map(|s| (id(s), s.spool.as_ref().map(|p| p.depth_measurements as f64))))?;
-        e.gauges(AGENT_SPOOL_DROPPED, "Measurements the agent dropped because its spool was full (reported as gaps)", a.iter().map(|s| (id(s), s.spool.as_ref().map(|p| p.dropped_total as f64))))
+        e.gauges(
+            AGENT_LAST_SEEN,
+            "When the agent's last batch was committed",
+            a.iter()
+                .map(|s| (id(s), Some(s.last_seen.as_millisecond() as f64 / 1000.0))),
+        )?;
+        e.gauges(
+            AGENT_CLOCK_OFFSET,
+            "Agent clock minus collector clock at the last batch",
+            a.iter()
+                .map(|s| (id(s), Some(s.clock_offset_ms as f64 / 1000.0))),
+        )?;
+        e.gauges(
+            AGENT_CLOCK_SKEWED,
+            "1 if the agent's clock offset exceeds the configured bound",
+            a.iter()
+                .map(|s| (id(s), Some(b(s.clock_offset_ms.abs() > self.max_skew_ms)))),
+        )?;
+        e.gauges(
+            AGENT_SPOOL_DEPTH,
+            "Measurements waiting in the agent's spool at its last batch",
+            a.iter()
+                .map(|s| (id(s), s.spool.as_ref().map(|p| p.depth_measurements as f64))),
+        )?;
+        e.gauges(
+            AGENT_SPOOL_DROPPED,
+            "Measurements the agent dropped because its spool was full (reported as gaps)",
+            a.iter()
+                .map(|s| (id(s), s.spool.as_ref().map(|p| p.dropped_total as f64))),
+        )
     }
 
     fn encode_ingest(&self, e: &mut Enc) -> std::fmt::Result {
         use names::*;
-        let pick = |kind: &str| self.ingest.iter().filter(move |(k, _, _)| *k == kind).map(|(_, r, v)| (vec![("result", r.to_string())], *v as f64)).collect::<Vec<_>>();
-        e.counters(INGEST_BATCHES, "Batches received, by result", pick("batches"))?;
-        e.counters(INGEST_MEASUREMENTS, "Measurements received in accepted batches, by result", pick("measurements"))?;
-        e.counters(INGEST_REJECTED, "Batches refused, by reason", pick("rejected"))?;
-        e.gauges(STORE_MEASUREMENTS, "Raw measurements currently stored", [(vec![], self.stored.map(|v| v as f64))])
+        let pick = |kind: &str| {
+            self.ingest
+                .iter()
+                .filter(move |(k, _, _)| *k == kind)
+                .map(|(_, r, v)| (vec![("result", r.to_string())], *v as f64))
+                .collect::<Vec<_>>()
+        };
+        e.counters(
+            INGEST_BATCHES,
+            "Batches received, by result",
+            pick("batches"),
+        )?;
+        e.counters(
+            INGEST_MEASUREMENTS,
+            "Measurements received in accepted batches, by result",
+            pick("measurements"),
+        )?;
+        e.counters(
+            INGEST_REJECTED,
+            "Batches refused, by reason",
+            pick("rejected"),
+        )?;
+        e.gauges(
+            STORE_MEASUREMENTS,
+            "Raw measurements currently stored",
+            [(vec![], self.stored.map(|v| v as f64))],
+        )
     }
 }

@@ -170,9 +170,12 @@ pub use sqlite::SqliteStore;
 /// Opens the configured backend.
 pub fn open(cfg: &attest_config::StorageConfig) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     match &cfg.backend {
-        attest_config::StorageBackend::Sqlite => Ok(std::sync::Arc::new(sqlite::SqliteStore::open(&cfg.data_dir)?)),
+        attest_config::StorageBackend::Sqlite => Ok(std::sync::Arc::new(
+            sqlite::SqliteStore::open(&cfg.data_dir)?,
+        )),
         attest_config::StorageBackend::Postgres { .. } => Err(StoreError::Backend(
-            "the PostgreSQL backend is not available in this build yet; use backend = \"sqlite\"".into(),
+            "the PostgreSQL backend is not available in this build yet; use backend = \"sqlite\""
+                .into(),
         )),
     }
 }
