@@ -158,6 +158,8 @@ pub trait Store: Send + Sync + 'static {
     fn counts(&self) -> Result<StoreCounts, StoreError>;
 }
 
+#[cfg(test)]
+mod bench;
 mod codec;
 #[cfg(test)]
 pub(crate) mod contract;
