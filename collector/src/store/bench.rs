@@ -36,7 +36,7 @@ impl Rng {
     }
 }
 
-/// `per_check` probes every `interval_s` seconds for each of `checks`, in time order.
+/// The `index`-th probe result of `checks` checks probed every `interval_s` seconds, in time order.
 fn probes(rng: &mut Rng, checks: usize, interval_s: i64, index: usize) -> Measurement {
     let tick = (index / checks) as i64;
     let check = index % checks;

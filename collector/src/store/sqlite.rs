@@ -488,6 +488,9 @@ impl Writer {
             duplicate_measurements: 0,
         };
         if out.duplicate_batch {
+            // Nothing was written (the agent row predates the batch row), so committing is
+            // free and keeps the id cache valid without reasoning about rollback.
+            tx.commit().map_err(map_err)?;
             return Ok(out);
         }
         let pending = insert_raw(&tx, ids, agent, horizon, &b.measurements, &mut out)?;
