@@ -179,6 +179,15 @@ fn month_of_rollups_size() {
     for (name, bytes) in cold.iter().filter(|(_, b)| *b > 0) {
         println!("    {name}: {bytes} B");
     }
+    let t = Instant::now();
+    let month = store
+        .minute_rollups(&names[..1], BASE_MINUTE, BASE_MINUTE + days * 1440)
+        .expect("month of one check");
+    println!(
+        "  reading a month of one check from packs: {} minutes in {:.1} ms",
+        month.len(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
     let rows = store
         .minute_rollups(&names, BASE_MINUTE, BASE_MINUTE + 60)
         .expect("read back");

@@ -916,27 +916,31 @@ fn packed_cells(
     into: &mut BTreeMap<(i64, i64), Cell>,
 ) -> Result<(), StoreError> {
     let mut stmt = tx
-        .prepare_cached("SELECT hour, series, data FROM hour_pack WHERE hour >= ?1 AND hour <= ?2")
+        .prepare_cached(
+            "SELECT hour, data FROM hour_pack WHERE series = ?1 AND hour >= ?2 AND hour <= ?3",
+        )
         .map_err(map_err)?;
-    let mut rows = stmt
-        .query(params![from.div_euclid(60), (to - 1).div_euclid(60)])
-        .map_err(map_err)?;
-    while let Some(r) = rows.next().map_err(map_err)? {
-        let series: i64 = r.get(1).map_err(map_err)?;
-        if !wanted.contains_key(&series) {
-            continue;
-        }
-        let hour: i64 = r.get(0).map_err(map_err)?;
-        let data = r
-            .get_ref(2)
-            .map_err(map_err)?
-            .as_blob()
-            .map_err(map_err_fs)?;
-        let pack = rollup::decode_pack(data).map_err(|e| corrupt("hour pack", e))?;
-        for (offset, cell) in pack {
-            let minute = hour * 60 + i64::from(offset);
-            if minute >= from && minute < to {
-                merge_cell(into, (series, minute), cell);
+    for series in wanted.keys() {
+        let mut rows = stmt
+            .query(params![
+                series,
+                from.div_euclid(60),
+                (to - 1).div_euclid(60)
+            ])
+            .map_err(map_err)?;
+        while let Some(r) = rows.next().map_err(map_err)? {
+            let hour: i64 = r.get(0).map_err(map_err)?;
+            let data = r
+                .get_ref(1)
+                .map_err(map_err)?
+                .as_blob()
+                .map_err(map_err_fs)?;
+            let pack = rollup::decode_pack(data).map_err(|e| corrupt("hour pack", e))?;
+            for (offset, cell) in pack {
+                let minute = hour * 60 + i64::from(offset);
+                if minute >= from && minute < to {
+                    merge_cell(into, (*series, minute), cell);
+                }
             }
         }
     }
