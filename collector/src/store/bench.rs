@@ -180,6 +180,12 @@ fn month_of_rollups_size() {
         println!("    {name}: {bytes} B");
     }
     let t = Instant::now();
+    let month_cells = store.month_cells_for_bench(BASE_MINUTE, BASE_MINUTE + days * 1440);
+    println!(
+        "  decoding a month of packs (all checks, no histograms): {month_cells} cells in {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let t = Instant::now();
     let month = store
         .minute_rollups(&names[..1], BASE_MINUTE, BASE_MINUTE + days * 1440)
         .expect("month of one check");

@@ -165,7 +165,20 @@ impl Buckets {
         if self.0.is_empty() {
             return None;
         }
-        let mut h = new_latency_histogram();
+        // Sized to the largest bucket (a month of minutes of full-range histograms would
+        // need 24 KiB each); auto-resize keeps merges with wider histograms working, and the
+        // bucketing (lowest value, precision) is the same as `new_latency_histogram`.
+        let top = self
+            .0
+            .last()
+            .map_or(2, |(i, _)| bucket_value(u64::from(*i)));
+        let mut h = Histogram::new_with_bounds(
+            LATENCY_LOWEST_US,
+            top.saturating_mul(2).max(2),
+            LATENCY_SIGFIG,
+        )
+        .unwrap_or_else(|_| new_latency_histogram());
+        h.auto(true);
         for (index, count) in &self.0 {
             h.saturating_record_n(bucket_value(u64::from(*index)), *count);
         }

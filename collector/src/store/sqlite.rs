@@ -282,6 +282,25 @@ impl SqliteStore {
         }
     }
 
+    /// Decodes every pack cell in a range without building histograms (bench only).
+    #[cfg(test)]
+    pub(crate) fn month_cells_for_bench(&self, from: i64, to: i64) -> usize {
+        self.read(|tx| {
+            let ids: Vec<i64> = tx
+                .prepare("SELECT id FROM series")
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .map_err(map_err)?;
+            let wanted = ids
+                .into_iter()
+                .map(|i| (i, (String::new(), String::new())))
+                .collect();
+            let mut cells = BTreeMap::new();
+            packed_cells(tx, &wanted, from, to, &mut cells)?;
+            Ok(cells.len())
+        })
+        .unwrap_or(0)
+    }
+
     fn read<T>(
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
