@@ -56,6 +56,13 @@ fn drain(spool: &mut Spool) -> (Vec<Measurement>, Vec<Gap>) {
     panic!("spool did not drain in 10000 batches");
 }
 
+/// The transport moves the spool into blocking tasks.
+#[test]
+fn spool_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Spool>();
+}
+
 #[test]
 fn batch_is_stable_until_acked_and_seqs_increase() {
     let dir = tempfile::tempdir().unwrap();
