@@ -288,8 +288,7 @@ impl Spool {
         if self.uncut.records == 0 && self.meta.open_gaps.is_empty() {
             return Ok(None);
         }
-        let out = self.read_from(self.uncut_pos, max.max(1), u64::MAX, u64::MAX)?;
-        let (next_pos, out) = out;
+        let (next_pos, out) = self.read_from(self.uncut_pos, max.max(1), u64::MAX, u64::MAX)?;
         let mut new_meta = self.meta.clone();
         new_meta.uncut_from = next_pos.id;
         let gaps = std::mem::take(&mut new_meta.open_gaps);
@@ -534,7 +533,8 @@ impl Spool {
     }
 
     fn active(&self) -> &Segment {
-        // `open` guarantees at least one segment and never removes the newest one.
+        // Not reachable from input: `open` always leaves a segment and deletion never removes
+        // the newest one.
         self.segments
             .values()
             .next_back()

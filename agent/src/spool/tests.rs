@@ -56,6 +56,13 @@ fn drain(spool: &mut Spool) -> (Vec<Measurement>, Vec<Gap>) {
     panic!("spool did not drain in 10000 batches");
 }
 
+/// The transport moves the spool into blocking tasks.
+#[test]
+fn spool_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Spool>();
+}
+
 #[test]
 fn batch_is_stable_until_acked_and_seqs_increase() {
     let dir = tempfile::tempdir().unwrap();
@@ -439,4 +446,67 @@ fn stats_report_oldest_uncut_and_wire_status() {
     let w = s.stats().to_wire();
     assert_eq!(w.depth_measurements, 2);
     assert_eq!(w.bytes, s.stats().bytes);
+}
+
+/// A measurement the size of a typical HTTP probe result.
+fn http_like(i: i64) -> Measurement {
+    let mut m = m("https-api", i);
+    m.phases.insert(Phase::Resolve, 0.0011);
+    m.phases.insert(Phase::Tls, 0.0213);
+    m.phases.insert(Phase::Processing, 0.0457);
+    m.phases.insert(Phase::Transfer, 0.0009);
+    m.values.push(attest_config::wire::Value {
+        name: "status_code".into(),
+        resource: None,
+        value: 200.0,
+    });
+    m.labels.insert("tls_version".into(), "TLSv1.3".into());
+    m
+}
+
+/// Prints append throughput (batches of 100, fsync per append) and bytes per measurement.
+/// Run: `cargo test -p attest-agent --lib spool_throughput -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement, prints numbers"]
+fn spool_throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Spool::open(dir.path(), 128 * 1024 * 1024, WhenFull::DropOldest).unwrap();
+    let batches = 200;
+    let all: Vec<_> = (0..batches * 100).map(http_like).collect();
+    let start = std::time::Instant::now();
+    for chunk in all.chunks(100) {
+        s.append(chunk).unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let st = s.stats();
+    let json = serde_json::to_vec(&all[0]).unwrap().len();
+    println!(
+        "append, batches of 100: {:.0} measurements/s ({:.2} ms per fsynced append)",
+        all.len() as f64 / secs,
+        secs * 1000.0 / batches as f64
+    );
+    println!(
+        "on disk: {:.1} bytes per measurement (JSON {json} + {FRAME_OVERHEAD} framing), {} bytes total",
+        st.bytes as f64 / all.len() as f64,
+        st.bytes
+    );
+    let start = std::time::Instant::now();
+    for i in 0..200 {
+        s.append(&[http_like(1_000_000 + i)]).unwrap();
+    }
+    println!(
+        "append, one per call: {:.0} measurements/s",
+        200.0 / start.elapsed().as_secs_f64()
+    );
+    let start = std::time::Instant::now();
+    let mut n = 0;
+    while let Some(b) = s.next_batch(1000).unwrap() {
+        n += b.measurements.len();
+        s.ack(b.seq).unwrap();
+    }
+    println!(
+        "drain (next_batch 1000 + ack): {:.0} measurements/s",
+        n as f64 / start.elapsed().as_secs_f64()
+    );
+    assert_eq!(n, all.len() + 200);
 }

@@ -82,20 +82,121 @@ pub fn new_latency_histogram() -> Histogram<u64> {
         .expect("constant histogram bounds are valid (covered by a unit test)")
 }
 
-/// Records a probe duration (seconds) into `h`, clamped to the tracked range.
-pub fn record_seconds(h: &mut Histogram<u64>, seconds: f64) {
-    if !seconds.is_finite() {
-        return;
+/// Latency of successful probes as sparse `hdrhistogram` buckets: `(bucket index, count)`
+/// sorted by index. Same bucketing as [`new_latency_histogram`], but a few bytes instead
+/// of a 24 KiB counts array, so ingest and merges stay cheap; a `Histogram` is built only
+/// when a rollup is read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Buckets(Vec<(u32, u64)>);
+
+impl Buckets {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
-    let us = (seconds * 1e6).round();
-    let us = if us < LATENCY_LOWEST_US as f64 {
-        LATENCY_LOWEST_US
-    } else if us > LATENCY_HIGHEST_US as f64 {
-        LATENCY_HIGHEST_US
-    } else {
-        us as u64
-    };
-    h.saturating_record(us);
+
+    /// Total number of recorded probes.
+    #[cfg(test)]
+    pub fn len(&self) -> u64 {
+        self.0.iter().map(|(_, c)| *c).fold(0, u64::saturating_add)
+    }
+
+    /// Records a probe duration (seconds), clamped to the tracked range.
+    pub fn record_seconds(&mut self, seconds: f64) {
+        if !seconds.is_finite() {
+            return;
+        }
+        let us = (seconds * 1e6).round();
+        let us = if us < LATENCY_LOWEST_US as f64 {
+            LATENCY_LOWEST_US
+        } else if us > LATENCY_HIGHEST_US as f64 {
+            LATENCY_HIGHEST_US
+        } else {
+            us as u64
+        };
+        self.add(bucket_index(us) as u32, 1);
+    }
+
+    /// `(bucket index, count)` in index order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// Appends a bucket above every bucket so far; rejects what a valid encoder never writes.
+    pub fn push(&mut self, index: u64, count: u64) -> Result<(), CodecError> {
+        if index > max_bucket_index() {
+            return Err(CodecError::Malformed(
+                "latency bucket outside the tracked range",
+            ));
+        }
+        if self
+            .0
+            .last()
+            .is_some_and(|(last, _)| u64::from(*last) >= index)
+        {
+            return Err(CodecError::Malformed("latency buckets out of order"));
+        }
+        self.0.push((index as u32, count));
+        Ok(())
+    }
+
+    fn add(&mut self, index: u32, count: u64) {
+        match self.0.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(pos) => {
+                if let Some(slot) = self.0.get_mut(pos) {
+                    slot.1 = slot.1.saturating_add(count);
+                }
+            }
+            Err(pos) => self.0.insert(pos, (index, count)),
+        }
+    }
+
+    pub fn merge(&mut self, other: &Buckets) {
+        if self.0.is_empty() {
+            self.0.clone_from(&other.0);
+            return;
+        }
+        for (index, count) in &other.0 {
+            self.add(*index, *count);
+        }
+    }
+
+    /// The `hdrhistogram` these buckets stand for; `None` when empty.
+    pub fn to_histogram(&self) -> Option<Histogram<u64>> {
+        if self.0.is_empty() {
+            return None;
+        }
+        // Sized to the largest bucket (a month of minutes of full-range histograms would
+        // need 24 KiB each); auto-resize keeps merges with wider histograms working, and the
+        // bucketing (lowest value, precision) is the same as `new_latency_histogram`.
+        let top = self
+            .0
+            .last()
+            .map_or(2, |(i, _)| bucket_value(u64::from(*i)));
+        let mut h = Histogram::new_with_bounds(
+            LATENCY_LOWEST_US,
+            top.saturating_mul(2).max(2),
+            LATENCY_SIGFIG,
+        )
+        .unwrap_or_else(|_| new_latency_histogram());
+        h.auto(true);
+        for (index, count) in &self.0 {
+            h.saturating_record_n(bucket_value(u64::from(*index)), *count);
+        }
+        Some(h)
+    }
+
+    /// Buckets of an existing histogram (for callers holding one).
+    #[cfg(test)]
+    pub fn from_histogram(h: &Histogram<u64>) -> Buckets {
+        let mut b = Buckets::default();
+        for v in h.iter_recorded() {
+            b.add(
+                bucket_index(v.value_iterated_to()) as u32,
+                v.count_at_value(),
+            );
+        }
+        b
+    }
 }
 
 /// The index of the `hdrhistogram` bucket holding `value` (same layout as the crate).
@@ -105,20 +206,22 @@ fn bucket_index(value: u64) -> u64 {
     ((bucket + 1) << SUB_BUCKET_HALF_MAGNITUDE) + sub - (1 << SUB_BUCKET_HALF_MAGNITUDE)
 }
 
-/// The lowest value of the bucket at `index`; recording it lands in that bucket again.
-fn bucket_value(index: u64) -> Result<u64, CodecError> {
-    let bucket = (index >> SUB_BUCKET_HALF_MAGNITUDE) as i64 - 1;
+/// Highest valid bucket index: the bucket of [`LATENCY_HIGHEST_US`].
+fn max_bucket_index() -> u64 {
+    bucket_index(LATENCY_HIGHEST_US)
+}
+
+/// The lowest value of the bucket at `index` (≤ [`max_bucket_index`]); recording it lands
+/// in that bucket again.
+fn bucket_value(index: u64) -> u64 {
+    let index = index.min(max_bucket_index());
+    let bucket = (index >> SUB_BUCKET_HALF_MAGNITUDE).saturating_sub(1);
     let mut sub =
         (index & ((1 << SUB_BUCKET_HALF_MAGNITUDE) - 1)) + (1 << SUB_BUCKET_HALF_MAGNITUDE);
-    let shift = if bucket < 0 {
+    if index >> SUB_BUCKET_HALF_MAGNITUDE == 0 {
         sub -= 1 << SUB_BUCKET_HALF_MAGNITUDE;
-        0
-    } else {
-        bucket as u32
-    };
-    sub.checked_shl(shift)
-        .filter(|v| v >> shift == sub)
-        .ok_or(CodecError::Malformed("latency bucket out of range"))
+    }
+    sub << bucket
 }
 
 pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -168,43 +271,29 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Appends `count, (index delta, count)*` for the recorded buckets of `h`.
-pub fn encode_latency(out: &mut Vec<u8>, h: Option<&Histogram<u64>>) {
-    let Some(h) = h else {
-        put_varint(out, 0);
-        return;
-    };
-    let buckets: Vec<(u64, u64)> = h
-        .iter_recorded()
-        .map(|v| (bucket_index(v.value_iterated_to()), v.count_at_value()))
-        .collect();
-    put_varint(out, buckets.len() as u64);
+/// Appends `n, (index delta, count)*` for the buckets.
+pub fn encode_latency(out: &mut Vec<u8>, b: &Buckets) {
+    put_varint(out, b.0.len() as u64);
     let mut previous = 0;
-    for (index, count) in buckets {
-        put_varint(out, index - previous);
-        put_varint(out, count);
-        previous = index;
+    for (index, count) in &b.0 {
+        put_varint(out, u64::from(index - previous));
+        put_varint(out, *count);
+        previous = *index;
     }
 }
 
-/// Reads what [`encode_latency`] wrote; `None` for an empty histogram.
-pub fn decode_latency(r: &mut Reader<'_>) -> Result<Option<Histogram<u64>>, CodecError> {
+/// Reads what [`encode_latency`] wrote, rejecting unsorted or out-of-range buckets.
+pub fn decode_latency(r: &mut Reader<'_>) -> Result<Buckets, CodecError> {
     let n = r.varint()?;
-    if n == 0 {
-        return Ok(None);
-    }
-    let mut h = new_latency_histogram();
+    let mut out = Buckets::default();
     let mut index = 0u64;
     for _ in 0..n {
         index = index
             .checked_add(r.varint()?)
             .ok_or(CodecError::Malformed("latency bucket index overflows"))?;
-        let count = r.varint()?;
-        let value = bucket_value(index)?;
-        h.record_n(value, count)
-            .map_err(|_| CodecError::Malformed("latency bucket outside the tracked range"))?;
+        out.push(index, r.varint()?)?;
     }
-    Ok(Some(h))
+    Ok(out)
 }
 
 /// Appends `count, (code, count)*` for the non-zero reason counters.
@@ -278,6 +367,12 @@ mod tests {
         assert!(decode_reasons(&mut Reader::new(&[1, 40, 1]), &mut counters).is_err());
     }
 
+    fn recorded(h: &Histogram<u64>) -> Vec<(u64, u64)> {
+        h.iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect()
+    }
+
     proptest! {
         #[test]
         fn latency_roundtrips_exactly(values in proptest::collection::vec((1u64..=LATENCY_HIGHEST_US, 1u64..1000), 0..50)) {
@@ -285,18 +380,26 @@ mod tests {
             for (v, n) in &values {
                 h.record_n(*v, *n).expect("in range");
             }
+            let buckets = Buckets::from_histogram(&h);
+            prop_assert_eq!(buckets.len(), h.len());
             let mut bytes = Vec::new();
-            encode_latency(&mut bytes, Some(&h));
+            encode_latency(&mut bytes, &buckets);
             let decoded = decode_latency(&mut Reader::new(&bytes)).expect("decode");
-            match decoded {
+            prop_assert_eq!(&decoded, &buckets);
+            match decoded.to_histogram() {
                 None => prop_assert!(values.is_empty()),
-                Some(d) => {
-                    prop_assert_eq!(d.len(), h.len());
-                    let a: Vec<(u64, u64)> = h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect();
-                    let b: Vec<(u64, u64)> = d.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect();
-                    prop_assert_eq!(a, b);
-                }
+                Some(d) => prop_assert_eq!(recorded(&d), recorded(&h)),
             }
+        }
+
+        #[test]
+        fn bucketing_matches_hdrhistogram(us in 1u64..=LATENCY_HIGHEST_US) {
+            let mut h = new_latency_histogram();
+            h.record(us).expect("in range");
+            let mut b = Buckets::default();
+            b.record_seconds(us as f64 / 1e6);
+            let mine = b.to_histogram().expect("one value");
+            prop_assert_eq!(recorded(&mine), recorded(&h));
         }
 
         #[test]

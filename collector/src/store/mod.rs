@@ -8,6 +8,7 @@
 //! - A batch `(agent, seq)` and a measurement `(agent, check, ts)` are stored at most once;
 //!   a resent batch is reported as a duplicate and changes nothing.
 //! - Late data updates the rollups of past minutes; nothing is frozen by arrival time.
+//! - Counts (`StoreCounts`) are totals ever committed; retention does not lower them.
 
 use attest_config::wire::{Gap, Measurement, SpoolStatus};
 use hdrhistogram::Histogram;
@@ -32,7 +33,9 @@ pub struct CommitOutcome {
     pub duplicate_batch: bool,
     /// Measurements newly stored.
     pub stored: u64,
-    /// Measurements skipped because their `(agent, check, ts)` was already stored.
+    /// Measurements skipped because their `(agent, check, ts)` was already stored, or
+    /// because their minute is older than the rollup retention (it was stored once and has
+    /// since expired; counting it again would resurrect part of a deleted minute).
     pub duplicate_measurements: u64,
 }
 
@@ -150,6 +153,8 @@ pub trait Store: Send + Sync + 'static {
         to: Timestamp,
     ) -> Result<Vec<(String, Measurement)>, StoreError>;
     /// Deletes raw measurements older than `raw_before` and rollups older than `rollups_before`.
+    /// Figures read afterwards are unchanged for every minute kept (a backend may compact
+    /// rollups here), and a batch replayed after retention is still counted at most once.
     fn apply_retention(
         &self,
         raw_before: Timestamp,
@@ -158,6 +163,8 @@ pub trait Store: Send + Sync + 'static {
     fn counts(&self) -> Result<StoreCounts, StoreError>;
 }
 
+#[cfg(test)]
+mod bench;
 mod codec;
 #[cfg(test)]
 pub(crate) mod contract;

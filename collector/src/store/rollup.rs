@@ -12,11 +12,10 @@
 use std::collections::BTreeMap;
 
 use attest_config::wire::{FailureReason, Measurement};
-use hdrhistogram::Histogram;
 
 use super::codec::{
-    self, CodecError, REASON_COUNT, Reader, decode_latency, decode_reasons, encode_latency,
-    encode_reasons, put_varint,
+    self, Buckets, CodecError, REASON_COUNT, Reader, decode_latency, decode_reasons,
+    encode_latency, encode_reasons, put_varint,
 };
 
 /// Pack format version, the first byte of every pack.
@@ -25,12 +24,12 @@ const PACK_VERSION: u8 = 1;
 const PACK_ZSTD_LEVEL: i32 = 9;
 
 /// One series' figures for one minute.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cell {
     pub probes: u64,
     pub failures: u64,
     pub reasons: [u64; REASON_COUNT],
-    pub latency: Option<Histogram<u64>>,
+    pub latency: Buckets,
 }
 
 impl Default for Cell {
@@ -39,7 +38,7 @@ impl Default for Cell {
             probes: 0,
             failures: 0,
             reasons: [0; REASON_COUNT],
-            latency: None,
+            latency: Buckets::default(),
         }
     }
 }
@@ -51,10 +50,7 @@ impl Cell {
         self.probes += 1;
         if m.ok {
             if let Some(d) = m.duration_seconds {
-                let h = self
-                    .latency
-                    .get_or_insert_with(codec::new_latency_histogram);
-                codec::record_seconds(h, d);
+                self.latency.record_seconds(d);
             }
         } else {
             self.failures += 1;
@@ -71,20 +67,7 @@ impl Cell {
         for (a, b) in self.reasons.iter_mut().zip(other.reasons.iter()) {
             *a = a.saturating_add(*b);
         }
-        if let Some(o) = &other.latency {
-            match &mut self.latency {
-                // Both histograms share bounds, so `add` cannot fail on range; fall back
-                // to a per-bucket copy to stay total anyway.
-                Some(mine) => {
-                    if mine.add(o).is_err() {
-                        for v in o.iter_recorded() {
-                            mine.saturating_record_n(v.value_iterated_to(), v.count_at_value());
-                        }
-                    }
-                }
-                None => self.latency = Some(o.clone()),
-            }
-        }
+        self.latency.merge(&other.latency);
     }
 
     /// Most common failure reason; ties go to the lexicographically smallest name.
@@ -117,9 +100,11 @@ impl Cell {
 
     /// Latency as a blob for the hot row; `None` when no successful probe had a duration.
     pub fn latency_blob(&self) -> Option<Vec<u8>> {
-        let h = self.latency.as_ref().filter(|h| !h.is_empty())?;
+        if self.latency.is_empty() {
+            return None;
+        }
         let mut out = Vec::with_capacity(16);
-        encode_latency(&mut out, Some(h));
+        encode_latency(&mut out, &self.latency);
         Some(out)
     }
 
@@ -166,15 +151,93 @@ pub fn encode_pack(cells: &BTreeMap<u8, Cell>) -> Result<Vec<u8>, CodecError> {
     for cell in cells.values() {
         encode_reasons(&mut body, &cell.reasons);
     }
-    for cell in cells.values() {
-        encode_latency(&mut body, cell.latency.as_ref());
-    }
+    encode_pack_latency(&mut body, cells.values().map(|c| &c.latency));
     let compressed = zstd::bulk::compress(&body, PACK_ZSTD_LEVEL)
         .map_err(|_| CodecError::Malformed("zstd refused to compress a pack"))?;
     let mut out = Vec::with_capacity(compressed.len() + 1);
     out.push(PACK_VERSION);
     out.extend_from_slice(&compressed);
     Ok(out)
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// Latency in four columns: bucket counts per minute; each minute's lowest bucket as a
+/// signed delta from the previous minute's; deltas inside a minute; probe counts (mostly
+/// 1). Similar values end up next to each other, which is what zstd compresses best.
+fn encode_pack_latency<'a>(out: &mut Vec<u8>, cells: impl Iterator<Item = &'a Buckets> + Clone) {
+    for b in cells.clone() {
+        put_varint(out, b.iter().count() as u64);
+    }
+    let mut previous_first = 0i64;
+    for b in cells.clone() {
+        if let Some((first, _)) = b.iter().next() {
+            put_varint(out, zigzag(i64::from(first) - previous_first));
+            previous_first = i64::from(first);
+        }
+    }
+    for b in cells.clone() {
+        let mut previous = None;
+        for (index, _) in b.iter() {
+            if let Some(p) = previous {
+                put_varint(out, u64::from(index - p));
+            }
+            previous = Some(index);
+        }
+    }
+    for b in cells {
+        for (_, count) in b.iter() {
+            put_varint(out, count);
+        }
+    }
+}
+
+fn decode_pack_latency(r: &mut Reader<'_>, cells: &mut [Cell]) -> Result<(), CodecError> {
+    let mut lens = Vec::with_capacity(cells.len());
+    for _ in 0..cells.len() {
+        lens.push(r.varint()?);
+    }
+    let mut firsts = Vec::with_capacity(cells.len());
+    let mut previous_first = 0i64;
+    for _ in lens.iter().filter(|n| **n > 0) {
+        previous_first = previous_first
+            .checked_add(unzigzag(r.varint()?))
+            .ok_or(CodecError::Malformed("latency bucket index overflows"))?;
+        firsts.push(
+            u64::try_from(previous_first)
+                .map_err(|_| CodecError::Malformed("negative latency bucket"))?,
+        );
+    }
+    let mut indexes: Vec<Vec<u64>> = Vec::with_capacity(cells.len());
+    let mut firsts = firsts.into_iter();
+    for n in &lens {
+        let mut minute = Vec::new();
+        if *n > 0 {
+            let mut index = firsts.next().ok_or(CodecError::Truncated)?;
+            minute.push(index);
+            for _ in 1..*n {
+                index = index
+                    .checked_add(r.varint()?)
+                    .ok_or(CodecError::Malformed("latency bucket index overflows"))?;
+                minute.push(index);
+            }
+        }
+        indexes.push(minute);
+    }
+    for (cell, minute) in cells.iter_mut().zip(indexes) {
+        let mut b = Buckets::default();
+        for index in minute {
+            b.push(index, r.varint()?)?;
+        }
+        cell.latency = b;
+    }
+    Ok(())
 }
 
 /// Upper bound of a decoded pack: 60 minutes of the widest cells, with room to spare.
@@ -200,11 +263,70 @@ pub fn decode_pack(bytes: &[u8]) -> Result<BTreeMap<u8, Cell>, CodecError> {
     for cell in &mut cells {
         decode_reasons(&mut r, &mut cell.reasons)?;
     }
-    for cell in &mut cells {
-        cell.latency = decode_latency(&mut r)?;
-    }
+    decode_pack_latency(&mut r, &mut cells)?;
     if !r.is_empty() {
         return Err(CodecError::Malformed("trailing bytes after a pack"));
     }
     Ok(offsets.into_iter().zip(cells).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cell_strategy() -> impl Strategy<Value = Cell> {
+        (
+            0u64..10_000,
+            0u64..100,
+            proptest::collection::vec((0usize..REASON_COUNT, 1u64..50), 0..4),
+            proptest::collection::vec(1e-6f64..4000.0, 0..12),
+        )
+            .prop_map(|(probes, failures, reasons, latencies)| {
+                let mut cell = Cell {
+                    probes,
+                    failures,
+                    ..Cell::default()
+                };
+                for (code, count) in reasons {
+                    cell.reasons[code] += count;
+                }
+                for s in latencies {
+                    cell.latency.record_seconds(s);
+                }
+                cell
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn packs_roundtrip_exactly(cells in proptest::collection::btree_map(0u8..60, cell_strategy(), 0..60)) {
+            let bytes = encode_pack(&cells).expect("encode");
+            prop_assert_eq!(decode_pack(&bytes).expect("decode"), cells);
+        }
+
+        #[test]
+        fn corrupt_packs_are_errors_not_panics(body in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut bytes = vec![PACK_VERSION];
+            bytes.extend(zstd::bulk::compress(&body, 1).expect("compress"));
+            let _ = decode_pack(&bytes);
+        }
+
+        #[test]
+        fn merge_is_order_independent(a in cell_strategy(), b in cell_strategy(), c in cell_strategy()) {
+            let mut left = a.clone();
+            left.merge(&b);
+            left.merge(&c);
+            let mut right = c.clone();
+            right.merge(&a);
+            right.merge(&b);
+            prop_assert_eq!(left, right);
+        }
+    }
+
+    #[test]
+    fn offsets_outside_the_hour_are_refused() {
+        let cells = BTreeMap::from([(60u8, Cell::default())]);
+        assert!(encode_pack(&cells).is_err());
+    }
 }

@@ -63,12 +63,14 @@ const MIGRATIONS: &[&str] = &[
         latency BLOB,
         PRIMARY KEY (minute, series)
     ) WITHOUT ROWID;
-    -- Long-term tier: one compressed pack of up to 60 minute cells per (hour, series).
+    -- Long-term tier: one compressed pack of up to 60 minute cells per (series, hour).
+    -- Series-led on purpose: packs are written by compaction (1/360 of the probe rate at
+    -- 10 s probes), off the ingest path, and reads ask for a few series over a month.
     CREATE TABLE hour_pack (
-        hour INTEGER NOT NULL,
         series INTEGER NOT NULL,
+        hour INTEGER NOT NULL,
         data BLOB NOT NULL,
-        PRIMARY KEY (hour, series)
+        PRIMARY KEY (series, hour)
     ) WITHOUT ROWID;
     CREATE TABLE host_series (
         id INTEGER PRIMARY KEY,

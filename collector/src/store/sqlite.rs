@@ -282,6 +282,25 @@ impl SqliteStore {
         }
     }
 
+    /// Decodes every pack cell in a range without building histograms (bench only).
+    #[cfg(test)]
+    pub(crate) fn month_cells_for_bench(&self, from: i64, to: i64) -> usize {
+        self.read(|tx| {
+            let ids: Vec<i64> = tx
+                .prepare("SELECT id FROM series")
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .map_err(map_err)?;
+            let wanted = ids
+                .into_iter()
+                .map(|i| (i, (String::new(), String::new())))
+                .collect();
+            let mut cells = BTreeMap::new();
+            packed_cells(tx, &wanted, from, to, &mut cells)?;
+            Ok(cells.len())
+        })
+        .unwrap_or(0)
+    }
+
     fn read<T>(
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
@@ -488,6 +507,9 @@ impl Writer {
             duplicate_measurements: 0,
         };
         if out.duplicate_batch {
+            // Nothing was written (the agent row predates the batch row), so committing is
+            // free and keeps the id cache valid without reasoning about rollback.
+            tx.commit().map_err(map_err)?;
             return Ok(out);
         }
         let pending = insert_raw(&tx, ids, agent, horizon, &b.measurements, &mut out)?;
@@ -563,24 +585,48 @@ fn insert_raw(
     Ok(pending)
 }
 
+/// Inserts new minute rows; only minutes that already have a row (late data, or a batch
+/// boundary inside a minute) pay for a read-merge-write.
 fn upsert_cells(
     tx: &Transaction<'_>,
     cells: &BTreeMap<(i64, i64), Cell>,
 ) -> Result<(), StoreError> {
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO minute_rollup (minute, series, probes, failures, reasons, latency)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (minute, series) DO NOTHING",
+        )
+        .map_err(map_err)?;
     let mut get = tx
         .prepare_cached(
             "SELECT probes, failures, reasons, latency FROM minute_rollup
              WHERE minute = ?1 AND series = ?2",
         )
         .map_err(map_err)?;
-    let mut put = tx
+    let mut update = tx
         .prepare_cached(
-            "INSERT OR REPLACE INTO minute_rollup
-             (minute, series, probes, failures, reasons, latency) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "UPDATE minute_rollup SET probes = ?3, failures = ?4, reasons = ?5, latency = ?6
+             WHERE minute = ?1 AND series = ?2",
         )
         .map_err(map_err)?;
     for ((minute, series), cell) in cells {
-        let existing = get
+        let row = |c: &Cell| {
+            (
+                to_i64(c.probes),
+                to_i64(c.failures),
+                c.reasons_blob(),
+                c.latency_blob(),
+            )
+        };
+        let (p, f, r, l) = row(cell);
+        if insert
+            .execute(params![minute, series, p, f, r, l])
+            .map_err(map_err)?
+            == 1
+        {
+            continue;
+        }
+        let mut merged = get
             .query_row(params![minute, series], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
@@ -589,28 +635,16 @@ fn upsert_cells(
                     r.get::<_, Option<Vec<u8>>>(3)?,
                 ))
             })
-            .optional()
+            .map_err(map_err)
+            .and_then(|(p, f, reasons, latency)| {
+                Cell::from_row(to_u64(p), to_u64(f), reasons.as_deref(), latency.as_deref())
+                    .map_err(|e| corrupt("minute rollup", e))
+            })?;
+        merged.merge(cell);
+        let (p, f, r, l) = row(&merged);
+        update
+            .execute(params![minute, series, p, f, r, l])
             .map_err(map_err)?;
-        let merged = match existing {
-            None => None,
-            Some((p, f, reasons, latency)) => {
-                let mut old =
-                    Cell::from_row(to_u64(p), to_u64(f), reasons.as_deref(), latency.as_deref())
-                        .map_err(|e| corrupt("minute rollup", e))?;
-                old.merge(cell);
-                Some(old)
-            }
-        };
-        let cell = merged.as_ref().unwrap_or(cell);
-        put.execute(params![
-            minute,
-            series,
-            to_i64(cell.probes),
-            to_i64(cell.failures),
-            cell.reasons_blob(),
-            cell.latency_blob()
-        ])
-        .map_err(map_err)?;
     }
     Ok(())
 }
@@ -901,27 +935,31 @@ fn packed_cells(
     into: &mut BTreeMap<(i64, i64), Cell>,
 ) -> Result<(), StoreError> {
     let mut stmt = tx
-        .prepare_cached("SELECT hour, series, data FROM hour_pack WHERE hour >= ?1 AND hour <= ?2")
+        .prepare_cached(
+            "SELECT hour, data FROM hour_pack WHERE series = ?1 AND hour >= ?2 AND hour <= ?3",
+        )
         .map_err(map_err)?;
-    let mut rows = stmt
-        .query(params![from.div_euclid(60), (to - 1).div_euclid(60)])
-        .map_err(map_err)?;
-    while let Some(r) = rows.next().map_err(map_err)? {
-        let series: i64 = r.get(1).map_err(map_err)?;
-        if !wanted.contains_key(&series) {
-            continue;
-        }
-        let hour: i64 = r.get(0).map_err(map_err)?;
-        let data = r
-            .get_ref(2)
-            .map_err(map_err)?
-            .as_blob()
-            .map_err(map_err_fs)?;
-        let pack = rollup::decode_pack(data).map_err(|e| corrupt("hour pack", e))?;
-        for (offset, cell) in pack {
-            let minute = hour * 60 + i64::from(offset);
-            if minute >= from && minute < to {
-                merge_cell(into, (series, minute), cell);
+    for series in wanted.keys() {
+        let mut rows = stmt
+            .query(params![
+                series,
+                from.div_euclid(60),
+                (to - 1).div_euclid(60)
+            ])
+            .map_err(map_err)?;
+        while let Some(r) = rows.next().map_err(map_err)? {
+            let hour: i64 = r.get(0).map_err(map_err)?;
+            let data = r
+                .get_ref(1)
+                .map_err(map_err)?
+                .as_blob()
+                .map_err(map_err_fs)?;
+            let pack = rollup::decode_pack(data).map_err(|e| corrupt("hour pack", e))?;
+            for (offset, cell) in pack {
+                let minute = hour * 60 + i64::from(offset);
+                if minute >= from && minute < to {
+                    merge_cell(into, (*series, minute), cell);
+                }
             }
         }
     }
@@ -945,7 +983,7 @@ fn to_rollup(check: &str, agent: &str, minute: i64, cell: Cell) -> MinuteRollup 
         probes: u32::try_from(cell.probes).unwrap_or(u32::MAX),
         failures: u32::try_from(cell.failures).unwrap_or(u32::MAX),
         top_reason: cell.top_reason().map(|r| r.as_str().to_owned()),
-        latency: cell.latency.filter(|h| !h.is_empty()),
+        latency: cell.latency.to_histogram(),
     }
 }
 
