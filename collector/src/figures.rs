@@ -169,17 +169,18 @@ impl Figures {
         }
         let mut total = Totals::default();
         let first = self.store.first_seen(&svc.checks).ok().flatten();
-        if let Some(first) = first.and_then(|m| Timestamp::from_second(m * 60).ok()) {
-            if let Ok(mut month) = Month::containing(first, &svc.time_zone) {
-                while month < current {
-                    match self.evaluate(svc, month, now) {
-                        Ok(r) => total = total.add(&r),
-                        Err(e) => {
-                            tracing::warn!(service = %svc.name, %month, "cannot compute a past month: {}", e.reason)
-                        }
+        let first_month = first
+            .and_then(|m| Timestamp::from_second(m * 60).ok())
+            .and_then(|t| Month::containing(t, &svc.time_zone).ok());
+        if let Some(mut month) = first_month {
+            while month < current {
+                match self.evaluate(svc, month, now) {
+                    Ok(r) => total = total.add(&r),
+                    Err(e) => {
+                        tracing::warn!(service = %svc.name, %month, "cannot compute a past month: {}", e.reason)
                     }
-                    month = month.next();
                 }
+                month = month.next();
             }
         }
         past.totals.insert(svc.name.clone(), total);

@@ -49,13 +49,13 @@ pub fn measurement(m: &Measurement) -> Result<(), (&'static str, String)> {
     if !TS_RANGE.contains(&m.ts.as_second()) {
         return Err(("ts", format!("timestamp {} is outside 2000..2100", m.ts)));
     }
-    if let Some(d) = m.duration_seconds {
-        if !d.is_finite() || d < 0.0 || d > 86_400.0 {
-            return Err((
-                "duration_seconds",
-                format!("duration {d} must be a finite number of seconds in 0..86400"),
-            ));
-        }
+    if let Some(d) = m.duration_seconds
+        && (!d.is_finite() || !(0.0..=86_400.0).contains(&d))
+    {
+        return Err((
+            "duration_seconds",
+            format!("duration {d} must be a finite number of seconds in 0..86400"),
+        ));
     }
     if m.ok && m.reason.is_some() {
         return Err((
