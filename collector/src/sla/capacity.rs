@@ -185,3 +185,93 @@ fn forecast(
     };
     (Some(slope), days)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use attest_config::units::Ppm;
+
+    use super::*;
+    use crate::sla::Month;
+
+    fn hm(name: &str, resource: &str, minute: i64, avg: f64, max: f64) -> HostMinute {
+        HostMinute {
+            agent: "h1".into(),
+            name: name.into(),
+            resource: resource.into(),
+            minute,
+            min: avg,
+            avg,
+            max,
+        }
+    }
+
+    fn config() -> CapacityConfig {
+        CapacityConfig {
+            warning: Ppm(800_000),
+            critical: Ppm(900_000),
+            trend_lookback: Duration::from_secs(7 * 86_400),
+            forecast_horizon: Duration::from_secs(60 * 86_400),
+        }
+    }
+
+    fn render(figs: &[CapacityFigure]) -> Vec<String> {
+        let o = |x: Option<f64>| x.map_or("none".to_string(), |v| format!("{v:.3}"));
+        figs.iter()
+            .map(|f| {
+                format!(
+                    "{}/{}/{} n={} p95={} max={} warn={} crit={} slope={} days={}",
+                    f.agent,
+                    f.kind,
+                    f.resource,
+                    f.minutes,
+                    o(f.p95),
+                    o(f.max),
+                    f.minutes_above_warning,
+                    f.minutes_above_critical,
+                    o(f.trend_per_day),
+                    o(f.days_until_critical)
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ratios_pairs_thresholds_and_trend() {
+        let period = Period::month(Month::new(2026, 9).unwrap(), "UTC").unwrap();
+        let p0 = period.start_minute;
+        let now: Timestamp = "2026-09-11T00:00:00Z".parse().unwrap();
+        let mut host = Vec::new();
+        // CPU: 100 minutes at 0.5 with peaks of 0.95, then 5 minutes at 0.85, 2 at 0.92.
+        for i in 0..100 {
+            host.push(hm("cpu_utilization_ratio", "", p0 + i, 0.5, 0.95));
+        }
+        for i in 100..105 {
+            host.push(hm("cpu_utilization_ratio", "", p0 + i, 0.85, 0.9));
+        }
+        for i in 105..107 {
+            host.push(hm("cpu_utilization_ratio", "", p0 + i, 0.92, 0.93));
+        }
+        // Filesystem "/" grows by 0.01 of 1000 bytes per day for 10 days, from 0.5.
+        for d in 0..10 {
+            let m = p0 + d * 1_440;
+            let used = 500.0 + 10.0 * d as f64;
+            host.push(hm("filesystem_used_bytes", "/", m, used, used + 5.0));
+            host.push(hm("filesystem_total_bytes", "/", m, 1000.0, 1000.0));
+        }
+        // A used value without its total is skipped; load is not utilisation.
+        host.push(hm("memory_used_bytes", "", p0, 1.0, 1.0));
+        host.push(hm("load1", "", p0, 3.0, 3.0));
+        let got = render(&capacity(&host, &config(), &period, now));
+        assert_eq!(
+            got,
+            [
+                // CPU has no minute in the 7-day look-back: no trend.
+                "h1/cpu/ n=107 p95=0.850 max=0.950 warn=7 crit=2 slope=none days=none",
+                // 0.60 at `now`, +0.01 a day: 0.90 in 30 days.
+                "h1/filesystem// n=10 p95=0.590 max=0.595 warn=0 crit=0 slope=0.010 days=30.000",
+            ]
+        );
+    }
+}

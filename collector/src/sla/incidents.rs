@@ -44,15 +44,15 @@ struct Run {
     downtime: u64,
 }
 
-/// Incidents of the minutes `[a, b)` of `timeline` (`b` is the period end or, for a month in
-/// progress, the first minute not yet started); `period_start` is the minute the clipped
-/// incident starts at when `open_at_start`.
+/// Incidents of the minutes `[a, b)` of `timeline` (`a` is the period start, `b` the period
+/// end or, for a month in progress, the first minute not yet started). `rollups` must be the
+/// slice the timeline was built from (its `failing` indices point into it).
 pub fn incidents(timeline: &Timeline, rollups: &[MinuteRollup], a: i64, b: i64) -> Vec<Incident> {
     let runs = runs(timeline, a, b);
     let mut agent_hits = vec![vec![false; timeline.agents.len()]; runs.len()];
     let mut reasons: Vec<Vec<(String, u64)>> = vec![Vec::new(); runs.len()];
     let mut index = AgentIndex::new(&timeline.agents);
-    for r in rollups {
+    for r in timeline.failing.iter().filter_map(|&k| rollups.get(k)) {
         if r.failures == 0 || timeline.state(r.minute) != BAD {
             continue;
         }

@@ -920,3 +920,180 @@ fn latency_objective_counts_slow_and_failed_probes_as_missing() {
          latency within=258780/259200 ratio=0.9984 met=no p50=0.0502 p95=0.0502 p99=0.0502",
     );
 }
+
+// ------------------------------------------------------------------ properties
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::super::availability::{Counts, compliance};
+    use super::super::timeline::{BAD, GOOD, INELIGIBLE, QuorumRule, Timeline, UNKNOWN};
+    use super::*;
+
+    /// Per minute: eligible flag and, per agent, 0 silent / 1 ok / 2 fail.
+    fn minutes() -> impl Strategy<Value = Vec<(bool, [u8; 3])>> {
+        prop::collection::vec((any::<bool>(), [0u8..3, 0u8..3, 0u8..3]), 1..400)
+    }
+
+    fn quorum() -> impl Strategy<Value = Quorum> {
+        prop_oneof![
+            Just(Quorum::Any),
+            Just(Quorum::Majority),
+            Just(Quorum::All),
+            (1u32..4).prop_map(Quorum::AtLeast),
+        ]
+    }
+
+    fn rollups(mins: &[(bool, [u8; 3])]) -> Vec<MinuteRollup> {
+        let mut out = Vec::new();
+        for (m, (_, agents)) in mins.iter().enumerate() {
+            for (a, &v) in agents.iter().enumerate() {
+                if v == 0 {
+                    continue;
+                }
+                out.push(MinuteRollup {
+                    check: "c1".into(),
+                    agent: format!("a{a}"),
+                    minute: m as i64,
+                    probes: 3,
+                    failures: if v == 2 { 1 } else { 0 },
+                    top_reason: None,
+                    latency: None,
+                });
+            }
+        }
+        out
+    }
+
+    /// The model's rule written out independently of `QuorumRule::decide`.
+    fn reference(elig: bool, agents: [u8; 3], q: Quorum, min_rep: u32) -> u8 {
+        if !elig {
+            return INELIGIBLE;
+        }
+        let r = agents.iter().filter(|&&v| v != 0).count() as u32;
+        let f = agents.iter().filter(|&&v| v == 2).count() as u32;
+        if r == 0 || r < min_rep {
+            return UNKNOWN;
+        }
+        let bad = match q {
+            Quorum::Any => f > 0,
+            Quorum::Majority => f * 2 > r,
+            Quorum::All => f == r,
+            Quorum::AtLeast(n) => f >= n,
+        };
+        if bad { BAD } else { GOOD }
+    }
+
+    proptest! {
+        #[test]
+        fn counts_and_compliance_agree_with_exact_arithmetic(
+            mins in minutes(),
+            q in quorum(),
+            min_rep in 0u32..4,
+            target in 900_000u32..=1_000_000,
+            split in any::<prop::sample::Index>(),
+        ) {
+            let mask: Vec<u8> = mins.iter().map(|(e, _)| u8::from(*e)).collect();
+            let rule = QuorumRule { quorum: q, min_reporters: min_rep };
+            let t = Timeline::build(0, &mask, &rollups(&mins), &[], rule);
+            for (i, (e, a)) in mins.iter().enumerate() {
+                prop_assert_eq!(t.states[i], reference(*e, *a, q, min_rep), "minute {}", i);
+            }
+            let c = Counts::of(&t.states);
+            prop_assert_eq!(c.good + c.bad + c.unknown, c.eligible);
+            prop_assert_eq!(c.eligible, mask.iter().map(|&b| u64::from(b)).sum::<u64>());
+            // availability × known = good, as rationals: good/known is the reduced fraction.
+            match availability::availability(&c) {
+                None => prop_assert_eq!(c.known(), 0),
+                Some(a) => prop_assert_eq!(a, c.good as f64 / c.known() as f64),
+            }
+            // Compliance ⇔ good / known ≥ target, compared as fractions.
+            let want = (c.known() > 0).then(|| {
+                u128::from(c.good) * 1_000_000 >= u128::from(target) * u128::from(c.known())
+            });
+            prop_assert_eq!(compliance(&c, Ppm(target), None), want);
+            // Splitting the range anywhere and adding the counts gives the same totals.
+            let k = split.index(t.states.len() + 1);
+            prop_assert_eq!(Counts::of(&t.states[..k]) + Counts::of(&t.states[k..]), c);
+        }
+    }
+}
+
+// ------------------------------------------------------------------ performance
+
+/// One month of 1,000 services × 3 agents, one check each, every minute reported
+/// (10 s interval = 6 probes per minute). Run with
+/// `cargo test -p attest-collector --release sla::tests::bench -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement, run in release"]
+fn bench_month_of_1000_services() {
+    let mut text = String::from("zone Europe/Berlin\nmonth 2026-10\nagents a1 a2 a3\n");
+    text += "fail a1 2026-10-03T10:00Z 2026-10-03T10:30Z\nfail a2 2026-10-03T10:00Z 2026-10-03T10:20Z\n";
+    let s = Scenario::parse(&text);
+    let rollups = s.rollups();
+    let input = ServiceInput {
+        service: &s.service,
+        maintenance: &[],
+        rollups: &rollups,
+        gaps: &[],
+        first_seen: s.first_seen(&rollups),
+    };
+    let started = std::time::Instant::now();
+    let mut bad = 0;
+    for _ in 0..1_000 {
+        bad += evaluate(&input, s.month, s.now()).unwrap().bad_minutes;
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(bad, 20_000);
+    stage_times(&input, &s);
+    println!(
+        "1,000 services × {} rollups, no histograms: {elapsed:?} ({:?} per service)",
+        rollups.len(),
+        elapsed / 1_000
+    );
+}
+
+/// Where the time of one evaluation goes, 100 runs per stage.
+fn stage_times(input: &ServiceInput<'_>, s: &Scenario) {
+    let period = Period::month(s.month, &s.service.time_zone).unwrap();
+    let (from, to) = input_range(&s.service, s.month, s.now()).unwrap();
+    let time = |name: &str, f: &mut dyn FnMut() -> u64| {
+        let t = std::time::Instant::now();
+        let mut x = 0;
+        for _ in 0..100 {
+            x += f();
+        }
+        println!("{name}: {:?} per run ({x})", t.elapsed() / 100);
+    };
+    let cal = Calendar::new(&s.service, &[], input.first_seen).unwrap();
+    time("calendar", &mut || cal.eligible_mask(from, to).len() as u64);
+    let mask = cal.eligible_mask(from, to);
+    let rule = QuorumRule {
+        quorum: s.service.quorum,
+        min_reporters: 1,
+    };
+    time("timeline", &mut || {
+        Timeline::build(from, &mask, input.rollups, &[], rule)
+            .states
+            .len() as u64
+    });
+    let t = Timeline::build(from, &mask, input.rollups, &[], rule);
+    time("incidents", &mut || {
+        incidents::incidents(&t, input.rollups, period.start_minute, period.end_minute).len() as u64
+    });
+    time("latency", &mut || {
+        latency::latency(
+            input.rollups,
+            &t,
+            period.start_minute,
+            period.end_minute,
+            None,
+        )
+        .probes
+    });
+    time("counts+burn", &mut || {
+        let c = Counts::of(t.slice(period.start_minute, period.end_minute));
+        let (b, _) = burn::burn(&t, period.end_minute, Ppm(999_000));
+        c.good + u64::from(b.m5.is_some())
+    });
+}

@@ -60,6 +60,36 @@ pub struct Timeline {
     pub states: Vec<u8>,
     /// Agents that reported anything for the service, sorted.
     pub agents: Vec<String>,
+    /// Indices (into the rollups given to `build`) of in-range rollups with failures, so that
+    /// incident attribution does not scan every rollup again.
+    pub failing: Vec<usize>,
+}
+
+/// Agents in order of appearance with one cell column (a byte per minute) each.
+#[derive(Default)]
+struct Found<'a> {
+    names: Vec<&'a str>,
+    cells: Vec<Vec<u8>>,
+    last: usize,
+}
+
+impl<'a> Found<'a> {
+    /// Index of `name`, adding it on first sight. Rollups arrive grouped, so most lookups
+    /// are one string comparison.
+    fn index(&mut self, name: &'a str, len: usize) -> usize {
+        if self.names.get(self.last).is_some_and(|n| *n == name) {
+            return self.last;
+        }
+        self.last = match self.names.iter().position(|n| *n == name) {
+            Some(i) => i,
+            None => {
+                self.names.push(name);
+                self.cells.push(vec![0; len]);
+                self.names.len() - 1
+            }
+        };
+        self.last
+    }
 }
 
 impl Timeline {
@@ -72,32 +102,29 @@ impl Timeline {
         gaps: &[GapRow],
         rule: QuorumRule,
     ) -> Timeline {
-        let agents = agent_names(rollups, gaps);
-        let n = agents.len().max(1);
         let len = eligible.len();
-        let mut cells = vec![0u8; len * n];
-        let mut index = AgentIndex::new(&agents);
         let to = from + len as i64;
-        for r in rollups {
+        // One pass over the rollups (they are large rows: every pass costs memory bandwidth).
+        let mut found = Found::default();
+        let mut failing = Vec::new();
+        for (k, r) in rollups.iter().enumerate() {
             if r.minute < from || r.minute >= to || r.probes == 0 && r.failures == 0 {
                 continue;
             }
-            if let Some(a) = index.find(&r.agent) {
-                let cell = &mut cells[(r.minute - from) as usize * n + a];
-                *cell |= REPORTED;
-                if r.failures > 0 {
-                    *cell |= FAILED;
-                }
+            let a = found.index(&r.agent, len);
+            let cell = &mut found.cells[a][(r.minute - from) as usize];
+            *cell |= REPORTED;
+            if r.failures > 0 {
+                *cell |= FAILED;
+                failing.push(k);
             }
         }
         for g in gaps {
-            let Some(a) = index.find(&g.agent) else {
-                continue;
-            };
+            let a = found.index(&g.agent, len);
             let lo = g.from_minute.max(from);
             let hi = g.to_minute.saturating_add(1).min(to);
             for m in lo..hi {
-                cells[(m - from) as usize * n + a] |= GAP;
+                found.cells[a][(m - from) as usize] |= GAP;
             }
         }
         let mut states = vec![INELIGIBLE; len];
@@ -106,7 +133,8 @@ impl Timeline {
                 continue;
             }
             let (mut r, mut f) = (0u32, 0u32);
-            for &c in &cells[i * n..i * n + n] {
+            for col in &found.cells {
+                let c = col[i];
                 if c & FAILED != 0 {
                     r += 1;
                     f += 1;
@@ -116,10 +144,13 @@ impl Timeline {
             }
             *state = rule.decide(r, f);
         }
+        let mut agents: Vec<String> = found.names.into_iter().map(str::to_string).collect();
+        agents.sort_unstable();
         Timeline {
             from,
             states,
             agents,
+            failing,
         }
     }
 
@@ -143,26 +174,6 @@ impl Timeline {
             self.states[i as usize]
         }
     }
-}
-
-fn agent_names(rollups: &[MinuteRollup], gaps: &[GapRow]) -> Vec<String> {
-    let mut names: Vec<&str> = Vec::new();
-    let mut last: Option<&str> = None;
-    for a in rollups
-        .iter()
-        .map(|r| r.agent.as_str())
-        .chain(gaps.iter().map(|g| g.agent.as_str()))
-    {
-        if last == Some(a) {
-            continue;
-        }
-        last = Some(a);
-        if !names.contains(&a) {
-            names.push(a);
-        }
-    }
-    names.sort_unstable();
-    names.into_iter().map(str::to_string).collect()
 }
 
 /// Maps agent names to indices, remembering the last hit: rollups arrive grouped, so
