@@ -199,25 +199,63 @@ async fn run(cfg: AgentConfig) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Measurements held in memory while the spool's disk refuses writes; beyond this the oldest
+/// become gaps (unknown minutes at the collector), so memory stays bounded.
+const WRITE_BACKLOG_MAX: usize = 10_000;
+
 /// Appends measurements to the spool in small groups; each append is durable before the
-/// transport is told about it.
-async fn spool_writer(
-    mut rx: mpsc::Receiver<Measurement>,
-    spool: Arc<Mutex<Spool>>,
-    appended: Arc<Notify>,
-) {
+/// transport is told about it. When the disk refuses an append (full, read-only), the group
+/// is kept in a bounded backlog and retried every second; overflow is recorded as gaps.
+async fn spool_writer(mut rx: mpsc::Receiver<Measurement>, spool: Arc<Mutex<Spool>>, appended: Arc<Notify>) {
+    let mut backlog: Vec<Measurement> = Vec::new();
     let mut buf = Vec::with_capacity(256);
-    while rx.recv_many(&mut buf, 256).await > 0 {
-        let group = std::mem::take(&mut buf);
+    loop {
+        let received = if backlog.is_empty() {
+            rx.recv_many(&mut buf, 256).await
+        } else {
+            // Retry the backlog at least every second, taking new measurements meanwhile.
+            tokio::select! {
+                n = rx.recv_many(&mut buf, 256) => n,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => usize::MAX,
+            }
+        };
+        if received == 0 && backlog.is_empty() {
+            return;
+        }
+        let closed = received == 0;
+        backlog.append(&mut buf);
+        let group = std::mem::take(&mut backlog);
         let sp = spool.clone();
-        let res = tokio::task::spawn_blocking(move || transport::lock(&sp).append(&group)).await;
+        let res = tokio::task::spawn_blocking(move || {
+            let r = transport::lock(&sp).append(&group);
+            (r, group)
+        })
+        .await;
         match res {
-            Ok(Ok(())) => appended.notify_one(),
-            Ok(Err(e)) => tracing::error!(
-                "cannot append to the spool (measurements lost, counted by the spool): {e}"
-            ),
+            Ok((Ok(()), _)) => appended.notify_one(),
+            Ok((Err(e), group)) => {
+                tracing::error!(held = group.len(), "cannot append to the spool, holding measurements in memory and retrying: {e}");
+                backlog = group;
+                shed_overflow(&spool, &mut backlog);
+            }
             Err(e) => tracing::error!("spool task failed: {e}"),
         }
+        if closed {
+            // Shutdown with the disk still refusing: what is held becomes gaps, never silence.
+            if !backlog.is_empty() {
+                transport::lock(&spool).record_lost(&backlog);
+            }
+            return;
+        }
+    }
+}
+
+/// Keeps the backlog within [`WRITE_BACKLOG_MAX`], recording the oldest overflow as gaps.
+fn shed_overflow(spool: &Mutex<Spool>, backlog: &mut Vec<Measurement>) {
+    if backlog.len() > WRITE_BACKLOG_MAX {
+        let excess: Vec<Measurement> = backlog.drain(..backlog.len() - WRITE_BACKLOG_MAX).collect();
+        tracing::error!(dropped = excess.len(), "spool write backlog full: the oldest measurements become gaps");
+        transport::lock(spool).record_lost(&excess);
     }
 }
 

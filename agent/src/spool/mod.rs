@@ -277,6 +277,21 @@ impl Spool {
         self.commit_drops(plan, dropped_new)
     }
 
+    /// Measurements that never reached the disk (the volume refused the append, e.g. it is
+    /// full) become gaps, so the collector marks their minutes unknown instead of up. They are
+    /// counted as dropped. The gaps are written to `meta` when possible; if `meta` cannot be
+    /// written either, they stay in memory and go out with the next batch.
+    pub fn record_lost(&mut self, measurements: &[Measurement]) {
+        for m in measurements {
+            self.open_gaps.record_drop(&mut self.meta.open_gaps, &m.check, m.ts);
+        }
+        self.counters.dropped += measurements.len() as u64;
+        let meta = self.meta.clone();
+        if let Err(e) = self.store_meta(&meta) {
+            tracing::warn!("gaps for {} lost measurements are kept in memory until the spool can write again: {e}", measurements.len());
+        }
+    }
+
     /// The oldest unacknowledged batch, up to `max` measurements (at least one), with a stable
     /// seq: once a batch is cut, repeated calls — also after a crash and reopen — return the
     /// same seq with the same content until it is acked (`max` is then ignored). Seqs strictly

@@ -510,3 +510,21 @@ fn spool_throughput() {
     );
     assert_eq!(n, all.len() + 200);
 }
+
+#[test]
+fn lost_measurements_become_gaps_that_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut s = small(dir.path(), WhenFull::DropOldest);
+        s.append(&[m("web", 0)]).unwrap();
+        s.record_lost(&[m("web", 10), m("web", 20), m("db", 15)]);
+        assert_eq!(s.stats().dropped_total, 3);
+    }
+    let mut s = small(dir.path(), WhenFull::DropOldest);
+    let (ms, gaps) = drain(&mut s);
+    assert_eq!(ms.len(), 1);
+    let total: u64 = gaps.iter().map(|g| g.count).sum();
+    assert_eq!(total, 3, "{gaps:?}");
+    let web = gaps.iter().find(|g| g.check == "web").expect("web gap");
+    assert_eq!((web.from, web.to, web.count), (m("web", 10).ts, m("web", 20).ts, 2));
+}
