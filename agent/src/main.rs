@@ -206,7 +206,11 @@ const WRITE_BACKLOG_MAX: usize = 10_000;
 /// Appends measurements to the spool in small groups; each append is durable before the
 /// transport is told about it. When the disk refuses an append (full, read-only), the group
 /// is kept in a bounded backlog and retried every second; overflow is recorded as gaps.
-async fn spool_writer(mut rx: mpsc::Receiver<Measurement>, spool: Arc<Mutex<Spool>>, appended: Arc<Notify>) {
+async fn spool_writer(
+    mut rx: mpsc::Receiver<Measurement>,
+    spool: Arc<Mutex<Spool>>,
+    appended: Arc<Notify>,
+) {
     let mut backlog: Vec<Measurement> = Vec::new();
     let mut buf = Vec::with_capacity(256);
     loop {
@@ -234,7 +238,10 @@ async fn spool_writer(mut rx: mpsc::Receiver<Measurement>, spool: Arc<Mutex<Spoo
         match res {
             Ok((Ok(()), _)) => appended.notify_one(),
             Ok((Err(e), group)) => {
-                tracing::error!(held = group.len(), "cannot append to the spool, holding measurements in memory and retrying: {e}");
+                tracing::error!(
+                    held = group.len(),
+                    "cannot append to the spool, holding measurements in memory and retrying: {e}"
+                );
                 backlog = group;
                 shed_overflow(&spool, &mut backlog);
             }
@@ -254,7 +261,10 @@ async fn spool_writer(mut rx: mpsc::Receiver<Measurement>, spool: Arc<Mutex<Spoo
 fn shed_overflow(spool: &Mutex<Spool>, backlog: &mut Vec<Measurement>) {
     if backlog.len() > WRITE_BACKLOG_MAX {
         let excess: Vec<Measurement> = backlog.drain(..backlog.len() - WRITE_BACKLOG_MAX).collect();
-        tracing::error!(dropped = excess.len(), "spool write backlog full: the oldest measurements become gaps");
+        tracing::error!(
+            dropped = excess.len(),
+            "spool write backlog full: the oldest measurements become gaps"
+        );
         transport::lock(spool).record_lost(&excess);
     }
 }

@@ -418,7 +418,7 @@ pub fn parse_month(s: &str) -> Result<Month, Rejection> {
 pub fn table(reports: &[ServiceReport]) -> String {
     let opt = |v: Option<f64>, d: usize| v.map_or("n/a".to_string(), |x| format!("{:.*}", d, x));
     let mut out = format!(
-        "{:<20} {:<8} {:>9} {:>13} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10}\n",
+        "{:<24} {:<8} {:>9} {:>13} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10}\n",
         "service",
         "month",
         "target",
@@ -438,7 +438,7 @@ pub fn table(reports: &[ServiceReport]) -> String {
             None => "n/a",
         };
         out.push_str(&format!(
-            "{:<20} {:<8} {:>9} {:>13} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10}\n",
+            "{:<24} {:<8} {:>9} {:>13} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10}\n",
             r.service,
             r.period.month,
             attest_config::units::Ppm(r.target_ppm).to_string(),

@@ -283,12 +283,16 @@ impl Spool {
     /// written either, they stay in memory and go out with the next batch.
     pub fn record_lost(&mut self, measurements: &[Measurement]) {
         for m in measurements {
-            self.open_gaps.record_drop(&mut self.meta.open_gaps, &m.check, m.ts);
+            self.open_gaps
+                .record_drop(&mut self.meta.open_gaps, &m.check, m.ts);
         }
         self.counters.dropped += measurements.len() as u64;
         let meta = self.meta.clone();
         if let Err(e) = self.store_meta(&meta) {
-            tracing::warn!("gaps for {} lost measurements are kept in memory until the spool can write again: {e}", measurements.len());
+            tracing::warn!(
+                "gaps for {} lost measurements are kept in memory until the spool can write again: {e}",
+                measurements.len()
+            );
         }
     }
 

@@ -526,5 +526,8 @@ fn lost_measurements_become_gaps_that_survive_a_reopen() {
     let total: u64 = gaps.iter().map(|g| g.count).sum();
     assert_eq!(total, 3, "{gaps:?}");
     let web = gaps.iter().find(|g| g.check == "web").expect("web gap");
-    assert_eq!((web.from, web.to, web.count), (m("web", 10).ts, m("web", 20).ts, 2));
+    assert_eq!(
+        (web.from, web.to, web.count),
+        (m("web", 10).ts, m("web", 20).ts, 2)
+    );
 }
