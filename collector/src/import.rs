@@ -17,8 +17,9 @@ use attest_config::wire::ImportRecord;
 use crate::ingest::validate_measurement;
 use crate::store::{IngestBatch, Store};
 
-/// Seqs with this bit set are reserved for imports; agents never reach them.
-pub const IMPORT_SEQ_BIT: u64 = 1 << 63;
+/// Seqs from this value up are reserved for imports; agents never reach them. Bit 62, not 63,
+/// so every seq still fits the stores' signed 64-bit columns.
+pub const IMPORT_SEQ_BIT: u64 = 1 << 62;
 const CHUNK: usize = 1000;
 
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +127,7 @@ fn read_all(
     Ok(out)
 }
 
-/// FNV-1a over the chunk's keys, with the import bit set.
+/// FNV-1a over the chunk's keys, mapped into the import range `[2^62, 2^63)`.
 fn content_seq(agent: &str, ms: &[attest_config::wire::Measurement]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |bytes: &[u8]| {
@@ -141,5 +142,5 @@ fn content_seq(agent: &str, ms: &[attest_config::wire::Measurement]) -> u64 {
         eat(&m.ts.as_nanosecond().to_le_bytes());
         eat(&[u8::from(m.ok)]);
     }
-    h | IMPORT_SEQ_BIT
+    (h & (IMPORT_SEQ_BIT - 1)) | IMPORT_SEQ_BIT
 }
