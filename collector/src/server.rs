@@ -40,18 +40,19 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(200);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen on {addr}: {source}; is another process using the port?")]
+    // The io errors are part of the message, not a `source`, so `{:#}` does not repeat them.
+    #[error("cannot listen on {addr}: {err}; is another process using the port?")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        err: std::io::Error,
     },
     #[error(
-        "cannot read {what} file {path}: {source}; check the path in [server] and its permissions"
+        "cannot read {what} file {path}: {err}; check the path in [server] and its permissions"
     )]
     TlsFile {
         what: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        err: std::io::Error,
     },
     #[error("invalid {what} file {path}: {reason}")]
     TlsPem {
@@ -123,10 +124,10 @@ pub fn tls_config(cfg: &ServerConfig) -> Result<Option<Arc<rustls::ServerConfig>
 }
 
 fn read_file(what: &'static str, path: &Path) -> Result<Vec<u8>, ServerError> {
-    std::fs::read(path).map_err(|source| ServerError::TlsFile {
+    std::fs::read(path).map_err(|err| ServerError::TlsFile {
         what,
         path: path.to_path_buf(),
-        source,
+        err,
     })
 }
 
@@ -186,9 +187,9 @@ pub async fn serve(
     let tls = tls_config(cfg)?;
     let listener = TcpListener::bind(cfg.listen)
         .await
-        .map_err(|source| ServerError::Bind {
+        .map_err(|err| ServerError::Bind {
             addr: cfg.listen,
-            source,
+            err,
         })?;
     tracing::info!(
         addr = %cfg.listen,

@@ -257,3 +257,25 @@ async fn agent_delivers_over_mutual_tls_and_certless_clients_are_refused() {
     );
     drop(certless);
 }
+
+#[test]
+fn unreadable_tls_file_stops_startup_naming_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = pki(dir.path());
+    let cfg = write_collector(dir.path(), free_port(), &pki);
+    std::fs::write(&pki.server_key, "not a key\n").expect("spoil key");
+    let out = std::process::Command::new(attest_tests::bin("attest-collector"))
+        .args(["run", "--config", &cfg])
+        .env("ATTEST_LOG", "warn")
+        .output()
+        .expect("run collector");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "invalid tls_key file {}",
+            pki.server_key.display()
+        )) && stderr.contains("no private key"),
+        "{stderr}"
+    );
+}
