@@ -17,8 +17,9 @@ use attest_config::wire::ImportRecord;
 use crate::ingest::validate_measurement;
 use crate::store::{IngestBatch, Store};
 
-/// Seqs with this bit set are reserved for imports; agents never reach them.
-pub const IMPORT_SEQ_BIT: u64 = 1 << 63;
+/// Seqs from this value up are reserved for imports; agents never reach them. Bit 62, not 63,
+/// so every seq still fits the stores' signed 64-bit columns.
+pub const IMPORT_SEQ_BIT: u64 = 1 << 62;
 const CHUNK: usize = 1000;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,7 @@ pub enum ImportError {
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ImportSummary {
+    /// Measurement lines read (blank lines are skipped).
     pub lines: u64,
     pub stored: u64,
     pub duplicates: u64,
@@ -61,7 +63,10 @@ pub fn import(
     file: &str,
 ) -> Result<ImportSummary, ImportError> {
     let by_agent = read_all(cfg, input, file)?;
-    let mut summary = ImportSummary::default();
+    let mut summary = ImportSummary {
+        lines: by_agent.values().map(|r| r.len() as u64).sum(),
+        ..ImportSummary::default()
+    };
     for (agent, records) in by_agent {
         for chunk in records.chunks(CHUNK) {
             let measurements: Vec<_> = chunk.iter().map(|r| r.measurement.clone()).collect();
@@ -108,11 +113,7 @@ fn read_all(
         if line.trim().is_empty() {
             continue;
         }
-        let de = &mut serde_json::Deserializer::from_str(&line);
-        let rec: ImportRecord = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            err(format!("field {path}: {}", e.inner()))
-        })?;
+        let rec = parse_line(&line).map_err(err)?;
         if !known.contains(rec.agent.as_str()) {
             return Err(err(format!(
                 "agent {:?} is not configured in [[agent]]",
@@ -126,7 +127,22 @@ fn read_all(
     Ok(out)
 }
 
-/// FNV-1a over the chunk's keys, with the import bit set.
+/// One line → record. The measurement is deserialized on its own (not through the flattened
+/// `ImportRecord`) so that an error names the failing field, e.g. `field ts: ...`.
+fn parse_line(line: &str) -> Result<ImportRecord, String> {
+    let mut obj: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(line).map_err(|e| format!("not a JSON object: {e}"))?;
+    let agent = match obj.remove("agent") {
+        Some(serde_json::Value::String(a)) => a,
+        Some(_) => return Err("field agent: expected a string (the agent id)".into()),
+        None => return Err("field agent: missing (the agent id that made the measurement)".into()),
+    };
+    let measurement = serde_path_to_error::deserialize(serde_json::Value::Object(obj))
+        .map_err(|e| format!("field {}: {}", e.path(), e.inner()))?;
+    Ok(ImportRecord { agent, measurement })
+}
+
+/// FNV-1a over the chunk's keys, mapped into the import range `[2^62, 2^63)`.
 fn content_seq(agent: &str, ms: &[attest_config::wire::Measurement]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |bytes: &[u8]| {
@@ -141,5 +157,5 @@ fn content_seq(agent: &str, ms: &[attest_config::wire::Measurement]) -> u64 {
         eat(&m.ts.as_nanosecond().to_le_bytes());
         eat(&[u8::from(m.ok)]);
     }
-    h | IMPORT_SEQ_BIT
+    (h & (IMPORT_SEQ_BIT - 1)) | IMPORT_SEQ_BIT
 }

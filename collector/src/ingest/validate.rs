@@ -11,10 +11,10 @@ const MAX_ID: usize = 128;
 const TS_RANGE: std::ops::Range<i64> = 946_684_800..4_102_444_800;
 
 pub(crate) fn batch(b: &Batch, limits: &IngestLimits) -> Result<(), Rejection> {
-    if b.seq == 0 || b.seq & crate::import::IMPORT_SEQ_BIT != 0 {
+    if b.seq == 0 || b.seq >= crate::import::IMPORT_SEQ_BIT {
         return Err(Rejection::new(
             400,
-            "seq must be in 1..2^63 (higher seqs are reserved for imports)",
+            "seq must be in 1..2^62 (higher seqs are reserved for imports)",
         )
         .field("seq"));
     }

@@ -1,0 +1,246 @@
+//! The maintenance API against the real router: admin authentication, validation, and the
+//! effect that matters — a registered window turns the bad minutes it covers into ineligible
+//! ones in `/api/v1/sla`, and cancelling it turns them back.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{Collector, config};
+
+const TOML: &str = r#"
+[server]
+admin_token = "admin-secret"
+
+[[agent]]
+id = "a"
+token = "token-a"
+
+[[service]]
+name = "web"
+checks = ["web"]
+target = "99.9%"
+time_zone = "UTC"
+"#;
+
+const SLA: &str = "/api/v1/sla?month=2026-09&service=web&at=2026-10-01T00:00:00Z";
+
+/// Every minute of 3 September 2026 measured; 10:00–10:29 failing (30 bad minutes).
+fn load_outage_day(c: &Collector, cfg: &attest_config::CollectorConfig) {
+    let mut jsonl = String::new();
+    for minute in 0..1440 {
+        let (h, m) = (minute / 60, minute % 60);
+        let ok = !(h == 10 && m < 30);
+        jsonl.push_str(&format!(
+            "{{\"agent\":\"a\",\"check\":\"web\",\"ts\":\"2026-09-03T{h:02}:{m:02}:00Z\",\"ok\":{ok}}}\n"
+        ));
+    }
+    let summary =
+        attest_collector::import::import(cfg, c.store.as_ref(), jsonl.as_bytes(), "day.jsonl")
+            .expect("import");
+    assert_eq!(summary.stored, 1440);
+}
+
+struct Api {
+    c: Collector,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, self.c.url(path));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn post(&self, token: Option<&str>, body: Value) -> (u16, Value) {
+        self.call(
+            reqwest::Method::POST,
+            "/api/v1/maintenance",
+            token,
+            Some(body.to_string()),
+        )
+        .await
+    }
+
+    async fn sla(&self) -> Value {
+        let (status, body) = self.call(reqwest::Method::GET, SLA, None, None).await;
+        assert_eq!(status, 200, "{body}");
+        body[0].clone()
+    }
+}
+
+fn window(start: &str, end: &str) -> Value {
+    json!({"service": "web", "start": start, "end": end, "reason": "CHG-42 database failover"})
+}
+
+#[tokio::test]
+async fn admin_token_is_required() {
+    let api = Api {
+        c: Collector::start(config(TOML)).await,
+        http: support::client(),
+    };
+    let w = window("2026-09-03T10:00:00Z", "2026-09-03T10:20:00Z");
+    assert_eq!(api.post(None, w.clone()).await.0, 401);
+    assert_eq!(api.post(Some("wrong"), w.clone()).await.0, 403);
+    let (s, _) = api
+        .call(reqwest::Method::DELETE, "/api/v1/maintenance/1", None, None)
+        .await;
+    assert_eq!(s, 401);
+    let (s, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            "/api/v1/maintenance/1",
+            Some("wrong"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (s, list) = api
+        .call(reqwest::Method::GET, "/api/v1/maintenance", None, None)
+        .await;
+    assert_eq!((s, list), (200, json!([])), "nothing was registered");
+
+    // Without [server] admin_token the admin API is off: 403 whatever the token.
+    let off = Api {
+        c: Collector::start(config(&TOML.replace("admin_token = \"admin-secret\"", ""))).await,
+        http: support::client(),
+    };
+    let (s, e) = off.post(Some("admin-secret"), w).await;
+    assert_eq!(s, 403);
+    assert!(
+        e["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("admin_token")),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn invalid_windows_are_400() {
+    let api = Api {
+        c: Collector::start(config(TOML)).await,
+        http: support::client(),
+    };
+    let tok = Some("admin-secret");
+    let (s, _) = api
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/maintenance",
+            tok,
+            Some("{not json".into()),
+        )
+        .await;
+    assert_eq!(s, 400);
+    let (s, e) = api
+        .post(tok, window("2026-09-03T10:00:00Z", "2026-09-03T10:00:00Z"))
+        .await;
+    assert_eq!((s, e["field"].as_str()), (400, Some("end")), "{e}");
+    let mut other = window("2026-09-03T10:00:00Z", "2026-09-03T11:00:00Z");
+    other["service"] = json!("nope");
+    let (s, e) = api.post(tok, other).await;
+    assert_eq!((s, e["field"].as_str()), (400, Some("service")), "{e}");
+    let mut local = window("2026-09-03T10:00:00", "2026-09-03T11:00:00Z");
+    local["reason"] = json!("x");
+    let (s, e) = api.post(tok, local).await;
+    assert_eq!((s, e["field"].as_str()), (400, Some("start")), "{e}");
+    let mut no_reason = window("2026-09-03T10:00:00Z", "2026-09-03T11:00:00Z");
+    no_reason["reason"] = json!(" ");
+    let (s, e) = api.post(tok, no_reason).await;
+    assert_eq!((s, e["field"].as_str()), (400, Some("reason")), "{e}");
+    let (s, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            "/api/v1/maintenance/abc",
+            tok,
+            None,
+        )
+        .await;
+    assert_eq!(s, 400);
+    let (s, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            "/api/v1/maintenance/999",
+            tok,
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (_, list) = api
+        .call(reqwest::Method::GET, "/api/v1/maintenance", None, None)
+        .await;
+    assert_eq!(list, json!([]), "a refused window was stored");
+}
+
+#[tokio::test]
+async fn a_window_over_an_outage_makes_its_bad_minutes_ineligible() {
+    let cfg = config(TOML);
+    let api = Api {
+        c: Collector::start(cfg.clone()).await,
+        http: support::client(),
+    };
+    load_outage_day(&api.c, &cfg);
+    let before = api.sla().await;
+    assert_eq!(before["bad_minutes"], 30, "{before}");
+    let eligible = before["eligible_minutes"].as_u64().expect("eligible");
+    let good = before["good_minutes"].as_u64().expect("good");
+
+    // 10:00–10:20 covers 20 of the 30 bad minutes.
+    let (s, created) = api
+        .post(
+            Some("admin-secret"),
+            window("2026-09-03T10:00:00Z", "2026-09-03T10:20:00Z"),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_i64().expect("id");
+    assert_eq!(created["service"], "web");
+    assert_eq!(created["cancelled_at"], Value::Null);
+
+    let (s, list) = api
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/maintenance?service=web",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["id"], id);
+
+    let during = api.sla().await;
+    assert_eq!(during["bad_minutes"], 10, "{during}");
+    assert_eq!(during["good_minutes"].as_u64(), Some(good));
+    assert_eq!(during["eligible_minutes"].as_u64(), Some(eligible - 20));
+
+    let (s, cancelled) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/maintenance/{id}"),
+            Some("admin-secret"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{cancelled}");
+    assert!(cancelled["cancelled_at"].is_string(), "{cancelled}");
+    let after = api.sla().await;
+    assert_eq!(after["bad_minutes"], 30, "{after}");
+    assert_eq!(after["eligible_minutes"].as_u64(), Some(eligible));
+}
