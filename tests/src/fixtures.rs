@@ -389,3 +389,27 @@ where
     })
     .await;
 }
+
+/// Measurements committed so far (0 while the store cannot be opened).
+pub fn stored_count(data_dir: &Path) -> u64 {
+    SqliteStore::open(data_dir)
+        .and_then(|s| s.counts())
+        .map_or(0, |c| c.measurements)
+}
+
+/// Waits until at least `more` measurements beyond `since` are committed; returns the count.
+pub async fn wait_progress(data_dir: &Path, since: u64, more: u64, bound: Duration) -> u64 {
+    let data_dir = data_dir.to_path_buf();
+    wait_for(
+        &format!("{more} more measurements committed (from {since})"),
+        bound,
+        || {
+            let d = data_dir.clone();
+            async move {
+                let n = stored_count(&d);
+                (n >= since + more).then_some(n)
+            }
+        },
+    )
+    .await
+}
