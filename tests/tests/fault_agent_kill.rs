@@ -25,7 +25,7 @@ async fn agent_killed_five_times_delivers_everything_it_spooled_once() {
         name: "crashy".into(),
         checks: checks.clone(),
     };
-    let mut collector = Collector::new(dir.path(), None, &[cred.clone()], &[svc]);
+    let mut collector = Collector::new(dir.path(), None, std::slice::from_ref(&cred), &[svc]);
     collector.start().await;
     let setup = AgentSetup {
         cred: cred.clone(),
