@@ -248,3 +248,141 @@ async fn malformed_batches_are_refused_with_the_field_and_store_nothing() {
     let good = f.a.batch(1, measurements("p1", t0(), 2, 1000), Vec::new());
     assert_eq!(ack_of(&f.a.post(&good).await).stored, 2);
 }
+
+/// What the fake collector saw: (seq, status it answered, measurements in the batch).
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(u64, u16, usize)>>>;
+
+/// A loopback stand-in for the collector: refuses the first batch as malformed (400 with a
+/// field) and acks every later one, recording each request.
+async fn rejecting_collector(seen: Seen) -> u16 {
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind fake collector");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let seen = seen.clone();
+                        async move {
+                            let body = req.into_body().collect().await.map(|b| b.to_bytes());
+                            let batch = body
+                                .ok()
+                                .and_then(|b| zstd::stream::decode_all(&b[..]).ok())
+                                .and_then(|j| {
+                                    serde_json::from_slice::<attest_config::wire::Batch>(&j).ok()
+                                });
+                            let (status, json) = match batch {
+                                None => (400, r#"{"error":"unreadable"}"#.to_string()),
+                                Some(b) => {
+                                    let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
+                                    let (status, json) = if s.is_empty() {
+                                        (400, r#"{"error":"invalid batch: test rejection","field":"measurements[0].ts"}"#.to_string())
+                                    } else {
+                                        (
+                                            200,
+                                            format!(
+                                                r#"{{"version":1,"acked_seq":{},"duplicate":false,"stored":{}}}"#,
+                                                b.seq,
+                                                b.measurements.len()
+                                            ),
+                                        )
+                                    };
+                                    s.push((b.seq, status, b.measurements.len()));
+                                    (status, json)
+                                }
+                            };
+                            Ok::<_, std::convert::Infallible>(
+                                hyper::Response::builder()
+                                    .status(status)
+                                    .header("content-type", "application/json")
+                                    .body(Full::new(Bytes::from(json)))
+                                    .expect("response"),
+                            )
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_quarantines_a_batch_refused_as_malformed_and_moves_on() {
+    use attest_tests::fixtures::{AgentSetup, loopback_checks, metrics, ok_target};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = ok_target().await;
+    let seen: Seen = Default::default();
+    let port = rejecting_collector(seen.clone()).await;
+    let setup = AgentSetup {
+        cred: AgentCred::new("quarantiner"),
+        collector_port: port,
+        listen_port: attest_tests::free_port(),
+        spool_dir: dir.path().join("spool"),
+        max_bytes: "1MiB".into(),
+        checks_toml: loopback_checks("q", target, 1, "200ms"),
+    };
+    let mut agent = setup.spawn(dir.path());
+    let log = seen.clone();
+    attest_tests::wait_for(
+        "three batches acked after the refused one",
+        std::time::Duration::from_secs(60),
+        || {
+            let log = log.clone();
+            async move {
+                let s = log.lock().unwrap_or_else(|p| p.into_inner());
+                (s.iter().filter(|e| e.1 == 200).count() >= 3).then_some(())
+            }
+        },
+    )
+    .await;
+    let listen = setup.listen_port;
+    let m = metrics(listen).await.expect("agent metrics");
+    let quarantined = attest_tests::sample(&m, "attest_agent_batches_quarantined_total", &[]);
+    agent.signal_and_wait("TERM", std::time::Duration::from_secs(20));
+
+    let s = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let (bad_seq, _, bad_len) = s[0];
+    assert_eq!(
+        s.iter().filter(|e| e.0 == bad_seq).count(),
+        1,
+        "the refused batch was retried: {s:?}"
+    );
+    assert!(
+        s.windows(2).all(|w| w[0].0 < w[1].0),
+        "seqs must strictly increase: {s:?}"
+    );
+    assert_eq!(quarantined, Some(1.0));
+    let file = setup
+        .spool_dir
+        .join("quarantine")
+        .join(format!("{bad_seq}.json"));
+    let text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("quarantine file {}: {e}", file.display()));
+    let q: serde_json::Value = serde_json::from_str(&text).expect("quarantine JSON");
+    assert_eq!(q["status"], 400);
+    assert_eq!(q["seq"], bad_seq);
+    assert_eq!(
+        q["measurements"].as_array().map(Vec::len),
+        Some(bad_len),
+        "quarantine must keep the refused batch's measurements"
+    );
+    assert!(
+        q["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("measurements[0].ts"),
+        "the reason names the field: {q}"
+    );
+}
