@@ -4,6 +4,10 @@
 //! Invariants: every child is killed when its handle drops (no strays after a failed test);
 //! every wait has a bound and says what it waited for when it gives up.
 
+pub mod fixtures;
+pub mod load;
+pub mod spool_oracle;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
