@@ -49,6 +49,133 @@ pub mod names {
     pub const SEND_ERRORS: &str = "attest_agent_send_errors";
     pub const BATCHES_QUARANTINED: &str = "attest_agent_batches_quarantined";
     pub const LAST_ACK: &str = "attest_agent_last_ack_timestamp_seconds";
+
+    /// How one value of the host probe is exposed.
+    #[derive(Debug, Clone, Copy)]
+    pub struct HostMetric {
+        /// The value name the host probe produces (`probe::host::VALUE_NAMES`).
+        pub value: &'static str,
+        /// The metric name; counters omit the `_total` the encoder adds.
+        pub metric: &'static str,
+        /// A running total since boot (network bytes and errors), so `rate()` applies.
+        pub counter: bool,
+        pub help: &'static str,
+    }
+
+    const fn g(value: &'static str, metric: &'static str, help: &'static str) -> HostMetric {
+        HostMetric {
+            value,
+            metric,
+            counter: false,
+            help,
+        }
+    }
+
+    const fn c(value: &'static str, metric: &'static str, help: &'static str) -> HostMetric {
+        HostMetric {
+            value,
+            metric,
+            counter: true,
+            help,
+        }
+    }
+
+    /// One fixed name per host value, so a value name never leaks into the exposition
+    /// unreviewed (`filesystem_inodes_total` is a gauge and must not end in `_total`).
+    pub const HOST: &[HostMetric] = &[
+        g(
+            "cpu_utilization_ratio",
+            "attest_agent_host_cpu_utilization_ratio",
+            "Busy fraction of all CPUs since the previous collection",
+        ),
+        g("load1", "attest_agent_host_load1", "1-minute load average"),
+        g("load5", "attest_agent_host_load5", "5-minute load average"),
+        g(
+            "load15",
+            "attest_agent_host_load15",
+            "15-minute load average",
+        ),
+        g(
+            "memory_used_bytes",
+            "attest_agent_host_memory_used_bytes",
+            "Memory in use",
+        ),
+        g(
+            "memory_available_bytes",
+            "attest_agent_host_memory_available_bytes",
+            "Memory available to new programs without swapping",
+        ),
+        g(
+            "memory_total_bytes",
+            "attest_agent_host_memory_total_bytes",
+            "Installed memory",
+        ),
+        g(
+            "swap_used_bytes",
+            "attest_agent_host_swap_used_bytes",
+            "Swap in use",
+        ),
+        g(
+            "swap_total_bytes",
+            "attest_agent_host_swap_total_bytes",
+            "Swap configured",
+        ),
+        g(
+            "filesystem_used_bytes",
+            "attest_agent_host_filesystem_used_bytes",
+            "Bytes used on the filesystem",
+        ),
+        g(
+            "filesystem_total_bytes",
+            "attest_agent_host_filesystem_total_bytes",
+            "Size of the filesystem",
+        ),
+        g(
+            "filesystem_used_ratio",
+            "attest_agent_host_filesystem_used_ratio",
+            "Used / total bytes of the filesystem",
+        ),
+        g(
+            "filesystem_inodes_used",
+            "attest_agent_host_filesystem_inodes_used",
+            "Inodes in use on the filesystem",
+        ),
+        g(
+            "filesystem_inodes_total",
+            "attest_agent_host_filesystem_inodes_capacity",
+            "Inodes the filesystem has in all (used + free)",
+        ),
+        c(
+            "network_rx_bytes",
+            "attest_agent_host_network_receive_bytes",
+            "Bytes received on the interface since boot",
+        ),
+        c(
+            "network_tx_bytes",
+            "attest_agent_host_network_transmit_bytes",
+            "Bytes sent on the interface since boot",
+        ),
+        c(
+            "network_rx_errors",
+            "attest_agent_host_network_receive_errors",
+            "Receive errors on the interface since boot",
+        ),
+        c(
+            "network_tx_errors",
+            "attest_agent_host_network_transmit_errors",
+            "Transmit errors on the interface since boot",
+        ),
+        g(
+            "process_running",
+            "attest_agent_host_process_running",
+            "1 if a process with the configured name runs, 0 if not",
+        ),
+    ];
+
+    /// The exposition of a host value name; `None` for a name the table does not know.
+    pub fn host(value: &str) -> Option<&'static HostMetric> {
+        HOST.iter().find(|h| h.value == value)
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -164,6 +291,20 @@ fn counters(
     Ok(())
 }
 
+fn float_counters(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: Vec<(Labels, f64)>,
+) -> std::fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, v) in rows {
+        m.encode_family(&labels)?
+            .encode_counter::<NoLabelSet, _, f64>(&v, None)?;
+    }
+    Ok(())
+}
+
 fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
     ConstCounter::new(v).encode(enc.encode_descriptor(name, help, None, MetricType::Counter)?)
 }
@@ -266,26 +407,32 @@ impl Telemetry {
         self.encode_host(enc, &host)
     }
 
-    /// Host capacity values become one gauge per value name, labelled by resource.
+    /// Host values become one metric per value name (named by [`names::HOST`]), labelled by
+    /// check (two host checks must not collide) and resource.
     fn encode_host(
         &self,
         enc: &mut DescriptorEncoder,
         host: &[(&String, &CheckState)],
     ) -> std::fmt::Result {
         let mut by_name: BTreeMap<String, Vec<(Labels, f64)>> = BTreeMap::new();
-        for (_, s) in host {
+        for (c, s) in host {
             for (n, r, v) in &s.values {
-                let labels = r.iter().map(|r| ("resource", r.clone())).collect();
+                let mut labels = vec![("check", c.to_string())];
+                labels.extend(r.iter().map(|r| ("resource", r.clone())));
                 by_name.entry(n.clone()).or_default().push((labels, *v));
             }
         }
         for (n, rows) in by_name {
-            gauges(
-                enc,
-                &format!("{}{n}", names::HOST_PREFIX),
-                "Host capacity value from the last collection",
-                rows,
-            )?;
+            match names::host(&n) {
+                Some(h) if h.counter => float_counters(enc, h.metric, h.help, rows)?,
+                Some(h) => gauges(enc, h.metric, h.help, rows)?,
+                None => gauges(
+                    enc,
+                    &format!("{}{n}", names::HOST_PREFIX),
+                    "Host value from the last collection",
+                    rows,
+                )?,
+            }
         }
         Ok(())
     }
@@ -444,5 +591,30 @@ fn route(t: &Arc<Telemetry>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             "text/plain",
             "not found: this agent serves /metrics and /-/healthy only\n".into(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names;
+    use crate::probe::host::VALUE_NAMES;
+
+    #[test]
+    fn every_host_value_has_a_reviewed_metric_name() {
+        for v in VALUE_NAMES {
+            let h = names::host(v)
+                .unwrap_or_else(|| panic!("host value {v} has no entry in names::HOST"));
+            assert!(h.metric.starts_with(names::HOST_PREFIX), "{}", h.metric);
+            assert!(
+                !h.metric.ends_with("_total"),
+                "{}: counters get _total from the encoder, gauges must not end in it",
+                h.metric
+            );
+        }
+        assert_eq!(
+            names::HOST.len(),
+            VALUE_NAMES.len(),
+            "names::HOST lists a value the probe does not produce"
+        );
     }
 }

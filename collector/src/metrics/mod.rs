@@ -297,13 +297,16 @@ impl Scrape {
         let q = s.iter().flat_map(|r| {
             let l = &r.latency;
             [
-                ("0.5", l.p50_seconds),
-                ("0.95", l.p95_seconds),
-                ("0.99", l.p99_seconds),
+                ("p50", l.p50_seconds),
+                ("p95", l.p95_seconds),
+                ("p99", l.p99_seconds),
             ]
-            .map(|(q, v)| {
+            .map(|(p, v)| {
                 (
-                    vec![("service", r.service.clone()), ("quantile", q.to_string())],
+                    vec![
+                        ("service", r.service.clone()),
+                        ("percentile", p.to_string()),
+                    ],
                     v,
                 )
             })
@@ -463,11 +466,16 @@ impl Scrape {
             a.iter()
                 .map(|s| (id(s), s.spool.as_ref().map(|p| p.depth_measurements as f64))),
         )?;
-        e.gauges(
+        // The agent reports a running total, so it is a counter here too: `rate()` works and
+        // an agent restart reads as a counter reset.
+        e.counters(
             AGENT_SPOOL_DROPPED,
-            "Measurements the agent dropped because its spool was full (reported as gaps)",
-            a.iter()
-                .map(|s| (id(s), s.spool.as_ref().map(|p| p.dropped_total as f64))),
+            "Measurements the agent dropped because its spool was full (reported as gaps), as of its last batch",
+            a.iter().filter_map(|s| {
+                s.spool
+                    .as_ref()
+                    .map(|p| (id(s), p.dropped_total as f64))
+            }),
         )
     }
 
