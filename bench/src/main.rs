@@ -1,0 +1,198 @@
+//! `attest-probe-bench`: one measurement per subcommand, printed as `label.key=value`
+//! lines for `bench/run` to collect, plus `table` to print the comparison.
+//!
+//! Invariants: the runtime matches the agent's (multi-thread, 2 workers) so CPU figures
+//! are those the agent would pay; nothing here starts or stops other processes — the
+//! script owns nginx, the exporters and the agent, and passes their pids and ports.
+
+mod cpu;
+mod drive;
+mod engine;
+mod pace;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::engine::{CpuRun, Kind};
+
+#[derive(Parser)]
+#[command(
+    name = "attest-probe-bench",
+    about = "Measures the attest probe engine beside blackbox_exporter, node_exporter and wrk"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// CPU of `count` attest probes started at `rate` per second (this process's CPU).
+    EngineCpu {
+        #[arg(long, value_enum)]
+        kind: Kind,
+        /// URL (http) or host:port (tcp).
+        #[arg(long)]
+        target: String,
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        #[arg(long)]
+        label: String,
+    },
+    /// CPU another process spends answering `count` GETs of `url` at `rate` per second.
+    ExporterCpu {
+        #[arg(long)]
+        pid: u32,
+        #[arg(long)]
+        url: String,
+        /// Text the body must contain for a request to count as ok.
+        #[arg(long)]
+        expect: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        #[arg(long)]
+        label: String,
+    },
+    /// Highest HTTP probe rate: `concurrency` loops of back-to-back probes.
+    MaxRate {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        #[arg(long)]
+        label: String,
+    },
+    /// CPU of `count` host collections (all groups) one after another.
+    HostCpu {
+        #[arg(long, default_value_t = 200)]
+        count: u64,
+        #[arg(long)]
+        label: String,
+    },
+    /// Resident and peak resident memory of a process.
+    Rss {
+        #[arg(long)]
+        pid: u32,
+        #[arg(long)]
+        label: String,
+    },
+    /// Prints a free TCP port on 127.0.0.1.
+    FreePort,
+    /// Prints the comparison table from a results file.
+    Table {
+        #[arg(long)]
+        results: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(lines) => {
+            print!("{lines}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("attest-probe-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error>;
+
+fn run(command: Command) -> Result<String, BoxError> {
+    match command {
+        Command::FreePort => {
+            let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+            Ok(format!("{}\n", addr.port()))
+        }
+        Command::Table { results } => {
+            let text = std::fs::read_to_string(&results)
+                .map_err(|e| format!("cannot read {}: {e}", results.display()))?;
+            Ok(table::render(&table::Results::parse(&text)))
+        }
+        Command::Rss { pid, label } => rss(pid, &label),
+        other => runtime()?.block_on(measure(other)),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, BoxError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+async fn measure(command: Command) -> Result<String, BoxError> {
+    let (label, run) = match command {
+        Command::EngineCpu {
+            kind,
+            target,
+            count,
+            rate,
+            label,
+        } => {
+            let probe = engine::ready_probe(kind, &target).await?;
+            (label, engine::paced_cpu(probe, count, rate).await?)
+        }
+        Command::ExporterCpu {
+            pid,
+            url,
+            expect,
+            count,
+            rate,
+            label,
+        } => {
+            let run = drive::exporter_cpu(pid, &url, expect.as_deref(), count, rate).await?;
+            (label, run)
+        }
+        Command::MaxRate {
+            url,
+            concurrency,
+            seconds,
+            label,
+        } => {
+            let duration = Duration::try_from_secs_f64(seconds)
+                .map_err(|e| format!("--seconds {seconds}: {e}"))?;
+            let probe = engine::ready_probe(Kind::Http, &url).await?;
+            let run = engine::max_rate(probe, concurrency, duration).await?;
+            let extra = format!("{label}.concurrency={concurrency}\n");
+            return Ok(extra + &lines(&label, &run));
+        }
+        Command::HostCpu { count, label } => (label, engine::host_cpu(count).await?),
+        Command::Rss { .. } | Command::FreePort | Command::Table { .. } => {
+            return Err("not a measurement".into());
+        }
+    };
+    Ok(lines(&label, &run))
+}
+
+fn lines(label: &str, run: &CpuRun) -> String {
+    format!(
+        "{label}.cpu_seconds={:.6}\n{label}.ok={}\n{label}.failed={}\n{label}.wall_seconds={:.6}\n",
+        run.cpu.as_secs_f64(),
+        run.tally.ok,
+        run.tally.failed,
+        run.tally.wall.as_secs_f64()
+    )
+}
+
+fn rss(pid: u32, label: &str) -> Result<String, BoxError> {
+    let rss = cpu::process_rss(pid)?;
+    let hwm = cpu::process_hwm(pid)?;
+    Ok(format!(
+        "{label}.rss_bytes={rss}\n{label}.hwm_bytes={hwm}\n"
+    ))
+}
