@@ -88,6 +88,44 @@ pub async fn exporter_cpu(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A loopback stand-in for an exporter: every request gets `probe_success 1`.
+    async fn spawn_exporter() -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 2048];
+                    let _ = s.read(&mut buf).await;
+                    let body = "probe_success 1\n";
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = s.write_all(resp.as_bytes()).await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn drives_an_exporter_and_reads_its_cpu() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let url = format!("http://{}/probe", spawn_exporter().await);
+        let pid = std::process::id();
+        let run = exporter_cpu(pid, &url, Some("probe_success 1"), 10, 1000.0)
+            .await
+            .expect("stand-in answers");
+        assert_eq!((run.tally.ok, run.tally.failed), (10, 0));
+        let err = exporter_cpu(pid, &url, Some("probe_success 0"), 10, 1000.0)
+            .await
+            .expect_err("wrong answer is refused at warm-up");
+        assert!(matches!(err, DriveError::Down { .. }), "{err}");
+    }
 
     #[test]
     fn acceptance_needs_200_and_the_expected_text() {

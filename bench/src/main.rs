@@ -10,6 +10,7 @@ mod drive;
 mod engine;
 mod pace;
 mod table;
+mod wrk;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,16 +62,21 @@ enum Command {
         #[arg(long)]
         label: String,
     },
-    /// Highest HTTP probe rate: `concurrency` loops of back-to-back probes.
+    /// Highest HTTP probe rate (`concurrency` loops of back-to-back probes) against wrk
+    /// at the same concurrency, in alternating rounds; prints each side's median round
+    /// as `engine_rate.*` and `wrk.*`.
     MaxRate {
         #[arg(long)]
         url: String,
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
-        #[arg(long, default_value_t = 5.0)]
-        seconds: f64,
-        #[arg(long)]
-        label: String,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Alternating rounds per side; the median round is reported (odd is best).
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        #[arg(long, default_value = "wrk")]
+        wrk: String,
     },
     /// CPU of `count` host collections (all groups) one after another.
     HostCpu {
@@ -162,15 +168,9 @@ async fn measure(command: Command) -> Result<String, BoxError> {
             url,
             concurrency,
             seconds,
-            label,
-        } => {
-            let duration = Duration::try_from_secs_f64(seconds)
-                .map_err(|e| format!("--seconds {seconds}: {e}"))?;
-            let probe = engine::ready_probe(Kind::Http, &url).await?;
-            let run = engine::max_rate(probe, concurrency, duration).await?;
-            let extra = format!("{label}.concurrency={concurrency}\n");
-            return Ok(extra + &lines(&label, &run));
-        }
+            rounds,
+            wrk,
+        } => return max_rate(&url, concurrency, seconds, rounds, &wrk).await,
         Command::HostCpu { count, label } => (label, engine::host_cpu(count).await?),
         Command::Rss { .. } | Command::FreePort | Command::Table { .. } => {
             return Err("not a measurement".into());
@@ -186,6 +186,51 @@ fn lines(label: &str, run: &CpuRun) -> String {
         run.tally.ok,
         run.tally.failed,
         run.tally.wall.as_secs_f64()
+    )
+}
+
+/// Alternates engine and wrk rounds so both sides see the same background load, and
+/// reports each side's median round.
+async fn max_rate(
+    url: &str,
+    concurrency: usize,
+    seconds: u64,
+    rounds: u32,
+    wrk_binary: &str,
+) -> Result<String, BoxError> {
+    if rounds == 0 || seconds == 0 {
+        return Err("--rounds and --seconds must be at least 1".into());
+    }
+    let probe = engine::ready_probe(Kind::Http, url).await?;
+    let mut out = format!("engine_rate.concurrency={concurrency}\nengine_rate.rounds={rounds}\n");
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let run =
+            engine::max_rate(probe.clone(), concurrency, Duration::from_secs(seconds)).await?;
+        out += &lines(&format!("engine_rate.round{round}"), &run);
+        ours.push(run);
+        let (bin, u) = (wrk_binary.to_string(), url.to_string());
+        let w =
+            tokio::task::spawn_blocking(move || wrk::run(&bin, &u, concurrency, seconds)).await??;
+        out += &wrk_lines(&format!("wrk.round{round}"), &w);
+        theirs.push(w);
+    }
+    let rate = |r: &CpuRun| r.tally.ok as f64 / r.tally.wall.as_secs_f64().max(1e-9);
+    ours.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
+    theirs.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
+    let mid = (rounds / 2) as usize;
+    out += &lines("engine_rate", &ours[mid]);
+    out += &wrk_lines("wrk", &theirs[mid]);
+    Ok(out)
+}
+
+fn wrk_lines(label: &str, w: &wrk::WrkRun) -> String {
+    format!(
+        "{label}.per_second={:.2}\n{label}.requests={}\n{label}.errors={}\n{label}.cpu_seconds={:.6}\n",
+        w.per_second,
+        w.requests,
+        w.errors,
+        w.cpu.as_secs_f64()
     )
 }
 
