@@ -26,6 +26,10 @@ use crate::engine::{CpuRun, Kind};
     about = "Measures the attest probe engine beside blackbox_exporter, node_exporter and wrk"
 )]
 struct Cli {
+    /// Run on a current-thread runtime instead of the agent's 2 workers, to see what
+    /// cross-thread wake-ups cost.
+    #[arg(long, global = true)]
+    current_thread: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -103,7 +107,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command) {
+    match run(cli.command, cli.current_thread) {
         Ok(lines) => {
             print!("{lines}");
             ExitCode::SUCCESS
@@ -117,7 +121,7 @@ fn main() -> ExitCode {
 
 type BoxError = Box<dyn std::error::Error>;
 
-fn run(command: Command) -> Result<String, BoxError> {
+fn run(command: Command, current_thread: bool) -> Result<String, BoxError> {
     match command {
         Command::FreePort => {
             let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
@@ -129,16 +133,20 @@ fn run(command: Command) -> Result<String, BoxError> {
             Ok(table::render(&table::Results::parse(&text)))
         }
         Command::Rss { pid, label } => rss(pid, &label),
-        other => runtime()?.block_on(measure(other)),
+        other => runtime(current_thread)?.block_on(measure(other)),
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, BoxError> {
+fn runtime(current_thread: bool) -> Result<tokio::runtime::Runtime, BoxError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
+    let mut builder = if current_thread {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    };
+    Ok(builder.enable_all().build()?)
 }
 
 async fn measure(command: Command) -> Result<String, BoxError> {
