@@ -56,12 +56,17 @@ fn check(spec: CheckSpec) -> Check {
     }
 }
 
-/// The default HTTP check of a config file (`url = ...` and nothing else).
-fn http_spec(url: &str) -> CheckSpec {
+/// The default HTTP check of a config file (`url = ...` and nothing else), optionally
+/// with `headers = { Connection = "close" }` so the server closes first.
+fn http_spec(url: &str, connection_close: bool) -> CheckSpec {
+    let mut headers = BTreeMap::new();
+    if connection_close {
+        headers.insert("Connection".to_string(), "close".to_string());
+    }
     CheckSpec::Http(HttpCheck {
         url: url.to_string(),
         method: "GET".into(),
-        headers: BTreeMap::new(),
+        headers,
         body: None,
         expect_status: vec![],
         body_contains: vec![],
@@ -87,9 +92,13 @@ fn tcp_spec(address: &str) -> CheckSpec {
 }
 
 /// Builds the probe and runs it once, so a wrong target fails fast and loudly.
-pub async fn ready_probe(kind: Kind, target: &str) -> Result<Arc<dyn Probe>, EngineError> {
+pub async fn ready_probe(
+    kind: Kind,
+    target: &str,
+    connection_close: bool,
+) -> Result<Arc<dyn Probe>, EngineError> {
     let spec = match kind {
-        Kind::Http => http_spec(target),
+        Kind::Http => http_spec(target, connection_close),
         Kind::Tcp => tcp_spec(target),
     };
     let probe: Arc<dyn Probe> = Arc::from(probe::build(&check(spec))?);
@@ -215,7 +224,7 @@ mod tests {
     async fn paced_http_probes_count_outcomes_and_cpu() {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let addr = spawn_ok_server().await;
-        let probe = ready_probe(Kind::Http, &format!("http://{addr}/"))
+        let probe = ready_probe(Kind::Http, &format!("http://{addr}/"), true)
             .await
             .expect("server is up");
         let run = paced_cpu(probe, 20, 1000.0).await.expect("run");
@@ -228,7 +237,7 @@ mod tests {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port");
-        let err = ready_probe(Kind::Tcp, &port.to_string())
+        let err = ready_probe(Kind::Tcp, &port.to_string(), false)
             .await
             .err()
             .expect("closed port fails");

@@ -30,6 +30,10 @@ struct Cli {
     /// cross-thread wake-ups cost.
     #[arg(long, global = true)]
     current_thread: bool,
+    /// Configure HTTP checks with `headers = { Connection = "close" }`, so the server
+    /// closes first (as wrk -H 'Connection: close' and blackbox do).
+    #[arg(long, global = true)]
+    connection_close: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -107,7 +111,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command, cli.current_thread) {
+    match run(cli.command, cli.current_thread, cli.connection_close) {
         Ok(lines) => {
             print!("{lines}");
             ExitCode::SUCCESS
@@ -121,7 +125,7 @@ fn main() -> ExitCode {
 
 type BoxError = Box<dyn std::error::Error>;
 
-fn run(command: Command, current_thread: bool) -> Result<String, BoxError> {
+fn run(command: Command, current_thread: bool, close: bool) -> Result<String, BoxError> {
     match command {
         Command::FreePort => {
             let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
@@ -133,7 +137,7 @@ fn run(command: Command, current_thread: bool) -> Result<String, BoxError> {
             Ok(table::render(&table::Results::parse(&text)))
         }
         Command::Rss { pid, label } => rss(pid, &label),
-        other => runtime(current_thread)?.block_on(measure(other)),
+        other => runtime(current_thread)?.block_on(measure(other, close)),
     }
 }
 
@@ -149,7 +153,7 @@ fn runtime(current_thread: bool) -> Result<tokio::runtime::Runtime, BoxError> {
     Ok(builder.enable_all().build()?)
 }
 
-async fn measure(command: Command) -> Result<String, BoxError> {
+async fn measure(command: Command, close: bool) -> Result<String, BoxError> {
     let (label, run) = match command {
         Command::EngineCpu {
             kind,
@@ -158,7 +162,7 @@ async fn measure(command: Command) -> Result<String, BoxError> {
             rate,
             label,
         } => {
-            let probe = engine::ready_probe(kind, &target).await?;
+            let probe = engine::ready_probe(kind, &target, close).await?;
             (label, engine::paced_cpu(probe, count, rate).await?)
         }
         Command::ExporterCpu {
@@ -178,7 +182,7 @@ async fn measure(command: Command) -> Result<String, BoxError> {
             seconds,
             rounds,
             wrk,
-        } => return max_rate(&url, concurrency, seconds, rounds, &wrk).await,
+        } => return max_rate(&url, concurrency, seconds, rounds, &wrk, close).await,
         Command::HostCpu { count, label } => (label, engine::host_cpu(count).await?),
         Command::Rss { .. } | Command::FreePort | Command::Table { .. } => {
             return Err("not a measurement".into());
@@ -205,11 +209,12 @@ async fn max_rate(
     seconds: u64,
     rounds: u32,
     wrk_binary: &str,
+    close: bool,
 ) -> Result<String, BoxError> {
     if rounds == 0 || seconds == 0 {
         return Err("--rounds and --seconds must be at least 1".into());
     }
-    let probe = engine::ready_probe(Kind::Http, url).await?;
+    let probe = engine::ready_probe(Kind::Http, url, close).await?;
     let mut out = format!("engine_rate.concurrency={concurrency}\nengine_rate.rounds={rounds}\n");
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
