@@ -1,0 +1,256 @@
+//! `attest-probe-bench`: one measurement per subcommand, printed as `label.key=value`
+//! lines for `bench/run` to collect, plus `table` to print the comparison.
+//!
+//! Invariants: the runtime matches the agent's (multi-thread, 2 workers) so CPU figures
+//! are those the agent would pay; nothing here starts or stops other processes — the
+//! script owns nginx, the exporters and the agent, and passes their pids and ports.
+
+mod cpu;
+mod drive;
+mod engine;
+mod pace;
+mod table;
+mod wrk;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::engine::{CpuRun, Kind};
+
+#[derive(Parser)]
+#[command(
+    name = "attest-probe-bench",
+    about = "Measures the attest probe engine beside blackbox_exporter, node_exporter and wrk"
+)]
+struct Cli {
+    /// Run on a current-thread runtime instead of the agent's 2 workers, to see what
+    /// cross-thread wake-ups cost.
+    #[arg(long, global = true)]
+    current_thread: bool,
+    /// Configure HTTP checks with `headers = { Connection = "close" }`, so the server
+    /// closes first (as wrk -H 'Connection: close' and blackbox do).
+    #[arg(long, global = true)]
+    connection_close: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// CPU of `count` attest probes started at `rate` per second (this process's CPU).
+    EngineCpu {
+        #[arg(long, value_enum)]
+        kind: Kind,
+        /// URL (http) or host:port (tcp).
+        #[arg(long)]
+        target: String,
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        #[arg(long)]
+        label: String,
+    },
+    /// CPU another process spends answering `count` GETs of `url` at `rate` per second.
+    ExporterCpu {
+        #[arg(long)]
+        pid: u32,
+        #[arg(long)]
+        url: String,
+        /// Text the body must contain for a request to count as ok.
+        #[arg(long)]
+        expect: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        #[arg(long)]
+        label: String,
+    },
+    /// Highest HTTP probe rate (`concurrency` loops of back-to-back probes) against wrk
+    /// at the same concurrency, in alternating rounds; prints each side's median round
+    /// as `engine_rate.*` and `wrk.*`.
+    MaxRate {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Alternating rounds per side; the median round is reported (odd is best).
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        #[arg(long, default_value = "wrk")]
+        wrk: String,
+    },
+    /// CPU of `count` host collections (all groups) one after another.
+    HostCpu {
+        #[arg(long, default_value_t = 200)]
+        count: u64,
+        #[arg(long)]
+        label: String,
+    },
+    /// Resident and peak resident memory of a process.
+    Rss {
+        #[arg(long)]
+        pid: u32,
+        #[arg(long)]
+        label: String,
+    },
+    /// Prints a free TCP port on 127.0.0.1.
+    FreePort,
+    /// Prints the comparison table from a results file.
+    Table {
+        #[arg(long)]
+        results: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command, cli.current_thread, cli.connection_close) {
+        Ok(lines) => {
+            print!("{lines}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("attest-probe-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error>;
+
+fn run(command: Command, current_thread: bool, close: bool) -> Result<String, BoxError> {
+    match command {
+        Command::FreePort => {
+            let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+            Ok(format!("{}\n", addr.port()))
+        }
+        Command::Table { results } => {
+            let text = std::fs::read_to_string(&results)
+                .map_err(|e| format!("cannot read {}: {e}", results.display()))?;
+            Ok(table::render(&table::Results::parse(&text)))
+        }
+        Command::Rss { pid, label } => rss(pid, &label),
+        other => runtime(current_thread)?.block_on(measure(other, close)),
+    }
+}
+
+fn runtime(current_thread: bool) -> Result<tokio::runtime::Runtime, BoxError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = if current_thread {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    };
+    Ok(builder.enable_all().build()?)
+}
+
+async fn measure(command: Command, close: bool) -> Result<String, BoxError> {
+    let (label, run) = match command {
+        Command::EngineCpu {
+            kind,
+            target,
+            count,
+            rate,
+            label,
+        } => {
+            let probe = engine::ready_probe(kind, &target, close).await?;
+            (label, engine::paced_cpu(probe, count, rate).await?)
+        }
+        Command::ExporterCpu {
+            pid,
+            url,
+            expect,
+            count,
+            rate,
+            label,
+        } => {
+            let run = drive::exporter_cpu(pid, &url, expect.as_deref(), count, rate).await?;
+            (label, run)
+        }
+        Command::MaxRate {
+            url,
+            concurrency,
+            seconds,
+            rounds,
+            wrk,
+        } => return max_rate(&url, concurrency, seconds, rounds, &wrk, close).await,
+        Command::HostCpu { count, label } => (label, engine::host_cpu(count).await?),
+        Command::Rss { .. } | Command::FreePort | Command::Table { .. } => {
+            return Err("not a measurement".into());
+        }
+    };
+    Ok(lines(&label, &run))
+}
+
+fn lines(label: &str, run: &CpuRun) -> String {
+    format!(
+        "{label}.cpu_seconds={:.6}\n{label}.ok={}\n{label}.failed={}\n{label}.wall_seconds={:.6}\n",
+        run.cpu.as_secs_f64(),
+        run.tally.ok,
+        run.tally.failed,
+        run.tally.wall.as_secs_f64()
+    )
+}
+
+/// Alternates engine and wrk rounds so both sides see the same background load, and
+/// reports each side's median round.
+async fn max_rate(
+    url: &str,
+    concurrency: usize,
+    seconds: u64,
+    rounds: u32,
+    wrk_binary: &str,
+    close: bool,
+) -> Result<String, BoxError> {
+    if rounds == 0 || seconds == 0 {
+        return Err("--rounds and --seconds must be at least 1".into());
+    }
+    let probe = engine::ready_probe(Kind::Http, url, close).await?;
+    let mut out = format!("engine_rate.concurrency={concurrency}\nengine_rate.rounds={rounds}\n");
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let run =
+            engine::max_rate(probe.clone(), concurrency, Duration::from_secs(seconds)).await?;
+        out += &lines(&format!("engine_rate.round{round}"), &run);
+        ours.push(run);
+        let (bin, u) = (wrk_binary.to_string(), url.to_string());
+        let w =
+            tokio::task::spawn_blocking(move || wrk::run(&bin, &u, concurrency, seconds)).await??;
+        out += &wrk_lines(&format!("wrk.round{round}"), &w);
+        theirs.push(w);
+    }
+    let rate = |r: &CpuRun| r.tally.ok as f64 / r.tally.wall.as_secs_f64().max(1e-9);
+    ours.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
+    theirs.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
+    let mid = (rounds / 2) as usize;
+    out += &lines("engine_rate", &ours[mid]);
+    out += &wrk_lines("wrk", &theirs[mid]);
+    Ok(out)
+}
+
+fn wrk_lines(label: &str, w: &wrk::WrkRun) -> String {
+    format!(
+        "{label}.per_second={:.2}\n{label}.requests={}\n{label}.errors={}\n{label}.cpu_seconds={:.6}\n",
+        w.per_second,
+        w.requests,
+        w.errors,
+        w.cpu.as_secs_f64()
+    )
+}
+
+fn rss(pid: u32, label: &str) -> Result<String, BoxError> {
+    let rss = cpu::process_rss(pid)?;
+    let hwm = cpu::process_hwm(pid)?;
+    Ok(format!(
+        "{label}.rss_bytes={rss}\n{label}.hwm_bytes={hwm}\n"
+    ))
+}
