@@ -16,7 +16,7 @@ use attest_config::wire::{FailureReason, Phase};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::client::conn::http1;
-use hyper::header::{HOST, HeaderMap, HeaderName, HeaderValue, LOCATION, USER_AGENT};
+use hyper::header::{CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue, LOCATION, USER_AGENT};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use regex_lite::Regex;
@@ -162,6 +162,11 @@ impl HttpProbe {
         }
         if !user_has(&USER_AGENT) {
             builder = builder.header(USER_AGENT, USER_AGENT_VALUE);
+        }
+        // Every probe uses a fresh connection: saying so lets the server close first, so the
+        // TIME_WAIT sockets pile up on the server, not in the agent's local port range.
+        if !user_has(&CONNECTION) {
+            builder = builder.header(CONNECTION, "close");
         }
         for (k, v) in &self.headers {
             builder = builder.header(k, v);
