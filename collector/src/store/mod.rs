@@ -124,6 +124,20 @@ pub trait Store: Send + Sync + 'static {
         from_minute: i64,
         to_minute: i64,
     ) -> Result<Vec<MinuteRollup>, StoreError>;
+    /// The same rollups in the compact form the SLA engine reads (see [`CompactRollups`]).
+    /// Backends should override this: the default builds full rollups first.
+    fn minute_counts(
+        &self,
+        checks: &[String],
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<CompactRollups, StoreError> {
+        Ok(CompactRollups::from_rollups(&self.minute_rollups(
+            checks,
+            from_minute,
+            to_minute,
+        )?))
+    }
     fn gaps(
         &self,
         checks: &[String],
@@ -161,17 +175,27 @@ pub trait Store: Send + Sync + 'static {
         rollups_before: Timestamp,
     ) -> Result<(), StoreError>;
     fn counts(&self) -> Result<StoreCounts, StoreError>;
+    /// Moves rollups of minutes before `before_minute` into the backend's long-term form,
+    /// if it has one; figures read afterwards are unchanged. Returns the rows moved.
+    /// Called hourly with a lag of two hours, so that late data of the last hours stays
+    /// cheap to merge and month reads stay fast.
+    fn compact(&self, before_minute: i64) -> Result<u64, StoreError> {
+        let _ = before_minute;
+        Ok(0)
+    }
 }
 
 #[cfg(test)]
 mod bench;
 mod codec;
+pub mod compact;
 #[cfg(test)]
 pub(crate) mod contract;
 mod rollup;
 mod schema;
 pub mod sqlite;
 
+pub use compact::{CompactRollups, CompactRow, LatencyBucket};
 pub use sqlite::SqliteStore;
 
 /// Opens the configured backend.
