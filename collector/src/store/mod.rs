@@ -53,6 +53,19 @@ pub struct MinuteRollup {
     pub latency: Option<Histogram<u64>>,
 }
 
+/// One minute of already aggregated probe results of one check and agent, for bulk loads
+/// of history (`SqliteStore::load_minutes`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MinuteSummary {
+    pub minute: i64,
+    pub probes: u32,
+    pub failures: u32,
+    /// The reason of the minute's failures; `None` counts them as `other`.
+    pub reason: Option<attest_config::wire::FailureReason>,
+    /// Durations of the successful probes that had one, in seconds.
+    pub ok_durations: Vec<f64>,
+}
+
 /// A gap reported by an agent: measurements of `check` dropped in `[from_minute, to_minute]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GapRow {

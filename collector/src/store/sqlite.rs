@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use attest_config::wire::{Measurement, Phase, SpoolStatus, Value};
+use attest_config::wire::{FailureReason, Measurement, Phase, SpoolStatus, Value};
 use jiff::Timestamp;
 use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
@@ -29,7 +29,7 @@ use super::rollup::{self, Cell, PackDecoder};
 use super::schema;
 use super::{
     AgentStatus, CommitOutcome, CompactRollups, GapRow, HostMinute, IngestBatch, MaintenanceRow,
-    MinuteRollup, Store, StoreCounts, StoreError,
+    MinuteRollup, MinuteSummary, Store, StoreCounts, StoreError,
 };
 
 /// Name of the database file inside the data directory.
@@ -282,6 +282,26 @@ impl SqliteStore {
         }
     }
 
+    /// Loads already aggregated minutes of one check and agent straight into hourly packs
+    /// (merging with what is there), in one transaction: for importing history from another
+    /// system and for benchmarks, where replaying every probe result would take hours.
+    /// No raw rows are written and nothing is deduplicated: loading the same minutes twice
+    /// counts them twice. Minutes behind the rollup horizon are skipped. Returns the minutes
+    /// loaded.
+    pub fn load_minutes(
+        &self,
+        agent: &str,
+        check: &str,
+        minutes: &[MinuteSummary],
+    ) -> Result<u64, StoreError> {
+        let mut w = lock(&self.writer);
+        let out = w.load_minutes(agent, check, minutes);
+        if out.is_err() {
+            w.ids = IdCache::default();
+        }
+        out
+    }
+
     /// Decodes every pack cell in a range without building histograms (bench only).
     #[cfg(test)]
     pub(crate) fn month_cells_for_bench(&self, from: i64, to: i64) -> usize {
@@ -529,6 +549,66 @@ impl Writer {
         tx.commit().map_err(map_err)?;
         Ok(out)
     }
+}
+
+impl Writer {
+    fn load_minutes(
+        &mut self,
+        agent: &str,
+        check: &str,
+        minutes: &[MinuteSummary],
+    ) -> Result<u64, StoreError> {
+        let horizon = self.rollup_horizon;
+        let mut hours: BTreeMap<i64, BTreeMap<u8, Cell>> = BTreeMap::new();
+        for m in minutes.iter().filter(|m| m.minute >= horizon) {
+            let offset = u8::try_from(m.minute.rem_euclid(60)).unwrap_or(0);
+            let cell = hours
+                .entry(m.minute.div_euclid(60))
+                .or_default()
+                .entry(offset)
+                .or_default();
+            cell.merge(&summary_cell(m));
+        }
+        let Some(first) = hours
+            .iter()
+            .next()
+            .and_then(|(h, cells)| Some(h * 60 + i64::from(*cells.keys().next()?)))
+        else {
+            return Ok(0);
+        };
+        let ids = &mut self.ids;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(map_err)?;
+        let agent_id = ensure_agent(&tx, &mut ids.agents, agent)?;
+        let series = ensure_series(&tx, &mut ids.series, agent_id, check, Some(first))?;
+        let mut loaded = 0u64;
+        for (hour, cells) in hours {
+            loaded += cells.len() as u64;
+            merge_into_pack(&tx, hour, series, cells)?;
+        }
+        tx.commit().map_err(map_err)?;
+        Ok(loaded)
+    }
+}
+
+fn summary_cell(m: &MinuteSummary) -> Cell {
+    let mut cell = Cell {
+        probes: u64::from(m.probes),
+        failures: u64::from(m.failures),
+        ..Cell::default()
+    };
+    if m.failures > 0 {
+        let code = codec::reason_code(m.reason.unwrap_or(FailureReason::Other));
+        if let Some(slot) = cell.reasons.get_mut(usize::from(code)) {
+            *slot = u64::from(m.failures);
+        }
+    }
+    for d in &m.ok_durations {
+        cell.latency.record_seconds(*d);
+    }
+    cell
 }
 
 /// Inserts raw rows; only the newly inserted ones are added to `Pending`.
@@ -1621,6 +1701,37 @@ mod tests {
             .expect("rollups");
         assert_eq!(rows.len(), 150);
         assert!(rows.iter().all(|r| r.probes == 1));
+    }
+
+    #[test]
+    fn loaded_minutes_read_back_like_ingested_ones() {
+        let store = SqliteStore::open_temp().expect("open");
+        let minutes: Vec<MinuteSummary> = (0..90)
+            .map(|m| MinuteSummary {
+                minute: contract::BASE_MINUTE + m,
+                probes: 6,
+                failures: u32::from(m == 70),
+                reason: (m == 70).then_some(FailureReason::Dns),
+                ok_durations: vec![0.02; if m == 70 { 5 } else { 6 }],
+            })
+            .collect();
+        assert_eq!(store.load_minutes("a1", "web", &minutes).expect("load"), 90);
+        let web = ["web".to_owned()];
+        let rows = store
+            .minute_rollups(&web, contract::BASE_MINUTE, contract::BASE_MINUTE + 90)
+            .expect("rollups");
+        assert_eq!(rows.len(), 90);
+        assert_eq!(rows[70].top_reason.as_deref(), Some("dns"));
+        assert_eq!(rows[70].latency.as_ref().map(|h| h.len()), Some(5));
+        assert_eq!(
+            store.first_seen(&web).expect("first seen"),
+            Some(contract::BASE_MINUTE)
+        );
+        assert_eq!(count(&store, "SELECT count(*) FROM hour_pack"), 2);
+        let compact = store
+            .minute_counts(&web, contract::BASE_MINUTE, contract::BASE_MINUTE + 90)
+            .expect("compact");
+        assert_eq!(compact, CompactRollups::from_rollups(&rows));
     }
 
     #[test]
