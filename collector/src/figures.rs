@@ -198,7 +198,7 @@ impl Figures {
             sla::input_range(svc, month, now).map_err(|e| Rejection::new(400, e.to_string()))?;
         let rollups = self
             .store
-            .minute_rollups(&svc.checks, from, to)
+            .minute_counts(&svc.checks, from, to)
             .map_err(store_err)?;
         let gaps = self.store.gaps(&svc.checks, from, to).map_err(store_err)?;
         let first_seen = self.store.first_seen(&svc.checks).map_err(store_err)?;

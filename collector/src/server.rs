@@ -315,7 +315,9 @@ async fn connection(
     }
 }
 
-/// Applies retention once an hour (and once at start).
+/// Applies retention once an hour (and once at start), then compacts the rollups of
+/// minutes older than [`COMPACT_LAG_MINUTES`], so month reads find hourly packs instead of
+/// tens of thousands of hot rows per series.
 pub async fn retention_loop(
     cfg: Arc<CollectorConfig>,
     store: Arc<dyn Store>,
@@ -331,9 +333,14 @@ pub async fn retention_loop(
             before(cfg.storage.raw_retention),
             before(cfg.storage.rollup_retention),
         );
+        let compact_before = now.as_second().div_euclid(60) - COMPACT_LAG_MINUTES;
         let s = store.clone();
-        match tokio::task::spawn_blocking(move || s.apply_retention(raw, rollups)).await {
-            Ok(Ok(())) => {}
+        let work = move || {
+            s.apply_retention(raw, rollups)?;
+            s.compact(compact_before)
+        };
+        match tokio::task::spawn_blocking(work).await {
+            Ok(Ok(moved)) => tracing::debug!(moved, "retention and compaction done"),
             Ok(Err(e)) => tracing::warn!("retention failed, will retry in an hour: {e}"),
             Err(e) => tracing::warn!("retention task failed: {e}"),
         }
@@ -343,3 +350,6 @@ pub async fn retention_loop(
         }
     }
 }
+
+/// Hot minute rows younger than this stay hot: late data for them is a cheap row update.
+pub const COMPACT_LAG_MINUTES: i64 = 120;

@@ -13,11 +13,12 @@
 //! - Reason weight: each failing agent-minute adds its failure count to its minute's top
 //!   reason (the rollup keeps only the top reason); ties go to the smallest name.
 
+use attest_config::wire::FailureReason;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::timeline::{AgentIndex, BAD, GOOD, Timeline};
-use crate::store::MinuteRollup;
+use super::timeline::{BAD, GOOD, Timeline};
+use crate::store::CompactRollups;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Incident {
@@ -46,23 +47,22 @@ struct Run {
 
 /// Incidents of the minutes `[a, b)` of `timeline` (`a` is the period start, `b` the period
 /// end or, for a month in progress, the first minute not yet started). `rollups` must be the
-/// slice the timeline was built from (its `failing` indices point into it).
-pub fn incidents(timeline: &Timeline, rollups: &[MinuteRollup], a: i64, b: i64) -> Vec<Incident> {
+/// rows the timeline was built from (its `failing` indices point into them).
+pub fn incidents(timeline: &Timeline, rollups: &CompactRollups, a: i64, b: i64) -> Vec<Incident> {
     let runs = runs(timeline, a, b);
-    let mut agent_hits = vec![vec![false; timeline.agents.len()]; runs.len()];
-    let mut reasons: Vec<Vec<(String, u64)>> = vec![Vec::new(); runs.len()];
-    let mut index = AgentIndex::new(&timeline.agents);
-    for r in timeline.failing.iter().filter_map(|&k| rollups.get(k)) {
+    let mut agent_hits = vec![vec![false; rollups.agents.len()]; runs.len()];
+    let mut reasons: Vec<Vec<(FailureReason, u64)>> = vec![Vec::new(); runs.len()];
+    for r in timeline.failing.iter().filter_map(|&k| rollups.rows.get(k)) {
         if r.failures == 0 || timeline.state(r.minute) != BAD {
             continue;
         }
         let Some(i) = run_of(&runs, r.minute) else {
             continue;
         };
-        if let Some(ai) = index.find(&r.agent) {
-            agent_hits[i][ai] = true;
+        if let Some(hit) = agent_hits[i].get_mut(r.agent as usize) {
+            *hit = true;
         }
-        if let Some(reason) = &r.top_reason {
+        if let Some(reason) = r.reason {
             tally(&mut reasons[i], reason, u64::from(r.failures));
         }
     }
@@ -75,7 +75,8 @@ pub fn incidents(timeline: &Timeline, rollups: &[MinuteRollup], a: i64, b: i64) 
             open_at_start: run.open_at_start,
             open_at_end: run.open_at_end,
             downtime_minutes: run.downtime,
-            agents: timeline
+            // `rollups.agents` is sorted, so the hit names come out sorted.
+            agents: rollups
                 .agents
                 .iter()
                 .zip(hits)
@@ -143,16 +144,19 @@ fn run_of(runs: &[Run], minute: i64) -> Option<usize> {
     runs.get(i).filter(|r| r.start <= minute).map(|_| i)
 }
 
-fn tally(counts: &mut Vec<(String, u64)>, reason: &str, n: u64) {
-    match counts.iter_mut().find(|(r, _)| r == reason) {
+fn tally(counts: &mut Vec<(FailureReason, u64)>, reason: FailureReason, n: u64) {
+    match counts.iter_mut().find(|(r, _)| *r == reason) {
         Some((_, c)) => *c += n,
-        None => counts.push((reason.to_string(), n)),
+        None => counts.push((reason, n)),
     }
 }
 
-fn top(mut counts: Vec<(String, u64)>) -> Option<String> {
-    counts.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
-    counts.into_iter().next().map(|(r, _)| r)
+fn top(mut counts: Vec<(FailureReason, u64)>) -> Option<String> {
+    counts.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.as_str().cmp(y.0.as_str())));
+    counts
+        .into_iter()
+        .next()
+        .map(|(r, _)| r.as_str().to_owned())
 }
 
 fn ts(minute: i64) -> Timestamp {

@@ -1,5 +1,7 @@
 //! The latency objective: which share of probes in eligible minutes completed within the
-//! threshold, and percentiles from the merged per-minute HDR histograms.
+//! threshold, and percentiles from the merged per-minute HDR histogram buckets. The sums
+//! are taken while the timeline is built (`Timeline::build_with_latency`); this module
+//! picks the window and turns the sums into figures.
 //!
 //! Invariants:
 //! - Only minutes that are eligible and have started count (any state: a minute with
@@ -14,11 +16,10 @@
 use std::time::Duration;
 
 use attest_config::LatencyObjective;
-use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::timeline::{INELIGIBLE, Timeline};
-use crate::store::MinuteRollup;
+use super::timeline::{LatencyTally, LatencyWindow};
+use crate::store::compact::{histogram_of_dense, latency_bucket_of};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LatencyFigures {
@@ -34,52 +35,34 @@ pub struct LatencyFigures {
     pub p50_seconds: Option<f64>,
     pub p95_seconds: Option<f64>,
     pub p99_seconds: Option<f64>,
-    /// Histograms that could not be merged (should stay 0; counted rather than hidden).
+    /// Histograms that could not be merged; always 0 since buckets are merged by index
+    /// (kept so that the report format does not change).
     pub histograms_skipped: u64,
 }
 
-/// Latency over the minutes `[a, b)` of `timeline` that are eligible and started.
-pub fn latency(
-    rollups: &[MinuteRollup],
-    timeline: &Timeline,
-    a: i64,
-    b: i64,
-    objective: Option<&LatencyObjective>,
-) -> LatencyFigures {
-    let threshold_us = objective.map(|o| micros(o.threshold));
-    let mut probes = 0u64;
-    let mut within = 0u64;
-    let mut skipped = 0u64;
-    let mut merged: Option<Histogram<u64>> = None;
-    for r in rollups {
-        if r.minute < a || r.minute >= b || timeline.state(r.minute) == INELIGIBLE {
-            continue;
-        }
-        probes += u64::from(r.probes);
-        let Some(h) = &r.latency else { continue };
-        if let Some(t) = threshold_us {
-            let ok = u64::from(r.probes.saturating_sub(r.failures));
-            // Fast path: most minutes lie entirely under the threshold.
-            let n = if h.max() <= t {
-                h.len()
-            } else {
-                h.count_between(0, t)
-            };
-            within += n.min(ok);
-        }
-        match &mut merged {
-            None => {
-                let mut first = h.clone();
-                first.auto(true);
-                merged = Some(first);
-            }
-            Some(m) => {
-                if m.add(h).is_err() {
-                    skipped += 1;
-                }
-            }
-        }
+/// The window to tally while building the timeline: minutes `[a, b)` against `objective`.
+pub fn window(a: i64, b: i64, objective: Option<&LatencyObjective>) -> LatencyWindow {
+    LatencyWindow {
+        from: a,
+        to: b,
+        within_below: objective.map(|o| within_below(micros(o.threshold))),
     }
+}
+
+/// Buckets below the returned index hold only durations `≤ threshold` at the recorded
+/// precision (the threshold's own bucket included); a 0 µs threshold admits nothing.
+fn within_below(threshold_us: u64) -> u32 {
+    if threshold_us == 0 {
+        0
+    } else {
+        latency_bucket_of(threshold_us).saturating_add(1)
+    }
+}
+
+/// The latency figures of a tally made with [`window`] and the same `objective`.
+pub fn figures(tally: &LatencyTally, objective: Option<&LatencyObjective>) -> LatencyFigures {
+    let (probes, within) = (tally.probes, tally.within);
+    let merged = histogram_of_dense(&tally.merged);
     let pct = |q: f64| {
         merged
             .as_ref()
@@ -100,10 +83,56 @@ pub fn latency(
         p50_seconds: pct(0.50),
         p95_seconds: pct(0.95),
         p99_seconds: pct(0.99),
-        histograms_skipped: skipped,
+        histograms_skipped: 0,
     }
 }
 
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attest_config::units::Ppm;
+
+    #[test]
+    fn threshold_bucket_includes_equivalent_values_only() {
+        let t = 200_000;
+        let limit = within_below(t);
+        assert!(latency_bucket_of(t) < limit);
+        assert!(
+            latency_bucket_of(t + t / 50) >= limit,
+            "2 % above is outside"
+        );
+        assert_eq!(within_below(0), 0);
+    }
+
+    #[test]
+    fn figures_decide_on_integers_and_take_percentiles_from_buckets() {
+        let mut merged = vec![0u64; crate::store::compact::latency_bucket_count()];
+        merged[latency_bucket_of(10_000) as usize] = 99;
+        merged[latency_bucket_of(2_000_000) as usize] = 1;
+        let tally = LatencyTally {
+            probes: 100,
+            within: 99,
+            merged,
+        };
+        let objective = LatencyObjective {
+            threshold: Duration::from_millis(200),
+            target: Ppm(990_000),
+        };
+        let f = figures(&tally, Some(&objective));
+        assert_eq!(f.objective_met, Some(true));
+        assert_eq!(f.probes_within, 99);
+        let p50 = f.p50_seconds.expect("p50");
+        assert!((0.0099..0.0101).contains(&p50), "{p50}");
+        let p99 = f.p99_seconds.expect("p99");
+        assert!(
+            (0.0099..0.0101).contains(&p99),
+            "99th of 100 is still fast: {p99}"
+        );
+        let none = figures(&LatencyTally::default(), None);
+        assert_eq!((none.objective_met, none.p50_seconds), (None, None));
+    }
 }

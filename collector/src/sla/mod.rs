@@ -24,7 +24,7 @@ mod tests;
 use attest_config::{MaintenanceWindow, Service};
 use jiff::Timestamp;
 
-use crate::store::{GapRow, MinuteRollup};
+use crate::store::{CompactRollups, GapRow};
 
 pub use availability::Counts;
 pub use calendar::{Calendar, Month, Period};
@@ -52,8 +52,9 @@ pub struct ServiceInput<'a> {
     /// Maintenance registered through the API, as `MaintenanceWindow::Once` values
     /// (cancelled rows left out by the caller).
     pub maintenance: &'a [MaintenanceWindow],
-    /// Rollups of the service's checks covering at least [`input_range`].
-    pub rollups: &'a [MinuteRollup],
+    /// Rollups of the service's checks covering at least [`input_range`], in the compact
+    /// form (`Store::minute_counts`).
+    pub rollups: &'a CompactRollups,
     /// Gaps of the service's checks covering at least [`input_range`].
     pub gaps: &'a [GapRow],
     /// Earliest minute any of the service's checks was measured; `None` = never.
@@ -102,16 +103,19 @@ pub fn evaluate(
         quorum: svc.quorum,
         min_reporters: svc.min_reporters,
     };
-    let timeline = Timeline::build(from, &mask, input.rollups, input.gaps, rule);
+    let window = latency::window(period.start_minute, as_of, svc.latency.as_ref());
+    let (timeline, tally) =
+        Timeline::build_with_latency(from, &mask, input.rollups, input.gaps, rule, Some(window));
     let counts = Counts::of(timeline.slice(period.start_minute, as_of));
     let incidents = incidents::incidents(&timeline, input.rollups, period.start_minute, as_of);
+    let latency = latency::figures(&tally, svc.latency.as_ref());
     Ok(assemble(
         svc,
         &period,
         &timeline,
-        input,
         counts,
         incidents,
+        latency,
         as_of,
         planning_eligible,
         now,
@@ -127,9 +131,9 @@ fn assemble(
     svc: &Service,
     period: &Period,
     timeline: &Timeline,
-    input: &ServiceInput<'_>,
     counts: Counts,
     incidents: Vec<Incident>,
+    latency: latency::LatencyFigures,
     as_of: i64,
     planning_eligible: u64,
     now: Timestamp,
@@ -173,13 +177,7 @@ fn assemble(
         error_budget: budget::error_budget(&counts, svc.target, planning_eligible),
         burn_rates,
         burn_alerts,
-        latency: latency::latency(
-            input.rollups,
-            timeline,
-            period.start_minute,
-            as_of,
-            svc.latency.as_ref(),
-        ),
+        latency,
         incident_count: incidents.len() as u64,
         open_incident: !complete && incidents.last().is_some_and(|i| i.open_at_end),
         incidents,

@@ -26,7 +26,7 @@ use jiff::Timestamp;
 use jiff::civil::{Date, Time, Weekday};
 
 use super::*;
-use crate::store::{GapRow, MinuteRollup};
+use crate::store::{CompactRollups, GapRow, MinuteRollup};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Cell {
@@ -295,17 +295,22 @@ impl Scenario {
         out
     }
 
-    fn first_seen(&self, rollups: &[MinuteRollup]) -> Option<i64> {
+    fn first_seen(&self, rollups: &CompactRollups) -> Option<i64> {
         match self.first_seen {
             Some(f) => f,
-            None => rollups.iter().map(|r| r.minute).min().or(Some(self.from)),
+            None => rollups
+                .rows
+                .iter()
+                .map(|r| r.minute)
+                .min()
+                .or(Some(self.from)),
         }
     }
 }
 
 fn check(input: &str, expect: &str) {
     let s = Scenario::parse(input);
-    let rollups = s.rollups();
+    let rollups = CompactRollups::from_rollups(&s.rollups());
     let input = ServiceInput {
         service: &s.service,
         maintenance: &[],
@@ -563,7 +568,7 @@ fn worked_example_5_a_good_minute_splits_two_incidents() {
 /// Renders only the period line and minute counts: enough for calendar cases.
 fn counts_of(input: &str) -> String {
     let s = Scenario::parse(input);
-    let rollups = s.rollups();
+    let rollups = CompactRollups::from_rollups(&s.rollups());
     let input = ServiceInput {
         service: &s.service,
         maintenance: &[],
@@ -719,7 +724,7 @@ fn service_start_and_first_seen_limit_eligibility() {
 /// The rendered states of `show` lines only.
 fn states_of(input: &str) -> String {
     let s = Scenario::parse(input);
-    let rollups = s.rollups();
+    let rollups = CompactRollups::from_rollups(&s.rollups());
     let input = ServiceInput {
         service: &s.service,
         maintenance: &[],
@@ -783,9 +788,21 @@ fn checks_of_one_agent_fold_into_one_verdict() {
         quorum: Quorum::Majority,
         min_reporters: 1,
     };
-    let t = Timeline::build(100, &[1], &[rollup("http", 0), rollup("dns", 1)], &[], rule);
+    let t = Timeline::build(
+        100,
+        &[1],
+        &CompactRollups::from_rollups(&[rollup("http", 0), rollup("dns", 1)]),
+        &[],
+        rule,
+    );
     assert_eq!(t.states, vec![timeline::BAD]);
-    let t = Timeline::build(100, &[1], &[rollup("http", 0), rollup("dns", 0)], &[], rule);
+    let t = Timeline::build(
+        100,
+        &[1],
+        &CompactRollups::from_rollups(&[rollup("http", 0), rollup("dns", 0)]),
+        &[],
+        rule,
+    );
     assert_eq!(t.states, vec![timeline::GOOD]);
 }
 
@@ -815,7 +832,7 @@ fn incidents_across_a_month_boundary_appear_in_both_months() {
     let oct = Scenario::parse(&format!("month 2026-10\n{data}"));
     let mut seen = Vec::new();
     for s in [sept, oct] {
-        let rollups = s.rollups();
+        let rollups = CompactRollups::from_rollups(&s.rollups());
         let input = ServiceInput {
             service: &s.service,
             maintenance: &[],
@@ -995,7 +1012,7 @@ mod properties {
         ) {
             let mask: Vec<u8> = mins.iter().map(|(e, _)| u8::from(*e)).collect();
             let rule = QuorumRule { quorum: q, min_reporters: min_rep };
-            let t = Timeline::build(0, &mask, &rollups(&mins), &[], rule);
+            let t = Timeline::build(0, &mask, &CompactRollups::from_rollups(&rollups(&mins)), &[], rule);
             for (i, (e, a)) in mins.iter().enumerate() {
                 prop_assert_eq!(t.states[i], reference(*e, *a, q, min_rep), "minute {}", i);
             }
@@ -1030,7 +1047,7 @@ fn bench_month_of_1000_services() {
     let mut text = String::from("zone Europe/Berlin\nmonth 2026-10\nagents a1 a2 a3\n");
     text += "fail a1 2026-10-03T10:00Z 2026-10-03T10:30Z\nfail a2 2026-10-03T10:00Z 2026-10-03T10:20Z\n";
     let s = Scenario::parse(&text);
-    let rollups = s.rollups();
+    let rollups = CompactRollups::from_rollups(&s.rollups());
     let input = ServiceInput {
         service: &s.service,
         maintenance: &[],
@@ -1048,7 +1065,7 @@ fn bench_month_of_1000_services() {
     stage_times(&input, &s);
     println!(
         "1,000 services × {} rollups, no histograms: {elapsed:?} ({:?} per service)",
-        rollups.len(),
+        rollups.rows.len(),
         elapsed / 1_000
     );
 }
@@ -1081,15 +1098,11 @@ fn stage_times(input: &ServiceInput<'_>, s: &Scenario) {
     time("incidents", &mut || {
         incidents::incidents(&t, input.rollups, period.start_minute, period.end_minute).len() as u64
     });
-    time("latency", &mut || {
-        latency::latency(
-            input.rollups,
-            &t,
-            period.start_minute,
-            period.end_minute,
-            None,
-        )
-        .probes
+    time("timeline+latency", &mut || {
+        let w = latency::window(period.start_minute, period.end_minute, None);
+        let (t, tally) =
+            Timeline::build_with_latency(from, &mask, input.rollups, &[], rule, Some(w));
+        t.states.len() as u64 + latency::figures(&tally, None).probes
     });
     time("counts+burn", &mut || {
         let c = Counts::of(t.slice(period.start_minute, period.end_minute));

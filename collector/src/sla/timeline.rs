@@ -11,12 +11,14 @@
 //!   verdict cannot be trusted, while a recorded failure stays a fact.
 //! - With R reporting agents of which F failed: R = 0 or R < min_reporters ⇒ unknown;
 //!   otherwise the quorum rule decides bad or good.
-//! - States are one byte per minute; building them allocates two vectors and does not
-//!   hash in the inner loops.
+//! - States are one byte per minute; building them allocates a column per agent and does
+//!   not hash or compare strings in the inner loops (rows carry agent indices).
+//! - The latency of eligible, started minutes is tallied in the same pass over the rows.
 
 use attest_config::Quorum;
 
-use crate::store::{GapRow, MinuteRollup};
+use crate::store::compact::latency_bucket_count;
+use crate::store::{CompactRollups, CompactRow, GapRow, LatencyBucket};
 
 /// Minute state codes, one byte each. Ineligible minutes (outside service hours, in
 /// maintenance, before the check existed, in the future) are never counted.
@@ -60,35 +62,120 @@ pub struct Timeline {
     pub states: Vec<u8>,
     /// Agents that reported anything for the service, sorted.
     pub agents: Vec<String>,
-    /// Indices (into the rollups given to `build`) of in-range rollups with failures, so that
-    /// incident attribution does not scan every rollup again.
+    /// Indices (into the rows given to `build`) of in-range rows with failures, so that
+    /// incident attribution does not scan every row again.
     pub failing: Vec<usize>,
 }
 
-/// Agents in order of appearance with one cell column (a byte per minute) each.
-#[derive(Default)]
-struct Found<'a> {
-    names: Vec<&'a str>,
-    cells: Vec<Vec<u8>>,
-    last: usize,
+/// One cell column (a byte per minute) per agent, allocated when the agent first shows up:
+/// compact rollup agents by index, then agents known only from gaps.
+struct Columns<'a> {
+    len: usize,
+    known: &'a [String],
+    cells: Vec<Option<Vec<u8>>>,
+    extra: Vec<&'a str>,
 }
 
-impl<'a> Found<'a> {
-    /// Index of `name`, adding it on first sight. Rollups arrive grouped, so most lookups
-    /// are one string comparison.
-    fn index(&mut self, name: &'a str, len: usize) -> usize {
-        if self.names.get(self.last).is_some_and(|n| *n == name) {
-            return self.last;
+impl<'a> Columns<'a> {
+    fn new(known: &'a [String], len: usize) -> Self {
+        Columns {
+            len,
+            known,
+            cells: vec![None; known.len()],
+            extra: Vec::new(),
         }
-        self.last = match self.names.iter().position(|n| *n == name) {
+    }
+
+    fn column(&mut self, slot: usize) -> &mut Vec<u8> {
+        let len = self.len;
+        if slot >= self.cells.len() {
+            self.cells.resize(slot + 1, None);
+        }
+        self.cells[slot].get_or_insert_with(|| vec![0; len])
+    }
+
+    /// The slot of a gap's agent (gaps name agents; rollups index them).
+    fn slot_of(&mut self, name: &'a str) -> usize {
+        if let Ok(i) = self.known.binary_search_by(|a| a.as_str().cmp(name)) {
+            return i;
+        }
+        let extra = match self.extra.iter().position(|n| *n == name) {
             Some(i) => i,
             None => {
-                self.names.push(name);
-                self.cells.push(vec![0; len]);
-                self.names.len() - 1
+                self.extra.push(name);
+                self.extra.len() - 1
             }
         };
-        self.last
+        self.known.len() + extra
+    }
+
+    fn present(&self) -> impl Iterator<Item = &Vec<u8>> {
+        self.cells.iter().flatten()
+    }
+
+    /// Names of the agents that have a column, sorted.
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .cells
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_some())
+            .filter_map(|(i, _)| {
+                self.known
+                    .get(i)
+                    .map(String::as_str)
+                    .or_else(|| self.extra.get(i - self.known.len()).copied())
+            })
+            .map(str::to_string)
+            .collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+/// Which minutes' latency to tally while building a timeline: eligible, started minutes of
+/// `[from, to)` (the report period up to `as_of`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatencyWindow {
+    pub from: i64,
+    pub to: i64,
+    /// Buckets with an index below this count as within the threshold; `None` without a
+    /// latency objective.
+    pub within_below: Option<u32>,
+}
+
+/// Latency of the minutes of a [`LatencyWindow`], summed while the timeline is built so
+/// that the rollups are walked once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LatencyTally {
+    pub probes: u64,
+    pub within: u64,
+    /// Dense per-bucket probe counts (index = `hdrhistogram` bucket); empty when no
+    /// window was asked for.
+    pub merged: Vec<u64>,
+}
+
+impl LatencyTally {
+    fn add(&mut self, r: &CompactRow, buckets: &[LatencyBucket], within_below: Option<u32>) {
+        self.probes += u64::from(r.probes);
+        if buckets.is_empty() {
+            return;
+        }
+        if let Some(limit) = within_below {
+            let n: u64 = buckets
+                .iter()
+                .take_while(|b| b.index < limit)
+                .map(|b| u64::from(b.count))
+                .sum();
+            // A minute's histogram holds only successful probes; the clamp keeps a corrupt
+            // row from counting more probes within the threshold than succeeded.
+            self.within += n.min(u64::from(r.probes.saturating_sub(r.failures)));
+        }
+        for b in buckets {
+            if let Some(slot) = self.merged.get_mut(b.index as usize) {
+                *slot += u64::from(b.count);
+            }
+        }
     }
 }
 
@@ -98,21 +185,46 @@ impl Timeline {
     pub fn build(
         from: i64,
         eligible: &[u8],
-        rollups: &[MinuteRollup],
+        rollups: &CompactRollups,
         gaps: &[GapRow],
         rule: QuorumRule,
     ) -> Timeline {
+        Self::build_with_latency(from, eligible, rollups, gaps, rule, None).0
+    }
+
+    /// [`Timeline::build`], tallying the latency of `window` in the same pass over the rows.
+    pub fn build_with_latency(
+        from: i64,
+        eligible: &[u8],
+        rollups: &CompactRollups,
+        gaps: &[GapRow],
+        rule: QuorumRule,
+        window: Option<LatencyWindow>,
+    ) -> (Timeline, LatencyTally) {
         let len = eligible.len();
         let to = from + len as i64;
-        // One pass over the rollups (they are large rows: every pass costs memory bandwidth).
-        let mut found = Found::default();
+        let mut cols = Columns::new(&rollups.agents, len);
+        let mut tally = LatencyTally::default();
+        if window.is_some() {
+            tally.merged = vec![0; latency_bucket_count()];
+        }
         let mut failing = Vec::new();
-        for (k, r) in rollups.iter().enumerate() {
-            if r.minute < from || r.minute >= to || r.probes == 0 && r.failures == 0 {
+        for (k, r) in rollups.rows.iter().enumerate() {
+            if r.minute < from || r.minute >= to {
                 continue;
             }
-            let a = found.index(&r.agent, len);
-            let cell = &mut found.cells[a][(r.minute - from) as usize];
+            let i = (r.minute - from) as usize;
+            if let Some(w) = &window
+                && r.minute >= w.from
+                && r.minute < w.to
+                && eligible[i] != 0
+            {
+                tally.add(r, rollups.buckets(r), w.within_below);
+            }
+            if r.probes == 0 && r.failures == 0 {
+                continue;
+            }
+            let cell = &mut cols.column(r.agent as usize)[i];
             *cell |= REPORTED;
             if r.failures > 0 {
                 *cell |= FAILED;
@@ -120,38 +232,22 @@ impl Timeline {
             }
         }
         for g in gaps {
-            let a = found.index(&g.agent, len);
+            let slot = cols.slot_of(&g.agent);
+            let column = cols.column(slot);
             let lo = g.from_minute.max(from);
             let hi = g.to_minute.saturating_add(1).min(to);
             for m in lo..hi {
-                found.cells[a][(m - from) as usize] |= GAP;
+                column[(m - from) as usize] |= GAP;
             }
         }
-        let mut states = vec![INELIGIBLE; len];
-        for (i, state) in states.iter_mut().enumerate() {
-            if eligible[i] == 0 {
-                continue;
-            }
-            let (mut r, mut f) = (0u32, 0u32);
-            for col in &found.cells {
-                let c = col[i];
-                if c & FAILED != 0 {
-                    r += 1;
-                    f += 1;
-                } else if c & REPORTED != 0 && c & GAP == 0 {
-                    r += 1;
-                }
-            }
-            *state = rule.decide(r, f);
-        }
-        let mut agents: Vec<String> = found.names.into_iter().map(str::to_string).collect();
-        agents.sort_unstable();
-        Timeline {
+        let states = decide_states(eligible, &cols, rule);
+        let timeline = Timeline {
             from,
             states,
-            agents,
+            agents: cols.names(),
             failing,
-        }
+        };
+        (timeline, tally)
     }
 
     pub fn to(&self) -> i64 {
@@ -176,26 +272,27 @@ impl Timeline {
     }
 }
 
-/// Maps agent names to indices, remembering the last hit: rollups arrive grouped, so
-/// most lookups are one string comparison.
-pub(crate) struct AgentIndex<'a> {
-    agents: &'a [String],
-    last: usize,
-}
-
-impl<'a> AgentIndex<'a> {
-    pub(crate) fn new(agents: &'a [String]) -> Self {
-        AgentIndex { agents, last: 0 }
-    }
-
-    pub(crate) fn find(&mut self, name: &str) -> Option<usize> {
-        if self.agents.get(self.last).is_some_and(|a| a == name) {
-            return Some(self.last);
+/// One state per minute from the agents' cell columns.
+fn decide_states(eligible: &[u8], cols: &Columns<'_>, rule: QuorumRule) -> Vec<u8> {
+    let present: Vec<&Vec<u8>> = cols.present().collect();
+    let mut states = vec![INELIGIBLE; eligible.len()];
+    for (i, state) in states.iter_mut().enumerate() {
+        if eligible[i] == 0 {
+            continue;
         }
-        let i = self.agents.iter().position(|a| a == name)?;
-        self.last = i;
-        Some(i)
+        let (mut r, mut f) = (0u32, 0u32);
+        for col in &present {
+            let c = col[i];
+            if c & FAILED != 0 {
+                r += 1;
+                f += 1;
+            } else if c & REPORTED != 0 && c & GAP == 0 {
+                r += 1;
+            }
+        }
+        *state = rule.decide(r, f);
     }
+    states
 }
 
 #[cfg(test)]

@@ -186,7 +186,6 @@ impl Buckets {
     }
 
     /// Buckets of an existing histogram (for callers holding one).
-    #[cfg(test)]
     pub fn from_histogram(h: &Histogram<u64>) -> Buckets {
         let mut b = Buckets::default();
         for v in h.iter_recorded() {
@@ -200,7 +199,7 @@ impl Buckets {
 }
 
 /// The index of the `hdrhistogram` bucket holding `value` (same layout as the crate).
-fn bucket_index(value: u64) -> u64 {
+pub fn bucket_index(value: u64) -> u64 {
     let bucket = 64 - u64::from((value | SUB_BUCKET_MASK).leading_zeros()) - 8;
     let sub = value >> bucket;
     ((bucket + 1) << SUB_BUCKET_HALF_MAGNITUDE) + sub - (1 << SUB_BUCKET_HALF_MAGNITUDE)

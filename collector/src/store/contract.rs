@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use attest_config::wire::{FailureReason, Gap, Measurement, Phase, SpoolStatus, Value};
 use jiff::Timestamp;
 
-use super::{IngestBatch, MinuteRollup, Store, StoreCounts, StoreError};
+use super::{CompactRollups, IngestBatch, MinuteRollup, Store, StoreCounts, StoreError};
 
 /// A Unix minute in 2026; every case works near it.
 pub const BASE_MINUTE: i64 = 29_700_000;
@@ -649,7 +649,79 @@ pub const CASES: &[(&str, Case)] = &[
     ("first_seen", first_seen),
     ("agent_status", agent_status),
     ("raw_roundtrip", raw_roundtrip),
+    ("compact_matches_rollups", compact_matches_rollups),
 ];
+
+/// The compact read is the full read in another form: same rows, counts, top reasons and
+/// latency buckets, across both tiers and late data merged into compacted hours, and
+/// clipped to the asked range.
+pub fn compact_matches_rollups(store: &dyn Store) {
+    let mut ms = Vec::new();
+    for m in 0..200 {
+        ms.push(ok("web", m, 0, 0.01 + m as f64 * 1e-4));
+        ms.push(ok("api", m, 5, 0.2));
+        if m % 7 == 0 {
+            ms.push(fail("web", m, 30, Some(FailureReason::Dns)));
+        }
+    }
+    store.commit_batch(&batch("a2", 1, ms.clone())).expect("a2");
+    let a1: Vec<Measurement> = ms.iter().filter(|m| m.ts < at(150, 0)).cloned().collect();
+    store.commit_batch(&batch("a1", 1, a1)).expect("a1");
+    let compare = |what: &str, names: &[&str], from: i64, to: i64| {
+        let names = checks(names);
+        let (from, to) = (BASE_MINUTE + from, BASE_MINUTE + to);
+        let full = store.minute_rollups(&names, from, to).expect("rollups");
+        let mut want = CompactRollups::from_rollups(&full);
+        let mut got = store
+            .minute_counts(&names, from, to)
+            .expect("minute_counts");
+        assert_eq!(got.agents, want.agents, "{what}");
+        assert_eq!(got.rows.len(), full.len(), "{what}");
+        let key = |c: &CompactRollups| {
+            let mut rows: Vec<_> = c
+                .rows
+                .iter()
+                .map(|r| {
+                    let b: Vec<_> = c.buckets(r).iter().map(|b| (b.index, b.count)).collect();
+                    (r.agent, r.minute, r.probes, r.failures, r.reason, b)
+                })
+                .collect();
+            rows.sort_by_key(|r| (r.0, r.1, r.2));
+            rows
+        };
+        assert_eq!(key(&got), key(&want), "{what}");
+        got.rows.clear();
+        want.rows.clear();
+    };
+    compare("hot", &["web", "api"], 0, 200);
+    compare("hot, clipped", &["web"], 17, 131);
+    store.compact(BASE_MINUTE + 130).expect("compact");
+    compare("packs and hot", &["web", "api"], 0, 200);
+    compare("packs, clipped inside an hour", &["web"], 17, 131);
+    let late = vec![
+        fail("web", 42, 45, Some(FailureReason::Timeout)),
+        fail("web", 42, 50, Some(FailureReason::Timeout)),
+        ok("web", 43, 45, 3.0),
+    ];
+    store.commit_batch(&batch("a1", 2, late)).expect("late");
+    compare("late data over a pack", &["web"], 0, 200);
+    assert_eq!(
+        store
+            .minute_counts(&checks(&["web"]), BASE_MINUTE + 42, BASE_MINUTE + 43)
+            .expect("m42")
+            .rows
+            .iter()
+            .map(|r| (r.failures, r.reason))
+            .collect::<Vec<_>>(),
+        [
+            (3, Some(FailureReason::Timeout)),
+            (1, Some(FailureReason::Dns))
+        ],
+        "a1 has two late timeouts and one dns failure in minute 42, a2 one dns failure"
+    );
+    compare("unknown check", &["nope"], 0, 200);
+    compare("empty range", &["web"], 50, 50);
+}
 
 /// Runs every case on a fresh store from `make`.
 pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
@@ -665,7 +737,8 @@ macro_rules! contract_tests {
         $crate::store::contract::contract_tests!(@cases $make;
             idempotent_resend, dedup_across_batches, late_data_updates_past_minutes,
             reason_counts_give_top_reason, histogram_merge, gaps, host_min_avg_max,
-            maintenance_lifecycle, retention, counts, first_seen, agent_status, raw_roundtrip);
+            maintenance_lifecycle, retention, counts, first_seen, agent_status, raw_roundtrip,
+            compact_matches_rollups);
     };
     (@cases $make:expr; $($case:ident),*) => {
         $(

@@ -53,6 +53,19 @@ pub struct MinuteRollup {
     pub latency: Option<Histogram<u64>>,
 }
 
+/// One minute of already aggregated probe results of one check and agent, for bulk loads
+/// of history (`SqliteStore::load_minutes`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MinuteSummary {
+    pub minute: i64,
+    pub probes: u32,
+    pub failures: u32,
+    /// The reason of the minute's failures; `None` counts them as `other`.
+    pub reason: Option<attest_config::wire::FailureReason>,
+    /// Durations of the successful probes that had one, in seconds.
+    pub ok_durations: Vec<f64>,
+}
+
 /// A gap reported by an agent: measurements of `check` dropped in `[from_minute, to_minute]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GapRow {
@@ -124,6 +137,20 @@ pub trait Store: Send + Sync + 'static {
         from_minute: i64,
         to_minute: i64,
     ) -> Result<Vec<MinuteRollup>, StoreError>;
+    /// The same rollups in the compact form the SLA engine reads (see [`CompactRollups`]).
+    /// Backends should override this: the default builds full rollups first.
+    fn minute_counts(
+        &self,
+        checks: &[String],
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<CompactRollups, StoreError> {
+        Ok(CompactRollups::from_rollups(&self.minute_rollups(
+            checks,
+            from_minute,
+            to_minute,
+        )?))
+    }
     fn gaps(
         &self,
         checks: &[String],
@@ -161,17 +188,27 @@ pub trait Store: Send + Sync + 'static {
         rollups_before: Timestamp,
     ) -> Result<(), StoreError>;
     fn counts(&self) -> Result<StoreCounts, StoreError>;
+    /// Moves rollups of minutes before `before_minute` into the backend's long-term form,
+    /// if it has one; figures read afterwards are unchanged. Returns the rows moved.
+    /// Called hourly with a lag of two hours, so that late data of the last hours stays
+    /// cheap to merge and month reads stay fast.
+    fn compact(&self, before_minute: i64) -> Result<u64, StoreError> {
+        let _ = before_minute;
+        Ok(0)
+    }
 }
 
 #[cfg(test)]
 mod bench;
 mod codec;
+pub mod compact;
 #[cfg(test)]
 pub(crate) mod contract;
 mod rollup;
 mod schema;
 pub mod sqlite;
 
+pub use compact::{CompactRollups, CompactRow, LatencyBucket};
 pub use sqlite::SqliteStore;
 
 /// Opens the configured backend.

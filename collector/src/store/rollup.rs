@@ -17,6 +17,7 @@ use super::codec::{
     self, Buckets, CodecError, REASON_COUNT, Reader, decode_latency, decode_reasons,
     encode_latency, encode_reasons, put_varint,
 };
+use super::compact::{CompactRollups, LatencyBucket};
 
 /// Pack format version, the first byte of every pack.
 const PACK_VERSION: u8 = 1;
@@ -72,20 +73,7 @@ impl Cell {
 
     /// Most common failure reason; ties go to the lexicographically smallest name.
     pub fn top_reason(&self) -> Option<FailureReason> {
-        let mut best: Option<(u64, FailureReason)> = None;
-        for (code, count) in self.reasons.iter().enumerate().filter(|(_, c)| **c > 0) {
-            let Ok(reason) = codec::reason_from_code(code as u64) else {
-                continue;
-            };
-            let better = match best {
-                None => true,
-                Some((c, r)) => *count > c || (*count == c && reason.as_str() < r.as_str()),
-            };
-            if better {
-                best = Some((*count, reason));
-            }
-        }
-        best.map(|(_, r)| r)
+        top_reason(&self.reasons)
     }
 
     /// Reason counters as a blob for the hot row; `None` when there were no failures.
@@ -128,6 +116,24 @@ impl Cell {
         }
         Ok(cell)
     }
+}
+
+/// Most common reason in `reasons`; ties go to the lexicographically smallest name.
+pub fn top_reason(reasons: &[u64; REASON_COUNT]) -> Option<FailureReason> {
+    let mut best: Option<(u64, FailureReason)> = None;
+    for (code, count) in reasons.iter().enumerate().filter(|(_, c)| **c > 0) {
+        let Ok(reason) = codec::reason_from_code(code as u64) else {
+            continue;
+        };
+        let better = match best {
+            None => true,
+            Some((c, r)) => *count > c || (*count == c && reason.as_str() < r.as_str()),
+        };
+        if better {
+            best = Some((*count, reason));
+        }
+    }
+    best.map(|(_, r)| r)
 }
 
 /// Encodes the cells of one hour (keys are minute offsets 0..60) column by column, so
@@ -270,6 +276,185 @@ pub fn decode_pack(bytes: &[u8]) -> Result<BTreeMap<u8, Cell>, CodecError> {
     Ok(offsets.into_iter().zip(cells).collect())
 }
 
+/// Decodes packs straight into compact rows, reusing one zstd context and scratch buffers
+/// across packs: creating a context and a cell map per pack cost more than the decoding.
+pub struct PackDecoder {
+    dctx: zstd::bulk::Decompressor<'static>,
+    body: Vec<u8>,
+    indexes: Vec<u32>,
+}
+
+/// Per-column scratch of one pack: at most 60 cells.
+struct Columns {
+    offsets: [u8; 60],
+    probes: [u64; 60],
+    failures: [u64; 60],
+    reasons: [Option<FailureReason>; 60],
+    lens: [u64; 60],
+}
+
+impl PackDecoder {
+    pub fn new() -> Result<PackDecoder, CodecError> {
+        Ok(PackDecoder {
+            dctx: zstd::bulk::Decompressor::new()
+                .map_err(|_| CodecError::Malformed("cannot create a zstd context"))?,
+            body: Vec::with_capacity(4096),
+            indexes: Vec::with_capacity(512),
+        })
+    }
+
+    /// Appends the cells of the pack of `hour` whose minutes lie in `[from, to)` to `out`
+    /// as rows of agent `agent`. Same validation as [`decode_pack`]: corrupt bytes are an
+    /// error and add nothing.
+    pub fn decode_compact(
+        &mut self,
+        bytes: &[u8],
+        hour: i64,
+        range: (i64, i64),
+        agent: u32,
+        out: &mut CompactRollups,
+    ) -> Result<(), CodecError> {
+        let before = (out.rows.len(), out.latency.len());
+        let res = self.decode_into(bytes, hour, range, agent, out);
+        if res.is_err() {
+            out.rows.truncate(before.0);
+            out.latency.truncate(before.1);
+        }
+        res
+    }
+
+    fn decode_into(
+        &mut self,
+        bytes: &[u8],
+        hour: i64,
+        (from, to): (i64, i64),
+        agent: u32,
+        out: &mut CompactRollups,
+    ) -> Result<(), CodecError> {
+        let (&version, compressed) = bytes.split_first().ok_or(CodecError::Truncated)?;
+        if version != PACK_VERSION {
+            return Err(CodecError::Malformed("unknown pack version"));
+        }
+        let size = zstd::bulk::Decompressor::upper_bound(compressed)
+            .filter(|n| *n <= PACK_MAX_BODY)
+            .ok_or(CodecError::Malformed("pack has no valid size"))?;
+        self.body.clear();
+        self.body.reserve(size);
+        self.dctx
+            .decompress_to_buffer(compressed, &mut self.body)
+            .map_err(|_| CodecError::Malformed("pack does not decompress"))?;
+        let mut r = Reader::new(&self.body);
+        let (cols, n) = read_columns(&mut r)?;
+        self.indexes.clear();
+        read_latency_indexes(&mut r, &cols.lens[..n], &mut self.indexes)?;
+        let mut next_index = 0usize;
+        for i in 0..n {
+            let len = cols.lens[i] as usize;
+            let minute = hour * 60 + i64::from(cols.offsets[i]);
+            let keep = minute >= from && minute < to;
+            let lat_start = out.latency.len();
+            for k in 0..len {
+                let count = r.varint()?;
+                if keep {
+                    let index = self.indexes.get(next_index + k).copied();
+                    out.latency.push(LatencyBucket {
+                        index: index.ok_or(CodecError::Truncated)?,
+                        count: u32::try_from(count).unwrap_or(u32::MAX),
+                    });
+                }
+            }
+            next_index += len;
+            if keep {
+                out.push_row(
+                    minute,
+                    agent,
+                    (
+                        u32::try_from(cols.probes[i]).unwrap_or(u32::MAX),
+                        u32::try_from(cols.failures[i]).unwrap_or(u32::MAX),
+                    ),
+                    cols.reasons[i],
+                    lat_start,
+                );
+            }
+        }
+        if !r.is_empty() {
+            return Err(CodecError::Malformed("trailing bytes after a pack"));
+        }
+        Ok(())
+    }
+}
+
+/// Reads the bitmap, probes, failures, reasons and latency lengths of a pack body.
+fn read_columns(r: &mut Reader<'_>) -> Result<(Columns, usize), CodecError> {
+    let bitmap = r.u64_le()?;
+    let mut cols = Columns {
+        offsets: [0; 60],
+        probes: [0; 60],
+        failures: [0; 60],
+        reasons: [None; 60],
+        lens: [0; 60],
+    };
+    let mut n = 0;
+    for o in (0u8..60).filter(|o| bitmap & (1 << o) != 0) {
+        cols.offsets[n] = o;
+        n += 1;
+    }
+    for p in &mut cols.probes[..n] {
+        *p = r.varint()?;
+    }
+    for f in &mut cols.failures[..n] {
+        *f = r.varint()?;
+    }
+    for reason in &mut cols.reasons[..n] {
+        let mut counters = [0u64; REASON_COUNT];
+        decode_reasons(r, &mut counters)?;
+        *reason = top_reason(&counters);
+    }
+    for len in &mut cols.lens[..n] {
+        *len = r.varint()?;
+    }
+    Ok((cols, n))
+}
+
+/// Reads the first-bucket and delta columns into absolute bucket indexes, cell by cell.
+fn read_latency_indexes(
+    r: &mut Reader<'_>,
+    lens: &[u64],
+    into: &mut Vec<u32>,
+) -> Result<(), CodecError> {
+    let mut firsts = [0u64; 60];
+    let mut previous_first = 0i64;
+    for (first, _) in firsts.iter_mut().zip(lens).filter(|(_, n)| **n > 0) {
+        previous_first = previous_first
+            .checked_add(unzigzag(r.varint()?))
+            .ok_or(CodecError::Malformed("latency bucket index overflows"))?;
+        *first = u64::try_from(previous_first)
+            .map_err(|_| CodecError::Malformed("negative latency bucket"))?;
+    }
+    let max = u64::from(super::compact::latency_bucket_of(codec::LATENCY_HIGHEST_US));
+    for (first, n) in firsts.iter().zip(lens).filter(|(_, n)| **n > 0) {
+        let mut index = *first;
+        for k in 0..*n {
+            if k > 0 {
+                let delta = r.varint()?;
+                if delta == 0 {
+                    return Err(CodecError::Malformed("latency buckets out of order"));
+                }
+                index = index
+                    .checked_add(delta)
+                    .ok_or(CodecError::Malformed("latency bucket index overflows"))?;
+            }
+            if index > max {
+                return Err(CodecError::Malformed(
+                    "latency bucket outside the tracked range",
+                ));
+            }
+            into.push(index as u32);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +495,48 @@ mod tests {
             let mut bytes = vec![PACK_VERSION];
             bytes.extend(zstd::bulk::compress(&body, 1).expect("compress"));
             let _ = decode_pack(&bytes);
+        }
+
+        #[test]
+        fn compact_decoding_matches_full_decoding(
+            cells in proptest::collection::btree_map(0u8..60, cell_strategy(), 0..60),
+            from in 0i64..70,
+            len in 0i64..70,
+        ) {
+            let bytes = encode_pack(&cells).expect("encode");
+            let hour = 7;
+            let range = (hour * 60 + from, hour * 60 + from + len);
+            let mut got = CompactRollups::default();
+            PackDecoder::new()
+                .expect("decoder")
+                .decode_compact(&bytes, hour, range, 3, &mut got)
+                .expect("decode");
+            let mut want = CompactRollups::default();
+            for (offset, c) in decode_pack(&bytes).expect("decode") {
+                let minute = hour * 60 + i64::from(offset);
+                if minute >= range.0 && minute < range.1 {
+                    want.push(
+                        minute,
+                        3,
+                        u32::try_from(c.probes).unwrap_or(u32::MAX),
+                        u32::try_from(c.failures).unwrap_or(u32::MAX),
+                        c.top_reason(),
+                        &c.latency,
+                    );
+                }
+            }
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn corrupt_packs_decode_compact_to_errors_not_panics(body in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut bytes = vec![PACK_VERSION];
+            bytes.extend(zstd::bulk::compress(&body, 1).expect("compress"));
+            let mut out = CompactRollups::default();
+            let mut d = PackDecoder::new().expect("decoder");
+            if d.decode_compact(&bytes, 0, (i64::MIN, i64::MAX), 0, &mut out).is_err() {
+                prop_assert!(out.rows.is_empty() && out.latency.is_empty());
+            }
         }
 
         #[test]

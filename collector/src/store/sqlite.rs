@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use attest_config::wire::{Measurement, Phase, SpoolStatus, Value};
+use attest_config::wire::{FailureReason, Measurement, Phase, SpoolStatus, Value};
 use jiff::Timestamp;
 use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
@@ -25,11 +25,11 @@ use rusqlite::{
 use serde::{Deserialize, Serialize};
 
 use super::codec::{self, CodecError};
-use super::rollup::{self, Cell};
+use super::rollup::{self, Cell, PackDecoder};
 use super::schema;
 use super::{
-    AgentStatus, CommitOutcome, GapRow, HostMinute, IngestBatch, MaintenanceRow, MinuteRollup,
-    Store, StoreCounts, StoreError,
+    AgentStatus, CommitOutcome, CompactRollups, GapRow, HostMinute, IngestBatch, MaintenanceRow,
+    MinuteRollup, MinuteSummary, Store, StoreCounts, StoreError,
 };
 
 /// Name of the database file inside the data directory.
@@ -282,6 +282,26 @@ impl SqliteStore {
         }
     }
 
+    /// Loads already aggregated minutes of one check and agent straight into hourly packs
+    /// (merging with what is there), in one transaction: for importing history from another
+    /// system and for benchmarks, where replaying every probe result would take hours.
+    /// No raw rows are written and nothing is deduplicated: loading the same minutes twice
+    /// counts them twice. Minutes behind the rollup horizon are skipped. Returns the minutes
+    /// loaded.
+    pub fn load_minutes(
+        &self,
+        agent: &str,
+        check: &str,
+        minutes: &[MinuteSummary],
+    ) -> Result<u64, StoreError> {
+        let mut w = lock(&self.writer);
+        let out = w.load_minutes(agent, check, minutes);
+        if out.is_err() {
+            w.ids = IdCache::default();
+        }
+        out
+    }
+
     /// Decodes every pack cell in a range without building histograms (bench only).
     #[cfg(test)]
     pub(crate) fn month_cells_for_bench(&self, from: i64, to: i64) -> usize {
@@ -529,6 +549,66 @@ impl Writer {
         tx.commit().map_err(map_err)?;
         Ok(out)
     }
+}
+
+impl Writer {
+    fn load_minutes(
+        &mut self,
+        agent: &str,
+        check: &str,
+        minutes: &[MinuteSummary],
+    ) -> Result<u64, StoreError> {
+        let horizon = self.rollup_horizon;
+        let mut hours: BTreeMap<i64, BTreeMap<u8, Cell>> = BTreeMap::new();
+        for m in minutes.iter().filter(|m| m.minute >= horizon) {
+            let offset = u8::try_from(m.minute.rem_euclid(60)).unwrap_or(0);
+            let cell = hours
+                .entry(m.minute.div_euclid(60))
+                .or_default()
+                .entry(offset)
+                .or_default();
+            cell.merge(&summary_cell(m));
+        }
+        let Some(first) = hours
+            .iter()
+            .next()
+            .and_then(|(h, cells)| Some(h * 60 + i64::from(*cells.keys().next()?)))
+        else {
+            return Ok(0);
+        };
+        let ids = &mut self.ids;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(map_err)?;
+        let agent_id = ensure_agent(&tx, &mut ids.agents, agent)?;
+        let series = ensure_series(&tx, &mut ids.series, agent_id, check, Some(first))?;
+        let mut loaded = 0u64;
+        for (hour, cells) in hours {
+            loaded += cells.len() as u64;
+            merge_into_pack(&tx, hour, series, cells)?;
+        }
+        tx.commit().map_err(map_err)?;
+        Ok(loaded)
+    }
+}
+
+fn summary_cell(m: &MinuteSummary) -> Cell {
+    let mut cell = Cell {
+        probes: u64::from(m.probes),
+        failures: u64::from(m.failures),
+        ..Cell::default()
+    };
+    if m.failures > 0 {
+        let code = codec::reason_code(m.reason.unwrap_or(FailureReason::Other));
+        if let Some(slot) = cell.reasons.get_mut(usize::from(code)) {
+            *slot = u64::from(m.failures);
+        }
+    }
+    for d in &m.ok_durations {
+        cell.latency.record_seconds(*d);
+    }
+    cell
 }
 
 /// Inserts raw rows; only the newly inserted ones are added to `Pending`.
@@ -966,6 +1046,139 @@ fn packed_cells(
     Ok(())
 }
 
+/// Hot cells of `series` with minutes in `[from, to)`, by series and minute.
+///
+/// The hot table is minute-led (ingest appends at its right edge), so filtering it by series
+/// would scan every series' rows; instead this finds the hot span inside the range and seeks
+/// each (minute, series) key in it. After compaction the span is about two hours.
+fn hot_cells_by_series(
+    tx: &Transaction<'_>,
+    series: &[i64],
+    from: i64,
+    to: i64,
+) -> Result<BTreeMap<i64, BTreeMap<i64, Cell>>, StoreError> {
+    let mut out = BTreeMap::new();
+    let edge = |sql: &str| -> Result<Option<i64>, StoreError> {
+        tx.prepare_cached(sql)
+            .and_then(|mut s| s.query_row(params![from, to], |r| r.get(0)).optional())
+            .map_err(map_err)
+    };
+    let first = edge(
+        "SELECT minute FROM minute_rollup WHERE minute >= ?1 AND minute < ?2
+         ORDER BY minute LIMIT 1",
+    )?;
+    let last = edge(
+        "SELECT minute FROM minute_rollup WHERE minute >= ?1 AND minute < ?2
+         ORDER BY minute DESC LIMIT 1",
+    )?;
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok(out);
+    };
+    let mut stmt = tx
+        .prepare_cached(
+            "WITH RECURSIVE m(x) AS (SELECT ?1 UNION ALL SELECT x + 1 FROM m WHERE x < ?2)
+             SELECT m.x, r.probes, r.failures, r.reasons, r.latency
+             FROM m JOIN minute_rollup r ON r.minute = m.x AND r.series = ?3",
+        )
+        .map_err(map_err)?;
+    for id in series {
+        let mut rows = stmt.query(params![first, last, id]).map_err(map_err)?;
+        let mut mine = BTreeMap::new();
+        while let Some(r) = rows.next().map_err(map_err)? {
+            let minute: i64 = r.get(0).map_err(map_err)?;
+            let cell = Cell::from_row(
+                to_u64(r.get(1).map_err(map_err)?),
+                to_u64(r.get(2).map_err(map_err)?),
+                r.get_ref(3)
+                    .map_err(map_err)?
+                    .as_blob_or_null()
+                    .map_err(map_err_fs)?,
+                r.get_ref(4)
+                    .map_err(map_err)?
+                    .as_blob_or_null()
+                    .map_err(map_err_fs)?,
+            )
+            .map_err(|e| corrupt("minute rollup", e))?;
+            mine.insert(minute, cell);
+        }
+        if !mine.is_empty() {
+            out.insert(*id, mine);
+        }
+    }
+    Ok(out)
+}
+
+fn push_cell(out: &mut CompactRollups, minute: i64, agent: u32, cell: &Cell) {
+    out.push(
+        minute,
+        agent,
+        u32::try_from(cell.probes).unwrap_or(u32::MAX),
+        u32::try_from(cell.failures).unwrap_or(u32::MAX),
+        cell.top_reason(),
+        &cell.latency,
+    );
+}
+
+/// Appends one series' rows in `[from, to)`: packs decoded straight into rows, except the
+/// hours that also have hot cells (late data after compaction), which are merged cell by
+/// cell first; hot cells of hours without a pack come last.
+fn compact_series(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    decoder: &mut PackDecoder,
+    (series, agent): (i64, u32),
+    (from, to): (i64, i64),
+    mut hot: BTreeMap<i64, Cell>,
+    out: &mut CompactRollups,
+) -> Result<(), StoreError> {
+    let start = out.rows.len();
+    let mut rows = stmt
+        .query(params![
+            series,
+            from.div_euclid(60),
+            (to - 1).div_euclid(60)
+        ])
+        .map_err(map_err)?;
+    while let Some(r) = rows.next().map_err(map_err)? {
+        let hour: i64 = r.get(0).map_err(map_err)?;
+        let data = r
+            .get_ref(1)
+            .map_err(map_err)?
+            .as_blob()
+            .map_err(map_err_fs)?;
+        let late: Vec<i64> = hot
+            .range(hour * 60..hour * 60 + 60)
+            .map(|(m, _)| *m)
+            .collect();
+        if late.is_empty() {
+            decoder
+                .decode_compact(data, hour, (from, to), agent, out)
+                .map_err(|e| corrupt("hour pack", e))?;
+            continue;
+        }
+        let mut pack = rollup::decode_pack(data).map_err(|e| corrupt("hour pack", e))?;
+        for minute in late {
+            if let Some(cell) = hot.remove(&minute) {
+                let offset = u8::try_from(minute - hour * 60).unwrap_or(0);
+                pack.entry(offset).or_default().merge(&cell);
+            }
+        }
+        for (offset, cell) in &pack {
+            let minute = hour * 60 + i64::from(*offset);
+            if minute >= from && minute < to {
+                push_cell(out, minute, agent, cell);
+            }
+        }
+    }
+    let unsorted = !hot.is_empty();
+    for (minute, cell) in &hot {
+        push_cell(out, *minute, agent, cell);
+    }
+    if unsorted && let Some(rows) = out.rows.get_mut(start..) {
+        rows.sort_by_key(|r| r.minute);
+    }
+    Ok(())
+}
+
 fn merge_cell(into: &mut BTreeMap<(i64, i64), Cell>, key: (i64, i64), cell: Cell) {
     match into.get_mut(&key) {
         Some(existing) => existing.merge(&cell),
@@ -1050,6 +1263,52 @@ impl Store for SqliteStore {
                 })
                 .collect();
             out.sort_by(|a, b| (&a.check, &a.agent, a.minute).cmp(&(&b.check, &b.agent, b.minute)));
+            Ok(out)
+        })
+    }
+
+    fn minute_counts(
+        &self,
+        checks: &[String],
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<CompactRollups, StoreError> {
+        if to_minute <= from_minute {
+            return Ok(CompactRollups::default());
+        }
+        self.read(|tx| {
+            let wanted = series_of_checks(tx, checks)?;
+            let mut series: Vec<(i64, &String, &String)> =
+                wanted.iter().map(|(id, (c, a))| (*id, c, a)).collect();
+            series.sort_by(|x, y| (x.1, x.2).cmp(&(y.1, y.2)));
+            let mut agents: Vec<String> = series.iter().map(|s| s.2.clone()).collect();
+            agents.sort_unstable();
+            agents.dedup();
+            let mut out = CompactRollups {
+                agents,
+                ..CompactRollups::default()
+            };
+            let ids: Vec<i64> = series.iter().map(|s| s.0).collect();
+            let mut hot = hot_cells_by_series(tx, &ids, from_minute, to_minute)?;
+            let mut decoder = PackDecoder::new().map_err(|e| corrupt("hour pack", e))?;
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT hour, data FROM hour_pack
+                     WHERE series = ?1 AND hour >= ?2 AND hour <= ?3 ORDER BY hour",
+                )
+                .map_err(map_err)?;
+            for (id, _, agent) in series {
+                let a = out.agents.binary_search(agent).map_or(0, |i| i as u32);
+                let mine = hot.remove(&id).unwrap_or_default();
+                compact_series(
+                    &mut stmt,
+                    &mut decoder,
+                    (id, a),
+                    (from_minute, to_minute),
+                    mine,
+                    &mut out,
+                )?;
+            }
             Ok(out)
         })
     }
@@ -1312,6 +1571,10 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn compact(&self, before_minute: i64) -> Result<u64, StoreError> {
+        self.compact_before(before_minute)
+    }
+
     fn counts(&self) -> Result<StoreCounts, StoreError> {
         self.read(|tx| {
             Ok(StoreCounts {
@@ -1438,6 +1701,37 @@ mod tests {
             .expect("rollups");
         assert_eq!(rows.len(), 150);
         assert!(rows.iter().all(|r| r.probes == 1));
+    }
+
+    #[test]
+    fn loaded_minutes_read_back_like_ingested_ones() {
+        let store = SqliteStore::open_temp().expect("open");
+        let minutes: Vec<MinuteSummary> = (0..90)
+            .map(|m| MinuteSummary {
+                minute: contract::BASE_MINUTE + m,
+                probes: 6,
+                failures: u32::from(m == 70),
+                reason: (m == 70).then_some(FailureReason::Dns),
+                ok_durations: vec![0.02; if m == 70 { 5 } else { 6 }],
+            })
+            .collect();
+        assert_eq!(store.load_minutes("a1", "web", &minutes).expect("load"), 90);
+        let web = ["web".to_owned()];
+        let rows = store
+            .minute_rollups(&web, contract::BASE_MINUTE, contract::BASE_MINUTE + 90)
+            .expect("rollups");
+        assert_eq!(rows.len(), 90);
+        assert_eq!(rows[70].top_reason.as_deref(), Some("dns"));
+        assert_eq!(rows[70].latency.as_ref().map(|h| h.len()), Some(5));
+        assert_eq!(
+            store.first_seen(&web).expect("first seen"),
+            Some(contract::BASE_MINUTE)
+        );
+        assert_eq!(count(&store, "SELECT count(*) FROM hour_pack"), 2);
+        let compact = store
+            .minute_counts(&web, contract::BASE_MINUTE, contract::BASE_MINUTE + 90)
+            .expect("compact");
+        assert_eq!(compact, CompactRollups::from_rollups(&rows));
     }
 
     #[test]
