@@ -763,7 +763,7 @@ fn insert_gaps(
         if to < horizon {
             continue;
         }
-        let series = ensure_series(tx, &mut ids.series, agent, &g.check, None)?;
+        let series = ensure_series(tx, &mut ids.series, agent, &g.check, Some(from))?;
         tx.prepare_cached(
             "INSERT INTO gaps (series, from_minute, to_minute, count) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (series, from_minute, to_minute) DO UPDATE SET count = count + excluded.count",
