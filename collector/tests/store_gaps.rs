@@ -21,7 +21,12 @@ fn gap_before_first_measurement_moves_first_seen() {
         received_at: ts("2026-11-02T00:00:00Z"),
         clock_offset_ms: 0,
         measurements: vec![Measurement::new("web", ts("2026-11-01T10:00:00Z"), true)],
-        gaps: vec![Gap { check: "web".into(), from: ts("2026-11-01T09:00:00Z"), to: ts("2026-11-01T09:59:50Z"), count: 360 }],
+        gaps: vec![Gap {
+            check: "web".into(),
+            from: ts("2026-11-01T09:00:00Z"),
+            to: ts("2026-11-01T09:59:50Z"),
+            count: 360,
+        }],
         spool: None,
     };
     store.commit_batch(&batch).unwrap();

@@ -335,6 +335,11 @@ pub fn rss_kib(pid: i32) -> Option<u64> {
 
 /// A loopback HTTP server answering 200 to everything; also the TCP checks' target.
 pub async fn ok_target() -> u16 {
+    switchable_target(std::sync::Arc::new(std::sync::atomic::AtomicU16::new(200))).await
+}
+
+/// A loopback HTTP server answering every request with the status currently in `status`.
+pub async fn switchable_target(status: std::sync::Arc<std::sync::atomic::AtomicU16>) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind target");
@@ -344,9 +349,17 @@ pub async fn ok_target() -> u16 {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
+            let status = status.clone();
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(|_req| async {
-                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
+                let svc = hyper::service::service_fn(move |_req| {
+                    let code = status.load(std::sync::atomic::Ordering::SeqCst);
+                    async move {
+                        let resp = hyper::Response::builder()
+                            .status(code)
+                            .body(Full::new(Bytes::from_static(b"ok")))
+                            .unwrap_or_default();
+                        Ok::<_, Infallible>(resp)
+                    }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)

@@ -5,48 +5,13 @@
 //! here from the stored measurements.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use attest_collector::store::{Store, sqlite::SqliteStore};
+use attest_tests::fixtures::switchable_target;
 use attest_tests::{Proc, free_port, get, sample, wait_for};
-use http_body_util::Full;
-use hyper::body::Bytes;
-
-/// A loopback HTTP server answering every request with the current status.
-async fn switchable_target(status: Arc<AtomicU16>) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind target");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let status = status.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |_req| {
-                    let code = status.load(Ordering::SeqCst);
-                    async move {
-                        Ok::<_, Infallible>(
-                            hyper::Response::builder()
-                                .status(code)
-                                .body(Full::new(Bytes::from_static(b"hello")))
-                                .expect("response"),
-                        )
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    port
-}
 
 fn write_configs(dir: &std::path::Path, collector_port: u16, target_port: u16) -> (String, String) {
     let collector = format!(
