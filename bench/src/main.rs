@@ -1,7 +1,7 @@
 //! `attest-probe-bench`: one measurement per subcommand, printed as `label.key=value`
 //! lines for `bench/run` to collect, plus `table` to print the comparison.
 //!
-//! Invariants: the runtime matches the agent's (multi-thread, 2 workers) so CPU figures
+//! Invariants: the runtime matches the agent's (current-thread) so CPU figures
 //! are those the agent would pay; nothing here starts or stops other processes — the
 //! script owns nginx, the exporters and the agent, and passes their pids and ports.
 
@@ -26,12 +26,12 @@ use crate::engine::{CpuRun, Kind};
     about = "Measures the attest probe engine beside blackbox_exporter, node_exporter and wrk"
 )]
 struct Cli {
-    /// Run on a current-thread runtime instead of the agent's 2 workers, to see what
-    /// cross-thread wake-ups cost.
+    /// Run on a multi-thread runtime with 2 workers instead of the agent's current-thread
+    /// runtime, to see what cross-thread wake-ups cost.
     #[arg(long, global = true)]
-    current_thread: bool,
-    /// Configure HTTP checks with `headers = { Connection = "close" }`, so the server
-    /// closes first (as wrk -H 'Connection: close' and blackbox do).
+    multi_thread: bool,
+    /// Configure HTTP checks with `headers = { Connection = "close" }` explicitly (the HTTP
+    /// probe already sends it unless a check sets its own `Connection` header).
     #[arg(long, global = true)]
     connection_close: bool,
     #[command(subcommand)]
@@ -111,7 +111,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command, cli.current_thread, cli.connection_close) {
+    match run(cli.command, !cli.multi_thread, cli.connection_close) {
         Ok(lines) => {
             print!("{lines}");
             ExitCode::SUCCESS
