@@ -204,6 +204,7 @@ mod codec;
 pub mod compact;
 #[cfg(test)]
 pub(crate) mod contract;
+pub mod postgres;
 mod rollup;
 mod schema;
 pub mod sqlite;
@@ -217,9 +218,8 @@ pub fn open(cfg: &attest_config::StorageConfig) -> Result<std::sync::Arc<dyn Sto
         attest_config::StorageBackend::Sqlite => Ok(std::sync::Arc::new(
             sqlite::SqliteStore::open(&cfg.data_dir)?,
         )),
-        attest_config::StorageBackend::Postgres { .. } => Err(StoreError::Backend(
-            "the PostgreSQL backend is not available in this build yet; use backend = \"sqlite\""
-                .into(),
-        )),
+        attest_config::StorageBackend::Postgres { url } => {
+            Ok(std::sync::Arc::new(postgres::PgStore::connect(url)?))
+        }
     }
 }

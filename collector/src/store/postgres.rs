@@ -1,0 +1,496 @@
+//! The PostgreSQL backend of [`Store`], for scale-out: several collectors share one
+//! database and any of them may take any batch.
+//!
+//! Threading design: the [`Store`] trait is synchronous and is called from tokio's blocking
+//! pool (and from plain threads in tests). A `block_on` there could panic or deadlock when
+//! the caller's thread belongs to another runtime, so the store owns a small dedicated
+//! runtime (two worker threads) that runs the connections and every query. A call hands an
+//! owned job to that runtime and waits on a std channel for the answer: this works from
+//! any thread that may block, and never nests runtimes. Dropping the store shuts the
+//! runtime down in the background, so dropping it inside async code is fine too.
+//! Do not call the store on an async worker thread (it blocks, like the SQLite backend).
+//!
+//! Invariants:
+//! - `commit_batch` is one READ COMMITTED transaction: the batch row is inserted with
+//!   `ON CONFLICT DO NOTHING` (a concurrent twin waits on the unique index, then sees a
+//!   duplicate and writes nothing else); raw rows are inserted with `ON CONFLICT DO
+//!   NOTHING RETURNING`, and only the returned (new) rows update rollups, so a measurement
+//!   counts once however many collectors receive it.
+//! - Rollup rows are merged under row locks taken in (series, minute) order; deadlocks and
+//!   serialization failures roll back and retry the whole transaction (bounded).
+//! - Multi-statement reads run in one REPEATABLE READ, READ ONLY transaction (one snapshot).
+//! - TLS to PostgreSQL is not supported in this build (`NoTls`): use loopback, a Unix
+//!   socket, or a private network.
+
+mod ingest;
+mod read;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::runtime::Runtime;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Config, NoTls};
+
+use attest_config::wire::Measurement;
+
+use super::{
+    AgentStatus, CommitOutcome, CompactRollups, GapRow, HostMinute, IngestBatch, MaintenanceRow,
+    MinuteRollup, Store, StoreCounts, StoreError,
+};
+
+pub use schema::SCHEMA_VERSION;
+
+/// Connections per store: enough for ingest and reads to overlap without crowding a
+/// shared server when several collectors run.
+const MAX_CONNECTIONS: usize = 4;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts of a transaction that PostgreSQL aborted to break a deadlock or a
+/// serialization conflict with another collector.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// An error inside a job: a PostgreSQL error keeps its SQLSTATE until it is known whether
+/// to retry; everything else is already a [`StoreError`].
+#[derive(Debug)]
+pub enum TxError {
+    Pg(tokio_postgres::Error),
+    Store(StoreError),
+}
+
+impl From<tokio_postgres::Error> for TxError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        TxError::Pg(e)
+    }
+}
+
+impl From<StoreError> for TxError {
+    fn from(e: StoreError) -> Self {
+        TxError::Store(e)
+    }
+}
+
+impl TxError {
+    /// Whether PostgreSQL aborted the transaction only to resolve a conflict with a
+    /// concurrent one; running it again is then correct.
+    fn is_retryable(&self) -> bool {
+        matches!(self, TxError::Pg(e) if e.code().is_some_and(|c| {
+            *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+        }))
+    }
+
+    fn into_store(self) -> StoreError {
+        match self {
+            TxError::Store(e) => e,
+            TxError::Pg(e) => map_pg(&e),
+        }
+    }
+}
+
+/// Maps a PostgreSQL error; a full disk (SQLSTATE 53100) becomes [`StoreError::Full`].
+fn map_pg(e: &tokio_postgres::Error) -> StoreError {
+    if e.code() == Some(&SqlState::DISK_FULL) {
+        return StoreError::Full(describe(e));
+    }
+    StoreError::Backend(describe(e))
+}
+
+/// The server's own message and SQLSTATE when there is one, else the error chain.
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!(
+            "PostgreSQL {} {}: {}",
+            db.severity(),
+            db.code().code(),
+            db.message()
+        );
+    }
+    let mut msg = format!("PostgreSQL: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    if e.is_closed() {
+        msg.push_str("; the connection was lost, check that the server is up");
+    }
+    msg
+}
+
+fn ts_ns(ts: Timestamp) -> Result<i64, StoreError> {
+    i64::try_from(ts.as_nanosecond()).map_err(|_| {
+        StoreError::Backend(format!(
+            "timestamp {ts} is outside the storable range 1677..2262; reject it at ingest"
+        ))
+    })
+}
+
+fn from_ns(ns: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_nanosecond(i128::from(ns))
+        .map_err(|e| StoreError::Backend(format!("stored timestamp {ns} is invalid: {e}")))
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// A small connection pool: at most [`MAX_CONNECTIONS`] clients, reused while open.
+struct Pool {
+    config: Config,
+    idle: Mutex<Vec<Client>>,
+    permits: Arc<Semaphore>,
+}
+
+/// A checked-out client; goes back to the pool on drop unless its connection closed.
+struct Pooled {
+    client: Option<Client>,
+    pool: Arc<Pool>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Pooled {
+    fn client(&mut self) -> Result<&mut Client, StoreError> {
+        self.client
+            .as_mut()
+            .ok_or_else(|| StoreError::Backend("pooled PostgreSQL client already returned".into()))
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(c) = self.client.take()
+            && !c.is_closed()
+        {
+            let mut idle = self
+                .pool
+                .idle
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            idle.push(c);
+        }
+    }
+}
+
+impl Pool {
+    async fn get(self: &Arc<Self>) -> Result<Pooled, TxError> {
+        let permit = self.permits.clone().acquire_owned().await.map_err(|_| {
+            StoreError::Backend("the PostgreSQL connection pool is shut down".into())
+        })?;
+        let reused = {
+            let mut idle = self
+                .idle
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            idle.retain(|c| !c.is_closed());
+            idle.pop()
+        };
+        let client = match reused {
+            Some(c) => c,
+            None => self.connect().await?,
+        };
+        Ok(Pooled {
+            client: Some(client),
+            pool: self.clone(),
+            _permit: permit,
+        })
+    }
+
+    async fn connect(&self) -> Result<Client, TxError> {
+        let (client, conn) = self.config.connect(NoTls).await.map_err(|e| {
+            StoreError::Backend(format!(
+                "cannot connect to PostgreSQL ({}); check postgres_url, that the server \
+                 is up and that pg_hba.conf admits this host and user",
+                describe(&e)
+            ))
+        })?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::warn!(error = %map_pg(&e), "PostgreSQL connection ended");
+            }
+        });
+        Ok(client)
+    }
+}
+
+/// The PostgreSQL store. Cheap to share behind an `Arc`.
+pub struct PgStore {
+    runtime: Option<Runtime>,
+    pool: Arc<Pool>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (a `postgres://` URL or a key=value string) and migrates the
+    /// schema. The URL is never echoed in errors: it may hold a password.
+    pub fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let mut config = Config::from_str(url).map_err(|e| {
+            StoreError::Backend(format!(
+                "postgres_url is not a valid PostgreSQL connection URL ({e}); \
+                 expected postgres://user:password@host:5432/database"
+            ))
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        config.application_name("attest-collector");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("attest-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                StoreError::Backend(format!("cannot start the PostgreSQL worker threads: {e}"))
+            })?;
+        let store = PgStore {
+            runtime: Some(runtime),
+            pool: Arc::new(Pool {
+                config,
+                idle: Mutex::new(Vec::new()),
+                permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            }),
+        };
+        store.run(|pool| async move {
+            let mut c = pool.get().await?;
+            schema::migrate(c.client()?).await
+        })?;
+        Ok(store)
+    }
+
+    /// Runs a job on the store's runtime and waits for its answer (see the module header).
+    fn run<T, F, Fut>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Pool>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, TxError>> + Send + 'static,
+    {
+        let Some(rt) = self.runtime.as_ref() else {
+            return Err(StoreError::Backend(
+                "the PostgreSQL store is shut down".into(),
+            ));
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let pool = self.pool.clone();
+        rt.spawn(async move {
+            let out = job(pool).await.map_err(TxError::into_store);
+            // The caller may be gone only if it panicked; nobody is left to tell.
+            let _ = tx.send(out);
+        });
+        rx.recv().map_err(|_| {
+            StoreError::Backend(
+                "a PostgreSQL job ended without an answer (it panicked); see the log".into(),
+            )
+        })?
+    }
+
+    /// Runs `job` in a fresh transaction on a pooled connection, again if PostgreSQL
+    /// aborted it to resolve a conflict with another collector.
+    fn run_retrying<T, F, Fut>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(Pooled) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, TxError>> + Send + 'static,
+    {
+        self.run(move |pool| async move {
+            let mut attempt = 1;
+            loop {
+                let conn = pool.get().await?;
+                match job(conn).await {
+                    Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => attempt += 1,
+                    other => return other,
+                }
+            }
+        })
+    }
+}
+
+impl Store for PgStore {
+    fn commit_batch(&self, batch: &IngestBatch) -> Result<CommitOutcome, StoreError> {
+        let batch = Arc::new(batch.clone());
+        self.run_retrying(move |mut c| {
+            let batch = batch.clone();
+            async move { ingest::commit(c.client()?, &batch).await }
+        })
+    }
+
+    fn minute_rollups(
+        &self,
+        checks: &[String],
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<Vec<MinuteRollup>, StoreError> {
+        if to_minute <= from_minute {
+            return Ok(Vec::new());
+        }
+        let checks = checks.to_vec();
+        self.run_retrying(move |mut c| {
+            let checks = checks.clone();
+            async move { read::minute_rollups(c.client()?, &checks, from_minute, to_minute).await }
+        })
+    }
+
+    fn minute_counts(
+        &self,
+        checks: &[String],
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<CompactRollups, StoreError> {
+        if to_minute <= from_minute {
+            return Ok(CompactRollups::default());
+        }
+        let checks = checks.to_vec();
+        self.run_retrying(move |mut c| {
+            let checks = checks.clone();
+            async move { read::minute_counts(c.client()?, &checks, from_minute, to_minute).await }
+        })
+    }
+
+    fn gaps(
+        &self,
+        checks: &[String],
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<Vec<GapRow>, StoreError> {
+        let checks = checks.to_vec();
+        self.run(move |pool| async move {
+            read::gaps(pool.get().await?.client()?, &checks, from_minute, to_minute).await
+        })
+    }
+
+    fn host_minutes(
+        &self,
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<Vec<HostMinute>, StoreError> {
+        self.run(move |pool| async move {
+            read::host_minutes(pool.get().await?.client()?, from_minute, to_minute).await
+        })
+    }
+
+    fn first_seen(&self, checks: &[String]) -> Result<Option<i64>, StoreError> {
+        let checks = checks.to_vec();
+        self.run(move |pool| async move {
+            let mut c = pool.get().await?;
+            let row = c
+                .client()?
+                .query_one(
+                    "SELECT min(first_minute) FROM series WHERE check_id = ANY($1)",
+                    &[&checks],
+                )
+                .await?;
+            Ok(row.try_get(0)?)
+        })
+    }
+
+    fn agents(&self) -> Result<Vec<AgentStatus>, StoreError> {
+        self.run(|pool| async move { read::agents(pool.get().await?.client()?).await })
+    }
+
+    fn add_maintenance(
+        &self,
+        service: &str,
+        start: Timestamp,
+        end: Timestamp,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        let (s, e, n) = (ts_ns(start)?, ts_ns(end)?, ts_ns(now)?);
+        let (service, reason) = (service.to_owned(), reason.to_owned());
+        self.run(move |pool| async move {
+            let mut c = pool.get().await?;
+            let row = c
+                .client()?
+                .query_one(
+                    "INSERT INTO maintenance (service, start_ns, end_ns, reason, created_ns)
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                    &[&service, &s, &e, &reason, &n],
+                )
+                .await?;
+            Ok(row.try_get(0)?)
+        })
+    }
+
+    /// Cancelling twice keeps the first cancellation time.
+    fn cancel_maintenance(&self, id: i64, now: Timestamp) -> Result<(), StoreError> {
+        let n = ts_ns(now)?;
+        let changed = self.run(move |pool| async move {
+            let mut c = pool.get().await?;
+            Ok(c.client()?
+                .execute(
+                    "UPDATE maintenance SET cancelled_ns = coalesce(cancelled_ns, $2) WHERE id = $1",
+                    &[&id, &n],
+                )
+                .await?)
+        })?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(id));
+        }
+        Ok(())
+    }
+
+    fn list_maintenance(&self, service: Option<&str>) -> Result<Vec<MaintenanceRow>, StoreError> {
+        let service = service.map(str::to_owned);
+        self.run(move |pool| async move {
+            read::maintenance(pool.get().await?.client()?, service.as_deref()).await
+        })
+    }
+
+    fn raw_measurements(
+        &self,
+        check: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(String, Measurement)>, StoreError> {
+        let (from, to) = (ts_ns(from)?, ts_ns(to)?);
+        let check = check.to_owned();
+        self.run(move |pool| async move {
+            read::raw(pool.get().await?.client()?, &check, from, to).await
+        })
+    }
+
+    fn apply_retention(
+        &self,
+        raw_before: Timestamp,
+        rollups_before: Timestamp,
+    ) -> Result<(), StoreError> {
+        let raw_ns = ts_ns(raw_before)?;
+        let roll_ns = ts_ns(rollups_before)?;
+        self.run_retrying(move |mut c| async move {
+            ingest::delete_expired(c.client()?, raw_ns, roll_ns).await
+        })
+    }
+
+    fn counts(&self) -> Result<StoreCounts, StoreError> {
+        self.run(|pool| async move {
+            let mut c = pool.get().await?;
+            let row = c
+                .client()?
+                .query_one(
+                    "SELECT coalesce(sum(batches_total), 0)::int8,
+                            coalesce(sum(measurements_total), 0)::int8 FROM agents",
+                    &[],
+                )
+                .await?;
+            Ok(StoreCounts {
+                batches: to_u64(row.try_get(0)?),
+                measurements: to_u64(row.try_get(1)?),
+            })
+        })
+    }
+}

@@ -1,0 +1,265 @@
+//! Reads of the PostgreSQL store.
+//!
+//! Invariants:
+//! - Each read is one statement (one snapshot), or one REPEATABLE READ, READ ONLY
+//!   transaction when it needs two.
+//! - Column values are read with `try_get`: a schema or type mismatch is an error, never a
+//!   panic; stored codec bytes that do not decode are reported as corruption.
+
+use attest_config::wire::SpoolStatus;
+use tokio_postgres::{Client, IsolationLevel, Row};
+
+use super::ingest::rebuild_measurement;
+use super::{TxError, from_ns, to_u64};
+use crate::store::rollup::Cell;
+use crate::store::{
+    AgentStatus, CompactRollups, GapRow, HostMinute, MaintenanceRow, Measurement, MinuteRollup,
+    StoreError,
+};
+
+/// Rollup rows of the checks in `[from, to)`, ordered by check, agent and minute.
+const ROLLUPS_SQL: &str = "
+    SELECT s.check_id, a.name, r.minute, r.probes, r.failures, r.reasons, r.latency
+    FROM minute_rollup r JOIN series s ON s.id = r.series JOIN agents a ON a.id = s.agent_id
+    WHERE s.check_id = ANY($1) AND r.minute >= $2 AND r.minute < $3
+    ORDER BY s.check_id, a.name, r.minute";
+
+/// The cell stored in columns `start..start + 4` (probes, failures, reasons, latency).
+pub(super) fn cell_of(r: &Row, start: usize) -> Result<Cell, TxError> {
+    let probes: i64 = r.try_get(start)?;
+    let failures: i64 = r.try_get(start + 1)?;
+    let reasons: Option<&[u8]> = r.try_get(start + 2)?;
+    let latency: Option<&[u8]> = r.try_get(start + 3)?;
+    Cell::from_row(to_u64(probes), to_u64(failures), reasons, latency)
+        .map_err(|e| StoreError::Backend(format!("minute rollup: {e}")).into())
+}
+
+fn clamp_u32(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+pub(super) async fn minute_rollups(
+    client: &mut Client,
+    checks: &[String],
+    from: i64,
+    to: i64,
+) -> Result<Vec<MinuteRollup>, TxError> {
+    let rows = client.query(ROLLUPS_SQL, &[&checks, &from, &to]).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let cell = cell_of(r, 3)?;
+        out.push(MinuteRollup {
+            check: r.try_get(0)?,
+            agent: r.try_get(1)?,
+            minute: r.try_get(2)?,
+            probes: clamp_u32(cell.probes),
+            failures: clamp_u32(cell.failures),
+            top_reason: cell.top_reason().map(|x| x.as_str().to_owned()),
+            latency: cell.latency.to_histogram(),
+        });
+    }
+    Ok(out)
+}
+
+/// The compact read: agents are those of every series of the checks (as in SQLite), rows
+/// come in (check, agent, minute) order.
+pub(super) async fn minute_counts(
+    client: &mut Client,
+    checks: &[String],
+    from: i64,
+    to: i64,
+) -> Result<CompactRollups, TxError> {
+    let tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let names = tx
+        .query(
+            "SELECT DISTINCT a.name FROM series s JOIN agents a ON a.id = s.agent_id
+             WHERE s.check_id = ANY($1) ORDER BY a.name",
+            &[&checks],
+        )
+        .await?;
+    let mut out = CompactRollups {
+        agents: names
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?,
+        ..CompactRollups::default()
+    };
+    let rows = tx.query(ROLLUPS_SQL, &[&checks, &from, &to]).await?;
+    out.rows.reserve(rows.len());
+    for r in &rows {
+        let agent: &str = r.try_get(1)?;
+        let index = out
+            .agents
+            .binary_search_by(|a| a.as_str().cmp(agent))
+            .map_err(|_| StoreError::Backend(format!("agent {agent:?} has rows but no series")))?;
+        let cell = cell_of(r, 3)?;
+        out.push(
+            r.try_get(2)?,
+            u32::try_from(index).unwrap_or(u32::MAX),
+            clamp_u32(cell.probes),
+            clamp_u32(cell.failures),
+            cell.top_reason(),
+            &cell.latency,
+        );
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+pub(super) async fn gaps(
+    client: &mut Client,
+    checks: &[String],
+    from: i64,
+    to: i64,
+) -> Result<Vec<GapRow>, TxError> {
+    let rows = client
+        .query(
+            "SELECT a.name, s.check_id, g.from_minute, g.to_minute, g.count
+             FROM gaps g JOIN series s ON s.id = g.series JOIN agents a ON a.id = s.agent_id
+             WHERE s.check_id = ANY($1) AND g.from_minute < $3 AND g.to_minute >= $2
+             ORDER BY s.check_id, a.name, g.from_minute",
+            &[&checks, &from, &to],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(GapRow {
+                agent: r.try_get(0)?,
+                check: r.try_get(1)?,
+                from_minute: r.try_get(2)?,
+                to_minute: r.try_get(3)?,
+                count: to_u64(r.try_get(4)?),
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn host_minutes(
+    client: &mut Client,
+    from: i64,
+    to: i64,
+) -> Result<Vec<HostMinute>, TxError> {
+    let rows = client
+        .query(
+            "SELECT a.name, s.name, s.resource, h.minute, h.count, h.sum, h.min, h.max
+             FROM host_minute h JOIN host_series s ON s.id = h.hseries
+             JOIN agents a ON a.id = s.agent_id
+             WHERE h.minute >= $1 AND h.minute < $2
+             ORDER BY a.name, s.name, s.resource, h.minute",
+            &[&from, &to],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let count: i64 = r.try_get(4)?;
+            let sum: f64 = r.try_get(5)?;
+            Ok(HostMinute {
+                agent: r.try_get(0)?,
+                name: r.try_get(1)?,
+                resource: r.try_get(2)?,
+                minute: r.try_get(3)?,
+                min: r.try_get(6)?,
+                avg: if count > 0 { sum / count as f64 } else { 0.0 },
+                max: r.try_get(7)?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn agents(client: &mut Client) -> Result<Vec<AgentStatus>, TxError> {
+    let rows = client
+        .query(
+            "SELECT name, last_seen_ns, last_seq, clock_offset_ms, spool_depth, spool_bytes,
+                    spool_dropped, spool_corrupt
+             FROM agents WHERE last_seen_ns IS NOT NULL ORDER BY name",
+            &[],
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let spool: [Option<i64>; 4] = [r.try_get(4)?, r.try_get(5)?, r.try_get(6)?, r.try_get(7)?];
+        let spool = match spool {
+            [Some(d), Some(b), Some(x), Some(c)] => Some(SpoolStatus {
+                depth_measurements: to_u64(d),
+                bytes: to_u64(b),
+                dropped_total: to_u64(x),
+                corrupt_records_total: to_u64(c),
+            }),
+            _ => None,
+        };
+        let last_seq: Option<i64> = r.try_get(2)?;
+        let offset: Option<i64> = r.try_get(3)?;
+        out.push(AgentStatus {
+            agent: r.try_get(0)?,
+            last_seen: from_ns(r.try_get(1)?)?,
+            last_seq: last_seq.map(to_u64).unwrap_or(0),
+            clock_offset_ms: offset.unwrap_or(0),
+            spool,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) async fn maintenance(
+    client: &mut Client,
+    service: Option<&str>,
+) -> Result<Vec<MaintenanceRow>, TxError> {
+    let rows = client
+        .query(
+            "SELECT id, service, start_ns, end_ns, reason, created_ns, cancelled_ns
+             FROM maintenance WHERE $1::text IS NULL OR service = $1
+             ORDER BY start_ns, id",
+            &[&service],
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let cancelled: Option<i64> = r.try_get(6)?;
+        out.push(MaintenanceRow {
+            id: r.try_get(0)?,
+            service: r.try_get(1)?,
+            start: from_ns(r.try_get(2)?)?,
+            end: from_ns(r.try_get(3)?)?,
+            reason: r.try_get(4)?,
+            created_at: from_ns(r.try_get(5)?)?,
+            cancelled_at: cancelled.map(from_ns).transpose()?,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) async fn raw(
+    client: &mut Client,
+    check: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(String, Measurement)>, TxError> {
+    let rows = client
+        .query(
+            "SELECT r.ts_ns, a.name, r.ok, r.duration_s, r.reason, r.extra
+             FROM raw r JOIN series s ON s.id = r.series JOIN agents a ON a.id = s.agent_id
+             WHERE s.check_id = $1 AND r.ts_ns >= $2 AND r.ts_ns < $3
+             ORDER BY r.ts_ns, a.name",
+            &[&check, &from, &to],
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let extra: Option<&[u8]> = r.try_get(5)?;
+        let m = rebuild_measurement(
+            check,
+            r.try_get(0)?,
+            r.try_get(2)?,
+            r.try_get(3)?,
+            r.try_get(4)?,
+            extra,
+        )?;
+        out.push((r.try_get(1)?, m));
+    }
+    Ok(out)
+}

@@ -1,0 +1,143 @@
+//! The PostgreSQL schema and its migrations, tracked in a `schema_version` table.
+//!
+//! Invariants:
+//! - Migrations run in one transaction under a transaction-scoped advisory lock, so
+//!   collectors starting together against one database migrate it exactly once.
+//! - Migrations are append-only: a version once released is never edited.
+//! - A database migrated by a newer collector is refused, never written to.
+
+use tokio_postgres::Client;
+
+use super::TxError;
+use crate::store::StoreError;
+
+/// Advisory lock key for migrations ("attest" in ASCII); any constant unique to Attest works.
+const MIGRATION_LOCK: i64 = 0x0000_6174_7465_7374;
+
+/// Version 1 mirrors the SQLite design: interned agents and series (agent × check), batch
+/// dedup rows, raw measurements unique per (series, ts), minute rollups with codec-encoded
+/// reason counters and latency buckets, host minutes kept as count/sum/min/max so merges
+/// are exact, gaps, maintenance. Per-agent totals replace a global counter row so that
+/// concurrent collectors never queue on one hot row.
+const V1: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
+INSERT INTO meta (key, value) VALUES ('rollup_horizon_minute', -9223372036854775808);
+CREATE TABLE agents (
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  last_seen_ns BIGINT,
+  last_seq BIGINT,
+  clock_offset_ms BIGINT,
+  spool_depth BIGINT,
+  spool_bytes BIGINT,
+  spool_dropped BIGINT,
+  spool_corrupt BIGINT,
+  batches_total BIGINT NOT NULL DEFAULT 0,
+  measurements_total BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE series (
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  agent_id BIGINT NOT NULL REFERENCES agents (id),
+  check_id TEXT NOT NULL,
+  first_minute BIGINT,
+  UNIQUE (check_id, agent_id)
+);
+CREATE TABLE batches (
+  agent_id BIGINT NOT NULL,
+  seq BIGINT NOT NULL,
+  received_ns BIGINT NOT NULL,
+  PRIMARY KEY (agent_id, seq)
+);
+CREATE INDEX batches_received ON batches (received_ns);
+CREATE TABLE raw (
+  series BIGINT NOT NULL,
+  ts_ns BIGINT NOT NULL,
+  ok BOOLEAN NOT NULL,
+  duration_s DOUBLE PRECISION,
+  reason SMALLINT,
+  extra BYTEA,
+  PRIMARY KEY (series, ts_ns)
+);
+CREATE INDEX raw_ts ON raw USING brin (ts_ns);
+CREATE TABLE minute_rollup (
+  series BIGINT NOT NULL,
+  minute BIGINT NOT NULL,
+  probes BIGINT NOT NULL,
+  failures BIGINT NOT NULL,
+  reasons BYTEA,
+  latency BYTEA,
+  PRIMARY KEY (series, minute)
+);
+CREATE INDEX minute_rollup_minute ON minute_rollup USING brin (minute);
+CREATE TABLE host_series (
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  agent_id BIGINT NOT NULL REFERENCES agents (id),
+  name TEXT NOT NULL,
+  resource TEXT NOT NULL,
+  UNIQUE (agent_id, name, resource)
+);
+CREATE TABLE host_minute (
+  minute BIGINT NOT NULL,
+  hseries BIGINT NOT NULL,
+  count BIGINT NOT NULL,
+  sum DOUBLE PRECISION NOT NULL,
+  min DOUBLE PRECISION NOT NULL,
+  max DOUBLE PRECISION NOT NULL,
+  PRIMARY KEY (minute, hseries)
+);
+CREATE TABLE gaps (
+  series BIGINT NOT NULL,
+  from_minute BIGINT NOT NULL,
+  to_minute BIGINT NOT NULL,
+  count BIGINT NOT NULL,
+  PRIMARY KEY (series, from_minute, to_minute)
+);
+CREATE TABLE maintenance (
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  service TEXT NOT NULL,
+  start_ns BIGINT NOT NULL,
+  end_ns BIGINT NOT NULL,
+  reason TEXT NOT NULL,
+  created_ns BIGINT NOT NULL,
+  cancelled_ns BIGINT
+);
+CREATE INDEX maintenance_service ON maintenance (service, start_ns);
+";
+
+/// Every migration, in order; index + 1 is the version it brings the database to.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// Brings the database to [`SCHEMA_VERSION`], or refuses one a newer collector migrated.
+pub async fn migrate(client: &mut Client) -> Result<(), TxError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INT NOT NULL)")
+        .await?;
+    let current: Option<i32> = tx
+        .query_one("SELECT max(version) FROM schema_version", &[])
+        .await?
+        .try_get(0)?;
+    let current = current.unwrap_or(0);
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::Backend(format!(
+            "the database has schema version {current}, this collector knows up to \
+             {SCHEMA_VERSION}: a newer collector migrated it; upgrade this collector"
+        ))
+        .into());
+    }
+    for (done, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.batch_execute(sql).await?;
+        let version = done as i32 + 1;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[&version],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

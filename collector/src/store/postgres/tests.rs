@@ -1,0 +1,452 @@
+//! Tests of the PostgreSQL store against a real server on loopback: the shared store
+//! contract, concurrent collectors, errors, and a throughput measurement (ignored).
+//!
+//! Each test gets a fresh database, dropped afterwards. The server is found through
+//! `ATTEST_TEST_POSTGRES_URL` (a role that may create databases), or else a role
+//! `attest_test` is created with `su postgres -c psql` and used over TCP 127.0.0.1:5432.
+//! Without a server the tests skip loudly; `ATTEST_REQUIRE_POSTGRES=1` makes that a failure.
+
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use attest_config::wire::{FailureReason, Measurement};
+
+use super::*;
+use crate::store::contract::{self, BASE_MINUTE, batch, fail, ok};
+
+const TEST_ROLE_URL: &str = "postgres://attest_test:attest_test@127.0.0.1:5432/postgres";
+
+/// SQL run as the `postgres` superuser to create (or reset) the test role.
+const BOOTSTRAP_SQL: &str = "DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'attest_test') THEN
+    CREATE ROLE attest_test LOGIN CREATEDB PASSWORD 'attest_test';
+  ELSE
+    ALTER ROLE attest_test LOGIN CREATEDB PASSWORD 'attest_test';
+  END IF;
+END $$;";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("test runtime")
+}
+
+/// Runs `sql` (several statements allowed) on the database at `url`.
+fn admin_exec(url: &str, sql: &str) -> Result<(), String> {
+    let config = Config::from_str(url).map_err(|e| format!("bad URL: {e}"))?;
+    runtime().block_on(async {
+        let (client, conn) = config.connect(NoTls).await.map_err(|e| describe(&e))?;
+        let task = tokio::spawn(conn);
+        let out = client.batch_execute(sql).await.map_err(|e| describe(&e));
+        drop(client);
+        let _ = task.await;
+        out
+    })
+}
+
+fn bootstrap_role() -> Result<(), String> {
+    let mut child = Command::new("su")
+        .args([
+            "postgres",
+            "-c",
+            "psql -X -q -v ON_ERROR_STOP=1 -d postgres",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run su postgres: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        stdin
+            .write_all(BOOTSTRAP_SQL.as_bytes())
+            .map_err(|e| format!("cannot feed psql: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("psql did not finish: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "creating the test role failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
+/// The URL of a role that may create databases, or why there is none.
+fn admin_url() -> &'static Result<String, String> {
+    static URL: OnceLock<Result<String, String>> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("ATTEST_TEST_POSTGRES_URL") {
+            return admin_exec(&url, "SELECT 1").map(|()| url);
+        }
+        if admin_exec(TEST_ROLE_URL, "SELECT 1").is_err() {
+            bootstrap_role()?;
+        }
+        admin_exec(TEST_ROLE_URL, "SELECT 1").map(|()| TEST_ROLE_URL.to_owned())
+    })
+}
+
+/// A fresh database, dropped (with its connections) when this goes out of scope.
+struct TestDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    /// `None` (after saying so on stderr) when no server is reachable and none is required.
+    fn create() -> Option<TestDb> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let admin = match admin_url() {
+            Ok(url) => url.clone(),
+            Err(why) => {
+                if std::env::var("ATTEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                    panic!("PostgreSQL is required (ATTEST_REQUIRE_POSTGRES=1) but: {why}");
+                }
+                eprintln!(
+                    "SKIPPED: no PostgreSQL for the store tests ({why}); start it with \
+                     `pg_ctlcluster 15 main start`, or set ATTEST_REQUIRE_POSTGRES=1 to fail"
+                );
+                return None;
+            }
+        };
+        let name = format!(
+            "attest_t_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        admin_exec(&admin, &format!("CREATE DATABASE {name}")).expect("create test database");
+        let url = url_for_database(&admin, &name);
+        Some(TestDb { admin, name, url })
+    }
+
+    fn store(&self) -> PgStore {
+        PgStore::connect(&self.url).expect("connect to the test database")
+    }
+}
+
+/// The admin URL pointed at database `name`: its last path segment is the database.
+fn url_for_database(admin: &str, name: &str) -> String {
+    let (base, query) = admin.split_once('?').unwrap_or((admin, ""));
+    let base = match base.rsplit_once('/') {
+        Some((head, _)) if head.contains("//") && head.len() > "postgres://".len() => head,
+        _ => base,
+    };
+    if query.is_empty() {
+        format!("{base}/{name}")
+    } else {
+        format!("{base}/{name}?{query}")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        if let Err(e) = admin_exec(&self.admin, &sql) {
+            eprintln!("could not drop test database {}: {e}", self.name);
+        }
+    }
+}
+
+/// One `#[test]` per contract case, each on a fresh database.
+macro_rules! pg_contract_tests {
+    ($($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let Some(db) = TestDb::create() else { return };
+                let store = db.store();
+                contract::$case(&store);
+            }
+        )*
+        /// Fails when the contract gained a case that this list does not run.
+        #[test]
+        fn every_contract_case_runs() {
+            let listed = [$(stringify!($case)),*];
+            for (name, _) in contract::CASES {
+                assert!(listed.contains(name), "contract case {name} is not run on PostgreSQL");
+            }
+        }
+    };
+}
+
+pg_contract_tests!(
+    idempotent_resend,
+    dedup_across_batches,
+    late_data_updates_past_minutes,
+    reason_counts_give_top_reason,
+    histogram_merge,
+    gaps,
+    host_min_avg_max,
+    maintenance_lifecycle,
+    retention,
+    counts,
+    first_seen,
+    agent_status,
+    raw_roundtrip,
+    compact_matches_rollups,
+);
+
+fn web_probes(store: &dyn Store) -> Vec<(i64, u32, u32, u64)> {
+    store
+        .minute_rollups(&["web".to_owned()], BASE_MINUTE - 10, BASE_MINUTE + 10_000)
+        .expect("rollups")
+        .iter()
+        .map(|r| {
+            let lat = r.latency.as_ref().map_or(0, |h| h.len());
+            (r.minute - BASE_MINUTE, r.probes, r.failures, lat)
+        })
+        .collect()
+}
+
+/// Batches `seq` 1..=n of agent a1: batch k covers minutes k-1 and k (6 probes each, one
+/// failure per minute), so consecutive batches overlap in one minute's measurements.
+fn overlapping_batches(n: u64) -> Vec<IngestBatch> {
+    (1..=n)
+        .map(|k| {
+            let k = k as i64;
+            let ms: Vec<Measurement> = [k - 1, k]
+                .into_iter()
+                .flat_map(|m| {
+                    (0..6).map(move |s| {
+                        if s == 0 {
+                            fail("web", m, 0, Some(FailureReason::Timeout))
+                        } else {
+                            ok("web", m, s * 10, 0.01 * s as f64)
+                        }
+                    })
+                })
+                .collect();
+            batch("a1", k as u64, ms)
+        })
+        .collect()
+}
+
+/// Two stores ("collectors") on one database commit the same batches at the same time,
+/// in opposite orders; each measurement must be stored and counted exactly once.
+#[test]
+fn concurrent_collectors_store_each_measurement_once() {
+    let Some(db) = TestDb::create() else { return };
+    let (one, two) = (db.store(), db.store());
+    let batches = overlapping_batches(40);
+    let outcomes = std::thread::scope(|s| {
+        let forward = s.spawn(|| {
+            batches
+                .iter()
+                .map(|b| one.commit_batch(b).expect("collector one"))
+                .collect::<Vec<_>>()
+        });
+        let backward = s.spawn(|| {
+            batches
+                .iter()
+                .rev()
+                .map(|b| two.commit_batch(b).expect("collector two"))
+                .collect::<Vec<_>>()
+        });
+        let mut all = forward.join().expect("thread one");
+        all.extend(backward.join().expect("thread two"));
+        all
+    });
+    let fresh = outcomes.iter().filter(|o| !o.duplicate_batch).count();
+    assert_eq!(fresh, 40, "each batch is taken by exactly one collector");
+    let stored: u64 = outcomes.iter().map(|o| o.stored).sum();
+    assert_eq!(stored, 41 * 6, "41 minutes of 6 probes, each stored once");
+    assert_eq!(
+        one.counts().expect("counts"),
+        StoreCounts {
+            batches: 40,
+            measurements: 41 * 6
+        }
+    );
+    let want: Vec<(i64, u32, u32, u64)> = (0..=40).map(|m| (m, 6, 1, 5)).collect();
+    assert_eq!(web_probes(&one), want);
+    assert_eq!(web_probes(&two), want);
+}
+
+/// Different batches (other seqs) carrying the same measurements, committed concurrently
+/// by two collectors: raw dedup and the rollup merge hold under contention.
+#[test]
+fn concurrent_distinct_batches_with_shared_measurements_count_once() {
+    let Some(db) = TestDb::create() else { return };
+    let (one, two) = (db.store(), db.store());
+    let shared = overlapping_batches(30);
+    let renumbered: Vec<IngestBatch> = shared
+        .iter()
+        .map(|b| IngestBatch {
+            seq: b.seq + 1000,
+            ..b.clone()
+        })
+        .collect();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for b in &shared {
+                one.commit_batch(b).expect("collector one");
+            }
+        });
+        s.spawn(|| {
+            for b in renumbered.iter().rev() {
+                two.commit_batch(b).expect("collector two");
+            }
+        });
+    });
+    let want: Vec<(i64, u32, u32, u64)> = (0..=30).map(|m| (m, 6, 1, 5)).collect();
+    assert_eq!(web_probes(&one), want);
+    assert_eq!(
+        one.counts().expect("counts"),
+        StoreCounts {
+            batches: 60,
+            measurements: 31 * 6
+        }
+    );
+}
+
+/// A real SQLSTATE 53100 from the server (raised by a trigger standing in for a full
+/// disk) is reported as `Full`, and the batch is rolled back so its resend is stored.
+#[test]
+fn disk_full_is_reported_and_rolled_back() {
+    let Some(db) = TestDb::create() else { return };
+    let store = db.store();
+    store
+        .commit_batch(&batch("a1", 1, vec![ok("web", 0, 0, 0.01)]))
+        .expect("first");
+    admin_exec(
+        &db.url,
+        "CREATE FUNCTION attest_full() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = '53100'; END $$;
+         CREATE TRIGGER attest_full BEFORE INSERT ON minute_rollup
+         FOR EACH ROW EXECUTE FUNCTION attest_full();",
+    )
+    .expect("install trigger");
+    let b2 = batch("a1", 2, vec![ok("web", 1, 0, 0.01)]);
+    let err = store.commit_batch(&b2).expect_err("must fail");
+    assert!(matches!(err, StoreError::Full(_)), "{err:?}");
+    assert_eq!(store.counts().expect("counts").batches, 1, "rolled back");
+    admin_exec(&db.url, "DROP TRIGGER attest_full ON minute_rollup").expect("drop trigger");
+    let out = store.commit_batch(&b2).expect("after space freed");
+    assert_eq!((out.duplicate_batch, out.stored), (false, 1));
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let Some(db) = TestDb::create() else { return };
+    drop(db.store());
+    admin_exec(
+        &db.url,
+        &format!(
+            "INSERT INTO schema_version (version) VALUES ({})",
+            SCHEMA_VERSION + 1
+        ),
+    )
+    .expect("bump");
+    let err = PgStore::connect(&db.url).err().expect("must refuse");
+    assert!(err.to_string().contains("newer collector"), "{err}");
+}
+
+#[test]
+fn reconnecting_keeps_data_and_dedup_state() {
+    let Some(db) = TestDb::create() else { return };
+    let b = batch("a1", 1, vec![ok("web", 0, 0, 0.01)]);
+    db.store().commit_batch(&b).expect("commit");
+    let again = db.store();
+    assert!(again.commit_batch(&b).expect("resend").duplicate_batch);
+    assert_eq!(again.counts().expect("counts").measurements, 1);
+}
+
+/// Works from tokio's blocking pool and can be dropped inside async code.
+#[test]
+fn usable_from_spawn_blocking_and_droppable_in_async_code() {
+    let Some(db) = TestDb::create() else { return };
+    let store: Arc<dyn Store> = Arc::new(db.store());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let counts = rt.block_on(async move {
+        let s = store.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            s.commit_batch(&batch("a1", 1, vec![ok("web", 0, 0, 0.01)]))?;
+            s.counts()
+        })
+        .await
+        .expect("join");
+        drop(store);
+        out
+    });
+    assert_eq!(counts.expect("counts").measurements, 1);
+}
+
+#[test]
+fn test_urls_point_at_the_test_database() {
+    assert_eq!(
+        url_for_database("postgres://u:p@127.0.0.1:5432/postgres", "t1"),
+        "postgres://u:p@127.0.0.1:5432/t1"
+    );
+    assert_eq!(
+        url_for_database("postgres://u:p@h/postgres?sslmode=disable", "t1"),
+        "postgres://u:p@h/t1?sslmode=disable"
+    );
+}
+
+#[test]
+fn bad_url_and_unreachable_server_are_errors() {
+    let err = PgStore::connect("not a url at all ://")
+        .err()
+        .expect("bad URL");
+    assert!(err.to_string().contains("postgres_url"), "{err}");
+    // Port 1 on loopback: nothing listens there, the connection is refused at once.
+    let err = PgStore::connect("postgres://u:secret@127.0.0.1:1/db")
+        .err()
+        .expect("unreachable");
+    let msg = err.to_string();
+    assert!(msg.contains("cannot connect to PostgreSQL"), "{msg}");
+    assert!(!msg.contains("secret"), "the password must not leak: {msg}");
+}
+
+/// Throughput on the local server; run with
+/// `cargo test -p attest-collector --lib postgres::tests::throughput -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement, not a check; prints numbers"]
+fn throughput() {
+    let Some(db) = TestDb::create() else { return };
+    let store = db.store();
+    let minutes = 30 * 24 * 60i64;
+    let per_batch = 1000i64;
+    let started = std::time::Instant::now();
+    let mut seq = 0;
+    for chunk in (0..minutes).step_by(per_batch as usize) {
+        seq += 1;
+        let ms: Vec<Measurement> = (chunk..(chunk + per_batch).min(minutes))
+            .map(|m| {
+                if m % 97 == 0 {
+                    fail("web", m, 0, Some(FailureReason::Timeout))
+                } else {
+                    ok("web", m, 0, 0.02 + (m % 50) as f64 * 1e-3)
+                }
+            })
+            .collect();
+        store.commit_batch(&batch("a1", seq, ms)).expect("commit");
+    }
+    let ingest = started.elapsed();
+    let total = minutes as f64;
+    eprintln!(
+        "commit_batch: {seq} batches of up to {per_batch} in {ingest:?}: {:.0} measurements/s, {:.1} ms/batch",
+        total / ingest.as_secs_f64(),
+        ingest.as_secs_f64() * 1e3 / seq as f64
+    );
+    let web = ["web".to_owned()];
+    let mut best = std::time::Duration::MAX;
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        let c = store
+            .minute_counts(&web, BASE_MINUTE, BASE_MINUTE + minutes)
+            .expect("minute_counts");
+        best = best.min(t.elapsed());
+        assert_eq!(c.rows.len(), minutes as usize);
+    }
+    eprintln!("minute_counts, a month (43,200 minutes) of one check: best of 5 {best:?}");
+}
