@@ -1,6 +1,7 @@
 //! Storage of measurements and their minute rollups behind one [`Store`] trait, with an
-//! embedded SQLite backend (default) and, later, PostgreSQL. One contract test suite
-//! (`store::contract`) runs against every backend.
+//! embedded SQLite backend (default) and PostgreSQL (scale-out: several collectors share one
+//! database, any of them may take any batch). One contract test suite (`store::contract`)
+//! runs against every backend.
 //!
 //! Invariants:
 //! - Everything is UTC. Minutes are Unix minutes (`unix_seconds.div_euclid(60)`).
