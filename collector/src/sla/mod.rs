@@ -94,7 +94,7 @@ pub fn evaluate(
     now: Timestamp,
 ) -> Result<ServiceReport, SlaError> {
     match evaluate_incremental(input, month, now, None)? {
-        Incremental::Done(report, _) => Ok(report),
+        Incremental::Done(done) => Ok(done.0),
         // Unreachable without a prior; an empty report would be wrong, so say so.
         Incremental::NeedsAllRows => Err(SlaError::Time(
             "internal: a full evaluation asked for more rows".into(),
@@ -106,7 +106,7 @@ pub fn evaluate(
 #[derive(Debug)]
 pub enum Incremental {
     /// The report, and the closed minutes to pass to the next call.
-    Done(ServiceReport, ClosedMinutes),
+    Done(Box<(ServiceReport, ClosedMinutes)>),
     /// `prior` no longer applies (the calendar mask, quorum or latency objective changed,
     /// or it reaches past the closed minutes): call again without it and with every row.
     NeedsAllRows,
@@ -164,7 +164,7 @@ pub fn evaluate_incremental(
         planning_eligible,
         now,
     );
-    Ok(Incremental::Done(report, folded.closed))
+    Ok(Incremental::Done(Box::new((report, folded.closed))))
 }
 
 fn count_ones(mask: &[u8]) -> u64 {
