@@ -389,7 +389,7 @@ fn assert_incremental_matches(input: &ServiceInput<'_>, s: &Scenario, want: &Ser
         evaluate_incremental(&other, s.month, now, Some(&closed)).unwrap()
     {
         assert_eq!(
-            *got,
+            got.0,
             evaluate(&other, s.month, now).unwrap(),
             "reused prior"
         );
