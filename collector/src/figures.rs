@@ -8,6 +8,11 @@
 //! - A scrape never computes: it renders the latest snapshot, which a background loop
 //!   refreshes within about a second of new data (and at least every 30 s, since burn
 //!   rates move with time alone).
+//! - A refresh reuses each service's closed minutes (`sla::ClosedMinutes`, everything
+//!   about two hours behind now) from the previous refresh only while the store's change
+//!   journal (`Store::changed_since`) reports no rollup or gap of them changed; late data,
+//!   gaps and retention drop them and the service is read in full once. Past months and
+//!   API reports always evaluate from the store.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,12 +67,20 @@ impl Totals {
     }
 }
 
-/// Totals of complete past months per service, and when they were computed.
+/// Totals of complete past months per service, with the current month they precede and
+/// when and at which store mark they were computed. Per service, since services in
+/// different zones are in different months around midnight UTC.
 #[derive(Debug, Default)]
 struct PastMonths {
-    at: Option<Timestamp>,
-    month: Option<Month>,
-    totals: std::collections::BTreeMap<String, Totals>,
+    totals: std::collections::BTreeMap<String, PastTotals>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PastTotals {
+    current: Month,
+    totals: Totals,
+    at: Timestamp,
+    mark: u64,
 }
 
 /// The closed minutes of one service's current month, and the store mark they are valid
@@ -168,21 +181,28 @@ impl Figures {
     }
 
     /// Sum over the complete months before `current` since the service's first measurement;
-    /// cached, recomputed every [`PAST_MONTHS_EVERY`] and when the month turns.
+    /// cached, rechecked every [`PAST_MONTHS_EVERY`] and recomputed then only when the
+    /// store's journal shows a change before `current` (and always when the month turns).
     fn past_totals(&self, svc: &Service, current: Month, now: Timestamp) -> Totals {
         let mut past = self.past.lock().unwrap_or_else(|p| p.into_inner());
-        let fresh = past.month == Some(current)
-            && past.at.is_some_and(|t| {
-                now.duration_since(t).as_secs() < PAST_MONTHS_EVERY.as_secs() as i64
-            });
-        if !fresh {
-            past.totals.clear();
-            past.at = Some(now);
-            past.month = Some(current);
+        let before = Period::month(current, &svc.time_zone).map_or(i64::MAX, |p| p.start_minute);
+        if let Some(entry) = past
+            .totals
+            .get_mut(&svc.name)
+            .filter(|e| e.current == current)
+        {
+            let young = now.duration_since(entry.at).as_secs() < PAST_MONTHS_EVERY.as_secs() as i64;
+            let unchanged = || {
+                self.store
+                    .changed_since(&svc.checks, entry.mark, i64::MIN, before)
+                    .is_ok_and(|changed| !changed)
+            };
+            if young || unchanged() {
+                entry.at = if young { entry.at } else { now };
+                return entry.totals;
+            }
         }
-        if let Some(t) = past.totals.get(&svc.name) {
-            return *t;
-        }
+        let mark = self.store.change_mark();
         let mut total = Totals::default();
         let first = self.store.first_seen(&svc.checks).ok().flatten();
         let first_month = first
@@ -199,7 +219,13 @@ impl Figures {
                 month = month.next();
             }
         }
-        past.totals.insert(svc.name.clone(), total);
+        let entry = PastTotals {
+            current,
+            totals: total,
+            at: now,
+            mark,
+        };
+        past.totals.insert(svc.name.clone(), entry);
         total
     }
 
