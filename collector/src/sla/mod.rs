@@ -13,6 +13,7 @@ pub mod budget;
 pub mod burn;
 pub mod calendar;
 pub mod capacity;
+pub mod closed;
 pub mod incidents;
 pub mod latency;
 pub mod report;
@@ -29,6 +30,7 @@ use crate::store::{CompactRollups, GapRow};
 pub use availability::Counts;
 pub use calendar::{Calendar, Month, Period};
 pub use capacity::{CapacityFigure, capacity};
+pub use closed::ClosedMinutes;
 pub use incidents::Incident;
 pub use report::ServiceReport;
 pub use timeline::{QuorumRule, Timeline};
@@ -91,6 +93,37 @@ pub fn evaluate(
     month: Month,
     now: Timestamp,
 ) -> Result<ServiceReport, SlaError> {
+    match evaluate_incremental(input, month, now, None)? {
+        Incremental::Done(done) => Ok(done.0),
+        // Unreachable without a prior; an empty report would be wrong, so say so.
+        Incremental::NeedsAllRows => Err(SlaError::Time(
+            "internal: a full evaluation asked for more rows".into(),
+        )),
+    }
+}
+
+/// The outcome of [`evaluate_incremental`].
+#[derive(Debug)]
+pub enum Incremental {
+    /// The report, and the closed minutes to pass to the next call.
+    Done(Box<(ServiceReport, ClosedMinutes)>),
+    /// `prior` no longer applies (the calendar mask, quorum or latency objective changed,
+    /// or it reaches past the closed minutes): call again without it and with every row.
+    NeedsAllRows,
+}
+
+/// [`evaluate`], reusing `prior` (the [`ClosedMinutes`] of an earlier call for the same
+/// service and month) when it still applies; then `input.rollups` need only cover the
+/// minutes from `prior.to()` on. Also returns the closed minutes of this call, to pass to
+/// the next one. The caller must drop `prior` when the store reports rows or gaps of its
+/// minutes changed; everything else it depends on is checked here
+/// ([`Incremental::NeedsAllRows`]).
+pub fn evaluate_incremental(
+    input: &ServiceInput<'_>,
+    month: Month,
+    now: Timestamp,
+    prior: Option<&ClosedMinutes>,
+) -> Result<Incremental, SlaError> {
     let svc = input.service;
     let cal = Calendar::new(svc, input.maintenance, input.first_seen)?;
     let period = Period::month_in(month, &svc.time_zone, cal.time_zone())?;
@@ -104,22 +137,34 @@ pub fn evaluate(
         min_reporters: svc.min_reporters,
     };
     let window = latency::window(period.start_minute, as_of, svc.latency.as_ref());
-    let (timeline, tally) =
-        Timeline::build_with_latency(from, &mask, input.rollups, input.gaps, rule, Some(window));
+    let split = closed::split(from, as_of);
+    let Some(folded) = closed::fold(
+        from,
+        &mask,
+        split,
+        (input.rollups, input.gaps),
+        rule,
+        window,
+        prior,
+    ) else {
+        return Ok(Incremental::NeedsAllRows);
+    };
+    let timeline = &folded.timeline;
     let counts = Counts::of(timeline.slice(period.start_minute, as_of));
-    let incidents = incidents::incidents(&timeline, input.rollups, period.start_minute, as_of);
-    let latency = latency::figures(&tally, svc.latency.as_ref());
-    Ok(assemble(
+    let incidents = incidents::incidents(timeline, &folded.failing, period.start_minute, as_of);
+    let latency = latency::figures(&folded.tally, svc.latency.as_ref());
+    let report = assemble(
         svc,
         &period,
-        &timeline,
+        timeline,
         counts,
         incidents,
         latency,
         as_of,
         planning_eligible,
         now,
-    ))
+    );
+    Ok(Incremental::Done(Box::new((report, folded.closed))))
 }
 
 fn count_ones(mask: &[u8]) -> u64 {

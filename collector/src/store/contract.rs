@@ -532,9 +532,11 @@ pub fn first_seen(store: &dyn Store) {
         store.first_seen(&checks(&["web", "api"])).expect("both"),
         Some(BASE_MINUTE + 7)
     );
+    // A gap means the agent ran the check and lost results: the check existed then, so those
+    // minutes count as unknown rather than falling outside the period.
     assert_eq!(
         store.first_seen(&checks(&["gapped"])).expect("gap only"),
-        None
+        Some(BASE_MINUTE + 1)
     );
     store
         .commit_batch(&batch("a1", 2, vec![ok("web", 3, 0, 0.01)]))
@@ -650,7 +652,77 @@ pub const CASES: &[(&str, Case)] = &[
     ("agent_status", agent_status),
     ("raw_roundtrip", raw_roundtrip),
     ("compact_matches_rollups", compact_matches_rollups),
+    ("changes_are_journaled", changes_are_journaled),
 ];
+
+/// `changed_since` never misses a change: late data into a compacted hour, a gap and
+/// retention all show up for the touched minutes; a backend with a journal also keeps
+/// untouched checks and minutes (and compaction, which changes no figure) unchanged.
+pub fn changes_are_journaled(store: &dyn Store) {
+    let web = checks(&["web"]);
+    let changed = |mark, checks: &[String], a: i64, b: i64| {
+        store
+            .changed_since(checks, mark, BASE_MINUTE + a, BASE_MINUTE + b)
+            .expect("changed_since")
+    };
+    let before = store.change_mark();
+    store
+        .commit_batch(&batch(
+            "a1",
+            1,
+            vec![ok("web", 0, 0, 0.01), ok("api", 300, 0, 0.01)],
+        ))
+        .expect("commit");
+    assert!(changed(before, &web, 0, 1), "a commit is a change");
+    store.compact(BASE_MINUTE + 240).expect("compact");
+    let mark = store.change_mark();
+    let journaled = !changed(mark, &web, -100_000, 100_000);
+    if journaled {
+        assert!(
+            !changed(before, &web, 1, 300),
+            "web changed only in minute 0"
+        );
+    }
+    store
+        .commit_batch(&batch("a2", 1, vec![fail("web", 59, 30, None)]))
+        .expect("late");
+    assert!(
+        changed(mark, &web, 59, 60),
+        "late data into a compacted hour"
+    );
+    assert!(changed(mark, &checks(&["api", "web"]), 0, 100));
+    if journaled {
+        assert!(!changed(mark, &web, 60, 1000), "after the late minute");
+        assert!(
+            !changed(mark, &checks(&["api"]), -100_000, 100_000),
+            "api untouched"
+        );
+    }
+    let mark = store.change_mark();
+    let mut b = batch("a1", 2, Vec::new());
+    b.gaps.push(Gap {
+        check: "api".into(),
+        from: at(100, 0),
+        to: at(102, 30),
+        count: 3,
+    });
+    store.commit_batch(&b).expect("gap");
+    assert!(
+        changed(mark, &checks(&["api"]), 102, 103),
+        "a gap is a change"
+    );
+    let mark = store.change_mark();
+    store
+        .apply_retention(at(200, 0), at(200, 0))
+        .expect("retention");
+    assert!(
+        changed(mark, &checks(&["api"]), 0, 1),
+        "retention deleted minute 0"
+    );
+    if journaled {
+        assert!(!changed(mark, &web, 300, 400), "retention kept minute 300");
+    }
+}
 
 /// The compact read is the full read in another form: same rows, counts, top reasons and
 /// latency buckets, across both tiers and late data merged into compacted hours, and
@@ -738,7 +810,7 @@ macro_rules! contract_tests {
             idempotent_resend, dedup_across_batches, late_data_updates_past_minutes,
             reason_counts_give_top_reason, histogram_merge, gaps, host_min_avg_max,
             maintenance_lifecycle, retention, counts, first_seen, agent_status, raw_roundtrip,
-            compact_matches_rollups);
+            compact_matches_rollups, changes_are_journaled);
     };
     (@cases $make:expr; $($case:ident),*) => {
         $(

@@ -25,6 +25,7 @@ use rusqlite::{
 use serde::{Deserialize, Serialize};
 
 use super::codec::{self, CodecError};
+use super::journal::ChangeJournal;
 use super::rollup::{self, Cell, PackDecoder};
 use super::schema;
 use super::{
@@ -180,6 +181,8 @@ struct Writer {
 pub struct SqliteStore {
     writer: Mutex<Writer>,
     reader: Mutex<Connection>,
+    /// Which minutes of which checks changed when (see `Store::changed_since`).
+    journal: Mutex<ChangeJournal>,
     path: PathBuf,
     /// Keeps a test's temporary directory alive as long as the store; dropped last.
     #[cfg(test)]
@@ -224,6 +227,7 @@ impl SqliteStore {
                 rollup_horizon,
             }),
             reader: Mutex::new(reader),
+            journal: Mutex::new(ChangeJournal::default()),
             path,
             #[cfg(test)]
             _temp: None,
@@ -298,6 +302,11 @@ impl SqliteStore {
         let out = w.load_minutes(agent, check, minutes);
         if out.is_err() {
             w.ids = IdCache::default();
+        }
+        let lo = minutes.iter().map(|m| m.minute).min();
+        let hi = minutes.iter().map(|m| m.minute).max();
+        if let (Ok(_), Some(lo), Some(hi)) = (&out, lo, hi) {
+            lock(&self.journal).record(check, lo, hi.saturating_add(1));
         }
         out
     }
@@ -1228,12 +1237,42 @@ fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawColumns> {
     ))
 }
 
+/// Journals the minutes a committed batch touched, per check: its measurements' minutes
+/// and its gaps' minutes (a resent batch is journaled too; that only costs a recompute).
+fn record_batch(journal: &mut ChangeJournal, batch: &IngestBatch) {
+    let mut touched: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    let minutes = batch
+        .measurements
+        .iter()
+        .map(|m| {
+            let minute = m.ts.as_second().div_euclid(60);
+            (m.check.as_str(), minute, minute)
+        })
+        .chain(batch.gaps.iter().map(|g| {
+            let (a, z) = (
+                g.from.as_second().div_euclid(60),
+                g.to.as_second().div_euclid(60),
+            );
+            (g.check.as_str(), a.min(z), a.max(z))
+        }));
+    for (check, lo, hi) in minutes {
+        let e = touched.entry(check).or_insert((lo, hi));
+        *e = (e.0.min(lo), e.1.max(hi));
+    }
+    for (check, (lo, hi)) in touched {
+        journal.record(check, lo, hi.saturating_add(1));
+    }
+}
+
 impl Store for SqliteStore {
     fn commit_batch(&self, batch: &IngestBatch) -> Result<CommitOutcome, StoreError> {
         let mut w = lock(&self.writer);
         let out = w.commit(batch);
         if out.is_err() {
             w.ids = IdCache::default();
+        }
+        if out.is_ok() {
+            record_batch(&mut lock(&self.journal), batch);
         }
         out
     }
@@ -1566,6 +1605,7 @@ impl Store for SqliteStore {
             let horizon = roll_minute.max(w.rollup_horizon);
             delete_expired(&mut w.conn, raw_ns, roll_ns, horizon)?;
             w.rollup_horizon = horizon;
+            lock(&self.journal).record_all(i64::MIN, horizon);
         }
         self.compact_before(minute_of(raw_ns))?;
         Ok(())
@@ -1573,6 +1613,20 @@ impl Store for SqliteStore {
 
     fn compact(&self, before_minute: i64) -> Result<u64, StoreError> {
         self.compact_before(before_minute)
+    }
+
+    fn change_mark(&self) -> u64 {
+        lock(&self.journal).mark()
+    }
+
+    fn changed_since(
+        &self,
+        checks: &[String],
+        mark: u64,
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(lock(&self.journal).changed(checks, mark, from_minute, to_minute))
     }
 
     fn counts(&self) -> Result<StoreCounts, StoreError> {

@@ -169,6 +169,16 @@ pub(super) async fn commit(client: &mut Client, b: &IngestBatch) -> Result<Commi
             .or_insert(minute);
         new_ms.push((minute, m));
     }
+    // A gap means the agent ran the check and lost results: the check existed then.
+    for g in &b.gaps {
+        let from = minute_of(ts_ns(g.from)?).min(minute_of(ts_ns(g.to)?));
+        if let Some(&s) = series.get(&g.check) {
+            first
+                .entry(s)
+                .and_modify(|f| *f = (*f).min(from))
+                .or_insert(from);
+        }
+    }
     lower_first_minutes(&tx, &first).await?;
     upsert_cells(&tx, &cells).await?;
     upsert_hosts(&tx, agent, &new_ms).await?;

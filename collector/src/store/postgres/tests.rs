@@ -189,6 +189,7 @@ pg_contract_tests!(
     agent_status,
     raw_roundtrip,
     compact_matches_rollups,
+    changes_are_journaled,
 );
 
 fn web_probes(store: &dyn Store) -> Vec<(i64, u32, u32, u64)> {
