@@ -1,0 +1,168 @@
+//! The JSON report contract cannot drift: every key a real `ServiceReport` serialises to (at
+//! any depth) is named in docs/sla.md, the top-level keys are listed in docs/http-api.md, and
+//! every `MaintenanceView` field is in docs/http-api.md, every `CapacityFigure` field in
+//! docs/sla.md. The report comes from the real
+//! figures path (config → SQLite store → engine), so a renamed or added field fails here.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use attest_collector::figures::{Figures, MaintenanceView};
+use attest_collector::sla::{CapacityFigure, Incident};
+use serde_json::Value;
+
+fn read(rel: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
+}
+
+/// Words of a markdown page: runs of letters, digits and `_`.
+fn words(text: &str) -> BTreeSet<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every object key in `v`, at any depth.
+fn keys(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m {
+                out.insert(k.clone());
+                keys(child, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| keys(i, out)),
+        _ => {}
+    }
+}
+
+/// One report of a configured service with an empty store: every field is serialised
+/// (absent figures as `null`), so the key set is the full contract except incident entries.
+fn report() -> Value {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let src = r#"
+        [storage]
+        data_dir = "data"
+
+        [[service]]
+        name = "web"
+        checks = ["web-home"]
+        target = "99.9%"
+        min_coverage = "90%"
+        latency = { threshold = "500ms", target = "95%" }
+    "#;
+    let file = dir.path().join("collector.toml");
+    let cfg = attest_config::parse_collector(&file.display().to_string(), src)
+        .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
+    let store = attest_collector::store::open(&cfg.storage).expect("open SQLite store");
+    let figures = Figures::new(Arc::new(cfg), store);
+    let reports = figures
+        .month_reports("2026-09", None, Some("2026-10-01T00:00:00Z"))
+        .unwrap_or_else(|r| panic!("month_reports refused: {}", r.reason));
+    serde_json::to_value(&reports).expect("reports serialise")
+}
+
+#[test]
+fn every_service_report_key_is_documented() {
+    let json = report();
+    let first = json.get(0).expect("one report for the one service");
+    let mut all = BTreeSet::new();
+    keys(first, &mut all);
+    assert!(all.contains("burn_rates") && all.contains("5m"), "{all:?}");
+    // The empty store yields no incident entries: add an incident's keys from the type itself.
+    keys(
+        &serde_json::to_value(incident()).expect("incident serialises"),
+        &mut all,
+    );
+    assert!(all.contains("open_at_start"), "{all:?}");
+    let sla = words(&read("docs/sla.md"));
+    let missing: Vec<_> = all.iter().filter(|k| !sla.contains(*k)).collect();
+    assert!(missing.is_empty(), "docs/sla.md does not name: {missing:?}");
+
+    let api = words(&read("docs/http-api.md"));
+    let top: Vec<_> = first
+        .as_object()
+        .expect("a report is an object")
+        .keys()
+        .filter(|k| !api.contains(*k))
+        .collect();
+    assert!(top.is_empty(), "docs/http-api.md does not list: {top:?}");
+}
+
+fn incident() -> Incident {
+    let at = "2026-09-03T10:00:00Z".parse().expect("instant");
+    Incident {
+        start: at,
+        end: at,
+        open_at_start: false,
+        open_at_end: false,
+        downtime_minutes: 1,
+        agents: vec!["a".into()],
+        reason: Some("timeout".into()),
+    }
+}
+
+#[test]
+fn every_capacity_figure_field_is_documented() {
+    let figure = CapacityFigure {
+        agent: "a".into(),
+        kind: "cpu".into(),
+        resource: String::new(),
+        minutes: 1,
+        p95: Some(0.5),
+        max: Some(0.5),
+        minutes_above_warning: 0,
+        minutes_above_critical: 0,
+        trend_per_day: None,
+        days_until_critical: None,
+    };
+    let mut all = BTreeSet::new();
+    keys(
+        &serde_json::to_value(&figure).expect("figure serialises"),
+        &mut all,
+    );
+    assert_eq!(all.len(), 10, "{all:?}");
+    let sla = words(&read("docs/sla.md"));
+    let missing: Vec<_> = all.iter().filter(|k| !sla.contains(*k)).collect();
+    assert!(missing.is_empty(), "docs/sla.md does not name: {missing:?}");
+}
+
+#[test]
+fn every_maintenance_view_field_is_documented() {
+    let at = "2026-09-03T10:00:00Z".parse().expect("instant");
+    let view = MaintenanceView {
+        id: 1,
+        service: "web".into(),
+        start: at,
+        end: at,
+        reason: "CHG-42".into(),
+        created_at: at,
+        cancelled_at: Some(at),
+    };
+    let mut all = BTreeSet::new();
+    keys(
+        &serde_json::to_value(&view).expect("view serialises"),
+        &mut all,
+    );
+    assert_eq!(all.len(), 7, "{all:?}");
+    let api = words(&read("docs/http-api.md"));
+    let missing: Vec<_> = all.iter().filter(|k| !api.contains(*k)).collect();
+    assert!(
+        missing.is_empty(),
+        "docs/http-api.md does not name: {missing:?}"
+    );
+}
+
+#[test]
+fn word_split_keeps_snake_case_and_window_names() {
+    let w = words("`burn_rates {\"5m\",\"30m\"}` and `as_of`.");
+    for k in ["burn_rates", "5m", "30m", "as_of"] {
+        assert!(w.contains(k), "{k} missing from {w:?}");
+    }
+    assert!(!w.contains("burn"));
+}
