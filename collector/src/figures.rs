@@ -438,7 +438,7 @@ impl Figures {
         if req.end <= req.start {
             return Err(Rejection::new(400, "end must be after start").field("end"));
         }
-        if req.reason.trim().is_empty() || req.reason.len() > 500 {
+        if req.reason.trim().is_empty() || req.reason.chars().count() > 500 {
             return Err(Rejection::new(
                 400,
                 "reason must be 1..500 characters (change ticket, what is done)",

@@ -201,7 +201,12 @@ fn import_file(
         }
         Err(e) => {
             eprintln!("{e}");
-            Ok(ExitCode::from(EXIT_DATA))
+            // Bad input is the file's fault (65); a storage failure is not (1).
+            let code = match e {
+                import::ImportError::Store { .. } => ExitCode::FAILURE,
+                _ => ExitCode::from(EXIT_DATA),
+            };
+            Ok(code)
         }
     }
 }
@@ -219,7 +224,13 @@ fn print_sla(
         Ok(r) => r,
         Err(e) => {
             eprintln!("{}", e.reason);
-            return Ok(ExitCode::from(EXIT_DATA));
+            // A refused argument (4xx) is bad input; a storage failure (5xx) is not.
+            let code = if e.status >= 500 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::from(EXIT_DATA)
+            };
+            return Ok(code);
         }
     };
     match format {

@@ -106,6 +106,9 @@ impl Transport {
             BackoffConfig {
                 initial: cfg.backoff_initial,
                 max: cfg.backoff_max,
+                // A server's Retry-After is honoured up to 10 minutes, or up to the configured
+                // maximum when that is longer.
+                retry_after_cap: BackoffConfig::DEFAULT.retry_after_cap.max(cfg.backoff_max),
                 ..BackoffConfig::DEFAULT
             },
             seed,
