@@ -944,20 +944,7 @@ fn packed_cells(
         )
         .map_err(map_err)?;
     for series in wanted.keys() {
-        let mut rows = stmt
-            .query(params![
-                series,
-                from.div_euclid(60),
-                (to - 1).div_euclid(60)
-            ])
-            .map_err(map_err)?;
-        while let Some(r) = rows.next().map_err(map_err)? {
-            let hour: i64 = r.get(0).map_err(map_err)?;
-            let data = r
-                .get_ref(1)
-                .map_err(map_err)?
-                .as_blob()
-                .map_err(map_err_fs)?;
+        for_each_pack(&mut stmt, *series, (from, to), |hour, data| {
             let pack = rollup::decode_pack(data).map_err(|e| corrupt("hour pack", e))?;
             for (offset, cell) in pack {
                 let minute = hour * 60 + i64::from(offset);
@@ -965,7 +952,35 @@ fn packed_cells(
                     merge_cell(into, (*series, minute), cell);
                 }
             }
-        }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// Calls `f(hour, pack bytes)` for each hour pack of `series` that overlaps minutes
+/// `[from, to)`; `stmt` is the `hour_pack` select by series and hour range.
+fn for_each_pack(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    series: i64,
+    (from, to): (i64, i64),
+    mut f: impl FnMut(i64, &[u8]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut rows = stmt
+        .query(params![
+            series,
+            from.div_euclid(60),
+            (to - 1).div_euclid(60)
+        ])
+        .map_err(map_err)?;
+    while let Some(r) = rows.next().map_err(map_err)? {
+        let hour: i64 = r.get(0).map_err(map_err)?;
+        let data = r
+            .get_ref(1)
+            .map_err(map_err)?
+            .as_blob()
+            .map_err(map_err_fs)?;
+        f(hour, data)?;
     }
     Ok(())
 }
@@ -1043,29 +1058,15 @@ fn compact_series(
     out: &mut CompactRollups,
 ) -> Result<(), StoreError> {
     let start = out.rows.len();
-    let mut rows = stmt
-        .query(params![
-            series,
-            from.div_euclid(60),
-            (to - 1).div_euclid(60)
-        ])
-        .map_err(map_err)?;
-    while let Some(r) = rows.next().map_err(map_err)? {
-        let hour: i64 = r.get(0).map_err(map_err)?;
-        let data = r
-            .get_ref(1)
-            .map_err(map_err)?
-            .as_blob()
-            .map_err(map_err_fs)?;
+    for_each_pack(stmt, series, (from, to), |hour, data| {
         let late: Vec<i64> = hot
             .range(hour * 60..hour * 60 + 60)
             .map(|(m, _)| *m)
             .collect();
         if late.is_empty() {
-            decoder
+            return decoder
                 .decode_compact(data, hour, (from, to), agent, out)
-                .map_err(|e| corrupt("hour pack", e))?;
-            continue;
+                .map_err(|e| corrupt("hour pack", e));
         }
         let mut pack = rollup::decode_pack(data).map_err(|e| corrupt("hour pack", e))?;
         for minute in late {
@@ -1080,7 +1081,8 @@ fn compact_series(
                 push_cell(out, minute, agent, cell);
             }
         }
-    }
+        Ok(())
+    })?;
     let unsorted = !hot.is_empty();
     for (minute, cell) in &hot {
         push_cell(out, *minute, agent, cell);
