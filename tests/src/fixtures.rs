@@ -15,6 +15,7 @@ use hyper::body::Bytes;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::load::Key;
+use crate::spool_oracle::SegmentKeeper;
 use crate::{Proc, free_port, get, sample, wait_for};
 
 /// An agent the collector accepts: id and token.
@@ -425,4 +426,62 @@ pub async fn wait_progress(data_dir: &Path, since: u64, more: u64, bound: Durati
         },
     )
     .await
+}
+
+/// What a single-agent fault scenario needs: one agent probing `checks` loopback HTTP+TCP
+/// pairs every 200 ms against [`ok_target`], one service holding all of them.
+#[derive(Debug, Clone, Copy)]
+pub struct LoopbackSpec<'a> {
+    /// The agent's id (and credential name).
+    pub agent: &'a str,
+    /// The one service in the collector config.
+    pub service: &'a str,
+    /// Check id prefix, see [`loopback_checks`].
+    pub prefix: &'a str,
+    /// Number of HTTP+TCP check pairs.
+    pub pairs: usize,
+    /// The agent's spool cap, e.g. `"4MiB"`.
+    pub max_bytes: &'a str,
+}
+
+/// A started collector plus a not yet spawned agent whose spool is already watched by a
+/// [`SegmentKeeper`], so no segment the agent writes can escape the oracle.
+pub struct LoopbackRig {
+    pub cred: AgentCred,
+    pub checks: Vec<String>,
+    pub collector: Collector,
+    pub setup: AgentSetup,
+    pub keeper: SegmentKeeper,
+}
+
+impl LoopbackRig {
+    /// Starts the target and the collector (config and data under `dir`, spool in
+    /// `<dir>/spool`, kept segments in `<dir>/kept`).
+    pub async fn start(dir: &Path, spec: LoopbackSpec<'_>) -> LoopbackRig {
+        let target = ok_target().await;
+        let cred = AgentCred::new(spec.agent);
+        let checks = loopback_check_ids(spec.prefix, spec.pairs);
+        let svc = ServiceDef {
+            name: spec.service.into(),
+            checks: checks.clone(),
+        };
+        let mut collector = Collector::new(dir, None, std::slice::from_ref(&cred), &[svc]);
+        collector.start().await;
+        let setup = AgentSetup {
+            cred: cred.clone(),
+            collector_port: collector.port,
+            listen_port: free_port(),
+            spool_dir: dir.join("spool"),
+            max_bytes: spec.max_bytes.into(),
+            checks_toml: loopback_checks(spec.prefix, target, spec.pairs, "200ms"),
+        };
+        let keeper = SegmentKeeper::start(&setup.spool_dir, &dir.join("kept"));
+        LoopbackRig {
+            cred,
+            checks,
+            collector,
+            setup,
+            keeper,
+        }
+    }
 }

@@ -6,38 +6,36 @@
 use std::time::Duration;
 
 use attest_tests::fixtures::{
-    AgentCred, AgentSetup, Collector, ServiceDef, assert_rollups_match_raw, loopback_check_ids,
-    loopback_checks, ok_target, spooled_keys, stored_count, stored_keys, wait_progress,
+    LoopbackRig, LoopbackSpec, assert_rollups_match_raw, spooled_keys, stored_count, stored_keys,
+    wait_progress,
 };
 use attest_tests::load::tally;
-use attest_tests::spool_oracle::SegmentKeeper;
-use attest_tests::{free_port, sample};
+use attest_tests::sample;
 
 const KILLS: u64 = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_killed_five_times_delivers_everything_it_spooled_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let target = ok_target().await;
-    let cred = AgentCred::new("crashy");
-    let checks = loopback_check_ids("ak", 3);
-    let svc = ServiceDef {
-        name: "crashy".into(),
-        checks: checks.clone(),
-    };
-    let mut collector = Collector::new(dir.path(), None, std::slice::from_ref(&cred), &[svc]);
-    collector.start().await;
-    let setup = AgentSetup {
-        cred: cred.clone(),
-        collector_port: collector.port,
-        listen_port: free_port(),
-        spool_dir: dir.path().join("spool"),
-        max_bytes: "256KiB".into(),
-        // Small segments (8 KiB) rotate and get deleted during the run: the keeper must
-        // catch each one.
-        checks_toml: loopback_checks("ak", target, 3, "200ms"),
-    };
-    let keeper = SegmentKeeper::start(&setup.spool_dir, &dir.path().join("kept"));
+    let LoopbackRig {
+        cred,
+        checks,
+        collector,
+        setup,
+        keeper,
+    } = LoopbackRig::start(
+        dir.path(),
+        LoopbackSpec {
+            agent: "crashy",
+            service: "crashy",
+            prefix: "ak",
+            pairs: 3,
+            // Small segments (8 KiB) rotate and get deleted during the run: the keeper must
+            // catch each one.
+            max_bytes: "256KiB",
+        },
+    )
+    .await;
 
     let mut seen = stored_count(&collector.data_dir);
     let mut agent = setup.spawn(dir.path());

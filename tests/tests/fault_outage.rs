@@ -6,12 +6,11 @@
 use std::time::{Duration, Instant};
 
 use attest_tests::fixtures::{
-    AgentCred, AgentSetup, Collector, ServiceDef, assert_rollups_match_raw, loopback_check_ids,
-    loopback_checks, metrics, ok_target, rss_kib, spooled_keys, stored_keys, wait_progress,
+    LoopbackRig, LoopbackSpec, assert_rollups_match_raw, metrics, rss_kib, spooled_keys,
+    stored_keys, wait_progress,
 };
 use attest_tests::load::tally;
-use attest_tests::spool_oracle::SegmentKeeper;
-use attest_tests::{free_port, sample, wait_for};
+use attest_tests::{sample, wait_for};
 
 const OUTAGE: Duration = Duration::from_secs(20);
 /// Generous ceiling for the agent's RSS (a debug build); the design target is 64 MB.
@@ -20,24 +19,23 @@ const RSS_BOUND_KIB: u64 = 64 * 1024;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_is_spooled_within_cap_with_bounded_memory_and_drains_after() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let target = ok_target().await;
-    let cred = AgentCred::new("patient");
-    let checks = loopback_check_ids("ok", 2);
-    let svc = ServiceDef {
-        name: "patient".into(),
-        checks: checks.clone(),
-    };
-    let mut collector = Collector::new(dir.path(), None, std::slice::from_ref(&cred), &[svc]);
-    collector.start().await;
-    let setup = AgentSetup {
-        cred: cred.clone(),
-        collector_port: collector.port,
-        listen_port: free_port(),
-        spool_dir: dir.path().join("spool"),
-        max_bytes: "4MiB".into(),
-        checks_toml: loopback_checks("ok", target, 2, "200ms"),
-    };
-    let keeper = SegmentKeeper::start(&setup.spool_dir, &dir.path().join("kept"));
+    let LoopbackRig {
+        cred,
+        checks,
+        mut collector,
+        setup,
+        keeper,
+    } = LoopbackRig::start(
+        dir.path(),
+        LoopbackSpec {
+            agent: "patient",
+            service: "patient",
+            prefix: "ok",
+            pairs: 2,
+            max_bytes: "4MiB",
+        },
+    )
+    .await;
     let mut agent = setup.spawn(dir.path());
     let seen = wait_progress(&collector.data_dir, 0, 20, Duration::from_secs(60)).await;
 

@@ -9,12 +9,11 @@ use std::time::Duration;
 
 use attest_collector::store::{GapRow, Store};
 use attest_tests::fixtures::{
-    AgentCred, AgentSetup, Collector, ServiceDef, loopback_check_ids, loopback_checks, metrics,
-    ok_target, path_str, spooled_keys, stored_gaps, stored_keys, wait_progress,
+    Collector, LoopbackRig, LoopbackSpec, metrics, path_str, spooled_keys, stored_gaps,
+    stored_keys, wait_progress,
 };
 use attest_tests::load::{Key, tally};
-use attest_tests::spool_oracle::SegmentKeeper;
-use attest_tests::{bin, free_port, sample, wait_for};
+use attest_tests::{bin, sample, wait_for};
 use jiff::Timestamp;
 
 const SERVICE: &str = "cramped";
@@ -22,24 +21,23 @@ const SERVICE: &str = "cramped";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_measurements_become_gaps_and_unknown_minutes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let target = ok_target().await;
-    let cred = AgentCred::new("cramped-agent");
-    let checks = loopback_check_ids("sf", 2);
-    let svc = ServiceDef {
-        name: SERVICE.into(),
-        checks: checks.clone(),
-    };
-    let mut collector = Collector::new(dir.path(), None, std::slice::from_ref(&cred), &[svc]);
-    collector.start().await;
-    let setup = AgentSetup {
-        cred: cred.clone(),
-        collector_port: collector.port,
-        listen_port: free_port(),
-        spool_dir: dir.path().join("spool"),
-        max_bytes: "32KiB".into(),
-        checks_toml: loopback_checks("sf", target, 2, "200ms"),
-    };
-    let keeper = SegmentKeeper::start(&setup.spool_dir, &dir.path().join("kept"));
+    let LoopbackRig {
+        cred,
+        checks,
+        mut collector,
+        setup,
+        keeper,
+    } = LoopbackRig::start(
+        dir.path(),
+        LoopbackSpec {
+            agent: "cramped-agent",
+            service: SERVICE,
+            prefix: "sf",
+            pairs: 2,
+            max_bytes: "32KiB",
+        },
+    )
+    .await;
     let mut agent = setup.spawn(dir.path());
     // Data before the outage, so the service's first minute precedes every gap.
     wait_progress(&collector.data_dir, 0, 20, Duration::from_secs(60)).await;

@@ -224,6 +224,7 @@ pub mod compact;
 #[cfg(test)]
 pub(crate) mod contract;
 mod journal;
+mod keys;
 pub mod postgres;
 mod rollup;
 mod schema;

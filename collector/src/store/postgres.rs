@@ -41,6 +41,7 @@ use tokio_postgres::{Client, Config, NoTls};
 
 use attest_config::wire::Measurement;
 
+use super::keys::{to_u64, ts_ns};
 use super::{
     AgentStatus, CommitOutcome, CompactRollups, GapRow, HostMinute, IngestBatch, MaintenanceRow,
     MinuteRollup, Store, StoreCounts, StoreError,
@@ -121,27 +122,6 @@ fn describe(e: &tokio_postgres::Error) -> String {
         msg.push_str("; the connection was lost, check that the server is up");
     }
     msg
-}
-
-fn ts_ns(ts: Timestamp) -> Result<i64, StoreError> {
-    i64::try_from(ts.as_nanosecond()).map_err(|_| {
-        StoreError::Backend(format!(
-            "timestamp {ts} is outside the storable range 1677..2262; reject it at ingest"
-        ))
-    })
-}
-
-fn from_ns(ns: i64) -> Result<Timestamp, StoreError> {
-    Timestamp::from_nanosecond(i128::from(ns))
-        .map_err(|e| StoreError::Backend(format!("stored timestamp {ns} is invalid: {e}")))
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn to_u64(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
 }
 
 /// A small connection pool: at most [`MAX_CONNECTIONS`] clients, reused while open.

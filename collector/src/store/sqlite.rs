@@ -17,15 +17,18 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use attest_config::wire::{FailureReason, Measurement, Phase, SpoolStatus, Value};
+use attest_config::wire::{FailureReason, Measurement, SpoolStatus};
 use jiff::Timestamp;
 use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
 };
-use serde::{Deserialize, Serialize};
 
 use super::codec::{self, CodecError};
 use super::journal::ChangeJournal;
+use super::keys::{
+    batches_before, encode_extra, from_ns, gap_span, host_avg, minute_of, rebuild_measurement,
+    to_i64, to_u64, ts_ns,
+};
 use super::rollup::{self, Cell, PackDecoder};
 use super::schema;
 use super::{
@@ -38,10 +41,6 @@ pub const DB_FILE: &str = "attest.db";
 /// How long a connection waits for a lock held by another process (a backup tool, the
 /// `sqlite3` shell) before giving up.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-const NS_PER_MINUTE: i64 = 60_000_000_000;
-/// Batch rows outlive the rollups by this margin, so a replayed batch whose rows were
-/// pruned cannot reach past the rollup horizon even from an agent whose clock ran ahead.
-const BATCH_KEEP_MARGIN_NS: i64 = 24 * 60 * NS_PER_MINUTE;
 
 /// Maps SQLite errors to store errors; a full disk or database becomes [`StoreError::Full`].
 pub(super) fn map_err(e: rusqlite::Error) -> StoreError {
@@ -55,81 +54,6 @@ pub(super) fn map_err(e: rusqlite::Error) -> StoreError {
 
 fn corrupt(what: &str, e: CodecError) -> StoreError {
     StoreError::Backend(format!("{what}: {e}"))
-}
-
-fn ts_ns(ts: Timestamp) -> Result<i64, StoreError> {
-    i64::try_from(ts.as_nanosecond()).map_err(|_| {
-        StoreError::Backend(format!(
-            "timestamp {ts} is outside the storable range 1677..2262; reject it at ingest"
-        ))
-    })
-}
-
-fn from_ns(ns: i64) -> Result<Timestamp, StoreError> {
-    Timestamp::from_nanosecond(i128::from(ns))
-        .map_err(|e| StoreError::Backend(format!("stored timestamp {ns} is invalid: {e}")))
-}
-
-fn minute_of(ns: i64) -> i64 {
-    ns.div_euclid(NS_PER_MINUTE)
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn to_u64(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
-}
-
-/// The parts of a measurement that have no column of their own, kept as JSON.
-#[derive(Serialize)]
-struct ExtraRef<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    failed_phase: Option<Phase>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    phases: &'a BTreeMap<Phase, f64>,
-    #[serde(skip_serializing_if = "<[Value]>::is_empty")]
-    values: &'a [Value],
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    labels: &'a BTreeMap<String, String>,
-}
-
-#[derive(Deserialize, Default)]
-struct Extra {
-    #[serde(default)]
-    failed_phase: Option<Phase>,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    phases: BTreeMap<Phase, f64>,
-    #[serde(default)]
-    values: Vec<Value>,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-}
-
-fn encode_extra(m: &Measurement) -> Result<Option<Vec<u8>>, StoreError> {
-    if m.failed_phase.is_none()
-        && m.error.is_none()
-        && m.phases.is_empty()
-        && m.values.is_empty()
-        && m.labels.is_empty()
-    {
-        return Ok(None);
-    }
-    let extra = ExtraRef {
-        failed_phase: m.failed_phase,
-        error: m.error.as_deref(),
-        phases: &m.phases,
-        values: &m.values,
-        labels: &m.labels,
-    };
-    serde_json::to_vec(&extra)
-        .map(Some)
-        .map_err(|e| StoreError::Backend(format!("cannot encode measurement details: {e}")))
 }
 
 /// Per-minute aggregate of one host value; sum and count keep merges exact.
@@ -766,12 +690,9 @@ fn insert_gaps(
     b: &IngestBatch,
 ) -> Result<(), StoreError> {
     for g in &b.gaps {
-        let a = minute_of(ts_ns(g.from)?);
-        let z = minute_of(ts_ns(g.to)?);
-        let (from, to) = (a.min(z), a.max(z));
-        if to < horizon {
+        let Some((from, to)) = gap_span(g, horizon)? else {
             continue;
-        }
+        };
         let series = ensure_series(tx, &mut ids.series, agent, &g.check, Some(from))?;
         tx.prepare_cached(
             "INSERT INTO gaps (series, from_minute, to_minute, count) VALUES (?1, ?2, ?3, ?4)
@@ -843,19 +764,7 @@ fn compact_one_hour(conn: &mut Connection, before_minute: i64) -> Result<Option<
         while let Some(r) = rows.next().map_err(map_err)? {
             let minute: i64 = r.get(0).map_err(map_err)?;
             let series: i64 = r.get(1).map_err(map_err)?;
-            let cell = Cell::from_row(
-                to_u64(r.get(2).map_err(map_err)?),
-                to_u64(r.get(3).map_err(map_err)?),
-                r.get_ref(4)
-                    .map_err(map_err)?
-                    .as_blob_or_null()
-                    .map_err(map_err_fs)?,
-                r.get_ref(5)
-                    .map_err(map_err)?
-                    .as_blob_or_null()
-                    .map_err(map_err_fs)?,
-            )
-            .map_err(|e| corrupt("minute rollup", e))?;
+            let cell = cell_at(r, 2)?;
             let offset = u8::try_from(minute - hour * 60).unwrap_or(0);
             by_series.entry(series).or_default().insert(offset, cell);
             moved += 1;
@@ -875,6 +784,24 @@ fn compact_one_hour(conn: &mut Connection, before_minute: i64) -> Result<Option<
 
 fn map_err_fs(e: rusqlite::types::FromSqlError) -> StoreError {
     StoreError::Backend(format!("unexpected column type: {e}"))
+}
+
+/// The minute-rollup cell stored in columns `start..start + 4` (probes, failures,
+/// reasons, latency); bytes that do not decode are reported as corruption.
+fn cell_at(r: &rusqlite::Row<'_>, start: usize) -> Result<Cell, StoreError> {
+    let blob = |i: usize| -> Result<Option<&[u8]>, StoreError> {
+        r.get_ref(i)
+            .map_err(map_err)?
+            .as_blob_or_null()
+            .map_err(map_err_fs)
+    };
+    Cell::from_row(
+        to_u64(r.get(start).map_err(map_err)?),
+        to_u64(r.get(start + 1).map_err(map_err)?),
+        blob(start + 2)?,
+        blob(start + 3)?,
+    )
+    .map_err(|e| corrupt("minute rollup", e))
 }
 
 fn load_pack(
@@ -998,19 +925,7 @@ fn hot_cells(
             continue;
         }
         let minute: i64 = r.get(0).map_err(map_err)?;
-        let cell = Cell::from_row(
-            to_u64(r.get(2).map_err(map_err)?),
-            to_u64(r.get(3).map_err(map_err)?),
-            r.get_ref(4)
-                .map_err(map_err)?
-                .as_blob_or_null()
-                .map_err(map_err_fs)?,
-            r.get_ref(5)
-                .map_err(map_err)?
-                .as_blob_or_null()
-                .map_err(map_err_fs)?,
-        )
-        .map_err(|e| corrupt("minute rollup", e))?;
+        let cell = cell_at(r, 2)?;
         merge_cell(into, (series, minute), cell);
     }
     Ok(())
@@ -1029,20 +944,7 @@ fn packed_cells(
         )
         .map_err(map_err)?;
     for series in wanted.keys() {
-        let mut rows = stmt
-            .query(params![
-                series,
-                from.div_euclid(60),
-                (to - 1).div_euclid(60)
-            ])
-            .map_err(map_err)?;
-        while let Some(r) = rows.next().map_err(map_err)? {
-            let hour: i64 = r.get(0).map_err(map_err)?;
-            let data = r
-                .get_ref(1)
-                .map_err(map_err)?
-                .as_blob()
-                .map_err(map_err_fs)?;
+        for_each_pack(&mut stmt, *series, (from, to), |hour, data| {
             let pack = rollup::decode_pack(data).map_err(|e| corrupt("hour pack", e))?;
             for (offset, cell) in pack {
                 let minute = hour * 60 + i64::from(offset);
@@ -1050,7 +952,35 @@ fn packed_cells(
                     merge_cell(into, (*series, minute), cell);
                 }
             }
-        }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// Calls `f(hour, pack bytes)` for each hour pack of `series` that overlaps minutes
+/// `[from, to)`; `stmt` is the `hour_pack` select by series and hour range.
+fn for_each_pack(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    series: i64,
+    (from, to): (i64, i64),
+    mut f: impl FnMut(i64, &[u8]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut rows = stmt
+        .query(params![
+            series,
+            from.div_euclid(60),
+            (to - 1).div_euclid(60)
+        ])
+        .map_err(map_err)?;
+    while let Some(r) = rows.next().map_err(map_err)? {
+        let hour: i64 = r.get(0).map_err(map_err)?;
+        let data = r
+            .get_ref(1)
+            .map_err(map_err)?
+            .as_blob()
+            .map_err(map_err_fs)?;
+        f(hour, data)?;
     }
     Ok(())
 }
@@ -1095,19 +1025,7 @@ fn hot_cells_by_series(
         let mut mine = BTreeMap::new();
         while let Some(r) = rows.next().map_err(map_err)? {
             let minute: i64 = r.get(0).map_err(map_err)?;
-            let cell = Cell::from_row(
-                to_u64(r.get(1).map_err(map_err)?),
-                to_u64(r.get(2).map_err(map_err)?),
-                r.get_ref(3)
-                    .map_err(map_err)?
-                    .as_blob_or_null()
-                    .map_err(map_err_fs)?,
-                r.get_ref(4)
-                    .map_err(map_err)?
-                    .as_blob_or_null()
-                    .map_err(map_err_fs)?,
-            )
-            .map_err(|e| corrupt("minute rollup", e))?;
+            let cell = cell_at(r, 1)?;
             mine.insert(minute, cell);
         }
         if !mine.is_empty() {
@@ -1140,29 +1058,15 @@ fn compact_series(
     out: &mut CompactRollups,
 ) -> Result<(), StoreError> {
     let start = out.rows.len();
-    let mut rows = stmt
-        .query(params![
-            series,
-            from.div_euclid(60),
-            (to - 1).div_euclid(60)
-        ])
-        .map_err(map_err)?;
-    while let Some(r) = rows.next().map_err(map_err)? {
-        let hour: i64 = r.get(0).map_err(map_err)?;
-        let data = r
-            .get_ref(1)
-            .map_err(map_err)?
-            .as_blob()
-            .map_err(map_err_fs)?;
+    for_each_pack(stmt, series, (from, to), |hour, data| {
         let late: Vec<i64> = hot
             .range(hour * 60..hour * 60 + 60)
             .map(|(m, _)| *m)
             .collect();
         if late.is_empty() {
-            decoder
+            return decoder
                 .decode_compact(data, hour, (from, to), agent, out)
-                .map_err(|e| corrupt("hour pack", e))?;
-            continue;
+                .map_err(|e| corrupt("hour pack", e));
         }
         let mut pack = rollup::decode_pack(data).map_err(|e| corrupt("hour pack", e))?;
         for minute in late {
@@ -1177,7 +1081,8 @@ fn compact_series(
                 push_cell(out, minute, agent, cell);
             }
         }
-    }
+        Ok(())
+    })?;
     let unsorted = !hot.is_empty();
     for (minute, cell) in &hot {
         push_cell(out, *minute, agent, cell);
@@ -1420,7 +1325,7 @@ impl Store for SqliteStore {
                         resource: r.get(2)?,
                         minute: r.get(3)?,
                         min: r.get(6)?,
-                        avg: if count > 0 { sum / count as f64 } else { 0.0 },
+                        avg: host_avg(sum, count),
                         max: r.get(7)?,
                     })
                 })
@@ -1585,7 +1490,14 @@ impl Store for SqliteStore {
                 let (ts, agent, ok, duration, reason, extra) = row.map_err(map_err)?;
                 out.push((
                     agent,
-                    rebuild_measurement(check, ts, ok, duration, reason, extra)?,
+                    rebuild_measurement(
+                        check,
+                        ts,
+                        ok,
+                        duration,
+                        reason.map(to_u64),
+                        extra.as_deref(),
+                    )?,
                 ));
             }
             Ok(out)
@@ -1667,7 +1579,7 @@ fn delete_expired(
     run("DELETE FROM gaps WHERE to_minute < ?1", horizon)?;
     run(
         "DELETE FROM batches WHERE received_ns < ?1",
-        roll_ns.saturating_sub(BATCH_KEEP_MARGIN_NS),
+        batches_before(roll_ns),
     )?;
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('rollup_horizon_minute', ?1)
@@ -1676,33 +1588,6 @@ fn delete_expired(
     )
     .map_err(map_err)?;
     tx.commit().map_err(map_err)
-}
-
-fn rebuild_measurement(
-    check: &str,
-    ts: i64,
-    ok: bool,
-    duration: Option<f64>,
-    reason: Option<i64>,
-    extra: Option<Vec<u8>>,
-) -> Result<Measurement, StoreError> {
-    let mut m = Measurement::new(check, from_ns(ts)?, ok);
-    m.duration_seconds = duration;
-    m.reason = reason
-        .map(|c| codec::reason_from_code(to_u64(c)))
-        .transpose()
-        .map_err(|e| corrupt("raw measurement", e))?;
-    if let Some(bytes) = extra {
-        let e: Extra = serde_json::from_slice(&bytes).map_err(|e| {
-            StoreError::Backend(format!("stored measurement details are invalid: {e}"))
-        })?;
-        m.failed_phase = e.failed_phase;
-        m.error = e.error;
-        m.phases = e.phases;
-        m.values = e.values;
-        m.labels = e.labels;
-    }
-    Ok(m)
 }
 
 #[cfg(test)]

@@ -13,74 +13,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use attest_config::wire::{Measurement, Phase, SpoolStatus, Value};
-use serde::{Deserialize, Serialize};
+use attest_config::wire::{Measurement, SpoolStatus};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Transaction};
 
-use super::{TxError, to_i64, ts_ns};
+use super::TxError;
 use crate::store::codec;
+use crate::store::keys::{batches_before, encode_extra, gap_span, minute_of, to_i64, ts_ns};
 use crate::store::rollup::Cell;
 use crate::store::{CommitOutcome, IngestBatch, StoreError};
-
-pub(super) const NS_PER_MINUTE: i64 = 60_000_000_000;
-/// Batch rows outlive the rollups by this margin, so a replayed batch whose rows were
-/// pruned cannot reach past the rollup horizon even from an agent whose clock ran ahead.
-const BATCH_KEEP_MARGIN_NS: i64 = 24 * 60 * NS_PER_MINUTE;
-
-fn minute_of(ns: i64) -> i64 {
-    ns.div_euclid(NS_PER_MINUTE)
-}
-
-/// The parts of a measurement that have no column of their own, kept as JSON bytes.
-#[derive(Serialize)]
-struct ExtraRef<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    failed_phase: Option<Phase>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    phases: &'a BTreeMap<Phase, f64>,
-    #[serde(skip_serializing_if = "<[Value]>::is_empty")]
-    values: &'a [Value],
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    labels: &'a BTreeMap<String, String>,
-}
-
-/// What [`ExtraRef`] wrote, read back.
-#[derive(Deserialize, Default)]
-pub(super) struct Extra {
-    #[serde(default)]
-    pub failed_phase: Option<Phase>,
-    #[serde(default)]
-    pub error: Option<String>,
-    #[serde(default)]
-    pub phases: BTreeMap<Phase, f64>,
-    #[serde(default)]
-    pub values: Vec<Value>,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-}
-
-fn encode_extra(m: &Measurement) -> Result<Option<Vec<u8>>, StoreError> {
-    if m.failed_phase.is_none()
-        && m.error.is_none()
-        && m.phases.is_empty()
-        && m.values.is_empty()
-        && m.labels.is_empty()
-    {
-        return Ok(None);
-    }
-    let extra = ExtraRef {
-        failed_phase: m.failed_phase,
-        error: m.error.as_deref(),
-        phases: &m.phases,
-        values: &m.values,
-        labels: &m.labels,
-    };
-    serde_json::to_vec(&extra)
-        .map(Some)
-        .map_err(|e| StoreError::Backend(format!("cannot encode measurement details: {e}")))
-}
 
 /// Per-minute aggregate of one host value; sum and count keep merges exact.
 #[derive(Debug, Clone, Copy)]
@@ -356,6 +297,18 @@ impl CellColumns {
         self.reasons.push(c.reasons_blob());
         self.latency.push(c.latency_blob());
     }
+
+    /// The arrays as statement parameters `$1..$6`, in column order.
+    fn params(&self) -> [&(dyn ToSql + Sync); 6] {
+        [
+            &self.series,
+            &self.minute,
+            &self.probes,
+            &self.failures,
+            &self.reasons,
+            &self.latency,
+        ]
+    }
 }
 
 /// Inserts new rollup rows in one statement; the rows that already existed are locked in
@@ -377,14 +330,7 @@ async fn upsert_cells(
              SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[],
                                   $5::bytea[], $6::bytea[])
              ON CONFLICT DO NOTHING RETURNING series, minute",
-            &[
-                &cols.series,
-                &cols.minute,
-                &cols.probes,
-                &cols.failures,
-                &cols.reasons,
-                &cols.latency,
-            ],
+            &cols.params(),
         )
         .await?;
     let inserted: HashSet<(i64, i64)> = inserted
@@ -441,14 +387,7 @@ async fn merge_existing(
          FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::bytea[], $6::bytea[])
            AS u(s, m, p, f, rs, l)
          WHERE r.series = u.s AND r.minute = u.m",
-        &[
-            &cols.series,
-            &cols.minute,
-            &cols.probes,
-            &cols.failures,
-            &cols.reasons,
-            &cols.latency,
-        ],
+        &cols.params(),
     )
     .await?;
     Ok(())
@@ -555,12 +494,9 @@ async fn insert_gaps(
 ) -> Result<(), TxError> {
     let mut gaps: BTreeMap<(i64, i64, i64), i64> = BTreeMap::new();
     for g in &b.gaps {
-        let a = minute_of(ts_ns(g.from)?);
-        let z = minute_of(ts_ns(g.to)?);
-        let (from, to) = (a.min(z), a.max(z));
-        if to < horizon {
+        let Some((from, to)) = gap_span(g, horizon)? else {
             continue;
-        }
+        };
         let Some(&s) = series.get(&g.check) else {
             continue;
         };
@@ -645,7 +581,7 @@ pub(super) async fn delete_expired(
         )
         .await?
         .try_get(0)?;
-    let batches_before = roll_ns.saturating_sub(BATCH_KEEP_MARGIN_NS);
+    let batches_before = batches_before(roll_ns);
     for (sql, bound) in [
         ("DELETE FROM raw WHERE ts_ns < $1", raw_ns),
         ("DELETE FROM minute_rollup WHERE minute < $1", horizon),
@@ -657,32 +593,4 @@ pub(super) async fn delete_expired(
     }
     tx.commit().await?;
     Ok(())
-}
-
-/// Rebuilds a raw measurement from its columns.
-pub(super) fn rebuild_measurement(
-    check: &str,
-    ts: i64,
-    ok: bool,
-    duration: Option<f64>,
-    reason: Option<i16>,
-    extra: Option<&[u8]>,
-) -> Result<Measurement, StoreError> {
-    let mut m = Measurement::new(check, super::from_ns(ts)?, ok);
-    m.duration_seconds = duration;
-    m.reason = reason
-        .map(|c| codec::reason_from_code(u64::try_from(c).unwrap_or(u64::MAX)))
-        .transpose()
-        .map_err(|e| StoreError::Backend(format!("raw measurement: {e}")))?;
-    if let Some(bytes) = extra {
-        let e: Extra = serde_json::from_slice(bytes).map_err(|e| {
-            StoreError::Backend(format!("stored measurement details are invalid: {e}"))
-        })?;
-        m.failed_phase = e.failed_phase;
-        m.error = e.error;
-        m.phases = e.phases;
-        m.values = e.values;
-        m.labels = e.labels;
-    }
-    Ok(m)
 }

@@ -9,8 +9,8 @@
 use attest_config::wire::SpoolStatus;
 use tokio_postgres::{Client, IsolationLevel, Row};
 
-use super::ingest::rebuild_measurement;
-use super::{TxError, from_ns, to_u64};
+use super::TxError;
+use crate::store::keys::{from_ns, host_avg, rebuild_measurement, to_u64};
 use crate::store::rollup::Cell;
 use crate::store::{
     AgentStatus, CompactRollups, GapRow, HostMinute, MaintenanceRow, Measurement, MinuteRollup,
@@ -164,7 +164,7 @@ pub(super) async fn host_minutes(
                 resource: r.try_get(2)?,
                 minute: r.try_get(3)?,
                 min: r.try_get(6)?,
-                avg: if count > 0 { sum / count as f64 } else { 0.0 },
+                avg: host_avg(sum, count),
                 max: r.try_get(7)?,
             })
         })
@@ -251,12 +251,13 @@ pub(super) async fn raw(
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         let extra: Option<&[u8]> = r.try_get(5)?;
+        let reason: Option<i16> = r.try_get(4)?;
         let m = rebuild_measurement(
             check,
             r.try_get(0)?,
             r.try_get(2)?,
             r.try_get(3)?,
-            r.try_get(4)?,
+            reason.map(|c| u64::try_from(c).unwrap_or(u64::MAX)),
             extra,
         )?;
         out.push((r.try_get(1)?, m));
