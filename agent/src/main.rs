@@ -94,6 +94,11 @@ fn init_logging() {
 fn check_config(path: &std::path::Path) -> ExitCode {
     match attest_config::load_agent(path) {
         Ok(cfg) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            if let Err(e) = transport::validate(&cfg.transport) {
+                eprintln!("{}: [transport]: {e}", path.display());
+                return ExitCode::from(attest_config::EXIT_CONFIG_INVALID as u8);
+            }
             for check in &cfg.checks {
                 if let Err(e) = probe::build(check) {
                     eprintln!("{}: check {:?}: {e}", path.display(), check.id);

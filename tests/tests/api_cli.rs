@@ -333,3 +333,35 @@ async fn import_then_cli_api_and_metrics_agree_on_worked_example_1() {
         Some(30.0 * 60.0)
     );
 }
+
+#[test]
+fn agent_check_config_checks_the_transport_tls_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("agent.toml");
+    std::fs::write(
+        &file,
+        r#"
+[agent]
+id = "a1"
+collector_url = "https://127.0.0.1:9850"
+token = "t"
+
+[transport]
+ca_file = "missing-ca.pem"
+"#,
+    )
+    .expect("write config");
+    let out = check_config("attest-agent", &file);
+    assert_eq!(
+        out.status.code(),
+        Some(EXIT_CONFIG),
+        "{}",
+        text(&out.stderr)
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("[transport]") && stderr.contains("missing-ca.pem"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}

@@ -102,17 +102,7 @@ impl Transport {
             .fold(jiff::Timestamp::now().as_nanosecond() as u64, |h, b| {
                 h.rotate_left(5) ^ u64::from(b)
             });
-        let backoff = Backoff::new(
-            BackoffConfig {
-                initial: cfg.backoff_initial,
-                max: cfg.backoff_max,
-                // A server's Retry-After is honoured up to 10 minutes, or up to the configured
-                // maximum when that is longer.
-                retry_after_cap: BackoffConfig::DEFAULT.retry_after_cap.max(cfg.backoff_max),
-                ..BackoffConfig::DEFAULT
-            },
-            seed,
-        )?;
+        let backoff = Backoff::new(backoff_config(&cfg), seed)?;
         Ok(Transport {
             client,
             url: format!(
@@ -363,6 +353,25 @@ async fn classify(r: reqwest::Response, seq: u64) -> Outcome {
         | StatusCode::PAYLOAD_TOO_LARGE
         | StatusCode::UNPROCESSABLE_ENTITY => Outcome::Rejected { status, why },
         _ => Outcome::Retry { retry_after, why },
+    }
+}
+
+/// Checks what `Transport::new` would refuse (TLS files, retry settings) without sending
+/// anything, so `check-config` reports it before `run` does.
+pub fn validate(cfg: &TransportConfig) -> Result<(), TransportError> {
+    build_client(cfg)?;
+    Backoff::new(backoff_config(cfg), 0)?;
+    Ok(())
+}
+
+fn backoff_config(cfg: &TransportConfig) -> BackoffConfig {
+    BackoffConfig {
+        initial: cfg.backoff_initial,
+        max: cfg.backoff_max,
+        // A server's Retry-After is honoured up to 10 minutes, or up to the configured
+        // maximum when that is longer.
+        retry_after_cap: BackoffConfig::DEFAULT.retry_after_cap.max(cfg.backoff_max),
+        ..BackoffConfig::DEFAULT
     }
 }
 

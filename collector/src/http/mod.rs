@@ -115,8 +115,8 @@ async fn ready(State(st): State<AppState>) -> Response {
     let store = st.store.clone();
     match tokio::task::spawn_blocking(move || store.counts()).await {
         Ok(Ok(_)) => "ready\n".into_response(),
-        Ok(Err(e)) => reject(Rejection::new(503, format!("storage not ready: {e}"))),
-        Err(e) => reject(Rejection::new(503, format!("storage check failed: {e}"))),
+        Ok(Err(e)) => reject(Rejection::new(503, format!("storage not ready: {e}")).retry_after(5)),
+        Err(e) => reject(Rejection::new(503, format!("storage check failed: {e}")).retry_after(5)),
     }
 }
 
