@@ -252,27 +252,19 @@ impl Figures {
         if let Incremental::NeedsAllRows = outcome {
             outcome = self.evaluate_from(svc, month, now, None)?;
         }
-        match outcome {
-            Incremental::Done(done) => {
-                let (report, closed) = *done;
-                self.closed
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(
-                        svc.name.clone(),
-                        Cached {
-                            month,
-                            mark,
-                            closed,
-                        },
-                    );
-                Ok(report)
-            }
-            Incremental::NeedsAllRows => Err(Rejection::new(
-                500,
-                "internal: the SLA engine refused a full evaluation; report this as a bug",
-            )),
-        }
+        let (report, closed) = completed(outcome)?;
+        self.closed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                svc.name.clone(),
+                Cached {
+                    month,
+                    mark,
+                    closed,
+                },
+            );
+        Ok(report)
     }
 
     /// Whether nothing `cached` was built from changed in the store since its mark.
@@ -314,30 +306,14 @@ impl Figures {
             .map_err(|e| Rejection::new(400, e.to_string()))
     }
 
-    /// Figures of one service for one month as of `now`.
+    /// Figures of one service for one month as of `now`, from every row of the period.
     pub fn evaluate(
         &self,
         svc: &Service,
         month: Month,
         now: Timestamp,
     ) -> Result<ServiceReport, Rejection> {
-        let (from, to) =
-            sla::input_range(svc, month, now).map_err(|e| Rejection::new(400, e.to_string()))?;
-        let rollups = self
-            .store
-            .minute_counts(&svc.checks, from, to)
-            .map_err(store_err)?;
-        let gaps = self.store.gaps(&svc.checks, from, to).map_err(store_err)?;
-        let first_seen = self.store.first_seen(&svc.checks).map_err(store_err)?;
-        let maintenance = self.api_maintenance(&svc.name)?;
-        let input = ServiceInput {
-            service: svc,
-            maintenance: &maintenance,
-            rollups: &rollups,
-            gaps: &gaps,
-            first_seen,
-        };
-        sla::evaluate(&input, month, now).map_err(|e| Rejection::new(400, e.to_string()))
+        Ok(completed(self.evaluate_from(svc, month, now, None)?)?.0)
     }
 
     fn api_maintenance(&self, service: &str) -> Result<Vec<MaintenanceWindow>, Rejection> {
@@ -511,6 +487,17 @@ impl From<MaintenanceRow> for MaintenanceView {
             created_at: r.created_at,
             cancelled_at: r.cancelled_at,
         }
+    }
+}
+
+/// The report of an engine run that had every row it needs (no prior, or a prior it accepted).
+fn completed(outcome: Incremental) -> Result<(ServiceReport, ClosedMinutes), Rejection> {
+    match outcome {
+        Incremental::Done(done) => Ok(*done),
+        Incremental::NeedsAllRows => Err(Rejection::new(
+            500,
+            "internal: the SLA engine refused a full evaluation; report this as a bug",
+        )),
     }
 }
 
