@@ -10,6 +10,7 @@ pub mod http;
 pub mod import;
 pub mod ingest;
 pub mod metrics;
+pub mod minutes;
 pub mod reject;
 pub mod server;
 pub mod sla;

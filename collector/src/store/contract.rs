@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use attest_config::wire::{FailureReason, Gap, Measurement, Phase, SpoolStatus, Value};
 use jiff::Timestamp;
 
-use super::{CompactRollups, IngestBatch, MinuteRollup, Store, StoreCounts, StoreError};
+use super::{IngestBatch, Store, StoreCounts, StoreError};
+use crate::minutes::{SeriesMinuteDetail, SeriesMinutes};
 
 /// A Unix minute in 2026; every case works near it.
 pub const BASE_MINUTE: i64 = 29_700_000;
@@ -50,14 +51,14 @@ fn checks(names: &[&str]) -> Vec<String> {
     names.iter().map(|s| (*s).to_owned()).collect()
 }
 
-fn rollups(store: &dyn Store, check: &str) -> Vec<MinuteRollup> {
+fn rollups(store: &dyn Store, check: &str) -> Vec<SeriesMinuteDetail> {
     store
-        .minute_rollups(
+        .series_minute_details(
             &checks(&[check]),
             BASE_MINUTE - 100_000,
             BASE_MINUTE + 100_000,
         )
-        .expect("minute_rollups")
+        .expect("series_minute_details")
 }
 
 fn probes_by_minute(store: &dyn Store, check: &str) -> Vec<(i64, u32, u32)> {
@@ -147,7 +148,7 @@ pub fn late_data_updates_past_minutes(store: &dyn Store) {
         vec![(5, 2, 1), (6, 1, 0), (7, 1, 0)]
     );
     let r = store
-        .minute_rollups(&checks(&["web"]), BASE_MINUTE + 5, BASE_MINUTE + 6)
+        .series_minute_details(&checks(&["web"]), BASE_MINUTE + 5, BASE_MINUTE + 6)
         .expect("range");
     assert_eq!(r.len(), 1, "range is half-open");
     assert_eq!(r[0].top_reason.as_deref(), Some("timeout"));
@@ -742,14 +743,16 @@ pub fn compact_matches_rollups(store: &dyn Store) {
     let compare = |what: &str, names: &[&str], from: i64, to: i64| {
         let names = checks(names);
         let (from, to) = (BASE_MINUTE + from, BASE_MINUTE + to);
-        let full = store.minute_rollups(&names, from, to).expect("rollups");
-        let mut want = CompactRollups::from_rollups(&full);
+        let full = store
+            .series_minute_details(&names, from, to)
+            .expect("rollups");
+        let mut want = SeriesMinutes::from_details(&full);
         let mut got = store
-            .minute_counts(&names, from, to)
-            .expect("minute_counts");
+            .series_minutes(&names, from, to)
+            .expect("series_minutes");
         assert_eq!(got.agents, want.agents, "{what}");
         assert_eq!(got.rows.len(), full.len(), "{what}");
-        let key = |c: &CompactRollups| {
+        let key = |c: &SeriesMinutes| {
             let mut rows: Vec<_> = c
                 .rows
                 .iter()
@@ -779,7 +782,7 @@ pub fn compact_matches_rollups(store: &dyn Store) {
     compare("late data over a pack", &["web"], 0, 200);
     assert_eq!(
         store
-            .minute_counts(&checks(&["web"]), BASE_MINUTE + 42, BASE_MINUTE + 43)
+            .series_minutes(&checks(&["web"]), BASE_MINUTE + 42, BASE_MINUTE + 43)
             .expect("m42")
             .rows
             .iter()

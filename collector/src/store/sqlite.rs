@@ -29,12 +29,13 @@ use super::keys::{
     batches_before, encode_extra, from_ns, gap_span, host_avg, minute_of, rebuild_measurement,
     to_i64, to_u64, ts_ns,
 };
-use super::rollup::{self, Cell, PackDecoder};
+use super::rollup::{self, PackDecoder, SeriesMinuteAgg};
 use super::schema;
 use super::{
-    AgentStatus, CommitOutcome, CompactRollups, GapRow, HostMinute, IngestBatch, MaintenanceRow,
-    MinuteRollup, MinuteSummary, Store, StoreCounts, StoreError,
+    AgentStatus, CommitOutcome, IngestBatch, MaintenanceRow, SeriesMinuteSummary, Store,
+    StoreCounts, StoreError,
 };
+use crate::minutes::{GapSpan, HostMinute, SeriesMinuteDetail, SeriesMinutes};
 
 /// Name of the database file inside the data directory.
 pub const DB_FILE: &str = "attest.db";
@@ -220,7 +221,7 @@ impl SqliteStore {
         &self,
         agent: &str,
         check: &str,
-        minutes: &[MinuteSummary],
+        minutes: &[SeriesMinuteSummary],
     ) -> Result<u64, StoreError> {
         let mut w = lock(&self.writer);
         let out = w.load_minutes(agent, check, minutes);
@@ -431,7 +432,7 @@ fn ensure_host_series(
 /// What one batch adds, grouped before touching the rollup tables.
 #[derive(Default)]
 struct Pending {
-    cells: BTreeMap<(i64, i64), Cell>,
+    cells: BTreeMap<(i64, i64), SeriesMinuteAgg>,
     hosts: BTreeMap<(i64, i64), HostAgg>,
 }
 
@@ -489,10 +490,10 @@ impl Writer {
         &mut self,
         agent: &str,
         check: &str,
-        minutes: &[MinuteSummary],
+        minutes: &[SeriesMinuteSummary],
     ) -> Result<u64, StoreError> {
         let horizon = self.rollup_horizon;
-        let mut hours: BTreeMap<i64, BTreeMap<u8, Cell>> = BTreeMap::new();
+        let mut hours: BTreeMap<i64, BTreeMap<u8, SeriesMinuteAgg>> = BTreeMap::new();
         for m in minutes.iter().filter(|m| m.minute >= horizon) {
             let offset = u8::try_from(m.minute.rem_euclid(60)).unwrap_or(0);
             let cell = hours
@@ -526,11 +527,11 @@ impl Writer {
     }
 }
 
-fn summary_cell(m: &MinuteSummary) -> Cell {
-    let mut cell = Cell {
+fn summary_cell(m: &SeriesMinuteSummary) -> SeriesMinuteAgg {
+    let mut cell = SeriesMinuteAgg {
         probes: u64::from(m.probes),
         failures: u64::from(m.failures),
-        ..Cell::default()
+        ..SeriesMinuteAgg::default()
     };
     if m.failures > 0 {
         let code = codec::reason_code(m.reason.unwrap_or(FailureReason::Other));
@@ -602,7 +603,7 @@ fn insert_raw(
 /// boundary inside a minute) pay for a read-merge-write.
 fn upsert_cells(
     tx: &Transaction<'_>,
-    cells: &BTreeMap<(i64, i64), Cell>,
+    cells: &BTreeMap<(i64, i64), SeriesMinuteAgg>,
 ) -> Result<(), StoreError> {
     let mut insert = tx
         .prepare_cached(
@@ -623,7 +624,7 @@ fn upsert_cells(
         )
         .map_err(map_err)?;
     for ((minute, series), cell) in cells {
-        let row = |c: &Cell| {
+        let row = |c: &SeriesMinuteAgg| {
             (
                 to_i64(c.probes),
                 to_i64(c.failures),
@@ -650,8 +651,13 @@ fn upsert_cells(
             })
             .map_err(map_err)
             .and_then(|(p, f, reasons, latency)| {
-                Cell::from_row(to_u64(p), to_u64(f), reasons.as_deref(), latency.as_deref())
-                    .map_err(|e| corrupt("minute rollup", e))
+                SeriesMinuteAgg::from_row(
+                    to_u64(p),
+                    to_u64(f),
+                    reasons.as_deref(),
+                    latency.as_deref(),
+                )
+                .map_err(|e| corrupt("minute rollup", e))
             })?;
         merged.merge(cell);
         let (p, f, r, l) = row(&merged);
@@ -751,7 +757,7 @@ fn compact_one_hour(conn: &mut Connection, before_minute: i64) -> Result<Option<
     };
     let hour = first.div_euclid(60);
     let end = ((hour + 1) * 60).min(before_minute);
-    let mut by_series: BTreeMap<i64, BTreeMap<u8, Cell>> = BTreeMap::new();
+    let mut by_series: BTreeMap<i64, BTreeMap<u8, SeriesMinuteAgg>> = BTreeMap::new();
     let mut moved = 0u64;
     {
         let mut stmt = tx
@@ -788,14 +794,14 @@ fn map_err_fs(e: rusqlite::types::FromSqlError) -> StoreError {
 
 /// The minute-rollup cell stored in columns `start..start + 4` (probes, failures,
 /// reasons, latency); bytes that do not decode are reported as corruption.
-fn cell_at(r: &rusqlite::Row<'_>, start: usize) -> Result<Cell, StoreError> {
+fn cell_at(r: &rusqlite::Row<'_>, start: usize) -> Result<SeriesMinuteAgg, StoreError> {
     let blob = |i: usize| -> Result<Option<&[u8]>, StoreError> {
         r.get_ref(i)
             .map_err(map_err)?
             .as_blob_or_null()
             .map_err(map_err_fs)
     };
-    Cell::from_row(
+    SeriesMinuteAgg::from_row(
         to_u64(r.get(start).map_err(map_err)?),
         to_u64(r.get(start + 1).map_err(map_err)?),
         blob(start + 2)?,
@@ -808,7 +814,7 @@ fn load_pack(
     tx: &Transaction<'_>,
     hour: i64,
     series: i64,
-) -> Result<BTreeMap<u8, Cell>, StoreError> {
+) -> Result<BTreeMap<u8, SeriesMinuteAgg>, StoreError> {
     let data: Option<Vec<u8>> = tx
         .prepare_cached("SELECT data FROM hour_pack WHERE hour = ?1 AND series = ?2")
         .and_then(|mut s| s.query_row(params![hour, series], |r| r.get(0)).optional())
@@ -823,7 +829,7 @@ fn store_pack(
     tx: &Transaction<'_>,
     hour: i64,
     series: i64,
-    cells: &BTreeMap<u8, Cell>,
+    cells: &BTreeMap<u8, SeriesMinuteAgg>,
 ) -> Result<(), StoreError> {
     if cells.is_empty() {
         tx.prepare_cached("DELETE FROM hour_pack WHERE hour = ?1 AND series = ?2")
@@ -842,7 +848,7 @@ fn merge_into_pack(
     tx: &Transaction<'_>,
     hour: i64,
     series: i64,
-    cells: BTreeMap<u8, Cell>,
+    cells: BTreeMap<u8, SeriesMinuteAgg>,
 ) -> Result<(), StoreError> {
     let mut pack = load_pack(tx, hour, series)?;
     for (offset, cell) in cells {
@@ -910,7 +916,7 @@ fn hot_cells(
     wanted: &HashMap<i64, (String, String)>,
     from: i64,
     to: i64,
-    into: &mut BTreeMap<(i64, i64), Cell>,
+    into: &mut BTreeMap<(i64, i64), SeriesMinuteAgg>,
 ) -> Result<(), StoreError> {
     let mut stmt = tx
         .prepare_cached(
@@ -936,7 +942,7 @@ fn packed_cells(
     wanted: &HashMap<i64, (String, String)>,
     from: i64,
     to: i64,
-    into: &mut BTreeMap<(i64, i64), Cell>,
+    into: &mut BTreeMap<(i64, i64), SeriesMinuteAgg>,
 ) -> Result<(), StoreError> {
     let mut stmt = tx
         .prepare_cached(
@@ -995,7 +1001,7 @@ fn hot_cells_by_series(
     series: &[i64],
     from: i64,
     to: i64,
-) -> Result<BTreeMap<i64, BTreeMap<i64, Cell>>, StoreError> {
+) -> Result<BTreeMap<i64, BTreeMap<i64, SeriesMinuteAgg>>, StoreError> {
     let mut out = BTreeMap::new();
     let edge = |sql: &str| -> Result<Option<i64>, StoreError> {
         tx.prepare_cached(sql)
@@ -1035,7 +1041,7 @@ fn hot_cells_by_series(
     Ok(out)
 }
 
-fn push_cell(out: &mut CompactRollups, minute: i64, agent: u32, cell: &Cell) {
+fn push_cell(out: &mut SeriesMinutes, minute: i64, agent: u32, cell: &SeriesMinuteAgg) {
     out.push(
         minute,
         agent,
@@ -1054,8 +1060,8 @@ fn compact_series(
     decoder: &mut PackDecoder,
     (series, agent): (i64, u32),
     (from, to): (i64, i64),
-    mut hot: BTreeMap<i64, Cell>,
-    out: &mut CompactRollups,
+    mut hot: BTreeMap<i64, SeriesMinuteAgg>,
+    out: &mut SeriesMinutes,
 ) -> Result<(), StoreError> {
     let start = out.rows.len();
     for_each_pack(stmt, series, (from, to), |hour, data| {
@@ -1093,7 +1099,11 @@ fn compact_series(
     Ok(())
 }
 
-fn merge_cell(into: &mut BTreeMap<(i64, i64), Cell>, key: (i64, i64), cell: Cell) {
+fn merge_cell(
+    into: &mut BTreeMap<(i64, i64), SeriesMinuteAgg>,
+    key: (i64, i64),
+    cell: SeriesMinuteAgg,
+) {
     match into.get_mut(&key) {
         Some(existing) => existing.merge(&cell),
         None => {
@@ -1102,8 +1112,8 @@ fn merge_cell(into: &mut BTreeMap<(i64, i64), Cell>, key: (i64, i64), cell: Cell
     }
 }
 
-fn to_rollup(check: &str, agent: &str, minute: i64, cell: Cell) -> MinuteRollup {
-    MinuteRollup {
+fn to_rollup(check: &str, agent: &str, minute: i64, cell: SeriesMinuteAgg) -> SeriesMinuteDetail {
+    SeriesMinuteDetail {
         check: check.to_owned(),
         agent: agent.to_owned(),
         minute,
@@ -1182,12 +1192,12 @@ impl Store for SqliteStore {
         out
     }
 
-    fn minute_rollups(
+    fn series_minute_details(
         &self,
         checks: &[String],
         from_minute: i64,
         to_minute: i64,
-    ) -> Result<Vec<MinuteRollup>, StoreError> {
+    ) -> Result<Vec<SeriesMinuteDetail>, StoreError> {
         if to_minute <= from_minute {
             return Ok(Vec::new());
         }
@@ -1199,7 +1209,7 @@ impl Store for SqliteStore {
             let mut cells = BTreeMap::new();
             hot_cells(tx, &wanted, from_minute, to_minute, &mut cells)?;
             packed_cells(tx, &wanted, from_minute, to_minute, &mut cells)?;
-            let mut out: Vec<MinuteRollup> = cells
+            let mut out: Vec<SeriesMinuteDetail> = cells
                 .into_iter()
                 .filter_map(|((series, minute), cell)| {
                     let (check, agent) = wanted.get(&series)?;
@@ -1211,14 +1221,14 @@ impl Store for SqliteStore {
         })
     }
 
-    fn minute_counts(
+    fn series_minutes(
         &self,
         checks: &[String],
         from_minute: i64,
         to_minute: i64,
-    ) -> Result<CompactRollups, StoreError> {
+    ) -> Result<SeriesMinutes, StoreError> {
         if to_minute <= from_minute {
-            return Ok(CompactRollups::default());
+            return Ok(SeriesMinutes::default());
         }
         self.read(|tx| {
             let wanted = series_of_checks(tx, checks)?;
@@ -1228,9 +1238,9 @@ impl Store for SqliteStore {
             let mut agents: Vec<String> = series.iter().map(|s| s.2.clone()).collect();
             agents.sort_unstable();
             agents.dedup();
-            let mut out = CompactRollups {
+            let mut out = SeriesMinutes {
                 agents,
-                ..CompactRollups::default()
+                ..SeriesMinutes::default()
             };
             let ids: Vec<i64> = series.iter().map(|s| s.0).collect();
             let mut hot = hot_cells_by_series(tx, &ids, from_minute, to_minute)?;
@@ -1262,7 +1272,7 @@ impl Store for SqliteStore {
         checks: &[String],
         from_minute: i64,
         to_minute: i64,
-    ) -> Result<Vec<GapRow>, StoreError> {
+    ) -> Result<Vec<GapSpan>, StoreError> {
         self.read(|tx| {
             let wanted = series_of_checks(tx, checks)?;
             let mut stmt = tx
@@ -1284,7 +1294,7 @@ impl Store for SqliteStore {
                     .map_err(map_err)?;
                 for row in rows {
                     let (from, to, count) = row.map_err(map_err)?;
-                    out.push(GapRow {
+                    out.push(GapSpan {
                         agent: agent.clone(),
                         check: check.clone(),
                         from_minute: from,
@@ -1632,7 +1642,7 @@ mod tests {
         );
         assert_eq!(count(&store, "SELECT count(*) FROM raw"), 25);
         let rows = store
-            .minute_rollups(
+            .series_minute_details(
                 &["web".to_owned()],
                 contract::BASE_MINUTE,
                 contract::BASE_MINUTE + 200,
@@ -1645,8 +1655,8 @@ mod tests {
     #[test]
     fn loaded_minutes_read_back_like_ingested_ones() {
         let store = SqliteStore::open_temp().expect("open");
-        let minutes: Vec<MinuteSummary> = (0..90)
-            .map(|m| MinuteSummary {
+        let minutes: Vec<SeriesMinuteSummary> = (0..90)
+            .map(|m| SeriesMinuteSummary {
                 minute: contract::BASE_MINUTE + m,
                 probes: 6,
                 failures: u32::from(m == 70),
@@ -1657,7 +1667,7 @@ mod tests {
         assert_eq!(store.load_minutes("a1", "web", &minutes).expect("load"), 90);
         let web = ["web".to_owned()];
         let rows = store
-            .minute_rollups(&web, contract::BASE_MINUTE, contract::BASE_MINUTE + 90)
+            .series_minute_details(&web, contract::BASE_MINUTE, contract::BASE_MINUTE + 90)
             .expect("rollups");
         assert_eq!(rows.len(), 90);
         assert_eq!(rows[70].top_reason.as_deref(), Some("dns"));
@@ -1668,9 +1678,9 @@ mod tests {
         );
         assert_eq!(count(&store, "SELECT count(*) FROM hour_pack"), 2);
         let compact = store
-            .minute_counts(&web, contract::BASE_MINUTE, contract::BASE_MINUTE + 90)
+            .series_minutes(&web, contract::BASE_MINUTE, contract::BASE_MINUTE + 90)
             .expect("compact");
-        assert_eq!(compact, CompactRollups::from_rollups(&rows));
+        assert_eq!(compact, SeriesMinutes::from_details(&rows));
     }
 
     #[test]
@@ -1775,7 +1785,7 @@ mod tests {
         // The reader sees the last committed snapshot while the writer holds its lock.
         assert_eq!(store.counts().expect("counts").batches, 1);
         let rows = store
-            .minute_rollups(
+            .series_minute_details(
                 &["web".to_owned()],
                 contract::BASE_MINUTE,
                 contract::BASE_MINUTE + 1,

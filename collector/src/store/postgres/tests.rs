@@ -194,7 +194,7 @@ pg_contract_tests!(
 
 fn web_probes(store: &dyn Store) -> Vec<(i64, u32, u32, u64)> {
     store
-        .minute_rollups(&["web".to_owned()], BASE_MINUTE - 10, BASE_MINUTE + 10_000)
+        .series_minute_details(&["web".to_owned()], BASE_MINUTE - 10, BASE_MINUTE + 10_000)
         .expect("rollups")
         .iter()
         .map(|r| {
@@ -444,10 +444,10 @@ fn throughput() {
     for _ in 0..5 {
         let t = std::time::Instant::now();
         let c = store
-            .minute_counts(&web, BASE_MINUTE, BASE_MINUTE + minutes)
-            .expect("minute_counts");
+            .series_minutes(&web, BASE_MINUTE, BASE_MINUTE + minutes)
+            .expect("series_minutes");
         best = best.min(t.elapsed());
         assert_eq!(c.rows.len(), minutes as usize);
     }
-    eprintln!("minute_counts, a month (43,200 minutes) of one check: best of 5 {best:?}");
+    eprintln!("series_minutes, a month (43,200 minutes) of one check: best of 5 {best:?}");
 }
