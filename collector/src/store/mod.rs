@@ -191,7 +191,6 @@ mod journal;
 mod keys;
 pub mod postgres;
 mod rollup;
-mod schema;
 pub mod sqlite;
 
 pub use sqlite::SqliteStore;
