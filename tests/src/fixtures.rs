@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use attest_collector::minutes::GapSpan;
-use attest_collector::store::{Store, sqlite::SqliteStore};
+use attest_collector::store::{InspectStore, Store, sqlite::SqliteStore};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use jiff::{SignedDuration, Timestamp};

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use attest_collector::minutes::GapSpan;
-use attest_collector::store::Store;
+use attest_collector::store::InspectStore;
 use attest_tests::fixtures::{
     Collector, LoopbackRig, LoopbackSpec, metrics, path_str, spooled_keys, stored_gaps,
     stored_keys, wait_progress,
@@ -181,7 +181,7 @@ fn minutes_of(report: &serde_json::Value) -> Minutes {
 /// the minute containing `at`, a minute with a failure is bad, one covered by a gap is
 /// unknown, one with probes is good, and one without anything is unknown.
 fn expected_minutes(
-    store: &impl Store,
+    store: &impl InspectStore,
     checks: &[String],
     gaps: &[GapSpan],
     at: Timestamp,

@@ -12,7 +12,7 @@ use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use rusqlite::{Connection, params};
 
 use super::contract::{BASE_MINUTE, batch};
-use super::{SqliteStore, Store};
+use super::{InspectStore, SqliteStore, Store};
 
 /// A small deterministic generator (xorshift) for latencies and failures.
 struct Rng(u64);

@@ -14,7 +14,7 @@
 use attest_config::wire::{Gap, Measurement, SpoolStatus};
 use jiff::Timestamp;
 
-use crate::minutes::{GapSpan, HostMinute, SeriesMinuteDetail, SeriesMinutes};
+use crate::minutes::{GapSpan, HostMinute, SeriesMinutes};
 
 /// A batch that passed ingest validation and authentication.
 #[derive(Debug, Clone)]
@@ -96,27 +96,14 @@ pub enum StoreError {
 /// Synchronous on purpose: SQLite has one writer; callers run it on a blocking thread.
 pub trait Store: Send + Sync + 'static {
     fn commit_batch(&self, batch: &IngestBatch) -> Result<CommitOutcome, StoreError>;
-    /// Rollups of the given checks with minutes in `[from_minute, to_minute)`.
-    fn series_minute_details(
-        &self,
-        checks: &[String],
-        from_minute: i64,
-        to_minute: i64,
-    ) -> Result<Vec<SeriesMinuteDetail>, StoreError>;
-    /// The same rollups in the compact form the SLA engine reads (see [`SeriesMinutes`]).
-    /// Backends should override this: the default builds full rollups first.
+    /// The minutes of the series of `checks` with minutes in `[from_minute, to_minute)`,
+    /// in the compact form the SLA engine reads (see [`SeriesMinutes`]).
     fn series_minutes(
         &self,
         checks: &[String],
         from_minute: i64,
         to_minute: i64,
-    ) -> Result<SeriesMinutes, StoreError> {
-        Ok(SeriesMinutes::from_details(&self.series_minute_details(
-            checks,
-            from_minute,
-            to_minute,
-        )?))
-    }
+    ) -> Result<SeriesMinutes, StoreError>;
     fn gaps(
         &self,
         checks: &[String],
@@ -180,6 +167,22 @@ pub trait Store: Send + Sync + 'static {
         let _ = (checks, mark, from_minute, to_minute);
         Ok(true)
     }
+}
+
+/// Reads that only tests and measurements use, kept off the product's [`Store`] (and out
+/// of the product's build: compiled for unit tests and with the `test-support` feature,
+/// which the end-to-end test crate enables).
+#[cfg(any(test, feature = "test-support"))]
+pub trait InspectStore: Store {
+    /// Minutes of the series of `checks` in `[from_minute, to_minute)` with names and full
+    /// histograms, ordered by check, agent and minute; the same figures as
+    /// [`Store::series_minutes`] (checked by the contract suite).
+    fn series_minute_details(
+        &self,
+        checks: &[String],
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<Vec<crate::minutes::SeriesMinuteDetail>, StoreError>;
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ use super::keys::{to_u64, ts_ns};
 use super::{
     AgentStatus, CommitOutcome, IngestBatch, MaintenanceRow, Store, StoreCounts, StoreError,
 };
-use crate::minutes::{GapSpan, HostMinute, SeriesMinuteDetail, SeriesMinutes};
+use crate::minutes::{GapSpan, HostMinute, SeriesMinutes};
 
 pub use schema::SCHEMA_VERSION;
 
@@ -309,24 +309,6 @@ impl Store for PgStore {
         })
     }
 
-    fn series_minute_details(
-        &self,
-        checks: &[String],
-        from_minute: i64,
-        to_minute: i64,
-    ) -> Result<Vec<SeriesMinuteDetail>, StoreError> {
-        if to_minute <= from_minute {
-            return Ok(Vec::new());
-        }
-        let checks = checks.to_vec();
-        self.run_retrying(move |mut c| {
-            let checks = checks.clone();
-            async move {
-                read::series_minute_details(c.client()?, &checks, from_minute, to_minute).await
-            }
-        })
-    }
-
     fn series_minutes(
         &self,
         checks: &[String],
@@ -473,6 +455,27 @@ impl Store for PgStore {
                 batches: to_u64(row.try_get(0)?),
                 measurements: to_u64(row.try_get(1)?),
             })
+        })
+    }
+}
+
+#[cfg(any(test, feature = "test-support"))]
+impl super::InspectStore for PgStore {
+    fn series_minute_details(
+        &self,
+        checks: &[String],
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<Vec<crate::minutes::SeriesMinuteDetail>, StoreError> {
+        if to_minute <= from_minute {
+            return Ok(Vec::new());
+        }
+        let checks = checks.to_vec();
+        self.run_retrying(move |mut c| {
+            let checks = checks.clone();
+            async move {
+                read::series_minute_details(c.client()?, &checks, from_minute, to_minute).await
+            }
         })
     }
 }

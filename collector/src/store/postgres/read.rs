@@ -10,7 +10,7 @@ use attest_config::wire::SpoolStatus;
 use tokio_postgres::{Client, IsolationLevel, Row};
 
 use super::TxError;
-use crate::minutes::{GapSpan, HostMinute, SeriesMinuteDetail, SeriesMinutes};
+use crate::minutes::{GapSpan, HostMinute, SeriesMinutes};
 use crate::store::keys::{from_ns, host_avg, rebuild_measurement, to_u64};
 use crate::store::rollup::SeriesMinuteAgg;
 use crate::store::{AgentStatus, MaintenanceRow, Measurement, StoreError};
@@ -36,17 +36,18 @@ fn clamp_u32(v: u64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
+#[cfg(any(test, feature = "test-support"))]
 pub(super) async fn series_minute_details(
     client: &mut Client,
     checks: &[String],
     from: i64,
     to: i64,
-) -> Result<Vec<SeriesMinuteDetail>, TxError> {
+) -> Result<Vec<crate::minutes::SeriesMinuteDetail>, TxError> {
     let rows = client.query(ROLLUPS_SQL, &[&checks, &from, &to]).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         let cell = cell_of(r, 3)?;
-        out.push(SeriesMinuteDetail {
+        out.push(crate::minutes::SeriesMinuteDetail {
             check: r.try_get(0)?,
             agent: r.try_get(1)?,
             minute: r.try_get(2)?,

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use attest_config::wire::{FailureReason, Measurement};
 
 use super::*;
+use crate::store::InspectStore;
 use crate::store::contract::{self, BASE_MINUTE, batch, fail, ok};
 
 const TEST_ROLE_URL: &str = "postgres://attest_test:attest_test@127.0.0.1:5432/postgres";
@@ -192,7 +193,7 @@ pg_contract_tests!(
     changes_are_journaled,
 );
 
-fn web_probes(store: &dyn Store) -> Vec<(i64, u32, u32, u64)> {
+fn web_probes(store: &dyn InspectStore) -> Vec<(i64, u32, u32, u64)> {
     store
         .series_minute_details(&["web".to_owned()], BASE_MINUTE - 10, BASE_MINUTE + 10_000)
         .expect("rollups")

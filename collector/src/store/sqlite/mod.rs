@@ -21,6 +21,7 @@
 
 mod admin;
 mod error;
+#[cfg(any(test, feature = "test-support"))]
 mod inspect;
 mod packs;
 mod read;
@@ -36,13 +37,15 @@ use attest_config::wire::Measurement;
 use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags, Transaction};
 
+#[cfg(any(test, feature = "test-support"))]
+use super::InspectStore;
 use super::journal::ChangeJournal;
-use super::keys::{minute_of, to_u64, ts_ns};
+use super::keys::{minute_of, ts_ns};
 use super::{
     AgentStatus, CommitOutcome, IngestBatch, MaintenanceRow, SeriesMinuteSummary, Store,
     StoreCounts, StoreError,
 };
-use crate::minutes::{GapSpan, HostMinute, SeriesMinuteDetail, SeriesMinutes};
+use crate::minutes::{GapSpan, HostMinute, SeriesMinutes};
 use error::map_err;
 use write::{IdCache, Writer};
 
@@ -130,19 +133,6 @@ impl SqliteStore {
             .map_err(map_err)
     }
 
-    /// Bytes used by each table and index (needs SQLite's `dbstat`), for the size report.
-    pub fn table_sizes(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let conn = lock(&self.reader);
-        let mut stmt = conn
-            .prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")
-            .map_err(map_err)?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-            .map_err(map_err)?;
-        rows.map(|r| r.map(|(n, s)| (n, to_u64(s))).map_err(map_err))
-            .collect()
-    }
-
     /// Moves hot minute rows before `before_minute` into hourly packs, one hour per
     /// transaction so ingest can interleave. Returns the number of hot rows moved.
     pub fn compact_before(&self, before_minute: i64) -> Result<u64, StoreError> {
@@ -181,25 +171,6 @@ impl SqliteStore {
             lock(&self.journal).record(check, lo, hi.saturating_add(1));
         }
         out
-    }
-
-    /// Decodes every pack cell in a range without building histograms (bench only).
-    #[cfg(test)]
-    pub(crate) fn month_cells_for_bench(&self, from: i64, to: i64) -> usize {
-        self.read(|tx| {
-            let ids: Vec<i64> = tx
-                .prepare("SELECT id FROM series")
-                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-                .map_err(map_err)?;
-            let wanted = ids
-                .into_iter()
-                .map(|i| (i, (String::new(), String::new())))
-                .collect();
-            let mut cells = std::collections::BTreeMap::new();
-            inspect::packed_cells(tx, &wanted, from, to, &mut cells)?;
-            Ok(cells.len())
-        })
-        .unwrap_or(0)
     }
 
     fn read<T>(
@@ -374,13 +345,52 @@ impl Store for SqliteStore {
     fn counts(&self) -> Result<StoreCounts, StoreError> {
         self.read(read::counts)
     }
+}
 
+#[cfg(any(test, feature = "test-support"))]
+impl InspectStore for SqliteStore {
     fn series_minute_details(
         &self,
         checks: &[String],
         from_minute: i64,
         to_minute: i64,
-    ) -> Result<Vec<SeriesMinuteDetail>, StoreError> {
+    ) -> Result<Vec<crate::minutes::SeriesMinuteDetail>, StoreError> {
         self.read(|tx| inspect::series_minute_details(tx, checks, from_minute, to_minute))
+    }
+}
+
+/// Measurements of the backend itself (`store::bench`).
+#[cfg(any(test, feature = "test-support"))]
+impl SqliteStore {
+    /// Bytes used by each table and index (needs SQLite's `dbstat`), for the size report.
+    pub fn table_sizes(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn
+            .prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")
+            .map_err(map_err)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(map_err)?;
+        rows.map(|r| r.map(|(n, s)| (n, super::keys::to_u64(s))).map_err(map_err))
+            .collect()
+    }
+
+    /// Decodes every pack cell in a range without building histograms (bench only).
+    #[cfg(test)]
+    pub(crate) fn month_cells_for_bench(&self, from: i64, to: i64) -> usize {
+        self.read(|tx| {
+            let ids: Vec<i64> = tx
+                .prepare("SELECT id FROM series")
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .map_err(map_err)?;
+            let wanted = ids
+                .into_iter()
+                .map(|i| (i, (String::new(), String::new())))
+                .collect();
+            let mut cells = std::collections::BTreeMap::new();
+            inspect::packed_cells(tx, &wanted, from, to, &mut cells)?;
+            Ok(cells.len())
+        })
+        .unwrap_or(0)
     }
 }

@@ -6,7 +6,7 @@ use crate::store::contract::{self, at, batch, ok};
 use attest_config::wire::FailureReason;
 use rusqlite::TransactionBehavior;
 
-fn temp_store() -> Box<dyn Store> {
+fn temp_store() -> Box<dyn InspectStore> {
     Box::new(SqliteStore::open_temp().expect("open temp store"))
 }
 
