@@ -193,6 +193,7 @@ pub(crate) mod contract;
 mod journal;
 mod keys;
 pub mod postgres;
+pub mod retention;
 mod rollup;
 pub mod sqlite;
 
