@@ -9,6 +9,8 @@ pub mod figures;
 pub mod http;
 pub mod import;
 pub mod ingest;
+#[cfg(test)]
+mod layers;
 pub mod metrics;
 pub mod minutes;
 pub mod reject;
