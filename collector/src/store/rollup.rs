@@ -25,7 +25,8 @@ const PACK_VERSION: u8 = 1;
 /// zstd level for packs: compaction runs off the ingest path, so favour size.
 const PACK_ZSTD_LEVEL: i32 = 9;
 
-/// One series' figures for one minute.
+/// One minute of one series as the store keeps it: counters that merge exactly and sparse
+/// latency buckets (the engine reads it as a `minutes::SeriesMinute`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeriesMinuteAgg {
     pub probes: u64,
