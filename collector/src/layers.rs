@@ -104,8 +104,7 @@ fn depth(file: &Path) -> usize {
 fn longest_super_chain(text: &str) -> usize {
     text.match_indices("super::")
         .map(|(at, _)| {
-            text[at..]
-                .as_bytes()
+            text.as_bytes()[at..]
                 .chunks(7)
                 .take_while(|c| *c == b"super::")
                 .count()
