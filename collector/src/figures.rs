@@ -290,7 +290,7 @@ impl Figures {
         let read_from = prior.map_or(from, |c| c.to().max(from));
         let rollups = self
             .store
-            .minute_counts(&svc.checks, read_from, to)
+            .series_minutes(&svc.checks, read_from, to)
             .map_err(store_err)?;
         let gaps = self.store.gaps(&svc.checks, from, to).map_err(store_err)?;
         let first_seen = self.store.first_seen(&svc.checks).map_err(store_err)?;

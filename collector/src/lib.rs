@@ -9,7 +9,10 @@ pub mod figures;
 pub mod http;
 pub mod import;
 pub mod ingest;
+#[cfg(test)]
+mod layers;
 pub mod metrics;
+pub mod minutes;
 pub mod reject;
 pub mod server;
 pub mod sla;

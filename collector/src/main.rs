@@ -171,7 +171,11 @@ fn run_server(cfg: CollectorConfig, store: Arc<dyn Store>) -> anyhow::Result<Exi
             admin_token: cfg.server.admin_token.clone(),
         };
         let app = http::router(state, cfg.ingest.max_body_bytes);
-        let retention = tokio::spawn(server::retention_loop(cfg.clone(), store, cancel.clone()));
+        let retention = tokio::spawn(store::retention::retention_loop(
+            cfg.clone(),
+            store,
+            cancel.clone(),
+        ));
         let served = server::serve(&cfg.server, app, shutdown_signal()).await;
         cancel.cancel();
         let _ = retention.await;

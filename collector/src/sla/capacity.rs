@@ -24,7 +24,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::calendar::{Period, ceil_minute};
-use crate::store::HostMinute;
+use crate::minutes::HostMinute;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CapacityFigure {
