@@ -7,6 +7,7 @@
 
 mod support;
 
+use attest_collector::report::{self, MonthQuery};
 use attest_collector::store::{IngestBatch, Store};
 use attest_config::wire::{FailureReason, Measurement};
 use jiff::Timestamp;
@@ -171,8 +172,9 @@ fn cli_json(
             .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
     };
     let figures = attest_collector::figures::Figures::new(std::sync::Arc::new(cfg.clone()), store);
-    let reports = figures
-        .month_reports(arg("month").expect("month"), arg("service"), arg("at"))
+    let q = MonthQuery::parse(arg("month").expect("month"), arg("service"), arg("at"))
         .unwrap_or_else(|r| panic!("refused: {}", r.reason));
-    serde_json::to_string_pretty(&reports).expect("json")
+    let reports = report::month_reports(&figures, &q, &attest_collector::clock::SystemClock)
+        .unwrap_or_else(|r| panic!("refused: {}", r.reason));
+    report::json::pretty(&reports).expect("json")
 }

@@ -16,12 +16,11 @@
 use std::time::Duration;
 
 use attest_config::LatencyObjective;
-use serde::Serialize;
 
 use super::timeline::{LatencyTally, LatencyWindow};
 use crate::store::compact::{histogram_of_dense, latency_bucket_of};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LatencyFigures {
     /// `None` when the service has no latency objective.
     pub threshold_seconds: Option<f64>,
