@@ -184,7 +184,7 @@ fn main() {
     );
 
     // (a) read + evaluate every service, as the collector's refresh loop does.
-    let figures = Arc::new(Figures::new(cfg.clone(), dyn_store.clone()));
+    let figures = Arc::new(Figures::new(cfg.clone(), dyn_store));
     let started = Instant::now();
     figures.refresh(now);
     let first = started.elapsed();
@@ -279,7 +279,6 @@ fn main() {
     let exporter = Exporter::new(
         cfg.clone(),
         figures.clone(),
-        dyn_store,
         Arc::new(IngestStats::default()),
         Arc::new(LatestResults::default()),
     );

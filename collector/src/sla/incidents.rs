@@ -15,12 +15,11 @@
 
 use attest_config::wire::FailureReason;
 use jiff::Timestamp;
-use serde::Serialize;
 
 use super::timeline::{BAD, GOOD, Timeline};
 use crate::minutes::SeriesMinutes;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Incident {
     pub start: Timestamp,
     pub end: Timestamp,
@@ -164,7 +163,7 @@ fn ts(minute: i64) -> Timestamp {
 }
 
 /// MTTR, MTBF and MTBSI in minutes; `None` when there are no incidents.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Reliability {
     /// `counted downtime / incidents`.
     pub mttr_minutes: Option<f64>,

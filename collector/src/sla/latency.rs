@@ -16,12 +16,11 @@
 use std::time::Duration;
 
 use attest_config::LatencyObjective;
-use serde::Serialize;
 
 use super::timeline::{LatencyTally, LatencyWindow};
 use crate::minutes::latency::{bucket_of, histogram_of_dense};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LatencyFigures {
     /// `None` when the service has no latency objective.
     pub threshold_seconds: Option<f64>,
