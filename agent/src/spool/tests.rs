@@ -7,6 +7,9 @@ use attest_config::WhenFull;
 use attest_config::wire::{Measurement, Phase};
 use jiff::Timestamp;
 
+use attest_config::wire::Gap;
+
+use super::record::{FRAME_OVERHEAD, SEGMENT_HEADER_LEN};
 use super::*;
 
 const CAP: u64 = 32 * 1024;
@@ -49,7 +52,7 @@ fn drain(spool: &mut Spool) -> (Vec<Measurement>, Vec<Gap>) {
         let Some(b) = spool.next_batch(50).unwrap() else {
             return (ms, gaps);
         };
-        ms.extend(b.measurements);
+        ms.extend(b.measurements.decode().unwrap());
         gaps.extend(b.gaps);
         spool.ack(b.seq).unwrap();
     }
@@ -71,7 +74,7 @@ fn batch_is_stable_until_acked_and_seqs_increase() {
     s.append(&input).unwrap();
     let b1 = s.next_batch(4).unwrap().unwrap();
     assert_eq!(b1.seq, 1);
-    assert_eq!(b1.measurements, input[..4]);
+    assert_eq!(b1.measurements.decode().unwrap(), input[..4]);
     assert_eq!(
         s.next_batch(7).unwrap().unwrap(),
         b1,
@@ -83,7 +86,7 @@ fn batch_is_stable_until_acked_and_seqs_increase() {
     s.ack(1).unwrap(); // a duplicate ack is harmless
     let b2 = s.next_batch(100).unwrap().unwrap();
     assert_eq!(b2.seq, 2);
-    assert_eq!(b2.measurements, input[4..]);
+    assert_eq!(b2.measurements.decode().unwrap(), input[4..]);
     s.ack(2).unwrap();
     assert_eq!(s.next_batch(100).unwrap(), None);
     let st = s.stats();
@@ -236,7 +239,13 @@ fn drop_newest_splits_gaps_around_kept_measurements() {
         next(&mut s, &mut sec);
     }
     let b = s.next_batch(10_000).unwrap().unwrap();
-    assert!(b.measurements.iter().any(|x| x.ts == kept_ts));
+    assert!(
+        b.measurements
+            .decode()
+            .unwrap()
+            .iter()
+            .any(|x| x.ts == kept_ts)
+    );
     assert!(b.gaps.iter().all(|g| g.from > kept_ts || g.to < kept_ts));
 }
 
@@ -373,7 +382,7 @@ fn corrupt_meta_resends_everything_under_higher_seqs() {
         "seq must jump above any counter, got {}",
         b.seq
     );
-    assert_eq!(b.measurements, vec![m("x", 0), m("x", 1)]);
+    assert_eq!(b.measurements.decode().unwrap(), vec![m("x", 0), m("x", 1)]);
 }
 
 #[test]
