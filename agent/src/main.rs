@@ -17,6 +17,7 @@ use attest_config::AgentConfig;
 use attest_config::wire::Measurement;
 use clap::{Parser, Subcommand};
 use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Exit code when the spool cannot be opened (EX_CANTCREAT).
@@ -118,24 +119,9 @@ fn check_config(path: &std::path::Path) -> ExitCode {
 async fn run(cfg: AgentConfig) -> anyhow::Result<ExitCode> {
     // One rustls provider for the whole process: ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut checks = Vec::new();
-    let mut kinds = BTreeMap::new();
-    for c in &cfg.checks {
-        let p = match probe::build(c) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("check {:?}: {e}", c.id);
-                return Ok(ExitCode::from(attest_config::EXIT_CONFIG_INVALID as u8));
-            }
-        };
-        kinds.insert(c.id.clone(), c.spec.kind());
-        checks.push(ScheduledCheck {
-            id: c.id.clone(),
-            interval: c.interval,
-            timeout: c.timeout,
-            probe: Arc::from(p),
-        });
-    }
+    let Some((checks, kinds)) = build_checks(&cfg) else {
+        return Ok(ExitCode::from(attest_config::EXIT_CONFIG_INVALID as u8));
+    };
     let spool = match Spool::open(&cfg.spool.dir, cfg.spool.max_bytes, cfg.spool.when_full) {
         Ok(s) => SharedSpool::new(s),
         Err(e) => {
@@ -187,6 +173,49 @@ async fn run(cfg: AgentConfig) -> anyhow::Result<ExitCode> {
     tracing::info!(agent = %cfg.agent.id, checks = n_checks, collector = %cfg.agent.collector_url, "agent started");
 
     shutdown_signal().await;
+    shut_down(cancel, probes, writer, tx_cancel, sender).await;
+    tracing::info!(
+        pending = spool.stats().depth,
+        "agent stopped; pending measurements stay in the spool"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Each check's probe (built once, all fallible preparation done) and its kind by check id;
+/// `None` after printing why a check cannot run.
+fn build_checks(
+    cfg: &AgentConfig,
+) -> Option<(Vec<ScheduledCheck>, BTreeMap<String, &'static str>)> {
+    let mut checks = Vec::new();
+    let mut kinds = BTreeMap::new();
+    for c in &cfg.checks {
+        let p = match probe::build(c) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("check {:?}: {e}", c.id);
+                return None;
+            }
+        };
+        kinds.insert(c.id.clone(), c.spec.kind());
+        checks.push(ScheduledCheck {
+            id: c.id.clone(),
+            interval: c.interval,
+            timeout: c.timeout,
+            probe: Arc::from(p),
+        });
+    }
+    Some((checks, kinds))
+}
+
+/// Stops in data-flow order: probes finish, the writer stores what they produced, then the
+/// transport stops (whatever is unsent stays in the spool).
+async fn shut_down(
+    cancel: CancellationToken,
+    probes: Vec<JoinHandle<()>>,
+    writer: JoinHandle<()>,
+    tx_cancel: CancellationToken,
+    sender: JoinHandle<()>,
+) {
     tracing::info!("shutting down: finishing probes in flight and syncing the spool");
     cancel.cancel();
     for p in probes {
@@ -196,12 +225,6 @@ async fn run(cfg: AgentConfig) -> anyhow::Result<ExitCode> {
     let _ = writer.await;
     tx_cancel.cancel();
     let _ = sender.await;
-    let stats = spool.stats();
-    tracing::info!(
-        pending = stats.depth,
-        "agent stopped; pending measurements stay in the spool"
-    );
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn shutdown_signal() {

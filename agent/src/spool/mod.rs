@@ -1,14 +1,25 @@
 //! Durable on-disk spool: keeps every measurement from the moment it is produced until the
 //! collector's ack covers it, within a byte cap, across crashes and power loss.
 //!
+//! # Rooms
+//! - `mod.rs`: the [`Spool`] state, `open`, figures, segment housekeeping.
+//! - `write.rs`: the write half — `append`, the `when_full` policy, drops as gaps (`gaps.rs`).
+//! - `read.rs`: the read half — cutting the next batch, `ack`, the sequential record reader.
+//! - `shared.rs`: [`SharedSpool`], the one handle the agent's tasks share, and its halves
+//!   [`SpoolWriter`] (append only) and [`SpoolReader`] (cut and ack only).
+//! - `writer.rs`: the task that appends the scheduler's measurements (bounded backlog while
+//!   the disk refuses writes). `batch.rs`: a cut batch with its records' stored bytes.
+//! - `record.rs`, `segment.rs`, `meta.rs`, `open.rs`: framing, segment files, `meta`, recovery.
+//!
 //! # On-disk format (format version 1)
 //! The spool directory holds:
 //! - `LOCK`: held with an exclusive `flock` for the life of the [`Spool`], so two agents can
 //!   never share a directory.
 //! - `seg-<first id, 20 digits>.log`: append-only segments. An 8-byte header (`ATSP`, version
 //!   u32 LE), then records `len u32 | crc32 u32 | id u64 | JSON payload` (little endian; crc32
-//!   over id and payload). Per-record overhead: 16 bytes plus the compact JSON of the
-//!   measurement. Record ids are consecutive, starting at 1, and never reused for data that
+//!   over id and payload). The payload is the measurement's compact wire JSON, exactly the
+//!   bytes that go into a batch's `measurements` array: the transport sends it as stored.
+//!   Per-record overhead: 16 bytes plus that JSON. Record ids are consecutive, starting at 1, and never reused for data that
 //!   anything referred to. Segments rotate at `segment_bytes` (default `max_bytes / 32`,
 //!   between 4 KiB and 64 MiB) and are deleted whole once none of their records is live.
 //! - `meta`: `ATSM | crc32 | JSON` with the next batch seq, the cut-but-unacked batch (seq, id

@@ -540,3 +540,41 @@ fn lost_measurements_become_gaps_that_survive_a_reopen() {
         (m("web", 10).ts, m("web", 20).ts, 2)
     );
 }
+
+/// Records are sent as stored: any payload that decodes as a measurement (an older writer's
+/// key order or spacing) goes out byte for byte; one that does not is counted corrupt and
+/// left out of the batch, so a batch never carries what the collector would refuse.
+#[test]
+fn stored_payloads_are_checked_when_cut_and_kept_verbatim() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut s = small(dir.path(), WhenFull::DropOldest);
+        s.append(&[m("a", 0)]).unwrap();
+    }
+    let spaced = br#"{ "ok": true, "ts": "2023-11-14T22:13:21Z", "check": "b" }"#;
+    let mut raw = Vec::new();
+    record::encode(2, spaced, &mut raw);
+    record::encode(3, br#"{"not":"a measurement"}"#, &mut raw);
+    record::encode(4, &serde_json::to_vec(&m("c", 2)).unwrap(), &mut raw);
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let mut f = fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut f, &raw).unwrap();
+    drop(f);
+
+    let mut s = small(dir.path(), WhenFull::DropOldest);
+    assert_eq!(s.stats().depth, 4);
+    let b = s.next_batch(10).unwrap().unwrap();
+    let b_meas = Measurement::new("b", Timestamp::from_second(1_700_000_001).unwrap(), true);
+    assert_eq!(
+        b.measurements.decode().unwrap(),
+        vec![m("a", 0), b_meas, m("c", 2)]
+    );
+    let items = String::from_utf8(b.measurements.json_items().to_vec()).unwrap();
+    assert!(
+        items.contains(std::str::from_utf8(spaced).unwrap()),
+        "payload not kept verbatim: {items}"
+    );
+    assert_eq!(s.stats().corrupt_records_total, 1);
+    s.ack(b.seq).unwrap();
+    assert_eq!(s.stats().depth, 0);
+}
