@@ -9,6 +9,7 @@
 //! - `wire` is the only module whose types cross the network; changing them is a protocol
 //!   change and the golden-file test must be updated deliberately.
 
+pub mod fleet;
 pub mod load;
 pub mod model;
 pub mod units;
@@ -16,6 +17,6 @@ pub mod wire;
 
 pub use load::{
     ConfigError, ConfigErrors, EXIT_CONFIG_INVALID, load_agent, load_collector, parse_agent,
-    parse_collector, summary_agent, summary_collector,
+    parse_checks, parse_collector, summary_agent, summary_collector,
 };
 pub use model::*;

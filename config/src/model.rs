@@ -235,6 +235,10 @@ pub struct CollectorConfig {
     pub agents: Vec<AgentAuth>,
     pub services: Vec<Service>,
     pub capacity: CapacityConfig,
+    /// Checks defined centrally (`[[check]]`), handed to agents by `assignments`.
+    pub checks: Vec<CentralCheck>,
+    /// `[[assign]]`: which central checks run on which agents.
+    pub assignments: Vec<AssignRule>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -286,6 +290,27 @@ pub enum SkewPolicy {
 pub struct AgentAuth {
     pub id: String,
     pub token: String,
+    /// Free-form labels (`site = "ams"`) that `[[assign]] match` selects on.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A check defined in collector.toml. `source` is the check's own `[[check]]` table as
+/// TOML text: that text (not a Rust value) is what an agent receives and validates with the
+/// same loader as its own file, so both sides agree on every key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CentralCheck {
+    pub check: Check,
+    pub source: String,
+}
+
+/// `[[assign]]`: the checks go to every agent named in `agents` and to every agent whose
+/// labels contain all of `labels` (`match`). At least one of the two selectors is set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssignRule {
+    pub agents: Vec<String>,
+    /// `match = { role = "web" }`; empty = no label selector.
+    pub labels: BTreeMap<String, String>,
+    pub checks: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

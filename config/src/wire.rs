@@ -244,3 +244,65 @@ pub struct ImportRecord {
     #[serde(flatten)]
     pub measurement: Measurement,
 }
+
+/// Route prefix of the fleet API; an agent's checks are at `{AGENTS_PATH}/{id}/checks`
+/// (the id percent-encoded, see [`agent_checks_path`]).
+pub const AGENTS_PATH: &str = "/api/v1/agents";
+
+/// Header in which an agent lists the check ids of its own file (comma-separated), so the
+/// collector can report an id defined on both sides.
+pub const LOCAL_CHECKS_HEADER: &str = "attest-local-checks";
+
+/// The longest long poll (`?wait=`) the collector honours, in seconds.
+pub const MAX_WAIT_SECONDS: u64 = 300;
+
+/// The path of an agent's assignment; characters outside `[A-Za-z0-9-_.]` are
+/// percent-encoded so that ids with `/` or `:` stay one path segment.
+pub fn agent_checks_path(agent: &str) -> String {
+    let mut id = String::with_capacity(agent.len());
+    for b in agent.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+            id.push(char::from(b));
+        } else {
+            id.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("{AGENTS_PATH}/{id}/checks")
+}
+
+/// The checks the collector assigns to one agent (`GET /api/v1/agents/{id}/checks`). The
+/// response's `ETag` is `"<revision>"`; a request with `If-None-Match` of the same value gets
+/// 304 (after waiting up to `?wait=SECONDS` for a change).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assignment {
+    pub version: u32,
+    pub agent: String,
+    /// Changes whenever the assigned checks change; hex digest of `checks`.
+    pub revision: String,
+    /// The assigned check ids, in `checks` order.
+    pub check_ids: Vec<String>,
+    /// The assigned checks as a TOML document of `[[check]]` tables, validated by the agent
+    /// with the same loader as its own file (`attest_config::parse_checks`).
+    pub checks: String,
+}
+
+/// One row of `GET /api/v1/agents`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentInfo {
+    pub id: String,
+    pub labels: BTreeMap<String, String>,
+    /// From the agent's `User-Agent` when it last asked for its checks.
+    pub version: Option<String>,
+    /// Newest of its last committed batch and its last assignment request.
+    pub last_seen: Option<Timestamp>,
+    /// Agent clock minus collector clock at its last batch, in milliseconds.
+    pub clock_offset_ms: Option<i64>,
+    pub assigned_checks: Vec<String>,
+    /// Revision of the assignment the agent last fetched (`None`: never asked).
+    pub fetched_revision: Option<String>,
+    pub spool_depth: Option<u64>,
+    pub spool_dropped_total: Option<u64>,
+    pub last_error: Option<String>,
+}

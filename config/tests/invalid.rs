@@ -404,6 +404,61 @@ const CASES: &[(&str, &[&str])] = &[
             "testdata/collector-unknown-service-key.toml:6:1: error: service[0]: unknown key \"timezone\" in [[service]] (expected one of: name, checks, target, time_zone, quorum, min_reporters, min_coverage, service_hours, holidays, maintenance, latency, start)",
         ],
     ),
+    (
+        "collector-agent-bad-label.toml",
+        &[
+            "testdata/collector-agent-bad-label.toml:4:12: error: agent[0].labels.site name: expected a label name of letters, digits and - _ . : / (at most 128 characters), found \"site name\"",
+            "testdata/collector-agent-bad-label.toml:4:40: error: agent[0].labels.role: expected a string, found integer 3",
+        ],
+    ),
+    (
+        "collector-assign-empty-match.toml",
+        &[
+            "testdata/collector-assign-empty-match.toml:11:9: error: assign[0].match: expected at least one label like { role = \"web\" }, found a table",
+        ],
+    ),
+    (
+        "collector-assign-no-checks.toml",
+        &[
+            "testdata/collector-assign-no-checks.toml:5:1: error: assign[0]: missing key \"checks\" in [[assign]] (the ids of central [[check]] tables to run)",
+        ],
+    ),
+    (
+        "collector-assign-no-selector.toml",
+        &[
+            "testdata/collector-assign-no-selector.toml:10:1: error: assign[0]: missing key \"match\" in [[assign]] (or \"agents\": which agents get these checks, like match = { role = \"web\" })",
+        ],
+    ),
+    (
+        "collector-assign-unknown-agent.toml",
+        &[
+            "testdata/collector-assign-unknown-agent.toml:11:11: error: assign[0].agents[0]: expected an [[agent]] id of this file, found \"web-02\"",
+        ],
+    ),
+    (
+        "collector-assign-unknown-check.toml",
+        &[
+            "testdata/collector-assign-unknown-check.toml:13:24: error: assign[0].checks[1]: expected the id of a [[check]] of this file, found \"shop-api\"",
+        ],
+    ),
+    (
+        "collector-central-check-duplicate.toml",
+        &[
+            "testdata/collector-central-check-duplicate.toml:7:6: error: check[1].id: expected a unique id, found \"shop-home\" (also used by check[0])",
+        ],
+    ),
+    (
+        "collector-central-check-invalid.toml",
+        &[
+            "testdata/collector-central-check-invalid.toml:6:11: error: check[0].timeout: expected a duration shorter than the interval (10s), found \"20s\"",
+        ],
+    ),
+    (
+        "collector-central-check-relative-path.toml",
+        &[
+            "testdata/collector-central-check-relative-path.toml:5:19: error: check[0].tls.ca_file: expected an absolute path (a central check runs on the agent's host), found \"ca.pem\"",
+        ],
+    ),
 ];
 
 fn load(name: &str) -> Result<(), ConfigErrors> {

@@ -100,10 +100,12 @@ mod tests {
             AgentAuth {
                 id: "a1".into(),
                 token: "secret-one".into(),
+                labels: Default::default(),
             },
             AgentAuth {
                 id: "a2".into(),
                 token: "secret-two".into(),
+                labels: Default::default(),
             },
         ])
     }

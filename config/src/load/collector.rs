@@ -1,5 +1,5 @@
-//! The collector file: `[server]`, `[storage]`, `[ingest]`, `[capacity]`, `[[agent]]`
-//! and `[[service]]`.
+//! The collector file: `[server]`, `[storage]`, `[ingest]`, `[capacity]`, `[[agent]]`,
+//! `[[service]]`, and central `[[check]]` / `[[assign]]` (see `fleet.rs`).
 //!
 //! Invariants:
 //! - Every section has defaults; an empty file is a valid collector accepting no agents.
@@ -14,6 +14,7 @@ use std::time::Duration;
 use toml::de::DeTable;
 
 use super::agent::section_or_empty;
+use super::fleet;
 use super::service;
 use super::values;
 use super::walk::{Ctx, Section};
@@ -41,7 +42,7 @@ pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Optio
     ctx.deny_unknown(
         root,
         &[
-            "server", "storage", "ingest", "capacity", "agent", "service",
+            "server", "storage", "ingest", "capacity", "agent", "service", "check", "assign",
         ],
     );
     let empty = DeTable::new();
@@ -55,6 +56,14 @@ pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Optio
     let capacity = capacity(ctx, &sec);
     let agents = agents(ctx, root);
     let services = services(ctx, root);
+    let checks = fleet::central_checks(ctx, root);
+    let agent_ids: Option<Vec<String>> = agents
+        .as_ref()
+        .map(|a| a.iter().map(|a| a.id.clone()).collect());
+    let check_ids: Option<Vec<String>> = checks
+        .as_ref()
+        .map(|c| c.iter().map(|c| c.check.id.clone()).collect());
+    let assignments = fleet::assignments(ctx, root, agent_ids.as_deref(), check_ids.as_deref());
     Some(CollectorConfig {
         server: server?,
         storage: storage?,
@@ -62,6 +71,8 @@ pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Optio
         agents: agents?,
         services: services?,
         capacity: capacity?,
+        checks: checks?,
+        assignments: assignments?,
     })
 }
 
@@ -299,7 +310,8 @@ fn agents(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Option<Vec<AgentAuth>> {
     let mut out = Vec::new();
     let mut ok = true;
     for sec in ctx.tables(root, "agent", "[[agent]]") {
-        ctx.deny_unknown(&sec, &["id", "token", "token_file"]);
+        ctx.deny_unknown(&sec, &["id", "token", "token_file", "labels"]);
+        let labels = fleet::labels(ctx, &sec, "labels");
         let id = ctx.required_parsed(
             &sec,
             "id",
@@ -338,7 +350,7 @@ fn agents(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Option<Vec<AgentAuth>> {
         }
         ids.insert(id.clone(), sec.path.clone());
         tokens.insert(token.clone(), sec.path.clone());
-        out.push(AgentAuth { id, token });
+        out.push(AgentAuth { id, token, labels });
     }
     ok.then_some(out)
 }

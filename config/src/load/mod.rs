@@ -14,6 +14,7 @@ mod agent;
 mod check;
 mod collector;
 mod error;
+mod fleet;
 mod service;
 mod summary;
 mod values;
@@ -59,6 +60,13 @@ pub fn parse_agent(file_name: &str, src: &str) -> Result<AgentConfig, ConfigErro
         base_dir(Path::new(file_name)),
         agent::agent_file,
     )
+}
+
+/// Validates an assignment document an agent received from its collector: `[[check]]`
+/// tables only, with the same rules as the agent's own file. `name` names it in messages;
+/// relative paths (there should be none) resolve against `/`.
+pub fn parse_checks(name: &str, src: &str) -> Result<Vec<crate::model::Check>, ConfigErrors> {
+    parse_with_base(name, src, PathBuf::from("/"), fleet::checks_file)
 }
 
 /// Reads and validates a collector file.

@@ -85,6 +85,11 @@ impl<'s> Ctx<'s> {
         }
     }
 
+    /// The text being loaded.
+    pub fn src(&self) -> &'s str {
+        self.src
+    }
+
     pub fn error(&mut self, span: Range<usize>, path: &str, message: impl Into<String>) {
         let e = ConfigError::at(&self.file, self.src, &span, path, message.into());
         self.errors.push(e);
