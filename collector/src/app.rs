@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::changed::DataChanged;
 use crate::clock::{self, SharedClock};
 use crate::figures::Figures;
+use crate::fleet::Fleet;
 use crate::http::{self, AppState};
 use crate::ingest::Ingest;
 use crate::maintenance::Maintenance;
@@ -34,6 +35,7 @@ pub struct App {
     pub figures: Arc<Figures>,
     pub maintenance: Arc<Maintenance>,
     pub exporter: Arc<Exporter>,
+    pub fleet: Arc<Fleet>,
     router: axum::Router,
 }
 
@@ -64,12 +66,14 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         ingest.stats.clone(),
         ingest.latest.clone(),
     ));
+    let fleet = Arc::new(Fleet::new(cfg.clone()));
     let state = AppState {
         ingest: ingest.clone(),
         store: store.clone(),
         figures: figures.clone(),
         maintenance: maintenance.clone(),
         exporter: exporter.clone(),
+        fleet: fleet.clone(),
         clock: clock.clone(),
         admin_token: cfg.server.admin_token.clone(),
     };
@@ -83,11 +87,20 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         figures,
         maintenance,
         exporter,
+        fleet,
         router,
     }
 }
 
 impl App {
+    /// Applies a reloaded configuration to the parts that follow it without a restart: the
+    /// agents allowed in (tokens) and the fleet (labels, central checks, assignments).
+    /// Everything else (listener, storage, services) keeps the configuration it started with.
+    pub fn reload(&self, cfg: CollectorConfig) -> Vec<String> {
+        self.ingest.set_agents(&cfg.agents);
+        self.fleet.replace(Arc::new(cfg))
+    }
+
     /// The routes, ready for `server::serve`.
     pub fn router(&self) -> axum::Router {
         self.router.clone()

@@ -12,6 +12,7 @@ pub mod app;
 pub mod changed;
 pub mod clock;
 pub mod figures;
+pub mod fleet;
 pub mod http;
 pub mod ingest;
 #[cfg(test)]
@@ -20,6 +21,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod minutes;
 pub mod reject;
+pub mod reload;
 pub mod report;
 pub mod server;
 pub mod sla;

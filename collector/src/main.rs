@@ -7,10 +7,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use attest_collector::clock::SystemClock;
 use attest_collector::figures::Figures;
+use attest_collector::fleet;
 use attest_collector::ingest::import;
 use attest_collector::report::{self, MonthQuery};
 use attest_collector::store::{self, Store};
-use attest_collector::{app, server};
+use attest_collector::{app, reload, server};
 use attest_config::CollectorConfig;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
@@ -56,6 +57,20 @@ enum Command {
         #[arg(long, short)]
         input: PathBuf,
     },
+    /// List the agents a running collector knows: version, last seen, clock offset, spool,
+    /// assigned checks, last error (asks `GET /api/v1/agents`).
+    Agents {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Base URL of the running collector; default from `[server] listen`.
+        #[arg(long)]
+        url: Option<String>,
+        /// CA certificate (PEM) to trust for an HTTPS collector; default `[server] tls_cert`.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Print the SLA figures of a month.
     Sla {
         #[arg(long, short)]
@@ -80,6 +95,7 @@ fn main() -> ExitCode {
         Command::Run { config }
         | Command::CheckConfig { config }
         | Command::Import { config, .. }
+        | Command::Agents { config, .. }
         | Command::Sla { config, .. } => config.clone(),
     };
     let cfg = match attest_config::load_collector(&config_path) {
@@ -91,10 +107,21 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::CheckConfig { .. } => {
+            for w in attest_config::fleet::warnings(&cfg) {
+                eprintln!("{}: warning: {w}", config_path.display());
+            }
             println!("{}", attest_config::summary_collector(&cfg));
             ExitCode::SUCCESS
         }
-        Command::Run { .. } => with_store(&cfg, |store| run_server(cfg.clone(), store)),
+        Command::Agents {
+            url,
+            ca_file,
+            format,
+            ..
+        } => exit_of(print_agents(&cfg, url, ca_file, format)),
+        Command::Run { .. } => with_store(&cfg, |store| {
+            run_server(cfg.clone(), store, config_path.clone())
+        }),
         Command::Import { input, .. } => with_store(&cfg, |store| import_file(&cfg, store, &input)),
         Command::Sla {
             month,
@@ -144,17 +171,29 @@ fn with_store(
     }
 }
 
-fn run_server(cfg: CollectorConfig, store: Arc<dyn Store>) -> anyhow::Result<ExitCode> {
+fn exit_of(r: anyhow::Result<ExitCode>) -> ExitCode {
+    r.unwrap_or_else(|e| {
+        eprintln!("attest-collector: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn run_server(
+    cfg: CollectorConfig,
+    store: Arc<dyn Store>,
+    path: PathBuf,
+) -> anyhow::Result<ExitCode> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
     rt.block_on(async move {
-        let app = app::build(cfg, store.clone());
+        let app = Arc::new(app::build(cfg, store.clone()));
         let cfg = app.cfg.clone();
         let cancel = CancellationToken::new();
         let refresh = app.spawn_background(cancel.clone());
+        tokio::spawn(reload::on_sighup(path, app.clone(), cancel.clone()));
         let retention = tokio::spawn(store::retention::retention_loop(
             cfg.clone(),
             store,
@@ -168,6 +207,29 @@ fn run_server(cfg: CollectorConfig, store: Arc<dyn Store>) -> anyhow::Result<Exi
         tracing::info!("collector stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+fn print_agents(
+    cfg: &CollectorConfig,
+    url: Option<String>,
+    ca_file: Option<PathBuf>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let rows = rt.block_on(fleet::client::fetch(
+        cfg,
+        url.as_deref(),
+        ca_file.as_deref(),
+    ))?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        Format::Table => print!("{}", fleet::table::render(&rows, jiff::Timestamp::now())),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn import_file(

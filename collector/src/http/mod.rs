@@ -2,6 +2,8 @@
 //! report, maintenance, metrics, store readiness). No business rules live here; the state
 //! is built by `app::build`. Routes are documented in docs/http-api.md.
 
+mod agents;
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -15,6 +17,7 @@ use serde::Deserialize;
 
 use crate::clock::SharedClock;
 use crate::figures::Figures;
+use crate::fleet::Fleet;
 use crate::ingest::{self, Ingest, Rejection};
 use crate::maintenance::Maintenance;
 use crate::metrics::Exporter;
@@ -30,6 +33,7 @@ pub struct AppState {
     pub figures: Arc<Figures>,
     pub maintenance: Arc<Maintenance>,
     pub exporter: Arc<Exporter>,
+    pub fleet: Arc<Fleet>,
     pub clock: SharedClock,
     pub admin_token: Option<String>,
 }
@@ -49,6 +53,8 @@ pub fn router(state: AppState, max_body_bytes: u64) -> Router {
             get(list_maintenance).post(add_maintenance),
         )
         .route("/api/v1/maintenance/{id}", delete(cancel_maintenance))
+        .route("/api/v1/agents", get(agents::list))
+        .route("/api/v1/agents/{id}/checks", get(agents::checks))
         .fallback(|| async { reject(Rejection::new(404, "no such route; see docs/http-api.md")) })
         .with_state(state)
 }

@@ -87,7 +87,8 @@ pub struct Request<'a> {
 
 pub struct Ingest {
     store: Arc<dyn Store>,
-    tokens: auth::Tokens,
+    /// Replaced as a whole on a configuration reload (`set_agents`).
+    tokens: std::sync::RwLock<auth::Tokens>,
     limits: IngestLimits,
     rate: RateLimiter,
     changed: DataChanged,
@@ -105,7 +106,7 @@ impl Ingest {
     ) -> Ingest {
         Ingest {
             store,
-            tokens: auth::Tokens::new(agents),
+            tokens: std::sync::RwLock::new(auth::Tokens::new(agents)),
             rate: RateLimiter::new(limits.max_batches_per_second),
             limits,
             changed,
@@ -124,8 +125,22 @@ impl Ingest {
         res
     }
 
+    /// The agent a bearer token (`Authorization` header value) belongs to.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<String, Rejection> {
+        let tokens = self.tokens.read().unwrap_or_else(|p| p.into_inner());
+        tokens.authenticate(authorization).map(str::to_string)
+    }
+
+    /// The agents allowed in from now on (a configuration reload); batches in flight finish
+    /// with the tokens they were authenticated with.
+    pub fn set_agents(&self, agents: &[AgentAuth]) {
+        let mut tokens = self.tokens.write().unwrap_or_else(|p| p.into_inner());
+        *tokens = auth::Tokens::new(agents);
+    }
+
     fn pipeline(&self, req: Request<'_>) -> Result<Ack, Rejection> {
-        let agent = self.tokens.authenticate(req.authorization)?;
+        let agent = self.authenticate(req.authorization)?;
+        let agent = agent.as_str();
         self.rate.check(agent, req.received_at)?;
         let json = decode::decompress(
             req.body,
