@@ -5,7 +5,9 @@
 //! → `spool` (durable) → `transport` (batches, acks). A probe knows nothing of the
 //! spool; the transport reads only from the spool.
 
+pub mod assignment;
 pub mod clock;
+pub mod control;
 pub mod probe;
 pub mod schedule;
 pub mod spool;

@@ -7,16 +7,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use attest_agent::assignment::{self, Poller};
 use attest_agent::clock::SystemClock;
+use attest_agent::control::{self, Control};
 use attest_agent::probe;
-use attest_agent::schedule::{self, ScheduleStats, ScheduledCheck, Sink};
+use attest_agent::schedule::{ScheduleStats, Scheduler, Sink};
 use attest_agent::spool::{self, SharedSpool, Spool};
 use attest_agent::telemetry::{self, Telemetry};
 use attest_agent::transport::{self, Transport};
 use attest_config::AgentConfig;
 use attest_config::wire::Measurement;
 use clap::{Parser, Subcommand};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -72,7 +74,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(run(cfg)) {
+            match rt.block_on(run(cfg, config)) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("attest-agent: {e:#}");
@@ -116,12 +118,15 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn run(cfg: AgentConfig) -> anyhow::Result<ExitCode> {
+async fn run(cfg: AgentConfig, path: PathBuf) -> anyhow::Result<ExitCode> {
     // One rustls provider for the whole process: ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let Some((checks, kinds)) = build_checks(&cfg) else {
+    // Before anything slow: SIGHUP's default action would end the process.
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    if let Err(e) = build_checks(&cfg.checks) {
+        eprintln!("{e}");
         return Ok(ExitCode::from(attest_config::EXIT_CONFIG_INVALID as u8));
-    };
+    }
     let spool = match Spool::open(&cfg.spool.dir, cfg.spool.max_bytes, cfg.spool.when_full) {
         Ok(s) => SharedSpool::new(s),
         Err(e) => {
@@ -140,7 +145,7 @@ async fn run(cfg: AgentConfig) -> anyhow::Result<ExitCode> {
     .context("cannot set up delivery to the collector")?;
     let schedule_stats = Arc::new(ScheduleStats::default());
     let telemetry = Arc::new(Telemetry::new(
-        kinds,
+        BTreeMap::new(),
         schedule_stats.clone(),
         transport.stats.clone(),
         spool.clone(),
@@ -156,21 +161,48 @@ async fn run(cfg: AgentConfig) -> anyhow::Result<ExitCode> {
         stats: schedule_stats,
         observe: Arc::new(move |m| t.observe(m)),
     };
-    let n_checks = checks.len();
-    let probes = schedule::spawn_all(
+    let scheduler = Scheduler::new(
         &cfg.agent.id,
-        checks,
         Arc::new(SystemClock),
         cfg.agent.max_concurrency,
         sink,
         cancel.clone(),
     );
+    let saved = match assignment::load_saved(&cfg.spool.dir, &cfg.agent.id) {
+        Ok(s) => s.map(Arc::new),
+        Err(e) => {
+            tracing::error!("ignoring the saved check assignment: {e}");
+            None
+        }
+    };
+    let (central_tx, central_rx) = watch::channel(saved);
+    let (ids_tx, ids_rx) = watch::channel(control::ids(&cfg.checks));
+    let poller = Poller::new(
+        transport::build_client(&cfg.transport).context("cannot set up the assignment client")?,
+        &cfg.agent.collector_url,
+        &cfg.agent.id,
+        &cfg.agent.token,
+        cfg.spool.dir.clone(),
+        cfg.transport.request_timeout,
+        ids_rx,
+    );
+    tokio::spawn(poller.run(central_tx, cancel.clone()));
+    let n_checks = cfg.checks.len();
+    let control = Control {
+        scheduler,
+        telemetry: telemetry.clone(),
+        config_path: path,
+        config: cfg.clone(),
+        local_ids: ids_tx,
+        central: central_rx,
+    };
+    let probes = tokio::spawn(control.run(hup, cancel.clone()));
     let tx_cancel = CancellationToken::new();
     let sender = tokio::spawn(transport.run(appended, tx_cancel.clone()));
     if let Some(addr) = cfg.agent.listen {
         tokio::spawn(telemetry::serve(addr, telemetry.clone(), cancel.clone()));
     }
-    tracing::info!(agent = %cfg.agent.id, checks = n_checks, collector = %cfg.agent.collector_url, "agent started");
+    tracing::info!(agent = %cfg.agent.id, own_checks = n_checks, collector = %cfg.agent.collector_url, "agent started");
 
     shutdown_signal().await;
     shut_down(cancel, probes, writer, tx_cancel, sender).await;
@@ -181,46 +213,28 @@ async fn run(cfg: AgentConfig) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Each check's probe (built once, all fallible preparation done) and its kind by check id;
-/// `None` after printing why a check cannot run.
-fn build_checks(
-    cfg: &AgentConfig,
-) -> Option<(Vec<ScheduledCheck>, BTreeMap<String, &'static str>)> {
-    let mut checks = Vec::new();
-    let mut kinds = BTreeMap::new();
-    for c in &cfg.checks {
-        let p = match probe::build(c) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("check {:?}: {e}", c.id);
-                return None;
-            }
-        };
-        kinds.insert(c.id.clone(), c.spec.kind());
-        checks.push(ScheduledCheck {
-            id: c.id.clone(),
-            interval: c.interval,
-            timeout: c.timeout,
-            probe: Arc::from(p),
-        });
+/// Builds every own check once, so a check that cannot run stops startup with its reason
+/// (central checks that cannot be built are logged and skipped instead: they are not the
+/// operator's file).
+fn build_checks(checks: &[attest_config::Check]) -> Result<(), String> {
+    for c in checks {
+        probe::build(c).map_err(|e| format!("check {:?}: {e}", c.id))?;
     }
-    Some((checks, kinds))
+    Ok(())
 }
 
 /// Stops in data-flow order: probes finish, the writer stores what they produced, then the
 /// transport stops (whatever is unsent stays in the spool).
 async fn shut_down(
     cancel: CancellationToken,
-    probes: Vec<JoinHandle<()>>,
+    probes: JoinHandle<()>,
     writer: JoinHandle<()>,
     tx_cancel: CancellationToken,
     sender: JoinHandle<()>,
 ) {
     tracing::info!("shutting down: finishing probes in flight and syncing the spool");
     cancel.cancel();
-    for p in probes {
-        let _ = p.await;
-    }
+    let _ = probes.await;
     // All senders are gone once the probe tasks ended: the writer drains and returns.
     let _ = writer.await;
     tx_cancel.cancel();

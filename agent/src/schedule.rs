@@ -87,6 +87,157 @@ pub fn spawn_all(
         .collect()
 }
 
+/// The running set of checks, reconfigurable while the agent runs: [`Scheduler::apply`]
+/// starts new checks, stops removed ones and restarts changed ones; an unchanged check keeps
+/// its task and its ticks. The sink (and with it the spool writer) is shared by every
+/// generation of tasks, so a reconfiguration never touches the spool.
+pub struct Scheduler {
+    agent: String,
+    clock: Arc<dyn Clock>,
+    permits: Arc<Semaphore>,
+    sink: Arc<Sink>,
+    /// Parent of every check's own token: shutdown stops all.
+    cancel: CancellationToken,
+    running: std::collections::BTreeMap<String, Running>,
+    /// Tasks of stopped checks still finishing an attempt; awaited at shutdown.
+    retired: Vec<tokio::task::JoinHandle<()>>,
+}
+
+struct Running {
+    def: attest_config::Check,
+    cancel: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+/// What one [`Scheduler::apply`] did, by check id.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub started: Vec<String>,
+    pub restarted: Vec<String>,
+    pub stopped: Vec<String>,
+    /// Checks that could not be built, with the reason; they do not run.
+    pub failed: Vec<(String, String)>,
+}
+
+impl Scheduler {
+    pub fn new(
+        agent_id: &str,
+        clock: Arc<dyn Clock>,
+        concurrency: usize,
+        sink: Sink,
+        cancel: CancellationToken,
+    ) -> Scheduler {
+        Scheduler {
+            agent: agent_id.to_string(),
+            clock,
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            sink: Arc::new(sink),
+            cancel,
+            running: std::collections::BTreeMap::new(),
+            retired: Vec::new(),
+        }
+    }
+
+    /// Makes `wanted` the running set. `build` prepares a check's probe; it is called only
+    /// for checks that are new or whose definition changed.
+    pub fn apply(
+        &mut self,
+        wanted: &[attest_config::Check],
+        build: impl Fn(&attest_config::Check) -> Result<Arc<dyn Probe>, String>,
+    ) -> Applied {
+        let mut out = Applied::default();
+        let keep: std::collections::BTreeSet<&str> = wanted.iter().map(|c| c.id.as_str()).collect();
+        let gone: Vec<String> = self
+            .running
+            .keys()
+            .filter(|id| !keep.contains(id.as_str()))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.stop_one(&id);
+            out.stopped.push(id);
+        }
+        for def in wanted {
+            let existing = self.running.get(&def.id).map(|r| r.def == *def);
+            if existing == Some(true) {
+                continue;
+            }
+            let probe = match build(def) {
+                Ok(p) => p,
+                Err(e) => {
+                    if existing.is_some() {
+                        self.stop_one(&def.id);
+                        out.stopped.push(def.id.clone());
+                    }
+                    out.failed.push((def.id.clone(), e));
+                    continue;
+                }
+            };
+            if existing.is_some() {
+                self.stop_one(&def.id);
+                out.restarted.push(def.id.clone());
+            } else {
+                out.started.push(def.id.clone());
+            }
+            self.start_one(def.clone(), probe);
+        }
+        self.retired.retain(|h| !h.is_finished());
+        out
+    }
+
+    /// Ids of the running checks, in order.
+    pub fn running(&self) -> Vec<String> {
+        self.running.keys().cloned().collect()
+    }
+
+    fn start_one(&mut self, def: attest_config::Check, probe: Arc<dyn Probe>) {
+        let check = ScheduledCheck {
+            id: def.id.clone(),
+            interval: def.interval,
+            timeout: def.timeout,
+            probe,
+        };
+        let offset = jitter_offset(&self.agent, &check.id, check.interval);
+        let cancel = self.cancel.child_token();
+        let runner = Runner {
+            check,
+            clock: self.clock.clone(),
+            permits: self.permits.clone(),
+            sink: self.sink.clone(),
+        };
+        let handle = tokio::spawn(runner.run(offset, cancel.clone()));
+        self.running.insert(
+            def.id.clone(),
+            Running {
+                def,
+                cancel,
+                handle,
+            },
+        );
+    }
+
+    /// Stops a check; an attempt in flight finishes and its measurement is kept.
+    fn stop_one(&mut self, id: &str) {
+        if let Some(r) = self.running.remove(id) {
+            r.cancel.cancel();
+            self.retired.push(r.handle);
+        }
+    }
+
+    /// Stops every check and waits for them; afterwards the sink is dropped, so the spool
+    /// writer drains and ends.
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
+        let handles = std::mem::take(&mut self.running)
+            .into_values()
+            .map(|r| r.handle)
+            .chain(std::mem::take(&mut self.retired));
+        for h in handles {
+            let _ = h.await;
+        }
+    }
+}
+
 struct Runner {
     check: ScheduledCheck,
     clock: Arc<dyn Clock>,
@@ -328,5 +479,70 @@ mod tests {
         }
         cancel.cancel();
         assert!(max_running.load(Ordering::SeqCst) <= 2);
+    }
+
+    fn def(id: &str, interval_ms: u64) -> attest_config::Check {
+        let src = format!(
+            "[[check]]\nid = \"{id}\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\ninterval = \"{interval_ms}ms\"\ntimeout = \"50ms\"\n"
+        );
+        attest_config::parse_checks("test", &src)
+            .expect("valid")
+            .remove(0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn apply_starts_stops_and_restarts_only_what_changed() {
+        let (s, mut rx, _) = sink(100);
+        let cancel = CancellationToken::new();
+        let mut sched = Scheduler::new("a", Arc::new(FakeClock), 4, s, cancel.clone());
+        let built = Arc::new(AtomicU64::new(0));
+        let b = built.clone();
+        let build = move |_: &attest_config::Check| -> Result<Arc<dyn Probe>, String> {
+            b.fetch_add(1, Ordering::SeqCst);
+            Ok(Arc::new(SlowProbe {
+                takes: Duration::from_millis(1),
+                running: Arc::new(AtomicU64::new(0)),
+                max_running: Arc::new(AtomicU64::new(0)),
+            }))
+        };
+        let first = sched.apply(&[def("c1", 100), def("c2", 100)], &build);
+        assert_eq!(first.started, ["c1", "c2"]);
+        let same = sched.apply(&[def("c1", 100), def("c2", 100)], &build);
+        assert_eq!(same, Applied::default(), "an unchanged set is left alone");
+        assert_eq!(
+            built.load(Ordering::SeqCst),
+            2,
+            "unchanged checks are not rebuilt"
+        );
+        let next = sched.apply(&[def("c1", 200), def("c3", 100)], &build);
+        assert_eq!(next.started, ["c3"]);
+        assert_eq!(next.restarted, ["c1"]);
+        assert_eq!(next.stopped, ["c2"]);
+        assert_eq!(sched.running(), ["c1", "c3"]);
+        // c3 measures; after c2's last attempt, c2 never shows up again.
+        let mut seen_c3 = false;
+        for _ in 0..20 {
+            let m = rx.recv().await.expect("measurement");
+            seen_c3 |= m.check == "c3";
+        }
+        assert!(seen_c3);
+        while let Ok(m) = rx.try_recv() {
+            assert_ne!(m.check, "c2");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        while let Ok(m) = rx.try_recv() {
+            assert_ne!(m.check, "c2", "a stopped check kept measuring");
+        }
+        let failed = sched.apply(
+            &[def("c1", 200)],
+            |_: &attest_config::Check| -> Result<Arc<dyn Probe>, String> { Err("no".into()) },
+        );
+        assert!(
+            failed.failed.is_empty(),
+            "an unchanged check is not rebuilt, so it cannot fail"
+        );
+        sched.stop().await;
+        // Every task ended and the sink is gone: the channel closes.
+        while rx.recv().await.is_some() {}
     }
 }

@@ -40,7 +40,8 @@ struct CheckState {
 /// Latest state per check plus the shared counters of the other agent stages.
 pub struct Telemetry {
     checks: Mutex<BTreeMap<String, CheckState>>,
-    kinds: BTreeMap<String, &'static str>,
+    /// Kind by check id of the running checks; replaced when the checks change.
+    kinds: Mutex<BTreeMap<String, &'static str>>,
     schedule: Arc<ScheduleStats>,
     transport: Arc<TransportStats>,
     spool: SharedSpool,
@@ -49,7 +50,7 @@ pub struct Telemetry {
 impl std::fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Telemetry")
-            .field("checks", &self.kinds.len())
+            .field("checks", &self.kinds().len())
             .finish_non_exhaustive()
     }
 }
@@ -63,18 +64,35 @@ impl Telemetry {
     ) -> Telemetry {
         Telemetry {
             checks: Mutex::new(BTreeMap::new()),
-            kinds,
+            kinds: Mutex::new(kinds),
             schedule,
             transport,
             spool,
         }
     }
 
+    fn kinds(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, &'static str>> {
+        self.kinds.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The running checks changed (assignment or reload): a removed check's series go away
+    /// with it.
+    pub fn set_checks(&self, kinds: BTreeMap<String, &'static str>) {
+        let mut checks = self.checks.lock().unwrap_or_else(|p| p.into_inner());
+        checks.retain(|id, _| kinds.contains_key(id));
+        *self.kinds() = kinds;
+    }
+
     /// Records a finished measurement (called by the scheduler's sink).
     pub fn observe(&self, m: &Measurement) {
+        let kind = self.kinds().get(&m.check).copied();
+        let Some(kind) = kind else {
+            // The last attempt of a check that was just removed: not a series any more.
+            return;
+        };
         let mut checks = self.checks.lock().unwrap_or_else(|p| p.into_inner());
         let st = checks.entry(m.check.clone()).or_default();
-        st.kind = self.kinds.get(&m.check).copied().unwrap_or("unknown");
+        st.kind = kind;
         st.ok = m.ok;
         st.duration = m.duration_seconds.unwrap_or(0.0);
         st.phases = m.phases.clone();

@@ -383,7 +383,9 @@ fn backoff_config(cfg: &TransportConfig) -> BackoffConfig {
     }
 }
 
-fn build_client(cfg: &TransportConfig) -> Result<reqwest::Client, TransportError> {
+/// The HTTP client every request to the collector uses: `[transport]` timeouts, CA and client
+/// certificate, and the agent's `User-Agent` (the collector reads the version from it).
+pub fn build_client(cfg: &TransportConfig) -> Result<reqwest::Client, TransportError> {
     let mut b = reqwest::Client::builder()
         .timeout(cfg.request_timeout)
         .connect_timeout(cfg.request_timeout)

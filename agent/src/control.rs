@@ -1,0 +1,141 @@
+//! The control loop: owns the running set of checks and changes it while the agent runs —
+//! when the collector sends a new assignment, and on SIGHUP (`systemctl reload`), which
+//! re-reads the agent's own file.
+//!
+//! Invariants:
+//! - The running set is always "own checks + central checks", an own check winning over a
+//!   central one with the same id (logged as an error on every change, and reported to the
+//!   collector with the next assignment request).
+//! - A reload applies only a valid file; an invalid one is logged error by error and the
+//!   running checks stay. `[agent]`, `[spool]` and `[transport]` changes need a restart
+//!   (logged); the spool is never reopened.
+//! - Stopping returns only after every probe task ended, so the spool writer can drain.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use attest_config::{AgentConfig, Check};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::assignment::{self, Central};
+use crate::probe;
+use crate::schedule::Scheduler;
+use crate::telemetry::Telemetry;
+
+pub struct Control {
+    pub scheduler: Scheduler,
+    pub telemetry: Arc<Telemetry>,
+    /// The agent's file, re-read on SIGHUP.
+    pub config_path: PathBuf,
+    /// The configuration the process runs with (its own checks are replaced on reload).
+    pub config: AgentConfig,
+    pub local_ids: watch::Sender<Vec<String>>,
+    pub central: watch::Receiver<Option<Arc<Central>>>,
+}
+
+impl Control {
+    /// Applies the current own + central checks to the scheduler.
+    pub fn apply(&mut self) {
+        let central = self.central.borrow_and_update().clone();
+        let (wanted, conflicts) = assignment::merge(&self.config.checks, central.as_deref());
+        for id in &conflicts {
+            tracing::error!(
+                check = %id,
+                "check id defined both in this agent's file and in the collector's assignment; running the agent's own: rename or remove one"
+            );
+        }
+        let applied = self.scheduler.apply(&wanted, |c| {
+            probe::build(c).map(Arc::from).map_err(|e| e.to_string())
+        });
+        for (id, why) in &applied.failed {
+            tracing::error!(check = %id, "cannot run this check: {why}");
+        }
+        let kinds: BTreeMap<String, &'static str> = wanted
+            .iter()
+            .filter(|c| !applied.failed.iter().any(|(id, _)| *id == c.id))
+            .map(|c| (c.id.clone(), c.spec.kind()))
+            .collect();
+        self.telemetry.set_checks(kinds);
+        if !(applied.started.is_empty()
+            && applied.stopped.is_empty()
+            && applied.restarted.is_empty())
+        {
+            tracing::info!(
+                started = %applied.started.join(","),
+                restarted = %applied.restarted.join(","),
+                stopped = %applied.stopped.join(","),
+                running = self.scheduler.running().len(),
+                "checks changed"
+            );
+        }
+    }
+
+    /// Re-reads the agent's file; keeps everything on any error.
+    fn reload(&mut self) {
+        let cfg = match attest_config::load_agent(&self.config_path) {
+            Ok(c) => c,
+            Err(e) => {
+                for line in e.messages() {
+                    tracing::error!("reload refused, keeping the running checks: {line}");
+                }
+                return;
+            }
+        };
+        let restart: Vec<&str> = [
+            ("[agent]", cfg.agent != self.config.agent),
+            ("[spool]", cfg.spool != self.config.spool),
+            ("[transport]", cfg.transport != self.config.transport),
+        ]
+        .into_iter()
+        .filter_map(|(s, changed)| changed.then_some(s))
+        .collect();
+        if !restart.is_empty() {
+            tracing::warn!(sections = %restart.join(", "), "these sections changed but take effect only after a restart");
+        }
+        tracing::info!(checks = cfg.checks.len(), "configuration reloaded");
+        self.local_ids.send_replace(ids(&cfg.checks));
+        self.config.checks = cfg.checks;
+    }
+
+    /// Runs until `cancel`, then stops every check and waits for them.
+    pub async fn run(
+        mut self,
+        mut hup: Option<tokio::signal::unix::Signal>,
+        cancel: CancellationToken,
+    ) {
+        self.apply();
+        let mut poller_alive = true;
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                changed = self.central.changed(), if poller_alive => {
+                    if changed.is_err() {
+                        // The poller ended (shutdown); keep running what we have.
+                        poller_alive = false;
+                        continue;
+                    }
+                }
+                Some(()) = recv(&mut hup) => {
+                    tracing::info!(path = %self.config_path.display(), "SIGHUP: reloading the configuration");
+                    self.reload();
+                }
+            }
+            self.apply();
+        }
+        self.scheduler.stop().await;
+    }
+}
+
+async fn recv(hup: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match hup {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Check ids, for the collector's conflict report.
+pub fn ids(checks: &[Check]) -> Vec<String> {
+    checks.iter().map(|c| c.id.clone()).collect()
+}
