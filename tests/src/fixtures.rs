@@ -249,6 +249,16 @@ impl Collector {
         std::fs::read_to_string(self.log_dir.join("collector.log")).unwrap_or_default()
     }
 
+    /// Sends a signal (e.g. `HUP` to reload) to the running collector without waiting.
+    pub fn signal(&self, sig: &str) {
+        let p = self.proc.as_ref().expect("collector running");
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &p.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{sig} failed");
+    }
+
     /// `/metrics` of the running collector.
     pub async fn metrics(&self) -> Option<String> {
         metrics(self.port).await
