@@ -119,7 +119,11 @@ impl Control {
                 }
                 Some(()) = recv(&mut hup) => {
                     tracing::info!(path = %self.config_path.display(), "SIGHUP: reloading the configuration");
+                    crate::notify::reloading();
                     self.reload();
+                    self.apply();
+                    crate::notify::ready();
+                    continue;
                 }
             }
             self.apply();

@@ -10,11 +10,11 @@ use anyhow::Context;
 use attest_agent::assignment::{self, Poller};
 use attest_agent::clock::SystemClock;
 use attest_agent::control::{self, Control};
-use attest_agent::probe;
 use attest_agent::schedule::{ScheduleStats, Scheduler, Sink};
 use attest_agent::spool::{self, SharedSpool, Spool};
 use attest_agent::telemetry::{self, Telemetry};
 use attest_agent::transport::{self, Transport};
+use attest_agent::{notify, probe};
 use attest_config::AgentConfig;
 use attest_config::wire::Measurement;
 use clap::{Parser, Subcommand};
@@ -134,6 +134,13 @@ async fn run(cfg: AgentConfig, path: PathBuf) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_SPOOL));
         }
     };
+    // Bound before anything runs, so a taken port stops the agent before it measures.
+    let metrics_listener = match cfg.agent.listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen on [agent] listen = {addr}; is another process using the port?")
+        })?),
+        None => None,
+    };
     let transport = Transport::new(
         &cfg.agent.id,
         &cfg.agent.collector_url,
@@ -199,12 +206,19 @@ async fn run(cfg: AgentConfig, path: PathBuf) -> anyhow::Result<ExitCode> {
     let probes = tokio::spawn(control.run(hup, cancel.clone()));
     let tx_cancel = CancellationToken::new();
     let sender = tokio::spawn(transport.run(appended, tx_cancel.clone()));
-    if let Some(addr) = cfg.agent.listen {
-        tokio::spawn(telemetry::serve(addr, telemetry.clone(), cancel.clone()));
+    if let Some(listener) = metrics_listener {
+        tokio::spawn(telemetry::serve_on(
+            listener,
+            telemetry.clone(),
+            cancel.clone(),
+        ));
     }
+    tokio::spawn(notify::watchdog(cancel.clone()));
+    notify::ready();
     tracing::info!(agent = %cfg.agent.id, own_checks = n_checks, collector = %cfg.agent.collector_url, "agent started");
 
     shutdown_signal().await;
+    notify::stopping();
     shut_down(cancel, probes, writer, tx_cancel, sender).await;
     tracing::info!(
         pending = spool.stats().depth,

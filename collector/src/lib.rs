@@ -20,6 +20,7 @@ mod layers;
 pub mod maintenance;
 pub mod metrics;
 pub mod minutes;
+pub mod notify;
 pub mod reject;
 pub mod reload;
 pub mod report;

@@ -11,7 +11,7 @@ use attest_collector::fleet;
 use attest_collector::ingest::import;
 use attest_collector::report::{self, MonthQuery};
 use attest_collector::store::{self, Store};
-use attest_collector::{app, reload, server};
+use attest_collector::{app, notify, reload, server};
 use attest_config::CollectorConfig;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
@@ -194,6 +194,7 @@ fn run_server(
         let cancel = CancellationToken::new();
         let refresh = app.spawn_background(cancel.clone());
         tokio::spawn(reload::on_sighup(path, app.clone(), cancel.clone()));
+        tokio::spawn(notify::watchdog(cancel.clone()));
         let retention = tokio::spawn(store::retention::retention_loop(
             cfg.clone(),
             store,
@@ -306,5 +307,6 @@ async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = term.recv() => {}
     }
+    notify::stopping();
     tracing::info!("shutting down: draining requests in flight");
 }

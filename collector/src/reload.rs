@@ -70,6 +70,8 @@ pub async fn on_sighup(path: PathBuf, app: Arc<App>, cancel: CancellationToken) 
             got = hup.recv() => if got.is_none() { return },
         }
         tracing::info!(path = %path.display(), "SIGHUP: reloading the configuration");
+        crate::notify::reloading();
         let _ = reload(&path, &app, &running);
+        crate::notify::ready();
     }
 }

@@ -194,6 +194,7 @@ pub async fn serve(
         client_certificates = cfg.client_ca.is_some(),
         "collector listening"
     );
+    crate::notify::ready();
     serve_on(listener, tls, app, shutdown).await
 }
 

@@ -54,6 +54,17 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(name: &str, bin_name: &str, args: &[&str], log_dir: &Path) -> Proc {
+        Proc::spawn_with_env(name, bin_name, args, log_dir, &[])
+    }
+
+    /// Like [`Proc::spawn`] with extra environment variables (e.g. `NOTIFY_SOCKET`).
+    pub fn spawn_with_env(
+        name: &str,
+        bin_name: &str,
+        args: &[&str],
+        log_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Proc {
         let log = log_dir.join(format!("{name}.log"));
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -63,6 +74,7 @@ impl Proc {
         let child = Command::new(bin(bin_name))
             .args(args)
             .env("ATTEST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(f)
             .spawn()

@@ -14,7 +14,7 @@ pub mod names;
 mod render;
 mod serve;
 
-pub use serve::serve;
+pub use serve::{serve, serve_on};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -22,7 +22,18 @@ pub async fn serve(
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "agent metrics listening");
+    serve_on(listener, telemetry, cancel).await
+}
+
+/// Serves on a bound listener (the agent binds before it reports ready).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    telemetry: Arc<Telemetry>,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "agent metrics listening");
+    }
     loop {
         let (stream, _) = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
