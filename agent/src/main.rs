@@ -17,7 +17,7 @@ use attest_agent::transport::{self, Transport};
 use attest_agent::{notify, probe};
 use attest_config::AgentConfig;
 use attest_config::wire::Measurement;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +38,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Print shell completions to stdout (the packages ship them).
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff) to stdout (the packages ship it).
+    #[command(hide = true)]
+    Man,
     /// Run the agent.
     Run {
         #[arg(long, short, env = "ATTEST_AGENT_CONFIG")]
@@ -52,8 +58,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(code) = generated(&cli.command) {
+        return code;
+    }
     init_logging();
     match cli.command {
+        Command::Completions { .. } | Command::Man => ExitCode::SUCCESS,
         Command::CheckConfig { config } => check_config(&config),
         Command::Run { config } => {
             let cfg = match attest_config::load_agent(&config) {
@@ -274,4 +284,23 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// The hidden `completions` and `man` subcommands: text generated from the clap definitions,
+/// so completions and man page never drift from the real flags.
+fn generated(command: &Command) -> Option<ExitCode> {
+    let mut out = std::io::stdout();
+    match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "attest-agent", &mut out);
+        }
+        Command::Man => {
+            if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut out) {
+                eprintln!("cannot write the man page: {e}");
+                return Some(ExitCode::FAILURE);
+            }
+        }
+        _ => return None,
+    }
+    Some(ExitCode::SUCCESS)
 }

@@ -13,7 +13,7 @@ use attest_collector::report::{self, MonthQuery};
 use attest_collector::store::{self, Store};
 use attest_collector::{app, notify, reload, server};
 use attest_config::CollectorConfig;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 /// Exit code when the store cannot be opened (EX_CANTCREAT).
@@ -40,6 +40,12 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Print shell completions to stdout (the packages ship them).
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff) to stdout (the packages ship it).
+    #[command(hide = true)]
+    Man,
     /// Run the collector.
     Run {
         #[arg(long, short, env = "ATTEST_COLLECTOR_CONFIG")]
@@ -90,6 +96,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(code) = generated(&cli.command) {
+        return code;
+    }
     init_logging();
     let config_path = match &cli.command {
         Command::Run { config }
@@ -97,6 +106,7 @@ fn main() -> ExitCode {
         | Command::Import { config, .. }
         | Command::Agents { config, .. }
         | Command::Sla { config, .. } => config.clone(),
+        Command::Completions { .. } | Command::Man => return ExitCode::SUCCESS,
     };
     let cfg = match attest_config::load_collector(&config_path) {
         Ok(c) => c,
@@ -106,6 +116,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Completions { .. } | Command::Man => ExitCode::SUCCESS,
         Command::CheckConfig { .. } => {
             for w in attest_config::fleet::warnings(&cfg) {
                 eprintln!("{}: warning: {w}", config_path.display());
@@ -309,4 +320,23 @@ async fn shutdown_signal() {
     }
     notify::stopping();
     tracing::info!("shutting down: draining requests in flight");
+}
+
+/// The hidden `completions` and `man` subcommands: text generated from the clap definitions,
+/// so completions and man page never drift from the real flags.
+fn generated(command: &Command) -> Option<ExitCode> {
+    let mut out = std::io::stdout();
+    match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "attest-collector", &mut out);
+        }
+        Command::Man => {
+            if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut out) {
+                eprintln!("cannot write the man page: {e}");
+                return Some(ExitCode::FAILURE);
+            }
+        }
+        _ => return None,
+    }
+    Some(ExitCode::SUCCESS)
 }
