@@ -15,7 +15,7 @@ use crate::wire::{Assignment, PROTOCOL_VERSION};
 
 /// True when `rule` selects `agent`.
 pub fn selects(rule: &AssignRule, agent: &AgentAuth) -> bool {
-    let by_id = rule.agents.iter().any(|a| *a == agent.id);
+    let by_id = rule.agents.contains(&agent.id);
     let by_labels = !rule.labels.is_empty()
         && rule
             .labels
