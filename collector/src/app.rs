@@ -6,6 +6,8 @@
 //! - One `DataChanged` signal connects the writers (ingest, maintenance) to the one
 //!   listener (figures' refresh loop); data flows one way and no writer imports figures.
 //! - One clock (`clock::SystemClock` unless a test pins time) gives every "now".
+//! - Building records the configuration in the store (`store::note_config`: services'
+//!   first-configured instants, latency thresholds to count exactly) before any ingest.
 //! - Background work (the figures refresh) runs only once `spawn_background` is called;
 //!   the retention loop belongs to the store and is started by `main.rs`.
 
@@ -44,6 +46,12 @@ pub fn build(cfg: CollectorConfig, store: Arc<dyn Store>) -> App {
 
 /// Wires a collector whose every "now" comes from `clock`.
 pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: SharedClock) -> App {
+    // The store remembers when it first saw each service configured and counts the
+    // configured latency thresholds exactly from now on; figures still work without
+    // (histogram resolution, eligibility from the first measurement), so only warn.
+    if let Err(e) = crate::store::note_config(store.as_ref(), &cfg, clock.now_utc()) {
+        tracing::warn!("cannot record the configured services and thresholds: {e}");
+    }
     let cfg = Arc::new(cfg);
     let changed = DataChanged::new();
     let ingest = Arc::new(Ingest::new(

@@ -1,5 +1,6 @@
 //! Figures: the one place that feeds the pure SLA engine. For a service and month it reads
-//! the rows the engine needs from the store (rollups, gaps, first seen, API maintenance),
+//! the rows the engine needs from the store (rollups, gaps, first seen, first configured,
+//! exact latency-threshold counts, API maintenance),
 //! runs `sla::evaluate`, and keeps the latest month-to-date results for `/metrics` in a
 //! [`Snapshot`], beside the fleet state `/metrics` shows (agent status, store counts).
 //!
@@ -318,6 +319,15 @@ impl Figures {
             .map_err(store_err)?;
         let gaps = self.store.gaps(&svc.checks, from, to).map_err(store_err)?;
         let first_seen = self.store.first_seen(&svc.checks).map_err(store_err)?;
+        let first_configured = self.store.first_configured(&svc.name).map_err(store_err)?;
+        let exact = match &svc.latency {
+            Some(objective) => {
+                let t = u64::try_from(objective.threshold.as_micros()).unwrap_or(u64::MAX);
+                let over = self.store.threshold_over(&svc.checks, t, from, to);
+                Some(over.map_err(store_err)?)
+            }
+            None => None,
+        };
         let maintenance = self.api_maintenance(&svc.name)?;
         let input = ServiceInput {
             service: svc,
@@ -325,6 +335,8 @@ impl Figures {
             rollups: &rollups,
             gaps: &gaps,
             first_seen,
+            first_configured,
+            exact: exact.as_ref(),
         };
         sla::evaluate_incremental(&input, month, now, prior)
             .map_err(|e| Rejection::new(400, e.to_string()))

@@ -62,6 +62,12 @@ pub fn import(
     file: &str,
 ) -> Result<ImportSummary, ImportError> {
     let by_agent = read_all(cfg, input, file)?;
+    // The configuration names its services and latency thresholds: remember them before
+    // storing, so that the imported probes are counted exactly for those thresholds.
+    crate::store::note_config(store, cfg, clock.now_utc()).map_err(|e| ImportError::Store {
+        stored: 0,
+        reason: e.to_string(),
+    })?;
     let mut summary = ImportSummary {
         lines: by_agent.values().map(|r| r.len() as u64).sum(),
         ..ImportSummary::default()

@@ -2,7 +2,8 @@
 //!
 //! Invariants:
 //! - Retention deletes in one transaction and raises the rollup horizon in the same
-//!   transaction, so no later commit can resurrect part of a deleted minute.
+//!   transaction, so no later commit can resurrect part of a deleted minute; it raises the
+//!   raw horizon (first minute whose raw rows are all kept) in it too.
 //! - Cancelling a maintenance window twice keeps the first cancellation time.
 
 use attest_config::wire::SpoolStatus;
@@ -11,6 +12,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
 use super::error::map_err;
 use super::packs::trim_boundary_packs;
+use super::thresholds::raw_horizon_minute;
 use crate::store::keys::{batches_before, from_ns, to_u64, ts_ns};
 use crate::store::{AgentStatus, MaintenanceRow, StoreError};
 
@@ -167,6 +169,7 @@ pub(super) fn delete_expired(
     trim_boundary_packs(&tx, horizon)?;
     run("DELETE FROM host_minute WHERE minute < ?1", horizon)?;
     run("DELETE FROM gaps WHERE to_minute < ?1", horizon)?;
+    run("DELETE FROM minute_over WHERE minute < ?1", horizon)?;
     run(
         "DELETE FROM batches WHERE received_ns < ?1",
         batches_before(roll_ns),
@@ -175,6 +178,12 @@ pub(super) fn delete_expired(
         "INSERT INTO meta (key, value) VALUES ('rollup_horizon_minute', ?1)
          ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
         [horizon],
+    )
+    .map_err(map_err)?;
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('raw_horizon_minute', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+        [raw_horizon_minute(raw_ns)],
     )
     .map_err(map_err)?;
     tx.commit().map_err(map_err)

@@ -15,6 +15,7 @@
 //!
 //! Files: `schema.rs` (migrations), `error.rs` (error mapping), `write.rs` (the commit
 //! path), `packs.rs` (hourly packs: compaction and bulk loads), `read.rs` (the read path),
+//! `thresholds.rs` (first-configured instants and exact latency-threshold counts),
 //! `admin.rs` (maintenance windows, agents, retention), `inspect.rs` (reads only tests and
 //! measurements use). This file opens the connections and maps the [`Store`] calls onto
 //! them; the other files never import it.
@@ -28,6 +29,7 @@ mod read;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod thresholds;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -45,7 +47,7 @@ use super::{
     AgentStatus, CommitOutcome, IngestBatch, MaintenanceRow, SeriesMinuteSummary, Store,
     StoreCounts, StoreError,
 };
-use crate::minutes::{GapSpan, HostMinute, SeriesMinutes};
+use crate::minutes::{GapSpan, HostMinute, SeriesMinutes, ThresholdOver};
 use error::map_err;
 use write::{IdCache, Writer};
 
@@ -268,6 +270,33 @@ impl Store for SqliteStore {
 
     fn first_seen(&self, checks: &[String]) -> Result<Option<i64>, StoreError> {
         self.read(|tx| read::first_seen(tx, checks))
+    }
+
+    fn note_configured(&self, services: &[String], now: Timestamp) -> Result<(), StoreError> {
+        let mut w = lock(&self.writer);
+        thresholds::note_configured(&mut w.conn, services, now)
+    }
+
+    fn first_configured(&self, service: &str) -> Result<Option<Timestamp>, StoreError> {
+        self.read(|tx| thresholds::first_configured(tx, service))
+    }
+
+    fn track_threshold(&self, check: &str, threshold_us: u64) -> Result<(), StoreError> {
+        let mut w = lock(&self.writer);
+        thresholds::track(&mut w.conn, check, threshold_us)?;
+        // The recomputed counts may change the figures of any kept minute of the check.
+        lock(&self.journal).record(check, i64::MIN, i64::MAX);
+        Ok(())
+    }
+
+    fn threshold_over(
+        &self,
+        checks: &[String],
+        threshold_us: u64,
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<ThresholdOver, StoreError> {
+        self.read(|tx| thresholds::threshold_over(tx, checks, threshold_us, from_minute, to_minute))
     }
 
     fn agents(&self) -> Result<Vec<AgentStatus>, StoreError> {

@@ -113,6 +113,36 @@ const MIGRATIONS: &[&str] = &[
         value INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 2: exact SLA inputs (issue 9). When the store first saw each service configured;
+    // which latency thresholds are counted exactly per check and from which minute; and
+    // per minute, series and threshold the probes in the threshold's own histogram bucket
+    // that are over it (rare: rows exist only where the bucket could not decide). The raw
+    // horizon says from which minute every raw measurement is still kept; a database whose
+    // retention already ran starts it after its oldest raw row.
+    r#"
+    CREATE TABLE service_configured (
+        service TEXT PRIMARY KEY,
+        first_ns INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE threshold (
+        check_id TEXT NOT NULL,
+        threshold_us INTEGER NOT NULL,
+        exact_from_minute INTEGER NOT NULL,
+        PRIMARY KEY (check_id, threshold_us)
+    ) WITHOUT ROWID;
+    CREATE TABLE minute_over (
+        series INTEGER NOT NULL,
+        threshold_us INTEGER NOT NULL,
+        minute INTEGER NOT NULL,
+        over INTEGER NOT NULL,
+        PRIMARY KEY (series, threshold_us, minute)
+    ) WITHOUT ROWID;
+    INSERT INTO meta (key, value)
+        SELECT 'raw_horizon_minute',
+               coalesce((SELECT min(ts_ns) FROM raw) / 60000000000 + 1,
+                        CAST(strftime('%s', 'now') AS INTEGER) / 60 + 1)
+        WHERE EXISTS (SELECT 1 FROM meta WHERE key = 'rollup_horizon_minute');
+    "#,
 ];
 
 /// The schema version this build writes.
