@@ -503,4 +503,33 @@ mod tests {
         let gapped = check(&figures, now, "gap");
         assert_eq!(gapped[0].unknown_minutes, late[0].unknown_minutes + 10);
     }
+
+    /// The store's exact threshold counts and first-configured instant reach the report:
+    /// 0.25 s meets a 250 ms threshold, 0.250001 s and 0.251 s do not (the histogram's
+    /// bucket holds all three); a service configured before its first probe is eligible
+    /// from the configured instant.
+    #[test]
+    fn exact_threshold_and_first_configured_reach_the_report() {
+        let cfg = config();
+        let sqlite = Arc::new(SqliteStore::open_temp().expect("store"));
+        let store: Arc<dyn Store> = sqlite.clone();
+        crate::store::note_config(store.as_ref(), &cfg, at(-30, 0)).expect("note config");
+        let probes = vec![
+            ok("web", 0, 0, 0.25),
+            ok("web", 0, 10, 0.250001),
+            ok("web", 0, 20, 0.251),
+            ok("web", 0, 30, 0.1),
+        ];
+        store.commit_batch(&batch("a1", 1, probes)).expect("commit");
+        let f = Figures::new(cfg.clone(), store.clone());
+        let now = at(1, 0);
+        f.refresh(now);
+        let r = f.latest().services[0].clone();
+        assert_eq!((r.latency.probes, r.latency.probes_within), (4, Some(2)));
+        assert_eq!(r.latency.histogram_resolution_probes, 0);
+        let since = r.eligible_since.expect("eligible");
+        assert_eq!(since.basis, sla::EligibilityBasis::FirstConfigured);
+        assert_eq!(since.minute, BASE_MINUTE - 30);
+        assert_eq!((r.good_minutes, r.unknown_minutes), (1, 30));
+    }
 }

@@ -38,7 +38,8 @@ pub struct LatencyFigures {
     pub probes: u64,
     /// `None` without a latency objective (nothing to be within).
     pub probes_within: Option<u64>,
-    /// First minute judged on exact durations (`None`: none, or no objective).
+    /// First minute of the period judged on exact durations (the period start when every
+    /// minute is; `None`: none is, or no objective).
     pub exact_from: Option<i64>,
     /// Successful probes judged at the histogram's resolution instead (minutes before
     /// `exact_from`, whose raw measurements had expired when the threshold was set).

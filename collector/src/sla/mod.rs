@@ -165,7 +165,8 @@ pub fn evaluate_incremental(
     let timeline = &folded.timeline;
     let counts = Counts::of(timeline.slice(period.start_minute, as_of));
     let incidents = incidents::incidents(timeline, &folded.failing, period.start_minute, as_of);
-    let latency = latency::figures(&folded.tally, svc.latency.as_ref(), window.exact_from());
+    let exact_from = window.exact_from().map(|f| f.max(period.start_minute));
+    let latency = latency::figures(&folded.tally, svc.latency.as_ref(), exact_from);
     let report = assemble(
         svc,
         &period,

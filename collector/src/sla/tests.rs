@@ -543,13 +543,11 @@ fn render(r: &ServiceReport) -> String {
             opt(l.p95_seconds),
             opt(l.p99_seconds),
         );
-        let exact_from = match l.exact_from {
-            None => "none".to_string(),
-            Some(i64::MIN) => "all".to_string(),
-            Some(f) => Timestamp::from_second(f * 60)
+        let exact_from = l.exact_from.map_or("none".to_string(), |f| {
+            Timestamp::from_second(f * 60)
                 .expect("minute in range")
-                .to_string(),
-        };
+                .to_string()
+        });
         out += &format!(
             "latency exact_from={exact_from} histogram_probes={}\n",
             l.histogram_resolution_probes
@@ -1075,7 +1073,7 @@ fn latency_objective_counts_slow_and_failed_probes_as_missing() {
          incident 2026-09-04T10:00:00Z..2026-09-04T10:10:00Z down=10 agents=a1 reason=timeout
          mttr=10 mtbf=43190 mtbsi=43200 open_incident=no
          latency within=258780/259200 ratio=0.9984 met=no p50=0.0502 p95=0.0502 p99=0.0502
-         latency exact_from=all histogram_probes=0",
+         latency exact_from=2026-09-01T00:00:00Z histogram_probes=0",
     );
 }
 
@@ -1099,7 +1097,7 @@ fn threshold_is_decided_on_the_exact_duration() {
         &format!(
             "{head}
              latency within=258480/259200 ratio=0.9972 met=yes p50=0.0502 p95=0.0502 p99=0.0502
-             latency exact_from=all histogram_probes=0"
+             latency exact_from=2026-09-01T00:00:00Z histogram_probes=0"
         ),
     );
     // Without exact counts (raw measurements expired) the bucket decides, and says so.

@@ -38,7 +38,7 @@ pub use collector::{
 };
 pub use error::{ConfigError, ConfigErrors, EXIT_CONFIG_INVALID, Location};
 pub use service::{DEFAULT_MIN_REPORTERS, DEFAULT_TIME_ZONE};
-pub use summary::{summary_agent, summary_collector};
+pub use summary::{summary_agent, summary_collector, warnings_collector};
 pub use values::{format_bytes, format_duration};
 
 use crate::model::{AgentConfig, CollectorConfig};
