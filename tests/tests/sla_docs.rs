@@ -188,7 +188,11 @@ fn eligibility_exactness_and_breach_exit_are_documented() {
         EligibilityBasis::FirstConfigured,
         EligibilityBasis::FirstMeasured,
     ] {
-        assert!(sla.contains(b.as_str()), "docs/sla.md does not name {}", b.as_str());
+        assert!(
+            sla.contains(b.as_str()),
+            "docs/sla.md does not name {}",
+            b.as_str()
+        );
     }
     for rule in ["page_fast", "page_slow", "ticket", "eligible_since"] {
         assert!(sla.contains(rule), "docs/sla.md does not name {rule}");
@@ -197,12 +201,18 @@ fn eligibility_exactness_and_breach_exit_are_documented() {
         sla_text.contains("exact duration") && sla_text.contains("`≤ threshold`"),
         "docs/sla.md must state the exact threshold rule"
     );
-    assert!(sla_text.contains("\"43170/43200\""), "the exact-fraction example");
+    assert!(
+        sla_text.contains("\"43170/43200\""),
+        "the exact-fraction example"
+    );
     let cli = read("docs/cli.md");
     assert!(
         cli.contains("| 3 |") && cli.contains("--fail-on-breach"),
         "docs/cli.md must list exit code 3 of sla --fail-on-breach"
     );
     let config = read("docs/config.md");
-    assert!(config.contains("check-config` warns"), "docs/config.md: start warning");
+    assert!(
+        config.contains("check-config` warns"),
+        "docs/config.md: start warning"
+    );
 }
