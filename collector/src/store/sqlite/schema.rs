@@ -168,3 +168,43 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database at version 1 whose retention already ran: migration 2 starts the raw
+    /// horizon after the oldest raw row kept (its minute may have lost probes); one whose
+    /// retention never ran has none (every minute's raw rows are kept).
+    #[test]
+    fn migration_2_derives_the_raw_horizon_of_an_old_database() {
+        let at_v1 = |retention_ran: bool| {
+            let mut conn = Connection::open_in_memory().expect("open");
+            conn.execute_batch(MIGRATIONS[0]).expect("v1");
+            conn.pragma_update(None, "user_version", 1)
+                .expect("version");
+            // One raw row at 10:00:30 of minute 1000 (ns), series 1.
+            conn.execute(
+                "INSERT INTO raw (ts_ns, series, ok) VALUES (?1, 1, 1)",
+                [1000 * 60_000_000_000i64 + 30_000_000_000],
+            )
+            .expect("raw");
+            if retention_ran {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('rollup_horizon_minute', 10)",
+                    [],
+                )
+                .expect("meta");
+            }
+            migrate(&mut conn).expect("migrate");
+            conn.query_row(
+                "SELECT value FROM meta WHERE key = 'raw_horizon_minute'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .ok()
+        };
+        assert_eq!(at_v1(true), Some(1001));
+        assert_eq!(at_v1(false), None);
+    }
+}
