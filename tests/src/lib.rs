@@ -5,6 +5,7 @@
 //! every wait has a bound and says what it waited for when it gives up.
 
 pub mod fixtures;
+pub mod layers;
 
 /// The wall clock, for end-to-end tests that talk to real processes living in real time.
 /// The products read it only through their clock modules (clippy `disallowed-methods`).
