@@ -196,6 +196,22 @@ pub fn target_allowed(allow: &[Cidr], deny: &[Cidr], ip: std::net::IpAddr) -> bo
         && (allow.is_empty() || allow.iter().any(|n| n.contains(ip)))
 }
 
+/// What an id (agent id, check id) may look like, as said in error messages.
+pub const ID_RULE: &str = "an id of letters, digits and - _ . : / (at most 128 characters, starting with a letter or digit, no \"..\" or empty path segment), like \"web-01\"";
+
+/// The one id rule for agent and check ids, applied by the config loader, ingest and
+/// import alike: ids end up in metric labels, URLs and file names, so besides the plain
+/// character set a path-like id may not climb (`..`) or hold empty segments (`a//b`).
+pub fn is_valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'))
+        && s.split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,5 +291,28 @@ mod tests {
         assert!(!target_allowed(&allow, &deny, ip("10.0.0.1")));
         assert!(!target_allowed(&allow, &[], ip("192.0.2.1")));
         assert!(!target_allowed(&[], &deny, ip("::ffff:10.0.0.9")));
+    }
+
+    #[test]
+    fn id_rule_refuses_paths_that_climb() {
+        for ok in ["web-01", "shop.home", "dc1/web:443", "a_b", "9"] {
+            assert!(is_valid_id(ok), "{ok}");
+        }
+        let long = "a".repeat(129);
+        for bad in [
+            "",
+            "../../etc/passwd",
+            "a/../b",
+            "a//b",
+            "a/",
+            "/etc",
+            ".hidden",
+            "web 01",
+            "wéb",
+            "a\u{0}b",
+            &long,
+        ] {
+            assert!(!is_valid_id(bad), "{bad:?}");
+        }
     }
 }

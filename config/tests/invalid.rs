@@ -23,7 +23,7 @@ const CASES: &[(&str, &[&str])] = &[
     (
         "agent-bad-id.toml",
         &[
-            "testdata/agent-bad-id.toml:2:6: error: agent.id: expected an id of letters, digits and - _ . : / (at most 128 characters), like \"web-01\", found \"web 01\"",
+            "testdata/agent-bad-id.toml:2:6: error: agent.id: expected an id of letters, digits and - _ . : / (at most 128 characters, starting with a letter or digit, no \"..\" or empty path segment), like \"web-01\", found \"web 01\"",
         ],
     ),
     (

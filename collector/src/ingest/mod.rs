@@ -14,6 +14,7 @@
 //!   and out.
 
 mod auth;
+mod checks;
 mod decode;
 mod validate;
 
@@ -27,6 +28,7 @@ use jiff::Timestamp;
 
 use crate::store::{IngestBatch, Store, StoreError};
 pub use auth::RateLimiter;
+pub use validate::in_range as validate_instant;
 pub use validate::measurement as validate_measurement;
 
 pub use crate::reject::Rejection;
@@ -44,6 +46,8 @@ pub struct IngestStats {
     pub rejected_too_large: AtomicU64,
     pub rejected_rate_limited: AtomicU64,
     pub rejected_skew: AtomicU64,
+    /// Refused by `[ingest] checks = "known"` or `max_checks_per_agent`.
+    pub rejected_checks: AtomicU64,
     pub store_unavailable: AtomicU64,
 }
 
@@ -87,13 +91,23 @@ pub struct Ingest {
     tokens: auth::Tokens,
     limits: IngestLimits,
     rate: RateLimiter,
+    checks: checks::CheckBook,
     pub stats: Arc<IngestStats>,
     pub latest: Arc<LatestResults>,
 }
 
 impl Ingest {
+    /// Seeds the per-agent check sets from the store; a store that cannot answer starts
+    /// them empty (logged), which only lets the cap count from zero until restart.
     pub fn new(store: Arc<dyn Store>, agents: &[AgentAuth], limits: IngestLimits) -> Ingest {
+        let known = store.agent_checks().unwrap_or_else(|e| {
+            tracing::warn!(
+                "cannot read the stored check ids; max_checks_per_agent counts from zero: {e}"
+            );
+            Vec::new()
+        });
         Ingest {
+            checks: checks::CheckBook::new(&limits, known),
             store,
             tokens: auth::Tokens::new(agents),
             rate: RateLimiter::new(limits.max_batches_per_second),
@@ -134,6 +148,14 @@ impl Ingest {
         }
         validate::batch(&batch, &self.limits)?;
         let ingest = self.apply_skew(batch, req.received_at)?;
+        validate::horizon(
+            &ingest.measurements,
+            &ingest.gaps,
+            &self.limits,
+            req.received_at,
+        )?;
+        self.checks
+            .admit(&ingest.agent, &ingest.measurements, &ingest.gaps)?;
         self.commit(ingest)
     }
 
@@ -218,6 +240,11 @@ impl Ingest {
             429 => &s.rejected_rate_limited,
             503 => &s.store_unavailable,
             _ if r.field.as_deref() == Some("sent_at") => &s.rejected_skew,
+            _ if r.field.as_deref().is_some_and(|f| f.ends_with("].check"))
+                && r.reason.contains("[ingest]") =>
+            {
+                &s.rejected_checks
+            }
             _ => &s.rejected_malformed,
         };
         c.fetch_add(1, Ordering::Relaxed);

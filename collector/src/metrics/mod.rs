@@ -103,6 +103,7 @@ fn snapshot_ingest(s: &IngestStats) -> Vec<(&'static str, &'static str, u64)> {
         ("rejected", "too_large", l(&s.rejected_too_large)),
         ("rejected", "rate_limited", l(&s.rejected_rate_limited)),
         ("rejected", "clock_skew", l(&s.rejected_skew)),
+        ("rejected", "checks", l(&s.rejected_checks)),
         ("rejected", "storage_unavailable", l(&s.store_unavailable)),
     ]
 }

@@ -163,6 +163,11 @@ pub trait Store: Send + Sync + 'static {
     /// Earliest minute any of the checks was measured.
     fn first_seen(&self, checks: &[String]) -> Result<Option<i64>, StoreError>;
     fn agents(&self) -> Result<Vec<AgentStatus>, StoreError>;
+    /// Every distinct (agent, check) pair stored, for `[ingest] max_checks_per_agent`
+    /// across restarts. The default knows none (the cap then counts from startup).
+    fn agent_checks(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(Vec::new())
+    }
     fn add_maintenance(
         &self,
         service: &str,
