@@ -257,3 +257,20 @@ pub(crate) fn retry_after_secs(rate: f64) -> u64 {
         .as_secs()
         .max(1)
 }
+
+/// The untrusted-bytes half of the pipeline, without token, rate limit or store: decode,
+/// parse, validate and the clock horizon, as [`Ingest::handle`] runs them. For the fuzz
+/// targets (`fuzz/`) and their corpus replay; must never panic, whatever `body` holds.
+#[doc(hidden)]
+pub fn decode_and_validate(
+    body: &[u8],
+    content_encoding: Option<&str>,
+    limits: &IngestLimits,
+    now: Timestamp,
+) -> Result<Batch, Rejection> {
+    let json = decode::decompress(body, content_encoding, limits.max_decompressed_bytes)?;
+    let batch: Batch = decode::parse(&json)?;
+    validate::batch(&batch, limits)?;
+    validate::horizon(&batch.measurements, &batch.gaps, limits, now)?;
+    Ok(batch)
+}
