@@ -120,8 +120,9 @@ async fn run(cfg: AgentConfig) -> anyhow::Result<ExitCode> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut checks = Vec::new();
     let mut kinds = BTreeMap::new();
+    let targets = probe::Targets::new(&cfg.agent.allow_targets, &cfg.agent.deny_targets);
     for c in &cfg.checks {
-        let p = match probe::build(c) {
+        let p = match probe::build_with(c, &targets) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("check {:?}: {e}", c.id);
