@@ -172,7 +172,13 @@ fn run_server(cfg: CollectorConfig, store: Arc<dyn Store>) -> anyhow::Result<Exi
         };
         let app = http::router(state, cfg.ingest.max_body_bytes);
         let retention = tokio::spawn(server::retention_loop(cfg.clone(), store, cancel.clone()));
-        let served = server::serve(&cfg.server, app, shutdown_signal()).await;
+        let served = server::serve(
+            &cfg.server,
+            app,
+            Arc::new(server::ListenerStats::default()),
+            shutdown_signal(),
+        )
+        .await;
         cancel.cancel();
         let _ = retention.await;
         let _ = refresh.await;
