@@ -104,7 +104,7 @@ pub fn import_lines(data: &[u8]) {
         "[[agent]]\nid = \"web-01\"\ntoken = \"t\"\n",
     )
     .expect("config");
-    if let Ok(n) = attest_collector::import::validate_lines(&cfg, Cursor::new(data)) {
+    if let Ok(n) = attest_collector::ingest::import::validate_lines(&cfg, Cursor::new(data)) {
         let lines = data
             .split(|b| *b == b'\n')
             .filter(|l| !String::from_utf8_lossy(l).trim().is_empty())

@@ -10,12 +10,15 @@
 //! Invariants:
 //! - Nothing of a rejected batch is stored: validation happens before the single commit.
 //! - The ack is sent only after the store's durable commit returned.
+//! - Every commit signals [`DataChanged`], so figures follow new data; ingest knows only the
+//!   signal, not who listens (data flows one way).
 //! - Every outcome is counted in [`IngestStats`], so tests and operators can compare counts in
 //!   and out.
 
 mod auth;
 mod checks;
 mod decode;
+pub mod import;
 mod validate;
 
 use std::sync::Arc;
@@ -26,10 +29,10 @@ use attest_config::wire::{self, Ack, Batch};
 use attest_config::{AgentAuth, IngestLimits, SkewPolicy};
 use jiff::Timestamp;
 
+use crate::changed::DataChanged;
 use crate::store::{IngestBatch, Store, StoreError};
 pub use auth::RateLimiter;
 pub use validate::in_range as validate_instant;
-pub use validate::measurement as validate_measurement;
 
 pub use crate::reject::Rejection;
 
@@ -92,14 +95,21 @@ pub struct Ingest {
     limits: IngestLimits,
     rate: RateLimiter,
     checks: checks::CheckBook,
+    changed: DataChanged,
     pub stats: Arc<IngestStats>,
     pub latest: Arc<LatestResults>,
 }
 
 impl Ingest {
-    /// Seeds the per-agent check sets from the store; a store that cannot answer starts
-    /// them empty (logged), which only lets the cap count from zero until restart.
-    pub fn new(store: Arc<dyn Store>, agents: &[AgentAuth], limits: IngestLimits) -> Ingest {
+    /// `changed` is signalled after every durable commit. Seeds the per-agent check sets
+    /// from the store; a store that cannot answer starts them empty (logged), which only
+    /// lets the cap count from zero until restart.
+    pub fn new(
+        store: Arc<dyn Store>,
+        agents: &[AgentAuth],
+        limits: IngestLimits,
+        changed: DataChanged,
+    ) -> Ingest {
         let known = store.agent_checks().unwrap_or_else(|e| {
             tracing::warn!(
                 "cannot read the stored check ids; max_checks_per_agent counts from zero: {e}"
@@ -112,6 +122,7 @@ impl Ingest {
             tokens: auth::Tokens::new(agents),
             rate: RateLimiter::new(limits.max_batches_per_second),
             limits,
+            changed,
             stats: Arc::new(IngestStats::default()),
             latest: Arc::new(LatestResults::default()),
         }
@@ -200,6 +211,7 @@ impl Ingest {
     fn commit(&self, batch: IngestBatch) -> Result<Ack, Rejection> {
         match self.store.commit_batch(&batch) {
             Ok(out) => {
+                self.changed.signal();
                 let s = &self.stats;
                 if out.duplicate_batch {
                     s.batches_duplicate.fetch_add(1, Ordering::Relaxed);

@@ -1,9 +1,11 @@
-//! Prometheus exposition of the collector: renders the latest SLA snapshot, the ingest
-//! counters and the fleet's state at scrape time.
+//! Prometheus exposition of the collector: renders the latest figures snapshot (SLA
+//! figures, capacity, agent status, store counts), the ingest counters and the newest
+//! result per check.
 //!
 //! Invariants:
-//! - Renders only; every SLA figure comes from the engine's snapshot (`figures`), so Grafana,
-//!   the API and reports show the same numbers.
+//! - Renders only, from memory: every SLA figure comes from the engine's snapshot
+//!   (`figures`), so Grafana, the API and reports show the same numbers, and a scrape makes
+//!   no store call (the fleet state is read into the snapshot by its refresh).
 //! - Names live in [`names`]; units are base units (`_seconds`, `_ratio`), counters end in
 //!   `_total` in the exposition. Serves OpenMetrics when asked, Prometheus text otherwise.
 //! - A figure that is not determinable (N/A) is absent, never 0.
@@ -21,7 +23,8 @@ use prometheus_client::registry::Registry;
 
 use crate::figures::{Figures, Snapshot};
 use crate::ingest::{IngestStats, LatestResults};
-use crate::store::{AgentStatus, Store};
+use crate::server::ListenerStats;
+use crate::store::AgentStatus;
 
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -29,39 +32,40 @@ pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub struct Exporter {
     cfg: Arc<CollectorConfig>,
     figures: Arc<Figures>,
-    store: Arc<dyn Store>,
     ingest: Arc<IngestStats>,
     latest: Arc<LatestResults>,
+    listener: Option<Arc<ListenerStats>>,
 }
 
 impl Exporter {
     pub fn new(
         cfg: Arc<CollectorConfig>,
         figures: Arc<Figures>,
-        store: Arc<dyn Store>,
         ingest: Arc<IngestStats>,
         latest: Arc<LatestResults>,
     ) -> Exporter {
         Exporter {
             cfg,
             figures,
-            store,
             ingest,
             latest,
+            listener: None,
         }
+    }
+
+    /// Also exports the listener's connection counts (`attest_http_connections*`).
+    pub fn with_listener(mut self, listener: Arc<ListenerStats>) -> Exporter {
+        self.listener = Some(listener);
+        self
     }
 
     /// (content type, body).
     pub fn render(&self, openmetrics: bool) -> (&'static str, String) {
         let scrape = Scrape {
             snap: self.figures.latest(),
-            agents: self.store.agents().unwrap_or_else(|e| {
-                tracing::warn!("cannot read agent status for /metrics: {e}");
-                Vec::new()
-            }),
             latest: self.latest.snapshot(),
             ingest: snapshot_ingest(&self.ingest),
-            stored: self.store.counts().map(|c| c.measurements).ok(),
+            listener: self.listener.as_deref().map(snapshot_listener),
             max_skew_ms: self.cfg.ingest.max_clock_skew.as_millis() as i64,
             capacity: (
                 self.cfg.capacity.warning.as_ratio(),
@@ -108,14 +112,25 @@ fn snapshot_ingest(s: &IngestStats) -> Vec<(&'static str, &'static str, u64)> {
     ]
 }
 
+/// (open, limit, accepted, cap reached, timed out).
+fn snapshot_listener(s: &ListenerStats) -> [u64; 5] {
+    let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    [
+        l(&s.open),
+        l(&s.limit),
+        l(&s.accepted),
+        l(&s.cap_reached),
+        l(&s.timed_out),
+    ]
+}
+
 /// Everything one scrape renders, gathered before encoding.
 #[derive(Debug)]
 struct Scrape {
+    listener: Option<[u64; 5]>,
     snap: Arc<Snapshot>,
-    agents: Vec<AgentStatus>,
     latest: Vec<((String, String), (jiff::Timestamp, bool))>,
     ingest: Vec<(&'static str, &'static str, u64)>,
-    stored: Option<u64>,
     max_skew_ms: i64,
     capacity: (f64, f64),
 }
@@ -441,7 +456,7 @@ impl Scrape {
 
     fn encode_agents(&self, e: &mut Enc) -> std::fmt::Result {
         use names::*;
-        let a = &self.agents;
+        let a = &self.snap.agents;
         let id = |s: &AgentStatus| vec![("agent", s.agent.clone())];
         e.gauges(
             AGENT_LAST_SEEN,
@@ -507,7 +522,41 @@ impl Scrape {
         e.gauges(
             STORE_MEASUREMENTS,
             "Raw measurements currently stored",
-            [(vec![], self.stored.map(|v| v as f64))],
+            [(vec![], self.snap.stored_measurements.map(|v| v as f64))],
+        )?;
+        self.encode_listener(e)
+    }
+
+    fn encode_listener(&self, e: &mut Enc) -> std::fmt::Result {
+        use names::*;
+        let Some([open, limit, accepted, capped, timed_out]) = self.listener else {
+            return Ok(());
+        };
+        let one = |v: u64| [(Vec::new(), v as f64)];
+        e.gauges(
+            HTTP_CONNECTIONS,
+            "HTTP connections open now",
+            [(vec![], Some(open as f64))],
+        )?;
+        e.gauges(
+            HTTP_CONNECTIONS_LIMIT,
+            "Connections served at once ([server] max_connections)",
+            [(vec![], Some(limit as f64))],
+        )?;
+        e.counters(
+            HTTP_CONNECTIONS_ACCEPTED,
+            "HTTP connections accepted",
+            one(accepted),
+        )?;
+        e.counters(
+            HTTP_CONNECTION_CAP_REACHED,
+            "Times the listener reached max_connections and stopped accepting until a connection closed",
+            one(capped),
+        )?;
+        e.counters(
+            HTTP_CONNECTIONS_TIMED_OUT,
+            "Connections closed for idling or for sending headers too slowly",
+            one(timed_out),
         )
     }
 }

@@ -26,7 +26,7 @@ use jiff::Timestamp;
 use jiff::civil::{Date, Time, Weekday};
 
 use super::*;
-use crate::store::{CompactRollups, CompactRow, GapRow, MinuteRollup};
+use crate::minutes::{GapSpan, SeriesMinute, SeriesMinuteDetail, SeriesMinutes};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Cell {
@@ -45,7 +45,7 @@ struct Scenario {
     cells: Vec<Vec<Cell>>,
     slow: Vec<Vec<Option<f64>>>,
     reasons: Vec<String>,
-    gaps: Vec<GapRow>,
+    gaps: Vec<GapSpan>,
     shows: Vec<(i64, i64)>,
     from: i64,
 }
@@ -234,7 +234,7 @@ impl Scenario {
             "ok" => self.set(w[1], w[2], w[3], len, Cell::Ok),
             "gap" => {
                 self.agent(w[1], len);
-                self.gaps.push(GapRow {
+                self.gaps.push(GapSpan {
                     agent: w[1].into(),
                     check: "c1".into(),
                     from_minute: minute(w[2]),
@@ -265,7 +265,7 @@ impl Scenario {
         }
     }
 
-    fn rollups(&self) -> Vec<MinuteRollup> {
+    fn rollups(&self) -> Vec<SeriesMinuteDetail> {
         let mut out = Vec::new();
         for (ai, agent) in self.agents.iter().enumerate() {
             for (k, cell) in self.cells[ai].iter().enumerate() {
@@ -281,7 +281,7 @@ impl Scenario {
                     h.record_n((secs * 1e6) as u64, 6).unwrap();
                     h
                 });
-                out.push(MinuteRollup {
+                out.push(SeriesMinuteDetail {
                     check: "c1".into(),
                     agent: agent.clone(),
                     minute: self.from + k as i64,
@@ -295,7 +295,7 @@ impl Scenario {
         out
     }
 
-    fn first_seen(&self, rollups: &CompactRollups) -> Option<i64> {
+    fn first_seen(&self, rollups: &SeriesMinutes) -> Option<i64> {
         match self.first_seen {
             Some(f) => f,
             None => rollups
@@ -310,7 +310,7 @@ impl Scenario {
 
 fn check(input: &str, expect: &str) {
     let s = Scenario::parse(input);
-    let rollups = CompactRollups::from_rollups(&s.rollups());
+    let rollups = SeriesMinutes::from_details(&s.rollups());
     let input = ServiceInput {
         service: &s.service,
         maintenance: &[],
@@ -334,15 +334,15 @@ fn check(input: &str, expect: &str) {
 }
 
 /// The rows of `c` from minute `t` on (what a caller reads after a reused prefix).
-fn rows_from(c: &CompactRollups, t: i64) -> CompactRollups {
-    let mut out = CompactRollups {
+fn rows_from(c: &SeriesMinutes, t: i64) -> SeriesMinutes {
+    let mut out = SeriesMinutes {
         agents: c.agents.clone(),
-        ..CompactRollups::default()
+        ..SeriesMinutes::default()
     };
     for r in c.rows.iter().filter(|r| r.minute >= t) {
         let start = out.latency.len();
         out.latency.extend_from_slice(c.buckets(r));
-        out.rows.push(CompactRow {
+        out.rows.push(SeriesMinute {
             lat_start: start as u32,
             ..*r
         });
@@ -632,7 +632,7 @@ fn worked_example_5_a_good_minute_splits_two_incidents() {
 /// Renders only the period line and minute counts: enough for calendar cases.
 fn counts_of(input: &str) -> String {
     let s = Scenario::parse(input);
-    let rollups = CompactRollups::from_rollups(&s.rollups());
+    let rollups = SeriesMinutes::from_details(&s.rollups());
     let input = ServiceInput {
         service: &s.service,
         maintenance: &[],
@@ -788,7 +788,7 @@ fn service_start_and_first_seen_limit_eligibility() {
 /// The rendered states of `show` lines only.
 fn states_of(input: &str) -> String {
     let s = Scenario::parse(input);
-    let rollups = CompactRollups::from_rollups(&s.rollups());
+    let rollups = SeriesMinutes::from_details(&s.rollups());
     let input = ServiceInput {
         service: &s.service,
         maintenance: &[],
@@ -839,7 +839,7 @@ fn gaps_make_ok_minutes_unknown_but_keep_failures() {
 
 #[test]
 fn checks_of_one_agent_fold_into_one_verdict() {
-    let rollup = |check: &str, failures| MinuteRollup {
+    let rollup = |check: &str, failures| SeriesMinuteDetail {
         check: check.into(),
         agent: "a1".into(),
         minute: 100,
@@ -855,7 +855,7 @@ fn checks_of_one_agent_fold_into_one_verdict() {
     let t = Timeline::build(
         100,
         &[1],
-        &CompactRollups::from_rollups(&[rollup("http", 0), rollup("dns", 1)]),
+        &SeriesMinutes::from_details(&[rollup("http", 0), rollup("dns", 1)]),
         &[],
         rule,
     );
@@ -863,7 +863,7 @@ fn checks_of_one_agent_fold_into_one_verdict() {
     let t = Timeline::build(
         100,
         &[1],
-        &CompactRollups::from_rollups(&[rollup("http", 0), rollup("dns", 0)]),
+        &SeriesMinutes::from_details(&[rollup("http", 0), rollup("dns", 0)]),
         &[],
         rule,
     );
@@ -896,7 +896,7 @@ fn incidents_across_a_month_boundary_appear_in_both_months() {
     let oct = Scenario::parse(&format!("month 2026-10\n{data}"));
     let mut seen = Vec::new();
     for s in [sept, oct] {
-        let rollups = CompactRollups::from_rollups(&s.rollups());
+        let rollups = SeriesMinutes::from_details(&s.rollups());
         let input = ServiceInput {
             service: &s.service,
             maintenance: &[],
@@ -1025,14 +1025,14 @@ mod properties {
         ]
     }
 
-    fn rollups(mins: &[(bool, [u8; 3])]) -> Vec<MinuteRollup> {
+    fn rollups(mins: &[(bool, [u8; 3])]) -> Vec<SeriesMinuteDetail> {
         let mut out = Vec::new();
         for (m, (_, agents)) in mins.iter().enumerate() {
             for (a, &v) in agents.iter().enumerate() {
                 if v == 0 {
                     continue;
                 }
-                out.push(MinuteRollup {
+                out.push(SeriesMinuteDetail {
                     check: "c1".into(),
                     agent: format!("a{a}"),
                     minute: m as i64,
@@ -1076,7 +1076,7 @@ mod properties {
         ) {
             let mask: Vec<u8> = mins.iter().map(|(e, _)| u8::from(*e)).collect();
             let rule = QuorumRule { quorum: q, min_reporters: min_rep };
-            let t = Timeline::build(0, &mask, &CompactRollups::from_rollups(&rollups(&mins)), &[], rule);
+            let t = Timeline::build(0, &mask, &SeriesMinutes::from_details(&rollups(&mins)), &[], rule);
             for (i, (e, a)) in mins.iter().enumerate() {
                 prop_assert_eq!(t.states[i], reference(*e, *a, q, min_rep), "minute {}", i);
             }
@@ -1111,7 +1111,7 @@ fn bench_month_of_1000_services() {
     let mut text = String::from("zone Europe/Berlin\nmonth 2026-10\nagents a1 a2 a3\n");
     text += "fail a1 2026-10-03T10:00Z 2026-10-03T10:30Z\nfail a2 2026-10-03T10:00Z 2026-10-03T10:20Z\n";
     let s = Scenario::parse(&text);
-    let rollups = CompactRollups::from_rollups(&s.rollups());
+    let rollups = SeriesMinutes::from_details(&s.rollups());
     let input = ServiceInput {
         service: &s.service,
         maintenance: &[],
