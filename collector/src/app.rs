@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::changed::DataChanged;
 use crate::clock::{self, SharedClock};
 use crate::figures::Figures;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, HttpGuard};
 use crate::ingest::Ingest;
 use crate::maintenance::Maintenance;
 use crate::metrics::Exporter;
@@ -79,8 +79,13 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         exporter: exporter.clone(),
         clock: clock.clone(),
         admin_token: cfg.server.admin_token.clone(),
+        guard: Arc::new(HttpGuard::new(
+            cfg.ingest.max_body_bytes,
+            cfg.server.body_read_timeout,
+            cfg.ingest.max_inflight_body_bytes,
+        )),
     };
-    let router = http::router(state, cfg.ingest.max_body_bytes);
+    let router = http::router(state);
     App {
         cfg,
         store,

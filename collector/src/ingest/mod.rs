@@ -35,6 +35,10 @@ pub use auth::RateLimiter;
 pub use validate::in_range as validate_instant;
 
 pub use crate::reject::Rejection;
+pub(crate) use auth::constant_time_eq;
+
+/// How long a failed commit keeps the collector not ready (see [`Ingest::write_failure`]).
+pub const WRITE_FAILURE_TTL: jiff::SignedDuration = jiff::SignedDuration::from_secs(30);
 
 /// Counts of everything ingest saw; exported as collector metrics.
 #[derive(Debug, Default)]
@@ -96,6 +100,8 @@ pub struct Ingest {
     rate: RateLimiter,
     checks: checks::CheckBook,
     changed: DataChanged,
+    /// When and why the latest commit failed (cleared by a successful one).
+    write_failure: std::sync::Mutex<Option<(Timestamp, String)>>,
     pub stats: Arc<IngestStats>,
     pub latest: Arc<LatestResults>,
 }
@@ -123,6 +129,7 @@ impl Ingest {
             rate: RateLimiter::new(limits.max_batches_per_second),
             limits,
             changed,
+            write_failure: std::sync::Mutex::new(None),
             stats: Arc::new(IngestStats::default()),
             latest: Arc::new(LatestResults::default()),
         }
@@ -131,21 +138,70 @@ impl Ingest {
     /// Runs the whole pipeline; blocking (the store commit is synchronous), so the HTTP layer
     /// calls it on a blocking thread.
     pub fn handle(&self, req: Request<'_>) -> Result<Ack, Rejection> {
-        let res = self.pipeline(req);
+        let agent = self.admit(req.authorization, req.received_at)?;
+        self.handle_admitted(&agent, req.content_encoding, req.body, req.received_at)
+    }
+
+    /// The steps that need only the request headers: the bearer token (401) and the
+    /// agent's rate (429). The HTTP layer runs them before it reads a byte of the body, so
+    /// a client without a valid token cannot make the collector buffer anything.
+    /// Returns the token's agent id.
+    pub fn admit(&self, authorization: Option<&str>, now: Timestamp) -> Result<String, Rejection> {
+        let res = self
+            .tokens
+            .authenticate(authorization)
+            .and_then(|agent| self.rate.check(agent, now).map(|()| agent.to_string()));
         if let Err(r) = &res {
             self.count_rejection(r);
         }
         res
     }
 
-    fn pipeline(&self, req: Request<'_>) -> Result<Ack, Rejection> {
-        let agent = self.tokens.authenticate(req.authorization)?;
-        self.rate.check(agent, req.received_at)?;
-        let json = decode::decompress(
-            req.body,
-            req.content_encoding,
-            self.limits.max_decompressed_bytes,
-        )?;
+    /// The rest of the pipeline for a request [`Ingest::admit`] let in; blocking.
+    pub fn handle_admitted(
+        &self,
+        agent: &str,
+        content_encoding: Option<&str>,
+        body: &[u8],
+        received_at: Timestamp,
+    ) -> Result<Ack, Rejection> {
+        let res = self.pipeline(agent, content_encoding, body, received_at);
+        if let Err(r) = &res {
+            self.count_rejection(r);
+        }
+        res
+    }
+
+    /// Counts a refusal the HTTP layer made on the ingest route (body too large or too slow,
+    /// in-flight bytes exhausted), so every refused batch shows in the metrics.
+    pub fn count_http_refusal(&self, r: &Rejection) {
+        self.count_rejection(r);
+    }
+
+    /// Why the store refused the most recent commit, while that is recent and no commit has
+    /// succeeded since; `None` when writes work (as far as ingest has seen). Readiness
+    /// reports it, so a collector whose disk is full is taken out of rotation. The failure
+    /// expires after [`WRITE_FAILURE_TTL`] so that a collector nobody sends to any more
+    /// (because it is not ready) becomes ready again and is retried.
+    pub fn write_failure(&self, now: Timestamp) -> Option<String> {
+        let g = self.write_failure.lock().unwrap_or_else(|p| p.into_inner());
+        g.as_ref()
+            .filter(|(at, _)| now.duration_since(*at) < WRITE_FAILURE_TTL)
+            .map(|(_, why)| why.clone())
+    }
+
+    fn note_write(&self, outcome: Option<(Timestamp, String)>) {
+        *self.write_failure.lock().unwrap_or_else(|p| p.into_inner()) = outcome;
+    }
+
+    fn pipeline(
+        &self,
+        agent: &str,
+        content_encoding: Option<&str>,
+        body: &[u8],
+        received_at: Timestamp,
+    ) -> Result<Ack, Rejection> {
+        let json = decode::decompress(body, content_encoding, self.limits.max_decompressed_bytes)?;
         let batch: Batch = decode::parse(&json)?;
         if batch.agent != agent {
             return Err(Rejection::new(
@@ -158,12 +214,12 @@ impl Ingest {
             .field("agent"));
         }
         validate::batch(&batch, &self.limits)?;
-        let ingest = self.apply_skew(batch, req.received_at)?;
+        let ingest = self.apply_skew(batch, received_at)?;
         validate::horizon(
             &ingest.measurements,
             &ingest.gaps,
             &self.limits,
-            req.received_at,
+            received_at,
         )?;
         self.checks
             .admit(&ingest.agent, &ingest.measurements, &ingest.gaps)?;
@@ -209,7 +265,13 @@ impl Ingest {
     }
 
     fn commit(&self, batch: IngestBatch) -> Result<Ack, Rejection> {
-        match self.store.commit_batch(&batch) {
+        let res = self.store.commit_batch(&batch);
+        self.note_write(
+            res.as_ref()
+                .err()
+                .map(|e| (batch.received_at, e.to_string())),
+        );
+        match res {
             Ok(out) => {
                 self.changed.signal();
                 let s = &self.stats;
