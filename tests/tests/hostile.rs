@@ -28,11 +28,28 @@ struct Rig {
     data_dir: PathBuf,
 }
 
-/// `ingest_extra` is added to `[ingest]` (e.g. `checks = "known"`).
-async fn rig_with(ingest_extra: &str) -> Rig {
+/// `server_extra` is added to `[server]`; `ingest` replaces or adds `[ingest]` keys.
+async fn rig_with(server_extra: &str, ingest: &[(&str, &str)]) -> Rig {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let data_dir = dir.path().join("data");
+    let mut limits: Vec<(&str, String)> = [
+        ("max_body_bytes", "\"64KiB\""),
+        ("max_decompressed_bytes", "\"1MiB\""),
+        ("max_measurements_per_batch", "5"),
+        ("max_batches_per_second", "1"),
+        ("max_backfill_age", "\"2d\""),
+        ("max_checks_per_agent", "3"),
+        ("max_inflight_body_bytes", "\"64KiB\""),
+    ]
+    .iter()
+    .map(|(k, v)| (*k, v.to_string()))
+    .collect();
+    for (k, v) in ingest {
+        limits.retain(|(key, _)| key != k);
+        limits.push((k, v.to_string()));
+    }
+    let ingest_toml: String = limits.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
     let toml = format!(
         r#"
 [server]
@@ -41,18 +58,13 @@ admin_token = "{ADMIN}"
 header_read_timeout = "2s"
 body_read_timeout = "2s"
 idle_timeout = "2s"
+{server_extra}
 
 [storage]
 data_dir = {data:?}
 
 [ingest]
-max_body_bytes = "64KiB"
-max_decompressed_bytes = "1MiB"
-max_measurements_per_batch = 5
-max_batches_per_second = 1
-max_backfill_age = "2d"
-max_checks_per_agent = 3
-{ingest_extra}
+{ingest_toml}
 
 [[agent]]
 id = "a"
@@ -93,7 +105,7 @@ target = "99.9%"
 }
 
 async fn rig() -> Rig {
-    rig_with("").await
+    rig_with("", &[]).await
 }
 
 /// A parsed answer of a raw HTTP/1.1 exchange.
@@ -678,7 +690,7 @@ async fn checks_beyond_the_per_agent_cap_are_400() {
 
 #[tokio::test]
 async fn checks_known_refuses_an_unlisted_check() {
-    let r = rig_with("checks = \"known\"").await;
+    let r = rig_with("", &[("checks", "\"known\"")]).await;
     let body = with(good_batch(1), "/measurements/0/check", json!("invented"));
     expect(
         &r,
@@ -779,4 +791,122 @@ async fn maintenance_with_an_agent_token_is_403() {
     let r = rig().await;
     let body = window("2026-09-03T10:00:00Z", "2026-09-03T11:00:00Z");
     expect(&r, &post_window(&r, Some(TOKEN_A), &body).await, 403, None);
+}
+
+// ------------------------------------------------------------------ HTTP layer
+
+/// Headers of a POST declaring `length` body bytes, of which none are sent.
+fn headers_only(path: &str, token: &str, length: usize) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn http_wrong_token_is_refused_before_the_body_arrives() {
+    let r = rig().await;
+    // The body never comes: the answer must not wait for it (the exchange would time out).
+    let a = exchange(r.port, &headers_only(INGEST, "wrong", 60 << 10)).await;
+    expect(&r, &a, 401, None);
+}
+
+#[tokio::test]
+async fn http_declared_length_over_the_limit_is_413_before_the_body() {
+    let r = rig().await;
+    let a = exchange(r.port, &headers_only(INGEST, TOKEN_A, 1 << 30)).await;
+    expect(&r, &a, 413, None);
+}
+
+#[tokio::test]
+async fn http_stalled_body_is_408_after_body_read_timeout() {
+    let r = rig().await;
+    let mut raw = headers_only(INGEST, TOKEN_A, 1000);
+    raw.extend_from_slice(b"{\"version\":1,");
+    let a = exchange(r.port, &raw).await;
+    expect(&r, &a, 408, None);
+}
+
+#[tokio::test]
+async fn http_admin_route_refuses_a_wrong_token_before_the_body() {
+    let r = rig().await;
+    let a = exchange(
+        r.port,
+        &headers_only("/api/v1/maintenance", "wrong", 10 << 20),
+    )
+    .await;
+    expect(&r, &a, 403, None);
+}
+
+#[tokio::test]
+async fn http_connection_without_a_request_is_closed_by_header_read_timeout() {
+    let r = rig().await;
+    let mut s = TcpStream::connect(("127.0.0.1", r.port)).await.unwrap();
+    let mut buf = Vec::new();
+    // header_read_timeout is 2 s; the bound leaves room for a slow machine.
+    let closed = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "the collector closes a silent connection");
+    store_unchanged(&r);
+}
+
+#[tokio::test]
+async fn http_in_flight_body_bytes_beyond_the_cap_are_503() {
+    let r = rig_with("", &[("max_batches_per_second", "100")]).await;
+    // A valid agent starts a 64 KiB upload and stalls: it holds the whole in-flight budget
+    // until body_read_timeout.
+    let mut holder = TcpStream::connect(("127.0.0.1", r.port)).await.unwrap();
+    holder
+        .write_all(&headers_only(INGEST, TOKEN_A, 64 << 10))
+        .await
+        .unwrap();
+    // The next upload (content refused if it ever got through) finds no room.
+    let body = with(good_batch(1), "/version", json!(2));
+    let refused = wait_for(
+        "a 503 for the in-flight cap",
+        Duration::from_secs(20),
+        || {
+            let body = body.clone();
+            let port = r.port;
+            async move {
+                let a = exchange(port, &ingest_request(Some(TOKEN_B), None, &body)).await;
+                (a.status == 503).then_some(a)
+            }
+        },
+    )
+    .await;
+    expect(&r, &refused, 503, None);
+    assert!(refused.header("retry-after").is_some());
+    drop(holder);
+}
+
+#[tokio::test]
+async fn http_connections_beyond_max_connections_wait_and_are_counted() {
+    let r = rig_with("max_connections = 2", &[]).await;
+    let a = TcpStream::connect(("127.0.0.1", r.port)).await.unwrap();
+    let b = TcpStream::connect(("127.0.0.1", r.port)).await.unwrap();
+    // A third client waits in the kernel's queue until a slot frees, then is served.
+    let third =
+        tokio::spawn(async move { get(&format!("http://127.0.0.1:{}/-/healthy", r.port)).await });
+    drop(a);
+    let (status, _) = tokio::time::timeout(Duration::from_secs(20), third)
+        .await
+        .expect("served once a slot is free")
+        .unwrap()
+        .expect("answer");
+    assert_eq!(status, 200);
+    drop(b);
+    let metrics = get(&format!("http://127.0.0.1:{}/metrics", r.port))
+        .await
+        .unwrap()
+        .1;
+    let capped = attest_tests::sample(&metrics, "attest_http_connection_cap_reached_total", &[]);
+    assert!(
+        capped.is_some_and(|n| n >= 1.0),
+        "cap reached counted: {capped:?}"
+    );
+    assert_eq!(
+        attest_tests::sample(&metrics, "attest_http_connections_limit", &[]),
+        Some(2.0)
+    );
+    store_unchanged(&r);
 }
