@@ -305,8 +305,16 @@ impl Transport {
         let written = body::quarantine_json(batch, status.as_u16(), why)
             .map_err(std::io::Error::other)
             .and_then(|record| {
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
                 std::fs::create_dir_all(&self.quarantine_dir)?;
-                std::fs::write(&path, record)
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&path)?
+                    .write_all(&record)
             })
             .and_then(|_| std::fs::File::open(&path)?.sync_all());
         match written {
