@@ -310,6 +310,10 @@ impl Store for SqliteStore {
         self.read(admin::agents)
     }
 
+    fn agent_checks(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.read(admin::agent_checks)
+    }
+
     fn add_maintenance(
         &self,
         service: &str,
