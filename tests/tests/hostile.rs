@@ -825,6 +825,19 @@ async fn http_stalled_body_is_408_after_body_read_timeout() {
     raw.extend_from_slice(b"{\"version\":1,");
     let a = exchange(r.port, &raw).await;
     expect(&r, &a, 408, None);
+    assert_eq!(rejected(&r, "slow_body").await, Some(1.0));
+}
+
+/// `attest_ingest_rejected_batches_total{result}` of the rig's collector.
+async fn rejected(r: &Rig, result: &str) -> Option<f64> {
+    let metrics = get(&format!("http://127.0.0.1:{}/metrics", r.port))
+        .await?
+        .1;
+    attest_tests::sample(
+        &metrics,
+        "attest_ingest_rejected_batches_total",
+        &[("result", result)],
+    )
 }
 
 #[tokio::test]
@@ -876,6 +889,7 @@ async fn http_in_flight_body_bytes_beyond_the_cap_are_503() {
     .await;
     expect(&r, &refused, 503, None);
     assert!(refused.header("retry-after").is_some());
+    assert!(rejected(&r, "busy").await.is_some_and(|n| n >= 1.0));
     drop(holder);
 }
 

@@ -55,6 +55,10 @@ pub struct IngestStats {
     pub rejected_skew: AtomicU64,
     /// Refused by `[ingest] checks = "known"` or `max_checks_per_agent`.
     pub rejected_checks: AtomicU64,
+    /// Body not received within `[server] body_read_timeout` (408).
+    pub rejected_slow: AtomicU64,
+    /// Refused because request bodies in flight reached `max_inflight_body_bytes` (503).
+    pub rejected_busy: AtomicU64,
     pub store_unavailable: AtomicU64,
 }
 
@@ -175,7 +179,12 @@ impl Ingest {
     /// Counts a refusal the HTTP layer made on the ingest route (body too large or too slow,
     /// in-flight bytes exhausted), so every refused batch shows in the metrics.
     pub fn count_http_refusal(&self, r: &Rejection) {
-        self.count_rejection(r);
+        let s = &self.stats;
+        match r.status {
+            408 => s.rejected_slow.fetch_add(1, Ordering::Relaxed),
+            503 => s.rejected_busy.fetch_add(1, Ordering::Relaxed),
+            _ => return self.count_rejection(r),
+        };
     }
 
     /// Why the store refused the most recent commit, while that is recent and no commit has

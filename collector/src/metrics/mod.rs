@@ -108,6 +108,8 @@ fn snapshot_ingest(s: &IngestStats) -> Vec<(&'static str, &'static str, u64)> {
         ("rejected", "rate_limited", l(&s.rejected_rate_limited)),
         ("rejected", "clock_skew", l(&s.rejected_skew)),
         ("rejected", "checks", l(&s.rejected_checks)),
+        ("rejected", "slow_body", l(&s.rejected_slow)),
+        ("rejected", "busy", l(&s.rejected_busy)),
         ("rejected", "storage_unavailable", l(&s.store_unavailable)),
     ]
 }
