@@ -181,10 +181,14 @@ impl Ingest {
     pub fn count_http_refusal(&self, r: &Rejection) {
         let s = &self.stats;
         match r.status {
-            408 => s.rejected_slow.fetch_add(1, Ordering::Relaxed),
-            503 => s.rejected_busy.fetch_add(1, Ordering::Relaxed),
-            _ => return self.count_rejection(r),
-        };
+            408 => {
+                s.rejected_slow.fetch_add(1, Ordering::Relaxed);
+            }
+            503 => {
+                s.rejected_busy.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => self.count_rejection(r),
+        }
     }
 
     /// Why the store refused the most recent commit, while that is recent and no commit has
