@@ -125,7 +125,7 @@ impl Figures {
     pub fn latest(&self) -> Arc<Snapshot> {
         self.latest
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
@@ -185,7 +185,10 @@ impl Figures {
             Err(e) => snap.failures.push(("capacity".into(), e.reason)),
         }
         self.fleet(&mut snap);
-        *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+        *self
+            .latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(snap);
     }
 
     /// Agent status and store counts, read here so that `/metrics` renders them from memory.
@@ -208,7 +211,10 @@ impl Figures {
     /// cached, rechecked every [`PAST_MONTHS_EVERY`] and recomputed then only when the
     /// store's journal shows a change before `current` (and always when the month turns).
     fn past_totals(&self, svc: &Service, current: Month, now: Timestamp) -> Totals {
-        let mut past = self.past.lock().unwrap_or_else(|p| p.into_inner());
+        let mut past = self
+            .past
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let before = Period::month(current, &svc.time_zone).map_or(i64::MAX, |p| p.start_minute);
         if let Some(entry) = past
             .totals
@@ -237,7 +243,7 @@ impl Figures {
                 match self.evaluate(svc, month, now) {
                     Ok(r) => total = total.add(&r),
                     Err(e) => {
-                        tracing::warn!(service = %svc.name, %month, "cannot compute a past month: {}", e.reason)
+                        tracing::warn!(service = %svc.name, %month, "cannot compute a past month: {}", e.reason);
                     }
                 }
                 month = month.next();
@@ -265,7 +271,7 @@ impl Figures {
         let prior = self
             .closed
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&svc.name)
             .filter(|c| c.month == month);
         let prior = match prior {
@@ -279,7 +285,7 @@ impl Figures {
         let (report, closed) = completed(outcome)?;
         self.closed
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(
                 svc.name.clone(),
                 Cached {

@@ -468,10 +468,16 @@ struct LastActivity(Arc<std::sync::Mutex<std::time::Instant>>);
 
 impl LastActivity {
     fn get(&self) -> std::time::Instant {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
     fn touch(&self) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
     }
 }
 

@@ -73,7 +73,7 @@ async fn collector_database_and_wal_are_0600_under_umask_000() {
     })
     .await;
     // A commit makes SQLite write its WAL.
-    let ts = jiff::Timestamp::now().to_string();
+    let ts = attest_tests::wall_now().to_string();
     let body = format!(
         r#"{{"version":1,"agent":"a","seq":1,"sent_at":"{ts}","measurements":[{{"check":"c","ts":"{ts}","ok":true}}]}}"#
     );

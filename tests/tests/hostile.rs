@@ -181,7 +181,7 @@ fn ingest_request(token: Option<&str>, encoding: Option<&str>, body: &[u8]) -> V
 }
 
 fn now_minus(mins: i64) -> Timestamp {
-    Timestamp::now()
+    attest_tests::wall_now()
         .checked_sub(SignedDuration::from_mins(mins))
         .expect("instant")
 }
@@ -191,7 +191,7 @@ fn m(check: &str, ts: Timestamp) -> Value {
 }
 
 fn batch(agent: &str, seq: u64, measurements: Vec<Value>) -> Value {
-    json!({"version": 1, "agent": agent, "seq": seq, "sent_at": Timestamp::now().to_string(), "measurements": measurements})
+    json!({"version": 1, "agent": agent, "seq": seq, "sent_at": attest_tests::wall_now().to_string(), "measurements": measurements})
 }
 
 fn good_batch(seq: u64) -> Value {

@@ -43,7 +43,9 @@ impl SharedSpool {
     }
 
     fn lock(&self) -> MutexGuard<'_, Spool> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -133,7 +133,7 @@ impl HttpGuard {
             Ok(Ok(bytes)) => Ok(bytes),
             Ok(Err(e)) => {
                 let over = std::error::Error::source(&e)
-                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+                    .is_some_and(<dyn std::error::Error>::is::<http_body_util::LengthLimitError>);
                 if over {
                     Err(too_large(limit))
                 } else {
@@ -152,7 +152,10 @@ impl HttpGuard {
         r: &Rejection,
     ) {
         let suppressed = {
-            let mut w = self.log.lock().unwrap_or_else(|p| p.into_inner());
+            let mut w = self
+                .log
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let now = Instant::now();
             if w.start
                 .is_none_or(|s| now.duration_since(s) >= Duration::from_secs(1))

@@ -55,7 +55,10 @@ impl CheckBook {
                     .enumerate()
                     .map(|(i, g)| (&g.check, format!("gaps[{i}].check"))),
             );
-        let mut map = self.by_agent.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .by_agent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let have = map.entry(agent.to_string()).or_default();
         let mut new: BTreeSet<&String> = BTreeSet::new();
         for (check, field) in named {

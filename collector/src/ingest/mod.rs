@@ -70,7 +70,10 @@ pub struct LatestResults {
 
 impl LatestResults {
     fn record(&self, agent: &str, ms: &[wire::Measurement]) {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for m in ms {
             let e = map
                 .entry((agent.to_string(), m.check.clone()))
@@ -84,7 +87,10 @@ impl LatestResults {
 
     /// ((agent, check), (ts, ok)) in key order.
     pub fn snapshot(&self) -> Vec<((String, String), (Timestamp, bool))> {
-        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 }
@@ -197,14 +203,20 @@ impl Ingest {
     /// expires after [`WRITE_FAILURE_TTL`] so that a collector nobody sends to any more
     /// (because it is not ready) becomes ready again and is retried.
     pub fn write_failure(&self, now: Timestamp) -> Option<String> {
-        let g = self.write_failure.lock().unwrap_or_else(|p| p.into_inner());
+        let g = self
+            .write_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         g.as_ref()
             .filter(|(at, _)| now.duration_since(*at) < WRITE_FAILURE_TTL)
             .map(|(_, why)| why.clone())
     }
 
     fn note_write(&self, outcome: Option<(Timestamp, String)>) {
-        *self.write_failure.lock().unwrap_or_else(|p| p.into_inner()) = outcome;
+        *self
+            .write_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = outcome;
     }
 
     fn pipeline(
