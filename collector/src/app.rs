@@ -20,10 +20,11 @@ use tokio_util::sync::CancellationToken;
 use crate::changed::DataChanged;
 use crate::clock::{self, SharedClock};
 use crate::figures::Figures;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, HttpGuard};
 use crate::ingest::Ingest;
 use crate::maintenance::Maintenance;
 use crate::metrics::Exporter;
+use crate::server::ListenerStats;
 use crate::store::Store;
 
 /// A wired collector, not yet serving.
@@ -36,6 +37,8 @@ pub struct App {
     pub figures: Arc<Figures>,
     pub maintenance: Arc<Maintenance>,
     pub exporter: Arc<Exporter>,
+    /// Connection counts of the listener `server::serve` runs, exported by `exporter`.
+    pub listener: Arc<ListenerStats>,
     router: axum::Router,
 }
 
@@ -66,12 +69,16 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         store.clone(),
         changed.clone(),
     ));
-    let exporter = Arc::new(Exporter::new(
-        cfg.clone(),
-        figures.clone(),
-        ingest.stats.clone(),
-        ingest.latest.clone(),
-    ));
+    let listener = Arc::new(ListenerStats::default());
+    let exporter = Arc::new(
+        Exporter::new(
+            cfg.clone(),
+            figures.clone(),
+            ingest.stats.clone(),
+            ingest.latest.clone(),
+        )
+        .with_listener(listener.clone()),
+    );
     let state = AppState {
         ingest: ingest.clone(),
         store: store.clone(),
@@ -80,8 +87,13 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         exporter: exporter.clone(),
         clock: clock.clone(),
         admin_token: cfg.server.admin_token.clone(),
+        guard: Arc::new(HttpGuard::new(
+            cfg.ingest.max_body_bytes,
+            cfg.server.body_read_timeout,
+            cfg.ingest.max_inflight_body_bytes,
+        )),
     };
-    let router = http::router(state, cfg.ingest.max_body_bytes);
+    let router = http::router(state);
     App {
         cfg,
         store,
@@ -91,11 +103,17 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         figures,
         maintenance,
         exporter,
+        listener,
         router,
     }
 }
 
 impl App {
+    /// The listener's counts, for `server::serve`.
+    pub fn listener_stats(&self) -> Arc<ListenerStats> {
+        self.listener.clone()
+    }
+
     /// The routes, ready for `server::serve`.
     pub fn router(&self) -> axum::Router {
         self.router.clone()

@@ -172,7 +172,13 @@ fn run_server(cfg: CollectorConfig, store: Arc<dyn Store>) -> anyhow::Result<Exi
             move || clock.now_utc(),
             cancel.clone(),
         ));
-        let served = server::serve(&cfg.server, app.router(), shutdown_signal()).await;
+        let served = server::serve(
+            &cfg.server,
+            app.router(),
+            app.listener_stats(),
+            shutdown_signal(),
+        )
+        .await;
         cancel.cancel();
         let _ = retention.await;
         let _ = refresh.await;

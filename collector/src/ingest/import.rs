@@ -164,3 +164,11 @@ fn content_seq(agent: &str, ms: &[attest_config::wire::Measurement]) -> u64 {
     }
     (h & (IMPORT_SEQ_BIT - 1)) | IMPORT_SEQ_BIT
 }
+
+/// Parses and validates import text without storing anything; the number of measurement
+/// lines on success. For the fuzz targets (`fuzz/`) and their corpus replay.
+#[doc(hidden)]
+pub fn validate_lines(cfg: &CollectorConfig, input: impl BufRead) -> Result<u64, ImportError> {
+    let by_agent = read_all(cfg, input, "<input>")?;
+    Ok(by_agent.values().map(|r| r.len() as u64).sum())
+}

@@ -550,6 +550,12 @@ pub fn first_seen(store: &dyn InspectStore) {
         store.first_seen(&checks(&["web"])).expect("web late"),
         Some(BASE_MINUTE + 3)
     );
+    // Every series, gapped-only included, for [ingest] max_checks_per_agent across restarts.
+    let pair = |a: &str, c: &str| (a.to_string(), c.to_string());
+    assert_eq!(
+        store.agent_checks().expect("agent checks"),
+        vec![pair("a1", "gapped"), pair("a1", "web"), pair("a2", "api")]
+    );
 }
 
 /// The first instant a service was configured is kept; later notes change nothing.

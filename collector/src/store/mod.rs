@@ -137,6 +137,11 @@ pub trait Store: Send + Sync + 'static {
         to_minute: i64,
     ) -> Result<ThresholdOver, StoreError>;
     fn agents(&self) -> Result<Vec<AgentStatus>, StoreError>;
+    /// Every distinct (agent, check) pair stored, for `[ingest] max_checks_per_agent`
+    /// across restarts. The default knows none (the cap then counts from startup).
+    fn agent_checks(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(Vec::new())
+    }
     fn add_maintenance(
         &self,
         service: &str,

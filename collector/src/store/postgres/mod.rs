@@ -407,6 +407,23 @@ impl Store for PgStore {
         self.run(|pool| async move { read::agents(pool.get().await?.client()?).await })
     }
 
+    fn agent_checks(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.run(|pool| async move {
+            let mut c = pool.get().await?;
+            let rows = c
+                .client()?
+                .query(
+                    "SELECT a.name, s.check_id FROM series s JOIN agents a ON a.id = s.agent_id
+                     ORDER BY a.name, s.check_id",
+                    &[],
+                )
+                .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect()
+        })
+    }
+
     fn add_maintenance(
         &self,
         service: &str,

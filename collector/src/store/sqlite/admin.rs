@@ -16,6 +16,20 @@ use super::thresholds::raw_horizon_minute;
 use crate::store::keys::{batches_before, from_ns, to_u64, ts_ns};
 use crate::store::{AgentStatus, MaintenanceRow, StoreError};
 
+/// Every (agent, check) series the store knows, measured or only gapped.
+pub(super) fn agent_checks(tx: &Transaction<'_>) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT a.name, s.check_id FROM series s JOIN agents a ON a.id = s.agent_id
+             ORDER BY a.name, s.check_id",
+        )
+        .map_err(map_err)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .map_err(map_err)?;
+    rows.collect::<Result<_, _>>().map_err(map_err)
+}
+
 pub(super) fn agents(tx: &Transaction<'_>) -> Result<Vec<AgentStatus>, StoreError> {
     let mut stmt = tx
         .prepare_cached(
