@@ -271,9 +271,10 @@ impl Poller {
 }
 
 fn reason(body: &[u8]) -> String {
-    serde_json::from_slice::<ErrorBody>(body)
-        .map(|e| e.error)
-        .unwrap_or_else(|_| String::from_utf8_lossy(body).chars().take(200).collect())
+    serde_json::from_slice::<ErrorBody>(body).map_or_else(
+        |_| String::from_utf8_lossy(body).chars().take(200).collect(),
+        |e| e.error,
+    )
 }
 
 #[cfg(test)]

@@ -26,6 +26,8 @@ use crate::telemetry::Telemetry;
 
 pub struct Control {
     pub scheduler: Scheduler,
+    /// `[agent] allow_targets`/`deny_targets`: confine assigned checks like own ones.
+    pub targets: probe::Targets,
     pub telemetry: Arc<Telemetry>,
     /// The agent's file, re-read on SIGHUP.
     pub config_path: PathBuf,
@@ -46,8 +48,11 @@ impl Control {
                 "check id defined both in this agent's file and in the collector's assignment; running the agent's own: rename or remove one"
             );
         }
+        let targets = self.targets.clone();
         let applied = self.scheduler.apply(&wanted, |c| {
-            probe::build(c).map(Arc::from).map_err(|e| e.to_string())
+            probe::build_with(c, &targets)
+                .map(Arc::from)
+                .map_err(|e| e.to_string())
         });
         for (id, why) in &applied.failed {
             tracing::error!(check = %id, "cannot run this check: {why}");

@@ -133,7 +133,9 @@ async fn run(cfg: AgentConfig, path: PathBuf) -> anyhow::Result<ExitCode> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Before anything slow: SIGHUP's default action would end the process.
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    if let Err(e) = build_checks(&cfg.checks) {
+    // Every probe, own or assigned by the collector, is confined to [agent] allow/deny_targets.
+    let targets = probe::Targets::new(&cfg.agent.allow_targets, &cfg.agent.deny_targets);
+    if let Err(e) = build_checks(&cfg.checks, &targets) {
         eprintln!("{e}");
         return Ok(ExitCode::from(attest_config::EXIT_CONFIG_INVALID as u8));
     }
@@ -207,6 +209,7 @@ async fn run(cfg: AgentConfig, path: PathBuf) -> anyhow::Result<ExitCode> {
     let n_checks = cfg.checks.len();
     let control = Control {
         scheduler,
+        targets,
         telemetry: telemetry.clone(),
         config_path: path,
         config: cfg.clone(),
@@ -240,9 +243,9 @@ async fn run(cfg: AgentConfig, path: PathBuf) -> anyhow::Result<ExitCode> {
 /// Builds every own check once, so a check that cannot run stops startup with its reason
 /// (central checks that cannot be built are logged and skipped instead: they are not the
 /// operator's file).
-fn build_checks(checks: &[attest_config::Check]) -> Result<(), String> {
+fn build_checks(checks: &[attest_config::Check], targets: &probe::Targets) -> Result<(), String> {
     for c in checks {
-        probe::build(c).map_err(|e| format!("check {:?}: {e}", c.id))?;
+        probe::build_with(c, targets).map_err(|e| format!("check {:?}: {e}", c.id))?;
     }
     Ok(())
 }
@@ -269,14 +272,12 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = ctrl_c.await;
+            return;
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

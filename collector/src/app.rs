@@ -6,6 +6,8 @@
 //! - One `DataChanged` signal connects the writers (ingest, maintenance) to the one
 //!   listener (figures' refresh loop); data flows one way and no writer imports figures.
 //! - One clock (`clock::SystemClock` unless a test pins time) gives every "now".
+//! - Building records the configuration in the store (`store::note_config`: services'
+//!   first-configured instants, latency thresholds to count exactly) before any ingest.
 //! - Background work (the figures refresh) runs only once `spawn_background` is called;
 //!   the retention loop belongs to the store and is started by `main.rs`.
 
@@ -19,10 +21,11 @@ use crate::changed::DataChanged;
 use crate::clock::{self, SharedClock};
 use crate::figures::Figures;
 use crate::fleet::Fleet;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, HttpGuard};
 use crate::ingest::Ingest;
 use crate::maintenance::Maintenance;
 use crate::metrics::Exporter;
+use crate::server::ListenerStats;
 use crate::store::Store;
 
 /// A wired collector, not yet serving.
@@ -36,6 +39,8 @@ pub struct App {
     pub maintenance: Arc<Maintenance>,
     pub exporter: Arc<Exporter>,
     pub fleet: Arc<Fleet>,
+    /// Connection counts of the listener `server::serve` runs, exported by `exporter`.
+    pub listener: Arc<ListenerStats>,
     router: axum::Router,
 }
 
@@ -46,6 +51,12 @@ pub fn build(cfg: CollectorConfig, store: Arc<dyn Store>) -> App {
 
 /// Wires a collector whose every "now" comes from `clock`.
 pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: SharedClock) -> App {
+    // The store remembers when it first saw each service configured and counts the
+    // configured latency thresholds exactly from now on; figures still work without
+    // (histogram resolution, eligibility from the first measurement), so only warn.
+    if let Err(e) = crate::store::note_config(store.as_ref(), &cfg, clock.now_utc()) {
+        tracing::warn!("cannot record the configured services and thresholds: {e}");
+    }
     let cfg = Arc::new(cfg);
     let changed = DataChanged::new();
     let ingest = Arc::new(Ingest::new(
@@ -60,12 +71,16 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         store.clone(),
         changed.clone(),
     ));
-    let exporter = Arc::new(Exporter::new(
-        cfg.clone(),
-        figures.clone(),
-        ingest.stats.clone(),
-        ingest.latest.clone(),
-    ));
+    let listener = Arc::new(ListenerStats::default());
+    let exporter = Arc::new(
+        Exporter::new(
+            cfg.clone(),
+            figures.clone(),
+            ingest.stats.clone(),
+            ingest.latest.clone(),
+        )
+        .with_listener(listener.clone()),
+    );
     let fleet = Arc::new(Fleet::new(cfg.clone()));
     let state = AppState {
         ingest: ingest.clone(),
@@ -76,8 +91,13 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         fleet: fleet.clone(),
         clock: clock.clone(),
         admin_token: cfg.server.admin_token.clone(),
+        guard: Arc::new(HttpGuard::new(
+            cfg.ingest.max_body_bytes,
+            cfg.server.body_read_timeout,
+            cfg.ingest.max_inflight_body_bytes,
+        )),
     };
-    let router = http::router(state, cfg.ingest.max_body_bytes);
+    let router = http::router(state);
     App {
         cfg,
         store,
@@ -88,6 +108,7 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         maintenance,
         exporter,
         fleet,
+        listener,
         router,
     }
 }
@@ -99,6 +120,11 @@ impl App {
     pub fn reload(&self, cfg: CollectorConfig) -> Vec<String> {
         self.ingest.set_agents(&cfg.agents);
         self.fleet.replace(Arc::new(cfg))
+    }
+
+    /// The listener's counts, for `server::serve`.
+    pub fn listener_stats(&self) -> Arc<ListenerStats> {
+        self.listener.clone()
     }
 
     /// The routes, ready for `server::serve`.

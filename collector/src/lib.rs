@@ -15,8 +15,6 @@ pub mod figures;
 pub mod fleet;
 pub mod http;
 pub mod ingest;
-#[cfg(test)]
-mod layers;
 pub mod maintenance;
 pub mod metrics;
 pub mod minutes;

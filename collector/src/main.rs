@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use attest_collector::clock::SystemClock;
+use attest_collector::clock::{Clock, SystemClock};
 use attest_collector::figures::Figures;
 use attest_collector::fleet;
 use attest_collector::ingest::import;
@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 const EXIT_STORE: u8 = 73;
 /// Exit code for bad input to a one-shot command (EX_DATAERR).
 const EXIT_DATA: u8 = 65;
+/// Exit code of `sla --fail-on-breach` when a listed service is not compliant.
+const EXIT_BREACH: u8 = 3;
 
 #[derive(Parser)]
 #[command(
@@ -91,6 +93,10 @@ enum Command {
         at: Option<String>,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// Exit 3 (after printing) when any listed service is not compliant: breached, or
+        /// not determinable (nothing known, coverage below `min_coverage`).
+        #[arg(long)]
+        fail_on_breach: bool,
     },
 }
 
@@ -118,10 +124,13 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Completions { .. } | Command::Man => ExitCode::SUCCESS,
         Command::CheckConfig { .. } => {
+            println!("{}", attest_config::summary_collector(&cfg));
+            for w in attest_config::warnings_collector(&cfg) {
+                eprintln!("{}: {w}", config_path.display());
+            }
             for w in attest_config::fleet::warnings(&cfg) {
                 eprintln!("{}: warning: {w}", config_path.display());
             }
-            println!("{}", attest_config::summary_collector(&cfg));
             ExitCode::SUCCESS
         }
         Command::Agents {
@@ -139,16 +148,17 @@ fn main() -> ExitCode {
             service,
             at,
             format,
+            fail_on_breach,
             ..
         } => with_store(&cfg, |store| {
-            print_sla(
-                &cfg,
-                store,
-                &month,
-                service.as_deref(),
-                at.as_deref(),
+            let q = SlaArgs {
+                month: &month,
+                service: service.as_deref(),
+                at: at.as_deref(),
                 format,
-            )
+                fail_on_breach,
+            };
+            print_sla(&cfg, store, &q)
         }),
     }
 }
@@ -206,12 +216,20 @@ fn run_server(
         let refresh = app.spawn_background(cancel.clone());
         tokio::spawn(reload::on_sighup(path, app.clone(), cancel.clone()));
         tokio::spawn(notify::watchdog(cancel.clone()));
+        let clock = app.clock.clone();
         let retention = tokio::spawn(store::retention::retention_loop(
             cfg.clone(),
             store,
+            move || clock.now_utc(),
             cancel.clone(),
         ));
-        let served = server::serve(&cfg.server, app.router(), shutdown_signal()).await;
+        let served = server::serve(
+            &cfg.server,
+            app.router(),
+            app.listener_stats(),
+            shutdown_signal(),
+        )
+        .await;
         cancel.cancel();
         let _ = retention.await;
         let _ = refresh.await;
@@ -239,7 +257,7 @@ fn print_agents(
     ))?;
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-        Format::Table => print!("{}", fleet::table::render(&rows, jiff::Timestamp::now())),
+        Format::Table => print!("{}", fleet::table::render(&rows, SystemClock.now_utc())),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -274,16 +292,22 @@ fn import_file(
     }
 }
 
+/// The arguments of `attest-collector sla`.
+struct SlaArgs<'a> {
+    month: &'a str,
+    service: Option<&'a str>,
+    at: Option<&'a str>,
+    format: Format,
+    fail_on_breach: bool,
+}
+
 fn print_sla(
     cfg: &CollectorConfig,
     store: Arc<dyn Store>,
-    month: &str,
-    service: Option<&str>,
-    at: Option<&str>,
-    format: Format,
+    a: &SlaArgs<'_>,
 ) -> anyhow::Result<ExitCode> {
     let figures = Figures::new(Arc::new(cfg.clone()), store);
-    let reports = match MonthQuery::parse(month, service, at)
+    let reports = match MonthQuery::parse(a.month, a.service, a.at)
         .and_then(|q| report::month_reports(&figures, &q, &SystemClock))
     {
         Ok(r) => r,
@@ -298,21 +322,24 @@ fn print_sla(
             return Ok(code);
         }
     };
-    match format {
+    match a.format {
         Format::Json => println!("{}", report::json::pretty(&reports)?),
         Format::Table => print!("{}", report::table::render(&reports)),
+    }
+    // Not compliant = breached or not determinable: a script asking "did we meet the SLA?"
+    // must not read "cannot tell" as "yes".
+    if a.fail_on_breach && reports.iter().any(|r| r.compliant != Some(true)) {
+        return Ok(ExitCode::from(EXIT_BREACH));
     }
     Ok(ExitCode::SUCCESS)
 }
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = ctrl_c.await;
-            return;
-        }
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        let _ = ctrl_c.await;
+        return;
     };
     tokio::select! {
         _ = ctrl_c => {}

@@ -17,6 +17,6 @@ pub mod wire;
 
 pub use load::{
     ConfigError, ConfigErrors, EXIT_CONFIG_INVALID, load_agent, load_collector, parse_agent,
-    parse_checks, parse_collector, summary_agent, summary_collector,
+    parse_checks, parse_collector, summary_agent, summary_collector, warnings_collector,
 };
 pub use model::*;

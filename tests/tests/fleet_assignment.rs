@@ -10,7 +10,6 @@ use std::time::Duration;
 use attest_config::wire::{AgentInfo, Assignment};
 use attest_tests::fixtures::{AgentCred, Collector, ok_target, path_str, stored_keys, wait_store};
 use attest_tests::{Proc, client, wait_for};
-use jiff::Timestamp;
 
 const AGENT: &str = "edge-1";
 
@@ -159,7 +158,7 @@ async fn an_agent_with_only_id_url_and_token_runs_what_the_collector_assigns() {
     collector.kill();
     let exit = agent.signal_and_wait("TERM", Duration::from_secs(20));
     assert!(exit.success(), "agent exit {exit:?}:\n{}", agent.log_text());
-    let restarted_at = Timestamp::now();
+    let restarted_at = attest_tests::wall_now();
     let mut agent = Proc::spawn(
         "agent-2",
         "attest-agent",
@@ -204,15 +203,13 @@ async fn an_agent_with_only_id_url_and_token_runs_what_the_collector_assigns() {
 
 /// Bytes in the spool's segments (the agent's measurements not yet acked).
 fn spool_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with("seg-"))
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("seg-"))
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,13 +72,18 @@ impl Telemetry {
     }
 
     fn kinds(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, &'static str>> {
-        self.kinds.lock().unwrap_or_else(|p| p.into_inner())
+        self.kinds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The running checks changed (assignment or reload): a removed check's series go away
     /// with it.
     pub fn set_checks(&self, kinds: BTreeMap<String, &'static str>) {
-        let mut checks = self.checks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut checks = self
+            .checks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         checks.retain(|id, _| kinds.contains_key(id));
         *self.kinds() = kinds;
     }
@@ -90,7 +95,10 @@ impl Telemetry {
             // The last attempt of a check that was just removed: not a series any more.
             return;
         };
-        let mut checks = self.checks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut checks = self
+            .checks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let st = checks.entry(m.check.clone()).or_default();
         st.kind = kind;
         st.ok = m.ok;

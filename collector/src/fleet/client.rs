@@ -85,8 +85,7 @@ pub async fn fetch(
         .map_err(|e| ClientError::Decode(e.to_string()))?;
     if status != 200 {
         let reason = serde_json::from_slice::<ErrorBody>(&body)
-            .map(|e| e.error)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+            .map_or_else(|_| String::from_utf8_lossy(&body).into_owned(), |e| e.error);
         return Err(ClientError::Refused { status, reason });
     }
     serde_json::from_slice(&body).map_err(|e| ClientError::Decode(e.to_string()))

@@ -77,14 +77,20 @@ impl Fleet {
     }
 
     fn state(&self) -> Arc<State> {
-        self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Takes a reloaded configuration; returns the agents whose assignment changed.
     pub fn replace(&self, cfg: Arc<CollectorConfig>) -> Vec<String> {
         let new = Arc::new(State::new(cfg));
         let old = {
-            let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+            let mut st = self
+                .state
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             std::mem::replace(&mut *st, new.clone())
         };
         let changed: Vec<String> = new
@@ -142,7 +148,10 @@ impl Fleet {
         if let Some(c) = &conflict {
             tracing::error!(agent = f.agent, "{c}");
         }
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let s = seen.entry(f.agent.to_string()).or_default();
         s.version = f
             .user_agent
@@ -157,7 +166,10 @@ impl Fleet {
     /// One row per configured agent, in configuration order, joined with the store's rows.
     pub fn list(&self, stored: &[AgentStatus]) -> Vec<AgentInfo> {
         let state = self.state();
-        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         state
             .cfg
             .agents

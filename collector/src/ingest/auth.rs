@@ -44,7 +44,8 @@ impl Tokens {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares in time that depends only on the lengths, not on where the bytes differ.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -68,7 +69,10 @@ impl RateLimiter {
     }
 
     pub fn check(&self, agent: &str, now: Timestamp) -> Result<(), Rejection> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (tokens, last) = buckets
             .entry(agent.to_string())
             .or_insert((self.burst, now));

@@ -13,7 +13,7 @@ pub(crate) fn decompress(
     limit: u64,
 ) -> Result<Vec<u8>, Rejection> {
     match encoding.map(str::trim) {
-        None | Some("") | Some("identity") => {
+        None | Some("" | "identity") => {
             if body.len() as u64 > limit {
                 return Err(too_large(limit));
             }
@@ -68,7 +68,9 @@ pub(crate) fn parse(json: &[u8]) -> Result<Batch, Rejection> {
     let de = &mut serde_json::Deserializer::from_slice(json);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        Rejection::new(400, format!("invalid batch: {}", e.inner())).field(path)
+        let r = Rejection::new(400, format!("invalid batch: {}", e.inner()));
+        // "." is the root: no single field is at fault (e.g. a key given twice at the top).
+        if path == "." { r } else { r.field(path) }
     })
 }
 

@@ -60,7 +60,7 @@ pub(crate) fn labels(
         return BTreeMap::new();
     };
     let mut out = BTreeMap::new();
-    for (k, val) in t.iter() {
+    for (k, val) in t {
         let name = k.get_ref().to_string();
         let p = format!("{path}.{name}");
         if values::ident(&name).is_err() {
