@@ -281,6 +281,7 @@ fn main() {
         figures.clone(),
         Arc::new(IngestStats::default()),
         Arc::new(LatestResults::default()),
+        attest_collector::clock::system(),
     );
     for openmetrics in [false, true] {
         let mut times = Vec::new();

@@ -63,6 +63,7 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         figures.clone(),
         ingest.stats.clone(),
         ingest.latest.clone(),
+        clock.clone(),
     ));
     let state = AppState {
         ingest: ingest.clone(),

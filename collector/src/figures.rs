@@ -15,6 +15,11 @@
 //!   journal (`Store::changed_since`) reports no rollup or gap of them changed; late data,
 //!   gaps and retention drop them and the service is read in full once. Past months and
 //!   API reports always evaluate from the store.
+//! - A failed refresh never takes figures away: a service whose figures cannot be computed
+//!   (the store is down, a read failed) keeps its last good report, totals and computation
+//!   time in the next snapshot, and its failure is counted; capacity, agent status and
+//!   store counts likewise keep their last good values. `/metrics` shows how old each
+//!   service's figures are, so a stale figure is visible instead of silently absent.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -56,6 +61,19 @@ pub struct Snapshot {
     pub agents: Vec<AgentStatus>,
     /// Raw measurements ever stored; `None` when the store could not say.
     pub stored_measurements: Option<u64>,
+    /// Per service (same order as `services`): when its figures were computed. Equal to
+    /// `computed_at` unless its latest refresh failed and its last good figures are kept.
+    pub computed: Vec<Timestamp>,
+    /// Every configured service with the number of its refreshes that failed since start
+    /// (a counter: it never goes down while the process runs).
+    pub refresh_failures: Vec<(String, u64)>,
+}
+
+impl Snapshot {
+    /// When `services[i]` was computed (the snapshot's time when not recorded).
+    pub fn computed_of(&self, i: usize) -> Option<Timestamp> {
+        self.computed.get(i).copied().or(self.computed_at)
+    }
 }
 
 /// Good, bad and known minutes summed over every month since the service was first measured.
@@ -109,6 +127,8 @@ pub struct Figures {
     /// Per service name: the engine's closed minutes from the last refresh (about 50 KiB
     /// per service for a month: a state byte and a mask bit per minute plus failing rows).
     closed: Mutex<HashMap<String, Cached>>,
+    /// Per service name: refreshes that failed since start.
+    refresh_failures: Mutex<HashMap<String, u64>>,
 }
 
 impl Figures {
@@ -119,6 +139,7 @@ impl Figures {
             latest: Mutex::new(Arc::new(Snapshot::default())),
             past: Mutex::new(PastMonths::default()),
             closed: Mutex::new(HashMap::new()),
+            refresh_failures: Mutex::new(HashMap::new()),
         }
     }
 
@@ -155,51 +176,88 @@ impl Figures {
         }
     }
 
-    /// Computes month-to-date figures of every service as of `now` and publishes them.
+    /// Computes month-to-date figures of every service as of `now` and publishes them. A
+    /// service (or capacity, or the fleet state) whose figures cannot be computed keeps its
+    /// last good ones from the previous snapshot; see the module invariants.
     pub fn refresh(&self, now: Timestamp) {
+        let prev = self.latest();
         let mut snap = Snapshot {
             computed_at: Some(now),
             ..Snapshot::default()
         };
         for svc in &self.cfg.services {
-            let month = match current_month(svc, now) {
-                Ok(m) => m,
-                Err(e) => {
-                    snap.failures.push((svc.name.clone(), e.reason));
-                    continue;
-                }
-            };
-            match self.evaluate_cached(svc, month, now) {
-                Ok(r) => {
-                    snap.totals.push(self.past_totals(svc, month, now).add(&r));
-                    snap.services.push(r);
+            match self.service_figures(svc, now) {
+                Ok((report, totals)) => {
+                    snap.services.push(report);
+                    snap.totals.push(totals);
+                    snap.computed.push(now);
                 }
                 Err(e) => {
                     tracing::warn!(service = %svc.name, "cannot compute figures: {}", e.reason);
+                    self.count_failure(&svc.name);
                     snap.failures.push((svc.name.clone(), e.reason));
+                    keep_last_good(&prev, &svc.name, &mut snap);
                 }
             }
         }
         match self.capacity(now) {
             Ok(c) => snap.capacity = c,
-            Err(e) => snap.failures.push(("capacity".into(), e.reason)),
+            Err(e) => {
+                tracing::warn!("cannot compute capacity figures: {}", e.reason);
+                snap.failures.push(("capacity".into(), e.reason));
+                snap.capacity = prev.capacity.clone();
+            }
         }
-        self.fleet(&mut snap);
+        self.fleet(&prev, &mut snap);
+        snap.refresh_failures = self.failure_counts();
         *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
     }
 
+    /// One service's month-to-date report and its totals since first measured.
+    fn service_figures(
+        &self,
+        svc: &Service,
+        now: Timestamp,
+    ) -> Result<(ServiceReport, Totals), Rejection> {
+        let month = current_month(svc, now)?;
+        let report = self.evaluate_cached(svc, month, now)?;
+        let totals = self.past_totals(svc, month, now)?.add(&report);
+        Ok((report, totals))
+    }
+
+    fn count_failure(&self, service: &str) {
+        let mut counts = self
+            .refresh_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *counts.entry(service.to_owned()).or_default() += 1;
+    }
+
+    /// Every configured service's failure count, in configuration order.
+    fn failure_counts(&self) -> Vec<(String, u64)> {
+        let counts = self
+            .refresh_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.cfg
+            .services
+            .iter()
+            .map(|s| (s.name.clone(), counts.get(&s.name).copied().unwrap_or(0)))
+            .collect()
+    }
+
     /// Agent status and store counts, read here so that `/metrics` renders them from memory.
-    /// A failure leaves them empty / absent (and is logged), as a failed scrape read did.
-    fn fleet(&self, snap: &mut Snapshot) {
+    /// A failed read keeps the previous snapshot's values (and is logged).
+    fn fleet(&self, prev: &Snapshot, snap: &mut Snapshot) {
         snap.agents = self.store.agents().unwrap_or_else(|e| {
             tracing::warn!("cannot read agent status for /metrics: {e}");
-            Vec::new()
+            prev.agents.clone()
         });
         snap.stored_measurements = match self.store.counts() {
             Ok(c) => Some(c.measurements),
             Err(e) => {
                 tracing::warn!("cannot read store counts for /metrics: {e}");
-                None
+                prev.stored_measurements
             }
         };
     }
@@ -207,7 +265,15 @@ impl Figures {
     /// Sum over the complete months before `current` since the service's first measurement;
     /// cached, rechecked every [`PAST_MONTHS_EVERY`] and recomputed then only when the
     /// store's journal shows a change before `current` (and always when the month turns).
-    fn past_totals(&self, svc: &Service, current: Month, now: Timestamp) -> Totals {
+    /// A store failure fails the whole sum (never a smaller total: the SLO counters would
+    /// read it as a reset); a month the engine refuses for another reason is logged and
+    /// left out, as before.
+    fn past_totals(
+        &self,
+        svc: &Service,
+        current: Month,
+        now: Timestamp,
+    ) -> Result<Totals, Rejection> {
         let mut past = self.past.lock().unwrap_or_else(|p| p.into_inner());
         let before = Period::month(current, &svc.time_zone).map_or(i64::MAX, |p| p.start_minute);
         if let Some(entry) = past
@@ -223,12 +289,12 @@ impl Figures {
             };
             if young || unchanged() {
                 entry.at = if young { entry.at } else { now };
-                return entry.totals;
+                return Ok(entry.totals);
             }
         }
         let mark = self.store.change_mark();
         let mut total = Totals::default();
-        let first = self.store.first_seen(&svc.checks).ok().flatten();
+        let first = self.store.first_seen(&svc.checks).map_err(store_err)?;
         let first_month = first
             .and_then(|m| Timestamp::from_second(m * 60).ok())
             .and_then(|t| Month::containing(t, &svc.time_zone).ok());
@@ -236,6 +302,7 @@ impl Figures {
             while month < current {
                 match self.evaluate(svc, month, now) {
                     Ok(r) => total = total.add(&r),
+                    Err(e) if e.status == STORE_UNAVAILABLE => return Err(e),
                     Err(e) => {
                         tracing::warn!(service = %svc.name, %month, "cannot compute a past month: {}", e.reason)
                     }
@@ -250,7 +317,7 @@ impl Figures {
             mark,
         };
         past.totals.insert(svc.name.clone(), entry);
-        total
+        Ok(total)
     }
 
     /// [`Figures::evaluate`] reusing the service's closed minutes from the last refresh when
@@ -411,9 +478,26 @@ fn completed(outcome: Incremental) -> Result<(ServiceReport, ClosedMinutes), Rej
     }
 }
 
+/// The status of a [`Rejection`] made from a store error.
+const STORE_UNAVAILABLE: u16 = 503;
+
 /// The store could not answer: retry later (a 503 for the API).
 fn store_err(e: StoreError) -> Rejection {
-    Rejection::new(503, e.to_string()).retry_after(5)
+    Rejection::new(STORE_UNAVAILABLE, e.to_string()).retry_after(5)
+}
+
+/// Carries `service`'s last good report, totals and computation time from `prev` into
+/// `snap` (nothing when it never had figures).
+fn keep_last_good(prev: &Snapshot, service: &str, snap: &mut Snapshot) {
+    let Some(i) = prev.services.iter().position(|r| r.service == service) else {
+        return;
+    };
+    let (Some(totals), Some(computed)) = (prev.totals.get(i), prev.computed_of(i)) else {
+        return;
+    };
+    snap.services.push(prev.services[i].clone());
+    snap.totals.push(*totals);
+    snap.computed.push(computed);
 }
 
 /// The calendar month containing `now` in the service's zone.
@@ -490,5 +574,123 @@ mod tests {
         store.commit_batch(&b).expect("gap");
         let gapped = check(&figures, now, "gap");
         assert_eq!(gapped[0].unknown_minutes, late[0].unknown_minutes + 10);
+    }
+
+    /// A store that stops answering does not take figures away: every series the last good
+    /// refresh had stays (same values, same totals), its age grows and each failed refresh
+    /// is counted; once the store answers again the figures are fresh and equal to a
+    /// from-scratch computation.
+    pub(crate) fn figures_survive_an_outage(inner: Arc<dyn Store>) {
+        use crate::clock::FixedClock;
+        use crate::ingest::{IngestStats, LatestResults};
+        use crate::metrics::Exporter;
+        use crate::store::faulty::FaultyStore;
+
+        let cfg = config();
+        let mut seq = 0;
+        let mut commit = |agent: &str, ms| {
+            seq += 1;
+            inner.commit_batch(&batch(agent, seq, ms)).expect("commit");
+        };
+        for m in 0..600 {
+            commit("a1", vec![ok("web", m, 0, 0.05)]);
+        }
+        commit("a2", vec![fail("web", 300, 10, None)]);
+        let faulty = Arc::new(FaultyStore::new(inner.clone()));
+        let store: Arc<dyn Store> = faulty.clone();
+        let figures = Arc::new(Figures::new(cfg.clone(), store));
+        let t0 = at(700, 0);
+        figures.refresh(t0);
+        let good = figures.latest();
+        assert_eq!(good.services.len(), 1, "failures: {:?}", good.failures);
+        assert!(good.failures.is_empty(), "{:?}", good.failures);
+        assert_eq!(good.refresh_failures, vec![("web".to_owned(), 0)]);
+        assert_eq!(good.agents.len(), 2);
+
+        faulty.set_failing(true);
+        let t1 = at(705, 0);
+        figures.refresh(t1);
+        figures.refresh(at(706, 0));
+        let kept = figures.latest();
+        assert!(faulty.refused.load(std::sync::atomic::Ordering::Relaxed) > 0);
+        assert_eq!(kept.computed_at, Some(at(706, 0)));
+        assert_eq!(kept.services, good.services, "the last good report is kept");
+        assert_eq!(
+            kept.totals, good.totals,
+            "the SLO counters do not step down"
+        );
+        assert_eq!(
+            kept.computed,
+            vec![t0],
+            "the kept report keeps its own time"
+        );
+        assert_eq!(kept.refresh_failures, vec![("web".to_owned(), 2)]);
+        assert!(kept.failures.iter().any(|(s, _)| s == "web"));
+        assert_eq!(kept.agents, good.agents, "agent status is kept");
+        assert_eq!(kept.stored_measurements, good.stored_measurements);
+
+        let exporter = Exporter::new(
+            cfg.clone(),
+            figures.clone(),
+            Arc::new(IngestStats::default()),
+            Arc::new(LatestResults::default()),
+            Arc::new(FixedClock(at(706, 30))),
+        );
+        let (_, body) = exporter.render(false);
+        for line in [
+            "attest_sla_target_ratio{service=\"web\"} 0.999",
+            "attest_sla_figures_age_seconds{service=\"web\"} 390",
+            "attest_sla_refresh_failures_total{service=\"web\"} 2",
+            "attest_agent_last_seen_timestamp_seconds{agent=\"a1\"}",
+        ] {
+            assert!(body.contains(line), "{line} missing from:\n{body}");
+        }
+        assert!(body.contains("attest_slo_good_minutes_total{service=\"web\"}"));
+
+        faulty.set_failing(false);
+        commit("a2", vec![fail("web", 650, 10, None)]);
+        let t2 = at(710, 0);
+        figures.refresh(t2);
+        let back = figures.latest();
+        assert!(back.failures.is_empty(), "{:?}", back.failures);
+        assert_eq!(back.computed, vec![t2]);
+        assert_eq!(back.refresh_failures, vec![("web".to_owned(), 2)]);
+        assert_eq!(back.services, fresh(&cfg, &inner, t2), "fresh again");
+        assert_eq!(
+            back.services[0].bad_minutes,
+            good.services[0].bad_minutes + 1
+        );
+    }
+
+    #[test]
+    fn figures_survive_an_sqlite_outage() {
+        let store = Arc::new(SqliteStore::open_temp().expect("store"));
+        figures_survive_an_outage(store);
+    }
+
+    #[test]
+    fn figures_survive_a_postgres_outage() {
+        let Some(db) = crate::store::postgres::tests::TestDb::create() else {
+            return;
+        };
+        figures_survive_an_outage(Arc::new(db.store()));
+    }
+
+    /// Before any good refresh there is nothing to keep: the service is absent (documented),
+    /// its failure counted.
+    #[test]
+    fn a_failure_before_any_figures_counts_and_shows_nothing() {
+        use crate::store::faulty::FaultyStore;
+        let faulty = Arc::new(FaultyStore::new(Arc::new(
+            SqliteStore::open_temp().expect("store"),
+        )));
+        faulty.set_failing(true);
+        let figures = Figures::new(config(), faulty);
+        figures.refresh(at(10, 0));
+        let snap = figures.latest();
+        assert!(snap.services.is_empty());
+        assert!(snap.computed.is_empty());
+        assert_eq!(snap.refresh_failures, vec![("web".to_owned(), 1)]);
+        assert_eq!(snap.stored_measurements, None);
     }
 }

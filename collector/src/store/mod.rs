@@ -190,6 +190,8 @@ mod bench;
 mod codec;
 #[cfg(test)]
 pub(crate) mod contract;
+#[cfg(test)]
+pub(crate) mod faulty;
 mod journal;
 mod keys;
 pub mod postgres;

@@ -26,7 +26,7 @@ mod ingest;
 mod read;
 mod schema;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::future::Future;
 use std::str::FromStr;
