@@ -117,4 +117,16 @@ impl Store for FaultyStore {
     ) -> Result<bool, StoreError> {
         self.up()?.changed_since(c, mark, from, to)
     }
+    fn late_mark(&self) -> Result<Option<u64>, StoreError> {
+        self.up()?.late_mark()
+    }
+    fn changed_late_since(
+        &self,
+        c: &[String],
+        mark: u64,
+        from: i64,
+        to: i64,
+    ) -> Result<bool, StoreError> {
+        self.up()?.changed_late_since(c, mark, from, to)
+    }
 }

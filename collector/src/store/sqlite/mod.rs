@@ -23,6 +23,7 @@ mod admin;
 mod error;
 #[cfg(any(test, feature = "test-support"))]
 mod inspect;
+mod late;
 mod packs;
 mod read;
 mod schema;
@@ -340,6 +341,20 @@ impl Store for SqliteStore {
         to_minute: i64,
     ) -> Result<bool, StoreError> {
         Ok(lock(&self.journal).changed(checks, mark, from_minute, to_minute))
+    }
+
+    fn late_mark(&self) -> Result<Option<u64>, StoreError> {
+        self.read(late::mark).map(Some)
+    }
+
+    fn changed_late_since(
+        &self,
+        checks: &[String],
+        mark: u64,
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<bool, StoreError> {
+        self.read(|tx| late::changed(tx, checks, mark, from_minute, to_minute))
     }
 
     fn counts(&self) -> Result<StoreCounts, StoreError> {

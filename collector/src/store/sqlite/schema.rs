@@ -113,6 +113,17 @@ const MIGRATIONS: &[&str] = &[
         value INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 2: the durable log of late writes (see `late.rs`).
+    r#"
+    CREATE TABLE late_changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        check_id TEXT NOT NULL,
+        from_minute INTEGER NOT NULL,
+        to_minute INTEGER NOT NULL,
+        logged_minute INTEGER NOT NULL
+    );
+    CREATE INDEX late_changes_by_check ON late_changes (check_id, seq);
+    "#,
 ];
 
 /// The schema version this build writes.
