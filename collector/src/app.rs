@@ -52,7 +52,10 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         cfg.ingest.clone(),
         changed.clone(),
     ));
-    let figures = Arc::new(Figures::new(cfg.clone(), store.clone()));
+    let figures = Arc::new(
+        Figures::new(cfg.clone(), store.clone())
+            .with_state_file(cfg.storage.data_dir.join(crate::figures::state::FILE_NAME)),
+    );
     let maintenance = Arc::new(Maintenance::new(
         cfg.clone(),
         store.clone(),

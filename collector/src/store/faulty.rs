@@ -6,7 +6,7 @@
 //! `change_mark` still answers, as the real backends' in-memory journal does.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use attest_config::wire::Measurement;
 use jiff::Timestamp;
@@ -21,6 +21,9 @@ pub struct FaultyStore {
     failing: AtomicBool,
     /// Calls refused while failing.
     pub refused: AtomicU64,
+    /// The earliest minute `series_minutes` was asked for (`i64::MAX` before any call):
+    /// shows whether a reader re-read old minutes or reused results of them.
+    pub earliest_read: AtomicI64,
 }
 
 impl FaultyStore {
@@ -29,6 +32,7 @@ impl FaultyStore {
             inner,
             failing: AtomicBool::new(false),
             refused: AtomicU64::new(0),
+            earliest_read: AtomicI64::new(i64::MAX),
         }
     }
 
@@ -58,6 +62,7 @@ impl Store for FaultyStore {
         from: i64,
         to: i64,
     ) -> Result<SeriesMinutes, StoreError> {
+        self.earliest_read.fetch_min(from, Ordering::SeqCst);
         self.up()?.series_minutes(c, from, to)
     }
     fn gaps(&self, c: &[String], from: i64, to: i64) -> Result<Vec<GapSpan>, StoreError> {

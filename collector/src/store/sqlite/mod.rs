@@ -343,7 +343,12 @@ impl Store for SqliteStore {
         Ok(lock(&self.journal).changed(checks, mark, from_minute, to_minute))
     }
 
+    /// Read while holding the writer, so that every commit the mark covers has also been
+    /// recorded in the in-memory journal (`commit_batch` journals before releasing the
+    /// writer): a reader that validates cached results against the journal after taking
+    /// this mark has seen every change the mark covers.
     fn late_mark(&self) -> Result<Option<u64>, StoreError> {
+        let _writer = lock(&self.writer);
         self.read(late::mark).map(Some)
     }
 

@@ -9,7 +9,8 @@
 //! - A scrape never computes and never reads the store: it renders the latest snapshot,
 //!   which a background loop refreshes within about a second of a [`DataChanged`] signal
 //!   (ingest sends one per commit) and at least every 30 s, since burn rates move with time
-//!   alone.
+//!   alone. While a refresh runs long (a cold start), the figures computed so far are
+//!   published every [`PUBLISH_EVERY`], so `/metrics` fills service by service.
 //! - A refresh reuses each service's closed minutes (`sla::ClosedMinutes`, everything
 //!   about two hours behind now) from the previous refresh only while the store's change
 //!   journal (`Store::changed_since`) reports no rollup or gap of them changed; late data,
@@ -20,10 +21,16 @@
 //!   time in the next snapshot, and its failure is counted; capacity, agent status and
 //!   store counts likewise keep their last good values. `/metrics` shows how old each
 //!   service's figures are, so a stale figure is visible instead of silently absent.
+//! - With a state file (`with_state_file`), each service's closed minutes and past-month
+//!   totals are saved (see [`state`] for when a saved entry may be trusted) and loaded at
+//!   the first refresh, so a restart reads only the open minutes of each service.
+
+pub mod state;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use attest_config::{CollectorConfig, MaintenanceWindow, Service};
 use jiff::Timestamp;
@@ -45,6 +52,11 @@ const SETTLE: Duration = Duration::from_millis(500);
 /// How often the totals of past months (behind the SLO counters) are recomputed, so late
 /// data for a closed month reaches the counters.
 const PAST_MONTHS_EVERY: Duration = Duration::from_secs(600);
+/// During a long refresh, how often the figures computed so far are published.
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+/// The least time between two saves of the state file (it changes about hourly, when the
+/// closed minutes move on; a save of 1,000 services is ~50 MB before compression).
+const SAVE_EVERY: Duration = Duration::from_secs(300);
 
 /// Month-to-date results of every service, plus capacity, as of `computed_at`.
 #[derive(Debug, Clone, Default)]
@@ -129,6 +141,19 @@ pub struct Figures {
     closed: Mutex<HashMap<String, Cached>>,
     /// Per service name: refreshes that failed since start.
     refresh_failures: Mutex<HashMap<String, u64>>,
+    /// Where the closed minutes are saved and loaded from (`None`: not persisted).
+    state_file: Option<PathBuf>,
+    persisted: Mutex<Persisted>,
+}
+
+/// What this process did with the state file.
+#[derive(Debug, Default)]
+struct Persisted {
+    loaded: bool,
+    /// When it was last saved (the refresh's `now`).
+    saved_at: Option<Timestamp>,
+    /// Per service: the end of its closed minutes as last saved (or loaded).
+    saved_to: HashMap<String, i64>,
 }
 
 impl Figures {
@@ -140,7 +165,16 @@ impl Figures {
             past: Mutex::new(PastMonths::default()),
             closed: Mutex::new(HashMap::new()),
             refresh_failures: Mutex::new(HashMap::new()),
+            state_file: None,
+            persisted: Mutex::new(Persisted::default()),
         }
+    }
+
+    /// Saves each service's closed minutes to `path` and loads them at the first refresh
+    /// (see [`state`]).
+    pub fn with_state_file(mut self, path: PathBuf) -> Figures {
+        self.state_file = Some(path);
+        self
     }
 
     pub fn latest(&self) -> Arc<Snapshot> {
@@ -180,12 +214,15 @@ impl Figures {
     /// service (or capacity, or the fleet state) whose figures cannot be computed keeps its
     /// last good ones from the previous snapshot; see the module invariants.
     pub fn refresh(&self, now: Timestamp) {
+        let late_mark = self.store.late_mark().ok().flatten();
+        self.load_state_once(now);
         let prev = self.latest();
         let mut snap = Snapshot {
             computed_at: Some(now),
             ..Snapshot::default()
         };
-        for svc in &self.cfg.services {
+        let mut published = Instant::now();
+        for (i, svc) in self.cfg.services.iter().enumerate() {
             match self.service_figures(svc, now) {
                 Ok((report, totals)) => {
                     snap.services.push(report);
@@ -199,6 +236,10 @@ impl Figures {
                     keep_last_good(&prev, &svc.name, &mut snap);
                 }
             }
+            if published.elapsed() >= PUBLISH_EVERY {
+                self.publish_partial(&prev, &snap, &self.cfg.services[i + 1..]);
+                published = Instant::now();
+            }
         }
         match self.capacity(now) {
             Ok(c) => snap.capacity = c,
@@ -211,6 +252,195 @@ impl Figures {
         self.fleet(&prev, &mut snap);
         snap.refresh_failures = self.failure_counts();
         *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+        if let Some(mark) = late_mark {
+            self.save_state_if_due(mark, now);
+        }
+    }
+
+    /// Publishes the figures computed so far in this refresh, with the previous snapshot's
+    /// figures of the services still to come.
+    fn publish_partial(&self, prev: &Snapshot, done: &Snapshot, rest: &[Service]) {
+        let mut partial = Snapshot {
+            computed_at: prev.computed_at.or(done.computed_at),
+            services: done.services.clone(),
+            totals: done.totals.clone(),
+            computed: done.computed.clone(),
+            capacity: prev.capacity.clone(),
+            failures: done.failures.clone(),
+            agents: prev.agents.clone(),
+            stored_measurements: prev.stored_measurements,
+            refresh_failures: self.failure_counts(),
+        };
+        for svc in rest {
+            keep_last_good(prev, &svc.name, &mut partial);
+        }
+        *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(partial);
+    }
+
+    /// At the first refresh: loads the state file and seeds the closed-minute and
+    /// past-month caches with every entry that may be trusted (see [`state`]).
+    fn load_state_once(&self, now: Timestamp) {
+        let Some(path) = &self.state_file else {
+            return;
+        };
+        let mut persisted = self.persisted.lock().unwrap_or_else(|p| p.into_inner());
+        if std::mem::replace(&mut persisted.loaded, true) {
+            return;
+        }
+        let saved = match state::load(path) {
+            Ok(Some(s)) => s,
+            Ok(None) => return,
+            Err(why) => {
+                tracing::warn!("ignoring the saved figures state: {why}");
+                return;
+            }
+        };
+        let mark = self.store.change_mark();
+        let by_name: HashMap<&str, &Service> = self
+            .cfg
+            .services
+            .iter()
+            .map(|s| (s.name.as_str(), s))
+            .collect();
+        let mut used = 0;
+        for entry in &saved.services {
+            let Some(svc) = by_name.get(entry.name.as_str()) else {
+                continue;
+            };
+            if entry.fingerprint != state::fingerprint(svc) {
+                continue;
+            }
+            if self.trust_closed(svc, &saved, entry) {
+                persisted
+                    .saved_to
+                    .insert(entry.name.clone(), entry.closed.to());
+                self.closed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(
+                        entry.name.clone(),
+                        Cached {
+                            month: entry.month,
+                            mark,
+                            closed: entry.closed.clone(),
+                        },
+                    );
+                used += 1;
+            }
+            if let Some((current, totals)) = entry.past
+                && self.trust_past(svc, &saved, current)
+            {
+                let past = PastTotals {
+                    current,
+                    totals,
+                    at: now,
+                    mark,
+                };
+                self.past
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .totals
+                    .insert(entry.name.clone(), past);
+            }
+        }
+        persisted.saved_at = Some(saved.saved_at);
+        tracing::info!(
+            "loaded saved closed minutes of {used} of {} services from {}",
+            self.cfg.services.len(),
+            path.display()
+        );
+    }
+
+    /// Whether a saved entry's closed minutes are still what the store holds.
+    fn trust_closed(&self, svc: &Service, saved: &state::Saved, e: &state::SavedService) -> bool {
+        let c = &e.closed;
+        saved.covers(c.to())
+            && self
+                .store
+                .changed_late_since(&svc.checks, saved.late_mark, c.from(), c.to())
+                .is_ok_and(|changed| !changed)
+    }
+
+    /// Whether saved past-month totals (of the months before `current`) still hold.
+    fn trust_past(&self, svc: &Service, saved: &state::Saved, current: Month) -> bool {
+        let Ok(period) = Period::month(current, &svc.time_zone) else {
+            return false;
+        };
+        saved.covers(period.start_minute)
+            && self
+                .store
+                .changed_late_since(&svc.checks, saved.late_mark, i64::MIN, period.start_minute)
+                .is_ok_and(|changed| !changed)
+    }
+
+    /// Whether cached past totals still match the store (they are rechecked only every
+    /// [`PAST_MONTHS_EVERY`], so they may lag a late write; such totals are not saved).
+    fn past_still_valid(&self, svc: &Service, p: &PastTotals) -> bool {
+        let Ok(period) = Period::month(p.current, &svc.time_zone) else {
+            return false;
+        };
+        self.store
+            .changed_since(&svc.checks, p.mark, i64::MIN, period.start_minute)
+            .is_ok_and(|changed| !changed)
+    }
+
+    /// Saves the state file when any service's closed minutes moved on since the last save
+    /// and the last save is [`SAVE_EVERY`] old. `late_mark` was taken before this refresh
+    /// read anything, so every entry saved is valid as of it.
+    fn save_state_if_due(&self, late_mark: u64, now: Timestamp) {
+        let Some(path) = &self.state_file else {
+            return;
+        };
+        let mut persisted = self.persisted.lock().unwrap_or_else(|p| p.into_inner());
+        let recent = persisted
+            .saved_at
+            .is_some_and(|t| now.duration_since(t).as_secs() < SAVE_EVERY.as_secs() as i64);
+        let closed = self.closed.lock().unwrap_or_else(|p| p.into_inner());
+        let moved = closed
+            .iter()
+            .any(|(name, c)| persisted.saved_to.get(name) != Some(&c.closed.to()));
+        if recent || !moved {
+            return;
+        }
+        let past = self.past.lock().unwrap_or_else(|p| p.into_inner());
+        let services: Vec<state::SavedService> = self
+            .cfg
+            .services
+            .iter()
+            .filter_map(|svc| {
+                let c = closed.get(&svc.name)?;
+                Some(state::SavedService {
+                    name: svc.name.clone(),
+                    fingerprint: state::fingerprint(svc),
+                    month: c.month,
+                    closed: c.closed.clone(),
+                    past: past
+                        .totals
+                        .get(&svc.name)
+                        .filter(|p| self.past_still_valid(svc, p))
+                        .map(|p| (p.current, p.totals)),
+                })
+            })
+            .collect();
+        drop(past);
+        let saved_to = services
+            .iter()
+            .map(|s| (s.name.clone(), s.closed.to()))
+            .collect();
+        drop(closed);
+        let saved = state::Saved {
+            late_mark,
+            saved_at: now,
+            services,
+        };
+        match state::save(path, &saved) {
+            Ok(bytes) => {
+                tracing::debug!("saved figures state: {bytes} bytes to {}", path.display());
+                persisted.saved_at = Some(now);
+                persisted.saved_to = saved_to;
+            }
+            Err(e) => tracing::warn!("cannot save the figures state to {}: {e}", path.display()),
+        }
     }
 
     /// One service's month-to-date report and its totals since first measured.
@@ -512,13 +742,19 @@ mod tests {
     use crate::store::contract::{BASE_MINUTE, at, batch, fail, ok};
 
     fn config() -> Arc<CollectorConfig> {
-        let toml = "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\nbackend = \"sqlite\"\n\
+        config_with_target("99.9%")
+    }
+
+    fn config_with_target(target: &str) -> Arc<CollectorConfig> {
+        let toml = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\nbackend = \"sqlite\"\n\
              data_dir = \"/nonexistent\"\n\
              [[agent]]\nid = \"a1\"\ntoken = \"test-token-a1-0123456789\"\n\
              [[agent]]\nid = \"a2\"\ntoken = \"test-token-a2-0123456789\"\n\
-             [[service]]\nname = \"web\"\nchecks = [\"web\"]\ntarget = \"99.9%\"\n\
-             quorum = \"any\"\nlatency = { threshold = \"250ms\", target = \"99%\" }\n";
-        Arc::new(attest_config::parse_collector("t.toml", toml).expect("valid config"))
+             [[service]]\nname = \"web\"\nchecks = [\"web\"]\ntarget = \"{target}\"\n\
+             quorum = \"any\"\nlatency = {{ threshold = \"250ms\", target = \"99%\" }}\n"
+        );
+        Arc::new(attest_config::parse_collector("t.toml", &toml).expect("valid config"))
     }
 
     /// What a fresh `Figures` (nothing cached) computes from the same store.
@@ -692,5 +928,69 @@ mod tests {
         assert!(snap.computed.is_empty());
         assert_eq!(snap.refresh_failures, vec![("web".to_owned(), 1)]);
         assert_eq!(snap.stored_measurements, None);
+    }
+
+    /// A restart loads the saved closed minutes and reads only the open ones, with figures
+    /// equal to a from-scratch computation; a late write after the save, or a changed
+    /// service definition, makes the saved entry untrusted (read in full again).
+    #[test]
+    fn a_restart_reuses_saved_closed_minutes_only_while_they_hold() {
+        use crate::store::faulty::FaultyStore;
+        use std::sync::atomic::Ordering;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(state::FILE_NAME);
+        let now = at(3000, 0);
+        {
+            let store = SqliteStore::open(dir.path()).expect("open");
+            for m in 0..3000 {
+                let mut b = batch(
+                    "a1",
+                    m as u64 + 1,
+                    vec![ok("web", m, 0, 0.01 + (m % 5) as f64 * 0.1)],
+                );
+                if m % 97 == 0 {
+                    b.measurements.push(fail("web", m, 30, None));
+                }
+                b.received_at = at(m, 5);
+                store.commit_batch(&b).expect("commit");
+            }
+            let f = Figures::new(config(), Arc::new(store)).with_state_file(path.clone());
+            f.refresh(now);
+            assert!(path.exists(), "the first refresh saves the state");
+        }
+        let restart = |cfg: Arc<CollectorConfig>| {
+            let inner: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).expect("reopen"));
+            let counted = Arc::new(FaultyStore::new(inner.clone()));
+            let f = Figures::new(cfg.clone(), counted.clone()).with_state_file(path.clone());
+            f.refresh(now);
+            let got = f.latest().services.clone();
+            assert_eq!(
+                got,
+                fresh(&cfg, &inner, now),
+                "same figures as from scratch"
+            );
+            (counted.earliest_read.load(Ordering::SeqCst), inner)
+        };
+        let (from, _) = sla::input_range(
+            &config().services[0],
+            current_month(&config().services[0], now).expect("month"),
+            now,
+        )
+        .expect("range");
+        let (earliest, inner) = restart(config());
+        assert!(
+            earliest >= sla::closed::split(from, now.as_second() / 60) - 60,
+            "only the open minutes are read after a restart (read from {earliest}, range from {from})"
+        );
+        drop(inner);
+        let (earliest, inner) = restart(config_with_target("99.5%"));
+        assert_eq!(earliest, from, "a changed definition: read in full");
+        let mut late = batch("a2", 1, vec![fail("web", 500, 0, None)]);
+        late.received_at = at(3001, 0);
+        inner.commit_batch(&late).expect("late write");
+        drop(inner);
+        let (earliest, _) = restart(config());
+        assert_eq!(earliest, from, "a late write after the save: read in full");
     }
 }
