@@ -13,7 +13,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use attest_config::wire::{Batch, FailureReason, Measurement, PROTOCOL_VERSION};
+use attest_config::wire::{Batch, FailureReason, Measurement, PROTOCOL_VERSION, Phase};
 use jiff::Timestamp;
 
 use crate::BoxError;
@@ -73,8 +73,8 @@ fn bodies(a: usize, checks: usize, size: usize, batches: usize, base: Timestamp)
                     if !ok {
                         m.reason = Some(FailureReason::Timeout);
                     }
-                    m.phases.insert("connect".into(), 0.001);
-                    m.phases.insert("processing".into(), 0.005);
+                    m.phases.insert(Phase::Connect, 0.001);
+                    m.phases.insert(Phase::Processing, 0.005);
                     m
                 })
                 .collect();
