@@ -308,7 +308,7 @@ async fn spawn_ping() -> SocketAddr {
 async fn spawn_silent() -> SocketAddr {
     spawn_server(None, |stream| async move {
         let _held_open = stream;
-        std::future::pending::<()>().await
+        std::future::pending::<()>().await;
     })
     .await
 }

@@ -109,7 +109,7 @@ async fn bare_connect_ok_and_refused() {
 async fn silent_peer_times_out_in_exchange() {
     let addr = spawn_server(None, |stream| async move {
         let _held_open = stream;
-        std::future::pending::<()>().await
+        std::future::pending::<()>().await;
     })
     .await;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(300);

@@ -352,7 +352,7 @@ fn segment_sizes(dir: &Path) -> BTreeMap<String, u64> {
     for e in fs::read_dir(dir).expect("read spool dir").flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.starts_with("seg-") {
-            out.insert(name, e.metadata().map(|m| m.len()).unwrap_or(0));
+            out.insert(name, e.metadata().map_or(0, |m| m.len()));
         }
     }
     out

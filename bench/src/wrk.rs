@@ -107,12 +107,11 @@ pub fn parse(out: &str) -> Result<(u64, f64, u64), WrkError> {
     let socket: u64 = out
         .lines()
         .find_map(|l| l.trim().strip_prefix("Socket errors:"))
-        .map(|rest| {
+        .map_or(0, |rest| {
             rest.split(',')
                 .filter_map(|part| part.split_whitespace().nth(1)?.parse::<u64>().ok())
                 .sum()
-        })
-        .unwrap_or(0);
+        });
     Ok((requests, per_second, non_2xx + socket))
 }
 

@@ -64,9 +64,10 @@ impl Rng {
 }
 
 fn minute_of(s: &str) -> i64 {
-    s.parse::<Timestamp>()
-        .map(|t| t.as_second().div_euclid(60))
-        .unwrap_or_else(|e| panic!("bad instant {s}: {e}"))
+    s.parse::<Timestamp>().map_or_else(
+        |e| panic!("bad instant {s}: {e}"),
+        |t| t.as_second().div_euclid(60),
+    )
 }
 
 /// Data set `set` as seen by agent `agent`: every minute reported; a 20-minute outage seen
@@ -151,9 +152,7 @@ fn main() {
         minute_of("2026-11-01T00:00:00Z"),
     );
     let (loaded, took) = load(&store, distinct, from, to);
-    let db_bytes = std::fs::metadata(store.path())
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let db_bytes = std::fs::metadata(store.path()).map_or(0, |m| m.len());
     println!(
         "loaded {distinct} data sets x 3 agents: {loaded} agent-minutes \
          ({} probe results) in {:.1} s, database {:.0} MiB",

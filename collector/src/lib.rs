@@ -14,8 +14,6 @@ pub mod clock;
 pub mod figures;
 pub mod http;
 pub mod ingest;
-#[cfg(test)]
-mod layers;
 pub mod maintenance;
 pub mod metrics;
 pub mod minutes;

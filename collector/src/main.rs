@@ -155,9 +155,11 @@ fn run_server(cfg: CollectorConfig, store: Arc<dyn Store>) -> anyhow::Result<Exi
         let cfg = app.cfg.clone();
         let cancel = CancellationToken::new();
         let refresh = app.spawn_background(cancel.clone());
+        let clock = app.clock.clone();
         let retention = tokio::spawn(store::retention::retention_loop(
             cfg.clone(),
             store,
+            move || clock.now_utc(),
             cancel.clone(),
         ));
         let served = server::serve(&cfg.server, app.router(), shutdown_signal()).await;
@@ -233,12 +235,10 @@ fn print_sla(
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = ctrl_c.await;
-            return;
-        }
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        let _ = ctrl_c.await;
+        return;
     };
     tokio::select! {
         _ = ctrl_c => {}

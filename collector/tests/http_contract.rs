@@ -44,7 +44,7 @@ fn batch(agent: &str, seq: u64, n: usize) -> Value {
         "version": 1,
         "agent": agent,
         "seq": seq,
-        "sent_at": jiff::Timestamp::now().to_string(),
+        "sent_at": attest_collector::clock::Clock::now_utc(&attest_collector::clock::SystemClock).to_string(),
         "measurements": measurements,
     })
 }

@@ -188,7 +188,7 @@ fn collector_with_postgres_and_tls_loads_as_written() {
     assert_eq!((s.quorum, s.min_reporters), (Quorum::All, 2));
     assert_eq!(s.service_hours[0].end, None);
     assert_eq!(s.service_hours[0].days.len(), 2);
-    assert_eq!(s.start.map(|t| t.as_second()), Some(1_777_593_600));
+    assert_eq!(s.start.map(jiff::Timestamp::as_second), Some(1_777_593_600));
     assert_eq!(
         summary_collector(&cfg),
         "collector on 0.0.0.0:9850 with TLS (postgres, raw 60d, rollups 2000d): 2 agents, 1 service (Shop (EU) 99.95%)"

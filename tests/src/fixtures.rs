@@ -262,7 +262,7 @@ impl Collector {
 
 /// A wide window around now: every test measurement lies inside.
 pub fn window() -> (Timestamp, Timestamp) {
-    let now = Timestamp::now();
+    let now = crate::wall_now();
     (
         now.checked_sub(SignedDuration::from_hours(3))
             .expect("now - 3h"),

@@ -5,6 +5,15 @@
 //! every wait has a bound and says what it waited for when it gives up.
 
 pub mod fixtures;
+pub mod layers;
+
+/// The wall clock, for end-to-end tests that talk to real processes living in real time.
+/// The products read it only through their clock modules (clippy `disallowed-methods`).
+#[allow(clippy::disallowed_methods)]
+pub fn wall_now() -> jiff::Timestamp {
+    jiff::Timestamp::now()
+}
+
 pub mod load;
 pub mod spool_oracle;
 

@@ -120,7 +120,7 @@ impl WireAgent {
             version: wire::PROTOCOL_VERSION,
             agent: self.id.clone(),
             seq,
-            sent_at: Timestamp::now(),
+            sent_at: crate::wall_now(),
             measurements,
             gaps,
             spool: None,
@@ -130,7 +130,7 @@ impl WireAgent {
     /// Posts `batch` once, zstd-compressed, with this agent's token.
     pub async fn post(&self, batch: &Batch) -> Reply {
         let mut b = batch.clone();
-        b.sent_at = Timestamp::now();
+        b.sent_at = crate::wall_now();
         let json = serde_json::to_vec(&b).expect("a wire batch always serializes");
         let body = zstd::bulk::compress(&json, 3).expect("zstd of an in-memory buffer");
         self.post_raw(body, Some("zstd"), &self.token).await
@@ -251,12 +251,18 @@ pub struct Produced(Arc<Mutex<Vec<Key>>>);
 
 impl Produced {
     pub fn add(&self, agent: &str, ms: &[Measurement]) {
-        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         v.extend(ms.iter().map(|m| key(agent, m)));
     }
 
     pub fn keys(&self) -> Vec<Key> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -283,7 +289,7 @@ pub async fn steady_load(
     let mut stats = DeliveryStats::default();
     // A per-agent base one hour back keeps keys of different runs and agents apart and
     // inside the collector's accepted range; ts then advance by 1 µs per measurement.
-    let base = Timestamp::now()
+    let base = crate::wall_now()
         .checked_sub(SignedDuration::from_mins(30))
         .expect("now minus 30 minutes");
     let mut seq = 1u64;

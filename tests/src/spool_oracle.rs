@@ -92,7 +92,7 @@ impl SegmentKeeper {
 impl SegmentKeeper {
     /// Segment files kept so far (including ones the agent has since deleted).
     pub fn kept_files(&self) -> usize {
-        std::fs::read_dir(&self.keep_dir).map_or(0, |d| d.count())
+        std::fs::read_dir(&self.keep_dir).map_or(0, std::iter::Iterator::count)
     }
 }
 

@@ -138,10 +138,10 @@ async fn success_flips_and_availability_matches_failing_minutes() {
     );
 
     let store = SqliteStore::open(&dir.path().join("data")).expect("open store read side");
-    let from = jiff::Timestamp::now()
+    let from = attest_tests::wall_now()
         .checked_sub(jiff::SignedDuration::from_hours(1))
         .expect("ts");
-    let to = jiff::Timestamp::now()
+    let to = attest_tests::wall_now()
         .checked_add(jiff::SignedDuration::from_hours(1))
         .expect("ts");
     let raw = store.raw_measurements("web", from, to).expect("raw");

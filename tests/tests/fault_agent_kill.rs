@@ -63,13 +63,11 @@ async fn agent_killed_five_times_delivers_everything_it_spooled_once() {
         "attest_ingest_batches_total",
         &[("result", "duplicate")],
     );
-    let live = std::fs::read_dir(&setup.spool_dir)
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with("seg-"))
-                .count()
-        })
-        .unwrap_or(0);
+    let live = std::fs::read_dir(&setup.spool_dir).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("seg-"))
+            .count()
+    });
     eprintln!(
         "agent kills: {KILLS}; segments kept {} (live at end {live}); duplicate batches at the collector: {dup_batches:?}; {t}",
         keeper.kept_files()

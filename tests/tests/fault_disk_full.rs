@@ -16,7 +16,7 @@ use attest_tests::fixtures::{
 use attest_tests::load::{DeliveryStats, Produced, Reply, WireAgent, measurements, tally};
 use attest_tests::spool_oracle::SegmentKeeper;
 use attest_tests::{free_port, get, sample, wait_for};
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
 
 /// A tmpfs mounted for the life of the value; unmounted (lazily) on drop.
 struct TmpfsMount {
@@ -104,7 +104,7 @@ async fn full_disk_answers_503_and_loses_nothing_once_space_returns() {
     let filled = fill(&filler);
     let wire = WireAgent::new(&collector.url(), &wire_cred.id, &wire_cred.token);
     let produced = Produced::default();
-    let base = Timestamp::now()
+    let base = attest_tests::wall_now()
         .checked_sub(SignedDuration::from_mins(10))
         .expect("ts");
     // Send fresh batches until one is refused for lack of space (pages SQLite had already

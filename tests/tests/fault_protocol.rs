@@ -50,7 +50,7 @@ async fn start() -> Fixture {
 }
 
 fn t0() -> Timestamp {
-    Timestamp::now()
+    attest_tests::wall_now()
         .checked_sub(SignedDuration::from_mins(20))
         .expect("now - 20m")
 }
@@ -272,7 +272,11 @@ async fn rejecting_collector(seen: Seen) -> u16 {
                     move |req: hyper::Request<hyper::body::Incoming>| {
                         let seen = seen.clone();
                         async move {
-                            let body = req.into_body().collect().await.map(|b| b.to_bytes());
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(http_body_util::Collected::to_bytes);
                             let batch = body
                                 .ok()
                                 .and_then(|b| zstd::stream::decode_all(&b[..]).ok())
@@ -282,7 +286,9 @@ async fn rejecting_collector(seen: Seen) -> u16 {
                             let (status, json) = match batch {
                                 None => (400, r#"{"error":"unreadable"}"#.to_string()),
                                 Some(b) => {
-                                    let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
+                                    let mut s = seen
+                                        .lock()
+                                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                                     let (status, json) = if s.is_empty() {
                                         (400, r#"{"error":"invalid batch: test rejection","field":"measurements[0].ts"}"#.to_string())
                                     } else {
@@ -341,7 +347,9 @@ async fn agent_quarantines_a_batch_refused_as_malformed_and_moves_on() {
         || {
             let log = log.clone();
             async move {
-                let s = log.lock().unwrap_or_else(|p| p.into_inner());
+                let s = log
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 (s.iter().filter(|e| e.1 == 200).count() >= 3).then_some(())
             }
         },
@@ -352,7 +360,10 @@ async fn agent_quarantines_a_batch_refused_as_malformed_and_moves_on() {
     let quarantined = attest_tests::sample(&m, "attest_agent_batches_quarantined_total", &[]);
     agent.signal_and_wait("TERM", std::time::Duration::from_secs(20));
 
-    let s = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let s = seen
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
     let (bad_seq, _, bad_len) = s[0];
     assert_eq!(
         s.iter().filter(|e| e.0 == bad_seq).count(),

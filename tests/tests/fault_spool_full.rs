@@ -100,7 +100,7 @@ async fn dropped_measurements_become_gaps_and_unknown_minutes() {
         );
     }
 
-    let at = Timestamp::now();
+    let at = attest_tests::wall_now();
     let report = sla_json(&collector, at);
     let expected = expected_minutes(&store, &checks, &gaps, at);
     eprintln!(

@@ -111,7 +111,7 @@ impl Probe for IcmpProbe {
 
 fn is_permission(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::PermissionDenied
-        || matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
+        || matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES))
 }
 
 /// A ping socket if allowed, else a raw socket; `true` when raw (replies carry the

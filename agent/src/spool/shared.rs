@@ -4,7 +4,7 @@
 //! Invariants:
 //! - [`SharedSpool`] is the only way the spool is shared; everything else holds a half.
 //!   [`SpoolWriter`] can only append (and record what never reached the disk);
-//!   [`SpoolReader`] can only cut batches and ack them. Both can read the figures.
+//!   [`SpoolReader`] can only cut batches and ack them (and read the figures).
 //! - One mutex serializes every call: both halves change the same log (dropping the oldest
 //!   uncut records on a full spool moves where the next cut starts), so they cannot run
 //!   concurrently. Calls that fsync block: call them from `spawn_blocking`.
@@ -43,7 +43,9 @@ impl SharedSpool {
     }
 
     fn lock(&self) -> MutexGuard<'_, Spool> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -66,10 +68,6 @@ impl SpoolWriter {
     /// See [`Spool::record_lost`]. May block on fsync.
     pub fn record_lost(&self, measurements: &[Measurement]) {
         self.0.lock().record_lost(measurements);
-    }
-
-    pub fn stats(&self) -> SpoolStats {
-        self.0.stats()
     }
 }
 

@@ -72,7 +72,10 @@ impl Telemetry {
 
     /// Records a finished measurement (called by the scheduler's sink).
     pub fn observe(&self, m: &Measurement) {
-        let mut checks = self.checks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut checks = self
+            .checks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let st = checks.entry(m.check.clone()).or_default();
         st.kind = self.kinds.get(&m.check).copied().unwrap_or("unknown");
         st.ok = m.ok;

@@ -98,7 +98,7 @@ impl Telemetry {
         let checks = self
             .checks
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         let id =
             |c: &String, s: &CheckState| vec![("check", c.clone()), ("kind", s.kind.to_string())];
@@ -188,7 +188,7 @@ impl Telemetry {
         let mut by_name: BTreeMap<String, Vec<(Labels, f64)>> = BTreeMap::new();
         for (c, s) in host {
             for (n, r, v) in &s.values {
-                let mut labels = vec![("check", c.to_string())];
+                let mut labels = vec![("check", (*c).clone())];
                 labels.extend(r.iter().map(|r| ("resource", r.clone())));
                 by_name.entry(n.clone()).or_default().push((labels, *v));
             }

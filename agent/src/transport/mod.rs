@@ -319,10 +319,10 @@ impl Transport {
                         stored: 0,
                     },
                 )
-                .await
+                .await;
             }
             Err(e) => {
-                tracing::error!(path = %path.display(), "cannot write the quarantine file; the batch stays in the spool: {e}")
+                tracing::error!(path = %path.display(), "cannot write the quarantine file; the batch stays in the spool: {e}");
             }
         }
     }
@@ -350,12 +350,13 @@ async fn classify(r: reqwest::Response, seq: u64) -> Outcome {
             },
         };
     }
-    let why = serde_json::from_slice::<ErrorBody>(&body)
-        .map(|e| match e.field {
+    let why = serde_json::from_slice::<ErrorBody>(&body).map_or_else(
+        |_| format!("{status}: {}", String::from_utf8_lossy(&body)),
+        |e| match e.field {
             Some(f) => format!("{status}: {} (field {f})", e.error),
             None => format!("{status}: {}", e.error),
-        })
-        .unwrap_or_else(|_| format!("{status}: {}", String::from_utf8_lossy(&body)));
+        },
+    );
     match status {
         StatusCode::BAD_REQUEST
         | StatusCode::PAYLOAD_TOO_LARGE

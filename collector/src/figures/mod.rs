@@ -180,7 +180,7 @@ impl Figures {
     pub fn latest(&self) -> Arc<Snapshot> {
         self.latest
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
@@ -251,7 +251,10 @@ impl Figures {
         }
         self.fleet(&prev, &mut snap);
         snap.refresh_failures = self.failure_counts();
-        *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+        *self
+            .latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(snap);
         if let Some(mark) = late_mark {
             self.save_state_if_due(mark, now);
         }
@@ -274,7 +277,10 @@ impl Figures {
         for svc in rest {
             keep_last_good(prev, &svc.name, &mut partial);
         }
-        *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(partial);
+        *self
+            .latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(partial);
     }
 
     /// At the first refresh: loads the state file and seeds the closed-minute and
@@ -283,7 +289,10 @@ impl Figures {
         let Some(path) = &self.state_file else {
             return;
         };
-        let mut persisted = self.persisted.lock().unwrap_or_else(|p| p.into_inner());
+        let mut persisted = self
+            .persisted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if std::mem::replace(&mut persisted.loaded, true) {
             return;
         }
@@ -316,7 +325,7 @@ impl Figures {
                     .insert(entry.name.clone(), entry.closed.to());
                 self.closed
                     .lock()
-                    .unwrap_or_else(|p| p.into_inner())
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .insert(
                         entry.name.clone(),
                         Cached {
@@ -338,7 +347,7 @@ impl Figures {
                 };
                 self.past
                     .lock()
-                    .unwrap_or_else(|p| p.into_inner())
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .totals
                     .insert(entry.name.clone(), past);
             }
@@ -391,18 +400,27 @@ impl Figures {
         let Some(path) = &self.state_file else {
             return;
         };
-        let mut persisted = self.persisted.lock().unwrap_or_else(|p| p.into_inner());
+        let mut persisted = self
+            .persisted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let recent = persisted
             .saved_at
             .is_some_and(|t| now.duration_since(t).as_secs() < SAVE_EVERY.as_secs() as i64);
-        let closed = self.closed.lock().unwrap_or_else(|p| p.into_inner());
+        let closed = self
+            .closed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let moved = closed
             .iter()
             .any(|(name, c)| persisted.saved_to.get(name) != Some(&c.closed.to()));
         if recent || !moved {
             return;
         }
-        let past = self.past.lock().unwrap_or_else(|p| p.into_inner());
+        let past = self
+            .past
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let services: Vec<state::SavedService> = self
             .cfg
             .services
@@ -459,7 +477,7 @@ impl Figures {
         let mut counts = self
             .refresh_failures
             .lock()
-            .unwrap_or_else(|p| p.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *counts.entry(service.to_owned()).or_default() += 1;
     }
 
@@ -468,7 +486,7 @@ impl Figures {
         let counts = self
             .refresh_failures
             .lock()
-            .unwrap_or_else(|p| p.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.cfg
             .services
             .iter()
@@ -504,7 +522,10 @@ impl Figures {
         current: Month,
         now: Timestamp,
     ) -> Result<Totals, Rejection> {
-        let mut past = self.past.lock().unwrap_or_else(|p| p.into_inner());
+        let mut past = self
+            .past
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let before = Period::month(current, &svc.time_zone).map_or(i64::MAX, |p| p.start_minute);
         if let Some(entry) = past
             .totals
@@ -534,7 +555,7 @@ impl Figures {
                     Ok(r) => total = total.add(&r),
                     Err(e) if e.status == STORE_UNAVAILABLE => return Err(e),
                     Err(e) => {
-                        tracing::warn!(service = %svc.name, %month, "cannot compute a past month: {}", e.reason)
+                        tracing::warn!(service = %svc.name, %month, "cannot compute a past month: {}", e.reason);
                     }
                 }
                 month = month.next();
@@ -562,7 +583,7 @@ impl Figures {
         let prior = self
             .closed
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&svc.name)
             .filter(|c| c.month == month);
         let prior = match prior {
@@ -576,7 +597,7 @@ impl Figures {
         let (report, closed) = completed(outcome)?;
         self.closed
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(
                 svc.name.clone(),
                 Cached {

@@ -68,7 +68,10 @@ impl RateLimiter {
     }
 
     pub fn check(&self, agent: &str, now: Timestamp) -> Result<(), Rejection> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (tokens, last) = buckets
             .entry(agent.to_string())
             .or_insert((self.burst, now));

@@ -13,7 +13,7 @@ pub(crate) fn decompress(
     limit: u64,
 ) -> Result<Vec<u8>, Rejection> {
     match encoding.map(str::trim) {
-        None | Some("") | Some("identity") => {
+        None | Some("" | "identity") => {
             if body.len() as u64 > limit {
                 return Err(too_large(limit));
             }

@@ -58,7 +58,10 @@ pub struct LatestResults {
 
 impl LatestResults {
     fn record(&self, agent: &str, ms: &[wire::Measurement]) {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for m in ms {
             let e = map
                 .entry((agent.to_string(), m.check.clone()))
@@ -72,7 +75,10 @@ impl LatestResults {
 
     /// ((agent, check), (ts, ok)) in key order.
     pub fn snapshot(&self) -> Vec<((String, String), (Timestamp, bool))> {
-        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 }

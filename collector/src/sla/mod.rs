@@ -208,7 +208,7 @@ fn assemble(
         complete,
         target: svc.target.as_ratio(),
         target_ppm: svc.target.0,
-        min_coverage: svc.min_coverage.map(|p| p.as_ratio()),
+        min_coverage: svc.min_coverage.map(attest_config::units::Ppm::as_ratio),
         eligible_minutes: counts.eligible,
         good_minutes: counts.good,
         bad_minutes: counts.bad,

@@ -1,5 +1,5 @@
 //! The service report: every SLA figure of one service for one month, as a plain value.
-//! Metrics render this value and the report room (`crate::report::model`) converts it into
+//! Metrics render this value and the report room (`report::model` in this crate) converts it into
 //! the public JSON; neither recomputes it.
 //!
 //! Invariants:

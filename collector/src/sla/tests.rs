@@ -181,7 +181,7 @@ impl Scenario {
                 svc.latency = Some(LatencyObjective {
                     threshold: Duration::from_secs_f64(w[1].parse().unwrap()),
                     target: parse_percent(w[2]).unwrap(),
-                })
+                });
             }
             _ => {}
         }

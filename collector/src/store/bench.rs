@@ -139,12 +139,8 @@ fn month_of_rollups_size() {
     let seconds = commit_all(&store, checks, interval_s, total);
     let sizes =
         |store: &SqliteStore| -> Vec<(String, u64)> { store.table_sizes().expect("dbstat") };
-    let get = |v: &[(String, u64)], name: &str| {
-        v.iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, s)| *s)
-            .unwrap_or(0)
-    };
+    let get =
+        |v: &[(String, u64)], name: &str| v.iter().find(|(n, _)| n == name).map_or(0, |(_, s)| *s);
     let hot = sizes(&store);
     let names: Vec<String> = (0..checks).map(|c| format!("check-{c:03}")).collect();
     let day = BASE_MINUTE..BASE_MINUTE + 1440;

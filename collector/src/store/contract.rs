@@ -446,7 +446,10 @@ pub fn retention(store: &dyn InspectStore) {
         .find(|r| r.minute == BASE_MINUTE + 40)
         .expect("m40");
     assert_eq!((m40.probes, m40.failures), (3, 1));
-    assert_eq!(m40.latency.as_ref().map(|h| h.len()), Some(2));
+    assert_eq!(
+        m40.latency.as_ref().map(hdrhistogram::Histogram::len),
+        Some(2)
+    );
     store
         .apply_retention(at(150, 0), at(30, 0))
         .expect("compact again");

@@ -98,7 +98,7 @@ mod tests {
     use super::*;
 
     fn checks(names: &[&str]) -> Vec<String> {
-        names.iter().map(|s| s.to_string()).collect()
+        names.iter().map(std::string::ToString::to_string).collect()
     }
 
     #[test]

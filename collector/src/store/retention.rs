@@ -21,10 +21,12 @@ use super::Store;
 pub async fn retention_loop(
     cfg: Arc<CollectorConfig>,
     store: Arc<dyn Store>,
+    // "Now" comes from the caller's clock: the store reads no clock of its own.
+    now: impl Fn() -> jiff::Timestamp + Send + 'static,
     cancel: CancellationToken,
 ) {
     loop {
-        let now = jiff::Timestamp::now();
+        let now = now();
         let before = |d: Duration| {
             now.checked_sub(jiff::SignedDuration::try_from(d).unwrap_or_default())
                 .unwrap_or(now)

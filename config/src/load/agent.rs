@@ -200,7 +200,7 @@ fn checks(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Option<Vec<crate::model:
                 "expected a unique id, found {:?} (also used by {first})",
                 c.id
             );
-            let span = sec.get("id").map_or(sec.span.clone(), |v| v.span());
+            let span = sec.get("id").map_or(sec.span.clone(), toml::Spanned::span);
             ctx.error(span, &sec.key_path("id"), msg);
             ok = false;
             continue;

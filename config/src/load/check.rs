@@ -170,7 +170,7 @@ fn regexes(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>, key: &str) -> Vec<String> {
     let Some(list) = ctx.strings(sec, key) else {
         return Vec::new();
     };
-    let Some(DeValue::Array(items)) = sec.get(key).map(|v| v.get_ref()) else {
+    let Some(DeValue::Array(items)) = sec.get(key).map(toml::Spanned::get_ref) else {
         return Vec::new();
     };
     let path = sec.key_path(key);
@@ -303,12 +303,12 @@ fn header_matchers(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> BTreeMap<String,
     let Some(map) = ctx.string_map(sec, "header_match") else {
         return BTreeMap::new();
     };
-    let Some(DeValue::Table(t)) = sec.get("header_match").map(|v| v.get_ref()) else {
+    let Some(DeValue::Table(t)) = sec.get("header_match").map(toml::Spanned::get_ref) else {
         return BTreeMap::new();
     };
     let path = sec.key_path("header_match");
     let mut out = BTreeMap::new();
-    for (k, v) in t.iter() {
+    for (k, v) in t {
         let name = k.get_ref().to_string();
         if map.contains_key(&name)
             && let Some(r) = ctx.parsed_value(v, &format!("{path}.{name}"), values::regex)
@@ -326,7 +326,7 @@ fn tcp(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<TcpCheck> {
         "\"host:port\" to connect to",
         values::host_port,
     );
-    let tls = match sec.get("tls").map(|v| v.get_ref()) {
+    let tls = match sec.get("tls").map(toml::Spanned::get_ref) {
         None | Some(DeValue::Boolean(false)) => Some(None),
         Some(DeValue::Boolean(true)) => Some(Some(TlsClientOptions::default())),
         Some(_) => tls_options(ctx, sec).map(Some),
@@ -468,7 +468,7 @@ fn host(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> HostCheck {
     if let Some(v) = sec.get("thresholds") {
         let path = sec.key_path("thresholds");
         if let DeValue::Table(t) = v.get_ref() {
-            for (k, val) in t.iter() {
+            for (k, val) in t {
                 let p = format!("{path}.{}", k.get_ref());
                 if let Some(n) = ctx.number_value(val, &p) {
                     thresholds.insert(k.get_ref().to_string(), n);

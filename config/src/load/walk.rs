@@ -118,7 +118,7 @@ impl<'s> Ctx<'s> {
 
     /// Reports every key of `sec` that is not in `allowed`.
     pub fn deny_unknown(&mut self, sec: &Section<'_, '_>, allowed: &[&str]) {
-        for (k, _) in sec.table.iter() {
+        for (k, _) in sec.table {
             if !allowed.contains(&k.get_ref().as_ref()) {
                 let msg = format!(
                     "unknown key {:?} in {} (expected one of: {})",
@@ -146,7 +146,7 @@ impl<'s> Ctx<'s> {
 
     /// Span of a key's value, or of its table when the key is absent.
     pub fn value_span(sec: &Section<'_, '_>, key: &str) -> Range<usize> {
-        sec.get(key).map_or(sec.span.clone(), |v| v.span())
+        sec.get(key).map_or(sec.span.clone(), toml::Spanned::span)
     }
 
     pub fn missing(&mut self, sec: &Section<'_, '_>, key: &str, what: &str) {
@@ -492,7 +492,7 @@ impl<'s> Ctx<'s> {
             return None;
         };
         let mut out = std::collections::BTreeMap::new();
-        for (k, val) in t.iter() {
+        for (k, val) in t {
             let p = join(&path, k.get_ref());
             if let Some(s) = self.str_value(val, &p) {
                 out.insert(k.get_ref().to_string(), s.to_string());

@@ -149,8 +149,7 @@ pub fn dashboard_exprs(file: &str, d: &serde_json::Value) -> Vec<(String, String
             let inner = q
                 .strip_prefix("label_values(")
                 .and_then(|r| r.rsplit_once(','))
-                .map(|(e, _)| e)
-                .unwrap_or(q);
+                .map_or(q, |(e, _)| e);
             out.push((
                 format!("{file}: variable {:?}", v["name"]),
                 inner.to_string(),

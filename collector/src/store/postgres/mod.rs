@@ -155,7 +155,7 @@ impl Drop for Pooled {
                 .pool
                 .idle
                 .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             idle.push(c);
         }
     }
@@ -170,7 +170,7 @@ impl Pool {
             let mut idle = self
                 .idle
                 .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             idle.retain(|c| !c.is_closed());
             idle.pop()
         };

@@ -196,7 +196,7 @@ pub(super) async fn agents(client: &mut Client) -> Result<Vec<AgentStatus>, TxEr
         out.push(AgentStatus {
             agent: r.try_get(0)?,
             last_seen: from_ns(r.try_get(1)?)?,
-            last_seq: last_seq.map(to_u64).unwrap_or(0),
+            last_seq: last_seq.map_or(0, to_u64),
             clock_offset_ms: offset.unwrap_or(0),
             spool,
         });

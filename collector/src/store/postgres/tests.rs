@@ -199,7 +199,7 @@ fn web_probes(store: &dyn InspectStore) -> Vec<(i64, u32, u32, u64)> {
         .expect("rollups")
         .iter()
         .map(|r| {
-            let lat = r.latency.as_ref().map_or(0, |h| h.len());
+            let lat = r.latency.as_ref().map_or(0, hdrhistogram::Histogram::len);
             (r.minute - BASE_MINUTE, r.probes, r.failures, lat)
         })
         .collect()

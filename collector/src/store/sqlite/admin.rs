@@ -53,7 +53,7 @@ pub(super) fn agents(tx: &Transaction<'_>) -> Result<Vec<AgentStatus>, StoreErro
         out.push(AgentStatus {
             agent,
             last_seen: from_ns(seen)?,
-            last_seq: seq.map(to_u64).unwrap_or(0),
+            last_seq: seq.map_or(0, to_u64),
             clock_offset_ms: offset.unwrap_or(0),
             spool,
         });

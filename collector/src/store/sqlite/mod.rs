@@ -72,7 +72,7 @@ pub struct SqliteStore {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock unwound through a `Transaction`, which rolled back;
     // the connection is usable. Writer caches are cleared by the caller on errors.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl SqliteStore {

@@ -226,10 +226,8 @@ pub(super) fn raw_measurements(
 
 pub(super) fn counts(tx: &Transaction<'_>) -> Result<StoreCounts, StoreError> {
     Ok(StoreCounts {
-        batches: read_meta(tx, "batches_total")?.map(to_u64).unwrap_or(0),
-        measurements: read_meta(tx, "measurements_total")?
-            .map(to_u64)
-            .unwrap_or(0),
+        batches: read_meta(tx, "batches_total")?.map_or(0, to_u64),
+        measurements: read_meta(tx, "measurements_total")?.map_or(0, to_u64),
     })
 }
 

@@ -72,7 +72,10 @@ fn loaded_minutes_read_back_like_ingested_ones() {
         .expect("rollups");
     assert_eq!(rows.len(), 90);
     assert_eq!(rows[70].top_reason.as_deref(), Some("dns"));
-    assert_eq!(rows[70].latency.as_ref().map(|h| h.len()), Some(5));
+    assert_eq!(
+        rows[70].latency.as_ref().map(hdrhistogram::Histogram::len),
+        Some(5)
+    );
     assert_eq!(
         store.first_seen(&web).expect("first seen"),
         Some(contract::BASE_MINUTE)
