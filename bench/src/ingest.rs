@@ -18,6 +18,13 @@ use jiff::Timestamp;
 
 use crate::BoxError;
 
+/// The generator's one wall-clock read: the collector checks measurement times against its
+/// own clock, so the load must be near it.
+#[allow(clippy::disallowed_methods)]
+fn wall_now() -> Timestamp {
+    Timestamp::now()
+}
+
 /// The token of load agent `i` (the same in the config and the generator).
 fn token(i: usize) -> String {
     format!("load-token-{i:04}-0123456789abcdef")
@@ -67,7 +74,7 @@ fn bodies(a: usize, checks: usize, size: usize, batches: usize, base: Timestamp)
                             tick as i64 * 10_000 + check as i64,
                         ))
                         .unwrap_or(base);
-                    let ok = (n * 2_654_435_761) % 1000 != 0;
+                    let ok = !(n * 2_654_435_761).is_multiple_of(1000);
                     let mut m = Measurement::new(format!("chk-{check:04}"), ts, ok);
                     m.duration_seconds = Some(0.01 + (n % 50) as f64 * 0.002);
                     if !ok {
@@ -82,7 +89,7 @@ fn bodies(a: usize, checks: usize, size: usize, batches: usize, base: Timestamp)
                 version: PROTOCOL_VERSION,
                 agent: name.clone(),
                 seq: b as u64 + 1,
-                sent_at: Timestamp::now(),
+                sent_at: base,
                 measurements,
                 gaps: Vec::new(),
                 spool: None,
@@ -120,12 +127,12 @@ async fn send_all(
             match resp {
                 Ok(r) if r.status().is_success() => break,
                 Ok(r) if (r.status().is_server_error() || r.status() == 429) && attempt < 50 => {
-                    tokio::time::sleep(Duration::from_millis(20)).await
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Ok(r) => return Err(format!("seq {}: HTTP {}", body.seq, r.status())),
                 Err(e) if attempt < 50 => {
                     let _ = e;
-                    tokio::time::sleep(Duration::from_millis(20)).await
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Err(e) => return Err(format!("seq {}: {e}", body.seq)),
             }
@@ -196,7 +203,7 @@ async fn load(
     size: usize,
     batches: usize,
 ) -> Result<(String, f64, u64), BoxError> {
-    let base = Timestamp::now()
+    let base = wall_now()
         .checked_sub(jiff::SignedDuration::from_hours(1))
         .map_err(|e| e.to_string())?;
     let prepared: Vec<Vec<Body>> = (0..agents)
