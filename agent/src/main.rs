@@ -188,8 +188,9 @@ fn build_checks(
 ) -> Option<(Vec<ScheduledCheck>, BTreeMap<String, &'static str>)> {
     let mut checks = Vec::new();
     let mut kinds = BTreeMap::new();
+    let targets = probe::Targets::new(&cfg.agent.allow_targets, &cfg.agent.deny_targets);
     for c in &cfg.checks {
-        let p = match probe::build(c) {
+        let p = match probe::build_with(c, &targets) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("check {:?}: {e}", c.id);

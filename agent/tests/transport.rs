@@ -188,3 +188,31 @@ async fn malformed_batch_is_quarantined_not_retried_forever() {
     assert_eq!(kept["measurements"].as_array().unwrap().len(), 5);
     assert_eq!(kept["status"], 400);
 }
+
+#[tokio::test]
+async fn any_4xx_about_the_batch_quarantines_it() {
+    // 409 stands for any 4xx that is not about the agent's setup or rate.
+    let (seen, dir, _) = deliver(vec![Answer::Status(409)], 3).await;
+    assert_eq!(seen.len(), 1, "a 409 must not be retried: {seen:?}");
+    let q = dir
+        .path()
+        .join("spool/quarantine")
+        .join(format!("{}.json", seen[0].0));
+    assert!(q.exists(), "quarantined at {}", q.display());
+}
+
+#[tokio::test]
+async fn setup_and_rate_4xx_are_retried_not_quarantined() {
+    let (seen, dir, _) = deliver(
+        vec![
+            Answer::Status(408),
+            Answer::Status(404),
+            Answer::Status(415),
+        ],
+        3,
+    )
+    .await;
+    let first = seen[0];
+    assert_eq!(&seen[..4], &[first; 4], "{seen:?}");
+    assert!(!dir.path().join("spool/quarantine").exists());
+}

@@ -6,6 +6,8 @@
 //! - One `DataChanged` signal connects the writers (ingest, maintenance) to the one
 //!   listener (figures' refresh loop); data flows one way and no writer imports figures.
 //! - One clock (`clock::SystemClock` unless a test pins time) gives every "now".
+//! - Building records the configuration in the store (`store::note_config`: services'
+//!   first-configured instants, latency thresholds to count exactly) before any ingest.
 //! - Background work (the figures refresh) runs only once `spawn_background` is called;
 //!   the retention loop belongs to the store and is started by `main.rs`.
 
@@ -18,10 +20,11 @@ use tokio_util::sync::CancellationToken;
 use crate::changed::DataChanged;
 use crate::clock::{self, SharedClock};
 use crate::figures::Figures;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, HttpGuard};
 use crate::ingest::Ingest;
 use crate::maintenance::Maintenance;
 use crate::metrics::Exporter;
+use crate::server::ListenerStats;
 use crate::store::Store;
 
 /// A wired collector, not yet serving.
@@ -34,6 +37,8 @@ pub struct App {
     pub figures: Arc<Figures>,
     pub maintenance: Arc<Maintenance>,
     pub exporter: Arc<Exporter>,
+    /// Connection counts of the listener `server::serve` runs, exported by `exporter`.
+    pub listener: Arc<ListenerStats>,
     router: axum::Router,
 }
 
@@ -44,6 +49,12 @@ pub fn build(cfg: CollectorConfig, store: Arc<dyn Store>) -> App {
 
 /// Wires a collector whose every "now" comes from `clock`.
 pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: SharedClock) -> App {
+    // The store remembers when it first saw each service configured and counts the
+    // configured latency thresholds exactly from now on; figures still work without
+    // (histogram resolution, eligibility from the first measurement), so only warn.
+    if let Err(e) = crate::store::note_config(store.as_ref(), &cfg, clock.now_utc()) {
+        tracing::warn!("cannot record the configured services and thresholds: {e}");
+    }
     let cfg = Arc::new(cfg);
     let changed = DataChanged::new();
     let ingest = Arc::new(Ingest::new(
@@ -61,13 +72,17 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         store.clone(),
         changed.clone(),
     ));
-    let exporter = Arc::new(Exporter::new(
-        cfg.clone(),
-        figures.clone(),
-        ingest.stats.clone(),
-        ingest.latest.clone(),
-        clock.clone(),
-    ));
+    let listener = Arc::new(ListenerStats::default());
+    let exporter = Arc::new(
+        Exporter::new(
+            cfg.clone(),
+            figures.clone(),
+            ingest.stats.clone(),
+            ingest.latest.clone(),
+            clock.clone(),
+        )
+        .with_listener(listener.clone()),
+    );
     let state = AppState {
         ingest: ingest.clone(),
         store: store.clone(),
@@ -76,8 +91,13 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         exporter: exporter.clone(),
         clock: clock.clone(),
         admin_token: cfg.server.admin_token.clone(),
+        guard: Arc::new(HttpGuard::new(
+            cfg.ingest.max_body_bytes,
+            cfg.server.body_read_timeout,
+            cfg.ingest.max_inflight_body_bytes,
+        )),
     };
-    let router = http::router(state, cfg.ingest.max_body_bytes);
+    let router = http::router(state);
     App {
         cfg,
         store,
@@ -87,11 +107,17 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         figures,
         maintenance,
         exporter,
+        listener,
         router,
     }
 }
 
 impl App {
+    /// The listener's counts, for `server::serve`.
+    pub fn listener_stats(&self) -> Arc<ListenerStats> {
+        self.listener.clone()
+    }
+
     /// The routes, ready for `server::serve`.
     pub fn router(&self) -> axum::Router {
         self.router.clone()

@@ -19,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 const EXIT_STORE: u8 = 73;
 /// Exit code for bad input to a one-shot command (EX_DATAERR).
 const EXIT_DATA: u8 = 65;
+/// Exit code of `sla --fail-on-breach` when a listed service is not compliant.
+const EXIT_BREACH: u8 = 3;
 
 #[derive(Parser)]
 #[command(
@@ -70,6 +72,10 @@ enum Command {
         at: Option<String>,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// Exit 3 (after printing) when any listed service is not compliant: breached, or
+        /// not determinable (nothing known, coverage below `min_coverage`).
+        #[arg(long)]
+        fail_on_breach: bool,
     },
 }
 
@@ -92,6 +98,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { .. } => {
             println!("{}", attest_config::summary_collector(&cfg));
+            for w in attest_config::warnings_collector(&cfg) {
+                eprintln!("{}: {w}", config_path.display());
+            }
             ExitCode::SUCCESS
         }
         Command::Run { .. } => with_store(&cfg, |store| run_server(cfg.clone(), store)),
@@ -101,16 +110,17 @@ fn main() -> ExitCode {
             service,
             at,
             format,
+            fail_on_breach,
             ..
         } => with_store(&cfg, |store| {
-            print_sla(
-                &cfg,
-                store,
-                &month,
-                service.as_deref(),
-                at.as_deref(),
+            let q = SlaArgs {
+                month: &month,
+                service: service.as_deref(),
+                at: at.as_deref(),
                 format,
-            )
+                fail_on_breach,
+            };
+            print_sla(&cfg, store, &q)
         }),
     }
 }
@@ -162,7 +172,13 @@ fn run_server(cfg: CollectorConfig, store: Arc<dyn Store>) -> anyhow::Result<Exi
             move || clock.now_utc(),
             cancel.clone(),
         ));
-        let served = server::serve(&cfg.server, app.router(), shutdown_signal()).await;
+        let served = server::serve(
+            &cfg.server,
+            app.router(),
+            app.listener_stats(),
+            shutdown_signal(),
+        )
+        .await;
         cancel.cancel();
         let _ = retention.await;
         let _ = refresh.await;
@@ -202,16 +218,22 @@ fn import_file(
     }
 }
 
+/// The arguments of `attest-collector sla`.
+struct SlaArgs<'a> {
+    month: &'a str,
+    service: Option<&'a str>,
+    at: Option<&'a str>,
+    format: Format,
+    fail_on_breach: bool,
+}
+
 fn print_sla(
     cfg: &CollectorConfig,
     store: Arc<dyn Store>,
-    month: &str,
-    service: Option<&str>,
-    at: Option<&str>,
-    format: Format,
+    a: &SlaArgs<'_>,
 ) -> anyhow::Result<ExitCode> {
     let figures = Figures::new(Arc::new(cfg.clone()), store);
-    let reports = match MonthQuery::parse(month, service, at)
+    let reports = match MonthQuery::parse(a.month, a.service, a.at)
         .and_then(|q| report::month_reports(&figures, &q, &SystemClock))
     {
         Ok(r) => r,
@@ -226,9 +248,14 @@ fn print_sla(
             return Ok(code);
         }
     };
-    match format {
+    match a.format {
         Format::Json => println!("{}", report::json::pretty(&reports)?),
         Format::Table => print!("{}", report::table::render(&reports)),
+    }
+    // Not compliant = breached or not determinable: a script asking "did we meet the SLA?"
+    // must not read "cannot tell" as "yes".
+    if a.fail_on_breach && reports.iter().any(|r| r.compliant != Some(true)) {
+        return Ok(ExitCode::from(EXIT_BREACH));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -129,6 +129,10 @@ impl Maintenance {
             )
             .field("service"));
         }
+        for (field, ts) in [("start", req.start), ("end", req.end)] {
+            crate::ingest::validate_instant(ts)
+                .map_err(|why| Rejection::new(400, why).field(field))?;
+        }
         if req.end <= req.start {
             return Err(Rejection::new(400, "end must be after start").field("end"));
         }

@@ -8,29 +8,32 @@
 //!   still gets its ack), closes idle keep-alive connections, then returns.
 //! - With `client_ca` set, a connection without a client certificate signed by that CA never
 //!   reaches the router.
+//! - Plain HTTP and TLS share one accept loop and the same bounds: at most `max_connections`
+//!   served at once (the rest wait in the kernel's queue), headers within
+//!   `header_read_timeout`, and no connection idles past `idle_timeout`, so stalled or idle
+//!   clients cannot pile up tasks and buffers.
 
 use std::future::Future;
 use std::io::BufReader;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use attest_config::ServerConfig;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// A client that opens a connection but never finishes the handshake must not hold a task.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Same for a client that never finishes sending its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Back-off after an accept error that is not about one connection (e.g. out of file
 /// descriptors), so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(200);
@@ -175,10 +178,63 @@ fn load_roots(path: &Path) -> Result<RootCertStore, ServerError> {
     Ok(roots)
 }
 
+/// What one listener allows a connection: how many at once and how long a client may idle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections served at once; the accept loop waits (the kernel queues) beyond it.
+    pub max_connections: usize,
+    /// Time to send request headers, on plain HTTP and TLS alike.
+    pub header_read_timeout: Duration,
+    /// A connection that moves no byte for this long is closed (after its request in
+    /// flight, if any, is answered; a client that does not read its answer is cut off
+    /// after the same time again).
+    pub idle_timeout: Duration,
+}
+
+impl ConnectionLimits {
+    pub fn of(cfg: &ServerConfig) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: cfg.max_connections,
+            header_read_timeout: cfg.header_read_timeout,
+            idle_timeout: cfg.idle_timeout,
+        }
+    }
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: attest_config::load::DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: attest_config::load::DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: attest_config::load::DEFAULT_IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// Counts of the listener, exported as metrics (`attest_http_connections*`).
+#[derive(Debug, Default)]
+pub struct ListenerStats {
+    /// Connections open now.
+    pub open: AtomicU64,
+    /// Connections accepted since start.
+    pub accepted: AtomicU64,
+    /// Times the listener reached `max_connections` and stopped accepting until one closed.
+    pub cap_reached: AtomicU64,
+    /// Connections closed for idling past `idle_timeout` or headers past `header_read_timeout`.
+    pub timed_out: AtomicU64,
+    /// The configured `max_connections`, for the limit gauge.
+    pub limit: AtomicU64,
+}
+
+/// The peer of a request's connection, as a request extension (for refusal logs).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
 /// Binds `[server] listen` and serves `app` until `shutdown` completes.
 pub async fn serve(
     cfg: &ServerConfig,
     app: axum::Router,
+    stats: Arc<ListenerStats>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let tls = tls_config(cfg)?;
@@ -192,54 +248,98 @@ pub async fn serve(
         addr = %cfg.listen,
         tls = tls.is_some(),
         client_certificates = cfg.client_ca.is_some(),
+        max_connections = cfg.max_connections,
         "collector listening"
     );
-    serve_on(listener, tls, app, shutdown).await
+    serve_with(
+        listener,
+        tls,
+        app,
+        ConnectionLimits::of(cfg),
+        stats,
+        shutdown,
+    )
+    .await
 }
 
-/// Serves `app` on an already bound listener (tests bind port 0 and read the address).
+/// Serves `app` on an already bound listener with the default limits (tests bind port 0 and
+/// read the address).
 pub async fn serve_on(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    match tls {
-        None => axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(ServerError::Serve),
-        Some(tls) => {
-            serve_tls(listener, TlsAcceptor::from(tls), app, shutdown).await;
-            Ok(())
-        }
-    }
+    let stats = Arc::new(ListenerStats::default());
+    serve_with(
+        listener,
+        tls,
+        app,
+        ConnectionLimits::default(),
+        stats,
+        shutdown,
+    )
+    .await
 }
 
-/// Accept loop for TLS: one task per connection, tracked so shutdown can wait for them.
-async fn serve_tls(
+/// The accept loop, plain or TLS: one task per connection, at most `max_connections` at
+/// once, tracked so shutdown can wait for them.
+pub async fn serve_with(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    tls: Option<Arc<rustls::ServerConfig>>,
     app: axum::Router,
+    limits: ConnectionLimits,
+    stats: Arc<ListenerStats>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+) -> Result<(), ServerError> {
+    let acceptor = tls.map(TlsAcceptor::from);
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    stats
+        .limit
+        .store(limits.max_connections as u64, Ordering::Relaxed);
     let tracker = TaskTracker::new();
     let stop = CancellationToken::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        // Take a slot before accepting: beyond the cap, clients wait in the kernel's queue
+        // instead of each holding a task and buffers here.
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                stats.cap_reached.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    max_connections = limits.max_connections,
+                    "connection cap reached; new connections wait until one closes"
+                );
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    s = slots.clone().acquire_owned() => match s {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                }
+            }
+        };
         let accepted = tokio::select! {
             _ = &mut shutdown => break,
             r = listener.accept() => r,
         };
         match accepted {
             Ok((tcp, peer)) => {
-                tracker.spawn(connection(
-                    tcp,
+                stats.accepted.fetch_add(1, Ordering::Relaxed);
+                stats.open.fetch_add(1, Ordering::Relaxed);
+                let conn = Conn {
                     peer,
-                    acceptor.clone(),
-                    app.clone(),
-                    stop.clone(),
-                ));
+                    acceptor: acceptor.clone(),
+                    app: app.clone(),
+                    stop: stop.clone(),
+                    limits,
+                    stats: stats.clone(),
+                };
+                tracker.spawn(async move {
+                    conn.run(tcp).await;
+                    drop(slot);
+                });
             }
             Err(e) if is_connection_error(&e) => {
                 tracing::debug!("connection dropped before accept: {e}");
@@ -257,6 +357,7 @@ async fn serve_tls(
     stop.cancel();
     tracker.close();
     tracker.wait().await;
+    Ok(())
 }
 
 fn is_connection_error(e: &std::io::Error) -> bool {
@@ -267,47 +368,169 @@ fn is_connection_error(e: &std::io::Error) -> bool {
     )
 }
 
-/// Handshake, then HTTP/1.1 until the client closes or `stop` asks for a graceful close
-/// (the request in flight completes; keep-alive ends).
-async fn connection(
-    tcp: TcpStream,
+/// One accepted connection and what it needs to be served.
+struct Conn {
     peer: SocketAddr,
-    acceptor: TlsAcceptor,
+    acceptor: Option<TlsAcceptor>,
     app: axum::Router,
     stop: CancellationToken,
-) {
-    let handshake = tokio::select! {
-        _ = stop.cancelled() => return,
-        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => r,
-    };
-    let stream = match handshake {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::info!(%peer, "TLS handshake refused: {e}");
-            return;
+    limits: ConnectionLimits,
+    stats: Arc<ListenerStats>,
+}
+
+impl Conn {
+    async fn run(self, tcp: TcpStream) {
+        let peer = self.peer;
+        match self.acceptor.clone() {
+            None => self.http(tcp).await,
+            Some(acceptor) => {
+                let handshake = tokio::select! {
+                    _ = self.stop.cancelled() => None,
+                    r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => Some(r),
+                };
+                match handshake {
+                    None => {}
+                    Some(Ok(Ok(stream))) => self.http(stream).await,
+                    Some(Ok(Err(e))) => tracing::info!(%peer, "TLS handshake refused: {e}"),
+                    Some(Err(_)) => {
+                        self.stats.timed_out.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                    }
+                }
+            }
         }
-        Err(_) => {
-            tracing::debug!(%peer, "TLS handshake timed out");
-            return;
+        self.stats.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// HTTP/1.1 until the client closes, idles past `idle_timeout`, or `stop` asks for a
+    /// graceful close (the request in flight completes; keep-alive ends).
+    async fn http<S>(&self, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let peer = self.peer;
+        let (io, last) = Watched::new(stream);
+        let app = self.app.clone();
+        let svc =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(PeerAddr(peer));
+                let mut app = app.clone();
+                async move { tower_service::Service::call(&mut app, req).await }
+            });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_read_timeout)
+            .serve_connection(TokioIo::new(io), svc);
+        let mut conn = std::pin::pin!(conn);
+        let idle = self.limits.idle_timeout;
+        let result = loop {
+            let quiet_until = tokio::time::Instant::from_std(last.get()) + idle;
+            tokio::select! {
+                r = conn.as_mut() => break r,
+                _ = self.stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    break conn.as_mut().await;
+                }
+                _ = tokio::time::sleep_until(quiet_until) => {
+                    if last.get().elapsed() < idle {
+                        continue;
+                    }
+                    self.stats.timed_out.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, "closing a connection idle for {idle:?}");
+                    conn.as_mut().graceful_shutdown();
+                    // A request in flight is still answered; a client that never reads
+                    // the answer is cut off after another idle period.
+                    match tokio::time::timeout(idle, conn.as_mut()).await {
+                        Ok(r) => break r,
+                        Err(_) => return,
+                    }
+                }
+            }
+        };
+        if let Err(e) = result {
+            if e.is_timeout() {
+                self.stats.timed_out.fetch_add(1, Ordering::Relaxed);
+            }
+            tracing::debug!(%peer, "connection ended with an error: {e}");
         }
-    };
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
-    let mut conn = std::pin::pin!(conn);
-    let done = tokio::select! {
-        r = conn.as_mut() => Some(r),
-        _ = stop.cancelled() => None,
-    };
-    let result = match done {
-        Some(r) => r,
-        None => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    }
+}
+
+/// An I/O stream that notes when bytes last moved, for the idle timeout.
+struct Watched<S> {
+    inner: S,
+    last: LastActivity,
+}
+
+/// When a [`Watched`] stream last moved a byte; shared with the connection's watchdog.
+#[derive(Clone)]
+struct LastActivity(Arc<std::sync::Mutex<std::time::Instant>>);
+
+impl LastActivity {
+    fn get(&self) -> std::time::Instant {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    fn touch(&self) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
+    }
+}
+
+impl<S> Watched<S> {
+    fn new(inner: S) -> (Watched<S>, LastActivity) {
+        let last = LastActivity(Arc::new(std::sync::Mutex::new(std::time::Instant::now())));
+        (
+            Watched {
+                inner,
+                last: last.clone(),
+            },
+            last,
+        )
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.last.touch();
         }
-    };
-    if let Err(e) = result {
-        tracing::debug!(%peer, "connection ended with an error: {e}");
+        r
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.last.touch();
+        }
+        r
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

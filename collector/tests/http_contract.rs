@@ -15,6 +15,8 @@ max_body_bytes = "4KiB"
 max_decompressed_bytes = "64KiB"
 max_measurements_per_batch = 5
 max_batches_per_second = 1000
+# The batches below are dated September 2026; the backfill horizon has its own tests.
+max_backfill_age = "36500d"
 
 [[agent]]
 id = "a"

@@ -8,7 +8,7 @@ mod support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use attest_collector::minutes::{GapSpan, HostMinute, SeriesMinutes};
+use attest_collector::minutes::{GapSpan, HostMinute, SeriesMinutes, ThresholdOver};
 use attest_collector::store::sqlite::SqliteStore;
 use attest_collector::store::{
     AgentStatus, CommitOutcome, IngestBatch, MaintenanceRow, Store, StoreCounts, StoreError,
@@ -61,6 +61,24 @@ impl Store for Counting {
     }
     fn first_seen(&self, c: &[String]) -> Result<Option<i64>, StoreError> {
         self.count().first_seen(c)
+    }
+    fn note_configured(&self, s: &[String], now: Timestamp) -> Result<(), StoreError> {
+        self.count().note_configured(s, now)
+    }
+    fn first_configured(&self, s: &str) -> Result<Option<Timestamp>, StoreError> {
+        self.count().first_configured(s)
+    }
+    fn track_threshold(&self, c: &str, t: u64) -> Result<(), StoreError> {
+        self.count().track_threshold(c, t)
+    }
+    fn threshold_over(
+        &self,
+        c: &[String],
+        t: u64,
+        f: i64,
+        to: i64,
+    ) -> Result<ThresholdOver, StoreError> {
+        self.count().threshold_over(c, t, f, to)
     }
     fn agents(&self) -> Result<Vec<AgentStatus>, StoreError> {
         self.count().agents()

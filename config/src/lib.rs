@@ -16,6 +16,6 @@ pub mod wire;
 
 pub use load::{
     ConfigError, ConfigErrors, EXIT_CONFIG_INVALID, load_agent, load_collector, parse_agent,
-    parse_collector, summary_agent, summary_collector,
+    parse_collector, summary_agent, summary_collector, warnings_collector,
 };
 pub use model::*;

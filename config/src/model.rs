@@ -10,7 +10,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use jiff::civil::{Date, Time, Weekday};
 
-use crate::units::Ppm;
+use crate::units::{Cidr, Ppm};
 
 // ---------------------------------------------------------------- agent
 
@@ -35,6 +35,18 @@ pub struct AgentIdentity {
     pub listen: Option<SocketAddr>,
     /// Global limit of probes in flight.
     pub max_concurrency: usize,
+    /// Networks probes may reach; empty = any. A resolved target address outside every
+    /// network here fails the probe before anything is sent.
+    pub allow_targets: Vec<Cidr>,
+    /// Networks probes never reach; wins over `allow_targets`.
+    pub deny_targets: Vec<Cidr>,
+}
+
+impl AgentIdentity {
+    /// Whether a probe may send to `ip` under `allow_targets`/`deny_targets`.
+    pub fn target_allowed(&self, ip: std::net::IpAddr) -> bool {
+        crate::units::target_allowed(&self.allow_targets, &self.deny_targets, ip)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -245,6 +257,14 @@ pub struct ServerConfig {
     pub client_ca: Option<PathBuf>,
     /// Token for the admin API (maintenance registration).
     pub admin_token: Option<String>,
+    /// Connections served at once; further ones wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Time a client has to send its request headers (plain HTTP and TLS alike).
+    pub header_read_timeout: Duration,
+    /// Time a client has to send a request body once its headers were accepted.
+    pub body_read_timeout: Duration,
+    /// An idle keep-alive connection is closed after this long.
+    pub idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -270,6 +290,32 @@ pub struct IngestLimits {
     pub max_batches_per_second: f64,
     pub max_clock_skew: Duration,
     pub clock_skew_policy: SkewPolicy,
+    /// Measurements and gaps older than this (before the collector's clock) are refused.
+    pub max_backfill_age: Duration,
+    /// Distinct check ids one agent may have; a batch adding more is refused.
+    pub max_checks_per_agent: usize,
+    /// Which check ids an agent may report.
+    pub checks: AcceptChecks,
+    /// Request bodies being read at once, summed over all connections; beyond it 503.
+    pub max_inflight_body_bytes: u64,
+}
+
+/// `[ingest] checks`: which check ids are accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AcceptChecks {
+    /// Any id that passes the id rule (default).
+    Any,
+    /// Only ids some `[[service]]` lists (resolved at load time).
+    Known(std::collections::BTreeSet<String>),
+}
+
+impl AcceptChecks {
+    pub fn accepts(&self, check: &str) -> bool {
+        match self {
+            AcceptChecks::Any => true,
+            AcceptChecks::Known(ids) => ids.contains(check),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

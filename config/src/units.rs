@@ -115,6 +115,103 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(|| EXPECT.to_string())
 }
 
+/// An IP network in CIDR form (`"10.0.0.0/8"`, `"2001:db8::/32"`; a bare address is a
+/// single host). The address is stored with its host bits cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` lies in this network. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`)
+    /// is compared as the IPv4 address it carries, so a deny list cannot be dodged that way.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 @ IpAddr::V4(_) => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(a)) => {
+                mask_bits(u128::from(u32::from(a)), 32, self.prefix) == u128::from(u32::from(net))
+            }
+            (IpAddr::V6(net), IpAddr::V6(a)) => {
+                mask_bits(u128::from(a), 128, self.prefix) == u128::from(net)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn mask_bits(v: u128, width: u8, prefix: u8) -> u128 {
+    if prefix == 0 {
+        return 0;
+    }
+    let host = u32::from(width - prefix);
+    (v >> host) << host
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// Parses `"10.0.0.0/8"`, `"::1/128"` or a bare address. Host bits must be zero, so a
+/// typo like `"10.1.2.3/8"` is refused rather than silently meaning `10.0.0.0/8`.
+pub fn parse_cidr(s: &str) -> Result<Cidr, String> {
+    use std::net::IpAddr;
+    const EXPECT: &str = "a network in CIDR form like \"10.0.0.0/8\" or \"2001:db8::/32\"";
+    let (a, p) = match s.trim().split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s.trim(), None),
+    };
+    let addr: IpAddr = a.parse().map_err(|_| EXPECT.to_string())?;
+    let width: u8 = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match p {
+        None => width,
+        Some(p) if !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) => p
+            .parse::<u8>()
+            .ok()
+            .filter(|n| *n <= width)
+            .ok_or_else(|| format!("{EXPECT} (prefix length at most {width})"))?,
+        Some(_) => return Err(EXPECT.into()),
+    };
+    let bits = match addr {
+        IpAddr::V4(v) => u128::from(u32::from(v)),
+        IpAddr::V6(v) => u128::from(v),
+    };
+    if mask_bits(bits, width, prefix) != bits {
+        return Err(format!(
+            "{EXPECT} with the host bits zero (\"{a}/{prefix}\" has bits set past the prefix)"
+        ));
+    }
+    Ok(Cidr { addr, prefix })
+}
+
+/// Deny wins; an empty allow list allows every address not denied.
+pub fn target_allowed(allow: &[Cidr], deny: &[Cidr], ip: std::net::IpAddr) -> bool {
+    !deny.iter().any(|n| n.contains(ip))
+        && (allow.is_empty() || allow.iter().any(|n| n.contains(ip)))
+}
+
+/// What an id (agent id, check id) may look like, as said in error messages.
+pub const ID_RULE: &str = "an id of letters, digits and - _ . : / (at most 128 characters, starting with a letter or digit, no \"..\" or empty path segment), like \"web-01\"";
+
+/// The one id rule for agent and check ids, applied by the config loader, ingest and
+/// import alike: ids end up in metric labels, URLs and file names, so besides the plain
+/// character set a path-like id may not climb (`..`) or hold empty segments (`a//b`).
+pub fn is_valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'))
+        && s.split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +246,73 @@ mod tests {
         assert_eq!(parse_bytes("256MiB"), Ok(256 << 20));
         assert_eq!(parse_bytes("1000"), Ok(1000));
         assert!(parse_bytes("lots").is_err());
+    }
+
+    #[test]
+    fn cidr_parses_and_contains() {
+        let n = parse_cidr("10.0.0.0/8").unwrap();
+        assert!(n.contains("10.200.1.1".parse().unwrap()));
+        assert!(!n.contains("11.0.0.1".parse().unwrap()));
+        assert!(
+            n.contains("::ffff:10.1.2.3".parse().unwrap()),
+            "v4-mapped v6"
+        );
+        assert!(!n.contains("2001:db8::1".parse().unwrap()));
+        let host = parse_cidr("192.0.2.7").unwrap();
+        assert_eq!(host.prefix, 32);
+        assert!(host.contains("192.0.2.7".parse().unwrap()));
+        assert!(!host.contains("192.0.2.8".parse().unwrap()));
+        let v6 = parse_cidr("2001:db8::/32").unwrap();
+        assert!(v6.contains("2001:db8:ffff::1".parse().unwrap()));
+        assert!(
+            parse_cidr("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        for bad in [
+            "10.1.2.3/8",
+            "10.0.0.0/33",
+            "10.0.0.0/",
+            "web/8",
+            "::/129",
+            "1.2.3.4/x",
+        ] {
+            assert!(parse_cidr(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn deny_wins_and_empty_allow_allows() {
+        let allow = [parse_cidr("10.0.0.0/8").unwrap()];
+        let deny = [parse_cidr("10.0.0.0/24").unwrap()];
+        let ip = |s: &str| s.parse().unwrap();
+        assert!(target_allowed(&[], &[], ip("203.0.113.1")));
+        assert!(target_allowed(&allow, &deny, ip("10.1.0.1")));
+        assert!(!target_allowed(&allow, &deny, ip("10.0.0.1")));
+        assert!(!target_allowed(&allow, &[], ip("192.0.2.1")));
+        assert!(!target_allowed(&[], &deny, ip("::ffff:10.0.0.9")));
+    }
+
+    #[test]
+    fn id_rule_refuses_paths_that_climb() {
+        for ok in ["web-01", "shop.home", "dc1/web:443", "a_b", "9"] {
+            assert!(is_valid_id(ok), "{ok}");
+        }
+        let long = "a".repeat(129);
+        for bad in [
+            "",
+            "../../etc/passwd",
+            "a/../b",
+            "a//b",
+            "a/",
+            "/etc",
+            ".hidden",
+            "web 01",
+            "wéb",
+            "a\u{0}b",
+            &long,
+        ] {
+            assert!(!is_valid_id(bad), "{bad:?}");
+        }
     }
 }

@@ -23,7 +23,7 @@ const CASES: &[(&str, &[&str])] = &[
     (
         "agent-bad-id.toml",
         &[
-            "testdata/agent-bad-id.toml:2:6: error: agent.id: expected an id of letters, digits and - _ . : / (at most 128 characters), like \"web-01\", found \"web 01\"",
+            "testdata/agent-bad-id.toml:2:6: error: agent.id: expected an id of letters, digits and - _ . : / (at most 128 characters, starting with a letter or digit, no \"..\" or empty path segment), like \"web-01\", found \"web 01\"",
         ],
     ),
     (
@@ -36,6 +36,14 @@ const CASES: &[(&str, &[&str])] = &[
         "agent-bad-size.toml",
         &[
             "testdata/agent-bad-size.toml:7:13: error: spool.max_bytes: expected a positive size like \"64MiB\" or \"1GiB\", found \"lots\"",
+        ],
+    ),
+    (
+        "agent-bad-targets.toml",
+        &[
+            "testdata/agent-bad-targets.toml:5:32: error: agent.allow_targets[1]: expected a network in CIDR form like \"10.0.0.0/8\" or \"2001:db8::/32\" with the host bits zero (\"10.1.2.3/8\" has bits set past the prefix), found \"10.1.2.3/8\"",
+            "testdata/agent-bad-targets.toml:5:46: error: agent.allow_targets[2]: expected a network in CIDR form like \"10.0.0.0/8\" or \"2001:db8::/32\" (prefix length at most 128), found \"2001:db8::/129\"",
+            "testdata/agent-bad-targets.toml:6:16: error: agent.deny_targets: expected an array of networks like [\"10.0.0.0/8\", \"2001:db8::/32\"], found \"169.254.0.0/16\"",
         ],
     ),
     (
@@ -243,6 +251,17 @@ const CASES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "collector-bad-hostile-limits.toml",
+        &[
+            "testdata/collector-bad-hostile-limits.toml:2:19: error: server.max_connections: expected an integer from 1 to 1000000, found integer 0",
+            "testdata/collector-bad-hostile-limits.toml:3:23: error: server.header_read_timeout: expected a positive duration like \"10s\", \"5m\" or \"1h30m\", found \"0s\"",
+            "testdata/collector-bad-hostile-limits.toml:4:21: error: server.body_read_timeout: expected a positive duration like \"10s\", \"5m\" or \"1h30m\", found \"forever\"",
+            "testdata/collector-bad-hostile-limits.toml:7:20: error: ingest.max_backfill_age: expected a positive duration like \"10s\", \"5m\" or \"1h30m\", found \"soon\"",
+            "testdata/collector-bad-hostile-limits.toml:8:24: error: ingest.max_checks_per_agent: expected an integer from 1 to 10000000, found integer 0",
+            "testdata/collector-bad-hostile-limits.toml:9:10: error: ingest.checks: expected one of \"any\", \"known\", found \"some\"",
+        ],
+    ),
+    (
         "collector-bad-holiday.toml",
         &[
             "testdata/collector-bad-holiday.toml:6:25: error: service[0].holidays[1]: expected a date like 2026-12-25, found \"2026-02-30\"",
@@ -327,6 +346,12 @@ const CASES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "collector-inflight-below-body.toml",
+        &[
+            "testdata/collector-inflight-below-body.toml:3:27: error: ingest.max_inflight_body_bytes: expected at least max_body_bytes (16 MiB), found \"8MiB\"",
+        ],
+    ),
+    (
         "collector-latency-missing-threshold.toml",
         &[
             "testdata/collector-latency-missing-threshold.toml:6:11: error: service[0].latency: missing key \"threshold\" in latency (the duration a probe must not exceed, like \"500ms\")",
@@ -395,7 +420,7 @@ const CASES: &[(&str, &[&str])] = &[
     (
         "collector-unknown-key.toml",
         &[
-            "testdata/collector-unknown-key.toml:3:1: error: server: unknown key \"listen_addr\" in [server] (expected one of: listen, tls_cert, tls_key, client_ca, admin_token, admin_token_file)",
+            "testdata/collector-unknown-key.toml:3:1: error: server: unknown key \"listen_addr\" in [server] (expected one of: listen, tls_cert, tls_key, client_ca, admin_token, admin_token_file, max_connections, header_read_timeout, body_read_timeout, idle_timeout)",
         ],
     ),
     (

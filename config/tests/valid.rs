@@ -68,6 +68,17 @@ fn empty_collector_file_gets_documented_defaults() {
     assert_eq!(cfg.ingest.max_batches_per_second, 50.0);
     assert_eq!(cfg.ingest.max_clock_skew, Duration::from_secs(30));
     assert_eq!(cfg.ingest.clock_skew_policy, SkewPolicy::Flag);
+    assert_eq!(
+        cfg.ingest.max_backfill_age,
+        Duration::from_secs(35 * 86_400)
+    );
+    assert_eq!(cfg.ingest.max_checks_per_agent, 1000);
+    assert_eq!(cfg.ingest.checks, AcceptChecks::Any);
+    assert_eq!(cfg.ingest.max_inflight_body_bytes, 64 << 20);
+    assert_eq!(cfg.server.max_connections, 1024);
+    assert_eq!(cfg.server.header_read_timeout, Duration::from_secs(30));
+    assert_eq!(cfg.server.body_read_timeout, Duration::from_secs(60));
+    assert_eq!(cfg.server.idle_timeout, Duration::from_secs(60));
     assert_eq!(cfg.capacity.warning, Ppm(800_000));
     assert_eq!(cfg.capacity.critical, Ppm(900_000));
     assert_eq!(cfg.capacity.trend_lookback, Duration::from_secs(7 * 86_400));
@@ -192,5 +203,82 @@ fn collector_with_postgres_and_tls_loads_as_written() {
     assert_eq!(
         summary_collector(&cfg),
         "collector on 0.0.0.0:9850 with TLS (postgres, raw 60d, rollups 2000d): 2 agents, 1 service (Shop (EU) 99.95%)"
+    );
+}
+
+#[test]
+fn hostile_input_limits_load_as_written() {
+    let src = r#"
+[server]
+max_connections = 40
+header_read_timeout = "5s"
+body_read_timeout = "10s"
+idle_timeout = "15s"
+
+[ingest]
+max_backfill_age = "3d"
+max_checks_per_agent = 12
+checks = "known"
+max_inflight_body_bytes = "16MiB"
+
+[[service]]
+name = "web"
+checks = ["shop-home", "shop-api"]
+target = "99.9%"
+
+[[service]]
+name = "api"
+checks = ["shop-api", "dns"]
+target = "99%"
+"#;
+    let cfg = parse_collector("/etc/attest/collector.toml", src).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.server.max_connections, 40);
+    assert_eq!(cfg.server.header_read_timeout, Duration::from_secs(5));
+    assert_eq!(cfg.server.body_read_timeout, Duration::from_secs(10));
+    assert_eq!(cfg.server.idle_timeout, Duration::from_secs(15));
+    assert_eq!(cfg.ingest.max_backfill_age, Duration::from_secs(3 * 86_400));
+    assert_eq!(cfg.ingest.max_checks_per_agent, 12);
+    assert_eq!(cfg.ingest.max_inflight_body_bytes, 16 << 20);
+    let AcceptChecks::Known(ids) = &cfg.ingest.checks else {
+        panic!("checks = \"known\" expected, got {:?}", cfg.ingest.checks)
+    };
+    assert_eq!(
+        ids.iter().map(String::as_str).collect::<Vec<_>>(),
+        ["dns", "shop-api", "shop-home"]
+    );
+    assert!(cfg.ingest.checks.accepts("dns") && !cfg.ingest.checks.accepts("../../etc/passwd"));
+}
+
+#[test]
+fn agent_target_networks_load_and_decide() {
+    let src = r#"
+[agent]
+id = "web-01"
+collector_url = "http://127.0.0.1:9850"
+token = "t"
+allow_targets = ["10.0.0.0/8", "2001:db8::/32"]
+deny_targets = ["10.9.0.0/16", "169.254.169.254"]
+"#;
+    let cfg = parse_agent("/etc/attest/agent.toml", src).unwrap_or_else(|e| panic!("{e}"));
+    let a = &cfg.agent;
+    assert_eq!(a.allow_targets.len(), 2);
+    assert_eq!(a.deny_targets[1].to_string(), "169.254.169.254/32");
+    let ip = |s: &str| s.parse().unwrap();
+    assert!(a.target_allowed(ip("10.1.2.3")));
+    assert!(a.target_allowed(ip("2001:db8::5")));
+    assert!(!a.target_allowed(ip("10.9.1.1")), "deny wins over allow");
+    assert!(!a.target_allowed(ip("169.254.169.254")));
+    assert!(
+        !a.target_allowed(ip("192.0.2.1")),
+        "outside every allowed network"
+    );
+    let open = parse_agent(
+        "/etc/attest/agent.toml",
+        &src.replace("allow_targets", "# allow"),
+    )
+    .unwrap();
+    assert!(
+        open.agent.target_allowed(ip("192.0.2.1")),
+        "no allow list: any address not denied"
     );
 }

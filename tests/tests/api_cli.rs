@@ -87,6 +87,22 @@ fn check_config_accepts_the_examples_with_a_one_line_summary() {
         assert_eq!(stdout.lines().count(), 1, "{bin_name} {file}: {stdout}");
         assert!(stdout.starts_with(prefix), "{bin_name} {file}: {stdout}");
     }
+    // A service without `start` is warned about (its unmeasured time would not count as
+    // unknown); one with `start` is not. Warnings keep exit 0.
+    let file = repo().join("config/examples/collector.toml");
+    let out = check_config("attest-collector", &file);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let warned = |name: &str| {
+        stderr.lines().any(|l| {
+            l.starts_with(&format!(
+                "{}: warning: service \"{name}\" has no start",
+                file.display()
+            ))
+        })
+    };
+    assert!(warned("collector-office-hours"), "{stderr}");
+    assert!(!warned("collector-http"), "{stderr}");
 }
 
 #[test]
@@ -260,6 +276,32 @@ async fn import_then_cli_api_and_metrics_agree_on_worked_example_1() {
     let close = |v: &Value, want: f64| v.as_f64().is_some_and(|x| (x - want).abs() < 1e-9);
     assert!(close(&budget["allowed_minutes"], 43.2), "{budget}");
     assert!(close(&budget["remaining_minutes"], 13.2), "{budget}");
+    // Re-derivable: exact fractions beside the floats, and the eligibility rule. The service
+    // has no `start` and was first configured (by `import`, now) after its first probe.
+    assert_eq!(web["known_minutes"], 43_200);
+    assert_eq!(web["availability_exact"], "43170/43200");
+    assert_eq!(budget["remaining_ratio_exact"], "13200000/43200000");
+    assert_eq!(web["eligible_since"]["basis"], "first_measured");
+    assert_eq!(web["eligible_since"]["instant"], "2026-09-01T00:00:00Z");
+
+    // --fail-on-breach: exit 0 for a compliant month, 3 (after printing) for a breach.
+    let out = sla_cli(&cfg, &["--fail-on-breach"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = run(
+        "attest-collector",
+        &[
+            "sla",
+            "--config",
+            &cfg,
+            "--month",
+            "2026-09",
+            "--at",
+            "2026-09-03T10:30:00Z",
+            "--fail-on-breach",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(" NO "), "{}", text(&out.stdout));
 
     let out = sla_cli(&cfg, &["--format", "table"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

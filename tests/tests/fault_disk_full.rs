@@ -137,6 +137,22 @@ async fn full_disk_answers_503_and_loses_nothing_once_space_returns() {
         refused.expect("200 batches of 50 measurements were acked on a full disk");
     assert!(retry_after.is_some(), "503 without Retry-After");
     eprintln!("full disk ({filled} filler bytes): 503 {error:?}, Retry-After {retry_after:?}");
+    // Readiness reports a store that refuses writes (reads still work on a full disk), and
+    // the refusal is logged with the agent and the reason.
+    let ready = get(&format!("{}/-/ready", collector.url())).await;
+    assert!(
+        ready
+            .as_ref()
+            .is_some_and(|(s, b)| *s == 503 && b.contains("refuses writes")),
+        "ready on a full disk: {ready:?}"
+    );
+    let log = collector.log_text();
+    assert!(
+        log.lines().any(|l| l.contains("request refused")
+            && l.contains("503")
+            && l.contains(&wire_cred.id)),
+        "no refusal logged for the 503:\n{log}"
+    );
 
     // The agent keeps probing into its spool while the collector cannot commit.
     let port = setup.listen_port;
@@ -164,6 +180,12 @@ async fn full_disk_answers_503_and_loses_nothing_once_space_returns() {
         .deliver(&pending, Duration::from_secs(30), &mut stats)
         .await
         .unwrap_or_else(|e| panic!("after freeing space: {e}\n{}", collector.log_text()));
+    let ready = get(&format!("{}/-/ready", collector.url())).await;
+    assert_eq!(
+        ready.map(|(s, _)| s),
+        Some(200),
+        "ready again after a commit"
+    );
     // The agent honours Retry-After (30 s for a full store) before it tries again.
     wait_for(
         "the agent's spool to drain after space returned",

@@ -46,7 +46,8 @@ fn keys(v: &Value, out: &mut BTreeSet<String>) {
 }
 
 /// One report of a configured service with an empty store: every field is serialised
-/// (absent figures as `null`), so the key set is the full contract except incident entries.
+/// (absent figures as `null`; `start` makes `eligible_since` an object), so the key set is
+/// the full contract except incident entries.
 fn report() -> Value {
     let dir = tempfile::tempdir().expect("temp dir");
     let src = r#"
@@ -59,6 +60,7 @@ fn report() -> Value {
         target = "99.9%"
         min_coverage = "90%"
         latency = { threshold = "500ms", target = "95%" }
+        start = 2026-09-01T00:00:00Z
     "#;
     let file = dir.path().join("collector.toml");
     let cfg = attest_config::parse_collector(&file.display().to_string(), src)
@@ -171,4 +173,46 @@ fn word_split_keeps_snake_case_and_window_names() {
         assert!(w.contains(k), "{k} missing from {w:?}");
     }
     assert!(!w.contains("burn"));
+}
+
+/// The rules issue 9 made part of the contract are stated where users read them: each
+/// eligibility basis the report can name, each alert rule, the exact threshold rule, the
+/// exact-fraction form, and the exit code of `sla --fail-on-breach`.
+#[test]
+fn eligibility_exactness_and_breach_exit_are_documented() {
+    use attest_collector::sla::EligibilityBasis;
+    let sla_text = read("docs/sla.md");
+    let sla = words(&sla_text);
+    for b in [
+        EligibilityBasis::Start,
+        EligibilityBasis::FirstConfigured,
+        EligibilityBasis::FirstMeasured,
+    ] {
+        assert!(
+            sla.contains(b.as_str()),
+            "docs/sla.md does not name {}",
+            b.as_str()
+        );
+    }
+    for rule in ["page_fast", "page_slow", "ticket", "eligible_since"] {
+        assert!(sla.contains(rule), "docs/sla.md does not name {rule}");
+    }
+    assert!(
+        sla_text.contains("exact duration") && sla_text.contains("`≤ threshold`"),
+        "docs/sla.md must state the exact threshold rule"
+    );
+    assert!(
+        sla_text.contains("\"43170/43200\""),
+        "the exact-fraction example"
+    );
+    let cli = read("docs/cli.md");
+    assert!(
+        cli.contains("| 3 |") && cli.contains("--fail-on-breach"),
+        "docs/cli.md must list exit code 3 of sla --fail-on-breach"
+    );
+    let config = read("docs/config.md");
+    assert!(
+        config.contains("check-config` warns"),
+        "docs/config.md: start warning"
+    );
 }

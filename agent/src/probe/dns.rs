@@ -41,9 +41,16 @@ pub struct DnsProbe {
     expect_answers: Vec<String>,
     answer_regex: Vec<Regex>,
     expect_authoritative: Option<bool>,
+    targets: net::Targets,
 }
 
 impl DnsProbe {
+    /// Confines the probe to `targets` (see [`net::Targets`]).
+    pub fn confined(mut self, targets: net::Targets) -> Self {
+        self.targets = targets;
+        self
+    }
+
     pub fn new(id: &str, spec: &DnsCheck) -> Result<Self, BuildError> {
         let server = SocketAddr::from_str(&spec.server).map_err(|_| {
             BuildError::invalid(id, format!("server {:?} must be ip:port", spec.server))
@@ -70,6 +77,7 @@ impl DnsProbe {
             .map(|p| compile_regex(id, p))
             .collect::<Result<_, _>>()?;
         Ok(DnsProbe {
+            targets: net::Targets::any(),
             server,
             name,
             record_type,
@@ -97,6 +105,7 @@ impl DnsProbe {
     }
 
     async fn run(&self, deadline: Instant, out: &mut Outcome) -> Result<(), Failure> {
+        self.targets.check(self.server, Phase::Connect)?;
         let (id, query) = self.query()?;
         let reply = match self.transport {
             DnsTransport::Udp => {

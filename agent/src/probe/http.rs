@@ -39,6 +39,7 @@ pub struct HttpProbe {
     body_regex: Vec<Regex>,
     body_not_regex: Vec<Regex>,
     header_match: Vec<(HeaderName, Regex)>,
+    targets: net::Targets,
 }
 
 /// The part of one hop's response the checks need.
@@ -49,6 +50,12 @@ struct HopResponse {
 }
 
 impl HttpProbe {
+    /// Confines the probe to `targets` (see [`net::Targets`]).
+    pub fn confined(mut self, targets: net::Targets) -> Self {
+        self.targets = targets;
+        self
+    }
+
     pub fn new(id: &str, spec: &HttpCheck) -> Result<Self, BuildError> {
         let target: Uri = spec
             .url
@@ -68,6 +75,7 @@ impl HttpProbe {
             .map(|(k, pat)| Ok((header_name(id, k)?, compile_regex(id, pat)?)))
             .collect::<Result<_, BuildError>>()?;
         Ok(HttpProbe {
+            targets: net::Targets::any(),
             target,
             method,
             headers,
@@ -125,7 +133,7 @@ impl HttpProbe {
             .timed(
                 Phase::Resolve,
                 deadline,
-                net::resolve(&host, port, self.spec.ip_family),
+                net::resolve(&host, port, self.spec.ip_family, &self.targets),
             )
             .await?;
         out.labels.insert("address".to_string(), addr.to_string());

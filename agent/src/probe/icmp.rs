@@ -36,9 +36,16 @@ static NEXT_TOKEN: AtomicU64 = AtomicU64::new(0x6174_7465_7374_0000);
 
 pub struct IcmpProbe {
     spec: IcmpCheck,
+    targets: net::Targets,
 }
 
 impl IcmpProbe {
+    /// Confines the probe to `targets` (see [`net::Targets`]).
+    pub fn confined(mut self, targets: net::Targets) -> Self {
+        self.targets = targets;
+        self
+    }
+
     /// Fails when the process may open neither kind of ICMP socket, with the remedy.
     pub fn new(id: &str, spec: &IcmpCheck) -> Result<Self, BuildError> {
         if spec.count == 0 {
@@ -46,7 +53,10 @@ impl IcmpProbe {
         }
         let v6 = spec.ip_family == IpFamily::Ipv6;
         match open_socket(v6) {
-            Ok(_) => Ok(IcmpProbe { spec: spec.clone() }),
+            Ok(_) => Ok(IcmpProbe {
+                spec: spec.clone(),
+                targets: net::Targets::any(),
+            }),
             Err(e) if is_permission(&e) => Err(BuildError::IcmpNotPermitted(e.to_string())),
             Err(e) => Err(BuildError::invalid(
                 id,
@@ -60,7 +70,7 @@ impl IcmpProbe {
             .timed(
                 Phase::Resolve,
                 deadline,
-                net::resolve(&self.spec.host, 0, self.spec.ip_family),
+                net::resolve(&self.spec.host, 0, self.spec.ip_family, &self.targets),
             )
             .await?;
         out.labels

@@ -32,6 +32,7 @@ pub mod host;
 pub mod http;
 pub mod icmp;
 pub(crate) mod net;
+pub use net::Targets;
 pub mod tcp;
 pub mod tls;
 pub(crate) mod tls_client;
@@ -91,14 +92,23 @@ pub(crate) fn compile_regex(check: &str, pattern: &str) -> Result<regex_lite::Re
 }
 
 /// Turns a configured check into its probe, doing all fallible preparation up front
-/// (regexes, certificate files, socket permissions).
+/// (regexes, certificate files, socket permissions). Every target address is allowed.
 pub fn build(check: &Check) -> Result<Box<dyn Probe>, BuildError> {
+    build_with(check, &Targets::any())
+}
+
+/// Like [`build`], with the probe confined to `targets` (`[agent] allow_targets` /
+/// `deny_targets`): a probe whose target resolves elsewhere fails with reason `agent`
+/// before it sends anything.
+pub fn build_with(check: &Check, targets: &Targets) -> Result<Box<dyn Probe>, BuildError> {
+    let t = targets.clone();
     Ok(match &check.spec {
-        CheckSpec::Http(c) => Box::new(http::HttpProbe::new(&check.id, c)?),
-        CheckSpec::Tcp(c) => Box::new(tcp::TcpProbe::new(&check.id, c)?),
-        CheckSpec::Dns(c) => Box::new(dns::DnsProbe::new(&check.id, c)?),
-        CheckSpec::Icmp(c) => Box::new(icmp::IcmpProbe::new(&check.id, c)?),
-        CheckSpec::Tls(c) => Box::new(tls::TlsProbe::new(&check.id, c)?),
+        CheckSpec::Http(c) => Box::new(http::HttpProbe::new(&check.id, c)?.confined(t)),
+        CheckSpec::Tcp(c) => Box::new(tcp::TcpProbe::new(&check.id, c)?.confined(t)),
+        CheckSpec::Dns(c) => Box::new(dns::DnsProbe::new(&check.id, c)?.confined(t)),
+        CheckSpec::Icmp(c) => Box::new(icmp::IcmpProbe::new(&check.id, c)?.confined(t)),
+        CheckSpec::Tls(c) => Box::new(tls::TlsProbe::new(&check.id, c)?.confined(t)),
+        // The host probe reads local counters; it has no target.
         CheckSpec::Host(c) => Box::new(host::HostProbe::new(&check.id, c)?),
     })
 }

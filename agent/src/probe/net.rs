@@ -12,6 +12,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use attest_config::IpFamily;
+use attest_config::units::{Cidr, target_allowed};
 use attest_config::wire::{FailureReason, Phase, Value};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -126,13 +127,55 @@ fn family_matches(ip: IpAddr, family: IpFamily) -> bool {
     }
 }
 
-/// Resolves `host` to one address of the wanted family. One family per probe, no happy
-/// eyeballs: a probe measures one path, like blackbox_exporter does.
+/// `[agent] allow_targets`/`deny_targets`: the networks a probe may send to. Checked on the
+/// resolved address, so a host name cannot lead a probe around the lists (also not through
+/// an HTTP redirect: every hop resolves again). Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Targets(Option<std::sync::Arc<(Vec<Cidr>, Vec<Cidr>)>>);
+
+impl Targets {
+    /// Every address allowed (no lists configured).
+    pub fn any() -> Targets {
+        Targets(None)
+    }
+
+    pub fn new(allow: &[Cidr], deny: &[Cidr]) -> Targets {
+        if allow.is_empty() && deny.is_empty() {
+            return Targets::any();
+        }
+        Targets(Some(std::sync::Arc::new((allow.to_vec(), deny.to_vec()))))
+    }
+
+    /// A refusal is the agent's own decision, not the target's fault: reason `agent`.
+    pub(crate) fn check(&self, addr: SocketAddr, phase: Phase) -> Result<(), Failure> {
+        match &self.0 {
+            Some(lists) if !target_allowed(&lists.0, &lists.1, addr.ip()) => Err(Failure::new(
+                FailureReason::Agent,
+                phase,
+                format!(
+                    "target address {} is outside [agent] allow_targets or inside deny_targets; nothing was sent",
+                    addr.ip()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Resolves `host` to one address of the wanted family that `targets` allows. One family
+/// per probe, no happy eyeballs: a probe measures one path, like blackbox_exporter does.
 pub(crate) async fn resolve(
     host: &str,
     port: u16,
     family: IpFamily,
+    targets: &Targets,
 ) -> Result<SocketAddr, Failure> {
+    let addr = resolve_any(host, port, family).await?;
+    targets.check(addr, Phase::Resolve)?;
+    Ok(addr)
+}
+
+async fn resolve_any(host: &str, port: u16, family: IpFamily) -> Result<SocketAddr, Failure> {
     let fail = |msg: String| Failure::new(FailureReason::Dns, Phase::Resolve, msg);
     if let Ok(ip) = host.parse::<IpAddr>() {
         return if family_matches(ip, family) {
@@ -205,9 +248,41 @@ mod tests {
 
     #[tokio::test]
     async fn literal_of_wrong_family_is_a_dns_failure() {
-        let err = resolve("127.0.0.1", 80, IpFamily::Ipv6).await.unwrap_err();
+        let err = resolve("127.0.0.1", 80, IpFamily::Ipv6, &Targets::any())
+            .await
+            .unwrap_err();
         assert_eq!(err.reason, FailureReason::Dns);
-        let ok = resolve("::1", 80, IpFamily::Ipv6).await.unwrap();
+        let ok = resolve("::1", 80, IpFamily::Ipv6, &Targets::any())
+            .await
+            .unwrap();
         assert!(ok.is_ipv6());
+    }
+
+    #[tokio::test]
+    async fn targets_refuse_denied_and_unlisted_addresses_with_reason_agent() {
+        let net = |s: &str| attest_config::units::parse_cidr(s).unwrap();
+        let t = Targets::new(&[net("127.0.0.0/8")], &[net("127.0.0.2")]);
+        assert!(resolve("127.0.0.1", 80, IpFamily::Any, &t).await.is_ok());
+        let e = resolve("127.0.0.2", 80, IpFamily::Any, &t)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.reason, e.phase),
+            (FailureReason::Agent, Some(Phase::Resolve))
+        );
+        assert!(e.error.contains("127.0.0.2"), "{}", e.error);
+        let e = resolve("::1", 80, IpFamily::Any, &t).await.unwrap_err();
+        assert_eq!(e.reason, FailureReason::Agent, "outside the allow list");
+        // A name is checked on what it resolves to.
+        let e = resolve(
+            "localhost",
+            80,
+            IpFamily::Ipv6,
+            &Targets::new(&[], &[net("::1")]),
+        )
+        .await;
+        assert!(
+            e.is_err_and(|e| e.reason == FailureReason::Agent || e.reason == FailureReason::Dns)
+        );
     }
 }

@@ -36,9 +36,16 @@ pub struct TcpProbe {
     spec: TcpCheck,
     tls: Option<TlsSetup>,
     steps: Vec<Step>,
+    targets: net::Targets,
 }
 
 impl TcpProbe {
+    /// Confines the probe to `targets` (see [`net::Targets`]).
+    pub fn confined(mut self, targets: net::Targets) -> Self {
+        self.targets = targets;
+        self
+    }
+
     pub fn new(id: &str, spec: &TcpCheck) -> Result<Self, BuildError> {
         let (host, port) = net::split_host_port(&spec.address).ok_or_else(|| {
             BuildError::invalid(id, format!("address {:?} is not host:port", spec.address))
@@ -53,6 +60,7 @@ impl TcpProbe {
             })
             .collect::<Result<_, _>>()?;
         Ok(TcpProbe {
+            targets: net::Targets::any(),
             host,
             port,
             spec: spec.clone(),
@@ -66,7 +74,7 @@ impl TcpProbe {
             .timed(
                 Phase::Resolve,
                 deadline,
-                net::resolve(&self.host, self.port, self.spec.ip_family),
+                net::resolve(&self.host, self.port, self.spec.ip_family, &self.targets),
             )
             .await?;
         out.labels.insert("address".to_string(), addr.to_string());

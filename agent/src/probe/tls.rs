@@ -27,16 +27,24 @@ pub struct TlsProbe {
     port: u16,
     spec: TlsCheck,
     tls: TlsSetup,
+    targets: net::Targets,
     /// Reads "now" for the days left before expiry.
     clock: Arc<dyn Clock>,
 }
 
 impl TlsProbe {
+    /// Confines the probe to `targets` (see [`net::Targets`]).
+    pub fn confined(mut self, targets: net::Targets) -> Self {
+        self.targets = targets;
+        self
+    }
+
     pub fn new(id: &str, spec: &TlsCheck) -> Result<Self, BuildError> {
         let (host, port) = net::split_host_port(&spec.address).ok_or_else(|| {
             BuildError::invalid(id, format!("address {:?} is not host:port", spec.address))
         })?;
         Ok(TlsProbe {
+            targets: net::Targets::any(),
             host,
             port,
             spec: spec.clone(),
@@ -51,7 +59,7 @@ impl TlsProbe {
             .timed(
                 Phase::Resolve,
                 deadline,
-                net::resolve(&self.host, self.port, family),
+                net::resolve(&self.host, self.port, family, &self.targets),
             )
             .await?;
         out.labels.insert("address".to_string(), addr.to_string());

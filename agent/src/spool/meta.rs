@@ -9,6 +9,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use attest_config::wire::Gap;
@@ -112,6 +113,7 @@ pub fn store(dir: &Path, meta: &Meta) -> io::Result<u64> {
         .write(true)
         .create(true)
         .truncate(true)
+        .mode(0o600)
         .open(&tmp)?;
     f.write_all(&bytes)?;
     f.sync_all()?;

@@ -65,6 +65,7 @@ pub mod writer;
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use attest_config::WhenFull;
@@ -351,6 +352,7 @@ fn lock_dir(dir: &Path) -> Result<File, SpoolError> {
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o600)
         .open(&path)
         .map_err(io_err("open lock file", &path))?;
     match file.try_lock() {

@@ -27,6 +27,13 @@ use super::{
 pub(super) fn open(dir: &Path, opts: SpoolOptions) -> Result<Spool, SpoolError> {
     let (segment_bytes, budget) = sizing(&opts)?;
     fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+    // The spool holds every measurement not yet delivered: the owner's only, whatever the
+    // umask (new files in it are created 0600 as well).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(io_err("restrict permissions of", dir))?;
+    }
     let lock = lock_dir(dir)?;
     remove_if_present(&dir.join(meta::META_TMP_FILE))?;
     let listed = segment::list(dir).map_err(io_err("list", dir))?;

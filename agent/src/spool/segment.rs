@@ -7,6 +7,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::record::{self, Decoded, RawRecord, SEGMENT_HEADER_LEN};
@@ -156,6 +157,7 @@ pub fn create(dir: &Path, first: u64) -> io::Result<(Segment, File)> {
         .write(true)
         .create(true)
         .truncate(true)
+        .mode(0o600)
         .open(&path)?;
     f.write_all(&record::segment_header())?;
     f.sync_all()?;

@@ -7,10 +7,12 @@
 //!   an `Ack` for exactly that seq (the collector acks only after a durable commit).
 //! - Sends the measurements' stored bytes as they are (`body.rs`): no decode or re-encode per
 //!   attempt, and a resent batch carries the same measurement bytes.
-//! - Never gives up on a timer and never deletes on 401/403/5xx or a network error: it retries
-//!   with exponential backoff and jitter, honouring `Retry-After` on 429/503.
-//! - A batch the collector calls malformed (400, 413, 422) is logged loudly, counted and moved
-//!   to `<spool>/quarantine/<seq>.json`, then acked in the spool, so one bad batch cannot block
+//! - Never gives up on a timer and never deletes on 401/403/404/405/408/415/429, 5xx or a
+//!   network error: it retries with exponential backoff and jitter, honouring `Retry-After`
+//!   on 429/503 (see [`refuses_the_batch`]).
+//! - A batch the collector refuses with any other 4xx (400, 413, 422, …: the batch itself is
+//!   at fault and will never be accepted as is) is logged loudly, counted and moved to
+//!   `<spool>/quarantine/<seq>.json`, then acked in the spool, so one bad batch cannot block
 //!   delivery forever and its measurements stay on disk for an operator.
 //! - Each attempt carries the agent's send time (`sent_at`) so the collector can measure
 //!   clock offset.
@@ -303,8 +305,16 @@ impl Transport {
         let written = body::quarantine_json(batch, status.as_u16(), why)
             .map_err(std::io::Error::other)
             .and_then(|record| {
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
                 std::fs::create_dir_all(&self.quarantine_dir)?;
-                std::fs::write(&path, record)
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&path)?
+                    .write_all(&record)
             })
             .and_then(|_| std::fs::File::open(&path)?.sync_all());
         match written {
@@ -357,12 +367,31 @@ async fn classify(r: reqwest::Response, seq: u64) -> Outcome {
             None => format!("{status}: {}", e.error),
         },
     );
-    match status {
-        StatusCode::BAD_REQUEST
-        | StatusCode::PAYLOAD_TOO_LARGE
-        | StatusCode::UNPROCESSABLE_ENTITY => Outcome::Rejected { status, why },
-        _ => Outcome::Retry { retry_after, why },
+    if refuses_the_batch(status) {
+        Outcome::Rejected { status, why }
+    } else {
+        Outcome::Retry { retry_after, why }
     }
+}
+
+/// Whether the answer condemns this batch rather than the agent's setup or the moment: every
+/// 4xx except those that would refuse any batch just the same and go away once an operator
+/// fixes the setup or the load drops — 401/403 (token), 404/405 (collector URL points
+/// elsewhere), 408 (the upload was too slow), 415 (encoding; a version mismatch) and 429
+/// (rate). Quarantining on those would empty a healthy spool into quarantine; retrying them
+/// loses nothing. 5xx and network errors are always retried.
+pub fn refuses_the_batch(status: StatusCode) -> bool {
+    status.is_client_error()
+        && !matches!(
+            status,
+            StatusCode::UNAUTHORIZED
+                | StatusCode::FORBIDDEN
+                | StatusCode::NOT_FOUND
+                | StatusCode::METHOD_NOT_ALLOWED
+                | StatusCode::REQUEST_TIMEOUT
+                | StatusCode::UNSUPPORTED_MEDIA_TYPE
+                | StatusCode::TOO_MANY_REQUESTS
+        )
 }
 
 /// Checks what `Transport::new` would refuse (TLS files, retry settings) without sending
@@ -417,4 +446,21 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, TransportError> {
         path: path.clone(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_4xx_but_setup_and_rate_problems_quarantines() {
+        for code in [400, 409, 410, 413, 414, 422, 431] {
+            let s = StatusCode::from_u16(code).unwrap();
+            assert!(refuses_the_batch(s), "{code} condemns the batch");
+        }
+        for code in [200, 401, 403, 404, 405, 408, 415, 429, 500, 502, 503] {
+            let s = StatusCode::from_u16(code).unwrap();
+            assert!(!refuses_the_batch(s), "{code} is retried");
+        }
+    }
 }

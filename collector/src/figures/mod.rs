@@ -1,5 +1,6 @@
 //! Figures: the one place that feeds the pure SLA engine. For a service and month it reads
-//! the rows the engine needs from the store (rollups, gaps, first seen, API maintenance),
+//! the rows the engine needs from the store (rollups, gaps, first seen, first configured,
+//! exact latency-threshold counts, API maintenance),
 //! runs `sla::evaluate`, and keeps the latest month-to-date results for `/metrics` in a
 //! [`Snapshot`], beside the fleet state `/metrics` shows (agent status, store counts).
 //!
@@ -636,6 +637,15 @@ impl Figures {
             .map_err(store_err)?;
         let gaps = self.store.gaps(&svc.checks, from, to).map_err(store_err)?;
         let first_seen = self.store.first_seen(&svc.checks).map_err(store_err)?;
+        let first_configured = self.store.first_configured(&svc.name).map_err(store_err)?;
+        let exact = match &svc.latency {
+            Some(objective) => {
+                let t = u64::try_from(objective.threshold.as_micros()).unwrap_or(u64::MAX);
+                let over = self.store.threshold_over(&svc.checks, t, from, to);
+                Some(over.map_err(store_err)?)
+            }
+            None => None,
+        };
         let maintenance = self.api_maintenance(&svc.name)?;
         let input = ServiceInput {
             service: svc,
@@ -643,6 +653,8 @@ impl Figures {
             rollups: &rollups,
             gaps: &gaps,
             first_seen,
+            first_configured,
+            exact: exact.as_ref(),
         };
         sla::evaluate_incremental(&input, month, now, prior)
             .map_err(|e| Rejection::new(400, e.to_string()))
@@ -1013,5 +1025,34 @@ mod tests {
         drop(inner);
         let (earliest, _) = restart(config());
         assert_eq!(earliest, from, "a late write after the save: read in full");
+    }
+
+    /// The store's exact threshold counts and first-configured instant reach the report:
+    /// 0.25 s meets a 250 ms threshold, 0.250001 s and 0.251 s do not (the histogram's
+    /// bucket holds all three); a service configured before its first probe is eligible
+    /// from the configured instant.
+    #[test]
+    fn exact_threshold_and_first_configured_reach_the_report() {
+        let cfg = config();
+        let sqlite = Arc::new(SqliteStore::open_temp().expect("store"));
+        let store: Arc<dyn Store> = sqlite.clone();
+        crate::store::note_config(store.as_ref(), &cfg, at(-30, 0)).expect("note config");
+        let probes = vec![
+            ok("web", 0, 0, 0.25),
+            ok("web", 0, 10, 0.250001),
+            ok("web", 0, 20, 0.251),
+            ok("web", 0, 30, 0.1),
+        ];
+        store.commit_batch(&batch("a1", 1, probes)).expect("commit");
+        let f = Figures::new(cfg.clone(), store.clone());
+        let now = at(1, 0);
+        f.refresh(now);
+        let r = f.latest().services[0].clone();
+        assert_eq!((r.latency.probes, r.latency.probes_within), (4, Some(2)));
+        assert_eq!(r.latency.histogram_resolution_probes, 0);
+        let since = r.eligible_since.expect("eligible");
+        assert_eq!(since.basis, sla::EligibilityBasis::FirstConfigured);
+        assert_eq!(since.minute, BASE_MINUTE - 30);
+        assert_eq!((r.good_minutes, r.unknown_minutes), (1, 30));
     }
 }

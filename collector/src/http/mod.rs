@@ -5,9 +5,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -19,7 +17,11 @@ use crate::ingest::{self, Ingest, Rejection};
 use crate::maintenance::Maintenance;
 use crate::metrics::Exporter;
 use crate::report::{self, MonthQuery};
+use crate::server::PeerAddr;
 use crate::store::Store;
+
+mod guard;
+pub use guard::HttpGuard;
 
 /// What the handlers call; one per collector, from `app::build`.
 #[derive(Clone)]
@@ -32,14 +34,19 @@ pub struct AppState {
     pub exporter: Arc<Exporter>,
     pub clock: SharedClock,
     pub admin_token: Option<String>,
+    /// Body bounds and the refusal log.
+    pub guard: Arc<HttpGuard>,
 }
 
-pub fn router(state: AppState, max_body_bytes: u64) -> Router {
+/// Largest maintenance registration body: a window and a 500-character reason fit many
+/// times over; anything larger is refused with 413 before it is buffered.
+pub const MAINTENANCE_BODY_LIMIT: u64 = 64 << 10;
+
+/// The routes. Bodies are read by the handlers themselves, after authentication, within
+/// the bounds of `state.guard`.
+pub fn router(state: AppState) -> Router {
     Router::new()
-        .route(
-            attest_config::wire::INGEST_PATH,
-            post(ingest_batch).layer(DefaultBodyLimit::max(max_body_bytes as usize)),
-        )
+        .route(attest_config::wire::INGEST_PATH, post(ingest_batch))
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "ok\n" }))
         .route("/-/ready", get(ready))
@@ -65,44 +72,67 @@ fn reject(r: Rejection) -> Response {
     resp
 }
 
-async fn ingest_batch(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
+/// Headers first: the token and the agent's rate are checked before a byte of the body is
+/// read, so a client without a valid token holds no buffer here (docs/http-api.md, "Order
+/// of checks"). Then the body is read within its size, time and in-flight bounds, and the
+/// rest of the pipeline runs on a blocking thread.
+async fn ingest_batch(State(st): State<AppState>, req: Request) -> Response {
+    const ROUTE: &str = attest_config::wire::INGEST_PATH;
+    let (parts, body) = req.into_parts();
+    let peer = peer_of(&parts.extensions);
+    let text = |name| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (auth, enc) = (text(header::AUTHORIZATION), text(header::CONTENT_ENCODING));
+    let received_at = st.clock.now_utc();
+    let agent = match st.ingest.admit(auth.as_deref(), received_at) {
+        Ok(agent) => agent,
+        Err(r) => return refuse(&st, ROUTE, peer, None, r),
+    };
+    let limit = st.guard.max_body_bytes;
+    let read = async {
+        let held = st.guard.reserve(&parts.headers, limit)?;
+        Ok::<_, Rejection>((st.guard.read_body(body, limit).await?, held))
+    };
+    let (body, held) = match read.await {
         Ok(b) => b,
-        Err(e) => {
-            return reject(Rejection::new(
-                e.status().as_u16(),
-                format!("cannot read the body: {e}"),
-            ));
+        Err(r) => {
+            st.ingest.count_http_refusal(&r);
+            return refuse(&st, ROUTE, peer, Some(&agent), r);
         }
     };
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let enc = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let ing = st.ingest.clone();
-    let received_at = st.clock.now_utc();
+    let (ing, who) = (st.ingest.clone(), agent.clone());
     let res = tokio::task::spawn_blocking(move || {
-        ing.handle(ingest::Request {
-            authorization: auth.as_deref(),
-            content_encoding: enc.as_deref(),
-            body: &body,
-            received_at,
-        })
+        let ack = ing.handle_admitted(&who, enc.as_deref(), &body, received_at);
+        drop(held);
+        ack
     })
     .await;
     match res {
         Ok(Ok(ack)) => axum::Json(ack).into_response(),
-        Ok(Err(r)) => reject(r),
+        Ok(Err(r)) => refuse(&st, ROUTE, peer, Some(&agent), r),
         Err(e) => reject(Rejection::new(500, format!("ingest task failed: {e}"))),
     }
+}
+
+fn peer_of(ext: &axum::http::Extensions) -> Option<std::net::SocketAddr> {
+    ext.get::<PeerAddr>().map(|p| p.0)
+}
+
+/// A refusal, logged (rate-limited) with who and why.
+fn refuse(
+    st: &AppState,
+    route: &str,
+    peer: Option<std::net::SocketAddr>,
+    agent: Option<&str>,
+    r: Rejection,
+) -> Response {
+    st.guard.log_refusal(route, peer, agent, &r);
+    reject(r)
 }
 
 async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response {
@@ -117,10 +147,17 @@ async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
+/// Ready when the store answers a read and its latest write did not fail (a full disk
+/// refuses writes while reads still work).
 async fn ready(State(st): State<AppState>) -> Response {
     let store = st.store.clone();
     match tokio::task::spawn_blocking(move || store.counts()).await {
-        Ok(Ok(_)) => "ready\n".into_response(),
+        Ok(Ok(_)) => match st.ingest.write_failure(st.clock.now_utc()) {
+            None => "ready\n".into_response(),
+            Some(why) => {
+                reject(Rejection::new(503, format!("storage refuses writes: {why}")).retry_after(5))
+            }
+        },
         Ok(Err(e)) => reject(Rejection::new(503, format!("storage not ready: {e}")).retry_after(5)),
         Err(e) => reject(Rejection::new(503, format!("storage check failed: {e}")).retry_after(5)),
     }
@@ -185,7 +222,7 @@ fn admin(st: &AppState, headers: &HeaderMap) -> Result<(), Rejection> {
             401,
             "missing bearer token for the admin API",
         )),
-        Some(t) if t.trim().as_bytes() == expected.as_bytes() => Ok(()),
+        Some(t) if ingest::constant_time_eq(t.trim().as_bytes(), expected.as_bytes()) => Ok(()),
         Some(_) => Err(Rejection::new(403, "wrong admin token")),
     }
 }
@@ -212,17 +249,24 @@ async fn list_maintenance(
     }
 }
 
-async fn add_maintenance(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    if let Err(r) = admin(&st, &headers) {
-        return reject(r);
+/// The admin token is checked before the body is read (like ingest's).
+async fn add_maintenance(State(st): State<AppState>, req: Request) -> Response {
+    const ROUTE: &str = "/api/v1/maintenance";
+    let (parts, body) = req.into_parts();
+    let peer = peer_of(&parts.extensions);
+    if let Err(r) = admin(&st, &parts.headers) {
+        return refuse(&st, ROUTE, peer, None, r);
     }
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => return reject(Rejection::new(e.status().as_u16(), e.to_string())),
+    let read = async {
+        let held = st.guard.reserve(&parts.headers, MAINTENANCE_BODY_LIMIT)?;
+        Ok::<_, Rejection>((
+            st.guard.read_body(body, MAINTENANCE_BODY_LIMIT).await?,
+            held,
+        ))
+    };
+    let body = match read.await {
+        Ok((b, _held)) => b,
+        Err(r) => return refuse(&st, ROUTE, peer, Some("admin"), r),
     };
     let (maintenance, now) = (st.maintenance.clone(), st.clock.now_utc());
     match tokio::task::spawn_blocking(move || maintenance.add(&body, now)).await {
@@ -234,11 +278,12 @@ async fn add_maintenance(
 
 async fn cancel_maintenance(
     State(st): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    req: Request,
 ) -> Response {
-    if let Err(r) = admin(&st, &headers) {
-        return reject(r);
+    if let Err(r) = admin(&st, req.headers()) {
+        let peer = peer_of(req.extensions());
+        return refuse(&st, "/api/v1/maintenance/{id}", peer, None, r);
     }
     let Ok(id) = id.parse::<i64>() else {
         return reject(Rejection::new(

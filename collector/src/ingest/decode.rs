@@ -79,7 +79,9 @@ fn explain(json: &[u8]) -> Result<Batch, Rejection> {
     let de = &mut serde_json::Deserializer::from_slice(json);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        Rejection::new(400, format!("invalid batch: {}", e.inner())).field(path)
+        let r = Rejection::new(400, format!("invalid batch: {}", e.inner()));
+        // "." is the root: no single field is at fault (e.g. a key given twice at the top).
+        if path == "." { r } else { r.field(path) }
     })
 }
 

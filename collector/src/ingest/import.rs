@@ -62,6 +62,12 @@ pub fn import(
     file: &str,
 ) -> Result<ImportSummary, ImportError> {
     let by_agent = read_all(cfg, input, file)?;
+    // The configuration names its services and latency thresholds: remember them before
+    // storing, so that the imported probes are counted exactly for those thresholds.
+    crate::store::note_config(store, cfg, clock.now_utc()).map_err(|e| ImportError::Store {
+        stored: 0,
+        reason: e.to_string(),
+    })?;
     let mut summary = ImportSummary {
         lines: by_agent.values().map(|r| r.len() as u64).sum(),
         ..ImportSummary::default()
@@ -157,4 +163,12 @@ fn content_seq(agent: &str, ms: &[attest_config::wire::Measurement]) -> u64 {
         eat(&[u8::from(m.ok)]);
     }
     (h & (IMPORT_SEQ_BIT - 1)) | IMPORT_SEQ_BIT
+}
+
+/// Parses and validates import text without storing anything; the number of measurement
+/// lines on success. For the fuzz targets (`fuzz/`) and their corpus replay.
+#[doc(hidden)]
+pub fn validate_lines(cfg: &CollectorConfig, input: impl BufRead) -> Result<u64, ImportError> {
+    let by_agent = read_all(cfg, input, "<input>")?;
+    Ok(by_agent.values().map(|r| r.len() as u64).sum())
 }

@@ -16,6 +16,7 @@
 //!   and out.
 
 mod auth;
+mod checks;
 mod decode;
 pub mod import;
 mod validate;
@@ -31,8 +32,13 @@ use jiff::Timestamp;
 use crate::changed::DataChanged;
 use crate::store::{IngestBatch, Store, StoreError};
 pub use auth::RateLimiter;
+pub use validate::in_range as validate_instant;
 
 pub use crate::reject::Rejection;
+pub(crate) use auth::constant_time_eq;
+
+/// How long a failed commit keeps the collector not ready (see [`Ingest::write_failure`]).
+pub const WRITE_FAILURE_TTL: jiff::SignedDuration = jiff::SignedDuration::from_secs(30);
 
 /// Counts of everything ingest saw; exported as collector metrics.
 #[derive(Debug, Default)]
@@ -47,6 +53,12 @@ pub struct IngestStats {
     pub rejected_too_large: AtomicU64,
     pub rejected_rate_limited: AtomicU64,
     pub rejected_skew: AtomicU64,
+    /// Refused by `[ingest] checks = "known"` or `max_checks_per_agent`.
+    pub rejected_checks: AtomicU64,
+    /// Body not received within `[server] body_read_timeout` (408).
+    pub rejected_slow: AtomicU64,
+    /// Refused because request bodies in flight reached `max_inflight_body_bytes` (503).
+    pub rejected_busy: AtomicU64,
     pub store_unavailable: AtomicU64,
 }
 
@@ -96,25 +108,38 @@ pub struct Ingest {
     tokens: auth::Tokens,
     limits: IngestLimits,
     rate: RateLimiter,
+    checks: checks::CheckBook,
     changed: DataChanged,
+    /// When and why the latest commit failed (cleared by a successful one).
+    write_failure: std::sync::Mutex<Option<(Timestamp, String)>>,
     pub stats: Arc<IngestStats>,
     pub latest: Arc<LatestResults>,
 }
 
 impl Ingest {
-    /// `changed` is signalled after every durable commit.
+    /// `changed` is signalled after every durable commit. Seeds the per-agent check sets
+    /// from the store; a store that cannot answer starts them empty (logged), which only
+    /// lets the cap count from zero until restart.
     pub fn new(
         store: Arc<dyn Store>,
         agents: &[AgentAuth],
         limits: IngestLimits,
         changed: DataChanged,
     ) -> Ingest {
+        let known = store.agent_checks().unwrap_or_else(|e| {
+            tracing::warn!(
+                "cannot read the stored check ids; max_checks_per_agent counts from zero: {e}"
+            );
+            Vec::new()
+        });
         Ingest {
+            checks: checks::CheckBook::new(&limits, known),
             store,
             tokens: auth::Tokens::new(agents),
             rate: RateLimiter::new(limits.max_batches_per_second),
             limits,
             changed,
+            write_failure: std::sync::Mutex::new(None),
             stats: Arc::new(IngestStats::default()),
             latest: Arc::new(LatestResults::default()),
         }
@@ -123,21 +148,85 @@ impl Ingest {
     /// Runs the whole pipeline; blocking (the store commit is synchronous), so the HTTP layer
     /// calls it on a blocking thread.
     pub fn handle(&self, req: Request<'_>) -> Result<Ack, Rejection> {
-        let res = self.pipeline(req);
+        let agent = self.admit(req.authorization, req.received_at)?;
+        self.handle_admitted(&agent, req.content_encoding, req.body, req.received_at)
+    }
+
+    /// The steps that need only the request headers: the bearer token (401) and the
+    /// agent's rate (429). The HTTP layer runs them before it reads a byte of the body, so
+    /// a client without a valid token cannot make the collector buffer anything.
+    /// Returns the token's agent id.
+    pub fn admit(&self, authorization: Option<&str>, now: Timestamp) -> Result<String, Rejection> {
+        let res = self
+            .tokens
+            .authenticate(authorization)
+            .and_then(|agent| self.rate.check(agent, now).map(|()| agent.to_string()));
         if let Err(r) = &res {
             self.count_rejection(r);
         }
         res
     }
 
-    fn pipeline(&self, req: Request<'_>) -> Result<Ack, Rejection> {
-        let agent = self.tokens.authenticate(req.authorization)?;
-        self.rate.check(agent, req.received_at)?;
-        let json = decode::decompress(
-            req.body,
-            req.content_encoding,
-            self.limits.max_decompressed_bytes,
-        )?;
+    /// The rest of the pipeline for a request [`Ingest::admit`] let in; blocking.
+    pub fn handle_admitted(
+        &self,
+        agent: &str,
+        content_encoding: Option<&str>,
+        body: &[u8],
+        received_at: Timestamp,
+    ) -> Result<Ack, Rejection> {
+        let res = self.pipeline(agent, content_encoding, body, received_at);
+        if let Err(r) = &res {
+            self.count_rejection(r);
+        }
+        res
+    }
+
+    /// Counts a refusal the HTTP layer made on the ingest route (body too large or too slow,
+    /// in-flight bytes exhausted), so every refused batch shows in the metrics.
+    pub fn count_http_refusal(&self, r: &Rejection) {
+        let s = &self.stats;
+        match r.status {
+            408 => {
+                s.rejected_slow.fetch_add(1, Ordering::Relaxed);
+            }
+            503 => {
+                s.rejected_busy.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => self.count_rejection(r),
+        }
+    }
+
+    /// Why the store refused the most recent commit, while that is recent and no commit has
+    /// succeeded since; `None` when writes work (as far as ingest has seen). Readiness
+    /// reports it, so a collector whose disk is full is taken out of rotation. The failure
+    /// expires after [`WRITE_FAILURE_TTL`] so that a collector nobody sends to any more
+    /// (because it is not ready) becomes ready again and is retried.
+    pub fn write_failure(&self, now: Timestamp) -> Option<String> {
+        let g = self
+            .write_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.as_ref()
+            .filter(|(at, _)| now.duration_since(*at) < WRITE_FAILURE_TTL)
+            .map(|(_, why)| why.clone())
+    }
+
+    fn note_write(&self, outcome: Option<(Timestamp, String)>) {
+        *self
+            .write_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = outcome;
+    }
+
+    fn pipeline(
+        &self,
+        agent: &str,
+        content_encoding: Option<&str>,
+        body: &[u8],
+        received_at: Timestamp,
+    ) -> Result<Ack, Rejection> {
+        let json = decode::decompress(body, content_encoding, self.limits.max_decompressed_bytes)?;
         let batch: Batch = decode::parse(&json)?;
         if batch.agent != agent {
             return Err(Rejection::new(
@@ -150,7 +239,15 @@ impl Ingest {
             .field("agent"));
         }
         validate::batch(&batch, &self.limits)?;
-        let ingest = self.apply_skew(batch, req.received_at)?;
+        let ingest = self.apply_skew(batch, received_at)?;
+        validate::horizon(
+            &ingest.measurements,
+            &ingest.gaps,
+            &self.limits,
+            received_at,
+        )?;
+        self.checks
+            .admit(&ingest.agent, &ingest.measurements, &ingest.gaps)?;
         self.commit(ingest)
     }
 
@@ -193,7 +290,13 @@ impl Ingest {
     }
 
     fn commit(&self, batch: IngestBatch) -> Result<Ack, Rejection> {
-        match self.store.commit_batch(&batch) {
+        let res = self.store.commit_batch(&batch);
+        self.note_write(
+            res.as_ref()
+                .err()
+                .map(|e| (batch.received_at, e.to_string())),
+        );
+        match res {
             Ok(out) => {
                 self.changed.signal();
                 let s = &self.stats;
@@ -236,6 +339,11 @@ impl Ingest {
             429 => &s.rejected_rate_limited,
             503 => &s.store_unavailable,
             _ if r.field.as_deref() == Some("sent_at") => &s.rejected_skew,
+            _ if r.field.as_deref().is_some_and(|f| f.ends_with("].check"))
+                && r.reason.contains("[ingest]") =>
+            {
+                &s.rejected_checks
+            }
             _ => &s.rejected_malformed,
         };
         c.fetch_add(1, Ordering::Relaxed);
@@ -247,4 +355,21 @@ pub(crate) fn retry_after_secs(rate: f64) -> u64 {
     Duration::from_secs_f64((1.0 / rate.max(0.001)).min(3600.0))
         .as_secs()
         .max(1)
+}
+
+/// The untrusted-bytes half of the pipeline, without token, rate limit or store: decode,
+/// parse, validate and the clock horizon, as [`Ingest::handle`] runs them. For the fuzz
+/// targets (`fuzz/`) and their corpus replay; must never panic, whatever `body` holds.
+#[doc(hidden)]
+pub fn decode_and_validate(
+    body: &[u8],
+    content_encoding: Option<&str>,
+    limits: &IngestLimits,
+    now: Timestamp,
+) -> Result<Batch, Rejection> {
+    let json = decode::decompress(body, content_encoding, limits.max_decompressed_bytes)?;
+    let batch: Batch = decode::parse(&json)?;
+    validate::batch(&batch, limits)?;
+    validate::horizon(&batch.measurements, &batch.gaps, limits, now)?;
+    Ok(batch)
 }

@@ -24,6 +24,7 @@ use prometheus_client::registry::Registry;
 use crate::clock::SharedClock;
 use crate::figures::{Figures, Snapshot};
 use crate::ingest::{IngestStats, LatestResults};
+use crate::server::ListenerStats;
 use crate::store::AgentStatus;
 
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -36,6 +37,7 @@ pub struct Exporter {
     latest: Arc<LatestResults>,
     /// Only for the age of each service's figures at scrape time.
     clock: SharedClock,
+    listener: Option<Arc<ListenerStats>>,
 }
 
 impl Exporter {
@@ -52,7 +54,14 @@ impl Exporter {
             ingest,
             latest,
             clock,
+            listener: None,
         }
+    }
+
+    /// Also exports the listener's connection counts (`attest_http_connections*`).
+    pub fn with_listener(mut self, listener: Arc<ListenerStats>) -> Exporter {
+        self.listener = Some(listener);
+        self
     }
 
     /// (content type, body).
@@ -62,6 +71,7 @@ impl Exporter {
             now: self.clock.now_utc(),
             latest: self.latest.snapshot(),
             ingest: snapshot_ingest(&self.ingest),
+            listener: self.listener.as_deref().map(snapshot_listener),
             max_skew_ms: self.cfg.ingest.max_clock_skew.as_millis() as i64,
             capacity: (
                 self.cfg.capacity.warning.as_ratio(),
@@ -103,13 +113,29 @@ fn snapshot_ingest(s: &IngestStats) -> Vec<(&'static str, &'static str, u64)> {
         ("rejected", "too_large", l(&s.rejected_too_large)),
         ("rejected", "rate_limited", l(&s.rejected_rate_limited)),
         ("rejected", "clock_skew", l(&s.rejected_skew)),
+        ("rejected", "checks", l(&s.rejected_checks)),
+        ("rejected", "slow_body", l(&s.rejected_slow)),
+        ("rejected", "busy", l(&s.rejected_busy)),
         ("rejected", "storage_unavailable", l(&s.store_unavailable)),
+    ]
+}
+
+/// (open, limit, accepted, cap reached, timed out).
+fn snapshot_listener(s: &ListenerStats) -> [u64; 5] {
+    let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    [
+        l(&s.open),
+        l(&s.limit),
+        l(&s.accepted),
+        l(&s.cap_reached),
+        l(&s.timed_out),
     ]
 }
 
 /// Everything one scrape renders, gathered before encoding.
 #[derive(Debug)]
 struct Scrape {
+    listener: Option<[u64; 5]>,
     snap: Arc<Snapshot>,
     now: jiff::Timestamp,
     latest: Vec<((String, String), (jiff::Timestamp, bool))>,
@@ -524,6 +550,40 @@ impl Scrape {
             STORE_MEASUREMENTS,
             "Raw measurements currently stored",
             [(vec![], self.snap.stored_measurements.map(|v| v as f64))],
+        )?;
+        self.encode_listener(e)
+    }
+
+    fn encode_listener(&self, e: &mut Enc) -> std::fmt::Result {
+        use names::*;
+        let Some([open, limit, accepted, capped, timed_out]) = self.listener else {
+            return Ok(());
+        };
+        let one = |v: u64| [(Vec::new(), v as f64)];
+        e.gauges(
+            HTTP_CONNECTIONS,
+            "HTTP connections open now",
+            [(vec![], Some(open as f64))],
+        )?;
+        e.gauges(
+            HTTP_CONNECTIONS_LIMIT,
+            "Connections served at once ([server] max_connections)",
+            [(vec![], Some(limit as f64))],
+        )?;
+        e.counters(
+            HTTP_CONNECTIONS_ACCEPTED,
+            "HTTP connections accepted",
+            one(accepted),
+        )?;
+        e.counters(
+            HTTP_CONNECTION_CAP_REACHED,
+            "Times the listener reached max_connections and stopped accepting until a connection closed",
+            one(capped),
+        )?;
+        e.counters(
+            HTTP_CONNECTIONS_TIMED_OUT,
+            "Connections closed for idling or for sending headers too slowly",
+            one(timed_out),
         )
     }
 }

@@ -55,3 +55,10 @@ pub const INGEST_BATCHES: &str = "attest_ingest_batches";
 pub const INGEST_MEASUREMENTS: &str = "attest_ingest_measurements";
 pub const INGEST_REJECTED: &str = "attest_ingest_rejected_batches";
 pub const STORE_MEASUREMENTS: &str = "attest_store_measurements";
+
+// Listener.
+pub const HTTP_CONNECTIONS: &str = "attest_http_connections";
+pub const HTTP_CONNECTIONS_LIMIT: &str = "attest_http_connections_limit";
+pub const HTTP_CONNECTIONS_ACCEPTED: &str = "attest_http_connections_accepted";
+pub const HTTP_CONNECTION_CAP_REACHED: &str = "attest_http_connection_cap_reached";
+pub const HTTP_CONNECTIONS_TIMED_OUT: &str = "attest_http_connections_timed_out";

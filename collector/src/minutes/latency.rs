@@ -70,18 +70,9 @@ impl Buckets {
 
     /// Records a probe duration (seconds), clamped to the tracked range.
     pub fn record_seconds(&mut self, seconds: f64) {
-        if !seconds.is_finite() {
-            return;
+        if let Some(us) = micros_of_seconds(seconds) {
+            self.add(bucket_of(us), 1);
         }
-        let us = (seconds * 1e6).round();
-        let us = if us < LOWEST_US as f64 {
-            LOWEST_US
-        } else if us > HIGHEST_US as f64 {
-            HIGHEST_US
-        } else {
-            us as u64
-        };
-        self.add(bucket_index(us) as u32, 1);
     }
 
     /// `(bucket index, count)` in index order.
@@ -191,6 +182,23 @@ pub fn bucket_of(us: u64) -> u32 {
     u32::try_from(bucket_index(us)).unwrap_or(u32::MAX)
 }
 
+/// A stored duration (seconds) as the exact microseconds every threshold is judged on:
+/// rounded to the nearest µs, negative as 0; `None` when not a number.
+pub fn micros_of_seconds(seconds: f64) -> Option<u64> {
+    if !seconds.is_finite() {
+        return None;
+    }
+    let us = (seconds * 1e6).round();
+    Some(if us <= 0.0 { 0 } else { us as u64 })
+}
+
+/// Whether a successful probe of `us` µs lies in the bucket of `threshold_us` yet over it:
+/// the only probes whose "within" the bucket cannot decide (every other bucket lies wholly
+/// at or below, or wholly above, the threshold).
+pub fn over_in_threshold_bucket(us: u64, threshold_us: u64) -> bool {
+    us > threshold_us && bucket_of(us) == bucket_of(threshold_us)
+}
+
 /// Number of distinct buckets: a dense counts array of this length holds any histogram.
 pub fn bucket_count() -> usize {
     max_bucket_index() as usize + 1
@@ -218,6 +226,28 @@ mod tests {
         h.iter_recorded()
             .map(|v| (v.value_iterated_to(), v.count_at_value()))
             .collect()
+    }
+
+    #[test]
+    fn only_the_thresholds_own_bucket_needs_the_exact_duration() {
+        let t = 300_000;
+        assert!(
+            !over_in_threshold_bucket(t, t),
+            "exactly at the threshold is within"
+        );
+        assert!(
+            over_in_threshold_bucket(t + 1, t),
+            "1 µs over shares the bucket"
+        );
+        assert!(
+            !over_in_threshold_bucket(t + 1_000_000, t),
+            "far over: another bucket"
+        );
+        assert!(bucket_of(t + 1_000) > bucket_of(t) || over_in_threshold_bucket(t + 1_000, t));
+        assert_eq!(micros_of_seconds(0.3000004), Some(300_000));
+        assert_eq!(micros_of_seconds(0.301), Some(301_000));
+        assert_eq!(micros_of_seconds(-1.0), Some(0));
+        assert_eq!(micros_of_seconds(f64::NAN), None);
     }
 
     #[test]

@@ -84,6 +84,25 @@ pub struct GapSpan {
     pub count: u64,
 }
 
+/// The store's exact "within the latency threshold" counts for one threshold over a set of
+/// checks, kept as corrections to the histogram: a probe's exact duration (µs) decides
+/// only for probes in the threshold's own bucket, since every other bucket lies wholly
+/// below or above the threshold. So `within = Σ probes in buckets ≤ bucket(threshold) −
+/// over`, exactly, for every minute from `exact_from` on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThresholdOver {
+    /// The threshold, in microseconds.
+    pub threshold_us: u64,
+    /// First minute whose counts are exact for this threshold; minutes before it (raw
+    /// measurements already expired when the threshold was first tracked) are judged at
+    /// the histogram's resolution. `None`: the store does not track this threshold.
+    pub exact_from: Option<i64>,
+    /// `(minute, probes)`, sorted by minute and unique: successful probes in the
+    /// threshold's own bucket whose exact duration is over the threshold, summed over the
+    /// series. A minute not listed has none.
+    pub over: Vec<(i64, u64)>,
+}
+
 /// Host capacity value per agent, name, resource and minute.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostMinute {

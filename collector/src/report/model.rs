@@ -8,11 +8,17 @@
 //!   `tests/golden/`); rename only with an API version bump. The engine's types may change
 //!   freely; a change reaches the public JSON only through an edit here.
 //! - `null` means "not determinable / N/A", never zero.
+//! - Every ratio has an exact twin `<name>_exact`, the string `"numerator/denominator"` of
+//!   the integers the engine divided (not reduced: `"43170/43200"`), so an auditor can
+//!   re-derive it and check boundaries (a burn of exactly 14.4) without floats.
 
 use jiff::Timestamp;
 use serde::Serialize;
 
+use attest_config::units::Ppm;
+
 use crate::sla;
+use crate::sla::availability::Fraction;
 
 /// Every SLA figure of one service for one month.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -23,6 +29,9 @@ pub struct ServiceReport {
     pub as_of: Timestamp,
     /// True once `as_of` is the period end (the month is closed).
     pub complete: bool,
+    /// Where eligibility begins and which rule set it; null when no minute is eligible
+    /// (no `start`, never configured in this store, never measured).
+    pub eligible_since: Option<EligibleSince>,
     /// Target as a ratio (0.999) and exactly in parts per million.
     pub target: f64,
     pub target_ppm: u32,
@@ -31,10 +40,16 @@ pub struct ServiceReport {
     pub good_minutes: u64,
     pub bad_minutes: u64,
     pub unknown_minutes: u64,
+    /// `good + bad`.
+    pub known_minutes: u64,
     /// `good / known`; null when known = 0.
     pub availability: Option<f64>,
+    /// `"good/known"`.
+    pub availability_exact: Option<String>,
     /// `known / eligible`; null when eligible = 0.
     pub coverage: Option<f64>,
+    /// `"known/eligible"`.
+    pub coverage_exact: Option<String>,
     pub bounds: Bounds,
     /// Null when not determinable: known = 0 or coverage below `min_coverage`.
     pub compliant: Option<bool>,
@@ -51,6 +66,17 @@ pub struct ServiceReport {
     pub mtbsi_minutes: Option<f64>,
 }
 
+/// Where eligibility begins (JSON key `eligible_since`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EligibleSince {
+    /// Start of the first eligible minute.
+    pub instant: Timestamp,
+    /// `start` (the configured agreement start), `first_configured` (the first time this
+    /// store saw the service configured) or `first_measured` (the first measurement of any
+    /// of its checks); see docs/sla.md.
+    pub basis: &'static str,
+}
+
 /// The reporting period: a calendar month in the service's zone.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Period {
@@ -63,15 +89,21 @@ pub struct Period {
     pub minutes: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Bounds {
     /// `good / eligible`: unknown minutes counted as bad.
     pub pessimistic: Option<f64>,
     /// `(good + unknown) / eligible`: unknown minutes counted as good.
     pub optimistic: Option<f64>,
+    /// `"good/eligible"`.
+    pub pessimistic_exact: Option<String>,
+    /// `"(good + unknown)/eligible"`, the numerator summed.
+    pub optimistic_exact: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+/// The error budget; every `*_exact` ratio is in micro-minutes (minutes × 10⁶), the unit
+/// the engine computes the budget in.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ErrorBudget {
     /// `(1 − target) × known`.
     pub allowed_minutes: f64,
@@ -79,33 +111,59 @@ pub struct ErrorBudget {
     pub remaining_minutes: f64,
     /// `remaining / allowed`; null when nothing is allowed.
     pub remaining_ratio: Option<f64>,
+    /// `"remaining/allowed"` in micro-minutes.
+    pub remaining_ratio_exact: Option<String>,
     /// `(1 − target) × eligible minutes of the whole month`.
     pub planning_allowed_minutes: f64,
+    /// `planning_allowed − bad`; negative once the month's budget is spent.
+    pub planning_remaining_minutes: f64,
+    /// `planning_remaining / planning_allowed`; null when the month allows nothing.
+    pub planning_remaining_ratio: Option<f64>,
+    /// `"planning_remaining/planning_allowed"` in micro-minutes.
+    pub planning_remaining_ratio_exact: Option<String>,
 }
 
 /// Burn rates by window, keyed by the window's name (`5m` … `3d`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BurnRates {
     #[serde(rename = "5m")]
-    pub m5: Option<f64>,
+    pub m5: BurnWindow,
     #[serde(rename = "30m")]
-    pub m30: Option<f64>,
+    pub m30: BurnWindow,
     #[serde(rename = "1h")]
-    pub h1: Option<f64>,
+    pub h1: BurnWindow,
     #[serde(rename = "6h")]
-    pub h6: Option<f64>,
+    pub h6: BurnWindow,
     #[serde(rename = "1d")]
-    pub d1: Option<f64>,
+    pub d1: BurnWindow,
     #[serde(rename = "3d")]
-    pub d3: Option<f64>,
+    pub d3: BurnWindow,
 }
 
+/// One burn-rate window: its counts and `rate = (bad / known) / (1 − target)`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BurnWindow {
+    /// Bad eligible minutes in the window.
+    pub bad: u64,
+    /// Known (good + bad) eligible minutes in the window.
+    pub known: u64,
+    /// Null when known = 0 or the target is 100 %.
+    pub rate: Option<f64>,
+    /// `"(bad × 10⁶)/(known × (10⁶ − target_ppm))"`, multiplied out.
+    pub rate_exact: Option<String>,
+}
+
+/// The multiwindow alerts, overall and rule by rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct BurnAlerts {
-    /// 1 h and 5 m burn > 14.4, or 6 h and 30 m burn > 6.
+    /// `page_fast` or `page_slow`.
     pub page: bool,
-    /// 3 d and 6 h burn > 1.
+    /// 3 d and 6 h burn > 1 (the rule `ticket`).
     pub ticket: bool,
+    /// 1 h and 5 m burn > 14.4.
+    pub page_fast: bool,
+    /// 6 h and 30 m burn > 6.
+    pub page_slow: bool,
 }
 
 /// The latency objective and percentiles (JSON key `latency`).
@@ -116,10 +174,21 @@ pub struct Latency {
     pub target: Option<f64>,
     /// `within / probes`; null without an objective or without probes.
     pub objective_ratio: Option<f64>,
+    /// `"probes_within/probes"`.
+    pub objective_ratio_exact: Option<String>,
     /// Null when not determinable (no objective or no probes).
     pub objective_met: Option<bool>,
     pub probes: u64,
-    pub probes_within: u64,
+    /// Successful probes with `duration ≤ threshold`; null without an objective.
+    pub probes_within: Option<u64>,
+    /// Start of the first minute judged on exact durations (µs); earlier minutes, whose raw
+    /// measurements had expired when the threshold was first configured, are judged at
+    /// the histogram's resolution. Null without an objective or when no minute is exact.
+    pub exact_from: Option<Timestamp>,
+    /// Successful probes judged at the histogram's resolution instead of exactly.
+    pub histogram_resolution_probes: u64,
+    /// Significant decimal digits of the percentiles below (the histogram's precision).
+    pub percentile_significant_digits: u8,
     pub p50_seconds: Option<f64>,
     pub p95_seconds: Option<f64>,
     pub p99_seconds: Option<f64>,
@@ -169,6 +238,10 @@ impl From<&sla::ServiceReport> for ServiceReport {
             period: Period::from(&r.period),
             as_of: r.as_of,
             complete: r.complete,
+            eligible_since: r.eligible_since.map(|e| EligibleSince {
+                instant: minute_start(e.minute),
+                basis: e.basis.as_str(),
+            }),
             target: r.target,
             target_ppm: r.target_ppm,
             min_coverage: r.min_coverage,
@@ -176,12 +249,20 @@ impl From<&sla::ServiceReport> for ServiceReport {
             good_minutes: r.good_minutes,
             bad_minutes: r.bad_minutes,
             unknown_minutes: r.unknown_minutes,
+            known_minutes: r.known_minutes(),
             availability: r.availability,
+            availability_exact: exact(r.exact.availability),
             coverage: r.coverage,
-            bounds: Bounds::from(&r.bounds),
+            coverage_exact: exact(r.exact.coverage),
+            bounds: Bounds {
+                pessimistic: r.bounds.pessimistic,
+                optimistic: r.bounds.optimistic,
+                pessimistic_exact: exact(r.exact.pessimistic),
+                optimistic_exact: exact(r.exact.optimistic),
+            },
             compliant: r.compliant,
             error_budget: ErrorBudget::from(&r.error_budget),
-            burn_rates: BurnRates::from(&r.burn_rates),
+            burn_rates: BurnRates::of(&r.burn_rates, Ppm(r.target_ppm)),
             burn_alerts: BurnAlerts::from(&r.burn_alerts),
             latency: Latency::from(&r.latency),
             incidents: r.incidents.iter().map(Incident::from).collect(),
@@ -206,35 +287,40 @@ impl From<&sla::report::PeriodReport> for Period {
     }
 }
 
-impl From<&sla::report::Bounds> for Bounds {
-    fn from(b: &sla::report::Bounds) -> Self {
-        Bounds {
-            pessimistic: b.pessimistic,
-            optimistic: b.optimistic,
-        }
-    }
-}
-
 impl From<&sla::budget::ErrorBudget> for ErrorBudget {
     fn from(b: &sla::budget::ErrorBudget) -> Self {
         ErrorBudget {
             allowed_minutes: b.allowed_minutes,
             remaining_minutes: b.remaining_minutes,
             remaining_ratio: b.remaining_ratio,
+            remaining_ratio_exact: exact(b.remaining_ratio_exact()),
             planning_allowed_minutes: b.planning_allowed_minutes,
+            planning_remaining_minutes: b.planning_remaining_minutes,
+            planning_remaining_ratio: b.planning_remaining_ratio,
+            planning_remaining_ratio_exact: exact(b.planning_remaining_ratio_exact()),
         }
     }
 }
 
-impl From<&sla::burn::BurnRates> for BurnRates {
-    fn from(b: &sla::burn::BurnRates) -> Self {
+impl BurnRates {
+    /// The engine's rates with the counts behind them; `target` makes the exact form.
+    fn of(b: &sla::burn::BurnRates, target: Ppm) -> Self {
+        let w = |i: usize, rate: Option<f64>| {
+            let c = b.windows[i];
+            BurnWindow {
+                bad: c.bad,
+                known: c.known,
+                rate,
+                rate_exact: exact(rate.and(c.rate_exact(target))),
+            }
+        };
         BurnRates {
-            m5: b.m5,
-            m30: b.m30,
-            h1: b.h1,
-            h6: b.h6,
-            d1: b.d1,
-            d3: b.d3,
+            m5: w(0, b.m5),
+            m30: w(1, b.m30),
+            h1: w(2, b.h1),
+            h6: w(3, b.h6),
+            d1: w(4, b.d1),
+            d3: w(5, b.d3),
         }
     }
 }
@@ -244,6 +330,8 @@ impl From<&sla::burn::BurnAlerts> for BurnAlerts {
         BurnAlerts {
             page: a.page,
             ticket: a.ticket,
+            page_fast: a.page_fast,
+            page_slow: a.page_slow,
         }
     }
 }
@@ -254,15 +342,33 @@ impl From<&sla::latency::LatencyFigures> for Latency {
             threshold_seconds: l.threshold_seconds,
             target: l.target,
             objective_ratio: l.objective_ratio,
+            objective_ratio_exact: exact(l.objective_ratio_exact),
             objective_met: l.objective_met,
             probes: l.probes,
             probes_within: l.probes_within,
+            exact_from: l.exact_from.map(minute_start),
+            histogram_resolution_probes: l.histogram_resolution_probes,
+            percentile_significant_digits: l.percentile_significant_digits,
             p50_seconds: l.p50_seconds,
             p95_seconds: l.p95_seconds,
             p99_seconds: l.p99_seconds,
             histograms_skipped: l.histograms_skipped,
         }
     }
+}
+
+/// The exact form of a ratio: `"num/den"`.
+fn exact(f: Option<Fraction>) -> Option<String> {
+    f.map(|f| f.to_string())
+}
+
+/// The instant a Unix minute starts (clamped to the representable range).
+fn minute_start(minute: i64) -> Timestamp {
+    Timestamp::from_second(minute.saturating_mul(60)).unwrap_or(if minute < 0 {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
 }
 
 impl From<&sla::Incident> for Incident {

@@ -61,6 +61,58 @@ pub fn ratio(num: u64, den: u64) -> Option<f64> {
     (den != 0).then(|| num as f64 / den as f64)
 }
 
+/// An exact ratio `num / den` as the engine decided it, not reduced, so that an auditor
+/// sees the very integers behind a float (`43170/43200`). `den` is never 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fraction {
+    pub num: i128,
+    pub den: i128,
+}
+
+impl Fraction {
+    /// `None` when `den = 0` (the ratio is undefined, "N/A").
+    pub fn new(num: impl Into<i128>, den: impl Into<i128>) -> Option<Fraction> {
+        let (num, den) = (num.into(), den.into());
+        (den != 0).then_some(Fraction { num, den })
+    }
+
+    /// The float shown beside the fraction.
+    pub fn to_f64(self) -> f64 {
+        self.num as f64 / self.den as f64
+    }
+}
+
+/// `num/den`, e.g. `43170/43200`.
+impl std::fmt::Display for Fraction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.num, self.den)
+    }
+}
+
+/// The exact ratios of the minute counts, each `None` when its denominator is 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExactRatios {
+    /// `good / known`.
+    pub availability: Option<Fraction>,
+    /// `known / eligible`.
+    pub coverage: Option<Fraction>,
+    /// `good / eligible`.
+    pub pessimistic: Option<Fraction>,
+    /// `(good + unknown) / eligible`.
+    pub optimistic: Option<Fraction>,
+}
+
+impl ExactRatios {
+    pub fn of(c: &Counts) -> ExactRatios {
+        ExactRatios {
+            availability: Fraction::new(c.good, c.known()),
+            coverage: Fraction::new(c.known(), c.eligible),
+            pessimistic: Fraction::new(c.good, c.eligible),
+            optimistic: Fraction::new(c.good + c.unknown, c.eligible),
+        }
+    }
+}
+
 /// `good / known`; `None` ("N/A") when nothing is known.
 pub fn availability(c: &Counts) -> Option<f64> {
     ratio(c.good, c.known())

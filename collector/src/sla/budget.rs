@@ -7,10 +7,11 @@
 
 use attest_config::units::Ppm;
 
-use super::availability::Counts;
+use super::availability::{Counts, Fraction};
 
-/// The error budget of a period; `planning_allowed_minutes` is the whole-month budget,
-/// the others are for the known minutes so far.
+/// The error budget of a period; `planning_*` is the whole-month budget, the others are
+/// for the known minutes so far. The `*_micro` integers are the exact values (micro-minutes)
+/// the floats are converted from.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ErrorBudget {
     /// `(1 − target) × known`.
@@ -21,6 +22,27 @@ pub struct ErrorBudget {
     pub remaining_ratio: Option<f64>,
     /// `(1 − target) × eligible minutes of the whole month` (including those still to come).
     pub planning_allowed_minutes: f64,
+    /// `planning_allowed − bad`; negative once the month's budget is spent.
+    pub planning_remaining_minutes: f64,
+    /// `planning_remaining / planning_allowed`; `None` when the month allows nothing.
+    pub planning_remaining_ratio: Option<f64>,
+    /// Exact values in micro-minutes (minutes × 10⁶).
+    pub allowed_micro: i128,
+    pub remaining_micro: i128,
+    pub planning_allowed_micro: i128,
+    pub planning_remaining_micro: i128,
+}
+
+impl ErrorBudget {
+    /// `remaining / allowed` exactly, in micro-minutes.
+    pub fn remaining_ratio_exact(&self) -> Option<Fraction> {
+        Fraction::new(self.remaining_micro, self.allowed_micro)
+    }
+
+    /// `planning_remaining / planning_allowed` exactly, in micro-minutes.
+    pub fn planning_remaining_ratio_exact(&self) -> Option<Fraction> {
+        Fraction::new(self.planning_remaining_micro, self.planning_allowed_micro)
+    }
 }
 
 /// Allowed bad minutes for `minutes`, in micro-minutes.
@@ -28,23 +50,33 @@ fn allowed_micro(target: Ppm, minutes: u64) -> i128 {
     i128::from(1_000_000u32.saturating_sub(target.0)) * i128::from(minutes)
 }
 
+fn minutes(micro: i128) -> f64 {
+    micro as f64 / 1e6
+}
+
 pub fn error_budget(c: &Counts, target: Ppm, eligible_whole_month: u64) -> ErrorBudget {
-    let planning = allowed_micro(target, eligible_whole_month) as f64 / 1e6;
-    if c.known() == 0 {
-        return ErrorBudget {
-            allowed_minutes: 0.0,
-            remaining_minutes: 0.0,
-            remaining_ratio: None,
-            planning_allowed_minutes: planning,
-        };
-    }
-    let allowed = allowed_micro(target, c.known());
-    let remaining = allowed - i128::from(c.bad) * 1_000_000;
+    let bad = i128::from(c.bad) * 1_000_000;
+    let planning = allowed_micro(target, eligible_whole_month);
+    let planning_remaining = planning - bad;
+    // With nothing known the budget so far is allowed 0, remaining 0, ratio N/A.
+    let (allowed, remaining) = if c.known() == 0 {
+        (0, 0)
+    } else {
+        let allowed = allowed_micro(target, c.known());
+        (allowed, allowed - bad)
+    };
+    let ratio = |num: i128, den: i128| Fraction::new(num, den).map(Fraction::to_f64);
     ErrorBudget {
-        allowed_minutes: allowed as f64 / 1e6,
-        remaining_minutes: remaining as f64 / 1e6,
-        remaining_ratio: (allowed != 0).then(|| remaining as f64 / allowed as f64),
-        planning_allowed_minutes: planning,
+        allowed_minutes: minutes(allowed),
+        remaining_minutes: minutes(remaining),
+        remaining_ratio: ratio(remaining, allowed),
+        planning_allowed_minutes: minutes(planning),
+        planning_remaining_minutes: minutes(planning_remaining),
+        planning_remaining_ratio: ratio(planning_remaining, planning),
+        allowed_micro: allowed,
+        remaining_micro: remaining,
+        planning_allowed_micro: planning,
+        planning_remaining_micro: planning_remaining,
     }
 }
 
@@ -65,6 +97,12 @@ mod tests {
         assert_eq!(b.remaining_minutes, -2.0);
         assert_eq!(b.remaining_ratio, Some(-2.0));
         assert_eq!(b.planning_allowed_minutes, 2.0);
+        assert_eq!(b.planning_remaining_minutes, -1.0);
+        assert_eq!(b.planning_remaining_ratio, Some(-0.5));
+        assert_eq!(
+            b.remaining_ratio_exact().map(|f| f.to_string()).as_deref(),
+            Some("-2000000/1000000")
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use attest_config::units::Ppm;
 
-use super::availability::Counts;
+use super::availability::{Counts, Fraction};
 use super::timeline::Timeline;
 
 /// Window lengths in minutes, in the order of [`BurnRates`] fields.
@@ -33,14 +33,41 @@ pub struct BurnRates {
     pub h6: Option<f64>,
     pub d1: Option<f64>,
     pub d3: Option<f64>,
+    /// The counts behind each rate, in the order of [`WINDOWS`], so that every rate (and
+    /// every alert) can be re-derived: `rate = (bad / known) / (1 − target)`.
+    pub windows: [BurnWindow; 6],
 }
 
+/// Bad and known eligible minutes of one burn-rate window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BurnWindow {
+    pub bad: u64,
+    pub known: u64,
+}
+
+impl BurnWindow {
+    /// The burn rate exactly: `(bad × 10⁶) / (known × (10⁶ − target_ppm))`; `None` when
+    /// undefined (known = 0 or a 100 % target).
+    pub fn rate_exact(&self, target: Ppm) -> Option<Fraction> {
+        let budget = 1_000_000u32.saturating_sub(target.0);
+        Fraction::new(
+            i128::from(self.bad) * 1_000_000,
+            i128::from(self.known) * i128::from(budget),
+        )
+    }
+}
+
+/// The multiwindow alerts (SRE Workbook table for a 30-day period), each rule by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BurnAlerts {
-    /// 1 h and 5 m burn > 14.4, or 6 h and 30 m burn > 6.
+    /// `page_fast` or `page_slow`.
     pub page: bool,
-    /// 3 d and 6 h burn > 1.
+    /// 3 d and 6 h burn > 1 (the rule `ticket`).
     pub ticket: bool,
+    /// 1 h and 5 m burn > 14.4.
+    pub page_fast: bool,
+    /// 6 h and 30 m burn > 6.
+    pub page_slow: bool,
 }
 
 /// Burn rates and alerts at minute boundary `end` (the first minute not yet started).
@@ -51,6 +78,10 @@ pub fn burn(timeline: &Timeline, end: i64, target: Ppm) -> (BurnRates, BurnAlert
         .collect();
     let rate = |i: usize| burn_rate(&c[i], target);
     let over = |i: usize, tenths: u64| exceeds(&c[i], target, tenths);
+    let window = |i: usize| BurnWindow {
+        bad: c[i].bad,
+        known: c[i].known(),
+    };
     let rates = BurnRates {
         m5: rate(0),
         m30: rate(1),
@@ -58,10 +89,15 @@ pub fn burn(timeline: &Timeline, end: i64, target: Ppm) -> (BurnRates, BurnAlert
         h6: rate(3),
         d1: rate(4),
         d3: rate(5),
+        windows: [0, 1, 2, 3, 4, 5].map(window),
     };
+    let page_fast = over(2, 144) && over(0, 144);
+    let page_slow = over(3, 60) && over(1, 60);
     let alerts = BurnAlerts {
-        page: (over(2, 144) && over(0, 144)) || (over(3, 60) && over(1, 60)),
+        page: page_fast || page_slow,
         ticket: over(5, 10) && over(3, 10),
+        page_fast,
+        page_slow,
     };
     (rates, alerts)
 }

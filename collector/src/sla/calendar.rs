@@ -219,20 +219,86 @@ pub struct Calendar {
     holidays: Vec<i64>,
     /// Disjoint, sorted `[from, to)` minute ranges of one-off maintenance.
     once: Vec<(i64, i64)>,
-    /// Minutes before this are not eligible (service start, check first seen).
+    /// Minutes before this are not eligible (see [`EligibleSince`]).
     not_before: Option<i64>,
-    /// No check ever reported: nothing is eligible.
-    never_seen: bool,
+    /// No rule makes any minute eligible (no `start`, never configured, never measured).
+    never_eligible: bool,
+}
+
+/// Which rule of `docs/sla.md` opened eligibility, and from which minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EligibleSince {
+    /// First eligible minute (Unix minute); minutes before it are never eligible.
+    pub minute: i64,
+    pub basis: EligibilityBasis,
+}
+
+/// The rule that decided where eligibility begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EligibilityBasis {
+    /// The service's configured `start` (the agreement): every minute from it on is
+    /// eligible, measured or not.
+    Start,
+    /// No `start`: the first time this store saw the service configured, which was
+    /// earlier than (or as early as) its first measurement.
+    FirstConfigured,
+    /// No `start`: the first measurement of any of the service's checks, which came
+    /// before the store first saw the service configured (or that instant is unknown).
+    FirstMeasured,
+}
+
+impl EligibilityBasis {
+    /// The stable name used in reports (`start`, `first_configured`, `first_measured`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EligibilityBasis::Start => "start",
+            EligibilityBasis::FirstConfigured => "first_configured",
+            EligibilityBasis::FirstMeasured => "first_measured",
+        }
+    }
+}
+
+/// Where eligibility begins: at `start` when the service has one (whether or not anything
+/// was measured); otherwise at the earlier of the first measurement (`first_measured`, a
+/// minute) and the first minute starting at or after `first_configured`; a tie goes to
+/// `first_configured`. `None` when neither is known: no minute is eligible.
+pub fn eligible_since(
+    service: &Service,
+    first_measured: Option<i64>,
+    first_configured: Option<Timestamp>,
+) -> Option<EligibleSince> {
+    if let Some(start) = service.start {
+        return Some(EligibleSince {
+            minute: ceil_minute(start),
+            basis: EligibilityBasis::Start,
+        });
+    }
+    let configured = first_configured.map(ceil_minute);
+    match (configured, first_measured) {
+        (Some(c), Some(m)) if m < c => Some(EligibleSince {
+            minute: m,
+            basis: EligibilityBasis::FirstMeasured,
+        }),
+        (Some(c), _) => Some(EligibleSince {
+            minute: c,
+            basis: EligibilityBasis::FirstConfigured,
+        }),
+        (None, Some(m)) => Some(EligibleSince {
+            minute: m,
+            basis: EligibilityBasis::FirstMeasured,
+        }),
+        (None, None) => None,
+    }
 }
 
 impl Calendar {
     /// Compiles the service's schedule. `extra` holds maintenance registered through the
-    /// API; `first_seen` is the earliest minute any of the service's checks was measured
-    /// (`None`: never, so no minute is eligible).
+    /// API; `since` is where eligibility begins ([`eligible_since`]; `None`: no minute is
+    /// eligible).
     pub fn new(
         service: &Service,
         extra: &[MaintenanceWindow],
-        first_seen: Option<i64>,
+        since: Option<EligibleSince>,
     ) -> Result<Calendar, SlaError> {
         let tz = zone(&service.time_zone)?;
         let hours = (!service.service_hours.is_empty())
@@ -258,19 +324,14 @@ impl Calendar {
             .collect();
         holidays.sort_unstable();
         holidays.dedup();
-        let start = service.start.map(ceil_minute);
-        let not_before = match (start, first_seen) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
         Ok(Calendar {
             tz,
             hours,
             weekly_maintenance,
             holidays,
             once,
-            not_before,
-            never_seen: first_seen.is_none(),
+            not_before: since.map(|s| s.minute),
+            never_eligible: since.is_none(),
         })
     }
 
@@ -279,11 +340,11 @@ impl Calendar {
     }
 
     /// Eligibility of every minute in `[from, to)`: 1 = eligible, 0 = not (outside service
-    /// hours, on a holiday, in maintenance, or before the check existed).
+    /// hours, on a holiday, in maintenance, or before eligibility begins).
     pub fn eligible_mask(&self, from: i64, to: i64) -> Vec<u8> {
         let len = usize::try_from(to - from).unwrap_or(0);
         let mut mask = vec![0u8; len];
-        if self.never_seen || len == 0 {
+        if self.never_eligible || len == 0 {
             return mask;
         }
         self.fill_schedule(from, &mut mask);

@@ -13,7 +13,8 @@
 //!   eligible minutes. Every fold is per minute or a sum, so appending the fold of later
 //!   minutes is exact.
 //! - It is reused only when everything it was built from is unchanged: same range start,
-//!   quorum rule, latency window start and threshold, and the same eligibility mask bit for
+//!   quorum rule, latency window start, threshold and first exactly judged minute, and the
+//!   same eligibility mask bit for
 //!   bit (maintenance, service hours, first-seen and DST all live in the mask). Whether the
 //!   rows and gaps changed is the caller's part (`Store::changed_since`).
 
@@ -32,7 +33,8 @@ pub struct ClosedMinutes {
     pub(super) to: i64,
     pub(super) rule: Option<QuorumRule>,
     pub(super) window_from: i64,
-    pub(super) within_below: Option<u32>,
+    pub(super) threshold_us: Option<u64>,
+    pub(super) exact_from: Option<i64>,
     /// The eligibility mask of `[from, to)` it was built with, one bit per minute.
     pub(super) eligible: Vec<u64>,
     pub(super) states: Vec<u8>,
@@ -42,6 +44,7 @@ pub struct ClosedMinutes {
     pub(super) failing: SeriesMinutes,
     pub(super) probes: u64,
     pub(super) within: u64,
+    pub(super) histogram_probes: u64,
     /// Merged latency buckets, sparse: (bucket index, probes).
     pub(super) merged: Vec<(u32, u64)>,
 }
@@ -64,13 +67,14 @@ impl ClosedMinutes {
             + self.merged.len() * 16
     }
 
-    fn empty(from: i64, rule: QuorumRule, window: &LatencyWindow) -> ClosedMinutes {
+    fn empty(from: i64, rule: QuorumRule, window: &LatencyWindow<'_>) -> ClosedMinutes {
         ClosedMinutes {
             from,
             to: from,
             rule: Some(rule),
             window_from: window.from,
-            within_below: window.within_below,
+            threshold_us: window.threshold_us,
+            exact_from: window.exact_from(),
             ..ClosedMinutes::default()
         }
     }
@@ -81,13 +85,14 @@ impl ClosedMinutes {
         split: i64,
         mask: &[u8],
         rule: QuorumRule,
-        w: &LatencyWindow,
+        w: &LatencyWindow<'_>,
     ) -> bool {
         self.from == from
             && self.to <= split
             && self.rule == Some(rule)
             && self.window_from == w.from
-            && self.within_below == w.within_below
+            && self.threshold_us == w.threshold_us
+            && self.exact_from == w.exact_from()
             && mask
                 .get(..(self.to - from) as usize)
                 .is_some_and(|m| pack_bits(m) == self.eligible)
@@ -116,7 +121,7 @@ pub(crate) fn fold(
     split: i64,
     (rollups, gaps): (&SeriesMinutes, &[GapSpan]),
     rule: QuorumRule,
-    window: LatencyWindow,
+    window: LatencyWindow<'_>,
     prior: Option<&ClosedMinutes>,
 ) -> Option<Folded> {
     let to = from + mask.len() as i64;
@@ -153,6 +158,7 @@ pub(crate) fn fold(
         tally: LatencyTally {
             probes: all.probes,
             within: all.within,
+            histogram_probes: all.histogram_probes,
             merged,
         },
         failing: all.failing,
@@ -174,6 +180,7 @@ fn append(c: &mut ClosedMinutes, t: &Timeline, tally: &LatencyTally, rows: &Seri
     }
     c.probes += tally.probes;
     c.within += tally.within;
+    c.histogram_probes += tally.histogram_probes;
     let mut merged: Vec<(u32, u64)> = Vec::with_capacity(c.merged.len());
     let mut old = c.merged.iter().copied().peekable();
     for (i, n) in tally.merged.iter().enumerate().filter(|(_, n)| **n > 0) {

@@ -19,7 +19,7 @@ use super::timeline::QuorumRule;
 use crate::minutes::{SeriesMinute, SeriesMinutes};
 
 /// Bumped whenever the fields of [`ClosedMinutes`] or their meaning change.
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// Every failure reason, by its stored index (append only).
 const REASONS: [FailureReason; 17] = [
@@ -212,10 +212,17 @@ impl ClosedMinutes {
         o.i64(self.to);
         put_rule(&mut o, self.rule);
         o.i64(self.window_from);
-        match self.within_below {
-            Some(w) => {
+        match self.threshold_us {
+            Some(t) => {
                 o.u8(1);
-                o.u32(w);
+                o.u64(t);
+            }
+            None => o.u8(0),
+        }
+        match self.exact_from {
+            Some(m) => {
+                o.u8(1);
+                o.i64(m);
             }
             None => o.u8(0),
         }
@@ -229,6 +236,7 @@ impl ClosedMinutes {
         put_failing(&mut o, &self.failing);
         o.u64(self.probes);
         o.u64(self.within);
+        o.u64(self.histogram_probes);
         o.len(self.merged.len());
         for (k, n) in &self.merged {
             o.u32(*k);
@@ -248,9 +256,14 @@ impl ClosedMinutes {
         let to = i.i64()?;
         let rule = get_rule(&mut i)?;
         let window_from = i.i64()?;
-        let within_below = match i.u8()? {
+        let threshold_us = match i.u8()? {
             0 => None,
-            1 => Some(i.u32()?),
+            1 => Some(i.u64()?),
+            _ => return None,
+        };
+        let exact_from = match i.u8()? {
+            0 => None,
+            1 => Some(i.i64()?),
             _ => return None,
         };
         let n = i.count(8)?;
@@ -261,6 +274,7 @@ impl ClosedMinutes {
         let failing = get_failing(&mut i)?;
         let probes = i.u64()?;
         let within = i.u64()?;
+        let histogram_probes = i.u64()?;
         let n = i.count(12)?;
         let merged = (0..n)
             .map(|_| Some((i.u32()?, i.u64()?)))
@@ -275,13 +289,15 @@ impl ClosedMinutes {
             to,
             rule,
             window_from,
-            within_below,
+            threshold_us,
+            exact_from,
             eligible,
             states,
             agents,
             failing,
             probes,
             within,
+            histogram_probes,
             merged,
         })
     }
@@ -300,7 +316,8 @@ mod tests {
                 min_reporters: 1,
             }),
             window_from: 1_010,
-            within_below: Some(17),
+            threshold_us: Some(250_000),
+            exact_from: Some(1_020),
             eligible: vec![u64::MAX, 0b101],
             states: (0..70u8).map(|i| i % 3).collect(),
             agents: vec!["a1".into(), "a2".into()],
@@ -319,6 +336,7 @@ mod tests {
             },
             probes: 400,
             within: 390,
+            histogram_probes: 12,
             merged: vec![(3, 100), (9, 300)],
         }
     }

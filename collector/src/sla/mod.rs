@@ -26,10 +26,10 @@ mod tests;
 use attest_config::{MaintenanceWindow, Service};
 use jiff::Timestamp;
 
-use crate::minutes::{GapSpan, SeriesMinutes};
+use crate::minutes::{GapSpan, SeriesMinutes, ThresholdOver};
 
 pub use availability::Counts;
-pub use calendar::{Calendar, Month, Period};
+pub use calendar::{Calendar, EligibilityBasis, EligibleSince, Month, Period};
 pub use capacity::{CapacityFigure, capacity};
 pub use closed::ClosedMinutes;
 pub use incidents::Incident;
@@ -62,6 +62,13 @@ pub struct ServiceInput<'a> {
     pub gaps: &'a [GapSpan],
     /// Earliest minute any of the service's checks was measured; `None` = never.
     pub first_seen: Option<i64>,
+    /// The first time this store saw the service configured (`Store::first_configured`);
+    /// `None` = unknown. Used only when the service has no `start`.
+    pub first_configured: Option<Timestamp>,
+    /// The store's exact counts for the latency objective's threshold
+    /// (`Store::threshold_over`) covering at least the period; `None` = none (every minute
+    /// is then judged at the histogram's resolution).
+    pub exact: Option<&'a ThresholdOver>,
 }
 
 /// The minutes `[from, to)` whose rollups and gaps [`evaluate`] reads: the period plus the
@@ -126,7 +133,8 @@ pub fn evaluate_incremental(
     prior: Option<&ClosedMinutes>,
 ) -> Result<Incremental, SlaError> {
     let svc = input.service;
-    let cal = Calendar::new(svc, input.maintenance, input.first_seen)?;
+    let since = calendar::eligible_since(svc, input.first_seen, input.first_configured);
+    let cal = Calendar::new(svc, input.maintenance, since)?;
     let period = Period::month_in(month, &svc.time_zone, cal.time_zone())?;
     let as_of = as_of_minute(&period, now);
     let (from, to) = range(&period, now);
@@ -137,7 +145,12 @@ pub fn evaluate_incremental(
         quorum: svc.quorum,
         min_reporters: svc.min_reporters,
     };
-    let window = latency::window(period.start_minute, as_of, svc.latency.as_ref());
+    let window = latency::window(
+        period.start_minute,
+        as_of,
+        svc.latency.as_ref(),
+        input.exact,
+    );
     let split = closed::split(from, as_of);
     let Some(folded) = closed::fold(
         from,
@@ -153,7 +166,8 @@ pub fn evaluate_incremental(
     let timeline = &folded.timeline;
     let counts = Counts::of(timeline.slice(period.start_minute, as_of));
     let incidents = incidents::incidents(timeline, &folded.failing, period.start_minute, as_of);
-    let latency = latency::figures(&folded.tally, svc.latency.as_ref());
+    let exact_from = window.exact_from().map(|f| f.max(period.start_minute));
+    let latency = latency::figures(&folded.tally, svc.latency.as_ref(), exact_from);
     let report = assemble(
         svc,
         &period,
@@ -161,7 +175,7 @@ pub fn evaluate_incremental(
         counts,
         incidents,
         latency,
-        as_of,
+        (as_of, since),
         planning_eligible,
         now,
     );
@@ -180,7 +194,7 @@ fn assemble(
     counts: Counts,
     incidents: Vec<Incident>,
     latency: latency::LatencyFigures,
-    as_of: i64,
+    (as_of, since): (i64, Option<EligibleSince>),
     planning_eligible: u64,
     now: Timestamp,
 ) -> ServiceReport {
@@ -206,6 +220,7 @@ fn assemble(
         },
         as_of: as_of_ts,
         complete,
+        eligible_since: since,
         target: svc.target.as_ratio(),
         target_ppm: svc.target.0,
         min_coverage: svc.min_coverage.map(attest_config::units::Ppm::as_ratio),
@@ -213,6 +228,7 @@ fn assemble(
         good_minutes: counts.good,
         bad_minutes: counts.bad,
         unknown_minutes: counts.unknown,
+        exact: av::ExactRatios::of(&counts),
         availability: av::availability(&counts),
         coverage: av::coverage(&counts),
         bounds: report::Bounds {

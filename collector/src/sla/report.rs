@@ -9,9 +9,10 @@
 
 use jiff::Timestamp;
 
-use super::availability::floor_percent;
+use super::availability::{ExactRatios, floor_percent};
 use super::budget::ErrorBudget;
 use super::burn::{BurnAlerts, BurnRates};
+use super::calendar::EligibleSince;
 use super::incidents::Incident;
 use super::latency::LatencyFigures;
 
@@ -42,6 +43,9 @@ pub struct ServiceReport {
     pub as_of: Timestamp,
     /// True once `as_of` is the period end (the month is closed).
     pub complete: bool,
+    /// Where eligibility begins and by which rule; `None`: no minute is eligible (no
+    /// `start`, never configured in this store, never measured).
+    pub eligible_since: Option<EligibleSince>,
     /// Target as a ratio (0.999) and exactly in parts per million.
     pub target: f64,
     pub target_ppm: u32,
@@ -50,6 +54,8 @@ pub struct ServiceReport {
     pub good_minutes: u64,
     pub bad_minutes: u64,
     pub unknown_minutes: u64,
+    /// Availability, coverage and bounds as exact fractions of the counts above.
+    pub exact: ExactRatios,
     /// `good / known`; null when known = 0.
     pub availability: Option<f64>,
     /// `known / eligible`; null when eligible = 0.

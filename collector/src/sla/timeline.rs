@@ -13,12 +13,14 @@
 //!   otherwise the quorum rule decides bad or good.
 //! - States are one byte per minute; building them allocates a column per agent and does
 //!   not hash or compare strings in the inner loops (rows carry agent indices).
-//! - The latency of eligible, started minutes is tallied in the same pass over the rows.
+//! - The latency of eligible, started minutes is tallied in the same pass over the rows;
+//!   within the threshold means `duration ≤ threshold` on the exact duration wherever the
+//!   store has exact counts ([`ThresholdOver`]), else at the histogram's resolution.
 
 use attest_config::Quorum;
 
-use crate::minutes::latency::bucket_count;
-use crate::minutes::{GapSpan, LatencyBucket, SeriesMinute, SeriesMinutes};
+use crate::minutes::latency::{bucket_count, bucket_of};
+use crate::minutes::{GapSpan, LatencyBucket, SeriesMinute, SeriesMinutes, ThresholdOver};
 
 /// Minute state codes, one byte each. Ineligible minutes (outside service hours, in
 /// maintenance, before the check existed, in the future) are never counted.
@@ -136,12 +138,23 @@ impl<'a> Columns<'a> {
 /// Which minutes' latency to tally while building a timeline: eligible, started minutes of
 /// `[from, to)` (the report period up to `as_of`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LatencyWindow {
+pub struct LatencyWindow<'a> {
     pub from: i64,
     pub to: i64,
-    /// Buckets with an index below this count as within the threshold; `None` without a
-    /// latency objective.
-    pub within_below: Option<u32>,
+    /// The latency objective's threshold in µs; `None` without an objective.
+    pub threshold_us: Option<u64>,
+    /// The store's exact counts for that threshold; minutes they do not cover are judged
+    /// at the histogram's resolution.
+    pub exact: Option<&'a ThresholdOver>,
+}
+
+impl LatencyWindow<'_> {
+    /// First minute judged exactly (`None`: none is).
+    pub fn exact_from(&self) -> Option<i64> {
+        self.exact
+            .filter(|e| Some(e.threshold_us) == self.threshold_us)
+            .and_then(|e| e.exact_from)
+    }
 }
 
 /// Latency of the minutes of a [`LatencyWindow`], summed while the timeline is built so
@@ -150,30 +163,63 @@ pub struct LatencyWindow {
 pub struct LatencyTally {
     pub probes: u64,
     pub within: u64,
+    /// Successful probes with a duration in minutes judged at the histogram's resolution
+    /// (not exactly), when there is a threshold.
+    pub histogram_probes: u64,
     /// Dense per-bucket probe counts (index = `hdrhistogram` bucket); empty when no
     /// window was asked for.
     pub merged: Vec<u64>,
 }
 
+/// Buckets at or below the returned index hold durations `≤ threshold` at the histogram's
+/// resolution (the threshold's own bucket included); `None` for a 0 µs threshold, which
+/// nothing meets at that resolution.
+fn last_within_bucket(threshold_us: u64) -> Option<u32> {
+    (threshold_us > 0).then(|| bucket_of(threshold_us))
+}
+
 impl LatencyTally {
-    fn add(&mut self, r: &SeriesMinute, buckets: &[LatencyBucket], within_below: Option<u32>) {
+    fn add(&mut self, r: &SeriesMinute, buckets: &[LatencyBucket], w: &LatencyWindow<'_>) {
         self.probes += u64::from(r.probes);
         if buckets.is_empty() {
             return;
         }
-        if let Some(limit) = within_below {
-            let n: u64 = buckets
-                .iter()
-                .take_while(|b| b.index < limit)
-                .map(|b| u64::from(b.count))
-                .sum();
+        if let Some(t) = w.threshold_us {
+            let n: u64 = match last_within_bucket(t) {
+                Some(last) => buckets
+                    .iter()
+                    .take_while(|b| b.index <= last)
+                    .map(|b| u64::from(b.count))
+                    .sum(),
+                None => 0,
+            };
             // A minute's histogram holds only successful probes; the clamp keeps a corrupt
             // row from counting more probes within the threshold than succeeded.
             self.within += n.min(u64::from(r.probes.saturating_sub(r.failures)));
+            if w.exact_from().is_none_or(|f| r.minute < f) {
+                self.histogram_probes += buckets.iter().map(|b| u64::from(b.count)).sum::<u64>();
+            }
         }
         for b in buckets {
             if let Some(slot) = self.merged.get_mut(b.index as usize) {
                 *slot += u64::from(b.count);
+            }
+        }
+    }
+
+    /// Takes the exact corrections of the eligible window minutes in `[from, to)` off the
+    /// histogram-resolution count: probes in the threshold's bucket but over it.
+    fn correct(&mut self, from: i64, eligible: &[u8], w: &LatencyWindow<'_>) {
+        let (Some(exact), Some(exact_from)) = (w.exact, w.exact_from()) else {
+            return;
+        };
+        let to = from + eligible.len() as i64;
+        let lo = from.max(w.from).max(exact_from);
+        let hi = to.min(w.to);
+        let start = exact.over.partition_point(|(m, _)| *m < lo);
+        for &(m, n) in exact.over[start..].iter().take_while(|(m, _)| *m < hi) {
+            if eligible[(m - from) as usize] != 0 {
+                self.within = self.within.saturating_sub(n);
             }
         }
     }
@@ -199,7 +245,7 @@ impl Timeline {
         rollups: &SeriesMinutes,
         gaps: &[GapSpan],
         rule: QuorumRule,
-        window: Option<LatencyWindow>,
+        window: Option<LatencyWindow<'_>>,
     ) -> (Timeline, LatencyTally) {
         let len = eligible.len();
         let to = from + len as i64;
@@ -219,7 +265,7 @@ impl Timeline {
                 && r.minute < w.to
                 && eligible[i] != 0
             {
-                tally.add(r, rollups.buckets(r), w.within_below);
+                tally.add(r, rollups.buckets(r), w);
             }
             if r.probes == 0 && r.failures == 0 {
                 continue;
@@ -230,6 +276,9 @@ impl Timeline {
                 *cell |= FAILED;
                 failing.push(k);
             }
+        }
+        if let Some(w) = &window {
+            tally.correct(from, eligible, w);
         }
         for g in gaps {
             let slot = cols.slot_of(&g.agent);

@@ -136,6 +136,14 @@ fn month_of_rollups_size() {
     let days = 30;
     let total = checks * (days * 86_400 / interval_s) as usize;
     let store = SqliteStore::open_temp().expect("open");
+    // Exact latency-threshold counts at each check's median latency: the worst case, where
+    // the most probes land in the threshold's own bucket.
+    for c in 0..checks {
+        let median_us = 20_000 + c as u64 * 1_000;
+        store
+            .track_threshold(&format!("check-{c:03}"), median_us)
+            .expect("track");
+    }
     let seconds = commit_all(&store, checks, interval_s, total);
     let sizes =
         |store: &SqliteStore| -> Vec<(String, u64)> { store.table_sizes().expect("dbstat") };
@@ -162,6 +170,10 @@ fn month_of_rollups_size() {
         per(get(&hot, "minute_rollup"))
     );
     println!("  raw rows: {:.2} B/probe", per(get(&hot, "raw")));
+    println!(
+        "  exact threshold counts at the median (minute_over, worst case): {:.3} B/probe",
+        per(get(&hot, "minute_over"))
+    );
     println!(
         "  per-minute V2+DEFLATE histograms alone would be {:.2} B/probe",
         deflate_day as f64 / probes_day as f64

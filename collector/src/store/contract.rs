@@ -550,6 +550,115 @@ pub fn first_seen(store: &dyn InspectStore) {
         store.first_seen(&checks(&["web"])).expect("web late"),
         Some(BASE_MINUTE + 3)
     );
+    // Every series, gapped-only included, for [ingest] max_checks_per_agent across restarts.
+    let pair = |a: &str, c: &str| (a.to_string(), c.to_string());
+    assert_eq!(
+        store.agent_checks().expect("agent checks"),
+        vec![pair("a1", "gapped"), pair("a1", "web"), pair("a2", "api")]
+    );
+}
+
+/// The first instant a service was configured is kept; later notes change nothing.
+pub fn first_configured(store: &dyn InspectStore) {
+    let svc = |s: &[&str]| checks(s);
+    assert_eq!(store.first_configured("web").expect("none"), None);
+    store
+        .note_configured(&svc(&["web", "api"]), at(5, 30))
+        .expect("note");
+    store
+        .note_configured(&svc(&["web", "shop"]), at(50, 0))
+        .expect("again");
+    assert_eq!(store.first_configured("web").expect("web"), Some(at(5, 30)));
+    assert_eq!(store.first_configured("api").expect("api"), Some(at(5, 30)));
+    assert_eq!(
+        store.first_configured("shop").expect("shop"),
+        Some(at(50, 0))
+    );
+    assert_eq!(store.first_configured("other").expect("other"), None);
+    store
+        .note_configured(&[], at(60, 0))
+        .expect("nothing to note");
+}
+
+/// Exact threshold counts: a probe at the threshold is within, 1 µs or 1 ms over is not
+/// (both in the threshold's own bucket), far over needs no count. Tracking recomputes from
+/// raw; later commits count at ingest, once; retention moves the start of exactness.
+pub fn exact_threshold_counts(store: &dyn InspectStore) {
+    let web = checks(&["web"]);
+    let t = 300_000;
+    let over = |from: i64, to: i64| {
+        store
+            .threshold_over(&web, t, BASE_MINUTE + from, BASE_MINUTE + to)
+            .expect("threshold_over")
+    };
+    let before = batch(
+        "a1",
+        1,
+        vec![
+            ok("web", 0, 0, 0.3),
+            ok("web", 0, 10, 0.300001),
+            ok("web", 0, 20, 0.301),
+            ok("web", 0, 30, 0.9),
+            fail("web", 0, 40, None),
+        ],
+    );
+    store.commit_batch(&before).expect("before tracking");
+    let untracked = over(-10, 10);
+    assert_eq!((untracked.exact_from, untracked.over.len()), (None, 0));
+    store.track_threshold("web", t).expect("track");
+    store.track_threshold("web", t).expect("track again");
+    let got = over(-10, 10);
+    assert_eq!(
+        got.exact_from,
+        Some(i64::MIN),
+        "raw never expired: all exact"
+    );
+    assert_eq!(got.over, vec![(BASE_MINUTE, 2)], "recomputed from raw");
+    store
+        .commit_batch(&batch(
+            "a2",
+            1,
+            vec![ok("web", 0, 0, 0.3005), ok("web", 1, 0, 0.30001)],
+        ))
+        .expect("after tracking");
+    store.commit_batch(&before).expect("resent: counts nothing");
+    assert_eq!(
+        over(-10, 10).over,
+        vec![(BASE_MINUTE, 3), (BASE_MINUTE + 1, 1)],
+        "counted at ingest, over both agents"
+    );
+    assert_eq!(over(1, 2).over, vec![(BASE_MINUTE + 1, 1)], "range");
+    assert_eq!(
+        store
+            .threshold_over(
+                &checks(&["web", "api"]),
+                t,
+                BASE_MINUTE - 10,
+                BASE_MINUTE + 10
+            )
+            .expect("api untracked")
+            .exact_from,
+        None,
+        "exact only when every check tracks the threshold"
+    );
+    // Raw measurements before minute 1:00:30 expire; a new threshold is exact from minute 2.
+    store
+        .commit_batch(&batch("a1", 2, vec![ok("web", 3, 0, 0.2001)]))
+        .expect("later");
+    store
+        .apply_retention(at(1, 30), at(-100, 0))
+        .expect("retention");
+    store.track_threshold("web", 200_000).expect("track 200 ms");
+    let newer = store
+        .threshold_over(&web, 200_000, BASE_MINUTE - 10, BASE_MINUTE + 10)
+        .expect("200 ms");
+    assert_eq!(newer.exact_from, Some(BASE_MINUTE + 2));
+    assert_eq!(newer.over, vec![(BASE_MINUTE + 3, 1)]);
+    assert_eq!(
+        over(-10, 10).exact_from,
+        Some(i64::MIN),
+        "unchanged for 300 ms"
+    );
 }
 
 /// Agent status follows the latest received batch; last_seq never goes back.
@@ -654,6 +763,8 @@ pub const CASES: &[(&str, Case)] = &[
     ("retention", retention),
     ("counts", counts),
     ("first_seen", first_seen),
+    ("first_configured", first_configured),
+    ("exact_threshold_counts", exact_threshold_counts),
     ("agent_status", agent_status),
     ("raw_roundtrip", raw_roundtrip),
     ("compact_matches_rollups", compact_matches_rollups),
@@ -816,8 +927,9 @@ macro_rules! contract_tests {
         $crate::store::contract::contract_tests!(@cases $make;
             idempotent_resend, dedup_across_batches, late_data_updates_past_minutes,
             reason_counts_give_top_reason, histogram_merge, gaps, host_min_avg_max,
-            maintenance_lifecycle, retention, counts, first_seen, agent_status, raw_roundtrip,
-            compact_matches_rollups, changes_are_journaled);
+            maintenance_lifecycle, retention, counts, first_seen, first_configured,
+            exact_threshold_counts, agent_status, raw_roundtrip, compact_matches_rollups,
+            changes_are_journaled);
     };
     (@cases $make:expr; $($case:ident),*) => {
         $(

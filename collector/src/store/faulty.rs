@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use super::{
     AgentStatus, CommitOutcome, IngestBatch, MaintenanceRow, Store, StoreCounts, StoreError,
 };
-use crate::minutes::{GapSpan, HostMinute, SeriesMinutes};
+use crate::minutes::{GapSpan, HostMinute, SeriesMinutes, ThresholdOver};
 
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
@@ -74,8 +74,29 @@ impl Store for FaultyStore {
     fn first_seen(&self, c: &[String]) -> Result<Option<i64>, StoreError> {
         self.up()?.first_seen(c)
     }
+    fn note_configured(&self, services: &[String], now: Timestamp) -> Result<(), StoreError> {
+        self.up()?.note_configured(services, now)
+    }
+    fn first_configured(&self, service: &str) -> Result<Option<Timestamp>, StoreError> {
+        self.up()?.first_configured(service)
+    }
+    fn track_threshold(&self, check: &str, threshold_us: u64) -> Result<(), StoreError> {
+        self.up()?.track_threshold(check, threshold_us)
+    }
+    fn threshold_over(
+        &self,
+        c: &[String],
+        threshold_us: u64,
+        from: i64,
+        to: i64,
+    ) -> Result<ThresholdOver, StoreError> {
+        self.up()?.threshold_over(c, threshold_us, from, to)
+    }
     fn agents(&self) -> Result<Vec<AgentStatus>, StoreError> {
         self.up()?.agents()
+    }
+    fn agent_checks(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.up()?.agent_checks()
     }
     fn add_maintenance(
         &self,

@@ -14,7 +14,7 @@
 use attest_config::wire::{Gap, Measurement, SpoolStatus};
 use jiff::Timestamp;
 
-use crate::minutes::{GapSpan, HostMinute, SeriesMinutes};
+use crate::minutes::{GapSpan, HostMinute, SeriesMinutes, ThresholdOver};
 
 /// A batch that passed ingest validation and authentication.
 #[derive(Debug, Clone)]
@@ -119,7 +119,34 @@ pub trait Store: Send + Sync + 'static {
     -> Result<Vec<HostMinute>, StoreError>;
     /// Earliest minute any of the checks was measured.
     fn first_seen(&self, checks: &[String]) -> Result<Option<i64>, StoreError>;
+    /// Remembers `now` as the first time this store saw each of `services` configured,
+    /// for those it has not seen before (an instant once stored never changes). The SLA
+    /// engine starts a service without `start` at the earlier of this and its first
+    /// measurement (docs/sla.md).
+    fn note_configured(&self, services: &[String], now: Timestamp) -> Result<(), StoreError>;
+    /// The first time this store saw `service` configured; `None` = never.
+    fn first_configured(&self, service: &str) -> Result<Option<Timestamp>, StoreError>;
+    /// Counts, from now on at every commit, which probes of `check` exceed `threshold_us`
+    /// on their exact duration although their histogram bucket holds the threshold
+    /// ([`ThresholdOver`]). A threshold tracked for the first time is recomputed from the
+    /// raw measurements still kept; its exact counts start at the first minute whose raw
+    /// measurements are all kept. Tracking a threshold again changes nothing.
+    fn track_threshold(&self, check: &str, threshold_us: u64) -> Result<(), StoreError>;
+    /// The exact counts of `threshold_us` over the series of `checks` in minutes
+    /// `[from_minute, to_minute)`; `exact_from` is `None` unless every check tracks it.
+    fn threshold_over(
+        &self,
+        checks: &[String],
+        threshold_us: u64,
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<ThresholdOver, StoreError>;
     fn agents(&self) -> Result<Vec<AgentStatus>, StoreError>;
+    /// Every distinct (agent, check) pair stored, for `[ingest] max_checks_per_agent`
+    /// across restarts. The default knows none (the cap then counts from startup).
+    fn agent_checks(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(Vec::new())
+    }
     fn add_maintenance(
         &self,
         service: &str,
@@ -225,6 +252,40 @@ mod rollup;
 pub mod sqlite;
 
 pub use sqlite::SqliteStore;
+
+/// Records what a loaded configuration tells the store: every service it names (first
+/// configured instant, `now`) and every latency threshold of every check a service with a
+/// latency objective uses (counted exactly from now on). Called when the collector starts
+/// and when `import` loads a configuration.
+pub fn note_config(
+    store: &dyn Store,
+    cfg: &attest_config::CollectorConfig,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
+    store.note_configured(&names, now)?;
+    for (check, threshold_us) in tracked_thresholds(cfg) {
+        store.track_threshold(&check, threshold_us)?;
+    }
+    Ok(())
+}
+
+/// `(check, threshold µs)` of every check of every service with a latency objective,
+/// sorted and unique.
+pub fn tracked_thresholds(cfg: &attest_config::CollectorConfig) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = cfg
+        .services
+        .iter()
+        .filter_map(|s| s.latency.as_ref().map(|l| (s, l)))
+        .flat_map(|(s, l)| {
+            let t = u64::try_from(l.threshold.as_micros()).unwrap_or(u64::MAX);
+            s.checks.iter().map(move |c| (c.clone(), t))
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
 
 /// Opens the configured backend.
 pub fn open(cfg: &attest_config::StorageConfig) -> Result<std::sync::Arc<dyn Store>, StoreError> {

@@ -13,6 +13,7 @@ use super::check;
 use super::values;
 use super::walk::{Ctx, Section};
 use crate::model::{AgentConfig, AgentIdentity, SpoolConfig, TransportConfig, WhenFull};
+use crate::units::{Cidr, parse_cidr};
 
 pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
 pub const DEFAULT_SPOOL_DIR: &str = "spool";
@@ -74,6 +75,8 @@ fn identity(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<AgentIdentity> {
             "token_file",
             "listen",
             "max_concurrency",
+            "allow_targets",
+            "deny_targets",
         ],
     );
     let id = ctx.required_parsed(sec, "id", "a stable id like \"web-01\"", values::ident);
@@ -95,13 +98,35 @@ fn identity(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<AgentIdentity> {
     let max_concurrency = ctx
         .usize(sec, "max_concurrency", 1, 100_000)
         .unwrap_or(DEFAULT_MAX_CONCURRENCY);
+    let allow_targets = cidrs(ctx, sec, "allow_targets");
+    let deny_targets = cidrs(ctx, sec, "deny_targets");
     Some(AgentIdentity {
         id: id?,
         collector_url: collector_url?,
         token: token?,
         listen,
         max_concurrency,
+        allow_targets,
+        deny_targets,
     })
+}
+
+/// An array of networks (`["10.0.0.0/8", "2001:db8::/32"]`); each bad entry is reported at
+/// its own position and left out.
+fn cidrs(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>, key: &str) -> Vec<Cidr> {
+    let Some(v) = sec.get(key) else {
+        return Vec::new();
+    };
+    let path = sec.key_path(key);
+    let what = "an array of networks like [\"10.0.0.0/8\", \"2001:db8::/32\"]";
+    let Some(items) = ctx.array(v, &path, what) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| ctx.parsed_value(item, &format!("{path}[{i}]"), parse_cidr))
+        .collect()
 }
 
 fn spool(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> SpoolConfig {

@@ -18,8 +18,8 @@ use super::service;
 use super::values;
 use super::walk::{Ctx, Section};
 use crate::model::{
-    AgentAuth, CapacityConfig, CollectorConfig, IngestLimits, ServerConfig, SkewPolicy,
-    StorageBackend, StorageConfig,
+    AcceptChecks, AgentAuth, CapacityConfig, CollectorConfig, IngestLimits, ServerConfig,
+    SkewPolicy, StorageBackend, StorageConfig,
 };
 use crate::units::Ppm;
 
@@ -32,6 +32,17 @@ pub const DEFAULT_MAX_DECOMPRESSED_BYTES: u64 = 64 << 20;
 pub const DEFAULT_MAX_MEASUREMENTS_PER_BATCH: usize = 10_000;
 pub const DEFAULT_MAX_BATCHES_PER_SECOND: f64 = 50.0;
 pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(30);
+/// Equal to the default raw retention: an agent's spool at its default size holds a few
+/// weeks of a typical agent's measurements, and older history belongs in `import`.
+pub const DEFAULT_MAX_BACKFILL_AGE: Duration = Duration::from_secs(35 * 86_400);
+/// Generous: a real agent has tens of checks; the cap stops one token from inventing series.
+pub const DEFAULT_MAX_CHECKS_PER_AGENT: usize = 1000;
+/// Eight bodies of the default `max_body_bytes` at once.
+pub const DEFAULT_MAX_INFLIGHT_BODY_BYTES: u64 = 64 << 20;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_CAPACITY_WARNING: Ppm = Ppm(800_000);
 pub const DEFAULT_CAPACITY_CRITICAL: Ppm = Ppm(900_000);
 pub const DEFAULT_TREND_LOOKBACK: Duration = Duration::from_secs(7 * 86_400);
@@ -55,10 +66,15 @@ pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Optio
     let capacity = capacity(ctx, &sec);
     let agents = agents(ctx, root);
     let services = services(ctx, root);
+    let mut ingest = ingest?;
+    if let (AcceptChecks::Known(ids), Some(services)) = (&mut ingest.checks, &services) {
+        // "known" means listed by some service; resolved here so ingest needs no services.
+        ids.extend(services.iter().flat_map(|s| s.checks.iter().cloned()));
+    }
     Some(CollectorConfig {
         server: server?,
         storage: storage?,
-        ingest: ingest?,
+        ingest,
         agents: agents?,
         services: services?,
         capacity: capacity?,
@@ -75,6 +91,10 @@ fn server(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<ServerConfig> {
             "client_ca",
             "admin_token",
             "admin_token_file",
+            "max_connections",
+            "header_read_timeout",
+            "body_read_timeout",
+            "idle_timeout",
         ],
     );
     let listen = ctx
@@ -90,12 +110,26 @@ fn server(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<ServerConfig> {
         );
     }
     let admin_token = ctx.secret(sec, "admin_token", "admin_token_file");
+    let max_connections = ctx
+        .usize(sec, "max_connections", 1, 1_000_000)
+        .unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    let duration = |ctx: &mut Ctx<'_>, key: &str, default: Duration| {
+        ctx.parsed(sec, key, values::positive_duration)
+            .unwrap_or(default)
+    };
+    let header_read_timeout = duration(ctx, "header_read_timeout", DEFAULT_HEADER_READ_TIMEOUT);
+    let body_read_timeout = duration(ctx, "body_read_timeout", DEFAULT_BODY_READ_TIMEOUT);
+    let idle_timeout = duration(ctx, "idle_timeout", DEFAULT_IDLE_TIMEOUT);
     Some(ServerConfig {
         listen,
         tls_cert,
         tls_key,
         client_ca,
         admin_token,
+        max_connections,
+        header_read_timeout,
+        body_read_timeout,
+        idle_timeout,
     })
 }
 
@@ -185,6 +219,10 @@ fn ingest(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<IngestLimits> {
             "max_batches_per_second",
             "max_clock_skew",
             "clock_skew_policy",
+            "max_backfill_age",
+            "max_checks_per_agent",
+            "checks",
+            "max_inflight_body_bytes",
         ],
     );
     let max_body_bytes = ctx
@@ -225,7 +263,43 @@ fn ingest(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<IngestLimits> {
             ],
         )
         .unwrap_or(SkewPolicy::Flag);
+    let max_backfill_age = ctx
+        .parsed(sec, "max_backfill_age", values::positive_duration)
+        .unwrap_or(DEFAULT_MAX_BACKFILL_AGE);
+    let max_checks_per_agent = ctx
+        .usize(sec, "max_checks_per_agent", 1, 10_000_000)
+        .unwrap_or(DEFAULT_MAX_CHECKS_PER_AGENT);
+    let known = ctx
+        .choice(sec, "checks", &[("any", false), ("known", true)])
+        .unwrap_or(false);
+    let checks = if known {
+        AcceptChecks::Known(Default::default())
+    } else {
+        AcceptChecks::Any
+    };
+    let max_inflight_body_bytes = ctx
+        .bytes(sec, "max_inflight_body_bytes")
+        .unwrap_or(DEFAULT_MAX_INFLIGHT_BODY_BYTES);
     let mut ok = true;
+    if max_inflight_body_bytes < max_body_bytes {
+        // One full-size body must always fit, or no agent could ever deliver one.
+        let fb = values::format_bytes;
+        ctx.conflict(
+            sec,
+            (
+                "max_inflight_body_bytes",
+                format!("at least max_body_bytes ({})", fb(max_body_bytes)),
+            ),
+            (
+                "max_body_bytes",
+                format!(
+                    "at most max_inflight_body_bytes ({})",
+                    fb(max_inflight_body_bytes)
+                ),
+            ),
+        );
+        ok = false;
+    }
     if max_decompressed_bytes < max_body_bytes {
         let fb = values::format_bytes;
         ctx.conflict(
@@ -251,6 +325,10 @@ fn ingest(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<IngestLimits> {
         max_batches_per_second,
         max_clock_skew,
         clock_skew_policy,
+        max_backfill_age,
+        max_checks_per_agent,
+        checks,
+        max_inflight_body_bytes,
     })
 }
 

@@ -1,7 +1,8 @@
 //! One-line summaries of a loaded configuration, printed by `check-config` and at
 //! startup so that an operator sees at a glance what a file amounts to.
 //!
-//! Invariant: a summary is a single line and depends only on the configuration.
+//! Invariant: a summary is a single line and depends only on the configuration; warnings
+//! are lines of their own about a valid file that will probably not do what is meant.
 
 use std::collections::BTreeMap;
 
@@ -71,4 +72,21 @@ pub fn summary_collector(cfg: &CollectorConfig) -> String {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+/// Warnings about a valid collector configuration, one line each (`check-config` prints
+/// them on stderr and still exits 0). A service without `start` is eligible only from the
+/// earlier of its first measurement and the first time the store saw it configured, so
+/// time without evidence before that is not reported as unknown.
+pub fn warnings_collector(cfg: &CollectorConfig) -> Vec<String> {
+    cfg.services
+        .iter()
+        .filter(|s| s.start.is_none())
+        .map(|s| {
+            format!(
+                "warning: service {:?} has no start: its minutes count only from the earlier of                  its first measurement and the first time the collector saw it configured; set                  start = <the agreement's start, e.g. 2026-01-01T00:00:00Z> so that time without                  measurements counts as unknown",
+                s.name
+            )
+        })
+        .collect()
 }

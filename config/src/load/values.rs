@@ -123,17 +123,10 @@ pub(crate) fn postgres_url(s: &str) -> Result<String, String> {
 
 /// Check and agent ids end up in metric labels, file names and URLs: keep them plain.
 pub(crate) fn ident(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 128
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'));
-    if ok {
+    if crate::units::is_valid_id(s) {
         Ok(s.to_string())
     } else {
-        Err(
-            "an id of letters, digits and - _ . : / (at most 128 characters), like \"web-01\""
-                .into(),
-        )
+        Err(crate::units::ID_RULE.into())
     }
 }
 

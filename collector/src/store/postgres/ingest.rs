@@ -4,8 +4,9 @@
 //! - Every commit holds a share lock on the rollup-horizon row for its whole transaction and
 //!   retention updates that row first, so a commit never writes a minute that a concurrent
 //!   retention run is deleting (no partial minute resurrects).
-//! - Only raw rows that this transaction newly inserted (`RETURNING`) reach rollups, host
-//!   minutes, totals and `first_minute`; gaps are added only for a new batch row.
+//! - Only raw rows that this transaction newly inserted (`RETURNING`) reach rollups, exact
+//!   threshold counts, host minutes, totals and `first_minute`; gaps are added only for a
+//!   new batch row.
 //! - Rows are written in key order (raw by (series, ts), rollups by (series, minute)) so
 //!   that concurrent commits rarely deadlock; when they do, the caller retries.
 //! - Statements are set-based (`unnest` arrays): round trips per commit do not grow with
@@ -17,7 +18,7 @@ use attest_config::wire::{Measurement, SpoolStatus};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Transaction};
 
-use super::TxError;
+use super::{TxError, thresholds};
 use crate::store::codec;
 use crate::store::keys::{batches_before, encode_extra, gap_span, minute_of, to_i64, ts_ns};
 use crate::store::rollup::SeriesMinuteAgg;
@@ -87,6 +88,9 @@ pub(super) async fn commit(client: &mut Client, b: &IngestBatch) -> Result<Commi
     let series = ensure_series(&tx, agent, &checks).await?;
     let candidates = candidates(b, &series, horizon, &mut out)?;
     let new = insert_raw(&tx, b, &candidates).await?;
+    let names: Vec<&str> = checks.iter().copied().collect();
+    let tracked = thresholds::tracked(&tx, &names).await?;
+    let mut over = thresholds::OverCounts::new();
     let mut cells: BTreeMap<(i64, i64), SeriesMinuteAgg> = BTreeMap::new();
     let mut first: BTreeMap<i64, i64> = BTreeMap::new();
     let mut new_ms = Vec::with_capacity(new.len());
@@ -104,6 +108,9 @@ pub(super) async fn commit(client: &mut Client, b: &IngestBatch) -> Result<Commi
             .entry((c.series, minute))
             .or_default()
             .add_measurement(m);
+        if let Some(ts) = tracked.get(&m.check) {
+            thresholds::count(&mut over, (c.series, minute), m, ts);
+        }
         first
             .entry(c.series)
             .and_modify(|f| *f = (*f).min(minute))
@@ -122,6 +129,7 @@ pub(super) async fn commit(client: &mut Client, b: &IngestBatch) -> Result<Commi
     }
     lower_first_minutes(&tx, &first).await?;
     upsert_cells(&tx, &cells).await?;
+    thresholds::add(&tx, &over).await?;
     upsert_hosts(&tx, agent, &new_ms).await?;
     insert_gaps(&tx, &series, horizon, b).await?;
     update_agent(&tx, agent, seq, received_ns, b, out.stored).await?;
@@ -587,10 +595,17 @@ pub(super) async fn delete_expired(
         ("DELETE FROM minute_rollup WHERE minute < $1", horizon),
         ("DELETE FROM host_minute WHERE minute < $1", horizon),
         ("DELETE FROM gaps WHERE to_minute < $1", horizon),
+        ("DELETE FROM minute_over WHERE minute < $1", horizon),
         ("DELETE FROM batches WHERE received_ns < $1", batches_before),
     ] {
         tx.execute(sql, &[&bound]).await?;
     }
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('raw_horizon_minute', $1)
+         ON CONFLICT (key) DO UPDATE SET value = greatest(meta.value, excluded.value)",
+        &[&thresholds::raw_horizon_minute(raw_ns)],
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -27,6 +27,7 @@ mod read;
 mod schema;
 #[cfg(test)]
 pub(crate) mod tests;
+mod thresholds;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -45,7 +46,7 @@ use super::keys::{to_u64, ts_ns};
 use super::{
     AgentStatus, CommitOutcome, IngestBatch, MaintenanceRow, Store, StoreCounts, StoreError,
 };
-use crate::minutes::{GapSpan, HostMinute, SeriesMinutes};
+use crate::minutes::{GapSpan, HostMinute, SeriesMinutes, ThresholdOver};
 
 pub use schema::SCHEMA_VERSION;
 
@@ -362,8 +363,65 @@ impl Store for PgStore {
         })
     }
 
+    fn note_configured(&self, services: &[String], now: Timestamp) -> Result<(), StoreError> {
+        let services = services.to_vec();
+        self.run_retrying(move |mut c| {
+            let services = services.clone();
+            async move { thresholds::note_configured(c.client()?, &services, now).await }
+        })
+    }
+
+    fn first_configured(&self, service: &str) -> Result<Option<Timestamp>, StoreError> {
+        let service = service.to_owned();
+        self.run(move |pool| async move {
+            thresholds::first_configured(pool.get().await?.client()?, &service).await
+        })
+    }
+
+    fn track_threshold(&self, check: &str, threshold_us: u64) -> Result<(), StoreError> {
+        let check = check.to_owned();
+        self.run_retrying(move |mut c| {
+            let check = check.clone();
+            async move { thresholds::track(c.client()?, &check, threshold_us).await }
+        })
+    }
+
+    fn threshold_over(
+        &self,
+        checks: &[String],
+        threshold_us: u64,
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<ThresholdOver, StoreError> {
+        let checks = checks.to_vec();
+        self.run_retrying(move |mut c| {
+            let checks = checks.clone();
+            async move {
+                let range = (from_minute, to_minute);
+                thresholds::threshold_over(c.client()?, &checks, threshold_us, range).await
+            }
+        })
+    }
+
     fn agents(&self) -> Result<Vec<AgentStatus>, StoreError> {
         self.run(|pool| async move { read::agents(pool.get().await?.client()?).await })
+    }
+
+    fn agent_checks(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.run(|pool| async move {
+            let mut c = pool.get().await?;
+            let rows = c
+                .client()?
+                .query(
+                    "SELECT a.name, s.check_id FROM series s JOIN agents a ON a.id = s.agent_id
+                     ORDER BY a.name, s.check_id",
+                    &[],
+                )
+                .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect()
+        })
     }
 
     fn add_maintenance(

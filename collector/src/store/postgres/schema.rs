@@ -104,8 +104,37 @@ CREATE TABLE maintenance (
 CREATE INDEX maintenance_service ON maintenance (service, start_ns);
 ";
 
+/// Version 2 (issue 9) adds the exact SLA inputs, as in SQLite: when the store first saw
+/// each service configured; the latency thresholds counted exactly per check and from which
+/// minute; per series, threshold and minute the probes in the threshold's own histogram
+/// bucket that are over it (rows only for non-zero counts); and the raw horizon, which a
+/// database whose retention already ran starts after its oldest raw row.
+const V2: &str = "
+CREATE TABLE service_configured (service TEXT PRIMARY KEY, first_ns BIGINT NOT NULL);
+CREATE TABLE threshold (
+  check_id TEXT NOT NULL,
+  threshold_us BIGINT NOT NULL,
+  exact_from_minute BIGINT NOT NULL,
+  PRIMARY KEY (check_id, threshold_us)
+);
+CREATE TABLE minute_over (
+  series BIGINT NOT NULL,
+  threshold_us BIGINT NOT NULL,
+  minute BIGINT NOT NULL,
+  over BIGINT NOT NULL,
+  PRIMARY KEY (series, threshold_us, minute)
+);
+INSERT INTO meta (key, value)
+  SELECT 'raw_horizon_minute',
+         CASE WHEN value = -9223372036854775808 THEN value
+              ELSE coalesce((SELECT min(ts_ns) FROM raw) / 60000000000 + 1,
+                            extract(epoch FROM now())::bigint / 60 + 1)
+         END
+  FROM meta WHERE key = 'rollup_horizon_minute';
+";
+
 /// Every migration, in order; index + 1 is the version it brings the database to.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;

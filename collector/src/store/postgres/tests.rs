@@ -187,6 +187,8 @@ pg_contract_tests!(
     retention,
     counts,
     first_seen,
+    first_configured,
+    exact_threshold_counts,
     agent_status,
     raw_roundtrip,
     compact_matches_rollups,

@@ -2,7 +2,8 @@
 //!
 //! Invariants:
 //! - Retention deletes in one transaction and raises the rollup horizon in the same
-//!   transaction, so no later commit can resurrect part of a deleted minute.
+//!   transaction, so no later commit can resurrect part of a deleted minute; it raises the
+//!   raw horizon (first minute whose raw rows are all kept) in it too.
 //! - Cancelling a maintenance window twice keeps the first cancellation time.
 
 use attest_config::wire::SpoolStatus;
@@ -11,8 +12,23 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
 use super::error::map_err;
 use super::packs::trim_boundary_packs;
+use super::thresholds::raw_horizon_minute;
 use crate::store::keys::{batches_before, from_ns, to_u64, ts_ns};
 use crate::store::{AgentStatus, MaintenanceRow, StoreError};
+
+/// Every (agent, check) series the store knows, measured or only gapped.
+pub(super) fn agent_checks(tx: &Transaction<'_>) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT a.name, s.check_id FROM series s JOIN agents a ON a.id = s.agent_id
+             ORDER BY a.name, s.check_id",
+        )
+        .map_err(map_err)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .map_err(map_err)?;
+    rows.collect::<Result<_, _>>().map_err(map_err)
+}
 
 pub(super) fn agents(tx: &Transaction<'_>) -> Result<Vec<AgentStatus>, StoreError> {
     let mut stmt = tx
@@ -167,6 +183,7 @@ pub(super) fn delete_expired(
     trim_boundary_packs(&tx, horizon)?;
     run("DELETE FROM host_minute WHERE minute < ?1", horizon)?;
     run("DELETE FROM gaps WHERE to_minute < ?1", horizon)?;
+    run("DELETE FROM minute_over WHERE minute < ?1", horizon)?;
     let raw_minute = raw_ns.div_euclid(60_000_000_000);
     super::late::retention(&tx, horizon, raw_minute, raw_minute)?;
     run(
@@ -177,6 +194,12 @@ pub(super) fn delete_expired(
         "INSERT INTO meta (key, value) VALUES ('rollup_horizon_minute', ?1)
          ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
         [horizon],
+    )
+    .map_err(map_err)?;
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('raw_horizon_minute', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+        [raw_horizon_minute(raw_ns)],
     )
     .map_err(map_err)?;
     tx.commit().map_err(map_err)

@@ -15,6 +15,7 @@
 //!
 //! Files: `schema.rs` (migrations), `error.rs` (error mapping), `write.rs` (the commit
 //! path), `packs.rs` (hourly packs: compaction and bulk loads), `read.rs` (the read path),
+//! `thresholds.rs` (first-configured instants and exact latency-threshold counts),
 //! `admin.rs` (maintenance windows, agents, retention), `inspect.rs` (reads only tests and
 //! measurements use). This file opens the connections and maps the [`Store`] calls onto
 //! them; the other files never import it.
@@ -29,6 +30,7 @@ mod read;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod thresholds;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -46,7 +48,7 @@ use super::{
     AgentStatus, CommitOutcome, IngestBatch, MaintenanceRow, SeriesMinuteSummary, Store,
     StoreCounts, StoreError,
 };
-use crate::minutes::{GapSpan, HostMinute, SeriesMinutes};
+use crate::minutes::{GapSpan, HostMinute, SeriesMinutes, ThresholdOver};
 use error::map_err;
 use write::{IdCache, Writer};
 
@@ -69,6 +71,38 @@ pub struct SqliteStore {
     _temp: Option<tempfile::TempDir>,
 }
 
+/// Makes the database file (created empty if missing: SQLite then takes it as a new
+/// database) and any WAL/shm files 0600, and a directory this store created 0700. SQLite
+/// creates its WAL and shm files with the database file's permissions, so they follow.
+fn owner_only(dir: &Path, db: &Path, dir_created: bool) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fail = |what: &Path, e: std::io::Error| {
+        StoreError::Backend(format!(
+            "cannot restrict permissions of {}: {e}; check that the collector owns it",
+            what.display()
+        ))
+    };
+    if dir_created {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| fail(dir, e))?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(db)
+        .map_err(|e| fail(db, e))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", db.display()));
+        if p.exists() {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| fail(&p, e))?;
+        }
+    }
+    Ok(())
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock unwound through a `Transaction`, which rolled back;
     // the connection is usable. Writer caches are cleared by the caller on errors.
@@ -76,8 +110,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SqliteStore {
-    /// Opens (creating on first start) `<data_dir>/attest.db` and migrates it.
+    /// Opens (creating on first start) `<data_dir>/attest.db` and migrates it. The database
+    /// and its WAL and shared-memory files are readable by the owner only (0600), and a data
+    /// directory created here is 0700, whatever the umask: they hold every measurement.
     pub fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
+        let created = !data_dir.exists();
         std::fs::create_dir_all(data_dir).map_err(|e| {
             let msg = format!(
                 "cannot create data directory {}: {e}; check the path and its permissions",
@@ -90,6 +127,7 @@ impl SqliteStore {
             }
         })?;
         let path = data_dir.join(DB_FILE);
+        owner_only(data_dir, &path, created)?;
         let mut conn = Connection::open(&path).map_err(|e| {
             StoreError::Backend(format!(
                 "cannot open database {}: {e}; check permissions",
@@ -271,8 +309,39 @@ impl Store for SqliteStore {
         self.read(|tx| read::first_seen(tx, checks))
     }
 
+    fn note_configured(&self, services: &[String], now: Timestamp) -> Result<(), StoreError> {
+        let mut w = lock(&self.writer);
+        thresholds::note_configured(&mut w.conn, services, now)
+    }
+
+    fn first_configured(&self, service: &str) -> Result<Option<Timestamp>, StoreError> {
+        self.read(|tx| thresholds::first_configured(tx, service))
+    }
+
+    fn track_threshold(&self, check: &str, threshold_us: u64) -> Result<(), StoreError> {
+        let mut w = lock(&self.writer);
+        thresholds::track(&mut w.conn, check, threshold_us)?;
+        // The recomputed counts may change the figures of any kept minute of the check.
+        lock(&self.journal).record(check, i64::MIN, i64::MAX);
+        Ok(())
+    }
+
+    fn threshold_over(
+        &self,
+        checks: &[String],
+        threshold_us: u64,
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<ThresholdOver, StoreError> {
+        self.read(|tx| thresholds::threshold_over(tx, checks, threshold_us, from_minute, to_minute))
+    }
+
     fn agents(&self) -> Result<Vec<AgentStatus>, StoreError> {
         self.read(admin::agents)
+    }
+
+    fn agent_checks(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.read(admin::agent_checks)
     }
 
     fn add_maintenance(

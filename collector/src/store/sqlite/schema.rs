@@ -113,7 +113,37 @@ const MIGRATIONS: &[&str] = &[
         value INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
-    // 2: the durable log of late writes (see `late.rs`).
+    // 2: exact SLA inputs (issue 9). When the store first saw each service configured;
+    // which latency thresholds are counted exactly per check and from which minute; and
+    // per minute, series and threshold the probes in the threshold's own histogram bucket
+    // that are over it (rare: rows exist only where the bucket could not decide). The raw
+    // horizon says from which minute every raw measurement is still kept; a database whose
+    // retention already ran starts it after its oldest raw row.
+    r#"
+    CREATE TABLE service_configured (
+        service TEXT PRIMARY KEY,
+        first_ns INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE threshold (
+        check_id TEXT NOT NULL,
+        threshold_us INTEGER NOT NULL,
+        exact_from_minute INTEGER NOT NULL,
+        PRIMARY KEY (check_id, threshold_us)
+    ) WITHOUT ROWID;
+    CREATE TABLE minute_over (
+        series INTEGER NOT NULL,
+        threshold_us INTEGER NOT NULL,
+        minute INTEGER NOT NULL,
+        over INTEGER NOT NULL,
+        PRIMARY KEY (series, threshold_us, minute)
+    ) WITHOUT ROWID;
+    INSERT INTO meta (key, value)
+        SELECT 'raw_horizon_minute',
+               coalesce((SELECT min(ts_ns) FROM raw) / 60000000000 + 1,
+                        CAST(strftime('%s', 'now') AS INTEGER) / 60 + 1)
+        WHERE EXISTS (SELECT 1 FROM meta WHERE key = 'rollup_horizon_minute');
+    "#,
+    // 3: the durable log of late writes (see `late.rs`).
     r#"
     CREATE TABLE late_changes (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -148,4 +178,44 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.commit().map_err(map_err)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database at version 1 whose retention already ran: migration 2 starts the raw
+    /// horizon after the oldest raw row kept (its minute may have lost probes); one whose
+    /// retention never ran has none (every minute's raw rows are kept).
+    #[test]
+    fn migration_2_derives_the_raw_horizon_of_an_old_database() {
+        let at_v1 = |retention_ran: bool| {
+            let mut conn = Connection::open_in_memory().expect("open");
+            conn.execute_batch(MIGRATIONS[0]).expect("v1");
+            conn.pragma_update(None, "user_version", 1)
+                .expect("version");
+            // One raw row at 10:00:30 of minute 1000 (ns), series 1.
+            conn.execute(
+                "INSERT INTO raw (ts_ns, series, ok) VALUES (?1, 1, 1)",
+                [1000 * 60_000_000_000i64 + 30_000_000_000],
+            )
+            .expect("raw");
+            if retention_ran {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('rollup_horizon_minute', 10)",
+                    [],
+                )
+                .expect("meta");
+            }
+            migrate(&mut conn).expect("migrate");
+            conn.query_row(
+                "SELECT value FROM meta WHERE key = 'raw_horizon_minute'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .ok()
+        };
+        assert_eq!(at_v1(true), Some(1001));
+        assert_eq!(at_v1(false), None);
+    }
 }

@@ -2,8 +2,8 @@
 //! rows, and merges only the newly inserted measurements into the minute rollups.
 //!
 //! Invariants:
-//! - Only measurements whose raw row was newly inserted update rollups, so a measurement
-//!   counts once however often it is sent.
+//! - Only measurements whose raw row was newly inserted update rollups (and the exact
+//!   latency-threshold counts), so a measurement counts once however often it is sent.
 //! - Measurements and gaps of minutes behind the rollup horizon are skipped (reported as
 //!   duplicates): they were stored once and retention has since deleted their minute.
 //! - Id caches are only trusted after a commit; the caller clears them after any failure.
@@ -14,6 +14,7 @@ use attest_config::wire::{Measurement, SpoolStatus};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::error::{corrupt, map_err};
+use super::thresholds;
 use crate::store::journal::ChangeJournal;
 use crate::store::keys::{encode_extra, gap_span, minute_of, to_i64, to_u64, ts_ns};
 use crate::store::rollup::SeriesMinuteAgg;
@@ -186,6 +187,8 @@ fn ensure_host_series(
 struct Pending {
     cells: BTreeMap<(i64, i64), SeriesMinuteAgg>,
     hosts: BTreeMap<(i64, i64), HostAgg>,
+    /// Exact latency-threshold counts of the new probes (`thresholds`).
+    over: thresholds::OverCounts,
 }
 
 impl Writer {
@@ -231,6 +234,7 @@ impl Writer {
         let pending = insert_raw(&tx, ids, agent, horizon, &b.measurements, &mut out)?;
         upsert_cells(&tx, &pending.cells)?;
         upsert_hosts(&tx, &pending.hosts)?;
+        thresholds::add(&tx, &pending.over)?;
         insert_gaps(&tx, ids, agent, horizon, b)?;
         super::late::log_batch(&tx, b)?;
         update_agent(
@@ -258,6 +262,7 @@ fn insert_raw(
     out: &mut CommitOutcome,
 ) -> Result<Pending, StoreError> {
     let mut pending = Pending::default();
+    let tracked = thresholds::tracked(tx, measurements.iter().map(|m| m.check.as_str()))?;
     let mut stmt = tx
         .prepare_cached(
             "INSERT OR IGNORE INTO raw (ts_ns, series, ok, duration_s, reason, extra)
@@ -289,6 +294,9 @@ fn insert_raw(
             .entry((minute, series))
             .or_default()
             .add_measurement(m);
+        if let (true, Some(ts)) = (m.ok, tracked.get(&m.check)) {
+            thresholds::count(&mut pending.over, (series, minute), m.duration_seconds, ts);
+        }
         for v in m.values.iter().filter(|v| v.value.is_finite()) {
             let resource = v.resource.as_deref().unwrap_or("");
             let h = ensure_host_series(tx, &mut ids.host, agent, &v.name, resource)?;

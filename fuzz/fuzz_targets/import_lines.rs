@@ -1,0 +1,6 @@
+#![no_main]
+
+#[path = "../cases.rs"]
+mod cases;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| cases::import_lines(data));
