@@ -8,6 +8,7 @@
 mod cpu;
 mod drive;
 mod engine;
+mod ingest;
 mod pace;
 mod table;
 mod wrk;
@@ -100,6 +101,37 @@ enum Command {
         #[arg(long)]
         label: String,
     },
+    /// Prints a collector configuration with `agents` load agents (real tokens) for
+    /// `ingest-load`.
+    IngestConfig {
+        #[arg(long, default_value_t = 4)]
+        agents: usize,
+        #[arg(long)]
+        listen: String,
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Plays `agents` agents x `checks` checks against a running collector (zstd batches of
+    /// `batch` measurements, `batches` per agent, sent concurrently) and prints acked/s and
+    /// batch latency p50/p99; with `--anchor-dir`, first appends the same number of rows to
+    /// a plain SQLite table there (the anchor) and prints the ratio.
+    IngestLoad {
+        /// The collector's ingest URL, e.g. http://127.0.0.1:9100/api/v1/ingest
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 4)]
+        agents: usize,
+        #[arg(long, default_value_t = 1000)]
+        checks: usize,
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        #[arg(long, default_value_t = 100)]
+        batches: usize,
+        #[arg(long)]
+        collector_pid: Option<u32>,
+        #[arg(long)]
+        anchor_dir: Option<PathBuf>,
+    },
     /// Prints a free TCP port on 127.0.0.1.
     FreePort,
     /// Prints the comparison table from a results file.
@@ -137,6 +169,28 @@ fn run(command: Command, current_thread: bool, close: bool) -> Result<String, Bo
             Ok(table::render(&table::Results::parse(&text)))
         }
         Command::Rss { pid, label } => rss(pid, &label),
+        Command::IngestConfig {
+            agents,
+            listen,
+            data_dir,
+        } => Ok(ingest::config(agents, &listen, &data_dir)),
+        Command::IngestLoad {
+            url,
+            agents,
+            checks,
+            batch,
+            batches,
+            collector_pid,
+            anchor_dir,
+        } => runtime(false)?.block_on(ingest::run(ingest::LoadPlan {
+            url: &url,
+            agents,
+            checks,
+            size: batch,
+            batches,
+            collector_pid,
+            anchor_dir: anchor_dir.as_deref(),
+        })),
         other => runtime(current_thread)?.block_on(measure(other, close)),
     }
 }
@@ -184,7 +238,11 @@ async fn measure(command: Command, close: bool) -> Result<String, BoxError> {
             wrk,
         } => return max_rate(&url, concurrency, seconds, rounds, &wrk, close).await,
         Command::HostCpu { count, label } => (label, engine::host_cpu(count).await?),
-        Command::Rss { .. } | Command::FreePort | Command::Table { .. } => {
+        Command::Rss { .. }
+        | Command::FreePort
+        | Command::Table { .. }
+        | Command::IngestConfig { .. }
+        | Command::IngestLoad { .. } => {
             return Err("not a measurement".into());
         }
     };

@@ -65,7 +65,10 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         cfg.ingest.clone(),
         changed.clone(),
     ));
-    let figures = Arc::new(Figures::new(cfg.clone(), store.clone()));
+    let figures = Arc::new(
+        Figures::new(cfg.clone(), store.clone())
+            .with_state_file(cfg.storage.data_dir.join(crate::figures::state::FILE_NAME)),
+    );
     let maintenance = Arc::new(Maintenance::new(
         cfg.clone(),
         store.clone(),
@@ -78,6 +81,7 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
             figures.clone(),
             ingest.stats.clone(),
             ingest.latest.clone(),
+            clock.clone(),
         )
         .with_listener(listener.clone()),
     );

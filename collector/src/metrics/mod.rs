@@ -21,6 +21,7 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use crate::clock::SharedClock;
 use crate::figures::{Figures, Snapshot};
 use crate::ingest::{IngestStats, LatestResults};
 use crate::server::ListenerStats;
@@ -34,6 +35,8 @@ pub struct Exporter {
     figures: Arc<Figures>,
     ingest: Arc<IngestStats>,
     latest: Arc<LatestResults>,
+    /// Only for the age of each service's figures at scrape time.
+    clock: SharedClock,
     listener: Option<Arc<ListenerStats>>,
 }
 
@@ -43,12 +46,14 @@ impl Exporter {
         figures: Arc<Figures>,
         ingest: Arc<IngestStats>,
         latest: Arc<LatestResults>,
+        clock: SharedClock,
     ) -> Exporter {
         Exporter {
             cfg,
             figures,
             ingest,
             latest,
+            clock,
             listener: None,
         }
     }
@@ -63,6 +68,7 @@ impl Exporter {
     pub fn render(&self, openmetrics: bool) -> (&'static str, String) {
         let scrape = Scrape {
             snap: self.figures.latest(),
+            now: self.clock.now_utc(),
             latest: self.latest.snapshot(),
             ingest: snapshot_ingest(&self.ingest),
             listener: self.listener.as_deref().map(snapshot_listener),
@@ -131,6 +137,7 @@ fn snapshot_listener(s: &ListenerStats) -> [u64; 5] {
 struct Scrape {
     listener: Option<[u64; 5]>,
     snap: Arc<Snapshot>,
+    now: jiff::Timestamp,
     latest: Vec<((String, String), (jiff::Timestamp, bool))>,
     ingest: Vec<(&'static str, &'static str, u64)>,
     max_skew_ms: i64,
@@ -356,8 +363,26 @@ impl Scrape {
             .map(|t| t.as_millisecond() as f64 / 1000.0);
         e.gauges(
             SLA_COMPUTED_AT,
-            "When the SLA figures were computed",
+            "When the SLA figures were last refreshed (each service's own age: attest_sla_figures_age_seconds)",
             [(vec![], computed)],
+        )?;
+        let age = |i: usize| {
+            self.snap
+                .computed_of(i)
+                .map(|t| (self.now.as_millisecond() - t.as_millisecond()).max(0) as f64 / 1000.0)
+        };
+        e.gauges(
+            SLA_FIGURES_AGE,
+            "Seconds since the service's figures were computed; grows while its refresh fails (the last good figures are kept)",
+            s.iter().enumerate().map(|(i, r)| (svc(r), age(i))),
+        )?;
+        e.counters(
+            SLA_REFRESH_FAILURES,
+            "Refreshes of the service's figures that failed (store unavailable or a read failed)",
+            self.snap
+                .refresh_failures
+                .iter()
+                .map(|(name, n)| (vec![("service", name.clone())], *n as f64)),
         )
     }
 

@@ -26,26 +26,27 @@ use super::timeline::{LatencyTally, LatencyWindow, QuorumRule, Timeline};
 const OPEN_MINUTES: i64 = 120;
 
 /// The folded results of the minutes `[from, to)` of one service's input range.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClosedMinutes {
-    from: i64,
-    to: i64,
-    rule: Option<QuorumRule>,
-    window_from: i64,
-    threshold_us: Option<u64>,
-    exact_from: Option<i64>,
+    // Visible inside the engine for `closed_codec` (the byte form); built only by `fold`.
+    pub(super) from: i64,
+    pub(super) to: i64,
+    pub(super) rule: Option<QuorumRule>,
+    pub(super) window_from: i64,
+    pub(super) threshold_us: Option<u64>,
+    pub(super) exact_from: Option<i64>,
     /// The eligibility mask of `[from, to)` it was built with, one bit per minute.
-    eligible: Vec<u64>,
-    states: Vec<u8>,
+    pub(super) eligible: Vec<u64>,
+    pub(super) states: Vec<u8>,
     /// Agents that had a column (sorted).
-    agents: Vec<String>,
+    pub(super) agents: Vec<String>,
     /// Rows with failures in `[from, to)`, without latency buckets.
-    failing: SeriesMinutes,
-    probes: u64,
-    within: u64,
-    histogram_probes: u64,
+    pub(super) failing: SeriesMinutes,
+    pub(super) probes: u64,
+    pub(super) within: u64,
+    pub(super) histogram_probes: u64,
     /// Merged latency buckets, sparse: (bucket index, probes).
-    merged: Vec<(u32, u64)>,
+    pub(super) merged: Vec<(u32, u64)>,
 }
 
 impl ClosedMinutes {

@@ -14,6 +14,7 @@ pub mod burn;
 pub mod calendar;
 pub mod capacity;
 pub mod closed;
+mod closed_codec;
 pub mod incidents;
 pub mod latency;
 pub mod report;

@@ -93,6 +93,11 @@ pub enum StoreError {
     NotFound(i64),
 }
 
+/// Writes of minutes further than this behind the collector's clock at commit are "late":
+/// a backend with a durable late-write log ([`Store::late_mark`]) records them, so that
+/// results of older minutes persisted by a reader can be trusted after a restart.
+pub const LATE_MINUTES: i64 = 60;
+
 /// Synchronous on purpose: SQLite has one writer; callers run it on a blocking thread.
 pub trait Store: Send + Sync + 'static {
     fn commit_batch(&self, batch: &IngestBatch) -> Result<CommitOutcome, StoreError>;
@@ -194,6 +199,26 @@ pub trait Store: Send + Sync + 'static {
         let _ = (checks, mark, from_minute, to_minute);
         Ok(true)
     }
+    /// A durable point in the store's log of late writes (writes of minutes more than
+    /// [`LATE_MINUTES`] behind the collector's clock at commit, bulk loads and retention),
+    /// for [`Store::changed_late_since`]; unlike [`Store::change_mark`] it means the same
+    /// after a restart. `None` when the backend keeps no such log.
+    fn late_mark(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+    /// Whether a late write to `checks` in minutes `[from_minute, to_minute)` (or retention)
+    /// was committed after `mark` (from [`Store::late_mark`], possibly of an earlier
+    /// process). May answer `true` when unsure (the default), never `false` after one.
+    fn changed_late_since(
+        &self,
+        checks: &[String],
+        mark: u64,
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<bool, StoreError> {
+        let _ = (checks, mark, from_minute, to_minute);
+        Ok(true)
+    }
 }
 
 /// Reads that only tests and measurements use, kept off the product's [`Store`] (and out
@@ -217,6 +242,8 @@ mod bench;
 mod codec;
 #[cfg(test)]
 pub(crate) mod contract;
+#[cfg(test)]
+pub(crate) mod faulty;
 mod journal;
 mod keys;
 pub mod postgres;

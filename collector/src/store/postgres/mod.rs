@@ -26,7 +26,7 @@ mod ingest;
 mod read;
 mod schema;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod thresholds;
 
 use std::future::Future;

@@ -92,7 +92,7 @@ fn admin_url() -> &'static Result<String, String> {
 }
 
 /// A fresh database, dropped (with its connections) when this goes out of scope.
-struct TestDb {
+pub(crate) struct TestDb {
     admin: String,
     name: String,
     url: String,
@@ -100,7 +100,7 @@ struct TestDb {
 
 impl TestDb {
     /// `None` (after saying so on stderr) when no server is reachable and none is required.
-    fn create() -> Option<TestDb> {
+    pub(crate) fn create() -> Option<TestDb> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let admin = match admin_url() {
             Ok(url) => url.clone(),
@@ -125,7 +125,7 @@ impl TestDb {
         Some(TestDb { admin, name, url })
     }
 
-    fn store(&self) -> PgStore {
+    pub(crate) fn store(&self) -> PgStore {
         PgStore::connect(&self.url).expect("connect to the test database")
     }
 }

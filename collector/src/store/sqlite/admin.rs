@@ -184,6 +184,8 @@ pub(super) fn delete_expired(
     run("DELETE FROM host_minute WHERE minute < ?1", horizon)?;
     run("DELETE FROM gaps WHERE to_minute < ?1", horizon)?;
     run("DELETE FROM minute_over WHERE minute < ?1", horizon)?;
+    let raw_minute = raw_ns.div_euclid(60_000_000_000);
+    super::late::retention(&tx, horizon, raw_minute, raw_minute)?;
     run(
         "DELETE FROM batches WHERE received_ns < ?1",
         batches_before(roll_ns),

@@ -24,6 +24,7 @@ mod admin;
 mod error;
 #[cfg(any(test, feature = "test-support"))]
 mod inspect;
+mod late;
 mod packs;
 mod read;
 mod schema;
@@ -409,6 +410,25 @@ impl Store for SqliteStore {
         to_minute: i64,
     ) -> Result<bool, StoreError> {
         Ok(lock(&self.journal).changed(checks, mark, from_minute, to_minute))
+    }
+
+    /// Read while holding the writer, so that every commit the mark covers has also been
+    /// recorded in the in-memory journal (`commit_batch` journals before releasing the
+    /// writer): a reader that validates cached results against the journal after taking
+    /// this mark has seen every change the mark covers.
+    fn late_mark(&self) -> Result<Option<u64>, StoreError> {
+        let _writer = lock(&self.writer);
+        self.read(late::mark).map(Some)
+    }
+
+    fn changed_late_since(
+        &self,
+        checks: &[String],
+        mark: u64,
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<bool, StoreError> {
+        self.read(|tx| late::changed(tx, checks, mark, from_minute, to_minute))
     }
 
     fn counts(&self) -> Result<StoreCounts, StoreError> {

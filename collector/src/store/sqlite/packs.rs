@@ -51,10 +51,15 @@ impl Writer {
         let agent_id = ensure_agent(&tx, &mut ids.agents, agent)?;
         let series = ensure_series(&tx, &mut ids.series, agent_id, check, Some(first))?;
         let mut loaded = 0u64;
+        let mut last = first;
         for (hour, cells) in hours {
             loaded += cells.len() as u64;
+            last = hour * 60 + 60;
             merge_into_pack(&tx, hour, series, cells)?;
         }
+        // A bulk load may write any minute: always logged as late (its own time: the last
+        // minute loaded, so that the row outlives pruning as long as that data matters).
+        super::late::log(&tx, check, first, last, last)?;
         tx.commit().map_err(map_err)?;
         Ok(loaded)
     }

@@ -143,6 +143,17 @@ const MIGRATIONS: &[&str] = &[
                         CAST(strftime('%s', 'now') AS INTEGER) / 60 + 1)
         WHERE EXISTS (SELECT 1 FROM meta WHERE key = 'rollup_horizon_minute');
     "#,
+    // 3: the durable log of late writes (see `late.rs`).
+    r#"
+    CREATE TABLE late_changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        check_id TEXT NOT NULL,
+        from_minute INTEGER NOT NULL,
+        to_minute INTEGER NOT NULL,
+        logged_minute INTEGER NOT NULL
+    );
+    CREATE INDEX late_changes_by_check ON late_changes (check_id, seq);
+    "#,
 ];
 
 /// The schema version this build writes.

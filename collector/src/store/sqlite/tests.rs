@@ -2,7 +2,7 @@
 //! bulk loads, durability across reopen, a full disk, schema versions, reader isolation.
 
 use super::*;
-use crate::store::contract::{self, at, batch, ok};
+use crate::store::contract::{self, BASE_MINUTE, at, batch, ok};
 use attest_config::wire::FailureReason;
 use rusqlite::TransactionBehavior;
 
@@ -197,4 +197,77 @@ fn reads_do_not_wait_for_an_open_write_transaction() {
         .expect("rollups");
     assert_eq!(rows.len(), 1);
     drop(tx);
+}
+
+/// The durable late-write log: recent writes are not logged, late ones are (per check and
+/// range), it survives a reopen, retention counts as a change of every check, and pruning
+/// answers older marks conservatively.
+#[test]
+fn late_writes_are_logged_durably() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let received = |mut b: IngestBatch| {
+        b.received_at = at(200, 0);
+        b
+    };
+    let web = ["web".to_owned()];
+    let db = ["db".to_owned()];
+    let m0 = {
+        let store = SqliteStore::open(dir.path()).expect("open");
+        let m0 = store
+            .late_mark()
+            .expect("mark")
+            .expect("sqlite logs late writes");
+        store
+            .commit_batch(&received(batch("a1", 1, vec![ok("web", 195, 0, 0.1)])))
+            .expect("recent");
+        assert!(!store.changed_late_since(&web, m0, 0, 1000).expect("q"));
+        assert_eq!(store.late_mark().expect("mark"), Some(m0));
+        store
+            .commit_batch(&received(batch("a1", 2, vec![ok("web", 100, 0, 0.1)])))
+            .expect("late");
+        let (lo, hi) = (BASE_MINUTE + 100, BASE_MINUTE + 101);
+        assert!(store.changed_late_since(&web, m0, lo, hi).expect("q"));
+        assert!(!store.changed_late_since(&web, m0, hi, hi + 50).expect("q"));
+        assert!(!store.changed_late_since(&web, m0, lo - 50, lo).expect("q"));
+        assert!(!store.changed_late_since(&db, m0, lo, hi).expect("q"));
+        let m1 = store.late_mark().expect("mark").expect("mark");
+        assert!(m1 > m0);
+        assert!(!store.changed_late_since(&web, m1, lo, hi).expect("q"));
+        m0
+    };
+    let store = SqliteStore::open(dir.path()).expect("reopen");
+    let (lo, hi) = (BASE_MINUTE + 100, BASE_MINUTE + 101);
+    assert!(
+        store.changed_late_since(&web, m0, lo, hi).expect("q"),
+        "the log survives a restart"
+    );
+    let m1 = store.late_mark().expect("mark").expect("mark");
+    store
+        .apply_retention(at(150, 0), at(50, 0))
+        .expect("retention");
+    assert!(
+        store
+            .changed_late_since(&db, m1, 0, BASE_MINUTE)
+            .expect("q")
+    );
+    assert!(
+        !store
+            .changed_late_since(&db, m1, BASE_MINUTE + 60, BASE_MINUTE + 70)
+            .expect("q"),
+        "retention changes only minutes before its horizon"
+    );
+    store
+        .apply_retention(at(250, 0), at(50, 0))
+        .expect("retention that prunes the log");
+    assert!(
+        store.changed_late_since(&web, m0, lo, hi).expect("q"),
+        "a mark below the pruned floor is answered as changed"
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM late_changes WHERE check_id = 'web'"
+        ),
+        0
+    );
 }

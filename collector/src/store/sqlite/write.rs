@@ -236,6 +236,7 @@ impl Writer {
         upsert_hosts(&tx, &pending.hosts)?;
         thresholds::add(&tx, &pending.over)?;
         insert_gaps(&tx, ids, agent, horizon, b)?;
+        super::late::log_batch(&tx, b)?;
         update_agent(
             &tx,
             agent,
@@ -453,9 +454,9 @@ fn update_agent(
     Ok(())
 }
 
-/// Journals the minutes a committed batch touched, per check: its measurements' minutes
-/// and its gaps' minutes (a resent batch is journaled too; that only costs a recompute).
-pub(super) fn record_batch(journal: &mut ChangeJournal, batch: &IngestBatch) {
+/// The minutes a batch touches, per check: its measurements' minutes and its gaps'
+/// minutes, as `(lowest, highest)`.
+pub(super) fn touched(batch: &IngestBatch) -> BTreeMap<&str, (i64, i64)> {
     let mut touched: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
     let minutes = batch
         .measurements
@@ -475,7 +476,13 @@ pub(super) fn record_batch(journal: &mut ChangeJournal, batch: &IngestBatch) {
         let e = touched.entry(check).or_insert((lo, hi));
         *e = (e.0.min(lo), e.1.max(hi));
     }
-    for (check, (lo, hi)) in touched {
+    touched
+}
+
+/// Journals the minutes a committed batch touched (a resent batch is journaled too; that
+/// only costs a recompute).
+pub(super) fn record_batch(journal: &mut ChangeJournal, batch: &IngestBatch) {
+    for (check, (lo, hi)) in touched(batch) {
         journal.record(check, lo, hi.saturating_add(1));
     }
 }

@@ -1,0 +1,256 @@
+//! The figures' persisted state: per service, its closed minutes (`sla::ClosedMinutes`) and
+//! the totals of its past months, written to one file in the data directory, so that a
+//! restarted collector loads them instead of re-reading and re-folding a month of rows per
+//! service (the read was ~85 % of a cold start).
+//!
+//! Invariants:
+//! - A loaded entry is used only when (a) the service's definition has the same
+//!   fingerprint (a hash of its whole configuration, this build's version and the state
+//!   format), (b) the store's durable late-write log (`Store::changed_late_since`) shows no
+//!   write to its checks' minutes since the mark taken before the refresh that built it,
+//!   and (c) everything it covers lies at least two [`LATE_MINUTES`] behind the time it was
+//!   saved, so that any later write to those minutes is a late write and was logged.
+//! - The file is replaced atomically (temporary file, fsync, rename); a torn, truncated,
+//!   foreign or corrupt file is ignored as a whole (zstd frame checksum plus a total
+//!   decoder), and the figures are then computed from the store as without it.
+//! - Nothing here decides a figure: it only saves and restores engine state.
+
+use std::io::Write;
+use std::path::Path;
+
+use attest_config::Service;
+use jiff::Timestamp;
+
+use super::Totals;
+use crate::sla::{ClosedMinutes, Month};
+use crate::store::LATE_MINUTES;
+
+/// The file's name in the data directory.
+pub const FILE_NAME: &str = "figures-state.bin";
+const MAGIC: &[u8; 8] = b"ATSTFIG1";
+
+/// One service's saved state.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SavedService {
+    pub name: String,
+    pub fingerprint: u64,
+    /// The month the closed minutes belong to.
+    pub month: Month,
+    pub closed: ClosedMinutes,
+    /// Totals of the complete months before `.0` (the SLO counters' history).
+    pub past: Option<(Month, Totals)>,
+}
+
+/// Everything saved at `saved_at`, valid as of the store's late-write mark `late_mark`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Saved {
+    pub late_mark: u64,
+    pub saved_at: Timestamp,
+    pub services: Vec<SavedService>,
+}
+
+impl Saved {
+    /// Whether `[.., to_minute)` is far enough behind the save for the late-write log to
+    /// cover every later write to it (invariant (c)).
+    pub fn covers(&self, to_minute: i64) -> bool {
+        to_minute <= self.saved_at.as_second().div_euclid(60) - 2 * LATE_MINUTES
+    }
+}
+
+/// A stable hash of the service's whole definition, this build and the state format: a
+/// changed definition (checks, quorum, targets, hours, zone, ...) or an upgrade never
+/// reuses saved state.
+pub(crate) fn fingerprint(svc: &Service) -> u64 {
+    let text = format!(
+        "{}|{}|{svc:?}",
+        env!("CARGO_PKG_VERSION"),
+        MAGIC.escape_ascii()
+    );
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_u64(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+fn put_month(out: &mut Vec<u8>, m: Month) {
+    out.extend_from_slice(&m.year().to_le_bytes());
+    out.push(m.month() as u8);
+}
+
+fn encode(saved: &Saved) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(MAGIC);
+    put_u64(&mut out, saved.late_mark);
+    put_u64(&mut out, saved.saved_at.as_second() as u64);
+    put_u64(&mut out, saved.services.len() as u64);
+    for s in &saved.services {
+        put_bytes(&mut out, s.name.as_bytes());
+        put_u64(&mut out, s.fingerprint);
+        put_month(&mut out, s.month);
+        put_bytes(&mut out, &s.closed.encode());
+        match s.past {
+            Some((m, t)) => {
+                out.push(1);
+                put_month(&mut out, m);
+                for v in [t.good, t.bad, t.known] {
+                    put_u64(&mut out, v);
+                }
+            }
+            None => out.push(0),
+        }
+    }
+    out
+}
+
+struct In<'a>(&'a [u8]);
+
+impl<'a> In<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        (self.0.len() >= n).then(|| {
+            let (h, r) = self.0.split_at(n);
+            self.0 = r;
+            h
+        })
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = usize::try_from(self.u64()?).ok()?;
+        self.take(n)
+    }
+    fn month(&mut self) -> Option<Month> {
+        let year = i16::from_le_bytes(self.take(2)?.try_into().ok()?);
+        Month::new(year, i8::try_from(self.u8()?).ok()?).ok()
+    }
+}
+
+fn decode(bytes: &[u8]) -> Option<Saved> {
+    let mut i = In(bytes);
+    if i.take(MAGIC.len())? != MAGIC {
+        return None;
+    }
+    let late_mark = i.u64()?;
+    let saved_at = Timestamp::from_second(i64::try_from(i.u64()?).ok()?).ok()?;
+    let n = i.u64()?;
+    let mut services = Vec::new();
+    for _ in 0..n {
+        let name = String::from_utf8(i.bytes()?.to_vec()).ok()?;
+        let fingerprint = i.u64()?;
+        let month = i.month()?;
+        let closed = ClosedMinutes::decode(i.bytes()?)?;
+        let past = match i.u8()? {
+            0 => None,
+            1 => {
+                let m = i.month()?;
+                let (good, bad, known) = (i.u64()?, i.u64()?, i.u64()?);
+                Some((m, Totals { good, bad, known }))
+            }
+            _ => return None,
+        };
+        services.push(SavedService {
+            name,
+            fingerprint,
+            month,
+            closed,
+            past,
+        });
+    }
+    i.0.is_empty().then_some(Saved {
+        late_mark,
+        saved_at,
+        services,
+    })
+}
+
+/// Writes `saved` to `path` atomically; returns the bytes written.
+pub(crate) fn save(path: &Path, saved: &Saved) -> std::io::Result<u64> {
+    let tmp = path.with_extension("tmp");
+    let file = std::fs::File::create(&tmp)?;
+    let mut enc = zstd::stream::write::Encoder::new(file, 1)?;
+    enc.include_checksum(true)?;
+    enc.write_all(&encode(saved))?;
+    let file = enc.finish()?;
+    file.sync_all()?;
+    let len = file.metadata()?.len();
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(len)
+}
+
+/// The state saved at `path`: `Ok(None)` when there is none, `Err` (with the reason to
+/// log) when it cannot be used.
+pub(crate) fn load(path: &Path) -> Result<Option<Saved>, String> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot open {}: {e}", path.display())),
+    };
+    let bytes = zstd::stream::decode_all(file)
+        .map_err(|e| format!("{} is not a complete state file: {e}", path.display()))?;
+    decode(&bytes)
+        .map(Some)
+        .ok_or_else(|| format!("{} is not a state file of this version", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn saved() -> Saved {
+        Saved {
+            late_mark: 42,
+            saved_at: Timestamp::from_second(1_790_000_000).expect("ts"),
+            services: vec![SavedService {
+                name: "web".into(),
+                fingerprint: 7,
+                month: Month::new(2026, 10).expect("month"),
+                closed: ClosedMinutes::default(),
+                past: Some((
+                    Month::new(2026, 10).expect("month"),
+                    Totals {
+                        good: 1,
+                        bad: 2,
+                        known: 3,
+                    },
+                )),
+            }],
+        }
+    }
+
+    #[test]
+    fn saves_and_loads_and_refuses_damage() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(FILE_NAME);
+        assert_eq!(load(&path), Ok(None), "no file: nothing saved");
+        save(&path, &saved()).expect("save");
+        assert_eq!(load(&path), Ok(Some(saved())));
+        let bytes = std::fs::read(&path).expect("read");
+        std::fs::write(&path, &bytes[..bytes.len() - 3]).expect("truncate");
+        assert!(load(&path).is_err(), "a torn file is refused");
+        let mut flipped = bytes.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 0x40;
+        std::fs::write(&path, &flipped).expect("flip");
+        assert!(load(&path).is_err(), "a corrupt file is refused");
+        let raw = encode(&saved());
+        for n in 0..raw.len() {
+            assert_eq!(decode(&raw[..n]), None, "cut at {n}");
+        }
+    }
+}
