@@ -50,15 +50,19 @@ async fn rig_with(server_extra: &str, ingest: &[(&str, &str)]) -> Rig {
         limits.push((k, v.to_string()));
     }
     let ingest_toml: String = limits.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+    // Short timeouts by default; a test that needs a stalled upload to hold on longer than a
+    // loaded machine takes to send the next request sets its own in `server_extra`.
+    let timeouts: String = ["header_read_timeout", "body_read_timeout", "idle_timeout"]
+        .iter()
+        .filter(|k| !server_extra.contains(*k))
+        .map(|k| format!("{k} = \"2s\"\n"))
+        .collect();
     let toml = format!(
         r#"
 [server]
 listen = "127.0.0.1:{port}"
 admin_token = "{ADMIN}"
-header_read_timeout = "2s"
-body_read_timeout = "2s"
-idle_timeout = "2s"
-{server_extra}
+{timeouts}{server_extra}
 
 [storage]
 data_dir = {data:?}
@@ -864,7 +868,13 @@ async fn http_connection_without_a_request_is_closed_by_header_read_timeout() {
 
 #[tokio::test]
 async fn http_in_flight_body_bytes_beyond_the_cap_are_503() {
-    let r = rig_with("", &[("max_batches_per_second", "100")]).await;
+    // The stalled upload must hold its budget until the next request arrives, however
+    // loaded the machine: a body_read_timeout far beyond the wait below.
+    let r = rig_with(
+        "body_read_timeout = \"5m\"",
+        &[("max_batches_per_second", "100")],
+    )
+    .await;
     // A valid agent starts a 64 KiB upload and stalls: it holds the whole in-flight budget
     // until body_read_timeout.
     let mut holder = TcpStream::connect(("127.0.0.1", r.port)).await.unwrap();
@@ -895,7 +905,13 @@ async fn http_in_flight_body_bytes_beyond_the_cap_are_503() {
 
 #[tokio::test]
 async fn http_connections_beyond_max_connections_wait_and_are_counted() {
-    let r = rig_with("max_connections = 2", &[]).await;
+    // The two silent connections must keep their slots until the third client has queued,
+    // however loaded the machine: header and idle timeouts far beyond the wait below.
+    let r = rig_with(
+        "max_connections = 2\nheader_read_timeout = \"5m\"\nidle_timeout = \"5m\"",
+        &[],
+    )
+    .await;
     let a = TcpStream::connect(("127.0.0.1", r.port)).await.unwrap();
     let b = TcpStream::connect(("127.0.0.1", r.port)).await.unwrap();
     // A third client waits in the kernel's queue until a slot frees, then is served.
