@@ -133,6 +133,9 @@ async fn run(cfg: AgentConfig, path: PathBuf) -> anyhow::Result<ExitCode> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Before anything slow: SIGHUP's default action would end the process.
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    // Likewise SIGTERM/SIGINT: once /metrics answers, a supervisor may stop the agent at any
+    // moment, and an unregistered SIGTERM would kill it without draining.
+    let stop = StopSignals::register();
     // Every probe, own or assigned by the collector, is confined to [agent] allow/deny_targets.
     let targets = probe::Targets::new(&cfg.agent.allow_targets, &cfg.agent.deny_targets);
     if let Err(e) = build_checks(&cfg.checks, &targets) {
@@ -230,7 +233,7 @@ async fn run(cfg: AgentConfig, path: PathBuf) -> anyhow::Result<ExitCode> {
     notify::ready();
     tracing::info!(agent = %cfg.agent.id, own_checks = n_checks, collector = %cfg.agent.collector_url, "agent started");
 
-    shutdown_signal().await;
+    stop.wait().await;
     notify::stopping();
     shut_down(cancel, probes, writer, tx_cancel, sender).await;
     tracing::info!(
@@ -268,23 +271,35 @@ async fn shut_down(
     let _ = sender.await;
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            let _ = ctrl_c.await;
-            return;
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+/// SIGTERM and SIGINT, registered when created (not when first awaited).
+struct StopSignals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn register() -> StopSignals {
+        use tokio::signal::unix::{SignalKind, signal};
+        StopSignals {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    async fn wait(mut self) {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            () = recv(&mut self.term) => {}
+            () = recv(&mut self.int) => {}
+        }
+    }
 }
 
 /// The hidden `completions` and `man` subcommands: text generated from the clap definitions,
