@@ -166,7 +166,9 @@ async fn wait_healthy(exporter: &mut Exporter) -> bool {
 async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
     let exchange = async {
         let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        // HTTP/1.0: the server may not answer with chunked transfer coding, so the body
+        // is the bytes after the header, whatever size the probe's output reaches.
+        let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         s.write_all(req.as_bytes())
             .await
             .map_err(|e| e.to_string())?;
