@@ -316,6 +316,73 @@ impl Figures {
         Ok(completed(self.evaluate_from(svc, month, now, None)?)?.0)
     }
 
+    /// The monthly report's inputs for one service from one read of its rows: the engine's
+    /// figures, the month in detail (days, unknown intervals, minute states), and the API
+    /// maintenance windows overlapping the period (cancelled ones left out).
+    pub fn month_detail(
+        &self,
+        svc: &Service,
+        month: Month,
+        now: Timestamp,
+    ) -> Result<(ServiceReport, sla::MonthDetail, Vec<MaintenanceRow>), Rejection> {
+        let bad = |e: sla::SlaError| Rejection::new(400, e.to_string());
+        let (from, to) = sla::input_range(svc, month, now).map_err(bad)?;
+        let rollups = self
+            .store
+            .minute_counts(&svc.checks, from, to)
+            .map_err(store_err)?;
+        let gaps = self.store.gaps(&svc.checks, from, to).map_err(store_err)?;
+        let first_seen = self.store.first_seen(&svc.checks).map_err(store_err)?;
+        let period = Period::month(month, &svc.time_zone).map_err(bad)?;
+        let rows: Vec<MaintenanceRow> = self
+            .store
+            .list_maintenance(Some(&svc.name))
+            .map_err(store_err)?
+            .into_iter()
+            .filter(|r| r.cancelled_at.is_none())
+            .collect();
+        let maintenance: Vec<MaintenanceWindow> = rows
+            .iter()
+            .map(|r| MaintenanceWindow::Once {
+                start: r.start,
+                end: r.end,
+                reason: r.reason.clone(),
+            })
+            .collect();
+        let input = ServiceInput {
+            service: svc,
+            maintenance: &maintenance,
+            rollups: &rollups,
+            gaps: &gaps,
+            first_seen,
+        };
+        let report = sla::evaluate(&input, month, now).map_err(bad)?;
+        let detail = sla::detail(&input, month, now).map_err(bad)?;
+        let overlapping = rows
+            .into_iter()
+            .filter(|r| r.start < period.end && r.end > period.start)
+            .collect();
+        Ok((report, detail, overlapping))
+    }
+
+    /// Capacity figures of every host for `month` (UTC calendar month) as of `now`.
+    pub fn month_capacity(
+        &self,
+        month: Month,
+        now: Timestamp,
+    ) -> Result<Vec<CapacityFigure>, Rejection> {
+        let period = Period::month(month, "UTC").map_err(|e| Rejection::new(500, e.to_string()))?;
+        let end = now.min(period.end);
+        let lookback = (self.cfg.capacity.trend_lookback.as_secs() / 60) as i64;
+        let end_min = end.as_second().div_euclid(60);
+        let from = period.start_minute.min(end_min - lookback);
+        let host = self
+            .store
+            .host_minutes(from, end_min + 1)
+            .map_err(store_err)?;
+        Ok(sla::capacity(&host, &self.cfg.capacity, &period, end))
+    }
+
     fn api_maintenance(&self, service: &str) -> Result<Vec<MaintenanceWindow>, Rejection> {
         let rows = self
             .store

@@ -11,6 +11,7 @@ pub mod import;
 pub mod ingest;
 pub mod metrics;
 pub mod reject;
+pub mod report;
 pub mod server;
 pub mod sla;
 pub mod store;

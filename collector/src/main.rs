@@ -1,4 +1,4 @@
-//! `attest-collector`: the binary edge. Subcommands: `run`, `check-config`, `import`, `sla`.
+//! `attest-collector`: the binary edge. Subcommands: `run`, `check-config`, `import`, `sla`, `report`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -71,16 +71,27 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Write a monthly availability report (html, pdf, csv, json, md, bundle), or verify one.
+    Report(attest_collector::report::monthly::cli::ReportArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let config_path = match &cli.command {
+    let command = match cli.command {
+        Command::Report(args) => {
+            return attest_collector::report::monthly::cli::run(args, |cfg| {
+                store::open(&cfg.storage).map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))
+            });
+        }
+        other => other,
+    };
+    let config_path = match &command {
         Command::Run { config }
         | Command::CheckConfig { config }
         | Command::Import { config, .. }
         | Command::Sla { config, .. } => config.clone(),
+        Command::Report(_) => return ExitCode::SUCCESS,
     };
     let cfg = match attest_config::load_collector(&config_path) {
         Ok(c) => c,
@@ -89,7 +100,7 @@ fn main() -> ExitCode {
             return ExitCode::from(attest_config::EXIT_CONFIG_INVALID as u8);
         }
     };
-    match cli.command {
+    match command {
         Command::CheckConfig { .. } => {
             println!("{}", attest_config::summary_collector(&cfg));
             ExitCode::SUCCESS
@@ -112,6 +123,7 @@ fn main() -> ExitCode {
                 format,
             )
         }),
+        Command::Report(_) => ExitCode::SUCCESS,
     }
 }
 

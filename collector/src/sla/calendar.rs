@@ -130,7 +130,7 @@ pub fn zone(name: &str) -> Result<TimeZone, SlaError> {
     })
 }
 
-fn local_midnight(tz: &TimeZone, date: Date) -> Result<Timestamp, SlaError> {
+pub(crate) fn local_midnight(tz: &TimeZone, date: Date) -> Result<Timestamp, SlaError> {
     tz.to_ambiguous_timestamp(date.to_datetime(Time::midnight()))
         .compatible()
         .map_err(|e| SlaError::Time(e.to_string()))

@@ -18,8 +18,8 @@ use super::service;
 use super::values;
 use super::walk::{Ctx, Section};
 use crate::model::{
-    AgentAuth, CapacityConfig, CollectorConfig, IngestLimits, ServerConfig, SkewPolicy,
-    StorageBackend, StorageConfig,
+    AgentAuth, CapacityConfig, CollectorConfig, IngestLimits, ReportConfig, ServerConfig,
+    SkewPolicy, StorageBackend, StorageConfig,
 };
 use crate::units::Ppm;
 
@@ -41,7 +41,7 @@ pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Optio
     ctx.deny_unknown(
         root,
         &[
-            "server", "storage", "ingest", "capacity", "agent", "service",
+            "server", "storage", "ingest", "capacity", "report", "agent", "service",
         ],
     );
     let empty = DeTable::new();
@@ -53,6 +53,8 @@ pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Optio
     let ingest = ingest(ctx, &sec);
     let sec = section_or_empty(ctx, root, "capacity", "[capacity]", &empty);
     let capacity = capacity(ctx, &sec);
+    let sec = section_or_empty(ctx, root, "report", "[report]", &empty);
+    let report = report(ctx, &sec);
     let agents = agents(ctx, root);
     let services = services(ctx, root);
     Some(CollectorConfig {
@@ -62,6 +64,7 @@ pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Optio
         agents: agents?,
         services: services?,
         capacity: capacity?,
+        report: report?,
     })
 }
 
@@ -290,6 +293,38 @@ fn capacity(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<CapacityConfig> 
         critical,
         trend_lookback,
         forecast_horizon,
+    })
+}
+
+pub const DEFAULT_REPORT_TITLE: &str = "Monthly availability report";
+pub const DEFAULT_REPORT_GRACE: Duration = Duration::from_secs(3 * 86_400);
+
+fn report(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<ReportConfig> {
+    ctx.deny_unknown(
+        sec,
+        &[
+            "organisation",
+            "title",
+            "signing_key_file",
+            "archive_dir",
+            "grace",
+            "templates_dir",
+            "reader_token",
+            "reader_token_file",
+        ],
+    );
+    Some(ReportConfig {
+        organisation: ctx.string(sec, "organisation").unwrap_or_default(),
+        title: ctx
+            .non_empty(sec, "title")
+            .unwrap_or_else(|| DEFAULT_REPORT_TITLE.to_string()),
+        signing_key_file: ctx.path(sec, "signing_key_file"),
+        archive_dir: ctx.path(sec, "archive_dir"),
+        grace: ctx
+            .parsed(sec, "grace", values::positive_duration)
+            .unwrap_or(DEFAULT_REPORT_GRACE),
+        templates_dir: ctx.path(sec, "templates_dir"),
+        reader_token: ctx.secret(sec, "reader_token", "reader_token_file"),
     })
 }
 
