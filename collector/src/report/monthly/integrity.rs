@@ -203,6 +203,14 @@ pub fn check_seal(
         )),
         (Some((key_hex, sig_hex)), trusted) => {
             let named = parse_public_hex(key_hex);
+            if let Some(t) = trusted
+                && *key_hex != hex(t.as_bytes())
+            {
+                f.problems.push(format!(
+                    "{what}: the seal names key {key_hex}, not the given public key {}",
+                    hex(t.as_bytes())
+                ));
+            }
             let key = trusted.copied().or(named);
             let sig = unhex(sig_hex)
                 .and_then(|b| <[u8; 64]>::try_from(b).ok())
@@ -254,8 +262,20 @@ pub fn seal_file(mut body: Vec<u8>, content: &str, key: Option<&SigningKey>, pdf
     body
 }
 
-/// Splits a sealed file into its body and seal; `None` without a trailer.
+/// Splits a sealed file into its body and seal; `None` without a trailer, or when the
+/// trailer is not exactly as [`seal_file`] writes it (an edit inside the trailer).
 pub fn split_sealed(bytes: &[u8]) -> Option<(&[u8], Seal)> {
+    let (body, seal) = split_loose(bytes)?;
+    let pdf = bytes.get(body.len()) == Some(&b'%');
+    let line = if pdf {
+        format!("%{TRAILER_TAG} {}\n", seal.fields())
+    } else {
+        format!("<!-- {TRAILER_TAG} {} -->\n", seal.fields())
+    };
+    (&bytes[body.len()..] == line.as_bytes()).then_some((body, seal))
+}
+
+fn split_loose(bytes: &[u8]) -> Option<(&[u8], Seal)> {
     let tag = TRAILER_TAG.as_bytes();
     let at = bytes.windows(tag.len()).rposition(|w| w == tag)?;
     // The trailer line starts at `<!-- ` or `%`, right after the body's last byte.

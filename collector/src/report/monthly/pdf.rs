@@ -261,9 +261,7 @@ fn draw(s: &mut Surface<'_>, y: f32, item: &Item, regular: &Font, bold: &Font) {
 /// The daily chart: one bar per day, 60 pt high, scaled from `lo` to 100 %.
 fn bars(s: &mut Surface<'_>, bottom: f32, values: &[Option<f64>], target: f64) {
     let h = 60.0f32;
-    let lo = (target - (1.0 - target) * 4.0)
-        .min(values.iter().flatten().copied().fold(1.0, f64::min))
-        .clamp(0.0, 0.999);
+    let lo = super::svg::axis_floor(target, values.iter().copied());
     let w = (PAGE_W - 2.0 * MARGIN) / values.len().max(1) as f32;
     for (i, v) in values.iter().enumerate() {
         let x = MARGIN + w * i as f32 + 0.5;

@@ -30,23 +30,19 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// The lower bound of the chart's availability axis: the target minus a margin, so that a
-/// breach is visible, never above 99 % nor below 90 %.
-fn floor_of(target: f64, days: &[Day]) -> f64 {
-    let lowest = days
-        .iter()
-        .filter_map(|d| d.availability)
-        .fold(1.0f64, f64::min);
-    (target - (1.0 - target) * 4.0)
-        .min(lowest)
-        .clamp(0.0, 0.99)
-        .min(0.999)
+/// The lower bound of a daily chart's availability axis: half a percent below the lower of
+/// the lowest day and the target minus four times its budget, so that every bar, the target
+/// line and a breach are visible.
+pub fn axis_floor(target: f64, days: impl IntoIterator<Item = Option<f64>>) -> f64 {
+    let lowest = days.into_iter().flatten().fold(1.0f64, f64::min);
+    let lo = (target - (1.0 - target) * 4.0).min(lowest);
+    ((lo * 200.0 - 1.0).floor() / 200.0).clamp(0.0, 0.995)
 }
 
 /// Bars per local day: height = availability between the axis floor and 100 %; days with
 /// nothing known are drawn as a grey hatch; the target is a dashed line.
 pub fn daily_chart(days: &[Day], target: f64) -> String {
-    let lo = floor_of(target, days);
+    let lo = axis_floor(target, days.iter().map(|d| d.availability));
     let plot_h = H - BOTTOM - 8.0;
     let n = days.len().max(1) as f64;
     let bw = (W - LEFT - 4.0) / n;
@@ -78,7 +74,7 @@ pub fn daily_chart(days: &[Day], target: f64) -> String {
         match d.availability {
             Some(a) => {
                 let color = if a >= target { "#2e7d32" } else { "#c62828" };
-                let top = y(a);
+                let top = y(a).min(H - BOTTOM - 1.0);
                 let _ = write!(
                     s,
                     r#"<rect x="{:.1}" y="{top:.1}" width="{:.1}" height="{:.1}" fill="{color}"><title>{title}</title></rect>"#,
@@ -109,8 +105,7 @@ pub fn daily_chart(days: &[Day], target: f64) -> String {
     let ty = y(target);
     let _ = write!(
         s,
-        r##"<line x1="{LEFT}" y1="{ty:.1}" x2="{W}" y2="{ty:.1}" stroke="#1565c0" stroke-dasharray="4 3"/><text x="{W}" y="{:.1}" font-size="9" text-anchor="end" fill="#1565c0">target {}</text></svg>"##,
-        ty - 3.0,
+        r##"<line x1="{LEFT}" y1="{ty:.1}" x2="{W}" y2="{ty:.1}" stroke="#1565c0" stroke-dasharray="4 3"/><text x="{W}" y="7" font-size="8" text-anchor="end" fill="#1565c0">- - target {}</text></svg>"##,
         fmt_pct(target)
     );
     s

@@ -532,3 +532,17 @@ fn signing_keys_load_from_pem_and_hex() {
         "{err}"
     );
 }
+
+/// Writes the fixture's files to `$ATTEST_EXAMPLES_DIR` (for docs/examples; run by hand:
+/// `ATTEST_EXAMPLES_DIR=/tmp/x cargo test -p attest-collector --lib write_examples -- --ignored`).
+#[test]
+#[ignore = "writes example files for the docs"]
+fn write_examples() {
+    let dir = PathBuf::from(std::env::var("ATTEST_EXAMPLES_DIR").expect("ATTEST_EXAMPLES_DIR"));
+    let (r, minutes) = sample();
+    for f in [Format::Html, Format::Pdf, Format::Md, Format::Json] {
+        for (name, bytes) in render(r, f, &opts(None, minutes)).unwrap() {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    }
+}

@@ -38,7 +38,7 @@ pub fn verify_file(name: &str, bytes: &[u8], trusted: Option<&VerifyingKey>) -> 
         Some((body, seal)) => integrity::check_seal(KIND_FILE, name, &seal, body, trusted),
         None => Findings {
             problems: vec![format!(
-                "{name}: no Attest integrity trailer found (not an Attest report, or its end was cut or edited)"
+                "{name}: no intact Attest integrity trailer (not an Attest report, or its last line was cut or edited)"
             )],
             notes: Vec::new(),
         },
@@ -129,12 +129,14 @@ fn verify_dir(dir: &Path, trusted: Option<&VerifyingKey>) -> std::io::Result<Fin
         }
     };
     let seal_text = std::fs::read_to_string(dir.join("MANIFEST.attest")).unwrap_or_default();
-    match Seal::parse(seal_text.lines().nth(1).unwrap_or("")) {
+    match Seal::parse(seal_text.lines().nth(1).unwrap_or(""))
+        .filter(|s| seal_text == format!("{}\n{}\n", integrity::TRAILER_TAG, s.fields()))
+    {
         Some(seal) => merge(
             &mut f,
             integrity::check_seal(
                 KIND_MANIFEST,
-                "MANIFEST",
+                "MANIFEST.attest",
                 &seal,
                 manifest.as_bytes(),
                 trusted,
