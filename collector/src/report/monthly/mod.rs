@@ -11,6 +11,7 @@
 //! - Every output is sealed: HTML, Markdown and PDF carry a trailer, JSON an `integrity`
 //!   member, CSV sets and bundles a `MANIFEST` + `MANIFEST.attest`.
 
+pub mod archive;
 pub mod assemble;
 pub mod cli;
 pub mod csv;

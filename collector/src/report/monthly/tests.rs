@@ -546,3 +546,72 @@ fn write_examples() {
         }
     }
 }
+
+#[test]
+fn archive_writes_a_month_once_and_records_late_differences_as_addenda() {
+    let (r, _) = sample();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = archive::Archive {
+        dir: dir.path().join("archive"),
+        grace: std::time::Duration::from_secs(3 * 86_400),
+    };
+    let end: jiff::Timestamp = "2026-10-31T23:00:00Z".parse().unwrap();
+    let early: jiff::Timestamp = "2026-11-02T08:00:00Z".parse().unwrap();
+    let late: jiff::Timestamp = "2026-11-04T00:00:00Z".parse().unwrap();
+    let (_, minutes) = sample();
+    let t = Templates::default();
+    let build = || Some((r.clone(), minutes.clone()));
+    assert_eq!(
+        archive
+            .close("2026-10", (end, early), None, &t, build)
+            .unwrap(),
+        archive::Closed::NotDue
+    );
+    let written = archive
+        .close("2026-10", (end, late), None, &t, build)
+        .unwrap();
+    assert_eq!(
+        written,
+        archive::Closed::Written(archive.month_dir("2026-10"))
+    );
+    assert!(
+        verify::verify_path(&archive.month_dir("2026-10"), None)
+            .unwrap()
+            .ok()
+    );
+    let before = std::fs::read(archive.month_dir("2026-10").join("report.json")).unwrap();
+    // Never rewritten, whatever the report now says.
+    let mut changed = r.clone();
+    changed.summary[0].bad_minutes += 5;
+    changed.summary[0].verdict = model::Verdict::Breached;
+    let again = archive.close("2026-10", (end, late), None, &t, || {
+        Some((changed.clone(), Vec::new()))
+    });
+    assert_eq!(again.unwrap(), archive::Closed::AlreadyArchived);
+    assert_eq!(
+        std::fs::read(archive.month_dir("2026-10").join("report.json")).unwrap(),
+        before
+    );
+    // Same figures: no addendum. Late data: dated addenda, recorded once.
+    assert!(archive.check("2026-10", r, late).unwrap().is_empty());
+    let found: jiff::Timestamp = "2026-11-05T00:00:00Z".parse().unwrap();
+    let diff = archive.check("2026-10", &changed, found).unwrap();
+    let fields: Vec<&str> = diff.iter().map(|a| a.field.as_str()).collect();
+    assert_eq!(fields, ["bad_minutes", "verdict"]);
+    assert_eq!(
+        (diff[1].archived.as_str(), diff[1].now.as_str()),
+        ("met", "breached")
+    );
+    archive
+        .check("2026-10", &changed, "2026-11-06T00:00:00Z".parse().unwrap())
+        .unwrap();
+    let recorded = archive.addenda_before("2026-11").unwrap();
+    assert_eq!(recorded.len(), 2);
+    assert_eq!(
+        recorded[0].found_at, found,
+        "a steady difference keeps its first date"
+    );
+    let lines = std::fs::read_to_string(dir.path().join("archive/2026-10.addenda.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 1);
+    assert!(archive.addenda_before("2026-10").unwrap().is_empty());
+}
