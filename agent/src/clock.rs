@@ -1,10 +1,13 @@
-//! The one clock abstraction of the agent. Probe timestamps come from `Clock::now_utc`;
-//! intervals and timeouts use tokio's clock, so tests can run with paused time.
+//! The one clock of the agent. Every reading of the wall clock goes through this module
+//! (`Timestamp::now` / `SystemTime::now` are called nowhere else), so tests can inject time
+//! and a lint can ban the direct calls elsewhere. Probe timestamps come from
+//! [`Clock::now_utc`]; intervals and timeouts use tokio's clock, so tests can run with paused
+//! time.
 
 use jiff::Timestamp;
 
 pub trait Clock: Send + Sync + 'static {
-    /// The UTC instant used as a measurement's timestamp.
+    /// The current UTC instant (a measurement's timestamp, a batch's `sent_at`, ...).
     fn now_utc(&self) -> Timestamp;
 }
 
@@ -14,6 +17,13 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_utc(&self) -> Timestamp {
-        Timestamp::now()
+        wall_now()
     }
+}
+
+/// The host's wall clock, for the few places that only need "now" once and have no clock
+/// injected (the spool's seq floor after a lost `meta`).
+#[allow(clippy::disallowed_methods)]
+pub fn wall_now() -> Timestamp {
+    Timestamp::now()
 }

@@ -4,19 +4,20 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context;
 use attest_agent::clock::SystemClock;
 use attest_agent::probe;
 use attest_agent::schedule::{self, ScheduleStats, ScheduledCheck, Sink};
-use attest_agent::spool::Spool;
+use attest_agent::spool::{self, SharedSpool, Spool};
 use attest_agent::telemetry::{self, Telemetry};
 use attest_agent::transport::{self, Transport};
 use attest_config::AgentConfig;
 use attest_config::wire::Measurement;
 use clap::{Parser, Subcommand};
 use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Exit code when the spool cannot be opened (EX_CANTCREAT).
@@ -118,26 +119,11 @@ fn check_config(path: &std::path::Path) -> ExitCode {
 async fn run(cfg: AgentConfig) -> anyhow::Result<ExitCode> {
     // One rustls provider for the whole process: ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut checks = Vec::new();
-    let mut kinds = BTreeMap::new();
-    for c in &cfg.checks {
-        let p = match probe::build(c) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("check {:?}: {e}", c.id);
-                return Ok(ExitCode::from(attest_config::EXIT_CONFIG_INVALID as u8));
-            }
-        };
-        kinds.insert(c.id.clone(), c.spec.kind());
-        checks.push(ScheduledCheck {
-            id: c.id.clone(),
-            interval: c.interval,
-            timeout: c.timeout,
-            probe: Arc::from(p),
-        });
-    }
+    let Some((checks, kinds)) = build_checks(&cfg) else {
+        return Ok(ExitCode::from(attest_config::EXIT_CONFIG_INVALID as u8));
+    };
     let spool = match Spool::open(&cfg.spool.dir, cfg.spool.max_bytes, cfg.spool.when_full) {
-        Ok(s) => Arc::new(Mutex::new(s)),
+        Ok(s) => SharedSpool::new(s),
         Err(e) => {
             eprintln!("cannot open the spool at {}: {e}", cfg.spool.dir.display());
             return Ok(ExitCode::from(EXIT_SPOOL));
@@ -148,7 +134,7 @@ async fn run(cfg: AgentConfig) -> anyhow::Result<ExitCode> {
         &cfg.agent.collector_url,
         &cfg.agent.token,
         cfg.transport.clone(),
-        spool.clone(),
+        spool.reader(),
         cfg.spool.dir.clone(),
     )
     .context("cannot set up delivery to the collector")?;
@@ -163,7 +149,7 @@ async fn run(cfg: AgentConfig) -> anyhow::Result<ExitCode> {
     let appended = Arc::new(Notify::new());
 
     let (tx, rx) = mpsc::channel::<Measurement>(1024);
-    let writer = tokio::spawn(spool_writer(rx, spool.clone(), appended.clone()));
+    let writer = tokio::spawn(spool::writer::run(rx, spool.writer(), appended.clone()));
     let t = telemetry.clone();
     let sink = Sink {
         tx,
@@ -187,6 +173,49 @@ async fn run(cfg: AgentConfig) -> anyhow::Result<ExitCode> {
     tracing::info!(agent = %cfg.agent.id, checks = n_checks, collector = %cfg.agent.collector_url, "agent started");
 
     shutdown_signal().await;
+    shut_down(cancel, probes, writer, tx_cancel, sender).await;
+    tracing::info!(
+        pending = spool.stats().depth,
+        "agent stopped; pending measurements stay in the spool"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Each check's probe (built once, all fallible preparation done) and its kind by check id;
+/// `None` after printing why a check cannot run.
+fn build_checks(
+    cfg: &AgentConfig,
+) -> Option<(Vec<ScheduledCheck>, BTreeMap<String, &'static str>)> {
+    let mut checks = Vec::new();
+    let mut kinds = BTreeMap::new();
+    for c in &cfg.checks {
+        let p = match probe::build(c) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("check {:?}: {e}", c.id);
+                return None;
+            }
+        };
+        kinds.insert(c.id.clone(), c.spec.kind());
+        checks.push(ScheduledCheck {
+            id: c.id.clone(),
+            interval: c.interval,
+            timeout: c.timeout,
+            probe: Arc::from(p),
+        });
+    }
+    Some((checks, kinds))
+}
+
+/// Stops in data-flow order: probes finish, the writer stores what they produced, then the
+/// transport stops (whatever is unsent stays in the spool).
+async fn shut_down(
+    cancel: CancellationToken,
+    probes: Vec<JoinHandle<()>>,
+    writer: JoinHandle<()>,
+    tx_cancel: CancellationToken,
+    sender: JoinHandle<()>,
+) {
     tracing::info!("shutting down: finishing probes in flight and syncing the spool");
     cancel.cancel();
     for p in probes {
@@ -196,82 +225,6 @@ async fn run(cfg: AgentConfig) -> anyhow::Result<ExitCode> {
     let _ = writer.await;
     tx_cancel.cancel();
     let _ = sender.await;
-    let stats = transport::lock(&spool).stats();
-    tracing::info!(
-        pending = stats.depth,
-        "agent stopped; pending measurements stay in the spool"
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Measurements held in memory while the spool's disk refuses writes; beyond this the oldest
-/// become gaps (unknown minutes at the collector), so memory stays bounded.
-const WRITE_BACKLOG_MAX: usize = 10_000;
-
-/// Appends measurements to the spool in small groups; each append is durable before the
-/// transport is told about it. When the disk refuses an append (full, read-only), the group
-/// is kept in a bounded backlog and retried every second; overflow is recorded as gaps.
-async fn spool_writer(
-    mut rx: mpsc::Receiver<Measurement>,
-    spool: Arc<Mutex<Spool>>,
-    appended: Arc<Notify>,
-) {
-    let mut backlog: Vec<Measurement> = Vec::new();
-    let mut buf = Vec::with_capacity(256);
-    loop {
-        let received = if backlog.is_empty() {
-            rx.recv_many(&mut buf, 256).await
-        } else {
-            // Retry the backlog at least every second, taking new measurements meanwhile.
-            tokio::select! {
-                n = rx.recv_many(&mut buf, 256) => n,
-                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => usize::MAX,
-            }
-        };
-        if received == 0 && backlog.is_empty() {
-            return;
-        }
-        let closed = received == 0;
-        backlog.append(&mut buf);
-        let group = std::mem::take(&mut backlog);
-        let sp = spool.clone();
-        let res = tokio::task::spawn_blocking(move || {
-            let r = transport::lock(&sp).append(&group);
-            (r, group)
-        })
-        .await;
-        match res {
-            Ok((Ok(()), _)) => appended.notify_one(),
-            Ok((Err(e), group)) => {
-                tracing::error!(
-                    held = group.len(),
-                    "cannot append to the spool, holding measurements in memory and retrying: {e}"
-                );
-                backlog = group;
-                shed_overflow(&spool, &mut backlog);
-            }
-            Err(e) => tracing::error!("spool task failed: {e}"),
-        }
-        if closed {
-            // Shutdown with the disk still refusing: what is held becomes gaps, never silence.
-            if !backlog.is_empty() {
-                transport::lock(&spool).record_lost(&backlog);
-            }
-            return;
-        }
-    }
-}
-
-/// Keeps the backlog within [`WRITE_BACKLOG_MAX`], recording the oldest overflow as gaps.
-fn shed_overflow(spool: &Mutex<Spool>, backlog: &mut Vec<Measurement>) {
-    if backlog.len() > WRITE_BACKLOG_MAX {
-        let excess: Vec<Measurement> = backlog.drain(..backlog.len() - WRITE_BACKLOG_MAX).collect();
-        tracing::error!(
-            dropped = excess.len(),
-            "spool write backlog full: the oldest measurements become gaps"
-        );
-        transport::lock(spool).record_lost(&excess);
-    }
 }
 
 async fn shutdown_signal() {

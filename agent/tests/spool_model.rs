@@ -174,7 +174,11 @@ impl Model {
             !b.measurements.is_empty() || !b.gaps.is_empty(),
             "empty batch"
         );
-        for m in &b.measurements {
+        let measurements = b
+            .measurements
+            .decode()
+            .map_err(|e| TestCaseError::fail(format!("stored measurements do not decode: {e}")))?;
+        for m in &measurements {
             let k = key(m);
             prop_assert_eq!(self.sent.get(&k), Some(m), "delivered data never appended");
             prop_assert!(

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use attest_agent::spool::Spool;
+use attest_agent::spool::{SharedSpool, Spool};
 use attest_agent::transport::Transport;
 use attest_config::wire::{Ack, Batch, Measurement};
 use attest_config::{TransportConfig, WhenFull};
@@ -119,20 +119,20 @@ fn measurements(n: i64) -> Vec<Measurement> {
 async fn deliver(
     script: Vec<Answer>,
     n: i64,
-) -> (Vec<(u64, usize)>, tempfile::TempDir, Arc<Mutex<Spool>>) {
+) -> (Vec<(u64, usize)>, tempfile::TempDir, SharedSpool) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let spool = Arc::new(Mutex::new(
+    let spool = SharedSpool::new(
         Spool::open(&dir.path().join("spool"), 1 << 20, WhenFull::DropOldest).unwrap(),
-    ));
-    spool.lock().unwrap().append(&measurements(n)).unwrap();
+    );
+    spool.writer().append(&measurements(n)).unwrap();
     let (port, peer) = start_peer(script).await;
     let t = Transport::new(
         "a1",
         &format!("http://127.0.0.1:{port}"),
         "tok",
         cfg(),
-        spool.clone(),
+        spool.reader(),
         dir.path().join("spool"),
     )
     .unwrap();
@@ -140,18 +140,14 @@ async fn deliver(
     let notify = Arc::new(Notify::new());
     let task = tokio::spawn(t.run(notify, cancel.clone()));
     for _ in 0..500 {
-        if spool.lock().unwrap().stats().depth == 0 {
+        if spool.stats().depth == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     cancel.cancel();
     task.await.unwrap();
-    assert_eq!(
-        spool.lock().unwrap().stats().depth,
-        0,
-        "spool did not drain"
-    );
+    assert_eq!(spool.stats().depth, 0, "spool did not drain");
     let seen = peer.seen.lock().unwrap().clone();
     (seen, dir, spool)
 }

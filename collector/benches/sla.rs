@@ -30,7 +30,7 @@ use attest_collector::figures::Figures;
 use attest_collector::ingest::{IngestStats, LatestResults};
 use attest_collector::metrics::Exporter;
 use attest_collector::sla::{self, Month};
-use attest_collector::store::{MinuteSummary, SqliteStore, Store};
+use attest_collector::store::{SeriesMinuteSummary, SqliteStore, Store};
 use attest_config::CollectorConfig;
 use attest_config::wire::FailureReason;
 use jiff::Timestamp;
@@ -71,7 +71,7 @@ fn minute_of(s: &str) -> i64 {
 
 /// Data set `set` as seen by agent `agent`: every minute reported; a 20-minute outage seen
 /// by a1 and a2 (a bad minute under majority) on a set-specific day; rare single failures.
-fn minutes(set: usize, agent: usize, from: i64, to: i64) -> Vec<MinuteSummary> {
+fn minutes(set: usize, agent: usize, from: i64, to: i64) -> Vec<SeriesMinuteSummary> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((set as u64) << 8 | agent as u64));
     let outage = minute_of("2026-10-01T00:00:00Z") + (set as i64 % 28) * 1440 + 600;
     let median = 0.02 + (set % 10) as f64 * 0.005;
@@ -86,7 +86,7 @@ fn minutes(set: usize, agent: usize, from: i64, to: i64) -> Vec<MinuteSummary> {
             let ok_durations = (0..PROBES_PER_MINUTE - failures)
                 .map(|_| rng.latency(median))
                 .collect();
-            MinuteSummary {
+            SeriesMinuteSummary {
                 minute,
                 probes: PROBES_PER_MINUTE,
                 failures,
@@ -171,7 +171,7 @@ fn main() {
     for svc in &cfg.services {
         let (f, t) = sla::input_range(svc, month, now).expect("range");
         rows += store
-            .minute_counts(&svc.checks, f, t)
+            .series_minutes(&svc.checks, f, t)
             .expect("read")
             .rows
             .len();
@@ -184,7 +184,7 @@ fn main() {
     );
 
     // (a) read + evaluate every service, as the collector's refresh loop does.
-    let figures = Arc::new(Figures::new(cfg.clone(), dyn_store.clone()));
+    let figures = Arc::new(Figures::new(cfg.clone(), dyn_store));
     let started = Instant::now();
     figures.refresh(now);
     let first = started.elapsed();
@@ -226,9 +226,9 @@ fn main() {
             started.elapsed().as_secs_f64() * 1e3
         );
     };
-    stage("minute_counts of the last 2 h", &|svc, _, t| {
+    stage("series_minutes of the last 2 h", &|svc, _, t| {
         store
-            .minute_counts(&svc.checks, t - 120, t)
+            .series_minutes(&svc.checks, t - 120, t)
             .expect("read")
             .rows
             .len()
@@ -279,7 +279,6 @@ fn main() {
     let exporter = Exporter::new(
         cfg.clone(),
         figures.clone(),
-        dyn_store,
         Arc::new(IngestStats::default()),
         Arc::new(LatestResults::default()),
     );

@@ -1,13 +1,15 @@
 //! Figures: the one place that feeds the pure SLA engine. For a service and month it reads
 //! the rows the engine needs from the store (rollups, gaps, first seen, API maintenance),
-//! runs `sla::evaluate`, and keeps the latest month-to-date results for `/metrics`.
+//! runs `sla::evaluate`, and keeps the latest month-to-date results for `/metrics` in a
+//! [`Snapshot`], beside the fleet state `/metrics` shows (agent status, store counts).
 //!
 //! Invariants:
 //! - Every figure shown anywhere (`/metrics`, `/api/v1/sla`, `attest-collector sla`) comes
 //!   from `sla::evaluate` through this module; nothing downstream recomputes a figure.
-//! - A scrape never computes: it renders the latest snapshot, which a background loop
-//!   refreshes within about a second of new data (and at least every 30 s, since burn
-//!   rates move with time alone).
+//! - A scrape never computes and never reads the store: it renders the latest snapshot,
+//!   which a background loop refreshes within about a second of a [`DataChanged`] signal
+//!   (ingest sends one per commit) and at least every 30 s, since burn rates move with time
+//!   alone.
 //! - A refresh reuses each service's closed minutes (`sla::ClosedMinutes`, everything
 //!   about two hours behind now) from the previous refresh only while the store's change
 //!   journal (`Store::changed_since`) reports no rollup or gap of them changed; late data,
@@ -15,23 +17,26 @@
 //!   API reports always evaluate from the store.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use attest_config::{CollectorConfig, MaintenanceWindow, Service};
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::changed::DataChanged;
+use crate::clock::SharedClock;
 use crate::reject::Rejection;
 use crate::sla::{
     self, CapacityFigure, ClosedMinutes, Incremental, Month, Period, ServiceInput, ServiceReport,
 };
-use crate::store::{MaintenanceRow, Store, StoreError};
+use crate::store::{AgentStatus, MaintenanceRow, Store, StoreError};
 
 /// How stale a snapshot may get without new data (burn rates move with time).
 const MAX_AGE: Duration = Duration::from_secs(30);
+/// After a change, how long the refresh waits for more batches to land, so a burst of
+/// commits costs one refresh, not one each.
+const SETTLE: Duration = Duration::from_millis(500);
 /// How often the totals of past months (behind the SLO counters) are recomputed, so late
 /// data for a closed month reaches the counters.
 const PAST_MONTHS_EVERY: Duration = Duration::from_secs(600);
@@ -47,6 +52,10 @@ pub struct Snapshot {
     /// Per service (same order as `services`): minutes since the service was first measured,
     /// for the monotonically increasing SLO counters.
     pub totals: Vec<Totals>,
+    /// Every agent's last committed batch (last seen, clock offset, spool), as of the refresh.
+    pub agents: Vec<AgentStatus>,
+    /// Raw measurements ever stored; `None` when the store could not say.
+    pub stored_measurements: Option<u64>,
 }
 
 /// Good, bad and known minutes summed over every month since the service was first measured.
@@ -97,7 +106,6 @@ pub struct Figures {
     store: Arc<dyn Store>,
     latest: Mutex<Arc<Snapshot>>,
     past: Mutex<PastMonths>,
-    dirty: AtomicBool,
     /// Per service name: the engine's closed minutes from the last refresh (about 50 KiB
     /// per service for a month: a state byte and a mask bit per minute plus failing rows).
     closed: Mutex<HashMap<String, Cached>>,
@@ -110,14 +118,8 @@ impl Figures {
             store,
             latest: Mutex::new(Arc::new(Snapshot::default())),
             past: Mutex::new(PastMonths::default()),
-            dirty: AtomicBool::new(true),
             closed: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// New data arrived: the next refresh recomputes.
-    pub fn invalidate(&self) {
-        self.dirty.store(true, Ordering::Release);
     }
 
     pub fn latest(&self) -> Arc<Snapshot> {
@@ -127,23 +129,28 @@ impl Figures {
             .clone()
     }
 
-    /// Recomputes when data changed or the snapshot aged; until `cancel`.
-    pub async fn refresh_loop(self: Arc<Self>, cancel: CancellationToken) {
+    /// Refreshes at once, then again [`SETTLE`] after each change signal, or when the
+    /// snapshot is [`MAX_AGE`] old; until `cancel`.
+    pub async fn refresh_loop(
+        self: Arc<Self>,
+        changed: DataChanged,
+        clock: SharedClock,
+        cancel: CancellationToken,
+    ) {
         loop {
-            let age_due = self.latest().computed_at.is_none_or(|t| {
-                Timestamp::now().duration_since(t).as_secs() >= MAX_AGE.as_secs() as i64
-            });
-            if self.dirty.swap(false, Ordering::AcqRel) || age_due {
-                let me = self.clone();
-                if let Err(e) =
-                    tokio::task::spawn_blocking(move || me.refresh(Timestamp::now())).await
-                {
-                    tracing::error!("figures refresh failed: {e}");
-                }
+            let me = self.clone();
+            let now = clock.now_utc();
+            if let Err(e) = tokio::task::spawn_blocking(move || me.refresh(now)).await {
+                tracing::error!("figures refresh failed: {e}");
             }
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = changed.changed() => {}
+                _ = tokio::time::sleep(MAX_AGE) => {}
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(SETTLE) => {}
             }
         }
     }
@@ -177,7 +184,24 @@ impl Figures {
             Ok(c) => snap.capacity = c,
             Err(e) => snap.failures.push(("capacity".into(), e.reason)),
         }
+        self.fleet(&mut snap);
         *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+    }
+
+    /// Agent status and store counts, read here so that `/metrics` renders them from memory.
+    /// A failure leaves them empty / absent (and is logged), as a failed scrape read did.
+    fn fleet(&self, snap: &mut Snapshot) {
+        snap.agents = self.store.agents().unwrap_or_else(|e| {
+            tracing::warn!("cannot read agent status for /metrics: {e}");
+            Vec::new()
+        });
+        snap.stored_measurements = match self.store.counts() {
+            Ok(c) => Some(c.measurements),
+            Err(e) => {
+                tracing::warn!("cannot read store counts for /metrics: {e}");
+                None
+            }
+        };
     }
 
     /// Sum over the complete months before `current` since the service's first measurement;
@@ -290,7 +314,7 @@ impl Figures {
         let read_from = prior.map_or(from, |c| c.to().max(from));
         let rollups = self
             .store
-            .minute_counts(&svc.checks, read_from, to)
+            .series_minutes(&svc.checks, read_from, to)
             .map_err(store_err)?;
         let gaps = self.store.gaps(&svc.checks, from, to).map_err(store_err)?;
         let first_seen = self.store.first_seen(&svc.checks).map_err(store_err)?;
@@ -329,7 +353,7 @@ impl Figures {
         let (from, to) = sla::input_range(svc, month, now).map_err(bad)?;
         let rollups = self
             .store
-            .minute_counts(&svc.checks, from, to)
+            .series_minutes(&svc.checks, from, to)
             .map_err(store_err)?;
         let gaps = self.store.gaps(&svc.checks, from, to).map_err(store_err)?;
         let first_seen = self.store.first_seen(&svc.checks).map_err(store_err)?;
@@ -413,24 +437,14 @@ impl Figures {
         Ok(sla::capacity(&host, &self.cfg.capacity, &period, now))
     }
 
-    /// `GET /api/v1/sla` and `attest-collector sla`: every (or one) service for `month`.
+    /// Every configured service (or the one named) for `month` as of `now`, evaluated from
+    /// the store: what `/api/v1/sla` and `attest-collector sla` report (see `report`).
     pub fn month_reports(
         &self,
-        month: &str,
+        month: Month,
         service: Option<&str>,
-        at: Option<&str>,
+        now: Timestamp,
     ) -> Result<Vec<ServiceReport>, Rejection> {
-        let month = parse_month(month)?;
-        let now = match at {
-            Some(s) => s.parse::<Timestamp>().map_err(|e| {
-                Rejection::new(
-                    400,
-                    format!("at={s:?} is not an RFC 3339 instant like 2026-10-31T23:00:00Z: {e}"),
-                )
-                .field("at")
-            })?,
-            None => Timestamp::now(),
-        };
         let services: Vec<&Service> = self
             .cfg
             .services
@@ -451,110 +465,6 @@ impl Figures {
             .map(|s| self.evaluate(s, month, now))
             .collect()
     }
-
-    pub fn list_maintenance(
-        &self,
-        service: Option<&str>,
-    ) -> Result<Vec<MaintenanceView>, Rejection> {
-        let rows = self.store.list_maintenance(service).map_err(store_err)?;
-        Ok(rows.into_iter().map(MaintenanceView::from).collect())
-    }
-
-    /// Registers a window from a JSON body `{service, start, end, reason}`.
-    pub fn add_maintenance(
-        &self,
-        body: &[u8],
-        now: Timestamp,
-    ) -> Result<MaintenanceView, Rejection> {
-        let de = &mut serde_json::Deserializer::from_slice(body);
-        let req: NewMaintenance = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            Rejection::new(400, format!("invalid maintenance window: {}", e.inner())).field(path)
-        })?;
-        if !self.cfg.services.iter().any(|s| s.name == req.service) {
-            return Err(Rejection::new(
-                400,
-                format!("no service named {:?} in the collector config", req.service),
-            )
-            .field("service"));
-        }
-        if req.end <= req.start {
-            return Err(Rejection::new(400, "end must be after start").field("end"));
-        }
-        if req.reason.trim().is_empty() || req.reason.chars().count() > 500 {
-            return Err(Rejection::new(
-                400,
-                "reason must be 1..500 characters (change ticket, what is done)",
-            )
-            .field("reason"));
-        }
-        let id = self
-            .store
-            .add_maintenance(&req.service, req.start, req.end, &req.reason, now)
-            .map_err(store_err)?;
-        self.invalidate();
-        Ok(MaintenanceView {
-            id,
-            service: req.service,
-            start: req.start,
-            end: req.end,
-            reason: req.reason,
-            created_at: now,
-            cancelled_at: None,
-        })
-    }
-
-    pub fn cancel_maintenance(
-        &self,
-        id: i64,
-        now: Timestamp,
-    ) -> Result<MaintenanceView, Rejection> {
-        self.store.cancel_maintenance(id, now).map_err(store_err)?;
-        self.invalidate();
-        let row = self
-            .store
-            .list_maintenance(None)
-            .map_err(store_err)?
-            .into_iter()
-            .find(|r| r.id == id)
-            .ok_or_else(|| Rejection::new(404, format!("no maintenance window {id}")))?;
-        Ok(row.into())
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewMaintenance {
-    service: String,
-    start: Timestamp,
-    end: Timestamp,
-    reason: String,
-}
-
-/// A maintenance window as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MaintenanceView {
-    pub id: i64,
-    pub service: String,
-    pub start: Timestamp,
-    pub end: Timestamp,
-    pub reason: String,
-    pub created_at: Timestamp,
-    pub cancelled_at: Option<Timestamp>,
-}
-
-impl From<MaintenanceRow> for MaintenanceView {
-    fn from(r: MaintenanceRow) -> Self {
-        MaintenanceView {
-            id: r.id,
-            service: r.service,
-            start: r.start,
-            end: r.end,
-            reason: r.reason,
-            created_at: r.created_at,
-            cancelled_at: r.cancelled_at,
-        }
-    }
 }
 
 /// The report of an engine run that had every row it needs (no prior, or a prior it accepted).
@@ -568,73 +478,14 @@ fn completed(outcome: Incremental) -> Result<(ServiceReport, ClosedMinutes), Rej
     }
 }
 
+/// The store could not answer: retry later (a 503 for the API).
 fn store_err(e: StoreError) -> Rejection {
-    match e {
-        StoreError::NotFound(id) => Rejection::new(404, format!("no maintenance window {id}")),
-        other => Rejection::new(503, other.to_string()).retry_after(5),
-    }
+    Rejection::new(503, e.to_string()).retry_after(5)
 }
 
 /// The calendar month containing `now` in the service's zone.
 fn current_month(svc: &Service, now: Timestamp) -> Result<Month, Rejection> {
     Month::containing(now, &svc.time_zone).map_err(|e| Rejection::new(500, e.to_string()))
-}
-
-/// `YYYY-MM` → month.
-pub fn parse_month(s: &str) -> Result<Month, Rejection> {
-    let bad =
-        || Rejection::new(400, format!("month {s:?} is not YYYY-MM, e.g. 2026-10")).field("month");
-    let (y, m) = s.split_once('-').ok_or_else(bad)?;
-    if y.len() != 4 || m.len() != 2 {
-        return Err(bad());
-    }
-    let (y, m) = (
-        y.parse::<i16>().map_err(|_| bad())?,
-        m.parse::<i8>().map_err(|_| bad())?,
-    );
-    Month::new(y, m).map_err(|_| bad())
-}
-
-/// A fixed-width table of the headline figures, for the terminal.
-pub fn table(reports: &[ServiceReport]) -> String {
-    let opt = |v: Option<f64>, d: usize| v.map_or("n/a".to_string(), |x| format!("{:.*}", d, x));
-    let mut out = format!(
-        "{:<24} {:<8} {:>9} {:>13} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10}\n",
-        "service",
-        "month",
-        "target",
-        "availability",
-        "compliant",
-        "eligible",
-        "good",
-        "bad",
-        "unknown",
-        "coverage",
-        "budget"
-    );
-    for r in reports {
-        let compliant = match r.compliant {
-            Some(true) => "yes",
-            Some(false) => "NO",
-            None => "n/a",
-        };
-        out.push_str(&format!(
-            "{:<24} {:<8} {:>9} {:>13} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10}\n",
-            r.service,
-            r.period.month,
-            attest_config::units::Ppm(r.target_ppm).to_string(),
-            r.availability_percent_floor(4)
-                .map_or("n/a".into(), |p| format!("{p}%")),
-            compliant,
-            r.eligible_minutes,
-            r.good_minutes,
-            r.bad_minutes,
-            r.unknown_minutes,
-            opt(r.coverage.map(|c| c * 100.0), 2),
-            opt(r.error_budget.remaining_ratio.map(|c| c * 100.0), 1),
-        ));
-    }
-    out
 }
 
 #[cfg(test)]

@@ -2,14 +2,23 @@
 //! and exports them to Prometheus.
 //!
 //! Data flows one way: `http` (routes only) → `ingest` (decode, validate, authenticate,
-//! commit-then-ack) → `store` → `figures` (loads a service's rows, runs the pure `sla`
-//! engine) → `metrics` (renders the engine's results, never recomputes them).
+//! commit-then-ack; `ingest::import` for files) → `store` → `figures` (loads a service's
+//! rows, runs the pure `sla` engine) → `metrics` (renders the engine's results, never
+//! recomputes them) and `report` (the public report model and its formats). `app` wires
+//! them; `changed` carries "data changed" from the writers to figures; `clock` is the one
+//! source of "now".
 
+pub mod app;
+pub mod changed;
+pub mod clock;
 pub mod figures;
 pub mod http;
-pub mod import;
 pub mod ingest;
+#[cfg(test)]
+mod layers;
+pub mod maintenance;
 pub mod metrics;
+pub mod minutes;
 pub mod reject;
 pub mod report;
 pub mod server;

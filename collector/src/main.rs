@@ -5,12 +5,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use attest_collector::clock::SystemClock;
 use attest_collector::figures::Figures;
-use attest_collector::http::{self, AppState};
-use attest_collector::ingest::Ingest;
-use attest_collector::metrics::Exporter;
+use attest_collector::ingest::import;
+use attest_collector::report::{self, MonthQuery};
 use attest_collector::store::{self, Store};
-use attest_collector::{import, server};
+use attest_collector::{app, server};
 use attest_config::CollectorConfig;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
@@ -163,28 +163,16 @@ fn run_server(cfg: CollectorConfig, store: Arc<dyn Store>) -> anyhow::Result<Exi
         .build()
         .context("cannot start the runtime")?;
     rt.block_on(async move {
-        let cfg = Arc::new(cfg);
-        let ingest = Arc::new(Ingest::new(store.clone(), &cfg.agents, cfg.ingest.clone()));
-        let figures = Arc::new(Figures::new(cfg.clone(), store.clone()));
-        let exporter = Arc::new(Exporter::new(
-            cfg.clone(),
-            figures.clone(),
-            store.clone(),
-            ingest.stats.clone(),
-            ingest.latest.clone(),
-        ));
+        let app = app::build(cfg, store.clone());
+        let cfg = app.cfg.clone();
         let cancel = CancellationToken::new();
-        let refresh = tokio::spawn(figures.clone().refresh_loop(cancel.clone()));
-        let state = AppState {
-            ingest,
-            store: store.clone(),
-            figures,
-            exporter,
-            admin_token: cfg.server.admin_token.clone(),
-        };
-        let app = http::router(state, cfg.ingest.max_body_bytes);
-        let retention = tokio::spawn(server::retention_loop(cfg.clone(), store, cancel.clone()));
-        let served = server::serve(&cfg.server, app, shutdown_signal()).await;
+        let refresh = app.spawn_background(cancel.clone());
+        let retention = tokio::spawn(store::retention::retention_loop(
+            cfg.clone(),
+            store,
+            cancel.clone(),
+        ));
+        let served = server::serve(&cfg.server, app.router(), shutdown_signal()).await;
         cancel.cancel();
         let _ = retention.await;
         let _ = refresh.await;
@@ -204,6 +192,7 @@ fn import_file(
     match import::import(
         cfg,
         store.as_ref(),
+        &SystemClock,
         std::io::BufReader::new(file),
         &input.display().to_string(),
     ) {
@@ -232,7 +221,9 @@ fn print_sla(
     format: Format,
 ) -> anyhow::Result<ExitCode> {
     let figures = Figures::new(Arc::new(cfg.clone()), store);
-    let reports = match figures.month_reports(month, service, at) {
+    let reports = match MonthQuery::parse(month, service, at)
+        .and_then(|q| report::month_reports(&figures, &q, &SystemClock))
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{}", e.reason);
@@ -246,8 +237,8 @@ fn print_sla(
         }
     };
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
-        Format::Table => print!("{}", attest_collector::figures::table(&reports)),
+        Format::Json => println!("{}", report::json::pretty(&reports)?),
+        Format::Table => print!("{}", report::table::render(&reports)),
     }
     Ok(ExitCode::SUCCESS)
 }

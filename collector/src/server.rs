@@ -1,5 +1,4 @@
-//! The listener (plain TCP, or TLS with optional client-certificate verification) and the
-//! background retention loop.
+//! The listener (plain TCP, or TLS with optional client-certificate verification).
 //!
 //! Invariants:
 //! - TLS material is loaded and checked before the port is bound, so a bad file stops startup
@@ -17,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use attest_config::{CollectorConfig, ServerConfig};
+use attest_config::ServerConfig;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rustls::RootCertStore;
@@ -27,8 +26,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-use crate::store::Store;
 
 /// A client that opens a connection but never finishes the handshake must not hold a task.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -314,42 +311,3 @@ async fn connection(
         tracing::debug!(%peer, "connection ended with an error: {e}");
     }
 }
-
-/// Applies retention once an hour (and once at start), then compacts the rollups of
-/// minutes older than [`COMPACT_LAG_MINUTES`], so month reads find hourly packs instead of
-/// tens of thousands of hot rows per series.
-pub async fn retention_loop(
-    cfg: Arc<CollectorConfig>,
-    store: Arc<dyn Store>,
-    cancel: CancellationToken,
-) {
-    loop {
-        let now = jiff::Timestamp::now();
-        let before = |d: Duration| {
-            now.checked_sub(jiff::SignedDuration::try_from(d).unwrap_or_default())
-                .unwrap_or(now)
-        };
-        let (raw, rollups) = (
-            before(cfg.storage.raw_retention),
-            before(cfg.storage.rollup_retention),
-        );
-        let compact_before = now.as_second().div_euclid(60) - COMPACT_LAG_MINUTES;
-        let s = store.clone();
-        let work = move || {
-            s.apply_retention(raw, rollups)?;
-            s.compact(compact_before)
-        };
-        match tokio::task::spawn_blocking(work).await {
-            Ok(Ok(moved)) => tracing::debug!(moved, "retention and compaction done"),
-            Ok(Err(e)) => tracing::warn!("retention failed, will retry in an hour: {e}"),
-            Err(e) => tracing::warn!("retention task failed: {e}"),
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-        }
-    }
-}
-
-/// Hot minute rows younger than this stay hot: late data for them is a cheap row update.
-pub const COMPACT_LAG_MINUTES: i64 = 120;

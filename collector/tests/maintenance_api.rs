@@ -34,9 +34,14 @@ fn load_outage_day(c: &Collector, cfg: &attest_config::CollectorConfig) {
             "{{\"agent\":\"a\",\"check\":\"web\",\"ts\":\"2026-09-03T{h:02}:{m:02}:00Z\",\"ok\":{ok}}}\n"
         ));
     }
-    let summary =
-        attest_collector::import::import(cfg, c.store.as_ref(), jsonl.as_bytes(), "day.jsonl")
-            .expect("import");
+    let summary = attest_collector::ingest::import::import(
+        cfg,
+        c.store.as_ref(),
+        c.app.clock.as_ref(),
+        jsonl.as_bytes(),
+        "day.jsonl",
+    )
+    .expect("import");
     assert_eq!(summary.stored, 1440);
 }
 

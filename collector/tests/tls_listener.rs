@@ -190,9 +190,9 @@ async fn graceful_shutdown_finishes_the_request_in_flight() {
     let store: Arc<dyn attest_collector::store::Store> = Arc::new(
         attest_collector::store::sqlite::SqliteStore::open(&dir.path().join("d")).expect("store"),
     );
-    let state = support::app_state(cfg.clone(), store.clone());
     let tls = server::tls_config(&cfg.server).expect("tls");
-    let mut c = Collector::serve(app, tls, store, state, dir, true).await;
+    let wiring = attest_collector::app::build(cfg.clone(), store);
+    let mut c = Collector::serve(app, tls, wiring, dir, true).await;
 
     let client = pki.client(false);
     let in_flight = tokio::spawn(client.get(c.url("/slow")).send());

@@ -19,6 +19,12 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Route the agent posts batches to.
 pub const INGEST_PATH: &str = "/api/v1/ingest";
 
+/// Batch seqs from this value up are reserved for `attest-collector import` (which derives
+/// them from the content, so a re-import is a duplicate); an agent's seqs stay below it and
+/// the collector refuses a batch that reaches it. Bit 62, not 63, so every seq still fits
+/// the stores' signed 64-bit columns.
+pub const IMPORT_SEQ_BIT: u64 = 1 << 62;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Batch {

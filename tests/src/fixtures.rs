@@ -9,7 +9,8 @@ use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use attest_collector::store::{GapRow, Store, sqlite::SqliteStore};
+use attest_collector::minutes::GapSpan;
+use attest_collector::store::{InspectStore, Store, sqlite::SqliteStore};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use jiff::{SignedDuration, Timestamp};
@@ -286,7 +287,7 @@ pub fn stored_keys(store: &SqliteStore, checks: &[String]) -> Vec<Key> {
 }
 
 /// Stored gaps of `checks` around now.
-pub fn stored_gaps(store: &SqliteStore, checks: &[String]) -> Vec<GapRow> {
+pub fn stored_gaps(store: &SqliteStore, checks: &[String]) -> Vec<GapSpan> {
     let (from, to) = window();
     store
         .gaps(checks, from.as_second() / 60, to.as_second() / 60 + 1)
@@ -299,7 +300,7 @@ pub fn stored_gaps(store: &SqliteStore, checks: &[String]) -> Vec<GapRow> {
 pub fn assert_rollups_match_raw(store: &SqliteStore, checks: &[String], stored: &[Key]) {
     let (from, to) = window();
     let rollups = store
-        .minute_rollups(checks, from.as_second() / 60, to.as_second() / 60 + 1)
+        .series_minute_details(checks, from.as_second() / 60, to.as_second() / 60 + 1)
         .expect("read rollups");
     let mut by_series: std::collections::BTreeMap<(String, String), (u64, u64)> =
         Default::default();

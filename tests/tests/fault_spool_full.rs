@@ -7,7 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use attest_collector::store::{GapRow, Store};
+use attest_collector::minutes::GapSpan;
+use attest_collector::store::InspectStore;
 use attest_tests::fixtures::{
     Collector, LoopbackRig, LoopbackSpec, metrics, path_str, spooled_keys, stored_gaps,
     stored_keys, wait_progress,
@@ -113,14 +114,14 @@ async fn dropped_measurements_become_gaps_and_unknown_minutes() {
     );
 }
 
-fn in_a_gap(k: &Key, gaps: &[GapRow]) -> bool {
+fn in_a_gap(k: &Key, gaps: &[GapSpan]) -> bool {
     let minute = (k.2.div_euclid(1_000_000_000) as i64).div_euclid(60);
     gaps.iter().any(|g| {
         g.agent == k.0 && g.check == k.1 && (g.from_minute..=g.to_minute).contains(&minute)
     })
 }
 
-fn gap_minutes(gaps: &[GapRow]) -> BTreeSet<i64> {
+fn gap_minutes(gaps: &[GapSpan]) -> BTreeSet<i64> {
     gaps.iter()
         .flat_map(|g| g.from_minute..=g.to_minute)
         .collect()
@@ -180,9 +181,9 @@ fn minutes_of(report: &serde_json::Value) -> Minutes {
 /// the minute containing `at`, a minute with a failure is bad, one covered by a gap is
 /// unknown, one with probes is good, and one without anything is unknown.
 fn expected_minutes(
-    store: &impl Store,
+    store: &impl InspectStore,
     checks: &[String],
-    gaps: &[GapRow],
+    gaps: &[GapSpan],
     at: Timestamp,
 ) -> Minutes {
     let at_min = at.as_second().div_euclid(60);
@@ -196,7 +197,7 @@ fn expected_minutes(
         .as_second()
         .div_euclid(60);
     let rollups = store
-        .minute_rollups(checks, month_start - 1, at_min + 1)
+        .series_minute_details(checks, month_start - 1, at_min + 1)
         .expect("rollups");
     let mut probes: BTreeMap<i64, (u32, u32)> = BTreeMap::new();
     for r in &rollups {

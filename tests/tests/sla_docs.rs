@@ -1,14 +1,18 @@
-//! The JSON report contract cannot drift: every key a real `ServiceReport` serialises to (at
-//! any depth) is named in docs/sla.md, the top-level keys are listed in docs/http-api.md, and
-//! every `MaintenanceView` field is in docs/http-api.md, every `CapacityFigure` field in
-//! docs/sla.md. The report comes from the real
-//! figures path (config → SQLite store → engine), so a renamed or added field fails here.
+//! The JSON report contract cannot drift: every key a real report (`report::model`)
+//! serialises to (at any depth) is named in docs/sla.md, the top-level keys are listed in
+//! docs/http-api.md, and every `MaintenanceView` field is in docs/http-api.md, every capacity
+//! figure field in docs/sla.md. The report comes from the real path (config → SQLite store →
+//! figures → engine → report model), and incidents and capacity figures are converted from
+//! the engine's own values the same way, so a renamed or added field fails here.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use attest_collector::figures::{Figures, MaintenanceView};
+use attest_collector::clock::SystemClock;
+use attest_collector::figures::Figures;
+use attest_collector::maintenance::MaintenanceView;
+use attest_collector::report::{self, MonthQuery, model};
 use attest_collector::sla::{CapacityFigure, Incident};
 use serde_json::Value;
 
@@ -61,8 +65,9 @@ fn report() -> Value {
         .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
     let store = attest_collector::store::open(&cfg.storage).expect("open SQLite store");
     let figures = Figures::new(Arc::new(cfg), store);
-    let reports = figures
-        .month_reports("2026-09", None, Some("2026-10-01T00:00:00Z"))
+    let q = MonthQuery::parse("2026-09", None, Some("2026-10-01T00:00:00Z"))
+        .unwrap_or_else(|r| panic!("query refused: {}", r.reason));
+    let reports = report::month_reports(&figures, &q, &SystemClock)
         .unwrap_or_else(|r| panic!("month_reports refused: {}", r.reason));
     serde_json::to_value(&reports).expect("reports serialise")
 }
@@ -74,9 +79,10 @@ fn every_service_report_key_is_documented() {
     let mut all = BTreeSet::new();
     keys(first, &mut all);
     assert!(all.contains("burn_rates") && all.contains("5m"), "{all:?}");
-    // The empty store yields no incident entries: add an incident's keys from the type itself.
+    // The empty store yields no incident entries: add the keys of an engine incident as the
+    // report shows it.
     keys(
-        &serde_json::to_value(incident()).expect("incident serialises"),
+        &serde_json::to_value(model::Incident::from(&incident())).expect("incident serialises"),
         &mut all,
     );
     assert!(all.contains("open_at_start"), "{all:?}");
@@ -123,7 +129,7 @@ fn every_capacity_figure_field_is_documented() {
     };
     let mut all = BTreeSet::new();
     keys(
-        &serde_json::to_value(&figure).expect("figure serialises"),
+        &serde_json::to_value(model::CapacityFigure::from(&figure)).expect("figure serialises"),
         &mut all,
     );
     assert_eq!(all.len(), 10, "{all:?}");

@@ -8,15 +8,17 @@
 //! Values: `tls_cert_days_left` (days, fractional, negative once expired),
 //! `tls_earliest_cert_expiry_seconds` (unix seconds); label `tls_version`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use attest_config::TlsCheck;
 use attest_config::wire::{FailureReason, Phase};
+use jiff::Timestamp;
 use tokio::time::Instant;
 
 use super::net::{self, Failure, Outcome};
 use super::tls_client::{TlsFacts, TlsSetup};
 use super::{BuildError, Probe, ProbeFuture};
+use crate::clock::{Clock, SystemClock};
 
 const SECONDS_PER_DAY: f64 = 86_400.0;
 
@@ -25,6 +27,8 @@ pub struct TlsProbe {
     port: u16,
     spec: TlsCheck,
     tls: TlsSetup,
+    /// Reads "now" for the days left before expiry.
+    clock: Arc<dyn Clock>,
 }
 
 impl TlsProbe {
@@ -37,6 +41,7 @@ impl TlsProbe {
             port,
             spec: spec.clone(),
             tls: TlsSetup::new(&spec.tls)?,
+            clock: Arc::new(SystemClock),
         })
     }
 
@@ -61,7 +66,8 @@ impl TlsProbe {
         };
         let result = out.timed(Phase::Tls, deadline, handshake).await;
         facts.record(out);
-        let days_left = facts.earliest_expiry.map(days_until);
+        let now = self.clock.now_utc();
+        let days_left = facts.earliest_expiry.map(|e| days_until(e, now));
         if let Some(days) = days_left {
             out.value("tls_cert_days_left", days);
         }
@@ -90,12 +96,9 @@ impl TlsProbe {
     }
 }
 
-/// Days from now until `expiry` (unix seconds); negative when already past.
-fn days_until(expiry: i64) -> f64 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    (expiry as f64 - now) / SECONDS_PER_DAY
+/// Days from `now` until `expiry` (unix seconds); negative when already past.
+fn days_until(expiry: i64, now: Timestamp) -> f64 {
+    (expiry as f64 - now.as_duration().as_secs_f64()) / SECONDS_PER_DAY
 }
 
 impl Probe for TlsProbe {
@@ -105,5 +108,17 @@ impl Probe for TlsProbe {
             let result = self.run(deadline, &mut out).await;
             out.into_report(result)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_until_counts_from_the_given_now() {
+        let now = Timestamp::from_second(1_790_000_000).unwrap();
+        assert_eq!(days_until(1_790_000_000 + 86_400 * 3, now), 3.0);
+        assert_eq!(days_until(1_790_000_000 - 43_200, now), -0.5);
     }
 }

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use attest_config::wire::Measurement;
 use jiff::Timestamp;
 
+use crate::clock;
+
 use super::meta::{self, Loaded, Meta};
 use super::record::{RawRecord, SEGMENT_HEADER_LEN};
 use super::segment::{self, Segment};
@@ -94,7 +96,7 @@ fn load_meta(dir: &Path, listed: &[(u64, PathBuf)]) -> Result<Meta, SpoolError> 
         Loaded::Found(m) => return Ok(m),
         Loaded::Missing if listed.is_empty() => Meta::fresh(),
         Loaded::Missing | Loaded::Corrupt => {
-            let seq_floor = u64::try_from(Timestamp::now().as_microsecond()).unwrap_or(1);
+            let seq_floor = u64::try_from(clock::wall_now().as_microsecond()).unwrap_or(1);
             tracing::error!(
                 dir = %dir.display(),
                 next_seq = seq_floor,
@@ -279,7 +281,7 @@ impl Spool {
         };
         self.pending = Some(super::PendingBatch {
             seq: c.seq,
-            measurements: out.measurements.into_iter().map(|(_, m)| m).collect(),
+            measurements: out.items.finish(),
             gaps: c.gaps,
         });
         Ok(())

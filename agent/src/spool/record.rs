@@ -6,6 +6,12 @@
 //! len: u32 LE | crc32: u32 LE | id: u64 LE | payload: len bytes (JSON of a Measurement)
 //! ```
 //!
+//! The payload is `serde_json`'s compact encoding of the `wire::Measurement`, the same bytes
+//! serde writes for it inside a `wire::Batch`; the transport splices it into the request body
+//! unchanged. Format version 1 has always stored exactly this, so segments written before the
+//! transport sent stored bytes are read and sent the same way (no migration). A future change
+//! of the payload encoding must bump [`FORMAT_VERSION`] and keep reading version 1.
+//!
 //! `crc32` (IEEE, `crc32fast`) covers `id` and `payload`, so a record whose id or bytes were
 //! torn or flipped is rejected, not misread. Per-record overhead is [`FRAME_OVERHEAD`] = 16
 //! bytes on top of the JSON. Invariant: a decoded record is exactly what was encoded, or

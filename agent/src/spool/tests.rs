@@ -7,6 +7,9 @@ use attest_config::WhenFull;
 use attest_config::wire::{Measurement, Phase};
 use jiff::Timestamp;
 
+use attest_config::wire::Gap;
+
+use super::record::{FRAME_OVERHEAD, SEGMENT_HEADER_LEN};
 use super::*;
 
 const CAP: u64 = 32 * 1024;
@@ -49,7 +52,7 @@ fn drain(spool: &mut Spool) -> (Vec<Measurement>, Vec<Gap>) {
         let Some(b) = spool.next_batch(50).unwrap() else {
             return (ms, gaps);
         };
-        ms.extend(b.measurements);
+        ms.extend(b.measurements.decode().unwrap());
         gaps.extend(b.gaps);
         spool.ack(b.seq).unwrap();
     }
@@ -71,7 +74,7 @@ fn batch_is_stable_until_acked_and_seqs_increase() {
     s.append(&input).unwrap();
     let b1 = s.next_batch(4).unwrap().unwrap();
     assert_eq!(b1.seq, 1);
-    assert_eq!(b1.measurements, input[..4]);
+    assert_eq!(b1.measurements.decode().unwrap(), input[..4]);
     assert_eq!(
         s.next_batch(7).unwrap().unwrap(),
         b1,
@@ -83,7 +86,7 @@ fn batch_is_stable_until_acked_and_seqs_increase() {
     s.ack(1).unwrap(); // a duplicate ack is harmless
     let b2 = s.next_batch(100).unwrap().unwrap();
     assert_eq!(b2.seq, 2);
-    assert_eq!(b2.measurements, input[4..]);
+    assert_eq!(b2.measurements.decode().unwrap(), input[4..]);
     s.ack(2).unwrap();
     assert_eq!(s.next_batch(100).unwrap(), None);
     let st = s.stats();
@@ -236,7 +239,13 @@ fn drop_newest_splits_gaps_around_kept_measurements() {
         next(&mut s, &mut sec);
     }
     let b = s.next_batch(10_000).unwrap().unwrap();
-    assert!(b.measurements.iter().any(|x| x.ts == kept_ts));
+    assert!(
+        b.measurements
+            .decode()
+            .unwrap()
+            .iter()
+            .any(|x| x.ts == kept_ts)
+    );
     assert!(b.gaps.iter().all(|g| g.from > kept_ts || g.to < kept_ts));
 }
 
@@ -373,7 +382,7 @@ fn corrupt_meta_resends_everything_under_higher_seqs() {
         "seq must jump above any counter, got {}",
         b.seq
     );
-    assert_eq!(b.measurements, vec![m("x", 0), m("x", 1)]);
+    assert_eq!(b.measurements.decode().unwrap(), vec![m("x", 0), m("x", 1)]);
 }
 
 #[test]
@@ -530,4 +539,42 @@ fn lost_measurements_become_gaps_that_survive_a_reopen() {
         (web.from, web.to, web.count),
         (m("web", 10).ts, m("web", 20).ts, 2)
     );
+}
+
+/// Records are sent as stored: any payload that decodes as a measurement (an older writer's
+/// key order or spacing) goes out byte for byte; one that does not is counted corrupt and
+/// left out of the batch, so a batch never carries what the collector would refuse.
+#[test]
+fn stored_payloads_are_checked_when_cut_and_kept_verbatim() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut s = small(dir.path(), WhenFull::DropOldest);
+        s.append(&[m("a", 0)]).unwrap();
+    }
+    let spaced = br#"{ "ok": true, "ts": "2023-11-14T22:13:21Z", "check": "b" }"#;
+    let mut raw = Vec::new();
+    record::encode(2, spaced, &mut raw);
+    record::encode(3, br#"{"not":"a measurement"}"#, &mut raw);
+    record::encode(4, &serde_json::to_vec(&m("c", 2)).unwrap(), &mut raw);
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let mut f = fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut f, &raw).unwrap();
+    drop(f);
+
+    let mut s = small(dir.path(), WhenFull::DropOldest);
+    assert_eq!(s.stats().depth, 4);
+    let b = s.next_batch(10).unwrap().unwrap();
+    let b_meas = Measurement::new("b", Timestamp::from_second(1_700_000_001).unwrap(), true);
+    assert_eq!(
+        b.measurements.decode().unwrap(),
+        vec![m("a", 0), b_meas, m("c", 2)]
+    );
+    let items = String::from_utf8(b.measurements.json_items().to_vec()).unwrap();
+    assert!(
+        items.contains(std::str::from_utf8(spaced).unwrap()),
+        "payload not kept verbatim: {items}"
+    );
+    assert_eq!(s.stats().corrupt_records_total, 1);
+    s.ack(b.seq).unwrap();
+    assert_eq!(s.stats().depth, 0);
 }

@@ -2,9 +2,11 @@
 //! one at a time, until each is acknowledged.
 //!
 //! Invariants:
-//! - Reads only from the spool; a batch leaves the spool only through `Spool::ack`, after the
-//!   collector answered with an `Ack` for exactly that seq (the collector acks only after a
-//!   durable commit).
+//! - Holds only the spool's read half ([`SpoolReader`]): it can cut and ack batches, never
+//!   append. A batch leaves the spool only through its ack, after the collector answered with
+//!   an `Ack` for exactly that seq (the collector acks only after a durable commit).
+//! - Sends the measurements' stored bytes as they are (`body.rs`): no decode or re-encode per
+//!   attempt, and a resent batch carries the same measurement bytes.
 //! - Never gives up on a timer and never deletes on 401/403/5xx or a network error: it retries
 //!   with exponential backoff and jitter, honouring `Retry-After` on 429/503.
 //! - A batch the collector calls malformed (400, 413, 422) is logged loudly, counted and moved
@@ -14,21 +16,24 @@
 //!   clock offset.
 
 pub mod backoff;
+pub mod body;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use attest_config::TransportConfig;
-use attest_config::wire::{self, Ack, Batch, ErrorBody};
+use attest_config::wire::{self, Ack, ErrorBody};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::spool::{PendingBatch, Spool};
+use crate::clock::{Clock, SystemClock};
+use crate::spool::{PendingBatch, SpoolReader};
 use backoff::{Backoff, BackoffConfig};
+use body::Envelope;
 
 /// Counters exported by the agent's telemetry.
 #[derive(Debug, Default)]
@@ -81,9 +86,10 @@ pub struct Transport {
     token: String,
     agent: String,
     cfg: TransportConfig,
-    spool: Arc<Mutex<Spool>>,
+    spool: SpoolReader,
     quarantine_dir: PathBuf,
     backoff: Backoff,
+    clock: Arc<dyn Clock>,
     pub stats: Arc<TransportStats>,
 }
 
@@ -93,13 +99,14 @@ impl Transport {
         collector_url: &str,
         token: &str,
         cfg: TransportConfig,
-        spool: Arc<Mutex<Spool>>,
+        spool: SpoolReader,
         spool_dir: PathBuf,
     ) -> Result<Transport, TransportError> {
         let client = build_client(&cfg)?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let seed = agent
             .bytes()
-            .fold(jiff::Timestamp::now().as_nanosecond() as u64, |h, b| {
+            .fold(clock.now_utc().as_nanosecond() as u64, |h, b| {
                 h.rotate_left(5) ^ u64::from(b)
             });
         let backoff = Backoff::new(backoff_config(&cfg), seed)?;
@@ -116,6 +123,7 @@ impl Transport {
             spool,
             quarantine_dir: spool_dir.join("quarantine"),
             backoff,
+            clock,
             stats: Arc::new(TransportStats::default()),
         })
     }
@@ -169,7 +177,7 @@ impl Transport {
             if due {
                 let spool = self.spool.clone();
                 let max = self.cfg.batch_max_measurements;
-                let cut = tokio::task::spawn_blocking(move || lock(&spool).next_batch(max)).await;
+                let cut = tokio::task::spawn_blocking(move || spool.next_batch(max)).await;
                 match cut {
                     Ok(Ok(Some(b))) => return Some(b),
                     Ok(Ok(None)) => {}
@@ -187,7 +195,7 @@ impl Transport {
 
     /// (due now?, how long until it may become due without new data).
     fn batch_due(&self) -> (bool, Duration) {
-        let s = lock(&self.spool).stats();
+        let s = self.spool.stats();
         // Measurements beyond the uncut ones belong to a batch already cut: resend it now.
         if s.depth > s.uncut || s.uncut as usize >= self.cfg.batch_max_measurements {
             return (true, Duration::ZERO);
@@ -195,7 +203,7 @@ impl Transport {
         let Some(oldest) = s.oldest_uncut_ts else {
             return (false, self.cfg.batch_max_age);
         };
-        let age = jiff::Timestamp::now().duration_since(oldest);
+        let age = self.clock.now_utc().duration_since(oldest);
         let age = Duration::try_from(age).unwrap_or(Duration::ZERO);
         if age >= self.cfg.batch_max_age {
             (true, Duration::ZERO)
@@ -235,25 +243,25 @@ impl Transport {
         }
     }
 
+    /// The compressed `wire::Batch` of this attempt: fresh `sent_at` and spool figures around
+    /// the measurements' stored bytes.
     fn encode(&self, batch: &PendingBatch) -> Result<Vec<u8>, String> {
-        let stats = lock(&self.spool).stats();
-        let wire = Batch {
-            version: wire::PROTOCOL_VERSION,
-            agent: self.agent.clone(),
+        let status = self.spool.stats().to_wire();
+        let env = Envelope {
+            agent: &self.agent,
             seq: batch.seq,
-            sent_at: jiff::Timestamp::now(),
-            measurements: batch.measurements.clone(),
-            gaps: batch.gaps.clone(),
-            spool: Some(stats.to_wire()),
+            sent_at: self.clock.now_utc(),
+            gaps: &batch.gaps,
+            spool: Some(&status),
         };
-        let json = serde_json::to_vec(&wire).map_err(|e| e.to_string())?;
+        let json = body::batch_json(&env, &batch.measurements).map_err(|e| e.to_string())?;
         zstd::bulk::compress(&json, 3).map_err(|e| e.to_string())
     }
 
     async fn on_ack(&self, batch: &PendingBatch, ack: &Ack) {
         let spool = self.spool.clone();
         let seq = batch.seq;
-        match tokio::task::spawn_blocking(move || lock(&spool).ack(seq)).await {
+        match tokio::task::spawn_blocking(move || spool.ack(seq)).await {
             Ok(Ok(())) => {
                 self.stats
                     .batches_acked_total
@@ -262,7 +270,7 @@ impl Transport {
                     .measurements_acked_total
                     .fetch_add(batch.measurements.len() as u64, Ordering::Relaxed);
                 self.stats.last_ack_unix.store(
-                    jiff::Timestamp::now().as_second().max(0) as u64,
+                    self.clock.now_utc().as_second().max(0) as u64,
                     Ordering::Relaxed,
                 );
                 tracing::debug!(
@@ -292,12 +300,12 @@ impl Transport {
             "the collector rejected a batch as malformed; it is quarantined and will not be retried: {why}"
         );
         let path = self.quarantine_dir.join(format!("{}.json", batch.seq));
-        let record = serde_json::json!({
-            "seq": batch.seq, "status": status.as_u16(), "reason": why,
-            "measurements": batch.measurements, "gaps": batch.gaps,
-        });
-        let written = std::fs::create_dir_all(&self.quarantine_dir)
-            .and_then(|_| std::fs::write(&path, record.to_string()))
+        let written = body::quarantine_json(batch, status.as_u16(), why)
+            .map_err(std::io::Error::other)
+            .and_then(|record| {
+                std::fs::create_dir_all(&self.quarantine_dir)?;
+                std::fs::write(&path, record)
+            })
             .and_then(|_| std::fs::File::open(&path)?.sync_all());
         match written {
             // Only once the batch is safely in quarantine may it leave the spool.
@@ -408,10 +416,4 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, TransportError> {
         path: path.clone(),
         source,
     })
-}
-
-/// The spool mutex is held only for short spool calls; a poisoned lock means a spool call
-/// panicked, and the spool's own recovery on the next open is the right answer: keep going.
-pub fn lock(spool: &Mutex<Spool>) -> std::sync::MutexGuard<'_, Spool> {
-    spool.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -1,5 +1,6 @@
 //! HTTP routes only: each handler translates between HTTP and one module call (ingest,
-//! figures, store). No business rules live here. Routes are documented in docs/http-api.md.
+//! report, maintenance, metrics, store readiness). No business rules live here; the state
+//! is built by `app::build`. Routes are documented in docs/http-api.md.
 
 use std::sync::Arc;
 
@@ -12,17 +13,24 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde::Deserialize;
 
+use crate::clock::SharedClock;
 use crate::figures::Figures;
 use crate::ingest::{self, Ingest, Rejection};
+use crate::maintenance::Maintenance;
 use crate::metrics::Exporter;
+use crate::report::{self, MonthQuery};
 use crate::store::Store;
 
+/// What the handlers call; one per collector, from `app::build`.
 #[derive(Clone)]
 pub struct AppState {
     pub ingest: Arc<Ingest>,
+    /// Only for the readiness probe.
     pub store: Arc<dyn Store>,
     pub figures: Arc<Figures>,
+    pub maintenance: Arc<Maintenance>,
     pub exporter: Arc<Exporter>,
+    pub clock: SharedClock,
     pub admin_token: Option<String>,
 }
 
@@ -80,20 +88,18 @@ async fn ingest_batch(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let ing = st.ingest.clone();
+    let received_at = st.clock.now_utc();
     let res = tokio::task::spawn_blocking(move || {
         ing.handle(ingest::Request {
             authorization: auth.as_deref(),
             content_encoding: enc.as_deref(),
             body: &body,
-            received_at: jiff::Timestamp::now(),
+            received_at,
         })
     })
     .await;
     match res {
-        Ok(Ok(ack)) => {
-            st.figures.invalidate();
-            axum::Json(ack).into_response()
-        }
+        Ok(Ok(ack)) => axum::Json(ack).into_response(),
         Ok(Err(r)) => reject(r),
         Err(e) => reject(Rejection::new(500, format!("ingest task failed: {e}"))),
     }
@@ -141,13 +147,23 @@ async fn sla(
             ));
         }
     };
-    let figures = st.figures.clone();
+    let query = match MonthQuery::parse(&q.month, q.service.as_deref(), q.at.as_deref()) {
+        Ok(query) => query,
+        Err(r) => return reject(r),
+    };
+    let (figures, clock) = (st.figures.clone(), st.clock.clone());
     let res = tokio::task::spawn_blocking(move || {
-        figures.month_reports(&q.month, q.service.as_deref(), q.at.as_deref())
+        report::month_reports(&figures, &query, clock.as_ref())
     })
     .await;
     match res {
-        Ok(Ok(reports)) => axum::Json(reports).into_response(),
+        Ok(Ok(reports)) => match report::json::compact(&reports) {
+            Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+            Err(e) => reject(Rejection::new(
+                500,
+                format!("cannot encode the reports: {e}"),
+            )),
+        },
         Ok(Err(r)) => reject(r),
         Err(e) => reject(Rejection::new(500, format!("sla task failed: {e}"))),
     }
@@ -188,9 +204,8 @@ async fn list_maintenance(
         Ok(q) => q,
         Err(e) => return reject(Rejection::new(400, format!("{e}; expected ?service=NAME"))),
     };
-    let figures = st.figures.clone();
-    match tokio::task::spawn_blocking(move || figures.list_maintenance(q.service.as_deref())).await
-    {
+    let maintenance = st.maintenance.clone();
+    match tokio::task::spawn_blocking(move || maintenance.list(q.service.as_deref())).await {
         Ok(Ok(v)) => axum::Json(v).into_response(),
         Ok(Err(r)) => reject(r),
         Err(e) => reject(Rejection::new(500, e.to_string())),
@@ -209,12 +224,8 @@ async fn add_maintenance(
         Ok(b) => b,
         Err(e) => return reject(Rejection::new(e.status().as_u16(), e.to_string())),
     };
-    let figures = st.figures.clone();
-    match tokio::task::spawn_blocking(move || {
-        figures.add_maintenance(&body, jiff::Timestamp::now())
-    })
-    .await
-    {
+    let (maintenance, now) = (st.maintenance.clone(), st.clock.now_utc());
+    match tokio::task::spawn_blocking(move || maintenance.add(&body, now)).await {
         Ok(Ok(v)) => (StatusCode::CREATED, axum::Json(v)).into_response(),
         Ok(Err(r)) => reject(r),
         Err(e) => reject(Rejection::new(500, e.to_string())),
@@ -235,12 +246,8 @@ async fn cancel_maintenance(
             format!("maintenance id {id:?} is not an integer"),
         ));
     };
-    let figures = st.figures.clone();
-    match tokio::task::spawn_blocking(move || {
-        figures.cancel_maintenance(id, jiff::Timestamp::now())
-    })
-    .await
-    {
+    let (maintenance, now) = (st.maintenance.clone(), st.clock.now_utc());
+    match tokio::task::spawn_blocking(move || maintenance.cancel(id, now)).await {
         Ok(Ok(v)) => axum::Json(v).into_response(),
         Ok(Err(r)) => reject(r),
         Err(e) => reject(Rejection::new(500, e.to_string())),

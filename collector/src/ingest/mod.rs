@@ -10,11 +10,14 @@
 //! Invariants:
 //! - Nothing of a rejected batch is stored: validation happens before the single commit.
 //! - The ack is sent only after the store's durable commit returned.
+//! - Every commit signals [`DataChanged`], so figures follow new data; ingest knows only the
+//!   signal, not who listens (data flows one way).
 //! - Every outcome is counted in [`IngestStats`], so tests and operators can compare counts in
 //!   and out.
 
 mod auth;
 mod decode;
+pub mod import;
 mod validate;
 
 use std::sync::Arc;
@@ -25,9 +28,9 @@ use attest_config::wire::{self, Ack, Batch};
 use attest_config::{AgentAuth, IngestLimits, SkewPolicy};
 use jiff::Timestamp;
 
+use crate::changed::DataChanged;
 use crate::store::{IngestBatch, Store, StoreError};
 pub use auth::RateLimiter;
-pub use validate::measurement as validate_measurement;
 
 pub use crate::reject::Rejection;
 
@@ -87,17 +90,25 @@ pub struct Ingest {
     tokens: auth::Tokens,
     limits: IngestLimits,
     rate: RateLimiter,
+    changed: DataChanged,
     pub stats: Arc<IngestStats>,
     pub latest: Arc<LatestResults>,
 }
 
 impl Ingest {
-    pub fn new(store: Arc<dyn Store>, agents: &[AgentAuth], limits: IngestLimits) -> Ingest {
+    /// `changed` is signalled after every durable commit.
+    pub fn new(
+        store: Arc<dyn Store>,
+        agents: &[AgentAuth],
+        limits: IngestLimits,
+        changed: DataChanged,
+    ) -> Ingest {
         Ingest {
             store,
             tokens: auth::Tokens::new(agents),
             rate: RateLimiter::new(limits.max_batches_per_second),
             limits,
+            changed,
             stats: Arc::new(IngestStats::default()),
             latest: Arc::new(LatestResults::default()),
         }
@@ -178,6 +189,7 @@ impl Ingest {
     fn commit(&self, batch: IngestBatch) -> Result<Ack, Rejection> {
         match self.store.commit_batch(&batch) {
             Ok(out) => {
+                self.changed.signal();
                 let s = &self.stats;
                 if out.duplicate_batch {
                     s.batches_duplicate.fetch_add(1, Ordering::Relaxed);

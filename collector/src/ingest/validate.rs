@@ -1,7 +1,7 @@
 //! Field validation of a decoded batch. Everything is checked before anything is stored.
 
 use attest_config::IngestLimits;
-use attest_config::wire::{Batch, Measurement};
+use attest_config::wire::{Batch, IMPORT_SEQ_BIT, Measurement};
 
 use super::Rejection;
 
@@ -11,7 +11,7 @@ const MAX_ID: usize = 128;
 const TS_RANGE: std::ops::Range<i64> = 946_684_800..4_102_444_800;
 
 pub(crate) fn batch(b: &Batch, limits: &IngestLimits) -> Result<(), Rejection> {
-    if b.seq == 0 || b.seq >= crate::import::IMPORT_SEQ_BIT {
+    if b.seq == 0 || b.seq >= IMPORT_SEQ_BIT {
         return Err(Rejection::new(
             400,
             "seq must be in 1..2^62 (higher seqs are reserved for imports)",

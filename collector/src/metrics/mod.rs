@@ -1,9 +1,11 @@
-//! Prometheus exposition of the collector: renders the latest SLA snapshot, the ingest
-//! counters and the fleet's state at scrape time.
+//! Prometheus exposition of the collector: renders the latest figures snapshot (SLA
+//! figures, capacity, agent status, store counts), the ingest counters and the newest
+//! result per check.
 //!
 //! Invariants:
-//! - Renders only; every SLA figure comes from the engine's snapshot (`figures`), so Grafana,
-//!   the API and reports show the same numbers.
+//! - Renders only, from memory: every SLA figure comes from the engine's snapshot
+//!   (`figures`), so Grafana, the API and reports show the same numbers, and a scrape makes
+//!   no store call (the fleet state is read into the snapshot by its refresh).
 //! - Names live in [`names`]; units are base units (`_seconds`, `_ratio`), counters end in
 //!   `_total` in the exposition. Serves OpenMetrics when asked, Prometheus text otherwise.
 //! - A figure that is not determinable (N/A) is absent, never 0.
@@ -21,7 +23,7 @@ use prometheus_client::registry::Registry;
 
 use crate::figures::{Figures, Snapshot};
 use crate::ingest::{IngestStats, LatestResults};
-use crate::store::{AgentStatus, Store};
+use crate::store::AgentStatus;
 
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -29,7 +31,6 @@ pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub struct Exporter {
     cfg: Arc<CollectorConfig>,
     figures: Arc<Figures>,
-    store: Arc<dyn Store>,
     ingest: Arc<IngestStats>,
     latest: Arc<LatestResults>,
 }
@@ -38,14 +39,12 @@ impl Exporter {
     pub fn new(
         cfg: Arc<CollectorConfig>,
         figures: Arc<Figures>,
-        store: Arc<dyn Store>,
         ingest: Arc<IngestStats>,
         latest: Arc<LatestResults>,
     ) -> Exporter {
         Exporter {
             cfg,
             figures,
-            store,
             ingest,
             latest,
         }
@@ -55,13 +54,8 @@ impl Exporter {
     pub fn render(&self, openmetrics: bool) -> (&'static str, String) {
         let scrape = Scrape {
             snap: self.figures.latest(),
-            agents: self.store.agents().unwrap_or_else(|e| {
-                tracing::warn!("cannot read agent status for /metrics: {e}");
-                Vec::new()
-            }),
             latest: self.latest.snapshot(),
             ingest: snapshot_ingest(&self.ingest),
-            stored: self.store.counts().map(|c| c.measurements).ok(),
             max_skew_ms: self.cfg.ingest.max_clock_skew.as_millis() as i64,
             capacity: (
                 self.cfg.capacity.warning.as_ratio(),
@@ -111,10 +105,8 @@ fn snapshot_ingest(s: &IngestStats) -> Vec<(&'static str, &'static str, u64)> {
 #[derive(Debug)]
 struct Scrape {
     snap: Arc<Snapshot>,
-    agents: Vec<AgentStatus>,
     latest: Vec<((String, String), (jiff::Timestamp, bool))>,
     ingest: Vec<(&'static str, &'static str, u64)>,
-    stored: Option<u64>,
     max_skew_ms: i64,
     capacity: (f64, f64),
 }
@@ -440,7 +432,7 @@ impl Scrape {
 
     fn encode_agents(&self, e: &mut Enc) -> std::fmt::Result {
         use names::*;
-        let a = &self.agents;
+        let a = &self.snap.agents;
         let id = |s: &AgentStatus| vec![("agent", s.agent.clone())];
         e.gauges(
             AGENT_LAST_SEEN,
@@ -506,7 +498,7 @@ impl Scrape {
         e.gauges(
             STORE_MEASUREMENTS,
             "Raw measurements currently stored",
-            [(vec![], self.stored.map(|v| v as f64))],
+            [(vec![], self.snap.stored_measurements.map(|v| v as f64))],
         )
     }
 }

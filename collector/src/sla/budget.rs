@@ -6,13 +6,12 @@
 //! - With nothing known the budget is allowed 0, remaining 0, ratio `None` (N/A).
 
 use attest_config::units::Ppm;
-use serde::Serialize;
 
 use super::availability::Counts;
 
 /// The error budget of a period; `planning_allowed_minutes` is the whole-month budget,
 /// the others are for the known minutes so far.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ErrorBudget {
     /// `(1 − target) × known`.
     pub allowed_minutes: f64,

@@ -8,7 +8,6 @@
 //!   `burn > k ⇔ bad × 10⁶ × 10 > (10 k) × (10⁶ − target_ppm) × known`.
 
 use attest_config::units::Ppm;
-use serde::Serialize;
 
 use super::availability::Counts;
 use super::timeline::Timeline;
@@ -26,23 +25,17 @@ pub const WINDOWS: [(&str, i64); 6] = [
 /// Longest window: how far before the period the timeline must reach.
 pub const LONGEST_WINDOW_MINUTES: i64 = 4_320;
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BurnRates {
-    #[serde(rename = "5m")]
     pub m5: Option<f64>,
-    #[serde(rename = "30m")]
     pub m30: Option<f64>,
-    #[serde(rename = "1h")]
     pub h1: Option<f64>,
-    #[serde(rename = "6h")]
     pub h6: Option<f64>,
-    #[serde(rename = "1d")]
     pub d1: Option<f64>,
-    #[serde(rename = "3d")]
     pub d3: Option<f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BurnAlerts {
     /// 1 h and 5 m burn > 14.4, or 6 h and 30 m burn > 6.
     pub page: bool,

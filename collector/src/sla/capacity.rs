@@ -21,12 +21,11 @@ use std::collections::BTreeMap;
 
 use attest_config::CapacityConfig;
 use jiff::Timestamp;
-use serde::Serialize;
 
 use super::calendar::{Period, ceil_minute};
-use crate::store::HostMinute;
+use crate::minutes::HostMinute;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CapacityFigure {
     pub agent: String,
     /// `cpu`, `memory`, `filesystem`, …

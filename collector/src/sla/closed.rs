@@ -17,7 +17,7 @@
 //!   bit (maintenance, service hours, first-seen and DST all live in the mask). Whether the
 //!   rows and gaps changed is the caller's part (`Store::changed_since`).
 
-use crate::store::{CompactRollups, CompactRow, GapRow};
+use crate::minutes::{GapSpan, SeriesMinute, SeriesMinutes};
 
 use super::timeline::{LatencyTally, LatencyWindow, QuorumRule, Timeline};
 
@@ -38,7 +38,7 @@ pub struct ClosedMinutes {
     /// Agents that had a column (sorted).
     agents: Vec<String>,
     /// Rows with failures in `[from, to)`, without latency buckets.
-    failing: CompactRollups,
+    failing: SeriesMinutes,
     probes: u64,
     within: u64,
     /// Merged latency buckets, sparse: (bucket index, probes).
@@ -59,7 +59,7 @@ impl ClosedMinutes {
     pub fn heap_bytes(&self) -> usize {
         self.eligible.len() * 8
             + self.states.len()
-            + self.failing.rows.len() * std::mem::size_of::<CompactRow>()
+            + self.failing.rows.len() * std::mem::size_of::<SeriesMinute>()
             + self.merged.len() * 16
     }
 
@@ -103,7 +103,7 @@ pub(crate) struct Folded {
     pub timeline: Timeline,
     pub tally: LatencyTally,
     /// The failing rows `timeline.failing` indexes.
-    pub failing: CompactRollups,
+    pub failing: SeriesMinutes,
     pub closed: ClosedMinutes,
 }
 
@@ -113,7 +113,7 @@ pub(crate) fn fold(
     from: i64,
     mask: &[u8],
     split: i64,
-    (rollups, gaps): (&CompactRollups, &[GapRow]),
+    (rollups, gaps): (&SeriesMinutes, &[GapSpan]),
     rule: QuorumRule,
     window: LatencyWindow,
     prior: Option<&ClosedMinutes>,
@@ -160,7 +160,7 @@ pub(crate) fn fold(
 }
 
 /// Appends the fold of the minutes right after `c` (timeline `t`, built from `rows`).
-fn append(c: &mut ClosedMinutes, t: &Timeline, tally: &LatencyTally, rows: &CompactRollups) {
+fn append(c: &mut ClosedMinutes, t: &Timeline, tally: &LatencyTally, rows: &SeriesMinutes) {
     c.states.extend_from_slice(&t.states);
     c.to = t.to();
     for a in &t.agents {
@@ -189,7 +189,7 @@ fn append(c: &mut ClosedMinutes, t: &Timeline, tally: &LatencyTally, rows: &Comp
 
 /// Adds a failing row under agent `name`, keeping `failing.agents` sorted (re-indexing the
 /// rows already there when a new agent sorts before others).
-fn push_failing(failing: &mut CompactRollups, r: &CompactRow, name: &str) {
+fn push_failing(failing: &mut SeriesMinutes, r: &SeriesMinute, name: &str) {
     let agent = match failing.agents.binary_search_by(|a| a.as_str().cmp(name)) {
         Ok(i) => i,
         Err(i) => {
@@ -202,7 +202,7 @@ fn push_failing(failing: &mut CompactRollups, r: &CompactRow, name: &str) {
             i
         }
     };
-    failing.rows.push(CompactRow {
+    failing.rows.push(SeriesMinute {
         agent: agent as u32,
         lat_start: 0,
         lat_len: 0,

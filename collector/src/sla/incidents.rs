@@ -15,12 +15,11 @@
 
 use attest_config::wire::FailureReason;
 use jiff::Timestamp;
-use serde::Serialize;
 
 use super::timeline::{BAD, GOOD, Timeline};
-use crate::store::CompactRollups;
+use crate::minutes::SeriesMinutes;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Incident {
     pub start: Timestamp,
     pub end: Timestamp,
@@ -48,7 +47,7 @@ struct Run {
 /// Incidents of the minutes `[a, b)` of `timeline` (`a` is the period start, `b` the period
 /// end or, for a month in progress, the first minute not yet started). `rollups` must be the
 /// rows the timeline was built from (its `failing` indices point into them).
-pub fn incidents(timeline: &Timeline, rollups: &CompactRollups, a: i64, b: i64) -> Vec<Incident> {
+pub fn incidents(timeline: &Timeline, rollups: &SeriesMinutes, a: i64, b: i64) -> Vec<Incident> {
     let runs = runs(timeline, a, b);
     let mut agent_hits = vec![vec![false; rollups.agents.len()]; runs.len()];
     let mut reasons: Vec<Vec<(FailureReason, u64)>> = vec![Vec::new(); runs.len()];
@@ -164,7 +163,7 @@ fn ts(minute: i64) -> Timestamp {
 }
 
 /// MTTR, MTBF and MTBSI in minutes; `None` when there are no incidents.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Reliability {
     /// `counted downtime / incidents`.
     pub mttr_minutes: Option<f64>,

@@ -16,12 +16,11 @@
 use std::time::Duration;
 
 use attest_config::LatencyObjective;
-use serde::Serialize;
 
 use super::timeline::{LatencyTally, LatencyWindow};
-use crate::store::compact::{histogram_of_dense, latency_bucket_of};
+use crate::minutes::latency::{bucket_of, histogram_of_dense};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LatencyFigures {
     /// `None` when the service has no latency objective.
     pub threshold_seconds: Option<f64>,
@@ -55,7 +54,7 @@ fn within_below(threshold_us: u64) -> u32 {
     if threshold_us == 0 {
         0
     } else {
-        latency_bucket_of(threshold_us).saturating_add(1)
+        bucket_of(threshold_us).saturating_add(1)
     }
 }
 
@@ -100,19 +99,16 @@ mod tests {
     fn threshold_bucket_includes_equivalent_values_only() {
         let t = 200_000;
         let limit = within_below(t);
-        assert!(latency_bucket_of(t) < limit);
-        assert!(
-            latency_bucket_of(t + t / 50) >= limit,
-            "2 % above is outside"
-        );
+        assert!(bucket_of(t) < limit);
+        assert!(bucket_of(t + t / 50) >= limit, "2 % above is outside");
         assert_eq!(within_below(0), 0);
     }
 
     #[test]
     fn figures_decide_on_integers_and_take_percentiles_from_buckets() {
-        let mut merged = vec![0u64; crate::store::compact::latency_bucket_count()];
-        merged[latency_bucket_of(10_000) as usize] = 99;
-        merged[latency_bucket_of(2_000_000) as usize] = 1;
+        let mut merged = vec![0u64; crate::minutes::latency::bucket_count()];
+        merged[bucket_of(10_000) as usize] = 99;
+        merged[bucket_of(2_000_000) as usize] = 1;
         let tally = LatencyTally {
             probes: 100,
             within: 99,

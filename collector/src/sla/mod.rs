@@ -26,7 +26,7 @@ mod tests;
 use attest_config::{MaintenanceWindow, Service};
 use jiff::Timestamp;
 
-use crate::store::{CompactRollups, GapRow};
+use crate::minutes::{GapSpan, SeriesMinutes};
 
 pub use availability::Counts;
 pub use calendar::{Calendar, Month, Period};
@@ -57,10 +57,10 @@ pub struct ServiceInput<'a> {
     /// (cancelled rows left out by the caller).
     pub maintenance: &'a [MaintenanceWindow],
     /// Rollups of the service's checks covering at least [`input_range`], in the compact
-    /// form (`Store::minute_counts`).
-    pub rollups: &'a CompactRollups,
+    /// form (`Store::series_minutes`).
+    pub rollups: &'a SeriesMinutes,
     /// Gaps of the service's checks covering at least [`input_range`].
-    pub gaps: &'a [GapRow],
+    pub gaps: &'a [GapSpan],
     /// Earliest minute any of the service's checks was measured; `None` = never.
     pub first_seen: Option<i64>,
 }

@@ -1,13 +1,13 @@
-//! The service report: every SLA figure of one service for one month, as a plain value
-//! with stable serde field names. Metrics, reports and the API render this value and
-//! never recompute it.
+//! The service report: every SLA figure of one service for one month, as a plain value.
+//! Metrics render this value and the report room (`report::model` in this crate) converts it into
+//! the public JSON; neither recomputes it.
 //!
 //! Invariants:
-//! - Field names are a public contract (JSON reports, API); rename only with a version bump.
-//! - `null` means "not determinable / N/A", never zero.
+//! - This is the engine's vocabulary, not a public format: the JSON field names live in
+//!   `report::model`, so a change here is not an API change.
+//! - `None` means "not determinable / N/A", never zero.
 
 use jiff::Timestamp;
-use serde::Serialize;
 
 use super::availability::floor_percent;
 use super::budget::ErrorBudget;
@@ -15,7 +15,7 @@ use super::burn::{BurnAlerts, BurnRates};
 use super::incidents::Incident;
 use super::latency::LatencyFigures;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PeriodReport {
     /// `YYYY-MM`.
     pub month: String,
@@ -26,7 +26,7 @@ pub struct PeriodReport {
     pub minutes: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bounds {
     /// `good / eligible`: unknown minutes counted as bad.
     pub pessimistic: Option<f64>,
@@ -34,7 +34,7 @@ pub struct Bounds {
     pub optimistic: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServiceReport {
     pub service: String,
     pub period: PeriodReport,

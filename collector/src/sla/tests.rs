@@ -27,7 +27,7 @@ use jiff::civil::{Date, Time, Weekday};
 
 use super::detail::MinuteStates;
 use super::*;
-use crate::store::{CompactRollups, CompactRow, GapRow, MinuteRollup};
+use crate::minutes::{GapSpan, SeriesMinute, SeriesMinuteDetail, SeriesMinutes};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Cell {
@@ -46,7 +46,7 @@ struct Scenario {
     cells: Vec<Vec<Cell>>,
     slow: Vec<Vec<Option<f64>>>,
     reasons: Vec<String>,
-    gaps: Vec<GapRow>,
+    gaps: Vec<GapSpan>,
     shows: Vec<(i64, i64)>,
     from: i64,
 }
@@ -235,7 +235,7 @@ impl Scenario {
             "ok" => self.set(w[1], w[2], w[3], len, Cell::Ok),
             "gap" => {
                 self.agent(w[1], len);
-                self.gaps.push(GapRow {
+                self.gaps.push(GapSpan {
                     agent: w[1].into(),
                     check: "c1".into(),
                     from_minute: minute(w[2]),
@@ -266,7 +266,7 @@ impl Scenario {
         }
     }
 
-    fn rollups(&self) -> Vec<MinuteRollup> {
+    fn rollups(&self) -> Vec<SeriesMinuteDetail> {
         let mut out = Vec::new();
         for (ai, agent) in self.agents.iter().enumerate() {
             for (k, cell) in self.cells[ai].iter().enumerate() {
@@ -282,7 +282,7 @@ impl Scenario {
                     h.record_n((secs * 1e6) as u64, 6).unwrap();
                     h
                 });
-                out.push(MinuteRollup {
+                out.push(SeriesMinuteDetail {
                     check: "c1".into(),
                     agent: agent.clone(),
                     minute: self.from + k as i64,
@@ -296,7 +296,7 @@ impl Scenario {
         out
     }
 
-    fn first_seen(&self, rollups: &CompactRollups) -> Option<i64> {
+    fn first_seen(&self, rollups: &SeriesMinutes) -> Option<i64> {
         match self.first_seen {
             Some(f) => f,
             None => rollups
@@ -311,7 +311,7 @@ impl Scenario {
 
 fn check(input: &str, expect: &str) {
     let s = Scenario::parse(input);
-    let rollups = CompactRollups::from_rollups(&s.rollups());
+    let rollups = SeriesMinutes::from_details(&s.rollups());
     let input = ServiceInput {
         service: &s.service,
         maintenance: &[],
@@ -336,15 +336,15 @@ fn check(input: &str, expect: &str) {
 }
 
 /// The rows of `c` from minute `t` on (what a caller reads after a reused prefix).
-fn rows_from(c: &CompactRollups, t: i64) -> CompactRollups {
-    let mut out = CompactRollups {
+fn rows_from(c: &SeriesMinutes, t: i64) -> SeriesMinutes {
+    let mut out = SeriesMinutes {
         agents: c.agents.clone(),
-        ..CompactRollups::default()
+        ..SeriesMinutes::default()
     };
     for r in c.rows.iter().filter(|r| r.minute >= t) {
         let start = out.latency.len();
         out.latency.extend_from_slice(c.buckets(r));
-        out.rows.push(CompactRow {
+        out.rows.push(SeriesMinute {
             lat_start: start as u32,
             ..*r
         });
@@ -658,7 +658,7 @@ fn worked_example_5_a_good_minute_splits_two_incidents() {
 /// Renders only the period line and minute counts: enough for calendar cases.
 fn counts_of(input: &str) -> String {
     let s = Scenario::parse(input);
-    let rollups = CompactRollups::from_rollups(&s.rollups());
+    let rollups = SeriesMinutes::from_details(&s.rollups());
     let input = ServiceInput {
         service: &s.service,
         maintenance: &[],
@@ -814,7 +814,7 @@ fn service_start_and_first_seen_limit_eligibility() {
 /// The rendered states of `show` lines only.
 fn states_of(input: &str) -> String {
     let s = Scenario::parse(input);
-    let rollups = CompactRollups::from_rollups(&s.rollups());
+    let rollups = SeriesMinutes::from_details(&s.rollups());
     let input = ServiceInput {
         service: &s.service,
         maintenance: &[],
@@ -865,7 +865,7 @@ fn gaps_make_ok_minutes_unknown_but_keep_failures() {
 
 #[test]
 fn checks_of_one_agent_fold_into_one_verdict() {
-    let rollup = |check: &str, failures| MinuteRollup {
+    let rollup = |check: &str, failures| SeriesMinuteDetail {
         check: check.into(),
         agent: "a1".into(),
         minute: 100,
@@ -881,7 +881,7 @@ fn checks_of_one_agent_fold_into_one_verdict() {
     let t = Timeline::build(
         100,
         &[1],
-        &CompactRollups::from_rollups(&[rollup("http", 0), rollup("dns", 1)]),
+        &SeriesMinutes::from_details(&[rollup("http", 0), rollup("dns", 1)]),
         &[],
         rule,
     );
@@ -889,7 +889,7 @@ fn checks_of_one_agent_fold_into_one_verdict() {
     let t = Timeline::build(
         100,
         &[1],
-        &CompactRollups::from_rollups(&[rollup("http", 0), rollup("dns", 0)]),
+        &SeriesMinutes::from_details(&[rollup("http", 0), rollup("dns", 0)]),
         &[],
         rule,
     );
@@ -922,7 +922,7 @@ fn incidents_across_a_month_boundary_appear_in_both_months() {
     let oct = Scenario::parse(&format!("month 2026-10\n{data}"));
     let mut seen = Vec::new();
     for s in [sept, oct] {
-        let rollups = CompactRollups::from_rollups(&s.rollups());
+        let rollups = SeriesMinutes::from_details(&s.rollups());
         let input = ServiceInput {
             service: &s.service,
             maintenance: &[],
@@ -1051,14 +1051,14 @@ mod properties {
         ]
     }
 
-    fn rollups(mins: &[(bool, [u8; 3])]) -> Vec<MinuteRollup> {
+    fn rollups(mins: &[(bool, [u8; 3])]) -> Vec<SeriesMinuteDetail> {
         let mut out = Vec::new();
         for (m, (_, agents)) in mins.iter().enumerate() {
             for (a, &v) in agents.iter().enumerate() {
                 if v == 0 {
                     continue;
                 }
-                out.push(MinuteRollup {
+                out.push(SeriesMinuteDetail {
                     check: "c1".into(),
                     agent: format!("a{a}"),
                     minute: m as i64,
@@ -1102,7 +1102,7 @@ mod properties {
         ) {
             let mask: Vec<u8> = mins.iter().map(|(e, _)| u8::from(*e)).collect();
             let rule = QuorumRule { quorum: q, min_reporters: min_rep };
-            let t = Timeline::build(0, &mask, &CompactRollups::from_rollups(&rollups(&mins)), &[], rule);
+            let t = Timeline::build(0, &mask, &SeriesMinutes::from_details(&rollups(&mins)), &[], rule);
             for (i, (e, a)) in mins.iter().enumerate() {
                 prop_assert_eq!(t.states[i], reference(*e, *a, q, min_rep), "minute {}", i);
             }
@@ -1137,7 +1137,7 @@ fn bench_month_of_1000_services() {
     let mut text = String::from("zone Europe/Berlin\nmonth 2026-10\nagents a1 a2 a3\n");
     text += "fail a1 2026-10-03T10:00Z 2026-10-03T10:30Z\nfail a2 2026-10-03T10:00Z 2026-10-03T10:20Z\n";
     let s = Scenario::parse(&text);
-    let rollups = CompactRollups::from_rollups(&s.rollups());
+    let rollups = SeriesMinutes::from_details(&s.rollups());
     let input = ServiceInput {
         service: &s.service,
         maintenance: &[],
@@ -1230,7 +1230,7 @@ fn daily_breakdown_follows_local_days_across_dst() {
          agents a1
          fail a1 2026-10-02T23:30Z 2026-10-02T23:40Z",
     );
-    let rollups = CompactRollups::from_rollups(&s.rollups());
+    let rollups = SeriesMinutes::from_details(&s.rollups());
     let input = ServiceInput {
         service: &s.service,
         maintenance: &[],
@@ -1267,7 +1267,7 @@ fn unknown_intervals_name_the_silent_agents() {
          silent a2 2026-09-05T10:20Z 2026-09-05T10:30Z
          maint 2026-09-05T10:25Z 2026-09-05T10:27Z",
     );
-    let rollups = CompactRollups::from_rollups(&s.rollups());
+    let rollups = SeriesMinutes::from_details(&s.rollups());
     let input = ServiceInput {
         service: &s.service,
         maintenance: &[],

@@ -17,8 +17,8 @@
 
 use attest_config::Quorum;
 
-use crate::store::compact::latency_bucket_count;
-use crate::store::{CompactRollups, CompactRow, GapRow, LatencyBucket};
+use crate::minutes::latency::bucket_count;
+use crate::minutes::{GapSpan, LatencyBucket, SeriesMinute, SeriesMinutes};
 
 /// Minute state codes, one byte each. Ineligible minutes (outside service hours, in
 /// maintenance, before the check existed, in the future) are never counted.
@@ -156,7 +156,7 @@ pub struct LatencyTally {
 }
 
 impl LatencyTally {
-    fn add(&mut self, r: &CompactRow, buckets: &[LatencyBucket], within_below: Option<u32>) {
+    fn add(&mut self, r: &SeriesMinute, buckets: &[LatencyBucket], within_below: Option<u32>) {
         self.probes += u64::from(r.probes);
         if buckets.is_empty() {
             return;
@@ -185,8 +185,8 @@ impl Timeline {
     pub fn build(
         from: i64,
         eligible: &[u8],
-        rollups: &CompactRollups,
-        gaps: &[GapRow],
+        rollups: &SeriesMinutes,
+        gaps: &[GapSpan],
         rule: QuorumRule,
     ) -> Timeline {
         Self::build_with_latency(from, eligible, rollups, gaps, rule, None).0
@@ -196,8 +196,8 @@ impl Timeline {
     pub fn build_with_latency(
         from: i64,
         eligible: &[u8],
-        rollups: &CompactRollups,
-        gaps: &[GapRow],
+        rollups: &SeriesMinutes,
+        gaps: &[GapSpan],
         rule: QuorumRule,
         window: Option<LatencyWindow>,
     ) -> (Timeline, LatencyTally) {
@@ -206,7 +206,7 @@ impl Timeline {
         let mut cols = Columns::new(&rollups.agents, len);
         let mut tally = LatencyTally::default();
         if window.is_some() {
-            tally.merged = vec![0; latency_bucket_count()];
+            tally.merged = vec![0; bucket_count()];
         }
         let mut failing = Vec::new();
         for (k, r) in rollups.rows.iter().enumerate() {
@@ -284,7 +284,7 @@ pub struct AgentGrid {
 
 impl AgentGrid {
     /// The grid of `[from, from + len)` from the same rows and gaps [`Timeline::build`] reads.
-    pub fn build(from: i64, len: usize, rollups: &CompactRollups, gaps: &[GapRow]) -> AgentGrid {
+    pub fn build(from: i64, len: usize, rollups: &SeriesMinutes, gaps: &[GapSpan]) -> AgentGrid {
         let to = from + len as i64;
         let mut cols = Columns::new(&rollups.agents, len);
         for r in &rollups.rows {

@@ -12,7 +12,7 @@ use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use rusqlite::{Connection, params};
 
 use super::contract::{BASE_MINUTE, batch};
-use super::{SqliteStore, Store};
+use super::{InspectStore, SqliteStore, Store};
 
 /// A small deterministic generator (xorshift) for latencies and failures.
 struct Rng(u64);
@@ -114,7 +114,10 @@ fn v2_deflate_bytes(store: &SqliteStore, checks: &[String], from: i64, to: i64) 
     let mut serializer = V2DeflateSerializer::new();
     let mut bytes = 0usize;
     let mut probes = 0u64;
-    for r in store.minute_rollups(checks, from, to).expect("rollups") {
+    for r in store
+        .series_minute_details(checks, from, to)
+        .expect("rollups")
+    {
         probes += u64::from(r.probes);
         if let Some(h) = r.latency {
             let mut buf = Vec::new();
@@ -187,7 +190,7 @@ fn month_of_rollups_size() {
     );
     let t = Instant::now();
     let month = store
-        .minute_rollups(&names[..1], BASE_MINUTE, BASE_MINUTE + days * 1440)
+        .series_minute_details(&names[..1], BASE_MINUTE, BASE_MINUTE + days * 1440)
         .expect("month of one check");
     println!(
         "  reading a month of one check from packs: {} minutes in {:.1} ms",
@@ -195,7 +198,7 @@ fn month_of_rollups_size() {
         t.elapsed().as_secs_f64() * 1e3
     );
     let rows = store
-        .minute_rollups(&names, BASE_MINUTE, BASE_MINUTE + 60)
+        .series_minute_details(&names, BASE_MINUTE, BASE_MINUTE + 60)
         .expect("read back");
     assert_eq!(
         rows.iter().map(|r| u64::from(r.probes)).sum::<u64>(),

@@ -1,6 +1,7 @@
-//! The behaviour every [`Store`] backend must show, as test cases over `&dyn Store`.
+//! The behaviour every [`Store`] backend must show, as test cases over `&dyn InspectStore`
+//! (the store plus the inspection read the cases compare against).
 //! SQLite runs them now (`sqlite_tests`); the PostgreSQL backend runs the same cases with
-//! `contract_tests!(|| Box::new(PgStore::connect(..)) as Box<dyn Store>)`.
+//! `contract_tests!(|| Box::new(PgStore::connect(..)) as Box<dyn InspectStore>)`.
 //!
 //! Invariants:
 //! - Each case gets a fresh, empty store and uses fixed UTC instants (no wall clock).
@@ -11,7 +12,8 @@ use std::collections::BTreeMap;
 use attest_config::wire::{FailureReason, Gap, Measurement, Phase, SpoolStatus, Value};
 use jiff::Timestamp;
 
-use super::{CompactRollups, IngestBatch, MinuteRollup, Store, StoreCounts, StoreError};
+use super::{IngestBatch, InspectStore, StoreCounts, StoreError};
+use crate::minutes::{SeriesMinuteDetail, SeriesMinutes};
 
 /// A Unix minute in 2026; every case works near it.
 pub const BASE_MINUTE: i64 = 29_700_000;
@@ -50,17 +52,17 @@ fn checks(names: &[&str]) -> Vec<String> {
     names.iter().map(|s| (*s).to_owned()).collect()
 }
 
-fn rollups(store: &dyn Store, check: &str) -> Vec<MinuteRollup> {
+fn rollups(store: &dyn InspectStore, check: &str) -> Vec<SeriesMinuteDetail> {
     store
-        .minute_rollups(
+        .series_minute_details(
             &checks(&[check]),
             BASE_MINUTE - 100_000,
             BASE_MINUTE + 100_000,
         )
-        .expect("minute_rollups")
+        .expect("series_minute_details")
 }
 
-fn probes_by_minute(store: &dyn Store, check: &str) -> Vec<(i64, u32, u32)> {
+fn probes_by_minute(store: &dyn InspectStore, check: &str) -> Vec<(i64, u32, u32)> {
     rollups(store, check)
         .iter()
         .map(|r| (r.minute - BASE_MINUTE, r.probes, r.failures))
@@ -68,7 +70,7 @@ fn probes_by_minute(store: &dyn Store, check: &str) -> Vec<(i64, u32, u32)> {
 }
 
 /// A resent batch changes nothing and says so.
-pub fn idempotent_resend(store: &dyn Store) {
+pub fn idempotent_resend(store: &dyn InspectStore) {
     let b = batch(
         "a1",
         1,
@@ -101,7 +103,7 @@ pub fn idempotent_resend(store: &dyn Store) {
 }
 
 /// `(agent, check, ts)` is stored once across and within batches.
-pub fn dedup_across_batches(store: &dyn Store) {
+pub fn dedup_across_batches(store: &dyn InspectStore) {
     let b1 = batch("a1", 1, vec![ok("web", 0, 0, 0.01), ok("web", 0, 10, 0.01)]);
     let b2 = batch(
         "a1",
@@ -124,7 +126,7 @@ pub fn dedup_across_batches(store: &dyn Store) {
 }
 
 /// Data arriving late for a past minute updates that minute.
-pub fn late_data_updates_past_minutes(store: &dyn Store) {
+pub fn late_data_updates_past_minutes(store: &dyn InspectStore) {
     store
         .commit_batch(&batch(
             "a1",
@@ -147,14 +149,14 @@ pub fn late_data_updates_past_minutes(store: &dyn Store) {
         vec![(5, 2, 1), (6, 1, 0), (7, 1, 0)]
     );
     let r = store
-        .minute_rollups(&checks(&["web"]), BASE_MINUTE + 5, BASE_MINUTE + 6)
+        .series_minute_details(&checks(&["web"]), BASE_MINUTE + 5, BASE_MINUTE + 6)
         .expect("range");
     assert_eq!(r.len(), 1, "range is half-open");
     assert_eq!(r[0].top_reason.as_deref(), Some("timeout"));
 }
 
 /// The top reason is derived from counts summed over all batches.
-pub fn reason_counts_give_top_reason(store: &dyn Store) {
+pub fn reason_counts_give_top_reason(store: &dyn InspectStore) {
     use FailureReason::*;
     let t = |sec| fail("web", 0, sec, Some(Timeout));
     let s = |sec| fail("web", 0, sec, Some(Status));
@@ -193,7 +195,7 @@ pub fn reason_counts_give_top_reason(store: &dyn Store) {
 }
 
 /// Histograms of one minute merge across batches; failed probes stay out of them.
-pub fn histogram_merge(store: &dyn Store) {
+pub fn histogram_merge(store: &dyn InspectStore) {
     store
         .commit_batch(&batch(
             "a1",
@@ -229,7 +231,7 @@ pub fn histogram_merge(store: &dyn Store) {
 }
 
 /// Gaps are stored per agent and check and found by overlap with the range.
-pub fn gaps(store: &dyn Store) {
+pub fn gaps(store: &dyn InspectStore) {
     let mut b = batch("a1", 1, vec![ok("web", 0, 0, 0.01)]);
     b.gaps = vec![Gap {
         check: "web".into(),
@@ -296,7 +298,7 @@ fn host(minute: i64, sec: i64, values: &[(&str, Option<&str>, f64)]) -> Measurem
 }
 
 /// Host values become per-minute min/avg/max that merge exactly across batches.
-pub fn host_min_avg_max(store: &dyn Store) {
+pub fn host_min_avg_max(store: &dyn InspectStore) {
     let cpu = "cpu_utilization_ratio";
     let fs = "filesystem_used_bytes";
     store
@@ -342,7 +344,7 @@ pub fn host_min_avg_max(store: &dyn Store) {
 }
 
 /// Add, list (all and per service), cancel, cancel again, cancel unknown.
-pub fn maintenance_lifecycle(store: &dyn Store) {
+pub fn maintenance_lifecycle(store: &dyn InspectStore) {
     let id1 = store
         .add_maintenance("shop", at(10, 0), at(70, 0), "db upgrade", at(0, 0))
         .expect("add");
@@ -388,7 +390,7 @@ pub fn maintenance_lifecycle(store: &dyn Store) {
 
 /// Raw rows go after raw retention, rollups after rollup retention; rollups do not change
 /// when raw rows go (compaction is invisible), and replays never count twice.
-pub fn retention(store: &dyn Store) {
+pub fn retention(store: &dyn InspectStore) {
     let minutes: Vec<Measurement> = (0..180)
         .flat_map(|m| {
             [
@@ -469,7 +471,7 @@ pub fn retention(store: &dyn Store) {
 }
 
 /// Counters are totals ever committed: duplicates and retention do not change them.
-pub fn counts(store: &dyn Store) {
+pub fn counts(store: &dyn InspectStore) {
     assert_eq!(store.counts().expect("empty"), StoreCounts::default());
     store
         .commit_batch(&batch(
@@ -511,7 +513,7 @@ pub fn counts(store: &dyn Store) {
 }
 
 /// First measured minute over several checks; late data lowers it; gaps do not count.
-pub fn first_seen(store: &dyn Store) {
+pub fn first_seen(store: &dyn InspectStore) {
     assert_eq!(store.first_seen(&checks(&["web"])).expect("none"), None);
     let mut b = batch("a1", 1, vec![ok("web", 10, 0, 0.01)]);
     b.gaps = vec![Gap {
@@ -548,7 +550,7 @@ pub fn first_seen(store: &dyn Store) {
 }
 
 /// Agent status follows the latest received batch; last_seq never goes back.
-pub fn agent_status(store: &dyn Store) {
+pub fn agent_status(store: &dyn InspectStore) {
     let spool = SpoolStatus {
         depth_measurements: 7,
         bytes: 700,
@@ -583,7 +585,7 @@ pub fn agent_status(store: &dyn Store) {
 }
 
 /// Raw measurements come back exactly as sent, for every agent of the check.
-pub fn raw_roundtrip(store: &dyn Store) {
+pub fn raw_roundtrip(store: &dyn InspectStore) {
     let mut m = fail("web", 0, 12, Some(FailureReason::Tls));
     m.ts = at(0, 12)
         .checked_add(jiff::SignedDuration::from_nanos(123_456_789))
@@ -628,7 +630,7 @@ pub fn raw_roundtrip(store: &dyn Store) {
 }
 
 /// A contract case: runs against one fresh store and panics on a violation.
-pub type Case = fn(&dyn Store);
+pub type Case = fn(&dyn InspectStore);
 
 /// Every case, by name.
 pub const CASES: &[(&str, Case)] = &[
@@ -658,7 +660,7 @@ pub const CASES: &[(&str, Case)] = &[
 /// `changed_since` never misses a change: late data into a compacted hour, a gap and
 /// retention all show up for the touched minutes; a backend with a journal also keeps
 /// untouched checks and minutes (and compaction, which changes no figure) unchanged.
-pub fn changes_are_journaled(store: &dyn Store) {
+pub fn changes_are_journaled(store: &dyn InspectStore) {
     let web = checks(&["web"]);
     let changed = |mark, checks: &[String], a: i64, b: i64| {
         store
@@ -727,7 +729,7 @@ pub fn changes_are_journaled(store: &dyn Store) {
 /// The compact read is the full read in another form: same rows, counts, top reasons and
 /// latency buckets, across both tiers and late data merged into compacted hours, and
 /// clipped to the asked range.
-pub fn compact_matches_rollups(store: &dyn Store) {
+pub fn compact_matches_rollups(store: &dyn InspectStore) {
     let mut ms = Vec::new();
     for m in 0..200 {
         ms.push(ok("web", m, 0, 0.01 + m as f64 * 1e-4));
@@ -742,14 +744,16 @@ pub fn compact_matches_rollups(store: &dyn Store) {
     let compare = |what: &str, names: &[&str], from: i64, to: i64| {
         let names = checks(names);
         let (from, to) = (BASE_MINUTE + from, BASE_MINUTE + to);
-        let full = store.minute_rollups(&names, from, to).expect("rollups");
-        let mut want = CompactRollups::from_rollups(&full);
+        let full = store
+            .series_minute_details(&names, from, to)
+            .expect("rollups");
+        let mut want = SeriesMinutes::from_details(&full);
         let mut got = store
-            .minute_counts(&names, from, to)
-            .expect("minute_counts");
+            .series_minutes(&names, from, to)
+            .expect("series_minutes");
         assert_eq!(got.agents, want.agents, "{what}");
         assert_eq!(got.rows.len(), full.len(), "{what}");
-        let key = |c: &CompactRollups| {
+        let key = |c: &SeriesMinutes| {
             let mut rows: Vec<_> = c
                 .rows
                 .iter()
@@ -779,7 +783,7 @@ pub fn compact_matches_rollups(store: &dyn Store) {
     compare("late data over a pack", &["web"], 0, 200);
     assert_eq!(
         store
-            .minute_counts(&checks(&["web"]), BASE_MINUTE + 42, BASE_MINUTE + 43)
+            .series_minutes(&checks(&["web"]), BASE_MINUTE + 42, BASE_MINUTE + 43)
             .expect("m42")
             .rows
             .iter()
@@ -796,14 +800,14 @@ pub fn compact_matches_rollups(store: &dyn Store) {
 }
 
 /// Runs every case on a fresh store from `make`.
-pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
+pub fn run_all(make: &dyn Fn() -> Box<dyn InspectStore>) {
     for (name, case) in CASES {
         eprintln!("store contract: {name}");
         case(make().as_ref());
     }
 }
 
-/// One `#[test]` per case, each on a fresh store from `$make` (a `Fn() -> Box<dyn Store>`).
+/// One `#[test]` per case, each on a fresh store from `$make` (a `Fn() -> Box<dyn InspectStore>`).
 macro_rules! contract_tests {
     ($make:expr) => {
         $crate::store::contract::contract_tests!(@cases $make;
@@ -816,7 +820,7 @@ macro_rules! contract_tests {
         $(
             #[test]
             fn $case() {
-                let make: &dyn Fn() -> Box<dyn $crate::store::Store> = &$make;
+                let make: &dyn Fn() -> Box<dyn $crate::store::InspectStore> = &$make;
                 $crate::store::contract::$case(make().as_ref());
             }
         )*

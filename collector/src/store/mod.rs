@@ -12,8 +12,9 @@
 //! - Counts (`StoreCounts`) are totals ever committed; retention does not lower them.
 
 use attest_config::wire::{Gap, Measurement, SpoolStatus};
-use hdrhistogram::Histogram;
 use jiff::Timestamp;
+
+use crate::minutes::{GapSpan, HostMinute, SeriesMinutes};
 
 /// A batch that passed ingest validation and authentication.
 #[derive(Debug, Clone)]
@@ -40,24 +41,10 @@ pub struct CommitOutcome {
     pub duplicate_measurements: u64,
 }
 
-/// Per check, agent and UTC minute.
-#[derive(Debug, Clone)]
-pub struct MinuteRollup {
-    pub check: String,
-    pub agent: String,
-    pub minute: i64,
-    pub probes: u32,
-    pub failures: u32,
-    /// Most common failure reason in the minute (ties: lexicographically smallest).
-    pub top_reason: Option<String>,
-    /// Durations of successful probes, in microseconds.
-    pub latency: Option<Histogram<u64>>,
-}
-
 /// One minute of already aggregated probe results of one check and agent, for bulk loads
 /// of history (`SqliteStore::load_minutes`).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct MinuteSummary {
+pub struct SeriesMinuteSummary {
     pub minute: i64,
     pub probes: u32,
     pub failures: u32,
@@ -65,28 +52,6 @@ pub struct MinuteSummary {
     pub reason: Option<attest_config::wire::FailureReason>,
     /// Durations of the successful probes that had one, in seconds.
     pub ok_durations: Vec<f64>,
-}
-
-/// A gap reported by an agent: measurements of `check` dropped in `[from_minute, to_minute]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GapRow {
-    pub agent: String,
-    pub check: String,
-    pub from_minute: i64,
-    pub to_minute: i64,
-    pub count: u64,
-}
-
-/// Host capacity value per agent, name, resource and minute.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HostMinute {
-    pub agent: String,
-    pub name: String,
-    pub resource: String,
-    pub minute: i64,
-    pub min: f64,
-    pub avg: f64,
-    pub max: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,33 +96,20 @@ pub enum StoreError {
 /// Synchronous on purpose: SQLite has one writer; callers run it on a blocking thread.
 pub trait Store: Send + Sync + 'static {
     fn commit_batch(&self, batch: &IngestBatch) -> Result<CommitOutcome, StoreError>;
-    /// Rollups of the given checks with minutes in `[from_minute, to_minute)`.
-    fn minute_rollups(
+    /// The minutes of the series of `checks` with minutes in `[from_minute, to_minute)`,
+    /// in the compact form the SLA engine reads (see [`SeriesMinutes`]).
+    fn series_minutes(
         &self,
         checks: &[String],
         from_minute: i64,
         to_minute: i64,
-    ) -> Result<Vec<MinuteRollup>, StoreError>;
-    /// The same rollups in the compact form the SLA engine reads (see [`CompactRollups`]).
-    /// Backends should override this: the default builds full rollups first.
-    fn minute_counts(
-        &self,
-        checks: &[String],
-        from_minute: i64,
-        to_minute: i64,
-    ) -> Result<CompactRollups, StoreError> {
-        Ok(CompactRollups::from_rollups(&self.minute_rollups(
-            checks,
-            from_minute,
-            to_minute,
-        )?))
-    }
+    ) -> Result<SeriesMinutes, StoreError>;
     fn gaps(
         &self,
         checks: &[String],
         from_minute: i64,
         to_minute: i64,
-    ) -> Result<Vec<GapRow>, StoreError>;
+    ) -> Result<Vec<GapSpan>, StoreError>;
     fn host_minutes(&self, from_minute: i64, to_minute: i64)
     -> Result<Vec<HostMinute>, StoreError>;
     /// Earliest minute any of the checks was measured.
@@ -217,20 +169,34 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// Reads that only tests and measurements use, kept off the product's [`Store`] (and out
+/// of the product's build: compiled for unit tests and with the `test-support` feature,
+/// which the end-to-end test crate enables).
+#[cfg(any(test, feature = "test-support"))]
+pub trait InspectStore: Store {
+    /// Minutes of the series of `checks` in `[from_minute, to_minute)` with names and full
+    /// histograms, ordered by check, agent and minute; the same figures as
+    /// [`Store::series_minutes`] (checked by the contract suite).
+    fn series_minute_details(
+        &self,
+        checks: &[String],
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<Vec<crate::minutes::SeriesMinuteDetail>, StoreError>;
+}
+
 #[cfg(test)]
 mod bench;
 mod codec;
-pub mod compact;
 #[cfg(test)]
 pub(crate) mod contract;
 mod journal;
 mod keys;
 pub mod postgres;
+pub mod retention;
 mod rollup;
-mod schema;
 pub mod sqlite;
 
-pub use compact::{CompactRollups, CompactRow, LatencyBucket};
 pub use sqlite::SqliteStore;
 
 /// Opens the configured backend.

@@ -14,28 +14,30 @@ use std::collections::BTreeMap;
 use attest_config::wire::{FailureReason, Measurement};
 
 use super::codec::{
-    self, Buckets, CodecError, REASON_COUNT, Reader, decode_latency, decode_reasons,
-    encode_latency, encode_reasons, put_varint,
+    self, CodecError, REASON_COUNT, Reader, decode_latency, decode_reasons, encode_latency,
+    encode_reasons, put_varint,
 };
-use super::compact::{CompactRollups, LatencyBucket};
+use crate::minutes::latency::{self, Buckets};
+use crate::minutes::{LatencyBucket, SeriesMinutes};
 
 /// Pack format version, the first byte of every pack.
 const PACK_VERSION: u8 = 1;
 /// zstd level for packs: compaction runs off the ingest path, so favour size.
 const PACK_ZSTD_LEVEL: i32 = 9;
 
-/// One series' figures for one minute.
+/// One minute of one series as the store keeps it: counters that merge exactly and sparse
+/// latency buckets (the engine reads it as a `minutes::SeriesMinute`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cell {
+pub struct SeriesMinuteAgg {
     pub probes: u64,
     pub failures: u64,
     pub reasons: [u64; REASON_COUNT],
     pub latency: Buckets,
 }
 
-impl Default for Cell {
+impl Default for SeriesMinuteAgg {
     fn default() -> Self {
-        Cell {
+        SeriesMinuteAgg {
             probes: 0,
             failures: 0,
             reasons: [0; REASON_COUNT],
@@ -44,7 +46,7 @@ impl Default for Cell {
     }
 }
 
-impl Cell {
+impl SeriesMinuteAgg {
     /// Counts one newly stored measurement. A failure without a typed reason counts as
     /// `other`, so every failure has a reason and `top_reason` is never missing for it.
     pub fn add_measurement(&mut self, m: &Measurement) {
@@ -62,7 +64,7 @@ impl Cell {
         }
     }
 
-    pub fn merge(&mut self, other: &Cell) {
+    pub fn merge(&mut self, other: &SeriesMinuteAgg) {
         self.probes = self.probes.saturating_add(other.probes);
         self.failures = self.failures.saturating_add(other.failures);
         for (a, b) in self.reasons.iter_mut().zip(other.reasons.iter()) {
@@ -102,11 +104,11 @@ impl Cell {
         failures: u64,
         reasons: Option<&[u8]>,
         latency: Option<&[u8]>,
-    ) -> Result<Cell, CodecError> {
-        let mut cell = Cell {
+    ) -> Result<SeriesMinuteAgg, CodecError> {
+        let mut cell = SeriesMinuteAgg {
             probes,
             failures,
-            ..Cell::default()
+            ..SeriesMinuteAgg::default()
         };
         if let Some(bytes) = reasons {
             decode_reasons(&mut Reader::new(bytes), &mut cell.reasons)?;
@@ -138,7 +140,7 @@ pub fn top_reason(reasons: &[u64; REASON_COUNT]) -> Option<FailureReason> {
 
 /// Encodes the cells of one hour (keys are minute offsets 0..60) column by column, so
 /// that the near-constant columns (probes, failures) compress to almost nothing.
-pub fn encode_pack(cells: &BTreeMap<u8, Cell>) -> Result<Vec<u8>, CodecError> {
+pub fn encode_pack(cells: &BTreeMap<u8, SeriesMinuteAgg>) -> Result<Vec<u8>, CodecError> {
     let mut bitmap = 0u64;
     for offset in cells.keys() {
         if *offset >= 60 {
@@ -204,7 +206,10 @@ fn encode_pack_latency<'a>(out: &mut Vec<u8>, cells: impl Iterator<Item = &'a Bu
     }
 }
 
-fn decode_pack_latency(r: &mut Reader<'_>, cells: &mut [Cell]) -> Result<(), CodecError> {
+fn decode_pack_latency(
+    r: &mut Reader<'_>,
+    cells: &mut [SeriesMinuteAgg],
+) -> Result<(), CodecError> {
     let mut lens = Vec::with_capacity(cells.len());
     for _ in 0..cells.len() {
         lens.push(r.varint()?);
@@ -249,7 +254,7 @@ fn decode_pack_latency(r: &mut Reader<'_>, cells: &mut [Cell]) -> Result<(), Cod
 /// Upper bound of a decoded pack: 60 minutes of the widest cells, with room to spare.
 const PACK_MAX_BODY: usize = 1 << 20;
 
-pub fn decode_pack(bytes: &[u8]) -> Result<BTreeMap<u8, Cell>, CodecError> {
+pub fn decode_pack(bytes: &[u8]) -> Result<BTreeMap<u8, SeriesMinuteAgg>, CodecError> {
     let (&version, compressed) = bytes.split_first().ok_or(CodecError::Truncated)?;
     if version != PACK_VERSION {
         return Err(CodecError::Malformed("unknown pack version"));
@@ -259,7 +264,8 @@ pub fn decode_pack(bytes: &[u8]) -> Result<BTreeMap<u8, Cell>, CodecError> {
     let mut r = Reader::new(&body);
     let bitmap = r.u64_le()?;
     let offsets: Vec<u8> = (0u8..60).filter(|o| bitmap & (1 << o) != 0).collect();
-    let mut cells: Vec<Cell> = offsets.iter().map(|_| Cell::default()).collect();
+    let mut cells: Vec<SeriesMinuteAgg> =
+        offsets.iter().map(|_| SeriesMinuteAgg::default()).collect();
     for cell in &mut cells {
         cell.probes = r.varint()?;
     }
@@ -312,7 +318,7 @@ impl PackDecoder {
         hour: i64,
         range: (i64, i64),
         agent: u32,
-        out: &mut CompactRollups,
+        out: &mut SeriesMinutes,
     ) -> Result<(), CodecError> {
         let before = (out.rows.len(), out.latency.len());
         let res = self.decode_into(bytes, hour, range, agent, out);
@@ -329,7 +335,7 @@ impl PackDecoder {
         hour: i64,
         (from, to): (i64, i64),
         agent: u32,
-        out: &mut CompactRollups,
+        out: &mut SeriesMinutes,
     ) -> Result<(), CodecError> {
         let (&version, compressed) = bytes.split_first().ok_or(CodecError::Truncated)?;
         if version != PACK_VERSION {
@@ -431,7 +437,7 @@ fn read_latency_indexes(
         *first = u64::try_from(previous_first)
             .map_err(|_| CodecError::Malformed("negative latency bucket"))?;
     }
-    let max = u64::from(super::compact::latency_bucket_of(codec::LATENCY_HIGHEST_US));
+    let max = latency::max_bucket_index();
     for (first, n) in firsts.iter().zip(lens).filter(|(_, n)| **n > 0) {
         let mut index = *first;
         for k in 0..*n {
@@ -460,7 +466,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn cell_strategy() -> impl Strategy<Value = Cell> {
+    fn cell_strategy() -> impl Strategy<Value = SeriesMinuteAgg> {
         (
             0u64..10_000,
             0u64..100,
@@ -468,10 +474,10 @@ mod tests {
             proptest::collection::vec(1e-6f64..4000.0, 0..12),
         )
             .prop_map(|(probes, failures, reasons, latencies)| {
-                let mut cell = Cell {
+                let mut cell = SeriesMinuteAgg {
                     probes,
                     failures,
-                    ..Cell::default()
+                    ..SeriesMinuteAgg::default()
                 };
                 for (code, count) in reasons {
                     cell.reasons[code] += count;
@@ -506,12 +512,12 @@ mod tests {
             let bytes = encode_pack(&cells).expect("encode");
             let hour = 7;
             let range = (hour * 60 + from, hour * 60 + from + len);
-            let mut got = CompactRollups::default();
+            let mut got = SeriesMinutes::default();
             PackDecoder::new()
                 .expect("decoder")
                 .decode_compact(&bytes, hour, range, 3, &mut got)
                 .expect("decode");
-            let mut want = CompactRollups::default();
+            let mut want = SeriesMinutes::default();
             for (offset, c) in decode_pack(&bytes).expect("decode") {
                 let minute = hour * 60 + i64::from(offset);
                 if minute >= range.0 && minute < range.1 {
@@ -532,7 +538,7 @@ mod tests {
         fn corrupt_packs_decode_compact_to_errors_not_panics(body in proptest::collection::vec(any::<u8>(), 0..200)) {
             let mut bytes = vec![PACK_VERSION];
             bytes.extend(zstd::bulk::compress(&body, 1).expect("compress"));
-            let mut out = CompactRollups::default();
+            let mut out = SeriesMinutes::default();
             let mut d = PackDecoder::new().expect("decoder");
             if d.decode_compact(&bytes, 0, (i64::MIN, i64::MAX), 0, &mut out).is_err() {
                 prop_assert!(out.rows.is_empty() && out.latency.is_empty());
@@ -553,7 +559,7 @@ mod tests {
 
     #[test]
     fn offsets_outside_the_hour_are_refused() {
-        let cells = BTreeMap::from([(60u8, Cell::default())]);
+        let cells = BTreeMap::from([(60u8, SeriesMinuteAgg::default())]);
         assert!(encode_pack(&cells).is_err());
     }
 }

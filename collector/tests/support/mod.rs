@@ -1,6 +1,7 @@
-//! Shared harness of the collector's HTTP integration tests: an in-process collector (the real
-//! router, ingest, figures and exporter over a temporary SQLite store) served on a loopback
-//! port by the real listener, plus a throwaway PKI for TLS tests.
+//! Shared harness of the collector's HTTP integration tests: an in-process collector wired by
+//! the real `app::build` (router, ingest, figures and its refresh loop, maintenance, exporter)
+//! over a temporary SQLite store, served on a loopback port by the real listener, plus a
+//! throwaway PKI for TLS tests.
 //!
 //! Invariants: every server listens on 127.0.0.1 with an OS-assigned port; dropping a
 //! [`Collector`] stops its server; every wait is bounded.
@@ -11,16 +12,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use attest_collector::figures::Figures;
-use attest_collector::http::{self, AppState};
-use attest_collector::ingest::Ingest;
-use attest_collector::metrics::Exporter;
+use attest_collector::app::{self, App};
 use attest_collector::server;
 use attest_collector::store::sqlite::SqliteStore;
 use attest_collector::store::{Store, StoreCounts};
 use attest_config::CollectorConfig;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tokio_util::sync::CancellationToken;
+
+/// Whether the figures refresh loop runs (as in production) or the test refreshes by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    Loop,
+    Manual,
+}
 
 /// Upper bound of every wait in these tests.
 pub const BOUND: Duration = Duration::from_secs(20);
@@ -35,30 +40,47 @@ pub struct Collector {
     pub addr: SocketAddr,
     pub base: String,
     pub store: Arc<dyn Store>,
-    pub state: AppState,
+    pub app: App,
     pub stop: CancellationToken,
     pub task: tokio::task::JoinHandle<Result<(), server::ServerError>>,
     _dir: tempfile::TempDir,
 }
 
 impl Collector {
-    /// Serves the real router for `cfg` over plain HTTP, or TLS when `[server] tls_*` is set.
+    /// Serves the real wiring for `cfg` over plain HTTP, or TLS when `[server] tls_*` is set,
+    /// on a fresh SQLite store, with the figures refresh loop running.
     pub async fn start(cfg: CollectorConfig) -> Collector {
-        let tls = server::tls_config(&cfg.server).expect("tls config");
         let dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(&dir.path().join("data")).expect("open store"));
-        let state = app_state(cfg.clone(), store.clone());
-        let app = http::router(state.clone(), cfg.ingest.max_body_bytes);
-        Self::serve(app, tls, store, state, dir, cfg.server.tls_cert.is_some()).await
+        Self::start_on(cfg, store, dir, Refresh::Loop).await
     }
 
-    /// Serves any router (tests that need a handler of their own) with the given TLS setup.
-    pub async fn serve(
-        app: axum::Router,
-        tls: Option<Arc<rustls::ServerConfig>>,
+    /// Serves the real wiring for `cfg` on `store` (kept in `dir`); with [`Refresh::Manual`]
+    /// figures refresh only when the test calls `c.app.figures.refresh(now)`.
+    pub async fn start_on(
+        cfg: CollectorConfig,
         store: Arc<dyn Store>,
-        state: AppState,
+        dir: tempfile::TempDir,
+        refresh: Refresh,
+    ) -> Collector {
+        let tls = server::tls_config(&cfg.server).expect("tls config");
+        let https = cfg.server.tls_cert.is_some();
+        let app = app::build(cfg, store);
+        let router = app.router();
+        let c = Self::serve(router, tls, app, dir, https).await;
+        if refresh == Refresh::Loop {
+            c.app.spawn_background(c.stop.clone());
+        }
+        c
+    }
+
+    /// Serves any router (tests that need a handler of their own) with the given TLS setup;
+    /// `app` is the wiring the collector would have (its store is `c.store`).
+    pub async fn serve(
+        router: axum::Router,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        app: App,
         dir: tempfile::TempDir,
         https: bool,
     ) -> Collector {
@@ -70,15 +92,15 @@ impl Collector {
         let task = tokio::spawn(server::serve_on(
             listener,
             tls,
-            app,
+            router,
             stop.clone().cancelled_owned(),
         ));
         let scheme = if https { "https" } else { "http" };
         Collector {
             addr,
             base: format!("{scheme}://127.0.0.1:{}", addr.port()),
-            store,
-            state,
+            store: app.store.clone(),
+            app,
             stop,
             task,
             _dir: dir,
@@ -97,26 +119,6 @@ impl Collector {
 impl Drop for Collector {
     fn drop(&mut self) {
         self.stop.cancel();
-    }
-}
-
-pub fn app_state(cfg: CollectorConfig, store: Arc<dyn Store>) -> AppState {
-    let cfg = Arc::new(cfg);
-    let ingest = Arc::new(Ingest::new(store.clone(), &cfg.agents, cfg.ingest.clone()));
-    let figures = Arc::new(Figures::new(cfg.clone(), store.clone()));
-    let exporter = Arc::new(Exporter::new(
-        cfg.clone(),
-        figures.clone(),
-        store.clone(),
-        ingest.stats.clone(),
-        ingest.latest.clone(),
-    ));
-    AppState {
-        ingest,
-        store,
-        figures,
-        exporter,
-        admin_token: cfg.server.admin_token.clone(),
     }
 }
 

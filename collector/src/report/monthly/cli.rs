@@ -13,7 +13,8 @@ use jiff::Timestamp;
 
 use super::assemble::{self, Settings};
 use super::{Format, RenderOptions, Templates, integrity, render, verify};
-use crate::figures::{Figures, parse_month};
+use crate::figures::Figures;
+use crate::report::parse_month;
 use crate::store::Store;
 
 const EXIT_DATA: u8 = 65;

@@ -10,9 +10,9 @@ use jiff::civil::{Date, Time, Weekday};
 
 use super::method;
 use super::model::{ApiMaintenance, Meta, MonthlyReport, ServiceParts, definitions_sha256};
+use crate::minutes::{GapSpan, SeriesMinuteDetail, SeriesMinutes};
 use crate::sla::detail::MinuteStates;
 use crate::sla::{self, Month, MonthDetail, ServiceInput, ServiceReport};
-use crate::store::{CompactRollups, GapRow, MinuteRollup};
 
 pub const MONTH: &str = "2026-10";
 /// The generation instant of the fixture's reports.
@@ -146,7 +146,7 @@ pub fn rollups(
     i: usize,
     month: Month,
     now: Timestamp,
-) -> (CompactRollups, Vec<GapRow>) {
+) -> (SeriesMinutes, Vec<GapSpan>) {
     let (from, to) = sla::input_range(svc, month, now).unwrap_or((0, 0));
     let ev = events(i);
     let mut rows = Vec::with_capacity(((to - from) * 2) as usize);
@@ -160,7 +160,7 @@ pub fn rollups(
                 Some((_, _, _, Some(r))) => (6, Some((*r).to_string())),
                 None => (0, None),
             };
-            rows.push(MinuteRollup {
+            rows.push(SeriesMinuteDetail {
                 check: svc.checks[0].clone(),
                 agent: agent.into(),
                 minute: m,
@@ -172,7 +172,7 @@ pub fn rollups(
         }
     }
     let gaps = if i % 2 == 0 {
-        vec![GapRow {
+        vec![GapSpan {
             agent: "a2".into(),
             check: svc.checks[0].clone(),
             from_minute: minute("2026-10-12T04:45:00Z"),
@@ -182,7 +182,7 @@ pub fn rollups(
     } else {
         Vec::new()
     };
-    (CompactRollups::from_rollups(&rows), gaps)
+    (SeriesMinutes::from_details(&rows), gaps)
 }
 
 /// API maintenance of service `i` (registered through the API, with its registration time).

@@ -20,7 +20,7 @@ use tokio_postgres::{Client, Transaction};
 use super::TxError;
 use crate::store::codec;
 use crate::store::keys::{batches_before, encode_extra, gap_span, minute_of, to_i64, ts_ns};
-use crate::store::rollup::Cell;
+use crate::store::rollup::SeriesMinuteAgg;
 use crate::store::{CommitOutcome, IngestBatch, StoreError};
 
 /// Per-minute aggregate of one host value; sum and count keep merges exact.
@@ -87,7 +87,7 @@ pub(super) async fn commit(client: &mut Client, b: &IngestBatch) -> Result<Commi
     let series = ensure_series(&tx, agent, &checks).await?;
     let candidates = candidates(b, &series, horizon, &mut out)?;
     let new = insert_raw(&tx, b, &candidates).await?;
-    let mut cells: BTreeMap<(i64, i64), Cell> = BTreeMap::new();
+    let mut cells: BTreeMap<(i64, i64), SeriesMinuteAgg> = BTreeMap::new();
     let mut first: BTreeMap<i64, i64> = BTreeMap::new();
     let mut new_ms = Vec::with_capacity(new.len());
     for c in &candidates {
@@ -289,7 +289,7 @@ struct CellColumns {
 }
 
 impl CellColumns {
-    fn push(&mut self, (series, minute): (i64, i64), c: &Cell) {
+    fn push(&mut self, (series, minute): (i64, i64), c: &SeriesMinuteAgg) {
         self.series.push(series);
         self.minute.push(minute);
         self.probes.push(to_i64(c.probes));
@@ -315,7 +315,7 @@ impl CellColumns {
 /// key order, merged here (the codec bytes cannot be merged in SQL) and written back.
 async fn upsert_cells(
     tx: &Transaction<'_>,
-    cells: &BTreeMap<(i64, i64), Cell>,
+    cells: &BTreeMap<(i64, i64), SeriesMinuteAgg>,
 ) -> Result<(), TxError> {
     if cells.is_empty() {
         return Ok(());
@@ -350,7 +350,7 @@ async fn upsert_cells(
 
 async fn merge_existing(
     tx: &Transaction<'_>,
-    cells: &BTreeMap<(i64, i64), Cell>,
+    cells: &BTreeMap<(i64, i64), SeriesMinuteAgg>,
     keys: &[(i64, i64)],
 ) -> Result<(), TxError> {
     let s: Vec<i64> = keys.iter().map(|k| k.0).collect();

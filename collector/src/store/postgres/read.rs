@@ -10,12 +10,10 @@ use attest_config::wire::SpoolStatus;
 use tokio_postgres::{Client, IsolationLevel, Row};
 
 use super::TxError;
+use crate::minutes::{GapSpan, HostMinute, SeriesMinutes};
 use crate::store::keys::{from_ns, host_avg, rebuild_measurement, to_u64};
-use crate::store::rollup::Cell;
-use crate::store::{
-    AgentStatus, CompactRollups, GapRow, HostMinute, MaintenanceRow, Measurement, MinuteRollup,
-    StoreError,
-};
+use crate::store::rollup::SeriesMinuteAgg;
+use crate::store::{AgentStatus, MaintenanceRow, Measurement, StoreError};
 
 /// Rollup rows of the checks in `[from, to)`, ordered by check, agent and minute.
 const ROLLUPS_SQL: &str = "
@@ -25,12 +23,12 @@ const ROLLUPS_SQL: &str = "
     ORDER BY s.check_id, a.name, r.minute";
 
 /// The cell stored in columns `start..start + 4` (probes, failures, reasons, latency).
-pub(super) fn cell_of(r: &Row, start: usize) -> Result<Cell, TxError> {
+pub(super) fn cell_of(r: &Row, start: usize) -> Result<SeriesMinuteAgg, TxError> {
     let probes: i64 = r.try_get(start)?;
     let failures: i64 = r.try_get(start + 1)?;
     let reasons: Option<&[u8]> = r.try_get(start + 2)?;
     let latency: Option<&[u8]> = r.try_get(start + 3)?;
-    Cell::from_row(to_u64(probes), to_u64(failures), reasons, latency)
+    SeriesMinuteAgg::from_row(to_u64(probes), to_u64(failures), reasons, latency)
         .map_err(|e| StoreError::Backend(format!("minute rollup: {e}")).into())
 }
 
@@ -38,17 +36,18 @@ fn clamp_u32(v: u64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
-pub(super) async fn minute_rollups(
+#[cfg(any(test, feature = "test-support"))]
+pub(super) async fn series_minute_details(
     client: &mut Client,
     checks: &[String],
     from: i64,
     to: i64,
-) -> Result<Vec<MinuteRollup>, TxError> {
+) -> Result<Vec<crate::minutes::SeriesMinuteDetail>, TxError> {
     let rows = client.query(ROLLUPS_SQL, &[&checks, &from, &to]).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         let cell = cell_of(r, 3)?;
-        out.push(MinuteRollup {
+        out.push(crate::minutes::SeriesMinuteDetail {
             check: r.try_get(0)?,
             agent: r.try_get(1)?,
             minute: r.try_get(2)?,
@@ -63,12 +62,12 @@ pub(super) async fn minute_rollups(
 
 /// The compact read: agents are those of every series of the checks (as in SQLite), rows
 /// come in (check, agent, minute) order.
-pub(super) async fn minute_counts(
+pub(super) async fn series_minutes(
     client: &mut Client,
     checks: &[String],
     from: i64,
     to: i64,
-) -> Result<CompactRollups, TxError> {
+) -> Result<SeriesMinutes, TxError> {
     let tx = client
         .build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)
@@ -82,12 +81,12 @@ pub(super) async fn minute_counts(
             &[&checks],
         )
         .await?;
-    let mut out = CompactRollups {
+    let mut out = SeriesMinutes {
         agents: names
             .iter()
             .map(|r| r.try_get(0))
             .collect::<Result<_, _>>()?,
-        ..CompactRollups::default()
+        ..SeriesMinutes::default()
     };
     let rows = tx.query(ROLLUPS_SQL, &[&checks, &from, &to]).await?;
     out.rows.reserve(rows.len());
@@ -116,7 +115,7 @@ pub(super) async fn gaps(
     checks: &[String],
     from: i64,
     to: i64,
-) -> Result<Vec<GapRow>, TxError> {
+) -> Result<Vec<GapSpan>, TxError> {
     let rows = client
         .query(
             "SELECT a.name, s.check_id, g.from_minute, g.to_minute, g.count
@@ -128,7 +127,7 @@ pub(super) async fn gaps(
         .await?;
     rows.iter()
         .map(|r| {
-            Ok(GapRow {
+            Ok(GapSpan {
                 agent: r.try_get(0)?,
                 check: r.try_get(1)?,
                 from_minute: r.try_get(2)?,

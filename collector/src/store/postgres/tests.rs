@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use attest_config::wire::{FailureReason, Measurement};
 
 use super::*;
+use crate::store::InspectStore;
 use crate::store::contract::{self, BASE_MINUTE, batch, fail, ok};
 
 const TEST_ROLE_URL: &str = "postgres://attest_test:attest_test@127.0.0.1:5432/postgres";
@@ -192,9 +193,9 @@ pg_contract_tests!(
     changes_are_journaled,
 );
 
-fn web_probes(store: &dyn Store) -> Vec<(i64, u32, u32, u64)> {
+fn web_probes(store: &dyn InspectStore) -> Vec<(i64, u32, u32, u64)> {
     store
-        .minute_rollups(&["web".to_owned()], BASE_MINUTE - 10, BASE_MINUTE + 10_000)
+        .series_minute_details(&["web".to_owned()], BASE_MINUTE - 10, BASE_MINUTE + 10_000)
         .expect("rollups")
         .iter()
         .map(|r| {
@@ -444,10 +445,10 @@ fn throughput() {
     for _ in 0..5 {
         let t = std::time::Instant::now();
         let c = store
-            .minute_counts(&web, BASE_MINUTE, BASE_MINUTE + minutes)
-            .expect("minute_counts");
+            .series_minutes(&web, BASE_MINUTE, BASE_MINUTE + minutes)
+            .expect("series_minutes");
         best = best.min(t.elapsed());
         assert_eq!(c.rows.len(), minutes as usize);
     }
-    eprintln!("minute_counts, a month (43,200 minutes) of one check: best of 5 {best:?}");
+    eprintln!("series_minutes, a month (43,200 minutes) of one check: best of 5 {best:?}");
 }

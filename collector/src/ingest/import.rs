@@ -1,6 +1,6 @@
 //! `attest-collector import`: loads measurements in the import format (one JSON object per
 //! line: a wire `Measurement` plus `agent`) through the same validation and deduplication as
-//! ingest.
+//! ingest (it lives under `ingest/` for that reason: one validation, one seq scheme).
 //!
 //! Invariants:
 //! - The whole file is validated before anything is stored: one bad line changes nothing and
@@ -12,14 +12,12 @@ use std::collections::BTreeMap;
 use std::io::BufRead;
 
 use attest_config::CollectorConfig;
-use attest_config::wire::ImportRecord;
+use attest_config::wire::{IMPORT_SEQ_BIT, ImportRecord};
 
-use crate::ingest::validate_measurement;
+use super::validate;
+use crate::clock::Clock;
 use crate::store::{IngestBatch, Store};
 
-/// Seqs from this value up are reserved for imports; agents never reach them. Bit 62, not 63,
-/// so every seq still fits the stores' signed 64-bit columns.
-pub const IMPORT_SEQ_BIT: u64 = 1 << 62;
 const CHUNK: usize = 1000;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +57,7 @@ impl std::fmt::Display for ImportSummary {
 pub fn import(
     cfg: &CollectorConfig,
     store: &dyn Store,
+    clock: &dyn Clock,
     input: impl BufRead,
     file: &str,
 ) -> Result<ImportSummary, ImportError> {
@@ -73,7 +72,7 @@ pub fn import(
             let batch = IngestBatch {
                 agent: agent.clone(),
                 seq: content_seq(&agent, &measurements),
-                received_at: jiff::Timestamp::now(),
+                received_at: clock.now_utc(),
                 clock_offset_ms: 0,
                 measurements,
                 gaps: Vec::new(),
@@ -120,7 +119,7 @@ fn read_all(
                 rec.agent
             )));
         }
-        validate_measurement(&rec.measurement)
+        validate::measurement(&rec.measurement)
             .map_err(|(f, why)| err(format!("field {f}: {why}")))?;
         out.entry(rec.agent.clone()).or_default().push(rec);
     }

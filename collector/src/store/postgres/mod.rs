@@ -43,9 +43,9 @@ use attest_config::wire::Measurement;
 
 use super::keys::{to_u64, ts_ns};
 use super::{
-    AgentStatus, CommitOutcome, CompactRollups, GapRow, HostMinute, IngestBatch, MaintenanceRow,
-    MinuteRollup, Store, StoreCounts, StoreError,
+    AgentStatus, CommitOutcome, IngestBatch, MaintenanceRow, Store, StoreCounts, StoreError,
 };
+use crate::minutes::{GapSpan, HostMinute, SeriesMinutes};
 
 pub use schema::SCHEMA_VERSION;
 
@@ -309,35 +309,19 @@ impl Store for PgStore {
         })
     }
 
-    fn minute_rollups(
+    fn series_minutes(
         &self,
         checks: &[String],
         from_minute: i64,
         to_minute: i64,
-    ) -> Result<Vec<MinuteRollup>, StoreError> {
+    ) -> Result<SeriesMinutes, StoreError> {
         if to_minute <= from_minute {
-            return Ok(Vec::new());
+            return Ok(SeriesMinutes::default());
         }
         let checks = checks.to_vec();
         self.run_retrying(move |mut c| {
             let checks = checks.clone();
-            async move { read::minute_rollups(c.client()?, &checks, from_minute, to_minute).await }
-        })
-    }
-
-    fn minute_counts(
-        &self,
-        checks: &[String],
-        from_minute: i64,
-        to_minute: i64,
-    ) -> Result<CompactRollups, StoreError> {
-        if to_minute <= from_minute {
-            return Ok(CompactRollups::default());
-        }
-        let checks = checks.to_vec();
-        self.run_retrying(move |mut c| {
-            let checks = checks.clone();
-            async move { read::minute_counts(c.client()?, &checks, from_minute, to_minute).await }
+            async move { read::series_minutes(c.client()?, &checks, from_minute, to_minute).await }
         })
     }
 
@@ -346,7 +330,7 @@ impl Store for PgStore {
         checks: &[String],
         from_minute: i64,
         to_minute: i64,
-    ) -> Result<Vec<GapRow>, StoreError> {
+    ) -> Result<Vec<GapSpan>, StoreError> {
         let checks = checks.to_vec();
         self.run(move |pool| async move {
             read::gaps(pool.get().await?.client()?, &checks, from_minute, to_minute).await
@@ -471,6 +455,27 @@ impl Store for PgStore {
                 batches: to_u64(row.try_get(0)?),
                 measurements: to_u64(row.try_get(1)?),
             })
+        })
+    }
+}
+
+#[cfg(any(test, feature = "test-support"))]
+impl super::InspectStore for PgStore {
+    fn series_minute_details(
+        &self,
+        checks: &[String],
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<Vec<crate::minutes::SeriesMinuteDetail>, StoreError> {
+        if to_minute <= from_minute {
+            return Ok(Vec::new());
+        }
+        let checks = checks.to_vec();
+        self.run_retrying(move |mut c| {
+            let checks = checks.clone();
+            async move {
+                read::series_minute_details(c.client()?, &checks, from_minute, to_minute).await
+            }
         })
     }
 }

@@ -10,7 +10,8 @@
 
 use rusqlite::Connection;
 
-use super::StoreError;
+use super::error::map_err;
+use crate::store::StoreError;
 
 const MIGRATIONS: &[&str] = &[
     // 1: initial schema.
@@ -121,7 +122,7 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let current: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(super::sqlite::map_err)?;
+        .map_err(map_err)?;
     if current > SCHEMA_VERSION {
         return Err(StoreError::Backend(format!(
             "the database has schema version {current} but this collector knows only up to \
@@ -129,11 +130,11 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         )));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = conn.transaction().map_err(super::sqlite::map_err)?;
-        tx.execute_batch(sql).map_err(super::sqlite::map_err)?;
+        let tx = conn.transaction().map_err(map_err)?;
+        tx.execute_batch(sql).map_err(map_err)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)
-            .map_err(super::sqlite::map_err)?;
-        tx.commit().map_err(super::sqlite::map_err)?;
+            .map_err(map_err)?;
+        tx.commit().map_err(map_err)?;
     }
     Ok(())
 }

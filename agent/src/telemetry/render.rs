@@ -1,0 +1,290 @@
+//! Renders [`Telemetry`] as Prometheus text or OpenMetrics at scrape time, through a
+//! `prometheus_client` collector (no state kept between scrapes).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::registry::Registry;
+
+use super::{CheckState, Telemetry, names};
+
+impl Telemetry {
+    pub fn render(self: &Arc<Self>, openmetrics: bool) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self.clone()));
+        let mut out = String::new();
+        let res = if openmetrics {
+            prometheus_client::encoding::text::encode(&mut out, &registry)
+        } else {
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
+        };
+        if res.is_err() {
+            tracing::error!("cannot encode metrics");
+        }
+        out
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+fn gauges(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: Vec<(Labels, f64)>,
+) -> std::fmt::Result {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, v) in rows {
+        m.encode_family(&labels)?.encode_gauge(&v)?;
+    }
+    Ok(())
+}
+
+fn counters(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: Vec<(Labels, u64)>,
+) -> std::fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, v) in rows {
+        m.encode_family(&labels)?
+            .encode_counter::<NoLabelSet, _, u64>(&v, None)?;
+    }
+    Ok(())
+}
+
+fn float_counters(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: Vec<(Labels, f64)>,
+) -> std::fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, v) in rows {
+        m.encode_family(&labels)?
+            .encode_counter::<NoLabelSet, _, f64>(&v, None)?;
+    }
+    Ok(())
+}
+
+fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    ConstCounter::new(v).encode(enc.encode_descriptor(name, help, None, MetricType::Counter)?)
+}
+
+fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> std::fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    m.encode_gauge(&v)
+}
+
+impl Collector for Telemetry {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        self.encode_checks(&mut enc)?;
+        self.encode_pipeline(&mut enc)
+    }
+}
+
+impl Telemetry {
+    fn encode_checks(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        use names::*;
+        let checks = self
+            .checks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let id =
+            |c: &String, s: &CheckState| vec![("check", c.clone()), ("kind", s.kind.to_string())];
+        let (host, probe): (Vec<_>, Vec<_>) = checks.iter().partition(|(_, s)| s.kind == "host");
+        gauges(
+            enc,
+            PROBE_SUCCESS,
+            "1 if the check's last probe succeeded",
+            checks
+                .iter()
+                .map(|(c, s)| (id(c, s), f64::from(u8::from(s.ok))))
+                .collect(),
+        )?;
+        gauges(
+            enc,
+            PROBE_DURATION,
+            "Duration of the check's last probe",
+            checks.iter().map(|(c, s)| (id(c, s), s.duration)).collect(),
+        )?;
+        let phases = checks
+            .iter()
+            .flat_map(|(c, s)| {
+                s.phases.iter().map(move |(p, v)| {
+                    (
+                        vec![("check", c.clone()), ("phase", p.as_str().to_string())],
+                        *v,
+                    )
+                })
+            })
+            .collect();
+        gauges(
+            enc,
+            PROBE_PHASE_DURATION,
+            "Duration of each phase of the check's last probe",
+            phases,
+        )?;
+        let failures = checks
+            .iter()
+            .filter_map(|(c, s)| {
+                s.last_failure
+                    .as_ref()
+                    .map(|r| (vec![("check", c.clone()), ("reason", r.clone())], 1.0))
+            })
+            .collect();
+        gauges(
+            enc,
+            PROBE_LAST_FAILURE,
+            "The reason of the check's most recent failure",
+            failures,
+        )?;
+        counters(
+            enc,
+            PROBES,
+            "Probes run per check",
+            checks.iter().map(|(c, s)| (id(c, s), s.probes)).collect(),
+        )?;
+        counters(
+            enc,
+            PROBE_FAILURES,
+            "Failed probes per check",
+            checks.iter().map(|(c, s)| (id(c, s), s.failures)).collect(),
+        )?;
+        let values = probe
+            .iter()
+            .flat_map(|(c, s)| {
+                s.values
+                    .iter()
+                    .map(move |(n, r, v)| (value_labels(c, n, r), *v))
+            })
+            .collect();
+        gauges(
+            enc,
+            PROBE_VALUE,
+            "Numeric observations of the check's last probe (status code, certificate expiry, ...)",
+            values,
+        )?;
+        self.encode_host(enc, &host)
+    }
+
+    /// Host values become one metric per value name (named by [`names::HOST`]), labelled by
+    /// check (two host checks must not collide) and resource.
+    fn encode_host(
+        &self,
+        enc: &mut DescriptorEncoder,
+        host: &[(&String, &CheckState)],
+    ) -> std::fmt::Result {
+        let mut by_name: BTreeMap<String, Vec<(Labels, f64)>> = BTreeMap::new();
+        for (c, s) in host {
+            for (n, r, v) in &s.values {
+                let mut labels = vec![("check", c.to_string())];
+                labels.extend(r.iter().map(|r| ("resource", r.clone())));
+                by_name.entry(n.clone()).or_default().push((labels, *v));
+            }
+        }
+        for (n, rows) in by_name {
+            match names::host(&n) {
+                Some(h) if h.counter => float_counters(enc, h.metric, h.help, rows)?,
+                Some(h) => gauges(enc, h.metric, h.help, rows)?,
+                None => gauges(
+                    enc,
+                    &format!("{}{n}", names::HOST_PREFIX),
+                    "Host value from the last collection",
+                    rows,
+                )?,
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_pipeline(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        use names::*;
+        let s = self.spool.stats();
+        let t = &self.transport;
+        counter(
+            enc,
+            MISSED_TICKS,
+            "Ticks skipped because the previous probe of the check ran long",
+            self.schedule.missed_ticks_total.load(Ordering::Relaxed),
+        )?;
+        gauge(
+            enc,
+            SPOOL_DEPTH,
+            "Measurements in the spool not yet acknowledged",
+            s.depth as f64,
+        )?;
+        gauge(
+            enc,
+            SPOOL_BYTES,
+            "Bytes the spool occupies on disk",
+            s.bytes as f64,
+        )?;
+        counter(
+            enc,
+            SPOOL_DROPPED,
+            "Measurements dropped because the spool was full (reported as gaps)",
+            s.dropped_total,
+        )?;
+        counter(
+            enc,
+            SPOOL_CORRUPT,
+            "Spool records skipped because their checksum failed",
+            s.corrupt_records_total,
+        )?;
+        counter(
+            enc,
+            BATCHES_SENT,
+            "Delivery attempts of batches",
+            t.batches_sent_total.load(Ordering::Relaxed),
+        )?;
+        counter(
+            enc,
+            BATCHES_ACKED,
+            "Batches acknowledged by the collector",
+            t.batches_acked_total.load(Ordering::Relaxed),
+        )?;
+        counter(
+            enc,
+            MEASUREMENTS_ACKED,
+            "Measurements acknowledged by the collector",
+            t.measurements_acked_total.load(Ordering::Relaxed),
+        )?;
+        counter(
+            enc,
+            SEND_ERRORS,
+            "Failed delivery attempts (retried)",
+            t.send_errors_total.load(Ordering::Relaxed),
+        )?;
+        counter(
+            enc,
+            BATCHES_QUARANTINED,
+            "Batches the collector rejected as malformed, kept in the quarantine directory",
+            t.batches_quarantined_total.load(Ordering::Relaxed),
+        )?;
+        gauge(
+            enc,
+            LAST_ACK,
+            "Unix time of the last acknowledgement (0 before the first)",
+            t.last_ack_unix.load(Ordering::Relaxed) as f64,
+        )
+    }
+}
+
+fn value_labels(check: &str, name: &str, resource: &Option<String>) -> Labels {
+    let mut l = vec![("check", check.to_string()), ("name", name.to_string())];
+    if let Some(r) = resource {
+        l.push(("resource", r.clone()));
+    }
+    l
+}

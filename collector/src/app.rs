@@ -1,0 +1,104 @@
+//! The wiring of one collector: `build` makes every part (ingest, figures, maintenance,
+//! metrics, routes) from a configuration and a store, and connects them. `main.rs` and the
+//! HTTP test harnesses both call it, so tests exercise the real wiring.
+//!
+//! Invariants:
+//! - One `DataChanged` signal connects the writers (ingest, maintenance) to the one
+//!   listener (figures' refresh loop); data flows one way and no writer imports figures.
+//! - One clock (`clock::SystemClock` unless a test pins time) gives every "now".
+//! - Background work (the figures refresh) runs only once `spawn_background` is called;
+//!   the retention loop belongs to the store and is started by `main.rs`.
+
+use std::sync::Arc;
+
+use attest_config::CollectorConfig;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::changed::DataChanged;
+use crate::clock::{self, SharedClock};
+use crate::figures::Figures;
+use crate::http::{self, AppState};
+use crate::ingest::Ingest;
+use crate::maintenance::Maintenance;
+use crate::metrics::Exporter;
+use crate::store::Store;
+
+/// A wired collector, not yet serving.
+pub struct App {
+    pub cfg: Arc<CollectorConfig>,
+    pub store: Arc<dyn Store>,
+    pub clock: SharedClock,
+    pub changed: DataChanged,
+    pub ingest: Arc<Ingest>,
+    pub figures: Arc<Figures>,
+    pub maintenance: Arc<Maintenance>,
+    pub exporter: Arc<Exporter>,
+    router: axum::Router,
+}
+
+/// Wires a collector on the system clock.
+pub fn build(cfg: CollectorConfig, store: Arc<dyn Store>) -> App {
+    build_with_clock(cfg, store, clock::system())
+}
+
+/// Wires a collector whose every "now" comes from `clock`.
+pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: SharedClock) -> App {
+    let cfg = Arc::new(cfg);
+    let changed = DataChanged::new();
+    let ingest = Arc::new(Ingest::new(
+        store.clone(),
+        &cfg.agents,
+        cfg.ingest.clone(),
+        changed.clone(),
+    ));
+    let figures = Arc::new(Figures::new(cfg.clone(), store.clone()));
+    let maintenance = Arc::new(Maintenance::new(
+        cfg.clone(),
+        store.clone(),
+        changed.clone(),
+    ));
+    let exporter = Arc::new(Exporter::new(
+        cfg.clone(),
+        figures.clone(),
+        ingest.stats.clone(),
+        ingest.latest.clone(),
+    ));
+    let state = AppState {
+        ingest: ingest.clone(),
+        store: store.clone(),
+        figures: figures.clone(),
+        maintenance: maintenance.clone(),
+        exporter: exporter.clone(),
+        clock: clock.clone(),
+        admin_token: cfg.server.admin_token.clone(),
+    };
+    let router = http::router(state, cfg.ingest.max_body_bytes);
+    App {
+        cfg,
+        store,
+        clock,
+        changed,
+        ingest,
+        figures,
+        maintenance,
+        exporter,
+        router,
+    }
+}
+
+impl App {
+    /// The routes, ready for `server::serve`.
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
+    /// Starts the figures refresh loop (the first refresh at once); it ends on `cancel`.
+    pub fn spawn_background(&self, cancel: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(self.figures.clone().refresh_loop(
+            self.changed.clone(),
+            self.clock.clone(),
+            cancel,
+        ))
+    }
+}

@@ -1,0 +1,297 @@
+//! The public report model: what `/api/v1/sla` and `attest-collector sla --format json`
+//! print, and what later report formats (HTML, PDF, CSV) render. Every value is built from
+//! the engine's results (`sla::ServiceReport`, `Incident`, `CapacityFigure`) by a `From`
+//! conversion that copies, never recomputes.
+//!
+//! Invariants:
+//! - Field names and their order are a public contract (docs/sla.md, docs/http-api.md,
+//!   `tests/golden/`); rename only with an API version bump. The engine's types may change
+//!   freely; a change reaches the public JSON only through an edit here.
+//! - `null` means "not determinable / N/A", never zero.
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::sla;
+
+/// Every SLA figure of one service for one month.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceReport {
+    pub service: String,
+    pub period: Period,
+    /// The instant the figures describe: `min(now, period end)`.
+    pub as_of: Timestamp,
+    /// True once `as_of` is the period end (the month is closed).
+    pub complete: bool,
+    /// Target as a ratio (0.999) and exactly in parts per million.
+    pub target: f64,
+    pub target_ppm: u32,
+    pub min_coverage: Option<f64>,
+    pub eligible_minutes: u64,
+    pub good_minutes: u64,
+    pub bad_minutes: u64,
+    pub unknown_minutes: u64,
+    /// `good / known`; null when known = 0.
+    pub availability: Option<f64>,
+    /// `known / eligible`; null when eligible = 0.
+    pub coverage: Option<f64>,
+    pub bounds: Bounds,
+    /// Null when not determinable: known = 0 or coverage below `min_coverage`.
+    pub compliant: Option<bool>,
+    pub error_budget: ErrorBudget,
+    pub burn_rates: BurnRates,
+    pub burn_alerts: BurnAlerts,
+    pub latency: Latency,
+    pub incidents: Vec<Incident>,
+    pub incident_count: u64,
+    /// An incident is still running at `as_of` and the month is not closed.
+    pub open_incident: bool,
+    pub mttr_minutes: Option<f64>,
+    pub mtbf_minutes: Option<f64>,
+    pub mtbsi_minutes: Option<f64>,
+}
+
+/// The reporting period: a calendar month in the service's zone.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Period {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub time_zone: String,
+    /// Minutes in the whole period (44,700 for Europe/Berlin in October 2026).
+    pub minutes: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Bounds {
+    /// `good / eligible`: unknown minutes counted as bad.
+    pub pessimistic: Option<f64>,
+    /// `(good + unknown) / eligible`: unknown minutes counted as good.
+    pub optimistic: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ErrorBudget {
+    /// `(1 − target) × known`.
+    pub allowed_minutes: f64,
+    /// `allowed − bad`; negative once the budget is exhausted.
+    pub remaining_minutes: f64,
+    /// `remaining / allowed`; null when nothing is allowed.
+    pub remaining_ratio: Option<f64>,
+    /// `(1 − target) × eligible minutes of the whole month`.
+    pub planning_allowed_minutes: f64,
+}
+
+/// Burn rates by window, keyed by the window's name (`5m` … `3d`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BurnRates {
+    #[serde(rename = "5m")]
+    pub m5: Option<f64>,
+    #[serde(rename = "30m")]
+    pub m30: Option<f64>,
+    #[serde(rename = "1h")]
+    pub h1: Option<f64>,
+    #[serde(rename = "6h")]
+    pub h6: Option<f64>,
+    #[serde(rename = "1d")]
+    pub d1: Option<f64>,
+    #[serde(rename = "3d")]
+    pub d3: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BurnAlerts {
+    /// 1 h and 5 m burn > 14.4, or 6 h and 30 m burn > 6.
+    pub page: bool,
+    /// 3 d and 6 h burn > 1.
+    pub ticket: bool,
+}
+
+/// The latency objective and percentiles (JSON key `latency`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Latency {
+    /// Null when the service has no latency objective.
+    pub threshold_seconds: Option<f64>,
+    pub target: Option<f64>,
+    /// `within / probes`; null without an objective or without probes.
+    pub objective_ratio: Option<f64>,
+    /// Null when not determinable (no objective or no probes).
+    pub objective_met: Option<bool>,
+    pub probes: u64,
+    pub probes_within: u64,
+    pub p50_seconds: Option<f64>,
+    pub p95_seconds: Option<f64>,
+    pub p99_seconds: Option<f64>,
+    /// Always 0 (buckets merge by index); kept so that the format does not change.
+    pub histograms_skipped: u64,
+}
+
+/// A maximal run of bad minutes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Incident {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub open_at_start: bool,
+    pub open_at_end: bool,
+    /// Bad minutes inside the incident.
+    pub downtime_minutes: u64,
+    /// Agents whose verdict was *fail* in a bad minute of the incident, sorted.
+    pub agents: Vec<String>,
+    /// Most common failure reason; null when the rollups carried none.
+    pub reason: Option<String>,
+}
+
+/// Utilisation of one resource of one host over the period (documented in docs/sla.md).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CapacityFigure {
+    pub agent: String,
+    /// `cpu`, `memory`, `filesystem`, …
+    pub kind: String,
+    /// Mount point, interface, … (empty for whole-host values).
+    pub resource: String,
+    /// Minutes with a value in the period (up to `now`).
+    pub minutes: u64,
+    pub p95: Option<f64>,
+    pub max: Option<f64>,
+    pub minutes_above_warning: u64,
+    pub minutes_above_critical: u64,
+    /// Slope of the least-squares line, in utilisation per day.
+    pub trend_per_day: Option<f64>,
+    /// Days until the line reaches the critical threshold; null = not within the horizon.
+    pub days_until_critical: Option<f64>,
+}
+
+impl From<&sla::ServiceReport> for ServiceReport {
+    fn from(r: &sla::ServiceReport) -> Self {
+        ServiceReport {
+            service: r.service.clone(),
+            period: Period::from(&r.period),
+            as_of: r.as_of,
+            complete: r.complete,
+            target: r.target,
+            target_ppm: r.target_ppm,
+            min_coverage: r.min_coverage,
+            eligible_minutes: r.eligible_minutes,
+            good_minutes: r.good_minutes,
+            bad_minutes: r.bad_minutes,
+            unknown_minutes: r.unknown_minutes,
+            availability: r.availability,
+            coverage: r.coverage,
+            bounds: Bounds::from(&r.bounds),
+            compliant: r.compliant,
+            error_budget: ErrorBudget::from(&r.error_budget),
+            burn_rates: BurnRates::from(&r.burn_rates),
+            burn_alerts: BurnAlerts::from(&r.burn_alerts),
+            latency: Latency::from(&r.latency),
+            incidents: r.incidents.iter().map(Incident::from).collect(),
+            incident_count: r.incident_count,
+            open_incident: r.open_incident,
+            mttr_minutes: r.mttr_minutes,
+            mtbf_minutes: r.mtbf_minutes,
+            mtbsi_minutes: r.mtbsi_minutes,
+        }
+    }
+}
+
+impl From<&sla::report::PeriodReport> for Period {
+    fn from(p: &sla::report::PeriodReport) -> Self {
+        Period {
+            month: p.month.clone(),
+            start: p.start,
+            end: p.end,
+            time_zone: p.time_zone.clone(),
+            minutes: p.minutes,
+        }
+    }
+}
+
+impl From<&sla::report::Bounds> for Bounds {
+    fn from(b: &sla::report::Bounds) -> Self {
+        Bounds {
+            pessimistic: b.pessimistic,
+            optimistic: b.optimistic,
+        }
+    }
+}
+
+impl From<&sla::budget::ErrorBudget> for ErrorBudget {
+    fn from(b: &sla::budget::ErrorBudget) -> Self {
+        ErrorBudget {
+            allowed_minutes: b.allowed_minutes,
+            remaining_minutes: b.remaining_minutes,
+            remaining_ratio: b.remaining_ratio,
+            planning_allowed_minutes: b.planning_allowed_minutes,
+        }
+    }
+}
+
+impl From<&sla::burn::BurnRates> for BurnRates {
+    fn from(b: &sla::burn::BurnRates) -> Self {
+        BurnRates {
+            m5: b.m5,
+            m30: b.m30,
+            h1: b.h1,
+            h6: b.h6,
+            d1: b.d1,
+            d3: b.d3,
+        }
+    }
+}
+
+impl From<&sla::burn::BurnAlerts> for BurnAlerts {
+    fn from(a: &sla::burn::BurnAlerts) -> Self {
+        BurnAlerts {
+            page: a.page,
+            ticket: a.ticket,
+        }
+    }
+}
+
+impl From<&sla::latency::LatencyFigures> for Latency {
+    fn from(l: &sla::latency::LatencyFigures) -> Self {
+        Latency {
+            threshold_seconds: l.threshold_seconds,
+            target: l.target,
+            objective_ratio: l.objective_ratio,
+            objective_met: l.objective_met,
+            probes: l.probes,
+            probes_within: l.probes_within,
+            p50_seconds: l.p50_seconds,
+            p95_seconds: l.p95_seconds,
+            p99_seconds: l.p99_seconds,
+            histograms_skipped: l.histograms_skipped,
+        }
+    }
+}
+
+impl From<&sla::Incident> for Incident {
+    fn from(i: &sla::Incident) -> Self {
+        Incident {
+            start: i.start,
+            end: i.end,
+            open_at_start: i.open_at_start,
+            open_at_end: i.open_at_end,
+            downtime_minutes: i.downtime_minutes,
+            agents: i.agents.clone(),
+            reason: i.reason.clone(),
+        }
+    }
+}
+
+impl From<&sla::CapacityFigure> for CapacityFigure {
+    fn from(c: &sla::CapacityFigure) -> Self {
+        CapacityFigure {
+            agent: c.agent.clone(),
+            kind: c.kind.clone(),
+            resource: c.resource.clone(),
+            minutes: c.minutes,
+            p95: c.p95,
+            max: c.max,
+            minutes_above_warning: c.minutes_above_warning,
+            minutes_above_critical: c.minutes_above_critical,
+            trend_per_day: c.trend_per_day,
+            days_until_critical: c.days_until_critical,
+        }
+    }
+}

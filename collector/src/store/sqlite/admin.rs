@@ -1,0 +1,181 @@
+//! Maintenance windows, agent status and retention.
+//!
+//! Invariants:
+//! - Retention deletes in one transaction and raises the rollup horizon in the same
+//!   transaction, so no later commit can resurrect part of a deleted minute.
+//! - Cancelling a maintenance window twice keeps the first cancellation time.
+
+use attest_config::wire::SpoolStatus;
+use jiff::Timestamp;
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+
+use super::error::map_err;
+use super::packs::trim_boundary_packs;
+use crate::store::keys::{batches_before, from_ns, to_u64, ts_ns};
+use crate::store::{AgentStatus, MaintenanceRow, StoreError};
+
+pub(super) fn agents(tx: &Transaction<'_>) -> Result<Vec<AgentStatus>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT name, last_seen_ns, last_seq, clock_offset_ms, spool_depth,
+                    spool_bytes, spool_dropped, spool_corrupt
+             FROM agents WHERE last_seen_ns IS NOT NULL ORDER BY name",
+        )
+        .map_err(map_err)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                [
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
+                    r.get::<_, Option<i64>>(7)?,
+                ],
+            ))
+        })
+        .map_err(map_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (agent, seen, seq, offset, spool) = row.map_err(map_err)?;
+        let spool = match spool {
+            [Some(d), Some(b), Some(x), Some(c)] => Some(SpoolStatus {
+                depth_measurements: to_u64(d),
+                bytes: to_u64(b),
+                dropped_total: to_u64(x),
+                corrupt_records_total: to_u64(c),
+            }),
+            _ => None,
+        };
+        out.push(AgentStatus {
+            agent,
+            last_seen: from_ns(seen)?,
+            last_seq: seq.map(to_u64).unwrap_or(0),
+            clock_offset_ms: offset.unwrap_or(0),
+            spool,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn add_maintenance(
+    conn: &Connection,
+    service: &str,
+    start: Timestamp,
+    end: Timestamp,
+    reason: &str,
+    now: Timestamp,
+) -> Result<i64, StoreError> {
+    let (s, e, n) = (ts_ns(start)?, ts_ns(end)?, ts_ns(now)?);
+    conn.prepare_cached(
+        "INSERT INTO maintenance (service, start_ns, end_ns, reason, created_ns)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut stmt| stmt.execute(params![service, s, e, reason, n]))
+    .map_err(map_err)?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Cancelling twice keeps the first cancellation time.
+pub(super) fn cancel_maintenance(
+    conn: &Connection,
+    id: i64,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let n = ts_ns(now)?;
+    let changed = conn
+        .prepare_cached(
+            "UPDATE maintenance SET cancelled_ns = coalesce(cancelled_ns, ?2) WHERE id = ?1",
+        )
+        .and_then(|mut stmt| stmt.execute(params![id, n]))
+        .map_err(map_err)?;
+    if changed == 0 {
+        return Err(StoreError::NotFound(id));
+    }
+    Ok(())
+}
+
+pub(super) fn list_maintenance(
+    tx: &Transaction<'_>,
+    service: Option<&str>,
+) -> Result<Vec<MaintenanceRow>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT id, service, start_ns, end_ns, reason, created_ns, cancelled_ns
+             FROM maintenance WHERE ?1 IS NULL OR service = ?1
+             ORDER BY start_ns, id",
+        )
+        .map_err(map_err)?;
+    let rows = stmt
+        .query_map([service], maintenance_row)
+        .map_err(map_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, service, start, end, reason, created, cancelled) = row.map_err(map_err)?;
+        out.push(MaintenanceRow {
+            id,
+            service,
+            start: from_ns(start)?,
+            end: from_ns(end)?,
+            reason,
+            created_at: from_ns(created)?,
+            cancelled_at: cancelled.map(from_ns).transpose()?,
+        });
+    }
+    Ok(out)
+}
+
+/// id, service, start, end, reason, created, cancelled (timestamps in ns).
+type MaintenanceColumns = (i64, String, i64, i64, String, i64, Option<i64>);
+
+fn maintenance_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MaintenanceColumns> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+/// Deletes what retention expired, in one transaction.
+///
+/// Dedup after retention: batch rows are kept for as long as rollups (plus a day), so a
+/// replayed batch is recognised as long as any minute it touched still exists; a replay
+/// older than that finds its minutes behind the rollup horizon and is skipped anyway.
+pub(super) fn delete_expired(
+    conn: &mut Connection,
+    raw_ns: i64,
+    roll_ns: i64,
+    horizon: i64,
+) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(map_err)?;
+    let run = |sql: &str, p: i64| tx.execute(sql, [p]).map(|_| ()).map_err(map_err);
+    run("DELETE FROM raw WHERE ts_ns < ?1", raw_ns)?;
+    run("DELETE FROM minute_rollup WHERE minute < ?1", horizon)?;
+    run(
+        "DELETE FROM hour_pack WHERE hour < ?1",
+        horizon.div_euclid(60),
+    )?;
+    trim_boundary_packs(&tx, horizon)?;
+    run("DELETE FROM host_minute WHERE minute < ?1", horizon)?;
+    run("DELETE FROM gaps WHERE to_minute < ?1", horizon)?;
+    run(
+        "DELETE FROM batches WHERE received_ns < ?1",
+        batches_before(roll_ns),
+    )?;
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('rollup_horizon_minute', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+        [horizon],
+    )
+    .map_err(map_err)?;
+    tx.commit().map_err(map_err)
+}

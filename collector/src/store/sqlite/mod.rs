@@ -1,0 +1,396 @@
+//! The embedded SQLite backend of [`Store`]: one writer connection behind a mutex, one
+//! reader connection so that `/metrics` scrapes and reports never wait for ingest.
+//!
+//! Invariants:
+//! - `commit_batch` is one `IMMEDIATE` transaction on a WAL database with
+//!   `synchronous=FULL`: when it returns `Ok`, the batch survives power loss.
+//! - Only measurements whose raw row was newly inserted update rollups, so a measurement
+//!   counts once however often it is sent.
+//! - Rollups live in two tiers: hot per-minute rows written at ingest, and compressed
+//!   hourly packs written by compaction (in `apply_retention`, for minutes past raw
+//!   retention). A minute may have data in both tiers (late data after compaction);
+//!   reads merge them, and compaction moves hot rows into the pack in one transaction.
+//! - Reads run inside one read transaction, so they see one snapshot across tiers.
+//! - Id caches are only trusted after a commit; any failed transaction clears them.
+//!
+//! Files: `schema.rs` (migrations), `error.rs` (error mapping), `write.rs` (the commit
+//! path), `packs.rs` (hourly packs: compaction and bulk loads), `read.rs` (the read path),
+//! `admin.rs` (maintenance windows, agents, retention), `inspect.rs` (reads only tests and
+//! measurements use). This file opens the connections and maps the [`Store`] calls onto
+//! them; the other files never import it.
+
+mod admin;
+mod error;
+#[cfg(any(test, feature = "test-support"))]
+mod inspect;
+mod packs;
+mod read;
+mod schema;
+#[cfg(test)]
+mod tests;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use attest_config::wire::Measurement;
+use jiff::Timestamp;
+use rusqlite::{Connection, OpenFlags, Transaction};
+
+#[cfg(any(test, feature = "test-support"))]
+use super::InspectStore;
+use super::journal::ChangeJournal;
+use super::keys::{minute_of, ts_ns};
+use super::{
+    AgentStatus, CommitOutcome, IngestBatch, MaintenanceRow, SeriesMinuteSummary, Store,
+    StoreCounts, StoreError,
+};
+use crate::minutes::{GapSpan, HostMinute, SeriesMinutes};
+use error::map_err;
+use write::{IdCache, Writer};
+
+/// Name of the database file inside the data directory.
+pub const DB_FILE: &str = "attest.db";
+
+/// How long a connection waits for a lock held by another process (a backup tool, the
+/// `sqlite3` shell) before giving up.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The SQLite store. Cheap to share behind an `Arc`.
+pub struct SqliteStore {
+    writer: Mutex<Writer>,
+    reader: Mutex<Connection>,
+    /// Which minutes of which checks changed when (see `Store::changed_since`).
+    journal: Mutex<ChangeJournal>,
+    path: PathBuf,
+    /// Keeps a test's temporary directory alive as long as the store; dropped last.
+    #[cfg(test)]
+    _temp: Option<tempfile::TempDir>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock unwound through a `Transaction`, which rolled back;
+    // the connection is usable. Writer caches are cleared by the caller on errors.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl SqliteStore {
+    /// Opens (creating on first start) `<data_dir>/attest.db` and migrates it.
+    pub fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            let msg = format!(
+                "cannot create data directory {}: {e}; check the path and its permissions",
+                data_dir.display()
+            );
+            if e.kind() == std::io::ErrorKind::StorageFull {
+                StoreError::Full(msg)
+            } else {
+                StoreError::Backend(msg)
+            }
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let mut conn = Connection::open(&path).map_err(|e| {
+            StoreError::Backend(format!(
+                "cannot open database {}: {e}; check permissions",
+                path.display()
+            ))
+        })?;
+        configure_writer(&conn)?;
+        schema::migrate(&mut conn)?;
+        let rollup_horizon = read::read_meta(&conn, "rollup_horizon_minute")?.unwrap_or(i64::MIN);
+        let reader = open_reader(&path)?;
+        Ok(SqliteStore {
+            writer: Mutex::new(Writer::new(conn, rollup_horizon)),
+            reader: Mutex::new(reader),
+            journal: Mutex::new(ChangeJournal::default()),
+            path,
+            #[cfg(test)]
+            _temp: None,
+        })
+    }
+
+    /// A store in a fresh temporary directory that is removed when the store is dropped.
+    #[cfg(test)]
+    pub fn open_temp() -> Result<SqliteStore, StoreError> {
+        let dir = tempfile::tempdir()
+            .map_err(|e| StoreError::Backend(format!("cannot create a temp dir: {e}")))?;
+        let mut store = SqliteStore::open(dir.path())?;
+        store._temp = Some(dir);
+        Ok(store)
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Caps the database size in pages; lets tests provoke `SQLITE_FULL` without filling a disk.
+    #[cfg(test)]
+    pub(crate) fn set_max_page_count(&self, pages: u64) -> Result<(), StoreError> {
+        let w = lock(&self.writer);
+        w.conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+            .map_err(map_err)
+    }
+
+    /// Moves hot minute rows before `before_minute` into hourly packs, one hour per
+    /// transaction so ingest can interleave. Returns the number of hot rows moved.
+    pub fn compact_before(&self, before_minute: i64) -> Result<u64, StoreError> {
+        let mut moved = 0;
+        loop {
+            let mut w = lock(&self.writer);
+            let step = packs::compact_one_hour(&mut w.conn, before_minute);
+            match step {
+                Ok(Some(n)) => moved += n,
+                Ok(None) => return Ok(moved),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Loads already aggregated minutes of one check and agent straight into hourly packs
+    /// (merging with what is there), in one transaction: for importing history from another
+    /// system and for benchmarks, where replaying every probe result would take hours.
+    /// No raw rows are written and nothing is deduplicated: loading the same minutes twice
+    /// counts them twice. Minutes behind the rollup horizon are skipped. Returns the minutes
+    /// loaded.
+    pub fn load_minutes(
+        &self,
+        agent: &str,
+        check: &str,
+        minutes: &[SeriesMinuteSummary],
+    ) -> Result<u64, StoreError> {
+        let mut w = lock(&self.writer);
+        let out = w.load_minutes(agent, check, minutes);
+        if out.is_err() {
+            w.ids = IdCache::default();
+        }
+        let lo = minutes.iter().map(|m| m.minute).min();
+        let hi = minutes.iter().map(|m| m.minute).max();
+        if let (Ok(_), Some(lo), Some(hi)) = (&out, lo, hi) {
+            lock(&self.journal).record(check, lo, hi.saturating_add(1));
+        }
+        out
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = lock(&self.reader);
+        let tx = conn.transaction().map_err(map_err)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(map_err)?;
+        Ok(out)
+    }
+}
+
+fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(map_err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Backend(format!(
+            "the database refused WAL mode (got {mode}); put the data directory on a local disk"
+        )));
+    }
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = OFF;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -32768;",
+    )
+    .map_err(map_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(map_err)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| {
+        StoreError::Backend(format!(
+            "cannot open database {} for reading: {e}",
+            path.display()
+        ))
+    })?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(map_err)?;
+    conn.execute_batch("PRAGMA cache_size = -16384;")
+        .map_err(map_err)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+impl Store for SqliteStore {
+    fn commit_batch(&self, batch: &IngestBatch) -> Result<CommitOutcome, StoreError> {
+        let mut w = lock(&self.writer);
+        let out = w.commit(batch);
+        if out.is_err() {
+            w.ids = IdCache::default();
+        }
+        if out.is_ok() {
+            write::record_batch(&mut lock(&self.journal), batch);
+        }
+        out
+    }
+
+    fn series_minutes(
+        &self,
+        checks: &[String],
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<SeriesMinutes, StoreError> {
+        if to_minute <= from_minute {
+            return Ok(SeriesMinutes::default());
+        }
+        self.read(|tx| read::series_minutes(tx, checks, from_minute, to_minute))
+    }
+
+    fn gaps(
+        &self,
+        checks: &[String],
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<Vec<GapSpan>, StoreError> {
+        self.read(|tx| read::gaps(tx, checks, from_minute, to_minute))
+    }
+
+    fn host_minutes(
+        &self,
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<Vec<HostMinute>, StoreError> {
+        self.read(|tx| read::host_minutes(tx, from_minute, to_minute))
+    }
+
+    fn first_seen(&self, checks: &[String]) -> Result<Option<i64>, StoreError> {
+        self.read(|tx| read::first_seen(tx, checks))
+    }
+
+    fn agents(&self) -> Result<Vec<AgentStatus>, StoreError> {
+        self.read(admin::agents)
+    }
+
+    fn add_maintenance(
+        &self,
+        service: &str,
+        start: Timestamp,
+        end: Timestamp,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        let w = lock(&self.writer);
+        admin::add_maintenance(&w.conn, service, start, end, reason, now)
+    }
+
+    /// Cancelling twice keeps the first cancellation time.
+    fn cancel_maintenance(&self, id: i64, now: Timestamp) -> Result<(), StoreError> {
+        let w = lock(&self.writer);
+        admin::cancel_maintenance(&w.conn, id, now)
+    }
+
+    fn list_maintenance(&self, service: Option<&str>) -> Result<Vec<MaintenanceRow>, StoreError> {
+        self.read(|tx| admin::list_maintenance(tx, service))
+    }
+
+    fn raw_measurements(
+        &self,
+        check: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(String, Measurement)>, StoreError> {
+        self.read(|tx| read::raw_measurements(tx, check, from, to))
+    }
+
+    fn apply_retention(
+        &self,
+        raw_before: Timestamp,
+        rollups_before: Timestamp,
+    ) -> Result<(), StoreError> {
+        let raw_ns = ts_ns(raw_before)?;
+        let roll_ns = ts_ns(rollups_before)?;
+        let roll_minute = minute_of(roll_ns);
+        {
+            let mut w = lock(&self.writer);
+            let horizon = roll_minute.max(w.rollup_horizon);
+            admin::delete_expired(&mut w.conn, raw_ns, roll_ns, horizon)?;
+            w.rollup_horizon = horizon;
+            lock(&self.journal).record_all(i64::MIN, horizon);
+        }
+        self.compact_before(minute_of(raw_ns))?;
+        Ok(())
+    }
+
+    fn compact(&self, before_minute: i64) -> Result<u64, StoreError> {
+        self.compact_before(before_minute)
+    }
+
+    fn change_mark(&self) -> u64 {
+        lock(&self.journal).mark()
+    }
+
+    fn changed_since(
+        &self,
+        checks: &[String],
+        mark: u64,
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(lock(&self.journal).changed(checks, mark, from_minute, to_minute))
+    }
+
+    fn counts(&self) -> Result<StoreCounts, StoreError> {
+        self.read(read::counts)
+    }
+}
+
+#[cfg(any(test, feature = "test-support"))]
+impl InspectStore for SqliteStore {
+    fn series_minute_details(
+        &self,
+        checks: &[String],
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<Vec<crate::minutes::SeriesMinuteDetail>, StoreError> {
+        self.read(|tx| inspect::series_minute_details(tx, checks, from_minute, to_minute))
+    }
+}
+
+/// Measurements of the backend itself (`store::bench`).
+#[cfg(any(test, feature = "test-support"))]
+impl SqliteStore {
+    /// Bytes used by each table and index (needs SQLite's `dbstat`), for the size report.
+    pub fn table_sizes(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn
+            .prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")
+            .map_err(map_err)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(map_err)?;
+        rows.map(|r| r.map(|(n, s)| (n, super::keys::to_u64(s))).map_err(map_err))
+            .collect()
+    }
+
+    /// Decodes every pack cell in a range without building histograms (bench only).
+    #[cfg(test)]
+    pub(crate) fn month_cells_for_bench(&self, from: i64, to: i64) -> usize {
+        self.read(|tx| {
+            let ids: Vec<i64> = tx
+                .prepare("SELECT id FROM series")
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .map_err(map_err)?;
+            let wanted = ids
+                .into_iter()
+                .map(|i| (i, (String::new(), String::new())))
+                .collect();
+            let mut cells = std::collections::BTreeMap::new();
+            inspect::packed_cells(tx, &wanted, from, to, &mut cells)?;
+            Ok(cells.len())
+        })
+        .unwrap_or(0)
+    }
+}
