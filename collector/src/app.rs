@@ -22,6 +22,7 @@ use crate::http::{self, AppState};
 use crate::ingest::Ingest;
 use crate::maintenance::Maintenance;
 use crate::metrics::Exporter;
+use crate::report::monthly::service::Reports;
 use crate::store::Store;
 
 /// A wired collector, not yet serving.
@@ -34,6 +35,7 @@ pub struct App {
     pub figures: Arc<Figures>,
     pub maintenance: Arc<Maintenance>,
     pub exporter: Arc<Exporter>,
+    pub reports: Arc<Reports>,
     router: axum::Router,
 }
 
@@ -64,6 +66,7 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         ingest.stats.clone(),
         ingest.latest.clone(),
     ));
+    let reports = Arc::new(Reports::new(cfg.clone(), figures.clone()));
     let state = AppState {
         ingest: ingest.clone(),
         store: store.clone(),
@@ -72,6 +75,7 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         exporter: exporter.clone(),
         clock: clock.clone(),
         admin_token: cfg.server.admin_token.clone(),
+        reports: reports.clone(),
     };
     let router = http::router(state, cfg.ingest.max_body_bytes);
     App {
@@ -83,6 +87,7 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         figures,
         maintenance,
         exporter,
+        reports,
         router,
     }
 }

@@ -5,7 +5,11 @@
 //!   the ones `attest-collector sla --format json` prints;
 //! - `report verify` accepts every untouched output (with the signer's public key) and rejects
 //!   a one-byte edit and a wrong key, naming what changed;
-//! - bad input exits 65 with the reason.
+//! - bad input exits 65 with the reason;
+//! - a running collector serves `/reports/`, `/reports/2026-10` and
+//!   `/api/v1/reports/2026-10?format=…`, and a headless Chromium (Debian `chromium`) renders
+//!   the HTML report: its DOM shows the figures, its screenshot is not blank. Skips loudly
+//!   without Chromium unless `ATTEST_REQUIRE_CHROMIUM=1` (scripts/test installs it).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -32,10 +36,14 @@ fn text(b: &[u8]) -> String {
 }
 
 fn write_config(dir: &Path) -> String {
+    write_config_on(dir, 0)
+}
+
+fn write_config_on(dir: &Path, port: u16) -> String {
     std::fs::write(dir.join("report.key"), SEED).expect("key");
-    let cfg = r#"
-[server]
-listen = "127.0.0.1:0"
+    let head = format!("[server]\nlisten = \"127.0.0.1:{port}\"\n");
+    let cfg = head
+        + r#"
 
 [storage]
 data_dir = "data"
@@ -64,6 +72,214 @@ reason = "database upgrade"
     let p = dir.join("collector.toml");
     std::fs::write(&p, cfg).expect("write config");
     p.display().to_string()
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Headless Chromium with the flags a sandboxed CI needs and a fresh profile.
+fn chromium(profile: &Path, extra: &[&str], url: &str) -> Output {
+    let exe = which("chromium").expect("chromium");
+    Command::new(exe)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1000,1400",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("run chromium")
+}
+
+async fn get_text(url: &str, token: Option<&str>) -> Option<(u16, Vec<u8>)> {
+    let mut req = attest_tests::client()
+        .get(url)
+        .timeout(std::time::Duration::from_secs(120));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.ok()?;
+    let status = r.status().as_u16();
+    Some((status, r.bytes().await.ok()?.to_vec()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_collector_serves_reports_and_chromium_renders_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = attest_tests::free_port();
+    let cfg = write_config_on(dir.path(), port);
+    // A reader token guards the report routes.
+    let text_cfg = std::fs::read_to_string(&cfg).expect("cfg");
+    std::fs::write(
+        &cfg,
+        text_cfg.replace("[report]\n", "[report]\nreader_token = \"let-me-read\"\n"),
+    )
+    .expect("cfg");
+    let jsonl = dir.path().join("october.jsonl");
+    write_october(&jsonl);
+    let out = run(&[
+        "import",
+        "--config",
+        &cfg,
+        "--input",
+        &jsonl.display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = run(&[
+        "sla", "--config", &cfg, "--month", "2026-10", "--at", AT, "--format", "json",
+    ]);
+    let sla: Value = serde_json::from_slice(&out.stdout).expect("sla json");
+
+    let _collector = attest_tests::Proc::spawn(
+        "collector",
+        "attest-collector",
+        &["run", "--config", &cfg],
+        dir.path(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    attest_tests::wait_for(
+        "collector ready",
+        std::time::Duration::from_secs(60),
+        || {
+            let url = format!("{base}/-/ready");
+            async move { get_text(&url, None).await.filter(|(s, _)| *s == 200) }
+        },
+    )
+    .await;
+
+    let token = Some("let-me-read");
+    let (status, _) = get_text(&format!("{base}/reports/2026-10"), None)
+        .await
+        .expect("get");
+    assert_eq!(status, 401, "no token");
+    let (status, _) = get_text(&format!("{base}/reports/2026-10"), Some("wrong"))
+        .await
+        .expect("get");
+    assert_eq!(status, 403, "wrong token");
+    let (status, index) = get_text(&format!("{base}/reports/"), token)
+        .await
+        .expect("index");
+    assert_eq!(status, 200);
+    assert!(text(&index).contains("/reports/"), "{}", text(&index));
+    let month_url = format!("{base}/reports/2026-10");
+    let (status, html) = get_text(&month_url, token).await.expect("html");
+    assert_eq!(status, 200, "{}", text(&html));
+    let html = text(&html);
+    let availability = sla[0]["availability"].as_f64().expect("availability");
+    // Rounded down to 3 decimals, as the report shows it.
+    let shown = format!("{:.3}", (availability * 100_000.0).floor() / 1_000.0);
+    assert!(html.contains(&format!("{shown} %")), "HTML lacks {shown} %");
+    for (format, ctype) in [
+        ("json", "application/json"),
+        ("pdf", "application/pdf"),
+        ("md", "text/markdown"),
+        ("csv", "text/csv"),
+    ] {
+        let (status, body) = get_text(
+            &format!("{base}/api/v1/reports/2026-10?format={format}&at={AT}"),
+            token,
+        )
+        .await
+        .expect("file");
+        assert_eq!(status, 200, "{format}: {}", text(&body));
+        assert!(!body.is_empty(), "{format}");
+        let _ = ctype;
+    }
+    let (status, body) = get_text(&format!("{base}/api/v1/reports/2026-10?format=docx"), token)
+        .await
+        .expect("bad");
+    assert_eq!(status, 400, "{}", text(&body));
+    assert!(text(&body).contains("format"));
+    let (status, _) = get_text(&format!("{base}/reports/2026-13"), token)
+        .await
+        .expect("bad month");
+    assert_eq!(status, 400);
+
+    // A real browser. Headless Chromium cannot send a bearer token from its command line, so
+    // it loads the page from the same collector restarted without a reader token.
+    let Some(_) = which("chromium") else {
+        assert!(
+            std::env::var_os("ATTEST_REQUIRE_CHROMIUM").is_none(),
+            "chromium not on PATH but ATTEST_REQUIRE_CHROMIUM is set: apt-get install chromium"
+        );
+        eprintln!("SKIPPED: chromium not on PATH (apt-get install chromium, or run scripts/test)");
+        return;
+    };
+    drop(_collector);
+    let open_cfg = write_config_on(dir.path(), port);
+    let _open = attest_tests::Proc::spawn(
+        "collector-open",
+        "attest-collector",
+        &["run", "--config", &open_cfg],
+        dir.path(),
+    );
+    attest_tests::wait_for(
+        "collector ready",
+        std::time::Duration::from_secs(60),
+        || {
+            let url = format!("{base}/-/ready");
+            async move { get_text(&url, None).await.filter(|(s, _)| *s == 200) }
+        },
+    )
+    .await;
+    let dom = chromium(
+        &dir.path().join("profile-dom"),
+        &["--dump-dom", "--virtual-time-budget=30000"],
+        &month_url,
+    );
+    let dom_text = text(&dom.stdout);
+    assert!(
+        dom_text.contains("Availability October"),
+        "DOM lacks the title: {}",
+        text(&dom.stderr)
+    );
+    assert!(
+        dom_text.contains(&format!("{shown} %")),
+        "DOM lacks the availability"
+    );
+    assert!(dom_text.contains("<svg"), "DOM lacks the charts");
+    let shot = dir.path().join("report.png");
+    let blank = dir.path().join("blank.png");
+    let out = chromium(
+        &dir.path().join("profile-shot"),
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--virtual-time-budget=30000",
+        ],
+        &month_url,
+    );
+    assert!(shot.is_file(), "no screenshot: {}", text(&out.stderr));
+    chromium(
+        &dir.path().join("profile-blank"),
+        &[&format!("--screenshot={}", blank.display())],
+        "about:blank",
+    );
+    let (report_png, blank_png) = (
+        std::fs::metadata(&shot).expect("png").len(),
+        std::fs::metadata(&blank).expect("png").len(),
+    );
+    // A white page compresses to almost nothing; text, tables and bars do not.
+    assert!(
+        report_png > 10 * blank_png,
+        "screenshot looks blank: {report_png} bytes vs blank {blank_png}"
+    );
+    if let Some(dir) = std::env::var_os("ATTEST_SCREENSHOT_DIR") {
+        std::fs::copy(&shot, Path::new(&dir).join("report-html.png")).expect("copy screenshot");
+    }
 }
 
 /// One probe a minute from 27 Sep to 2 Nov; failing 3 Oct 10:00–10:10 and in the DST

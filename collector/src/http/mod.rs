@@ -2,6 +2,8 @@
 //! report, maintenance, metrics, store readiness). No business rules live here; the state
 //! is built by `app::build`. Routes are documented in docs/http-api.md.
 
+mod reports;
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -18,6 +20,7 @@ use crate::figures::Figures;
 use crate::ingest::{self, Ingest, Rejection};
 use crate::maintenance::Maintenance;
 use crate::metrics::Exporter;
+use crate::report::monthly::service::Reports;
 use crate::report::{self, MonthQuery};
 use crate::store::Store;
 
@@ -32,6 +35,8 @@ pub struct AppState {
     pub exporter: Arc<Exporter>,
     pub clock: SharedClock,
     pub admin_token: Option<String>,
+    /// Monthly reports (routes in `reports.rs`).
+    pub reports: Arc<Reports>,
 }
 
 pub fn router(state: AppState, max_body_bytes: u64) -> Router {
@@ -49,6 +54,7 @@ pub fn router(state: AppState, max_body_bytes: u64) -> Router {
             get(list_maintenance).post(add_maintenance),
         )
         .route("/api/v1/maintenance/{id}", delete(cancel_maintenance))
+        .merge(reports::routes())
         .fallback(|| async { reject(Rejection::new(404, "no such route; see docs/http-api.md")) })
         .with_state(state)
 }

@@ -119,7 +119,9 @@ fn write_report(
                 ));
             }
         },
-        None => Timestamp::now(),
+        // Whole seconds: the report prints its generation instant.
+        None => Timestamp::from_second(Timestamp::now().as_second())
+            .unwrap_or_else(|_| Timestamp::now()),
     };
     let templates = match &args.templates {
         Some(dir) => match Templates::from_dir(dir) {

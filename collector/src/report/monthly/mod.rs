@@ -21,6 +21,7 @@ pub mod method;
 pub mod model;
 #[cfg(feature = "pdf")]
 pub mod pdf;
+pub mod service;
 pub mod svg;
 pub mod text;
 pub mod verify;

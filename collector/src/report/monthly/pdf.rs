@@ -361,7 +361,7 @@ fn cover(f: &mut Flow, r: &MonthlyReport, digest: &str) {
     }
 }
 
-const SUMMARY_COLS: [f32; 9] = [0.0, 110.0, 150.0, 205.0, 275.0, 320.0, 365.0, 415.0, 455.0];
+const SUMMARY_COLS: [f32; 9] = [0.0, 95.0, 135.0, 192.0, 262.0, 305.0, 350.0, 408.0, 458.0];
 
 fn summary(f: &mut Flow, rows: &[SummaryRow]) {
     f.row(8.0, Vec::new());
