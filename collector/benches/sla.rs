@@ -281,6 +281,7 @@ fn main() {
         figures.clone(),
         Arc::new(IngestStats::default()),
         Arc::new(LatestResults::default()),
+        Arc::default(),
     );
     for openmetrics in [false, true] {
         let mut times = Vec::new();

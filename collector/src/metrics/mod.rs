@@ -23,6 +23,7 @@ use prometheus_client::registry::Registry;
 
 use crate::figures::{Figures, Snapshot};
 use crate::ingest::{IngestStats, LatestResults};
+use crate::report::monthly::archive::ArchiveDifferences;
 use crate::store::AgentStatus;
 
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -33,6 +34,7 @@ pub struct Exporter {
     figures: Arc<Figures>,
     ingest: Arc<IngestStats>,
     latest: Arc<LatestResults>,
+    archive: Arc<ArchiveDifferences>,
 }
 
 impl Exporter {
@@ -41,12 +43,14 @@ impl Exporter {
         figures: Arc<Figures>,
         ingest: Arc<IngestStats>,
         latest: Arc<LatestResults>,
+        archive: Arc<ArchiveDifferences>,
     ) -> Exporter {
         Exporter {
             cfg,
             figures,
             ingest,
             latest,
+            archive,
         }
     }
 
@@ -55,6 +59,7 @@ impl Exporter {
         let scrape = Scrape {
             snap: self.figures.latest(),
             latest: self.latest.snapshot(),
+            archive: self.archive.snapshot(),
             ingest: snapshot_ingest(&self.ingest),
             max_skew_ms: self.cfg.ingest.max_clock_skew.as_millis() as i64,
             capacity: (
@@ -109,6 +114,7 @@ struct Scrape {
     ingest: Vec<(&'static str, &'static str, u64)>,
     max_skew_ms: i64,
     capacity: (f64, f64),
+    archive: Vec<(String, u64)>,
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -171,7 +177,8 @@ impl Collector for Scrape {
         self.encode_checks(&mut e)?;
         self.encode_capacity(&mut e)?;
         self.encode_agents(&mut e)?;
-        self.encode_ingest(&mut e)
+        self.encode_ingest(&mut e)?;
+        self.encode_archive(&mut e)
     }
 }
 
@@ -378,6 +385,16 @@ impl Scrape {
             self.latest
                 .iter()
                 .map(|((a, c), (ts, _))| (id(a, c), Some(ts.as_millisecond() as f64 / 1000.0))),
+        )
+    }
+
+    fn encode_archive(&self, e: &mut Enc) -> std::fmt::Result {
+        e.gauges(
+            names::REPORT_ARCHIVE_DIFFERENCES,
+            "Summary fields of an archived month that a recomputation now gives differently (late data after close); 0 = the archive agrees",
+            self.archive
+                .iter()
+                .map(|(m, n)| (vec![("month", m.clone())], Some(*n as f64))),
         )
     }
 

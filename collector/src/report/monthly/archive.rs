@@ -42,6 +42,26 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
     }
 }
 
+/// Differing summary fields of each archived month checked by the month-close loop, for
+/// the `attest_report_archive_differences` metric.
+#[derive(Debug, Default)]
+pub struct ArchiveDifferences(std::sync::Mutex<std::collections::BTreeMap<String, u64>>);
+
+impl ArchiveDifferences {
+    pub fn set(&self, month: &str, fields: u64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(month.to_string(), fields);
+    }
+
+    /// `(month, differing fields)`, by month.
+    pub fn snapshot(&self) -> Vec<(String, u64)> {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+}
+
 /// What [`Archive::close`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Closed {

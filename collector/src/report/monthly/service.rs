@@ -13,7 +13,7 @@ use attest_config::CollectorConfig;
 use ed25519_dalek::SigningKey;
 use jiff::Timestamp;
 
-use super::archive::{Archive, Closed};
+use super::archive::{Archive, ArchiveDifferences, Closed};
 use super::assemble::{self, Settings};
 use super::model::MonthlyReport;
 use super::{Format, RenderOptions, Templates, integrity, render};
@@ -28,6 +28,7 @@ pub struct Reports {
     key: Result<Option<SigningKey>, String>,
     templates: Result<Templates, String>,
     pub archive: Option<Archive>,
+    pub differences: Arc<ArchiveDifferences>,
 }
 
 /// The files of one request: name, content type, bytes.
@@ -49,7 +50,11 @@ pub fn content_type(name: &str) -> &'static str {
 }
 
 impl Reports {
-    pub fn new(cfg: Arc<CollectorConfig>, figures: Arc<Figures>) -> Reports {
+    pub fn new(
+        cfg: Arc<CollectorConfig>,
+        figures: Arc<Figures>,
+        differences: Arc<ArchiveDifferences>,
+    ) -> Reports {
         let r = &cfg.report;
         let key = match &r.signing_key_file {
             None => Ok(None),
@@ -76,6 +81,7 @@ impl Reports {
             key,
             templates,
             archive,
+            differences,
         }
     }
 
@@ -221,6 +227,7 @@ impl Reports {
                 if !diff.is_empty() {
                     tracing::warn!(month = %name, fields = diff.len(), "late data changed figures of an archived month; recorded as an addendum");
                 }
+                self.differences.set(&name, diff.len() as u64);
                 checked.push((name, diff.len()));
             }
         }
