@@ -106,11 +106,11 @@ fn minute_states(grid: &AgentGrid, mask: &[u8], rule: QuorumRule) -> MinuteState
         reporting: vec![0; len],
         failing: vec![0; len],
     };
-    for i in 0..len {
+    for (i, &eligible) in mask.iter().enumerate() {
         let (r, f) = grid.counts(grid.from + i as i64);
         m.reporting[i] = r;
         m.failing[i] = f;
-        if mask[i] != 0 {
+        if eligible != 0 {
             m.states[i] = rule.decide(r, f);
         }
     }

@@ -41,7 +41,7 @@ fn base(name: &str) -> Service {
 
 /// Service `i`: even ones are 24x7 web services, odd ones office-hours ERP systems.
 pub fn service(i: usize) -> Service {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         let mut s = base(if i == 0 { "web" } else { "" });
         if i != 0 {
             s.name = format!("web-{i:04}");
@@ -84,7 +84,7 @@ fn events(
     &'static str,
     Option<&'static str>,
 )> {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         vec![
             (
                 "a1",
@@ -171,7 +171,7 @@ pub fn rollups(
             });
         }
     }
-    let gaps = if i % 2 == 0 {
+    let gaps = if i.is_multiple_of(2) {
         vec![GapSpan {
             agent: "a2".into(),
             check: svc.checks[0].clone(),
