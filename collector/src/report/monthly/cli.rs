@@ -123,7 +123,11 @@ fn write_report(
         None => Timestamp::from_second(Timestamp::now().as_second())
             .unwrap_or_else(|_| Timestamp::now()),
     };
-    let templates = match args.templates.as_ref().or(cfg.report.templates_dir.as_ref()) {
+    let templates = match args
+        .templates
+        .as_ref()
+        .or(cfg.report.templates_dir.as_ref())
+    {
         Some(dir) => match Templates::from_dir(dir) {
             Ok(t) => t,
             Err(e) => return data_error(format!("--templates {}: {e}", dir.display())),
