@@ -301,6 +301,7 @@ impl Figures {
             rollups: &rollups,
             gaps: &gaps,
             first_seen,
+            host: None,
         };
         sla::evaluate_incremental(&input, month, now, prior)
             .map_err(|e| Rejection::new(400, e.to_string()))
