@@ -354,6 +354,21 @@ fn sysfs_speed(text: &str) -> Option<u64> {
         .map(|m| m * 1_000_000 / 8)
 }
 
+fn collect_processes(system: &mut System, wanted: &[String], values: &mut Vec<Value>) {
+    system.refresh_processes_specifics(ProcessesToUpdate::All, true, ProcessRefreshKind::nothing());
+    for name in wanted {
+        let running = system
+            .processes_by_exact_name(OsStr::new(name))
+            .next()
+            .is_some();
+        values.push(val(
+            "process_running",
+            Some(name),
+            if running { 1.0 } else { 0.0 },
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,20 +389,5 @@ mod tests {
         assert_eq!(link_speed("../../etc", &BTreeMap::new()), None);
         // Loopback has no speed on Linux (the read fails with EINVAL).
         assert_eq!(link_speed("lo", &BTreeMap::new()), None);
-    }
-}
-
-fn collect_processes(system: &mut System, wanted: &[String], values: &mut Vec<Value>) {
-    system.refresh_processes_specifics(ProcessesToUpdate::All, true, ProcessRefreshKind::nothing());
-    for name in wanted {
-        let running = system
-            .processes_by_exact_name(OsStr::new(name))
-            .next()
-            .is_some();
-        values.push(val(
-            "process_running",
-            Some(name),
-            if running { 1.0 } else { 0.0 },
-        ));
     }
 }

@@ -182,7 +182,7 @@ pub fn evaluate(
     Ok(out)
 }
 
-/// Calendars for the four combinations of service hours and maintenance.
+/// The service's calendar parts, from which each objective's counted minutes are built.
 struct Masks<'a> {
     svc: &'a Service,
     extra: &'a [MaintenanceWindow],

@@ -52,7 +52,7 @@ pub(crate) fn link_speed(s: &str) -> Result<u64, String> {
     let plain = !num.is_empty() && num.chars().all(|c| c.is_ascii_digit() || c == '.');
     let bits = num.parse::<f64>().ok().filter(|_| plain).map(|n| n * mult);
     match bits {
-        Some(b) if b.is_finite() && b >= 8.0 && b < 1e15 => Ok((b / 8.0).round() as u64),
+        Some(b) if (8.0..1e15).contains(&b) => Ok((b / 8.0).round() as u64),
         _ => Err(EXPECT.into()),
     }
 }
