@@ -13,12 +13,15 @@ pub mod budget;
 pub mod burn;
 pub mod calendar;
 pub mod capacity;
+pub mod capacity_objectives;
 pub mod closed;
 pub mod incidents;
 pub mod latency;
 pub mod report;
 pub mod timeline;
 
+#[cfg(test)]
+mod capacity_tests;
 #[cfg(test)]
 mod tests;
 
@@ -30,6 +33,7 @@ use crate::minutes::{GapSpan, SeriesMinutes};
 pub use availability::Counts;
 pub use calendar::{Calendar, Month, Period};
 pub use capacity::{CapacityFigure, capacity};
+pub use capacity_objectives::{HostInput, ServiceCapacity};
 pub use closed::ClosedMinutes;
 pub use incidents::Incident;
 pub use report::ServiceReport;
@@ -61,6 +65,9 @@ pub struct ServiceInput<'a> {
     pub gaps: &'a [GapSpan],
     /// Earliest minute any of the service's checks was measured; `None` = never.
     pub first_seen: Option<i64>,
+    /// Host values for the capacity objectives; `None` leaves every objective not
+    /// determinable (no host data given).
+    pub host: Option<HostInput<'a>>,
 }
 
 /// The minutes `[from, to)` whose rollups and gaps [`evaluate`] reads: the period plus the
@@ -153,7 +160,15 @@ pub fn evaluate_incremental(
     let counts = Counts::of(timeline.slice(period.start_minute, as_of));
     let incidents = incidents::incidents(timeline, &folded.failing, period.start_minute, as_of);
     let latency = latency::figures(&folded.tally, svc.latency.as_ref());
-    let report = assemble(
+    let capacity = capacity_objectives::evaluate(
+        svc,
+        input.maintenance,
+        input.host,
+        &period,
+        as_of,
+        &timeline.agents,
+    )?;
+    let mut report = assemble(
         svc,
         &period,
         timeline,
@@ -164,6 +179,7 @@ pub fn evaluate_incremental(
         planning_eligible,
         now,
     );
+    report.capacity = capacity;
     Ok(Incremental::Done(Box::new((report, folded.closed))))
 }
 
@@ -229,5 +245,6 @@ fn assemble(
         mttr_minutes: rel.mttr_minutes,
         mtbf_minutes: rel.mtbf_minutes,
         mtbsi_minutes: rel.mtbsi_minutes,
+        capacity: ServiceCapacity::default(),
     }
 }

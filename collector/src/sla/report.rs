@@ -12,6 +12,7 @@ use jiff::Timestamp;
 use super::availability::floor_percent;
 use super::budget::ErrorBudget;
 use super::burn::{BurnAlerts, BurnRates};
+use super::capacity_objectives::ServiceCapacity;
 use super::incidents::Incident;
 use super::latency::LatencyFigures;
 
@@ -68,6 +69,8 @@ pub struct ServiceReport {
     pub mttr_minutes: Option<f64>,
     pub mtbf_minutes: Option<f64>,
     pub mtbsi_minutes: Option<f64>,
+    /// The service's capacity objectives and their monthly verdicts.
+    pub capacity: ServiceCapacity,
 }
 
 impl ServiceReport {

@@ -64,6 +64,8 @@ fn service() -> Service {
         maintenance: Vec::new(),
         latency: None,
         start: None,
+        hosts: Vec::new(),
+        capacity: Vec::new(),
     }
 }
 
@@ -317,6 +319,7 @@ fn check(input: &str, expect: &str) {
         rollups: &rollups,
         gaps: &s.gaps,
         first_seen: s.first_seen(&rollups),
+        host: None,
     };
     let report = evaluate(&input, s.month, s.now()).expect("evaluate");
     assert_incremental_matches(&input, &s, &report);
@@ -639,6 +642,7 @@ fn counts_of(input: &str) -> String {
         rollups: &rollups,
         gaps: &s.gaps,
         first_seen: s.first_seen(&rollups),
+        host: None,
     };
     let r = evaluate(&input, s.month, s.now()).expect("evaluate");
     format!(
@@ -795,6 +799,7 @@ fn states_of(input: &str) -> String {
         rollups: &rollups,
         gaps: &s.gaps,
         first_seen: s.first_seen(&rollups),
+        host: None,
     };
     s.shows
         .iter()
@@ -903,6 +908,7 @@ fn incidents_across_a_month_boundary_appear_in_both_months() {
             rollups: &rollups,
             gaps: &s.gaps,
             first_seen: s.first_seen(&rollups),
+            host: None,
         };
         let r = evaluate(&input, s.month, s.now()).unwrap();
         seen.extend(r.incidents.iter().map(|i| {
@@ -1118,6 +1124,7 @@ fn bench_month_of_1000_services() {
         rollups: &rollups,
         gaps: &[],
         first_seen: s.first_seen(&rollups),
+        host: None,
     };
     let started = std::time::Instant::now();
     let mut bad = 0;
