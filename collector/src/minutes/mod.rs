@@ -34,6 +34,28 @@ use serde::de::IntoDeserializer;
 
 pub use latency::{Buckets, LatencyBucket};
 
+/// Failure reasons by the index the store and the saved figures state write for them.
+/// Append-only: new reasons go at the end, or stored data changes meaning.
+pub const REASON_CODES: [attest_config::wire::FailureReason; 17] = [
+    attest_config::wire::FailureReason::Dns,
+    attest_config::wire::FailureReason::ConnectRefused,
+    attest_config::wire::FailureReason::Connect,
+    attest_config::wire::FailureReason::Timeout,
+    attest_config::wire::FailureReason::Tls,
+    attest_config::wire::FailureReason::CertExpiry,
+    attest_config::wire::FailureReason::Status,
+    attest_config::wire::FailureReason::Body,
+    attest_config::wire::FailureReason::Header,
+    attest_config::wire::FailureReason::Expect,
+    attest_config::wire::FailureReason::DnsAnswer,
+    attest_config::wire::FailureReason::NoReply,
+    attest_config::wire::FailureReason::Threshold,
+    attest_config::wire::FailureReason::Protocol,
+    attest_config::wire::FailureReason::Redirects,
+    attest_config::wire::FailureReason::Agent,
+    attest_config::wire::FailureReason::Other,
+];
+
 /// One minute of one series (a check as seen by one agent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SeriesMinute {

@@ -21,26 +21,8 @@ use crate::minutes::{SeriesMinute, SeriesMinutes};
 /// Bumped whenever the fields of [`ClosedMinutes`] or their meaning change.
 const VERSION: u8 = 2;
 
-/// Every failure reason, by its stored index (append only).
-const REASONS: [FailureReason; 17] = [
-    FailureReason::Dns,
-    FailureReason::ConnectRefused,
-    FailureReason::Connect,
-    FailureReason::Timeout,
-    FailureReason::Tls,
-    FailureReason::CertExpiry,
-    FailureReason::Status,
-    FailureReason::Body,
-    FailureReason::Header,
-    FailureReason::Expect,
-    FailureReason::DnsAnswer,
-    FailureReason::NoReply,
-    FailureReason::Threshold,
-    FailureReason::Protocol,
-    FailureReason::Redirects,
-    FailureReason::Agent,
-    FailureReason::Other,
-];
+/// Failure reasons by their stored index: the one table the store also uses.
+use crate::minutes::REASON_CODES as REASONS;
 const NO_REASON: u8 = 255;
 
 struct Out(Vec<u8>);

@@ -12,26 +12,7 @@ use attest_config::wire::FailureReason;
 
 use crate::minutes::latency::{BucketError, Buckets};
 
-/// Reason codes as stored on disk. Append-only: new reasons go at the end.
-const REASONS: [FailureReason; 17] = [
-    FailureReason::Dns,
-    FailureReason::ConnectRefused,
-    FailureReason::Connect,
-    FailureReason::Timeout,
-    FailureReason::Tls,
-    FailureReason::CertExpiry,
-    FailureReason::Status,
-    FailureReason::Body,
-    FailureReason::Header,
-    FailureReason::Expect,
-    FailureReason::DnsAnswer,
-    FailureReason::NoReply,
-    FailureReason::Threshold,
-    FailureReason::Protocol,
-    FailureReason::Redirects,
-    FailureReason::Agent,
-    FailureReason::Other,
-];
+use crate::minutes::REASON_CODES as REASONS;
 
 /// Number of distinct reason codes; sizes the per-minute reason counters.
 pub const REASON_COUNT: usize = REASONS.len();
