@@ -25,6 +25,8 @@ use crate::http::{self, AppState, HttpGuard};
 use crate::ingest::Ingest;
 use crate::maintenance::Maintenance;
 use crate::metrics::Exporter;
+use crate::report::monthly::archive::ArchiveDifferences;
+use crate::report::monthly::service::Reports;
 use crate::server::ListenerStats;
 use crate::store::Store;
 
@@ -38,6 +40,7 @@ pub struct App {
     pub figures: Arc<Figures>,
     pub maintenance: Arc<Maintenance>,
     pub exporter: Arc<Exporter>,
+    pub reports: Arc<Reports>,
     pub fleet: Arc<Fleet>,
     /// Connection counts of the listener `server::serve` runs, exported by `exporter`.
     pub listener: Arc<ListenerStats>,
@@ -74,6 +77,12 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         store.clone(),
         changed.clone(),
     ));
+    let differences = Arc::new(ArchiveDifferences::default());
+    let reports = Arc::new(Reports::new(
+        cfg.clone(),
+        figures.clone(),
+        differences.clone(),
+    ));
     let listener = Arc::new(ListenerStats::default());
     let exporter = Arc::new(
         Exporter::new(
@@ -83,7 +92,8 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
             ingest.latest.clone(),
             clock.clone(),
         )
-        .with_listener(listener.clone()),
+        .with_listener(listener.clone())
+        .with_archive(differences),
     );
     let fleet = Arc::new(Fleet::new(cfg.clone()));
     let state = AppState {
@@ -95,6 +105,7 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         fleet: fleet.clone(),
         clock: clock.clone(),
         admin_token: cfg.server.admin_token.clone(),
+        reports: reports.clone(),
         guard: Arc::new(HttpGuard::new(
             cfg.ingest.max_body_bytes,
             cfg.server.body_read_timeout,
@@ -111,6 +122,7 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         figures,
         maintenance,
         exporter,
+        reports,
         fleet,
         listener,
         router,
@@ -136,12 +148,40 @@ impl App {
         self.router.clone()
     }
 
-    /// Starts the figures refresh loop (the first refresh at once); it ends on `cancel`.
+    /// Starts the figures refresh loop (the first refresh at once) and, with
+    /// `[report] archive_dir`, the month-close loop; both end on `cancel`.
     pub fn spawn_background(&self, cancel: CancellationToken) -> JoinHandle<()> {
+        if self.reports.archive.is_some() {
+            tokio::spawn(close_months_loop(
+                self.reports.clone(),
+                self.clock.clone(),
+                cancel.clone(),
+            ));
+        }
         tokio::spawn(self.figures.clone().refresh_loop(
             self.changed.clone(),
             self.clock.clone(),
             cancel,
         ))
+    }
+}
+
+/// How often closed months are archived and archived months rechecked for late data.
+const CLOSE_MONTHS_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Archives due months and records late differences, at once and then every
+/// [`CLOSE_MONTHS_EVERY`], until `cancel`.
+async fn close_months_loop(reports: Arc<Reports>, clock: SharedClock, cancel: CancellationToken) {
+    loop {
+        let (r, now) = (reports.clone(), clock.now_utc());
+        match tokio::task::spawn_blocking(move || r.close_months(now)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e.reason, "month close failed; retrying later"),
+            Err(e) => tracing::error!(error = %e, "month close task failed"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(CLOSE_MONTHS_EVERY) => {}
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! `attest-collector`: the binary edge. Subcommands: `run`, `check-config`, `import`, `sla`.
+//! `attest-collector`: the binary edge. Subcommands: `run`, `check-config`, `import`, `sla`, `report`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -98,6 +98,8 @@ enum Command {
         #[arg(long)]
         fail_on_breach: bool,
     },
+    /// Write a monthly availability report (html, pdf, csv, json, md, bundle), or verify one.
+    Report(attest_collector::report::monthly::cli::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -106,13 +108,23 @@ fn main() -> ExitCode {
         return code;
     }
     init_logging();
-    let config_path = match &cli.command {
+    let command = match cli.command {
+        Command::Report(args) => {
+            return attest_collector::report::monthly::cli::run(args, |cfg| {
+                store::open(&cfg.storage).map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))
+            });
+        }
+        other => other,
+    };
+    let config_path = match &command {
         Command::Run { config }
         | Command::CheckConfig { config }
         | Command::Import { config, .. }
         | Command::Agents { config, .. }
         | Command::Sla { config, .. } => config.clone(),
-        Command::Completions { .. } | Command::Man => return ExitCode::SUCCESS,
+        Command::Report(_) | Command::Completions { .. } | Command::Man => {
+            return ExitCode::SUCCESS;
+        }
     };
     let cfg = match attest_config::load_collector(&config_path) {
         Ok(c) => c,
@@ -121,7 +133,7 @@ fn main() -> ExitCode {
             return ExitCode::from(attest_config::EXIT_CONFIG_INVALID as u8);
         }
     };
-    match cli.command {
+    match command {
         Command::Completions { .. } | Command::Man => ExitCode::SUCCESS,
         Command::CheckConfig { .. } => {
             println!("{}", attest_config::summary_collector(&cfg));
@@ -160,6 +172,7 @@ fn main() -> ExitCode {
             };
             print_sla(&cfg, store, &q)
         }),
+        Command::Report(_) => ExitCode::SUCCESS,
     }
 }
 

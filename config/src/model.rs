@@ -254,6 +254,25 @@ pub struct CollectorConfig {
     pub checks: Vec<CentralCheck>,
     /// `[[assign]]`: which central checks run on which agents.
     pub assignments: Vec<AssignRule>,
+    pub report: ReportConfig,
+}
+
+/// `[report]`: monthly availability reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportConfig {
+    /// Printed on the cover; empty = none.
+    pub organisation: String,
+    pub title: String,
+    /// Ed25519 key (PKCS#8 PEM or 64 hex digits) that signs every report's seal.
+    pub signing_key_file: Option<PathBuf>,
+    /// Where closed months are archived (written once, never rewritten); `None` = no archive.
+    pub archive_dir: Option<PathBuf>,
+    /// How long after a month's end late data is awaited before it is archived.
+    pub grace: Duration,
+    /// Directory with `report.html` / `report.md` replacing the built-in templates.
+    pub templates_dir: Option<PathBuf>,
+    /// Bearer token for the report routes; `None` = open like `/api/v1/sla`.
+    pub reader_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -207,6 +207,44 @@ fn collector_with_postgres_and_tls_loads_as_written() {
 }
 
 #[test]
+fn report_section_defaults_and_values() {
+    let base = "[[agent]]\nid = \"a\"\ntoken = \"t\"\n";
+    let cfg = parse_collector("/etc/attest/collector.toml", base).expect("valid");
+    assert_eq!(cfg.report.organisation, "");
+    assert_eq!(cfg.report.title, "Monthly availability report");
+    assert_eq!(cfg.report.signing_key_file, None);
+    assert_eq!(cfg.report.archive_dir, None);
+    assert_eq!(cfg.report.grace, Duration::from_secs(3 * 86_400));
+    assert_eq!(cfg.report.reader_token, None);
+    let src = format!(
+        "{base}[report]\norganisation = \"Example Org\"\ntitle = \"SLA\"\nsigning_key_file = \"keys/report.key\"\narchive_dir = \"archive\"\ngrace = \"12h\"\ntemplates_dir = \"tpl\"\nreader_token = \"r\"\n"
+    );
+    let cfg = parse_collector("/etc/attest/collector.toml", &src).expect("valid");
+    assert_eq!(cfg.report.organisation, "Example Org");
+    assert_eq!(cfg.report.title, "SLA");
+    assert_eq!(
+        cfg.report.signing_key_file.as_deref(),
+        Some(Path::new("/etc/attest/keys/report.key"))
+    );
+    assert_eq!(
+        cfg.report.archive_dir.as_deref(),
+        Some(Path::new("/etc/attest/archive"))
+    );
+    assert_eq!(cfg.report.grace, Duration::from_secs(12 * 3_600));
+    assert_eq!(
+        cfg.report.templates_dir.as_deref(),
+        Some(Path::new("/etc/attest/tpl"))
+    );
+    assert_eq!(cfg.report.reader_token.as_deref(), Some("r"));
+    let err = parse_collector(
+        "/etc/attest/collector.toml",
+        &format!("{base}[report]\narchive = \"x\"\n"),
+    )
+    .expect_err("unknown key");
+    assert!(err.to_string().contains("archive"), "{err}");
+}
+
+#[test]
 fn capacity_objectives_load_with_default_names_and_coverage() {
     let src = r#"
 [capacity]

@@ -39,13 +39,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::changed::DataChanged;
 use crate::clock::SharedClock;
-use crate::minutes::HostMinute;
+use crate::minutes::{GapSpan, HostMinute, SeriesMinutes, ThresholdOver};
 use crate::reject::Rejection;
 use crate::sla::{
     self, CapacityFigure, ClosedMinutes, HostInput, Incremental, Month, Period, ServiceInput,
     ServiceReport,
 };
-use crate::store::{AgentStatus, Store, StoreError};
+use crate::store::{AgentStatus, MaintenanceRow, Store, StoreError};
 
 /// How stale a snapshot may get without new data (burn rates move with time).
 const MAX_AGE: Duration = Duration::from_secs(30);
@@ -645,16 +645,22 @@ impl Figures {
         prior: Option<&ClosedMinutes>,
         host: Option<&[HostMinute]>,
     ) -> Result<Incremental, Rejection> {
-        let (from, to) =
-            sla::input_range(svc, month, now).map_err(|e| Rejection::new(400, e.to_string()))?;
+        let (from, to) = sla::input_range(svc, month, now).map_err(engine_err)?;
         let read_from = prior.map_or(from, |c| c.to().max(from));
-        let rollups = self
-            .store
-            .series_minutes(&svc.checks, read_from, to)
-            .map_err(store_err)?;
-        let gaps = self.store.gaps(&svc.checks, from, to).map_err(store_err)?;
-        let first_seen = self.store.first_seen(&svc.checks).map_err(store_err)?;
-        let first_configured = self.store.first_configured(&svc.name).map_err(store_err)?;
+        let rows = self.read_rows(svc, (from, to), read_from)?;
+        let maintenance = windows(&rows.maintenance);
+        let input = rows.input(svc, &maintenance, host.map(|h| self.host_input(h)));
+        sla::evaluate_incremental(&input, month, now, prior).map_err(engine_err)
+    }
+
+    /// Everything the engine reads for `svc` over `[from, to)`, the rollups only from
+    /// `read_from` on (the closed minutes before it are reused).
+    fn read_rows(
+        &self,
+        svc: &Service,
+        (from, to): (i64, i64),
+        read_from: i64,
+    ) -> Result<Rows, Rejection> {
         let exact = match &svc.latency {
             Some(objective) => {
                 let t = u64::try_from(objective.threshold.as_micros()).unwrap_or(u64::MAX);
@@ -663,22 +669,42 @@ impl Figures {
             }
             None => None,
         };
-        let maintenance = self.api_maintenance(&svc.name)?;
-        let input = ServiceInput {
-            service: svc,
-            maintenance: &maintenance,
-            rollups: &rollups,
-            gaps: &gaps,
-            first_seen,
-            first_configured,
-            exact: exact.as_ref(),
-            host: host.map(|minutes| HostInput {
-                config: &self.cfg.capacity,
-                minutes,
-            }),
-        };
-        sla::evaluate_incremental(&input, month, now, prior)
-            .map_err(|e| Rejection::new(400, e.to_string()))
+        Ok(Rows {
+            rollups: self
+                .store
+                .series_minutes(&svc.checks, read_from, to)
+                .map_err(store_err)?,
+            gaps: self.store.gaps(&svc.checks, from, to).map_err(store_err)?,
+            first_seen: self.store.first_seen(&svc.checks).map_err(store_err)?,
+            first_configured: self.store.first_configured(&svc.name).map_err(store_err)?,
+            exact,
+            maintenance: self.api_maintenance_rows(&svc.name)?,
+        })
+    }
+
+    fn host_input<'a>(&'a self, minutes: &'a [HostMinute]) -> HostInput<'a> {
+        HostInput {
+            config: &self.cfg.capacity,
+            minutes,
+        }
+    }
+
+    /// Host minutes covering `month` of `svc` and the trend look-back before it; none
+    /// (no read) when the service has no capacity objectives.
+    fn month_host_minutes(
+        &self,
+        svc: &Service,
+        month: Month,
+    ) -> Result<Vec<HostMinute>, Rejection> {
+        if svc.capacity.is_empty() {
+            return Ok(Vec::new());
+        }
+        let period = Period::month(month, &svc.time_zone).map_err(engine_err)?;
+        let lookback = sla::capacity::lookback_minutes(&self.cfg.capacity);
+        let from = period.start_minute.saturating_sub(lookback);
+        self.store
+            .host_minutes(from, period.end_minute)
+            .map_err(store_err)
     }
 
     /// Figures of one service for one month as of `now`, from every row of the period.
@@ -688,21 +714,55 @@ impl Figures {
         month: Month,
         now: Timestamp,
     ) -> Result<ServiceReport, Rejection> {
-        let period =
-            Period::month(month, &svc.time_zone).map_err(|e| Rejection::new(400, e.to_string()))?;
-        let lookback = sla::capacity::lookback_minutes(&self.cfg.capacity);
-        let host = if svc.capacity.is_empty() {
-            Vec::new()
-        } else {
-            let from = period.start_minute.saturating_sub(lookback);
-            self.store
-                .host_minutes(from, period.end_minute)
-                .map_err(store_err)?
-        };
+        let host = self.month_host_minutes(svc, month)?;
         Ok(completed(self.evaluate_from(svc, month, now, None, Some(&host))?)?.0)
     }
 
-    fn api_maintenance(&self, service: &str) -> Result<Vec<MaintenanceWindow>, Rejection> {
+    /// The monthly report's inputs for one service from one read of its rows: the engine's
+    /// figures, the month in detail (days, unknown intervals, minute states), and the API
+    /// maintenance windows overlapping the period (cancelled ones left out).
+    pub fn month_detail(
+        &self,
+        svc: &Service,
+        month: Month,
+        now: Timestamp,
+    ) -> Result<(ServiceReport, sla::MonthDetail, Vec<MaintenanceRow>), Rejection> {
+        let (from, to) = sla::input_range(svc, month, now).map_err(engine_err)?;
+        let period = Period::month(month, &svc.time_zone).map_err(engine_err)?;
+        let rows = self.read_rows(svc, (from, to), from)?;
+        let host = self.month_host_minutes(svc, month)?;
+        let maintenance = windows(&rows.maintenance);
+        let input = rows.input(svc, &maintenance, Some(self.host_input(&host)));
+        let report = sla::evaluate(&input, month, now).map_err(engine_err)?;
+        let detail = sla::detail(&input, month, now).map_err(engine_err)?;
+        let overlapping = rows
+            .maintenance
+            .into_iter()
+            .filter(|r| r.start < period.end && r.end > period.start)
+            .collect();
+        Ok((report, detail, overlapping))
+    }
+
+    /// Capacity figures of every host for `month` (UTC calendar month) as of `now`.
+    pub fn month_capacity(
+        &self,
+        month: Month,
+        now: Timestamp,
+    ) -> Result<Vec<CapacityFigure>, Rejection> {
+        let period = Period::month(month, "UTC").map_err(|e| Rejection::new(500, e.to_string()))?;
+        let end = now.min(period.end);
+        let lookback = sla::capacity::lookback_minutes(&self.cfg.capacity);
+        let end_min = end.as_second().div_euclid(60);
+        let from = period.start_minute.min(end_min - lookback);
+        let host = self
+            .store
+            .host_minutes(from, end_min + 1)
+            .map_err(store_err)?;
+        Ok(sla::capacity(&host, &self.cfg.capacity, &period, end))
+    }
+
+    /// The service's maintenance windows registered through the API (cancelled ones left out).
+    fn api_maintenance_rows(&self, service: &str) -> Result<Vec<MaintenanceRow>, Rejection> {
         let rows = self
             .store
             .list_maintenance(Some(service))
@@ -710,11 +770,6 @@ impl Figures {
         Ok(rows
             .into_iter()
             .filter(|r| r.cancelled_at.is_none())
-            .map(|r| MaintenanceWindow::Once {
-                start: r.start,
-                end: r.end,
-                reason: r.reason,
-            })
             .collect())
     }
 
@@ -769,6 +824,51 @@ impl Figures {
             .map(|s| self.evaluate(s, month, now))
             .collect()
     }
+}
+
+/// The store rows one engine run reads for a service (see [`Figures::read_rows`]).
+struct Rows {
+    rollups: SeriesMinutes,
+    gaps: Vec<GapSpan>,
+    first_seen: Option<i64>,
+    first_configured: Option<Timestamp>,
+    exact: Option<ThresholdOver>,
+    maintenance: Vec<MaintenanceRow>,
+}
+
+impl Rows {
+    fn input<'a>(
+        &'a self,
+        service: &'a Service,
+        maintenance: &'a [MaintenanceWindow],
+        host: Option<HostInput<'a>>,
+    ) -> ServiceInput<'a> {
+        ServiceInput {
+            service,
+            maintenance,
+            rollups: &self.rollups,
+            gaps: &self.gaps,
+            first_seen: self.first_seen,
+            first_configured: self.first_configured,
+            exact: self.exact.as_ref(),
+            host,
+        }
+    }
+}
+
+/// API maintenance rows as the engine's windows.
+fn windows(rows: &[MaintenanceRow]) -> Vec<MaintenanceWindow> {
+    rows.iter()
+        .map(|r| MaintenanceWindow::Once {
+            start: r.start,
+            end: r.end,
+            reason: r.reason.clone(),
+        })
+        .collect()
+}
+
+fn engine_err(e: sla::SlaError) -> Rejection {
+    Rejection::new(400, e.to_string())
 }
 
 /// The report of an engine run that had every row it needs (no prior, or a prior it accepted).

@@ -3,6 +3,7 @@
 //! is built by `app::build`. Routes are documented in docs/http-api.md.
 
 mod agents;
+mod reports;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use crate::fleet::Fleet;
 use crate::ingest::{self, Ingest, Rejection};
 use crate::maintenance::Maintenance;
 use crate::metrics::Exporter;
+use crate::report::monthly::service::Reports;
 use crate::report::{self, MonthQuery};
 use crate::server::PeerAddr;
 use crate::store::Store;
@@ -38,6 +40,8 @@ pub struct AppState {
     pub fleet: Arc<Fleet>,
     pub clock: SharedClock,
     pub admin_token: Option<String>,
+    /// Monthly reports (routes in `reports.rs`).
+    pub reports: Arc<Reports>,
     /// Body bounds and the refusal log.
     pub guard: Arc<HttpGuard>,
 }
@@ -60,6 +64,7 @@ pub fn router(state: AppState) -> Router {
             get(list_maintenance).post(add_maintenance),
         )
         .route("/api/v1/maintenance/{id}", delete(cancel_maintenance))
+        .merge(reports::routes())
         .route("/api/v1/agents", get(agents::list))
         .route("/api/v1/agents/{id}/checks", get(agents::checks))
         .fallback(|| async { reject(Rejection::new(404, "no such route; see docs/http-api.md")) })

@@ -24,6 +24,7 @@ use prometheus_client::registry::Registry;
 use crate::clock::SharedClock;
 use crate::figures::{Figures, Snapshot};
 use crate::ingest::{IngestStats, LatestResults};
+use crate::report::monthly::archive::ArchiveDifferences;
 use crate::server::ListenerStats;
 use crate::store::AgentStatus;
 
@@ -35,6 +36,7 @@ pub struct Exporter {
     figures: Arc<Figures>,
     ingest: Arc<IngestStats>,
     latest: Arc<LatestResults>,
+    archive: Arc<ArchiveDifferences>,
     /// Only for the age of each service's figures at scrape time.
     clock: SharedClock,
     listener: Option<Arc<ListenerStats>>,
@@ -53,9 +55,16 @@ impl Exporter {
             figures,
             ingest,
             latest,
+            archive: Arc::default(),
             clock,
             listener: None,
         }
+    }
+
+    /// Also exports the differences the month-close archive found (`attest_report_archive_differences`).
+    pub fn with_archive(mut self, archive: Arc<ArchiveDifferences>) -> Exporter {
+        self.archive = archive;
+        self
     }
 
     /// Also exports the listener's connection counts (`attest_http_connections*`).
@@ -70,6 +79,7 @@ impl Exporter {
             snap: self.figures.latest(),
             now: self.clock.now_utc(),
             latest: self.latest.snapshot(),
+            archive: self.archive.snapshot(),
             ingest: snapshot_ingest(&self.ingest),
             listener: self.listener.as_deref().map(snapshot_listener),
             max_skew_ms: self.cfg.ingest.max_clock_skew.as_millis() as i64,
@@ -142,6 +152,7 @@ struct Scrape {
     ingest: Vec<(&'static str, &'static str, u64)>,
     max_skew_ms: i64,
     capacity: (f64, f64),
+    archive: Vec<(String, u64)>,
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -205,7 +216,8 @@ impl Collector for Scrape {
         self.encode_capacity(&mut e)?;
         self.encode_capacity_objectives(&mut e)?;
         self.encode_agents(&mut e)?;
-        self.encode_ingest(&mut e)
+        self.encode_ingest(&mut e)?;
+        self.encode_archive(&mut e)
     }
 }
 
@@ -430,6 +442,16 @@ impl Scrape {
             self.latest
                 .iter()
                 .map(|((a, c), (ts, _))| (id(a, c), Some(ts.as_millisecond() as f64 / 1000.0))),
+        )
+    }
+
+    fn encode_archive(&self, e: &mut Enc) -> std::fmt::Result {
+        e.gauges(
+            names::REPORT_ARCHIVE_DIFFERENCES,
+            "Summary fields of an archived month that a recomputation now gives differently (late data after close); 0 = the archive agrees",
+            self.archive
+                .iter()
+                .map(|(m, n)| (vec![("month", m.clone())], Some(*n as f64))),
         )
     }
 

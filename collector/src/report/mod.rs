@@ -1,7 +1,7 @@
 //! Reports: the public, rendered form of the engine's results. `model` holds the report
 //! types (built from `sla` results by conversion, never recomputed), `json` and `table` the
 //! formats `/api/v1/sla` and `attest-collector sla` print, `query` the question asked.
-//! Monthly report formats (HTML, PDF, CSV) belong here too, each a renderer of `model`.
+//! `monthly` is the monthly availability report (HTML, PDF, CSV, JSON, Markdown, bundle).
 //!
 //! Invariants:
 //! - Every number in a report comes from `figures` (the engine); a renderer formats only.
@@ -10,6 +10,7 @@
 
 pub mod json;
 pub mod model;
+pub mod monthly;
 mod query;
 pub mod table;
 

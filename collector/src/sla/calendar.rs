@@ -62,6 +62,22 @@ impl Month {
         }
     }
 
+    /// The month before; January rolls back into December of the previous year (stays at
+    /// the first supported month).
+    pub fn previous(self) -> Month {
+        match (self.year, self.month) {
+            (1, 1) => self,
+            (y, 1) => Month {
+                year: y - 1,
+                month: 12,
+            },
+            (y, m) => Month {
+                year: y,
+                month: m - 1,
+            },
+        }
+    }
+
     fn first_day(self) -> Result<Date, SlaError> {
         Date::new(self.year, self.month, 1).map_err(|e| SlaError::Time(e.to_string()))
     }
@@ -130,7 +146,7 @@ pub fn zone(name: &str) -> Result<TimeZone, SlaError> {
     })
 }
 
-fn local_midnight(tz: &TimeZone, date: Date) -> Result<Timestamp, SlaError> {
+pub(crate) fn local_midnight(tz: &TimeZone, date: Date) -> Result<Timestamp, SlaError> {
     tz.to_ambiguous_timestamp(date.to_datetime(Time::midnight()))
         .compatible()
         .map_err(|e| SlaError::Time(e.to_string()))

@@ -27,6 +27,7 @@ use hdrhistogram::Histogram;
 use jiff::Timestamp;
 use jiff::civil::{Date, Time, Weekday};
 
+use super::detail::MinuteStates;
 use super::*;
 use crate::minutes::latency::bucket_of;
 use crate::minutes::{GapSpan, SeriesMinute, SeriesMinuteDetail, SeriesMinutes, ThresholdOver};
@@ -364,6 +365,7 @@ fn check(input: &str, expect: &str) {
     };
     let report = evaluate(&input, s.month, s.now()).expect("evaluate");
     assert_incremental_matches(&input, &s, &report);
+    assert_detail_matches(&input, &s, &report);
     let mut out = render(&report);
     for &(a, b) in &s.shows {
         out.push_str(&render_states(&s, &input, a, b));
@@ -438,6 +440,30 @@ fn assert_incremental_matches(input: &ServiceInput<'_>, s: &Scenario, want: &Ser
             "reused prior"
         );
     }
+}
+
+/// Every scenario also checks the monthly detail: its days add up to the month's counts,
+/// and its unknown intervals to the unknown minutes.
+fn assert_detail_matches(input: &ServiceInput<'_>, s: &Scenario, want: &ServiceReport) {
+    let d = detail(input, s.month, s.now()).expect("detail");
+    let sum = |f: fn(&DayFigure) -> u64| d.days.iter().map(f).sum::<u64>();
+    assert_eq!(
+        sum(|x| x.eligible_minutes),
+        want.eligible_minutes,
+        "days' eligible"
+    );
+    assert_eq!(sum(|x| x.good_minutes), want.good_minutes, "days' good");
+    assert_eq!(sum(|x| x.bad_minutes), want.bad_minutes, "days' bad");
+    assert_eq!(
+        sum(|x| x.unknown_minutes),
+        want.unknown_minutes,
+        "days' unknown"
+    );
+    let unknown: u64 = d.unknown.iter().map(|u| u.minutes).sum();
+    assert_eq!(unknown, want.unknown_minutes, "unknown intervals");
+    assert_eq!(d.minutes.states.len() as i64, want.period.minutes);
+    assert_eq!(d.days.first().map(|x| x.start), Some(want.period.start));
+    assert_eq!(d.days.last().map(|x| x.end), Some(want.period.end));
 }
 
 fn num(x: f64) -> String {
@@ -1500,4 +1526,91 @@ fn stage_times(input: &ServiceInput<'_>, s: &Scenario) {
         let (b, _) = burn::burn(&t, period.end_minute, Ppm(999_000));
         c.good + u64::from(b.m5.is_some())
     });
+}
+
+/// The per-day breakdown follows local days: Berlin's October 2026 has 31 days, the
+/// fall-back day (25 Oct) has 25 hours; an outage at 23:30 UTC on the 2nd belongs to the 3rd.
+#[test]
+fn daily_breakdown_follows_local_days_across_dst() {
+    let s = Scenario::parse(
+        "zone Europe/Berlin
+         month 2026-10
+         agents a1
+         fail a1 2026-10-02T23:30Z 2026-10-02T23:40Z",
+    );
+    let rollups = SeriesMinutes::from_details(&s.rollups());
+    let input = ServiceInput {
+        service: &s.service,
+        maintenance: &[],
+        rollups: &rollups,
+        gaps: &s.gaps,
+        first_seen: s.first_seen(&rollups),
+        first_configured: s.configured,
+        exact: s.exact.as_ref(),
+        host: None,
+    };
+    let d = detail(&input, s.month, s.now()).unwrap();
+    assert_eq!(d.days.len(), 31);
+    let minutes: Vec<u64> = d.days.iter().map(|x| x.eligible_minutes).collect();
+    assert_eq!(minutes[24], 1_500, "25 Oct has 25 hours");
+    assert!(
+        minutes
+            .iter()
+            .enumerate()
+            .all(|(i, &m)| i == 24 || m == 1_440)
+    );
+    assert_eq!(d.days[2].date.to_string(), "2026-10-03");
+    assert_eq!(d.days[2].bad_minutes, 10);
+    assert_eq!(d.days[1].bad_minutes, 0);
+    assert_eq!(d.days[2].availability, Some(1_430.0 / 1_440.0));
+}
+
+/// Unknown time is listed as intervals with the agents that were silent; a gap makes an
+/// agent silent, an ineligible minute ends an interval.
+#[test]
+fn unknown_intervals_name_the_silent_agents() {
+    let s = Scenario::parse(
+        "month 2026-09
+         min_reporters 2
+         agents a1 a2
+         silent a2 2026-09-05T10:00Z 2026-09-05T10:20Z
+         gap a1 2026-09-05T10:15Z 2026-09-05T10:29Z
+         silent a2 2026-09-05T10:20Z 2026-09-05T10:30Z
+         maint 2026-09-05T10:25Z 2026-09-05T10:27Z",
+    );
+    let rollups = SeriesMinutes::from_details(&s.rollups());
+    let input = ServiceInput {
+        service: &s.service,
+        maintenance: &[],
+        rollups: &rollups,
+        gaps: &s.gaps,
+        first_seen: s.first_seen(&rollups),
+        first_configured: s.configured,
+        exact: s.exact.as_ref(),
+        host: None,
+    };
+    let d = detail(&input, s.month, s.now()).unwrap();
+    let got: Vec<String> = d
+        .unknown
+        .iter()
+        .map(|u| {
+            format!(
+                "{} {} {} {}",
+                u.start,
+                u.end,
+                u.minutes,
+                u.silent_agents.join(",")
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "2026-09-05T10:00:00Z 2026-09-05T10:25:00Z 25 a1,a2",
+            "2026-09-05T10:27:00Z 2026-09-05T10:30:00Z 3 a1,a2",
+        ]
+    );
+    let i = (minute("2026-09-05T10:05Z") - d.minutes.from) as usize;
+    assert_eq!((d.minutes.reporting[i], d.minutes.failing[i]), (1, 0));
+    assert_eq!(MinuteStates::state_name(d.minutes.states[i]), "unknown");
 }

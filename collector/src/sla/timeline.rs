@@ -321,6 +321,104 @@ impl Timeline {
     }
 }
 
+/// Each agent's verdict per minute of a range, kept (unlike [`Timeline`], which keeps only
+/// the decided state) for the monthly report's minute table and its unknown intervals.
+#[derive(Debug, Clone)]
+pub struct AgentGrid {
+    pub from: i64,
+    /// Agents with a column, sorted; `cells[k]` belongs to `agents[k]`.
+    pub agents: Vec<String>,
+    cells: Vec<Vec<u8>>,
+}
+
+impl AgentGrid {
+    /// The grid of `[from, from + len)` from the same rows and gaps [`Timeline::build`] reads.
+    pub fn build(from: i64, len: usize, rollups: &SeriesMinutes, gaps: &[GapSpan]) -> AgentGrid {
+        let to = from + len as i64;
+        let mut cols = Columns::new(&rollups.agents, len);
+        for r in &rollups.rows {
+            if r.minute < from || r.minute >= to || (r.probes == 0 && r.failures == 0) {
+                continue;
+            }
+            let cell = &mut cols.column(r.agent as usize)[(r.minute - from) as usize];
+            *cell |= REPORTED;
+            if r.failures > 0 {
+                *cell |= FAILED;
+            }
+        }
+        for g in gaps {
+            let slot = cols.slot_of(&g.agent);
+            let column = cols.column(slot);
+            for m in g.from_minute.max(from)..g.to_minute.saturating_add(1).min(to) {
+                column[(m - from) as usize] |= GAP;
+            }
+        }
+        let names = cols.names();
+        let mut named: Vec<(String, Vec<u8>)> = cols
+            .cells
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let name = cols
+                    .known
+                    .get(i)
+                    .map(String::as_str)
+                    .or_else(|| cols.extra.get(i - cols.known.len()).copied())?;
+                Some((name.to_string(), c?))
+            })
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        debug_assert!(named.iter().map(|n| &n.0).eq(names.iter()));
+        let (agents, cells) = named.into_iter().unzip();
+        AgentGrid {
+            from,
+            agents,
+            cells,
+        }
+    }
+
+    /// (R, F) of the minute: agents whose verdict counts, and of them those that failed.
+    /// Same rule as the timeline: a failure always counts; an ok under a gap does not.
+    pub fn counts(&self, minute: i64) -> (u32, u32) {
+        let i = (minute - self.from) as usize;
+        let (mut r, mut f) = (0, 0);
+        for col in &self.cells {
+            match verdict(col[i]) {
+                Verdict::Failed => {
+                    r += 1;
+                    f += 1;
+                }
+                Verdict::Ok => r += 1,
+                Verdict::Silent => {}
+            }
+        }
+        (r, f)
+    }
+
+    /// Whether `agent` (an index into `agents`) gave no counted verdict in `minute`.
+    pub fn silent(&self, agent: usize, minute: i64) -> bool {
+        let i = (minute - self.from) as usize;
+        verdict(self.cells[agent][i]) == Verdict::Silent
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum Verdict {
+    Failed,
+    Ok,
+    Silent,
+}
+
+fn verdict(c: u8) -> Verdict {
+    if c & FAILED != 0 {
+        Verdict::Failed
+    } else if c & REPORTED != 0 && c & GAP == 0 {
+        Verdict::Ok
+    } else {
+        Verdict::Silent
+    }
+}
+
 /// One state per minute from the agents' cell columns.
 fn decide_states(eligible: &[u8], cols: &Columns<'_>, rule: QuorumRule) -> Vec<u8> {
     let present: Vec<&Vec<u8>> = cols.present().collect();

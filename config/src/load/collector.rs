@@ -19,8 +19,8 @@ use super::service;
 use super::values;
 use super::walk::{Ctx, Section};
 use crate::model::{
-    AcceptChecks, AgentAuth, CapacityConfig, CollectorConfig, IngestLimits, ServerConfig,
-    SkewPolicy, StorageBackend, StorageConfig,
+    AcceptChecks, AgentAuth, CapacityConfig, CollectorConfig, IngestLimits, ReportConfig,
+    ServerConfig, SkewPolicy, StorageBackend, StorageConfig,
 };
 use crate::units::Ppm;
 
@@ -54,7 +54,8 @@ pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Optio
     ctx.deny_unknown(
         root,
         &[
-            "server", "storage", "ingest", "capacity", "agent", "service", "check", "assign",
+            "server", "storage", "ingest", "capacity", "report", "agent", "service", "check",
+            "assign",
         ],
     );
     let empty = DeTable::new();
@@ -66,6 +67,8 @@ pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Optio
     let ingest = ingest(ctx, &sec);
     let sec = section_or_empty(ctx, root, "capacity", "[capacity]", &empty);
     let capacity = capacity(ctx, &sec);
+    let sec = section_or_empty(ctx, root, "report", "[report]", &empty);
+    let report = report(ctx, &sec);
     let agents = agents(ctx, root);
     let agent_ids: Option<Vec<String>> = agents
         .as_ref()
@@ -88,6 +91,7 @@ pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Optio
         agents: agents?,
         services: services?,
         capacity: capacity?,
+        report: report?,
         checks: checks?,
         assignments: assignments?,
     })
@@ -390,6 +394,38 @@ fn capacity(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<CapacityConfig> 
         trend_lookback,
         forecast_horizon,
         min_coverage,
+    })
+}
+
+pub const DEFAULT_REPORT_TITLE: &str = "Monthly availability report";
+pub const DEFAULT_REPORT_GRACE: Duration = Duration::from_secs(3 * 86_400);
+
+fn report(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<ReportConfig> {
+    ctx.deny_unknown(
+        sec,
+        &[
+            "organisation",
+            "title",
+            "signing_key_file",
+            "archive_dir",
+            "grace",
+            "templates_dir",
+            "reader_token",
+            "reader_token_file",
+        ],
+    );
+    Some(ReportConfig {
+        organisation: ctx.string(sec, "organisation").unwrap_or_default(),
+        title: ctx
+            .non_empty(sec, "title")
+            .unwrap_or_else(|| DEFAULT_REPORT_TITLE.to_string()),
+        signing_key_file: ctx.path(sec, "signing_key_file"),
+        archive_dir: ctx.path(sec, "archive_dir"),
+        grace: ctx
+            .parsed(sec, "grace", values::positive_duration)
+            .unwrap_or(DEFAULT_REPORT_GRACE),
+        templates_dir: ctx.path(sec, "templates_dir"),
+        reader_token: ctx.secret(sec, "reader_token", "reader_token_file"),
     })
 }
 

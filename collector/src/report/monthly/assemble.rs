@@ -1,0 +1,132 @@
+//! Builds the monthly report of a month from the collector's figures: for each service one
+//! read of its rows runs the engine (figures and month detail); the capacity of the hosts
+//! whose agents measure it is added; the cover gets the versions and the definitions digest.
+//!
+//! Invariants: every figure comes from `Figures` (the engine); the instant `at` is both the
+//! "as of" of the figures and the report's generation instant, so the same store, config
+//! and `at` give the same report.
+
+use attest_config::{CollectorConfig, Service};
+use jiff::Timestamp;
+
+use super::method;
+use super::model::{ApiMaintenance, Meta, MonthlyReport, ServiceParts, definitions_sha256};
+use crate::figures::Figures;
+use crate::reject::Rejection;
+use crate::sla::detail::MinuteStates;
+use crate::sla::{CapacityFigure, Month, MonthDetail, ServiceReport};
+
+/// Report-wide settings from the `[report]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub organisation: String,
+    pub title: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            organisation: String::new(),
+            title: "Monthly availability report".into(),
+        }
+    }
+}
+
+/// The tz database version of the zoneinfo files jiff reads (`TZDIR` or
+/// `/usr/share/zoneinfo`), from `tzdata.zi` or `+VERSION`; `unknown` when neither exists.
+pub fn tzdb_version() -> String {
+    let dir = std::env::var_os("TZDIR")
+        .map_or_else(|| "/usr/share/zoneinfo".into(), std::path::PathBuf::from);
+    if let Ok(s) = std::fs::read_to_string(dir.join("+VERSION")) {
+        return s.trim().to_string();
+    }
+    std::fs::read_to_string(dir.join("tzdata.zi"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .and_then(|l| l.strip_prefix("# version "))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The report of `month` for every service (or the one named) as of `at`, with each
+/// service's minute states for the bundle.
+pub fn assemble(
+    figures: &Figures,
+    cfg: &CollectorConfig,
+    settings: &Settings,
+    month: Month,
+    service: Option<&str>,
+    at: Timestamp,
+) -> Result<(MonthlyReport, Vec<(String, MinuteStates)>), Rejection> {
+    let services: Vec<&Service> = cfg
+        .services
+        .iter()
+        .filter(|s| service.is_none_or(|n| n == s.name))
+        .collect();
+    if let Some(name) = service
+        && services.is_empty()
+    {
+        return Err(Rejection::new(
+            404,
+            format!("no service named {name:?} in the collector config"),
+        )
+        .field("service"));
+    }
+    let mut results: Vec<(ServiceReport, MonthDetail, Vec<ApiMaintenance>)> = Vec::new();
+    for svc in &services {
+        let (report, detail, rows) = figures.month_detail(svc, month, at)?;
+        let api = rows
+            .into_iter()
+            .map(|r| ApiMaintenance {
+                start: r.start,
+                end: r.end,
+                reason: r.reason,
+                registered_at: r.created_at,
+            })
+            .collect();
+        results.push((report, detail, api));
+    }
+    let capacity = figures.month_capacity(month, at)?;
+    let per_service: Vec<Vec<CapacityFigure>> = results
+        .iter()
+        .map(|(_, d, _)| {
+            capacity
+                .iter()
+                .filter(|c| d.agents.contains(&c.agent))
+                .cloned()
+                .collect()
+        })
+        .collect();
+    let parts: Vec<ServiceParts<'_>> = services
+        .iter()
+        .zip(&results)
+        .zip(&per_service)
+        .map(|((svc, (report, detail, api)), cap)| ServiceParts {
+            service: svc,
+            report,
+            detail,
+            api_maintenance: api,
+            capacity: cap,
+        })
+        .collect();
+    let meta = Meta {
+        organisation: settings.organisation.clone(),
+        title: settings.title.clone(),
+        month: month.to_string(),
+        service: service.map(str::to_string),
+        generated_at: at,
+        attest_version: env!("CARGO_PKG_VERSION").to_string(),
+        tzdb_version: tzdb_version(),
+        definitions_sha256: definitions_sha256(&services),
+    };
+    let report = MonthlyReport::build(meta, &parts, method::items());
+    let minutes = services
+        .iter()
+        .zip(results)
+        .map(|(s, (_, d, _))| (s.name.clone(), d.minutes))
+        .collect();
+    Ok((report, minutes))
+}

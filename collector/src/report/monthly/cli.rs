@@ -1,0 +1,291 @@
+//! `attest-collector report …`: writes a monthly report in one format, or verifies one.
+//!
+//! Exit codes: 0 written / verified; 1 verification failed or storage failure; 65 bad
+//! input (month, service, format, output path, key); 78 invalid configuration.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use attest_config::CollectorConfig;
+use jiff::Timestamp;
+
+use super::assemble::{self, Settings};
+use super::{Format, RenderOptions, Templates, integrity, render, verify};
+use crate::figures::Figures;
+use crate::report::parse_month;
+use crate::store::Store;
+
+const EXIT_DATA: u8 = 65;
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub action: Option<ReportAction>,
+    #[arg(long, short, env = "ATTEST_COLLECTOR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Calendar month in the services' zones, `YYYY-MM`.
+    #[arg(long)]
+    pub month: Option<String>,
+    /// Only this service (default: every service).
+    #[arg(long)]
+    pub service: Option<String>,
+    /// html, pdf, csv, json, md or bundle.
+    #[arg(long, default_value = "html")]
+    pub format: String,
+    /// File (html, pdf, json, md) or directory (csv, bundle); default: stdout for single
+    /// files, `attest-report-YYYY-MM[-SERVICE]-FORMAT/` for directories.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Evaluate and date the report as of this instant (RFC 3339); default now.
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Directory with `report.html` / `report.md` templates replacing the built-in ones.
+    #[arg(long)]
+    pub templates: Option<PathBuf>,
+    /// Ed25519 signing key (PKCS#8 PEM or 64 hex digits); overrides `[report] signing_key_file`.
+    #[arg(long)]
+    pub signing_key: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ReportAction {
+    /// Check a report file or directory offline; says what changed when it fails.
+    Verify {
+        path: PathBuf,
+        /// The signer's Ed25519 public key (SPKI PEM or 64 hex digits).
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+    },
+}
+
+/// Runs the subcommand; `open_store` opens the configured store.
+pub fn run(
+    args: ReportArgs,
+    open_store: impl FnOnce(&CollectorConfig) -> anyhow::Result<Arc<dyn Store>>,
+) -> ExitCode {
+    if let Some(ReportAction::Verify { path, public_key }) = &args.action {
+        return run_verify(path, public_key.as_deref());
+    }
+    match write_report(&args, open_store) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn data_error(msg: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+    eprintln!("{msg}");
+    Ok(ExitCode::from(EXIT_DATA))
+}
+
+fn write_report(
+    args: &ReportArgs,
+    open_store: impl FnOnce(&CollectorConfig) -> anyhow::Result<Arc<dyn Store>>,
+) -> anyhow::Result<ExitCode> {
+    let Some(config) = &args.config else {
+        return data_error("report needs --config FILE (or ATTEST_COLLECTOR_CONFIG)");
+    };
+    let Some(month) = &args.month else {
+        return data_error("report needs --month YYYY-MM");
+    };
+    let Some(format) = Format::parse(&args.format) else {
+        return data_error(format!(
+            "--format {:?} is not one of html, pdf, csv, json, md, bundle",
+            args.format
+        ));
+    };
+    let cfg = match attest_config::load_collector(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(attest_config::EXIT_CONFIG_INVALID as u8));
+        }
+    };
+    let month = match parse_month(month) {
+        Ok(m) => m,
+        Err(e) => return data_error(e.reason),
+    };
+    let at = match &args.at {
+        Some(s) => match s.parse::<Timestamp>() {
+            Ok(t) => t,
+            Err(e) => {
+                return data_error(format!(
+                    "--at {s:?} is not an RFC 3339 instant like 2026-11-01T06:00:00Z: {e}"
+                ));
+            }
+        },
+        // Whole seconds: the report prints its generation instant.
+        None => {
+            let now = crate::clock::system().now_utc();
+            Timestamp::from_second(now.as_second()).unwrap_or(now)
+        }
+    };
+    let templates = match args
+        .templates
+        .as_ref()
+        .or(cfg.report.templates_dir.as_ref())
+    {
+        Some(dir) => match Templates::from_dir(dir) {
+            Ok(t) => t,
+            Err(e) => return data_error(format!("--templates {}: {e}", dir.display())),
+        },
+        None => Templates::default(),
+    };
+    let key_path = args
+        .signing_key
+        .clone()
+        .or_else(|| cfg.report.signing_key_file.clone());
+    let key = match &key_path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| anyhow::anyhow!("cannot read signing key {}: {e}", p.display()));
+            match text.and_then(|t| Ok(integrity::load_signing_key(&p.display().to_string(), &t)?))
+            {
+                Ok(k) => Some(k),
+                Err(e) => return data_error(e),
+            }
+        }
+        None => None,
+    };
+    let store = open_store(&cfg)?;
+    let figures = Figures::new(Arc::new(cfg.clone()), store);
+    let settings = Settings {
+        organisation: cfg.report.organisation.clone(),
+        title: cfg.report.title.clone(),
+    };
+    let (report, minutes) = match assemble::assemble(
+        &figures,
+        &cfg,
+        &settings,
+        month,
+        args.service.as_deref(),
+        at,
+    ) {
+        Ok(r) => r,
+        Err(e) if e.status < 500 => return data_error(e.reason),
+        Err(e) => anyhow::bail!("{}", e.reason),
+    };
+    let opts = RenderOptions {
+        key: key.as_ref(),
+        templates,
+        minutes: &minutes,
+    };
+    if format == Format::Bundle {
+        let dir = output_dir(args, format, &month.to_string());
+        if let Some(code) = refuse_non_empty(&dir) {
+            return Ok(code);
+        }
+        let bytes = super::write_bundle(&dir, &report, &opts)?;
+        eprintln!("wrote the bundle ({bytes} bytes) to {}", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let files = match render(&report, format, &opts) {
+        Ok(f) => f,
+        Err(e) => return data_error(e),
+    };
+    write_files(args, format, &month.to_string(), files)
+}
+
+fn write_files(
+    args: &ReportArgs,
+    format: Format,
+    month: &str,
+    files: Vec<(String, Vec<u8>)>,
+) -> anyhow::Result<ExitCode> {
+    if !format.is_directory() {
+        let bytes = &files[0].1;
+        match &args.output {
+            Some(p) => std::fs::write(p, bytes)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
+            None => std::io::stdout().write_all(bytes)?,
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let dir = output_dir(args, format, month);
+    if let Some(code) = refuse_non_empty(&dir) {
+        return Ok(code);
+    }
+    write_dir(&dir, &files)?;
+    eprintln!("wrote {} files to {}", files.len(), dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn output_dir(args: &ReportArgs, format: Format, month: &str) -> PathBuf {
+    args.output.clone().unwrap_or_else(|| {
+        let svc = args
+            .service
+            .as_deref()
+            .map(|s| format!("-{}", super::file_safe(s)))
+            .unwrap_or_default();
+        PathBuf::from(format!("attest-report-{month}{svc}-{}", format.name()))
+    })
+}
+
+/// A directory output must be new or empty, so no stale file mixes into a sealed set.
+fn refuse_non_empty(dir: &Path) -> Option<ExitCode> {
+    let non_empty = dir.exists() && std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_some());
+    non_empty.then(|| {
+        eprintln!(
+            "{} exists and is not empty; choose a new --output directory",
+            dir.display()
+        );
+        ExitCode::from(EXIT_DATA)
+    })
+}
+
+/// Writes `files` (relative paths) under `dir`, creating it.
+pub fn write_dir(dir: &Path, files: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+    for (rel, bytes) in files {
+        let p = dir.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", parent.display()))?;
+        }
+        std::fs::write(&p, bytes)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+    }
+    Ok(())
+}
+
+fn run_verify(path: &Path, public_key: Option<&Path>) -> ExitCode {
+    let key = match public_key {
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(t) => match integrity::load_public_key(&p.display().to_string(), &t) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(EXIT_DATA);
+                }
+            },
+            Err(e) => {
+                eprintln!("cannot read public key {}: {e}", p.display());
+                return ExitCode::from(EXIT_DATA);
+            }
+        },
+        None => None,
+    };
+    let findings = match verify::verify_path(path, key.as_ref()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("cannot read {}: {e}", path.display());
+            return ExitCode::from(EXIT_DATA);
+        }
+    };
+    for n in &findings.notes {
+        println!("note: {n}");
+    }
+    if findings.ok() {
+        println!("OK: {} is intact", path.display());
+        ExitCode::SUCCESS
+    } else {
+        for p in &findings.problems {
+            println!("FAILED: {p}");
+        }
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,224 @@
+//! CSV files of a monthly report (RFC 4180: comma separated, CRLF line ends, fields with a
+//! comma, quote, CR or LF quoted, quotes doubled): `services.csv` (the summary), `daily.csv`,
+//! `incidents.csv`, `unknown.csv`, and the per-service minute table of the bundle.
+//!
+//! Invariants:
+//! - A cell is the JSON value's text: strings as they are, numbers in serde_json's
+//!   shortest round-trip form (so parsing a cell gives the JSON's number back exactly),
+//!   booleans `true`/`false`, null empty, lists joined with `;`.
+//! - Column lists name every field of the row type (a test pins it), in the JSON's order.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::model::MonthlyReport;
+use crate::sla::detail::{MinuteStates, minute_ts};
+
+pub const SERVICES: &[&str] = &[
+    "service",
+    "time_zone",
+    "period_start",
+    "period_end",
+    "complete",
+    "target_ppm",
+    "target_percent",
+    "eligible_minutes",
+    "good_minutes",
+    "bad_minutes",
+    "unknown_minutes",
+    "availability",
+    "availability_percent",
+    "verdict",
+    "downtime_minutes",
+    "allowed_downtime_minutes",
+    "budget_remaining_minutes",
+    "budget_remaining_ratio",
+    "coverage",
+    "coverage_percent",
+    "incidents",
+    "mttr_minutes",
+    "mtbf_minutes",
+    "mtbsi_minutes",
+    "latency_objective",
+    "latency_objective_met",
+    "latency_p95_seconds",
+];
+pub const DAILY: &[&str] = &[
+    "date",
+    "start",
+    "end",
+    "eligible_minutes",
+    "good_minutes",
+    "bad_minutes",
+    "unknown_minutes",
+    "availability",
+    "availability_percent",
+];
+pub const INCIDENTS: &[&str] = &[
+    "start",
+    "end",
+    "open_at_start",
+    "open_at_end",
+    "downtime_minutes",
+    "agents",
+    "reason",
+];
+pub const UNKNOWN: &[&str] = &["start", "end", "minutes", "silent_agents"];
+
+/// A field, quoted when RFC 4180 requires it.
+pub fn field(s: &str) -> String {
+    if s.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The cell text of a JSON value.
+pub fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join(";"),
+        other => other.to_string(),
+    }
+}
+
+fn line(out: &mut String, cells: impl IntoIterator<Item = String>) {
+    let cells: Vec<String> = cells.into_iter().map(|c| field(&c)).collect();
+    out.push_str(&cells.join(","));
+    out.push_str("\r\n");
+}
+
+/// A table of `rows` (each with the owning service when `service` is given) over `cols`.
+fn table<T: Serialize>(cols: &[&str], rows: &[(Option<&str>, &T)]) -> String {
+    let mut out = String::new();
+    let with_service = rows.iter().any(|(s, _)| s.is_some());
+    let head = with_service.then(|| "service".to_string());
+    line(
+        &mut out,
+        head.into_iter()
+            .chain(cols.iter().map(std::string::ToString::to_string)),
+    );
+    for (svc, row) in rows {
+        let v = serde_json::to_value(row).unwrap_or(Value::Null);
+        let first = svc.map(str::to_string);
+        line(
+            &mut out,
+            first
+                .into_iter()
+                .chain(cols.iter().map(|c| v.get(*c).map(cell).unwrap_or_default())),
+        );
+    }
+    out
+}
+
+pub fn services(r: &MonthlyReport) -> String {
+    let rows: Vec<_> = r.summary.iter().map(|s| (None, s)).collect();
+    table(SERVICES, &rows)
+}
+
+pub fn daily(r: &MonthlyReport) -> String {
+    let rows: Vec<_> = r
+        .services
+        .iter()
+        .flat_map(|s| s.daily.iter().map(move |d| (Some(s.service.as_str()), d)))
+        .collect();
+    with_header(DAILY, table(DAILY, &rows))
+}
+
+pub fn incidents(r: &MonthlyReport) -> String {
+    let rows: Vec<_> = r
+        .services
+        .iter()
+        .flat_map(|s| {
+            s.incidents
+                .iter()
+                .map(move |i| (Some(s.service.as_str()), i))
+        })
+        .collect();
+    with_header(INCIDENTS, table(INCIDENTS, &rows))
+}
+
+pub fn unknown(r: &MonthlyReport) -> String {
+    let rows: Vec<_> = r
+        .services
+        .iter()
+        .flat_map(|s| s.unknown.iter().map(move |u| (Some(s.service.as_str()), u)))
+        .collect();
+    with_header(UNKNOWN, table(UNKNOWN, &rows))
+}
+
+/// An empty table still gets its header with the service column.
+fn with_header(cols: &[&str], t: String) -> String {
+    if t.lines().count() > 1 {
+        return t;
+    }
+    let mut out = String::new();
+    line(
+        &mut out,
+        std::iter::once("service".to_string())
+            .chain(cols.iter().map(std::string::ToString::to_string)),
+    );
+    out
+}
+
+/// The minute table of one service: one row per minute of the period.
+pub fn minutes(m: &MinuteStates) -> String {
+    let mut out = String::with_capacity(m.states.len() * 40);
+    out.push_str("minute_start,state,agents_reporting,agents_failing\r\n");
+    for (i, &s) in m.states.iter().enumerate() {
+        let _ = write!(
+            out,
+            "{},{},{},{}\r\n",
+            minute_ts(m.from + i as i64),
+            MinuteStates::state_name(s),
+            m.reporting[i],
+            m.failing[i]
+        );
+    }
+    out
+}
+
+/// Parses RFC 4180 text into rows of fields (for tests and `report verify`).
+pub fn parse(text: &str) -> Result<Vec<Vec<String>>, String> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut f = String::new();
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        if quoted {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    f.push('"');
+                }
+                '"' => quoted = false,
+                c => f.push(c),
+            }
+            continue;
+        }
+        match c {
+            '"' if f.is_empty() => quoted = true,
+            ',' => row.push(std::mem::take(&mut f)),
+            '\r' if chars.peek() == Some(&'\n') => {
+                chars.next();
+                row.push(std::mem::take(&mut f));
+                rows.push(std::mem::take(&mut row));
+            }
+            '\r' | '\n' => return Err(format!("bare line break in row {}", rows.len() + 1)),
+            c => f.push(c),
+        }
+    }
+    if quoted {
+        return Err("unterminated quoted field".into());
+    }
+    if !f.is_empty() || !row.is_empty() {
+        row.push(f);
+        rows.push(row);
+    }
+    Ok(rows)
+}

@@ -1,0 +1,367 @@
+//! A fixed, synthetic month for tests, examples and the benchmark: Europe/Berlin, October
+//! 2026 (the DST month of 745 hours), services with 24x7 and office hours, a holiday,
+//! maintenance from config and API, incidents (one in the DST night), unknown time with
+//! silent agents, and a gap; service 0 (`web`) also has host data from both agents and two
+//! capacity objectives (CPU p95 met, memory max breached on one afternoon). Built through
+//! the real engine; nothing here reads a clock.
+
+use attest_config::units::Ppm;
+use attest_config::{CapacityConfig, MaintenanceWindow, Quorum, Service, WeeklyWindow};
+use jiff::Timestamp;
+use jiff::civil::{Date, Time, Weekday};
+
+use super::method;
+use super::model::{ApiMaintenance, Meta, MonthlyReport, ServiceParts, definitions_sha256};
+use crate::minutes::{GapSpan, HostMinute, SeriesMinuteDetail, SeriesMinutes};
+use crate::sla::detail::MinuteStates;
+use crate::sla::{
+    self, CapacityFigure, HostInput, Month, MonthDetail, Period, ServiceInput, ServiceReport,
+};
+
+pub const MONTH: &str = "2026-10";
+/// The generation instant of the fixture's reports.
+pub const GENERATED_AT: &str = "2026-11-02T08:00:00Z";
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn base(name: &str) -> Service {
+    Service {
+        name: name.into(),
+        checks: vec![format!("{name}-http")],
+        target: Ppm(999_000),
+        time_zone: "Europe/Berlin".into(),
+        quorum: Quorum::Any,
+        min_reporters: 1,
+        min_coverage: None,
+        service_hours: Vec::new(),
+        holidays: Vec::new(),
+        maintenance: Vec::new(),
+        latency: None,
+        start: None,
+        hosts: Vec::new(),
+        capacity: Vec::new(),
+    }
+}
+
+/// Service `i`: even ones are 24x7 web services, odd ones office-hours ERP systems.
+pub fn service(i: usize) -> Service {
+    if i.is_multiple_of(2) {
+        let mut s = base(if i == 0 { "web" } else { "" });
+        if i != 0 {
+            s.name = format!("web-{i:04}");
+        }
+        if i == 0 {
+            s.capacity = capacity_config().services.remove(0).capacity;
+        }
+        s.maintenance.push(MaintenanceWindow::Once {
+            start: ts("2026-10-20T22:00:00Z"),
+            end: ts("2026-10-20T23:00:00Z"),
+            reason: "database upgrade, change CHG-1042".into(),
+        });
+        s
+    } else {
+        let mut s = base(if i == 1 { "erp" } else { "" });
+        if i != 1 {
+            s.name = format!("erp-{i:04}");
+        }
+        s.target = Ppm(995_000);
+        s.quorum = Quorum::Majority;
+        s.service_hours.push(WeeklyWindow {
+            days: vec![
+                Weekday::Monday,
+                Weekday::Tuesday,
+                Weekday::Wednesday,
+                Weekday::Thursday,
+                Weekday::Friday,
+            ],
+            start: Time::constant(8, 0, 0, 0),
+            end: Some(Time::constant(18, 0, 0, 0)),
+        });
+        s.holidays.push(Date::constant(2026, 10, 26));
+        s
+    }
+}
+
+/// The `[capacity]` settings (defaults) and service 0's objectives, through the real loader.
+fn capacity_config() -> attest_config::CollectorConfig {
+    let toml = "[[agent]]\nid = \"a1\"\ntoken = \"fixture-token-a1-0123\"\n\
+         [[agent]]\nid = \"a2\"\ntoken = \"fixture-token-a2-0123\"\n\
+         [[service]]\nname = \"web\"\nchecks = [\"web-http\"]\ntarget = \"99.9%\"\n\
+         capacity = [{ kind = \"cpu\", statistic = \"p95\", max = \"70%\" },\
+         { kind = \"memory\", statistic = \"max\", max = \"90%\" }]\n";
+    attest_config::parse_collector("fixture.toml", toml).unwrap_or_else(|e| panic!("fixture: {e}"))
+}
+
+fn capacity_settings() -> CapacityConfig {
+    capacity_config().capacity
+}
+
+/// Host minutes of both agents for service 0 over `[from, to)`: CPU between 20 % and 50 %
+/// (p95 well under 70 %), memory at 60 % except 14:00–15:00 local on 14 October, when
+/// a2 peaks at 95 % (above the 90 % limit).
+pub fn host_minutes(from: i64, to: i64) -> Vec<HostMinute> {
+    let peak = (
+        minute("2026-10-14T12:00:00Z"),
+        minute("2026-10-14T13:00:00Z"),
+    );
+    let mut rows = Vec::with_capacity(((to - from) * 4) as usize);
+    for agent in ["a1", "a2"] {
+        for m in from..to {
+            let cpu = 0.2 + 0.3 * ((m % 60) as f64 / 60.0);
+            let mem = if agent == "a2" && peak.0 <= m && m < peak.1 {
+                0.95
+            } else {
+                0.6
+            };
+            for (name, v) in [
+                ("cpu_utilization_ratio", cpu),
+                ("memory_utilization_ratio", mem),
+            ] {
+                rows.push(HostMinute {
+                    agent: agent.into(),
+                    name: name.into(),
+                    resource: String::new(),
+                    minute: m,
+                    min: v,
+                    avg: v,
+                    max: v,
+                });
+            }
+        }
+    }
+    rows
+}
+
+/// (agent, from, to, reason): failures; `reason = None` marks silence.
+fn events(
+    i: usize,
+) -> Vec<(
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+)> {
+    if i.is_multiple_of(2) {
+        vec![
+            (
+                "a1",
+                "2026-10-03T10:00:00Z",
+                "2026-10-03T10:10:00Z",
+                Some("status"),
+            ),
+            (
+                "a2",
+                "2026-10-03T10:00:00Z",
+                "2026-10-03T10:10:00Z",
+                Some("status"),
+            ),
+            // The DST night: 02:50 CEST to 02:10 CET.
+            (
+                "a1",
+                "2026-10-25T00:50:00Z",
+                "2026-10-25T01:10:00Z",
+                Some("timeout"),
+            ),
+            ("a1", "2026-10-12T04:00:00Z", "2026-10-12T04:45:00Z", None),
+            ("a2", "2026-10-12T04:00:00Z", "2026-10-12T04:45:00Z", None),
+            // Inside the maintenance window: does not count.
+            (
+                "a1",
+                "2026-10-20T22:10:00Z",
+                "2026-10-20T22:40:00Z",
+                Some("connect_refused"),
+            ),
+        ]
+    } else {
+        vec![
+            (
+                "a1",
+                "2026-10-14T07:00:00Z",
+                "2026-10-14T09:00:00Z",
+                Some("connect_refused"),
+            ),
+            (
+                "a2",
+                "2026-10-14T07:00:00Z",
+                "2026-10-14T09:00:00Z",
+                Some("connect_refused"),
+            ),
+            ("a2", "2026-10-22T12:00:00Z", "2026-10-22T13:00:00Z", None),
+            ("a1", "2026-10-22T12:00:00Z", "2026-10-22T12:20:00Z", None),
+        ]
+    }
+}
+
+fn minute(s: &str) -> i64 {
+    ts(s).as_second().div_euclid(60)
+}
+
+/// The rollups of service `i`: agents a1 and a2 report 6 probes a minute over the input
+/// range, except for the events.
+pub fn rollups(
+    svc: &Service,
+    i: usize,
+    month: Month,
+    now: Timestamp,
+) -> (SeriesMinutes, Vec<GapSpan>) {
+    let (from, to) = sla::input_range(svc, month, now).unwrap_or((0, 0));
+    let ev = events(i);
+    let mut rows = Vec::with_capacity(((to - from) * 2) as usize);
+    for agent in ["a1", "a2"] {
+        for m in from..to {
+            let hit = ev
+                .iter()
+                .find(|(a, f, t, _)| *a == agent && minute(f) <= m && m < minute(t));
+            let (failures, reason) = match hit {
+                Some((_, _, _, None)) => continue,
+                Some((_, _, _, Some(r))) => (6, Some((*r).to_string())),
+                None => (0, None),
+            };
+            rows.push(SeriesMinuteDetail {
+                check: svc.checks[0].clone(),
+                agent: agent.into(),
+                minute: m,
+                probes: 6,
+                failures,
+                top_reason: reason,
+                latency: None,
+            });
+        }
+    }
+    let gaps = if i.is_multiple_of(2) {
+        vec![GapSpan {
+            agent: "a2".into(),
+            check: svc.checks[0].clone(),
+            from_minute: minute("2026-10-12T04:45:00Z"),
+            to_minute: minute("2026-10-12T04:49:00Z"),
+            count: 24,
+        }]
+    } else {
+        Vec::new()
+    };
+    (SeriesMinutes::from_details(&rows), gaps)
+}
+
+/// API maintenance of service `i` (registered through the API, with its registration time).
+pub fn api_maintenance(i: usize) -> Vec<ApiMaintenance> {
+    if i % 2 == 1 {
+        vec![ApiMaintenance {
+            start: ts("2026-10-07T16:00:00Z"),
+            end: ts("2026-10-07T17:00:00Z"),
+            reason: "ERP patch day".into(),
+            registered_at: ts("2026-10-01T09:12:00Z"),
+        }]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The engine's results for service `i` as of `now`.
+pub fn evaluate(
+    svc: &Service,
+    i: usize,
+    month: Month,
+    now: Timestamp,
+) -> (ServiceReport, MonthDetail) {
+    let (rollups, gaps) = rollups(svc, i, month, now);
+    let api: Vec<MaintenanceWindow> = api_maintenance(i)
+        .into_iter()
+        .map(|m| MaintenanceWindow::Once {
+            start: m.start,
+            end: m.end,
+            reason: m.reason,
+        })
+        .collect();
+    let first_seen = rollups.rows.iter().map(|r| r.minute).min();
+    let settings = capacity_settings();
+    let host = if svc.capacity.is_empty() {
+        Vec::new()
+    } else {
+        let (from, to) = sla::input_range(svc, month, now).unwrap_or((0, 0));
+        host_minutes(from - sla::capacity::lookback_minutes(&settings), to)
+    };
+    let input = ServiceInput {
+        service: svc,
+        maintenance: &api,
+        rollups: &rollups,
+        gaps: &gaps,
+        first_seen,
+        first_configured: None,
+        exact: None,
+        host: (!host.is_empty()).then(|| HostInput {
+            config: &settings,
+            minutes: &host,
+        }),
+    };
+    let report = sla::evaluate(&input, month, now).unwrap_or_else(|e| panic!("fixture: {e}"));
+    let detail = sla::detail(&input, month, now).unwrap_or_else(|e| panic!("fixture: {e}"));
+    (report, detail)
+}
+
+/// Per-host capacity figures of the month (UTC, as the collector computes them) for a
+/// service with host data; none for the others.
+fn host_capacity(svc: &Service, month: Month, now: Timestamp) -> Vec<CapacityFigure> {
+    if svc.capacity.is_empty() {
+        return Vec::new();
+    }
+    let settings = capacity_settings();
+    let Ok(period) = Period::month(month, "UTC") else {
+        return Vec::new();
+    };
+    let end = now.min(period.end);
+    let end_min = end.as_second().div_euclid(60);
+    let from = period.start_minute - sla::capacity::lookback_minutes(&settings);
+    sla::capacity(&host_minutes(from, end_min + 1), &settings, &period, end)
+}
+
+/// The fixture month for `n` services, with each service's minute states.
+pub fn sample(n: usize) -> (MonthlyReport, Vec<(String, MinuteStates)>) {
+    let month = Month::new(2026, 10).unwrap_or_else(|e| panic!("{e}"));
+    let now = ts("2026-11-01T06:00:00Z");
+    let services: Vec<Service> = (0..n).map(service).collect();
+    let results: Vec<(ServiceReport, MonthDetail)> = services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| evaluate(s, i, month, now))
+        .collect();
+    let api: Vec<Vec<ApiMaintenance>> = (0..n).map(api_maintenance).collect();
+    let capacity: Vec<Vec<CapacityFigure>> = services
+        .iter()
+        .map(|s| host_capacity(s, month, now))
+        .collect();
+    let parts: Vec<ServiceParts<'_>> = services
+        .iter()
+        .zip(&results)
+        .zip(&api)
+        .zip(&capacity)
+        .map(
+            |(((service, (report, detail)), api), capacity)| ServiceParts {
+                service,
+                report,
+                detail,
+                api_maintenance: api,
+                capacity,
+            },
+        )
+        .collect();
+    let refs: Vec<&Service> = services.iter().collect();
+    let meta = Meta {
+        organisation: "Example Org".into(),
+        title: "Monthly availability report".into(),
+        month: MONTH.into(),
+        service: None,
+        generated_at: ts(GENERATED_AT),
+        attest_version: "0.1.0".into(),
+        tzdb_version: "2025b".into(),
+        definitions_sha256: definitions_sha256(&refs),
+    };
+    let report = MonthlyReport::build(meta, &parts, method::items());
+    let minutes = services
+        .iter()
+        .zip(results)
+        .map(|(s, (_, d))| (s.name.clone(), d.minutes))
+        .collect();
+    (report, minutes)
+}

@@ -1,0 +1,554 @@
+//! The monthly report document: every value the HTML, PDF, CSV, Markdown and JSON renderers
+//! show, built once from the engine's results (`sla::ServiceReport`, `sla::MonthDetail`)
+//! and the configuration, never recomputed.
+//!
+//! Invariants:
+//! - Building formats numbers for display (percentages rounded *down*, so a breach never
+//!   shows as a pass) but derives no figure: every count and ratio is the engine's.
+//! - The value is plain data with stable serde names ([`SCHEMA`]): the JSON format is this
+//!   value, and every other format can be rendered again from the JSON alone (which is how
+//!   `report verify` shows what changed in a bundle).
+//! - No clock: the generation instant is an input ([`Meta::generated_at`]).
+
+use attest_config::{MaintenanceWindow, Service, WeeklyWindow};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::sla::{self, CapacityFigure, MonthDetail, ServiceReport};
+
+/// The JSON schema name and version; bump the version on any incompatible change.
+pub const SCHEMA: &str = "attest.monthly-report/v1";
+
+/// Decimals of the availability percentages shown beside targets.
+pub const AVAILABILITY_DECIMALS: u32 = 3;
+
+/// The whole document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonthlyReport {
+    pub schema: String,
+    pub cover: Cover,
+    pub summary: Vec<SummaryRow>,
+    pub services: Vec<ServiceSection>,
+    pub method: Vec<MethodItem>,
+    /// Later differences from an archived month (late data after close), dated.
+    pub addenda: Vec<Addendum>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cover {
+    pub organisation: String,
+    pub title: String,
+    /// `YYYY-MM`.
+    pub month: String,
+    /// `None`: every configured service; else the one service the report is about.
+    pub service: Option<String>,
+    /// The zones of the services' periods (sorted, deduplicated).
+    pub time_zones: Vec<String>,
+    pub generated_at: Timestamp,
+    pub attest_version: String,
+    /// Version of the tz database the periods were computed with (`unknown` if not found).
+    pub tzdb_version: String,
+    /// SHA-256 of the service definitions in force (their canonical JSON), hex.
+    pub definitions_sha256: String,
+}
+
+/// Met, breached, or not determinable (nothing known, or coverage below the minimum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Met,
+    Breached,
+    NotDeterminable,
+}
+
+impl Verdict {
+    pub fn of(compliant: Option<bool>) -> Verdict {
+        match compliant {
+            Some(true) => Verdict::Met,
+            Some(false) => Verdict::Breached,
+            None => Verdict::NotDeterminable,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Met => "met",
+            Verdict::Breached => "breached",
+            Verdict::NotDeterminable => "not determinable",
+        }
+    }
+}
+
+/// One line of the summary table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    pub service: String,
+    pub time_zone: String,
+    pub period_start: Timestamp,
+    pub period_end: Timestamp,
+    /// True once the whole month is evaluated.
+    pub complete: bool,
+    pub target_ppm: u32,
+    /// The target as a percentage, exact (`99.9`).
+    pub target_percent: String,
+    pub eligible_minutes: u64,
+    pub good_minutes: u64,
+    pub bad_minutes: u64,
+    pub unknown_minutes: u64,
+    /// `good / known`, null when nothing is known.
+    pub availability: Option<f64>,
+    /// The same, as a percentage rounded down to [`AVAILABILITY_DECIMALS`].
+    pub availability_percent: Option<String>,
+    pub verdict: Verdict,
+    /// Downtime = bad minutes.
+    pub downtime_minutes: u64,
+    /// `(1 − target) × known`.
+    pub allowed_downtime_minutes: f64,
+    pub budget_remaining_minutes: f64,
+    pub budget_remaining_ratio: Option<f64>,
+    pub coverage: Option<f64>,
+    pub coverage_percent: Option<String>,
+    pub incidents: u64,
+    pub mttr_minutes: Option<f64>,
+    pub mtbf_minutes: Option<f64>,
+    pub mtbsi_minutes: Option<f64>,
+    /// `≤ 0.5 s for 99 %` when the service has a latency objective.
+    pub latency_objective: Option<String>,
+    pub latency_objective_met: Option<bool>,
+    pub latency_p95_seconds: Option<f64>,
+}
+
+/// Everything about one service beyond its summary line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceSection {
+    pub service: String,
+    pub time_zone: String,
+    pub pessimistic: Option<f64>,
+    pub optimistic: Option<f64>,
+    pub daily: Vec<Day>,
+    pub incidents: Vec<IncidentRow>,
+    pub unknown: Vec<UnknownRow>,
+    pub excluded: Excluded,
+    pub latency: Latency,
+    pub capacity: Vec<CapacityRow>,
+    /// Worst verdict of the service's capacity objectives (`met`, `breached`,
+    /// `not determinable`); null when it has none.
+    pub capacity_verdict: Option<String>,
+    pub capacity_objectives: Vec<CapacityObjectiveRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Day {
+    /// Local date `YYYY-MM-DD` in the service's zone.
+    pub date: String,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub eligible_minutes: u64,
+    pub good_minutes: u64,
+    pub bad_minutes: u64,
+    pub unknown_minutes: u64,
+    pub availability: Option<f64>,
+    pub availability_percent: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentRow {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub open_at_start: bool,
+    pub open_at_end: bool,
+    pub downtime_minutes: u64,
+    pub agents: Vec<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnknownRow {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub minutes: u64,
+    pub silent_agents: Vec<String>,
+}
+
+/// Time that does not count: outside service hours, holidays, maintenance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Excluded {
+    /// Weekly service hours in local time (`Mon-Fri 08:00-18:00`); empty = 24x7.
+    pub service_hours: Vec<String>,
+    pub holidays: Vec<String>,
+    pub maintenance: Vec<MaintenanceRow>,
+    /// Minutes of the period that were not eligible (outside hours, holidays, maintenance,
+    /// before the service or its checks existed, not yet elapsed).
+    pub ineligible_minutes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaintenanceRow {
+    /// `once` or `weekly`.
+    pub kind: String,
+    /// RFC 3339 start and end for one-off windows; local days and times for weekly ones.
+    pub when: String,
+    pub reason: String,
+    /// `config` or `api`.
+    pub source: String,
+    /// When an API window was registered.
+    pub registered_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    pub threshold_seconds: Option<f64>,
+    pub target: Option<f64>,
+    pub objective_ratio: Option<f64>,
+    pub objective_met: Option<bool>,
+    pub probes: u64,
+    pub probes_within: Option<u64>,
+    pub p50_seconds: Option<f64>,
+    pub p95_seconds: Option<f64>,
+    pub p99_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapacityRow {
+    pub agent: String,
+    pub kind: String,
+    pub resource: String,
+    pub p95: Option<f64>,
+    pub max: Option<f64>,
+    pub minutes_above_warning: u64,
+    pub minutes_above_critical: u64,
+    pub days_until_critical: Option<f64>,
+}
+
+/// The monthly verdict of one agreed capacity objective (docs/sla.md, capacity objectives).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapacityObjectiveRow {
+    pub name: String,
+    /// `p95`, `max`, `average`, `minutes_above` or `days_to_threshold`.
+    pub statistic: String,
+    /// The agreed limit: a ratio (p95, max, average), minutes or days (a minimum).
+    pub limit: f64,
+    /// The measured value in the limit's unit; null when not determinable.
+    pub value: Option<f64>,
+    pub verdict: String,
+    /// The host and resource that decide `value`.
+    pub host: Option<String>,
+    pub resource: Option<String>,
+    pub counted_minutes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MethodItem {
+    pub title: String,
+    pub text: String,
+}
+
+/// A difference found after a month was archived.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Addendum {
+    pub month: String,
+    pub found_at: Timestamp,
+    pub service: String,
+    pub field: String,
+    pub archived: String,
+    pub now: String,
+}
+
+/// Report-wide values that do not come from the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Meta {
+    pub organisation: String,
+    pub title: String,
+    pub month: String,
+    pub service: Option<String>,
+    pub generated_at: Timestamp,
+    pub attest_version: String,
+    pub tzdb_version: String,
+    pub definitions_sha256: String,
+}
+
+/// A maintenance window registered through the API, as the store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiMaintenance {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub reason: String,
+    pub registered_at: Timestamp,
+}
+
+/// What one service contributes: its definition and the engine's results.
+pub struct ServiceParts<'a> {
+    pub service: &'a Service,
+    pub report: &'a ServiceReport,
+    pub detail: &'a MonthDetail,
+    /// API maintenance overlapping the period (cancelled windows left out).
+    pub api_maintenance: &'a [ApiMaintenance],
+    /// Capacity of the hosts whose agents measure the service.
+    pub capacity: &'a [CapacityFigure],
+}
+
+impl MonthlyReport {
+    /// Assembles the document; `method` is the method section (see `method.rs`).
+    pub fn build(meta: Meta, parts: &[ServiceParts<'_>], method: Vec<MethodItem>) -> MonthlyReport {
+        let mut zones: Vec<String> = parts.iter().map(|p| p.service.time_zone.clone()).collect();
+        zones.sort();
+        zones.dedup();
+        MonthlyReport {
+            schema: SCHEMA.to_string(),
+            cover: Cover {
+                organisation: meta.organisation,
+                title: meta.title,
+                month: meta.month,
+                service: meta.service,
+                time_zones: zones,
+                generated_at: meta.generated_at,
+                attest_version: meta.attest_version,
+                tzdb_version: meta.tzdb_version,
+                definitions_sha256: meta.definitions_sha256,
+            },
+            summary: parts.iter().map(|p| summary(p.service, p.report)).collect(),
+            services: parts.iter().map(section).collect(),
+            method,
+            addenda: Vec::new(),
+        }
+    }
+}
+
+/// `ppm` as an exact percentage: 999000 → "99.9", 995000 → "99.5", 1000000 → "100".
+pub fn ppm_percent(ppm: u32) -> String {
+    let whole = ppm / 10_000;
+    let frac = ppm % 10_000;
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let digits = format!("{frac:04}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+fn summary(svc: &Service, r: &ServiceReport) -> SummaryRow {
+    let known = r.known_minutes();
+    SummaryRow {
+        service: r.service.clone(),
+        time_zone: r.period.time_zone.clone(),
+        period_start: r.period.start,
+        period_end: r.period.end,
+        complete: r.complete,
+        target_ppm: r.target_ppm,
+        target_percent: ppm_percent(r.target_ppm),
+        eligible_minutes: r.eligible_minutes,
+        good_minutes: r.good_minutes,
+        bad_minutes: r.bad_minutes,
+        unknown_minutes: r.unknown_minutes,
+        availability: r.availability,
+        availability_percent: r.availability_percent_floor(AVAILABILITY_DECIMALS),
+        verdict: Verdict::of(r.compliant),
+        downtime_minutes: r.bad_minutes,
+        allowed_downtime_minutes: r.error_budget.allowed_minutes,
+        budget_remaining_minutes: r.error_budget.remaining_minutes,
+        budget_remaining_ratio: r.error_budget.remaining_ratio,
+        coverage: r.coverage,
+        coverage_percent: sla::availability::floor_percent(known, r.eligible_minutes, 2),
+        incidents: r.incident_count,
+        mttr_minutes: r.mttr_minutes,
+        mtbf_minutes: r.mtbf_minutes,
+        mtbsi_minutes: r.mtbsi_minutes,
+        latency_objective: svc.latency.as_ref().map(|l| {
+            format!(
+                "≤ {} s for {} %",
+                l.threshold.as_secs_f64(),
+                ppm_percent(l.target.0)
+            )
+        }),
+        latency_objective_met: r.latency.objective_met,
+        latency_p95_seconds: r.latency.p95_seconds,
+    }
+}
+
+fn section(p: &ServiceParts<'_>) -> ServiceSection {
+    let r = p.report;
+    let l = &r.latency;
+    ServiceSection {
+        service: r.service.clone(),
+        time_zone: r.period.time_zone.clone(),
+        pessimistic: r.bounds.pessimistic,
+        optimistic: r.bounds.optimistic,
+        daily: p.detail.days.iter().map(day).collect(),
+        incidents: r
+            .incidents
+            .iter()
+            .map(|i| IncidentRow {
+                start: i.start,
+                end: i.end,
+                open_at_start: i.open_at_start,
+                open_at_end: i.open_at_end,
+                downtime_minutes: i.downtime_minutes,
+                agents: i.agents.clone(),
+                reason: i.reason.clone(),
+            })
+            .collect(),
+        unknown: p
+            .detail
+            .unknown
+            .iter()
+            .map(|u| UnknownRow {
+                start: u.start,
+                end: u.end,
+                minutes: u.minutes,
+                silent_agents: u.silent_agents.clone(),
+            })
+            .collect(),
+        excluded: excluded(p),
+        latency: Latency {
+            threshold_seconds: l.threshold_seconds,
+            target: l.target,
+            objective_ratio: l.objective_ratio,
+            objective_met: l.objective_met,
+            probes: l.probes,
+            probes_within: l.probes_within,
+            p50_seconds: l.p50_seconds,
+            p95_seconds: l.p95_seconds,
+            p99_seconds: l.p99_seconds,
+        },
+        capacity: p
+            .capacity
+            .iter()
+            .map(|c| CapacityRow {
+                agent: c.agent.clone(),
+                kind: c.kind.clone(),
+                resource: c.resource.clone(),
+                p95: c.p95,
+                max: c.max,
+                minutes_above_warning: c.minutes_above_warning,
+                minutes_above_critical: c.minutes_above_critical,
+                days_until_critical: c.days_until_critical,
+            })
+            .collect(),
+        capacity_verdict: r.capacity.verdict.map(|v| verdict_word(v).to_string()),
+        capacity_objectives: r
+            .capacity
+            .objectives
+            .iter()
+            .map(|o| CapacityObjectiveRow {
+                name: o.name.clone(),
+                statistic: o.statistic.to_string(),
+                limit: o.limit,
+                value: o.value,
+                verdict: verdict_word(o.verdict).to_string(),
+                host: o.constraint.as_ref().map(|c| c.host.clone()),
+                resource: o.constraint.as_ref().map(|c| c.resource.clone()),
+                counted_minutes: o.counted_minutes,
+            })
+            .collect(),
+    }
+}
+
+fn verdict_word(v: sla::capacity_objectives::Verdict) -> &'static str {
+    use sla::capacity_objectives::Verdict as V;
+    match v {
+        V::Met => "met",
+        V::Breached => "breached",
+        V::NotDeterminable => "not determinable",
+    }
+}
+
+fn day(d: &sla::DayFigure) -> Day {
+    Day {
+        date: d.date.to_string(),
+        start: d.start,
+        end: d.end,
+        eligible_minutes: d.eligible_minutes,
+        good_minutes: d.good_minutes,
+        bad_minutes: d.bad_minutes,
+        unknown_minutes: d.unknown_minutes,
+        availability: d.availability,
+        availability_percent: sla::availability::floor_percent(
+            d.good_minutes,
+            d.good_minutes + d.bad_minutes,
+            AVAILABILITY_DECIMALS,
+        ),
+    }
+}
+
+/// `Mon,Tue 08:00-18:00`.
+pub fn weekly_text(w: &WeeklyWindow) -> String {
+    let days: Vec<String> = w
+        .days
+        .iter()
+        .map(|d| format!("{d:?}").chars().take(3).collect())
+        .collect();
+    let end = w
+        .end
+        .map_or_else(|| "24:00".to_string(), |t| t.strftime("%H:%M").to_string());
+    format!("{} {}-{}", days.join(","), w.start.strftime("%H:%M"), end)
+}
+
+fn excluded(p: &ServiceParts<'_>) -> Excluded {
+    let svc = p.service;
+    let mut maintenance: Vec<MaintenanceRow> = svc
+        .maintenance
+        .iter()
+        .map(|m| match m {
+            MaintenanceWindow::Once { start, end, reason } => MaintenanceRow {
+                kind: "once".into(),
+                when: format!("{start} – {end}"),
+                reason: reason.clone(),
+                source: "config".into(),
+                registered_at: None,
+            },
+            MaintenanceWindow::Weekly { window, reason } => MaintenanceRow {
+                kind: "weekly".into(),
+                when: weekly_text(window),
+                reason: reason.clone(),
+                source: "config".into(),
+                registered_at: None,
+            },
+        })
+        .collect();
+    maintenance.extend(p.api_maintenance.iter().map(|m| MaintenanceRow {
+        kind: "once".into(),
+        when: format!("{} – {}", m.start, m.end),
+        reason: m.reason.clone(),
+        source: "api".into(),
+        registered_at: Some(m.registered_at),
+    }));
+    let period = p.report.period.minutes.max(0) as u64;
+    Excluded {
+        service_hours: svc.service_hours.iter().map(weekly_text).collect(),
+        holidays: svc
+            .holidays
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect(),
+        maintenance,
+        ineligible_minutes: period.saturating_sub(p.report.eligible_minutes),
+    }
+}
+
+/// SHA-256 of the service definitions in force: a JSON list of each service's name, checks,
+/// target, zone, quorum, minimum reporters and coverage, hours, holidays, maintenance,
+/// latency objective and start, in config order.
+pub fn definitions_sha256(services: &[&Service]) -> String {
+    let list: Vec<serde_json::Value> = services
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "name": s.name,
+                "checks": s.checks,
+                "target_ppm": s.target.0,
+                "time_zone": s.time_zone,
+                "quorum": format!("{:?}", s.quorum),
+                "min_reporters": s.min_reporters,
+                "min_coverage_ppm": s.min_coverage.map(|p| p.0),
+                "service_hours": s.service_hours.iter().map(weekly_text).collect::<Vec<_>>(),
+                "holidays": s.holidays.iter().map(std::string::ToString::to_string).collect::<Vec<_>>(),
+                "maintenance": s.maintenance.iter().map(|m| match m {
+                    MaintenanceWindow::Once { start, end, reason } => format!("once {start} {end} {reason}"),
+                    MaintenanceWindow::Weekly { window, reason } => format!("weekly {} {reason}", weekly_text(window)),
+                }).collect::<Vec<_>>(),
+                "latency": s.latency.as_ref().map(|l| (l.threshold.as_secs_f64(), l.target.0)),
+                "start": s.start.map(|t| t.to_string()),
+            })
+        })
+        .collect();
+    super::integrity::sha256_hex(&serde_json::to_vec(&list).unwrap_or_default())
+}

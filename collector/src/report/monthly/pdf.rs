@@ -1,0 +1,614 @@
+//! The PDF renderer: A4 pages laid out line by line with krilla, text in the bundled DejaVu
+//! Sans (subset and embedded by krilla, with a ToUnicode map so the text is searchable and
+//! `pdftotext` extracts it), bars drawn as rectangles.
+//!
+//! Invariants:
+//! - Renders [`MonthlyReport`] only; reads no clock (the PDF creation date is the report's
+//!   generation instant) and no file, so the same report gives the same bytes.
+//! - Every figure is printed as the model formats it (percentages rounded down).
+
+use krilla::color::rgb;
+use krilla::geom::{PathBuilder, Point, Rect};
+use krilla::metadata::{DateTime, Metadata};
+use krilla::num::NormalizedF32;
+use krilla::page::PageSettings;
+use krilla::paint::Fill;
+use krilla::surface::Surface;
+use krilla::text::{Font, TextDirection};
+use krilla::{Document, SerializeSettings};
+
+use super::model::{MonthlyReport, SummaryRow};
+use super::text::{fmt_num, fmt_opt_pct, fmt_ratio, fmt_secs};
+
+static REGULAR: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
+static BOLD: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans-Bold.ttf");
+
+const PAGE_W: f32 = 595.28;
+const PAGE_H: f32 = 841.89;
+const MARGIN: f32 = 42.0;
+const BOTTOM: f32 = PAGE_H - 48.0;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PdfError {
+    #[error("the bundled font could not be loaded")]
+    Font,
+    #[error("PDF serialisation failed: {0}")]
+    Write(String),
+}
+
+/// One styled line of text, or a bar row, queued for the current page.
+enum Item {
+    Text {
+        x: f32,
+        size: f32,
+        bold: bool,
+        text: String,
+    },
+    Rule,
+    Bars {
+        values: Vec<Option<f64>>,
+        target: f64,
+    },
+}
+
+/// A page-breaking flow of rows; each row is a list of items sharing one baseline.
+struct Flow {
+    pages: Vec<Vec<(f32, Vec<Item>)>>,
+    y: f32,
+}
+
+impl Flow {
+    fn new() -> Flow {
+        Flow {
+            pages: vec![Vec::new()],
+            y: MARGIN,
+        }
+    }
+
+    fn row(&mut self, height: f32, items: Vec<Item>) {
+        if self.y + height > BOTTOM {
+            self.page_break();
+        }
+        self.y += height;
+        let y = self.y;
+        if let Some(p) = self.pages.last_mut() {
+            p.push((y, items));
+        }
+    }
+
+    fn page_break(&mut self) {
+        if self.pages.last().is_some_and(|p| !p.is_empty()) {
+            self.pages.push(Vec::new());
+        }
+        self.y = MARGIN;
+    }
+
+    fn text(&mut self, size: f32, bold: bool, text: impl Into<String>) {
+        self.row(
+            size * 1.45,
+            vec![Item::Text {
+                x: MARGIN,
+                size,
+                bold,
+                text: text.into(),
+            }],
+        );
+    }
+
+    /// Long text wrapped at roughly `chars` characters per line.
+    fn para(&mut self, size: f32, text: &str) {
+        let chars = ((PAGE_W - 2.0 * MARGIN) / (size * 0.55)) as usize;
+        for line in wrap(text, chars) {
+            self.text(size, false, line);
+        }
+    }
+
+    /// A table row: cells at fixed x offsets (relative to the margin).
+    fn cells(&mut self, size: f32, bold: bool, cols: &[f32], cells: Vec<String>) {
+        let items = cols
+            .iter()
+            .zip(cells)
+            .map(|(x, text)| Item::Text {
+                x: MARGIN + x,
+                size,
+                bold,
+                text,
+            })
+            .collect();
+        self.row(size * 1.5, items);
+    }
+}
+
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            out.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        out.push(line);
+    }
+    out
+}
+
+/// Shortens `s` to `n` characters (table cells have fixed widths).
+fn fit(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// Renders the report; `content_sha256` is printed in the footer of every page.
+pub fn render(r: &MonthlyReport, content_sha256: &str) -> Result<Vec<u8>, PdfError> {
+    let flow = layout(r, content_sha256);
+    let regular = Font::new(REGULAR.into(), 0).ok_or(PdfError::Font)?;
+    let bold = Font::new(BOLD.into(), 0).ok_or(PdfError::Font)?;
+    let settings = SerializeSettings {
+        xmp_metadata: false,
+        ..SerializeSettings::default()
+    };
+    let mut doc = Document::new_with(settings);
+    let total = flow.pages.len();
+    for (n, rows) in flow.pages.iter().enumerate() {
+        let size = PageSettings::from_wh(PAGE_W, PAGE_H).ok_or(PdfError::Font)?;
+        let mut page = doc.start_page_with(size);
+        let mut s = page.surface();
+        for (y, items) in rows {
+            for item in items {
+                draw(&mut s, *y, item, &regular, &bold);
+            }
+        }
+        let footer = format!(
+            "{} — {} — page {} of {} — content SHA-256 {}",
+            r.cover.title,
+            r.cover.month,
+            n + 1,
+            total,
+            content_sha256
+        );
+        set_color(&mut s, (97, 97, 97));
+        s.draw_text(
+            Point::from_xy(MARGIN, PAGE_H - 24.0),
+            regular.clone(),
+            6.5,
+            &footer,
+            false,
+            TextDirection::Auto,
+        );
+        s.finish();
+        page.finish();
+    }
+    doc.set_metadata(metadata(r));
+    doc.finish().map_err(|e| PdfError::Write(format!("{e:?}")))
+}
+
+fn metadata(r: &MonthlyReport) -> Metadata {
+    let t = r
+        .cover
+        .generated_at
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC);
+    let date = DateTime::new(t.year() as u16)
+        .month(t.month() as u8)
+        .day(t.day() as u8)
+        .hour(t.hour() as u8)
+        .minute(t.minute() as u8)
+        .second(t.second() as u8)
+        .utc_offset_hour(0)
+        .utc_offset_minute(0);
+    Metadata::new()
+        .title(format!("{} — {}", r.cover.title, r.cover.month))
+        .authors(vec![r.cover.organisation.clone()])
+        .creator(format!("Attest {}", r.cover.attest_version))
+        .creation_date(date)
+        .language("en".into())
+}
+
+fn set_color(s: &mut Surface<'_>, (r, g, b): (u8, u8, u8)) {
+    s.set_fill(Some(Fill {
+        paint: rgb::Color::new(r, g, b).into(),
+        opacity: NormalizedF32::ONE,
+        rule: Default::default(),
+    }));
+}
+
+fn rect(s: &mut Surface<'_>, x: f32, y: f32, w: f32, h: f32) {
+    let mut pb = PathBuilder::new();
+    if let Some(r) = Rect::from_xywh(x, y, w.max(0.3), h.max(0.3)) {
+        pb.push_rect(r);
+    }
+    if let Some(p) = pb.finish() {
+        s.draw_path(&p);
+    }
+}
+
+fn draw(s: &mut Surface<'_>, y: f32, item: &Item, regular: &Font, bold: &Font) {
+    match item {
+        Item::Text {
+            x,
+            size,
+            bold: b,
+            text,
+        } => {
+            set_color(s, (33, 33, 33));
+            let font = if *b { bold.clone() } else { regular.clone() };
+            s.draw_text(
+                Point::from_xy(*x, y),
+                font,
+                *size,
+                text,
+                false,
+                TextDirection::Auto,
+            );
+        }
+        Item::Rule => {
+            set_color(s, (158, 158, 158));
+            rect(s, MARGIN, y - 3.0, PAGE_W - 2.0 * MARGIN, 0.6);
+        }
+        Item::Bars { values, target } => bars(s, y, values, *target),
+    }
+}
+
+/// The daily chart: one bar per day, 60 pt high, scaled from `lo` to 100 %.
+fn bars(s: &mut Surface<'_>, bottom: f32, values: &[Option<f64>], target: f64) {
+    let h = 60.0f32;
+    let lo = super::svg::axis_floor(target, values.iter().copied());
+    let w = (PAGE_W - 2.0 * MARGIN) / values.len().max(1) as f32;
+    for (i, v) in values.iter().enumerate() {
+        let x = MARGIN + w * i as f32 + 0.5;
+        match v {
+            Some(a) => {
+                let frac = (((a - lo) / (1.0 - lo)).clamp(0.0, 1.0)) as f32;
+                set_color(
+                    s,
+                    if *a >= target {
+                        (46, 125, 50)
+                    } else {
+                        (198, 40, 40)
+                    },
+                );
+                rect(
+                    s,
+                    x,
+                    bottom - h * frac.max(0.02),
+                    w - 1.0,
+                    h * frac.max(0.02),
+                );
+            }
+            None => {
+                set_color(s, (221, 221, 221));
+                rect(s, x, bottom - h, w - 1.0, h);
+            }
+        }
+    }
+    let ty = bottom - h * (((target - lo) / (1.0 - lo)).clamp(0.0, 1.0) as f32);
+    set_color(s, (21, 101, 192));
+    rect(s, MARGIN, ty, PAGE_W - 2.0 * MARGIN, 0.5);
+}
+
+fn layout(r: &MonthlyReport, digest: &str) -> Flow {
+    let mut f = Flow::new();
+    cover(&mut f, r, digest);
+    summary(&mut f, &r.summary);
+    for (i, s) in r.services.iter().enumerate() {
+        let Some(sum) = r.summary.get(i) else {
+            continue;
+        };
+        f.page_break();
+        service(&mut f, s, sum);
+    }
+    if !r.addenda.is_empty() {
+        f.text(12.0, true, "Addenda");
+        for a in &r.addenda {
+            f.para(
+                8.0,
+                &format!(
+                    "{} {} ({}): {} was {}, now {} (found {})",
+                    a.month, a.service, a.field, a.field, a.archived, a.now, a.found_at
+                ),
+            );
+        }
+    }
+    f.page_break();
+    f.text(13.0, true, "Method");
+    f.row(4.0, vec![Item::Rule]);
+    for m in &r.method {
+        f.text(9.0, true, m.title.clone());
+        f.para(8.5, &m.text);
+    }
+    f
+}
+
+fn cover(f: &mut Flow, r: &MonthlyReport, digest: &str) {
+    let c = &r.cover;
+    f.text(9.0, false, c.organisation.clone());
+    f.text(18.0, true, c.title.clone());
+    let scope = match &c.service {
+        Some(s) => format!("service {s}"),
+        None => format!("all services ({})", r.summary.len()),
+    };
+    for (k, v) in [
+        (
+            "Period",
+            format!(
+                "{} (calendar month in {})",
+                c.month,
+                c.time_zones.join(", ")
+            ),
+        ),
+        ("Scope", scope),
+        ("Generated", c.generated_at.to_string()),
+        (
+            "Attest",
+            format!("{}, tz database {}", c.attest_version, c.tzdb_version),
+        ),
+        (
+            "Service definitions",
+            format!("SHA-256 {}", c.definitions_sha256),
+        ),
+        ("Report content", format!("SHA-256 {digest}")),
+    ] {
+        f.cells(8.5, false, &[0.0, 100.0], vec![k.to_string(), v]);
+    }
+}
+
+const SUMMARY_COLS: [f32; 9] = [0.0, 95.0, 135.0, 192.0, 262.0, 305.0, 350.0, 408.0, 458.0];
+
+fn summary(f: &mut Flow, rows: &[SummaryRow]) {
+    f.row(8.0, Vec::new());
+    f.text(13.0, true, "Summary");
+    f.row(4.0, vec![Item::Rule]);
+    let head = [
+        "Service",
+        "Target",
+        "Availability",
+        "Verdict",
+        "Down min",
+        "Allowed",
+        "Budget left",
+        "Incidents",
+        "MTTR min",
+    ];
+    f.cells(7.5, true, &SUMMARY_COLS, head.map(String::from).to_vec());
+    for s in rows {
+        f.cells(7.5, false, &SUMMARY_COLS, summary_cells(s));
+    }
+    f.para(
+        7.0,
+        "Availability = good ÷ known minutes, rounded down to 3 decimals so that a breach never shows as a pass. Budget figures are for the known minutes of the month.",
+    );
+}
+
+/// The summary line's cells; the PDF text test compares them with the JSON.
+pub fn summary_cells(s: &SummaryRow) -> Vec<String> {
+    vec![
+        fit(&s.service, 20),
+        format!("{} %", s.target_percent),
+        fmt_opt_pct(s.availability_percent.as_deref()),
+        s.verdict.label().to_string(),
+        s.downtime_minutes.to_string(),
+        fmt_num(Some(s.allowed_downtime_minutes), 1),
+        fmt_num(Some(s.budget_remaining_minutes), 1),
+        s.incidents.to_string(),
+        fmt_num(s.mttr_minutes, 1),
+    ]
+}
+
+fn service(f: &mut Flow, s: &super::model::ServiceSection, sum: &SummaryRow) {
+    f.text(14.0, true, s.service.clone());
+    f.row(4.0, vec![Item::Rule]);
+    f.para(
+        8.5,
+        &format!(
+            "Availability {} against a target of {} % — {}. Eligible {} min: good {}, bad {}, unknown {}. Coverage {}. Bounds: pessimistic {}, optimistic {}. Zone {}.",
+            fmt_opt_pct(sum.availability_percent.as_deref()),
+            sum.target_percent,
+            sum.verdict.label(),
+            sum.eligible_minutes,
+            sum.good_minutes,
+            sum.bad_minutes,
+            sum.unknown_minutes,
+            fmt_opt_pct(sum.coverage_percent.as_deref()),
+            fmt_ratio(s.pessimistic),
+            fmt_ratio(s.optimistic),
+            s.time_zone
+        ),
+    );
+    f.text(10.0, true, "Daily availability");
+    let values = s.daily.iter().map(|d| d.availability).collect();
+    f.row(
+        66.0,
+        vec![Item::Bars {
+            values,
+            target: sum.target_ppm as f64 / 1e6,
+        }],
+    );
+    let days: Vec<String> = s
+        .daily
+        .iter()
+        .filter(|d| d.bad_minutes > 0 || d.unknown_minutes > 0)
+        .map(|d| {
+            format!(
+                "{} {} (bad {}, unknown {})",
+                d.date,
+                fmt_opt_pct(d.availability_percent.as_deref()),
+                d.bad_minutes,
+                d.unknown_minutes
+            )
+        })
+        .collect();
+    if !days.is_empty() {
+        f.para(
+            7.5,
+            &format!("Days with bad or unknown minutes: {}.", days.join("; ")),
+        );
+    }
+    f.text(10.0, true, "Incidents");
+    if s.incidents.is_empty() {
+        f.text(8.5, false, "No incidents.");
+    } else {
+        let cols = [0.0, 95.0, 190.0, 240.0, 360.0];
+        f.cells(
+            7.5,
+            true,
+            &cols,
+            ["Start", "End", "Down min", "Agents", "Reason"]
+                .map(String::from)
+                .to_vec(),
+        );
+        for i in &s.incidents {
+            f.cells(
+                7.5,
+                false,
+                &cols,
+                vec![
+                    i.start.to_string(),
+                    i.end.to_string(),
+                    i.downtime_minutes.to_string(),
+                    fit(&i.agents.join(", "), 28),
+                    fit(i.reason.as_deref().unwrap_or("n/a"), 30),
+                ],
+            );
+        }
+    }
+    f.text(10.0, true, "Excluded time");
+    let hours = if s.excluded.service_hours.is_empty() {
+        "24x7".to_string()
+    } else {
+        format!("{} (local time)", s.excluded.service_hours.join("; "))
+    };
+    let holidays = if s.excluded.holidays.is_empty() {
+        "none".to_string()
+    } else {
+        s.excluded.holidays.join(", ")
+    };
+    f.para(
+        8.0,
+        &format!(
+            "Service hours: {hours}. Holidays: {holidays}. Ineligible minutes in the period: {}.",
+            s.excluded.ineligible_minutes
+        ),
+    );
+    for m in &s.excluded.maintenance {
+        let at = m
+            .registered_at
+            .map(|t| format!(" at {t}"))
+            .unwrap_or_default();
+        f.para(
+            8.0,
+            &format!(
+                "Maintenance ({}, {}{at}): {} — {}",
+                m.kind, m.source, m.when, m.reason
+            ),
+        );
+    }
+    f.text(10.0, true, "Unknown time");
+    if s.unknown.is_empty() {
+        f.text(8.5, false, "No unknown time.");
+    } else {
+        let cols = [0.0, 95.0, 190.0, 240.0];
+        f.cells(
+            7.5,
+            true,
+            &cols,
+            ["Start", "End", "Minutes", "Silent agents"]
+                .map(String::from)
+                .to_vec(),
+        );
+        for u in &s.unknown {
+            let silent = if u.silent_agents.is_empty() {
+                "n/a".to_string()
+            } else {
+                u.silent_agents.join(", ")
+            };
+            f.cells(
+                7.5,
+                false,
+                &cols,
+                vec![
+                    u.start.to_string(),
+                    u.end.to_string(),
+                    u.minutes.to_string(),
+                    fit(&silent, 50),
+                ],
+            );
+        }
+    }
+    f.text(10.0, true, "Latency");
+    let l = &s.latency;
+    f.para(
+        8.0,
+        &format!(
+            "Probes {}; p50 {}, p95 {}, p99 {}.{}",
+            l.probes,
+            fmt_secs(l.p50_seconds),
+            fmt_secs(l.p95_seconds),
+            fmt_secs(l.p99_seconds),
+            match (&sum.latency_objective, l.objective_ratio) {
+                (Some(o), r) => format!(" Objective {o}: achieved {}.", fmt_ratio(r)),
+                _ => String::new(),
+            }
+        ),
+    );
+    if !s.capacity.is_empty() {
+        f.text(10.0, true, "Capacity");
+        for c in &s.capacity {
+            f.para(
+                8.0,
+                &format!(
+                    "{} {} {}: p95 {}, max {}, minutes above warning {}, above critical {}, days to critical {}",
+                    c.agent,
+                    c.kind,
+                    c.resource,
+                    fmt_ratio(c.p95),
+                    fmt_ratio(c.max),
+                    c.minutes_above_warning,
+                    c.minutes_above_critical,
+                    fmt_num(c.days_until_critical, 1)
+                ),
+            );
+        }
+    }
+    if !s.capacity_objectives.is_empty() {
+        let verdict = s.capacity_verdict.as_deref().unwrap_or("n/a");
+        f.text(10.0, true, format!("Capacity objectives: {verdict}"));
+        for o in &s.capacity_objectives {
+            let by = match (&o.host, &o.resource) {
+                (Some(h), Some(r)) if !r.is_empty() => format!(", decided by {h} {r}"),
+                (Some(h), _) => format!(", decided by {h}"),
+                _ => String::new(),
+            };
+            f.para(
+                8.0,
+                &format!(
+                    "{} ({}): limit {}, value {}, {}{by}; {} minutes counted",
+                    o.name,
+                    o.statistic,
+                    objective_number(&o.statistic, Some(o.limit)),
+                    objective_number(&o.statistic, o.value),
+                    o.verdict,
+                    o.counted_minutes
+                ),
+            );
+        }
+    }
+}
+
+/// A capacity objective's limit or value: a percentage for the ratio statistics, else
+/// minutes or days with one decimal.
+fn objective_number(statistic: &str, x: Option<f64>) -> String {
+    if matches!(statistic, "p95" | "max" | "average") {
+        fmt_ratio(x)
+    } else {
+        fmt_num(x, 1)
+    }
+}

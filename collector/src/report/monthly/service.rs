@@ -1,0 +1,249 @@
+//! The collector's report service: what the report routes and the month-close loop call.
+//! It owns the signing key, the templates and the archive, and builds reports through
+//! [`assemble`](super::assemble) (the engine's figures) — archived months are served from
+//! the archive, which is the record.
+//!
+//! Invariants: every "now" is passed in (the caller's clock); an unusable signing key or
+//! template directory is reported on every request that needs it, never skipped silently
+//! (an unsigned report where a signed one was configured would mislead).
+
+use std::sync::Arc;
+
+use attest_config::CollectorConfig;
+use ed25519_dalek::SigningKey;
+use jiff::Timestamp;
+
+use super::archive::{Archive, ArchiveDifferences, Closed};
+use super::assemble::{self, Settings};
+use super::model::MonthlyReport;
+use super::{Format, RenderOptions, Templates, integrity, render};
+use crate::figures::Figures;
+use crate::reject::Rejection;
+use crate::sla::detail::MinuteStates;
+use crate::sla::{Month, Period};
+
+pub struct Reports {
+    cfg: Arc<CollectorConfig>,
+    figures: Arc<Figures>,
+    key: Result<Option<SigningKey>, String>,
+    templates: Result<Templates, String>,
+    pub archive: Option<Archive>,
+    pub differences: Arc<ArchiveDifferences>,
+}
+
+/// The files of one request: name, content type, bytes.
+pub struct Served {
+    pub name: String,
+    pub content_type: &'static str,
+    pub bytes: Vec<u8>,
+}
+
+pub fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("pdf") => "application/pdf",
+        Some("json") => "application/json",
+        Some("md") => "text/markdown; charset=utf-8",
+        Some("csv") => "text/csv; charset=utf-8",
+        _ => "text/plain; charset=utf-8",
+    }
+}
+
+impl Reports {
+    pub fn new(
+        cfg: Arc<CollectorConfig>,
+        figures: Arc<Figures>,
+        differences: Arc<ArchiveDifferences>,
+    ) -> Reports {
+        let r = &cfg.report;
+        let key = match &r.signing_key_file {
+            None => Ok(None),
+            Some(p) => std::fs::read_to_string(p)
+                .map_err(|e| format!("cannot read [report] signing_key_file {}: {e}", p.display()))
+                .and_then(|t| {
+                    integrity::load_signing_key(&p.display().to_string(), &t)
+                        .map(Some)
+                        .map_err(|e| e.to_string())
+                }),
+        };
+        let templates = match &r.templates_dir {
+            None => Ok(Templates::default()),
+            Some(d) => Templates::from_dir(d)
+                .map_err(|e| format!("cannot read [report] templates_dir {}: {e}", d.display())),
+        };
+        let archive = r.archive_dir.clone().map(|dir| Archive {
+            dir,
+            grace: r.grace,
+        });
+        Reports {
+            cfg,
+            figures,
+            key,
+            templates,
+            archive,
+            differences,
+        }
+    }
+
+    pub fn reader_token(&self) -> Option<&str> {
+        self.cfg.report.reader_token.as_deref()
+    }
+
+    fn key(&self) -> Result<Option<&SigningKey>, Rejection> {
+        self.key
+            .as_ref()
+            .map(Option::as_ref)
+            .map_err(|e| Rejection::new(500, e.clone()))
+    }
+
+    fn templates(&self) -> Result<Templates, Rejection> {
+        self.templates.clone().map_err(|e| Rejection::new(500, e))
+    }
+
+    /// The report of `month` (all services or one) as of `at`, with its minute tables.
+    pub fn build(
+        &self,
+        month: Month,
+        service: Option<&str>,
+        at: Timestamp,
+    ) -> Result<(MonthlyReport, Vec<(String, MinuteStates)>), Rejection> {
+        let settings = Settings {
+            organisation: self.cfg.report.organisation.clone(),
+            title: self.cfg.report.title.clone(),
+        };
+        let (mut r, minutes) =
+            assemble::assemble(&self.figures, &self.cfg, &settings, month, service, at)?;
+        if let Some(a) = &self.archive {
+            r.addenda = a
+                .addenda_before(&month.to_string())
+                .map_err(|e| Rejection::new(500, e.to_string()))?;
+        }
+        Ok((r, minutes))
+    }
+
+    /// One file of `month` in `format` (not `bundle`); archived months (all services) come
+    /// from the archive. `table` picks the CSV table (`services`, `daily`, `incidents`,
+    /// `unknown`).
+    pub fn file(
+        &self,
+        month: Month,
+        service: Option<&str>,
+        format: Format,
+        table: Option<&str>,
+        at: Timestamp,
+    ) -> Result<Served, Rejection> {
+        let name = match format {
+            Format::Csv => {
+                let t = table.unwrap_or("services");
+                if !["services", "daily", "incidents", "unknown"].contains(&t) {
+                    return Err(Rejection::new(
+                        400,
+                        format!("table={t:?} is not one of services, daily, incidents, unknown"),
+                    )
+                    .field("table"));
+                }
+                format!("{t}.csv")
+            }
+            Format::Bundle => {
+                return Err(Rejection::new(
+                    400,
+                    "format=bundle is a directory: write it with `attest-collector report --format bundle`, or fetch each format",
+                )
+                .field("format"));
+            }
+            f => format!("report.{}", f.name()),
+        };
+        if service.is_none()
+            && let Some(a) = &self.archive
+            && let Ok(bytes) = std::fs::read(a.month_dir(&month.to_string()).join(&name))
+        {
+            return Ok(Served {
+                content_type: content_type(&name),
+                name,
+                bytes,
+            });
+        }
+        let (r, minutes) = self.build(month, service, at)?;
+        let opts = RenderOptions {
+            key: self.key()?,
+            templates: self.templates()?,
+            minutes: &minutes,
+        };
+        let files = render(&r, format, &opts).map_err(|e| Rejection::new(500, e.to_string()))?;
+        let bytes = files
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, b)| b)
+            .ok_or_else(|| Rejection::new(500, format!("{name} was not rendered")))?;
+        Ok(Served {
+            content_type: content_type(&name),
+            name,
+            bytes,
+        })
+    }
+
+    /// The months the index lists: the twelve up to the current one (UTC), newest first,
+    /// each with whether it is archived.
+    pub fn months(&self, now: Timestamp) -> Vec<(String, bool)> {
+        let Ok(mut m) = Month::containing(now, "UTC") else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for _ in 0..12 {
+            let name = m.to_string();
+            let archived = self.archive.as_ref().is_some_and(|a| a.is_archived(&name));
+            out.push((name, archived));
+            m = m.previous();
+        }
+        out
+    }
+
+    /// Archives every closed month among the last two (UTC) that is due at `now`, and
+    /// records differences of archived months against a recomputation. Returns
+    /// `(month, differing fields)` of the archived months checked.
+    pub fn close_months(&self, now: Timestamp) -> Result<Vec<(String, usize)>, Rejection> {
+        let Some(archive) = &self.archive else {
+            return Ok(Vec::new());
+        };
+        let err = |e: super::archive::ArchiveError| Rejection::new(500, e.to_string());
+        let current =
+            Month::containing(now, "UTC").map_err(|e| Rejection::new(500, e.to_string()))?;
+        let mut checked = Vec::new();
+        for month in [current.previous().previous(), current.previous()] {
+            let name = month.to_string();
+            let end = self.latest_end(month)?;
+            let templates = self.templates()?;
+            let outcome = archive
+                .close(&name, (end, now), self.key()?, &templates, || {
+                    self.build(month, None, now).ok()
+                })
+                .map_err(err)?;
+            if let Closed::Written(dir) = &outcome {
+                tracing::info!(month = %name, dir = %dir.display(), "archived the month's report bundle");
+            }
+            if archive.is_archived(&name) && outcome != Closed::Written(archive.month_dir(&name)) {
+                let (r, _) = self.build(month, None, now)?;
+                let diff = archive.check(&name, &r, now).map_err(err)?;
+                if !diff.is_empty() {
+                    tracing::warn!(month = %name, fields = diff.len(), "late data changed figures of an archived month; recorded as an addendum");
+                }
+                self.differences.set(&name, diff.len() as u64);
+                checked.push((name, diff.len()));
+            }
+        }
+        Ok(checked)
+    }
+
+    /// The latest period end of `month` over every service (zones differ).
+    fn latest_end(&self, month: Month) -> Result<Timestamp, Rejection> {
+        let mut end = Period::month(month, "UTC")
+            .map_err(|e| Rejection::new(500, e.to_string()))?
+            .end;
+        for s in &self.cfg.services {
+            if let Ok(p) = Period::month(month, &s.time_zone) {
+                end = end.max(p.end);
+            }
+        }
+        Ok(end)
+    }
+}

@@ -1,0 +1,649 @@
+//! Tests of the monthly report on the fixed fixture month (see `fixture.rs`): golden files
+//! per format, determinism, CSV read back equals the JSON, HTML well-formed and free of
+//! external references, PDF text (via `pdftotext`) shows the JSON's figures, and `verify`
+//! accepts untouched files and rejects a one-byte edit of each format and a wrong key.
+//!
+//! Golden files live in `golden/`; `ATTEST_UPDATE_GOLDEN=1` rewrites them.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ed25519_dalek::SigningKey;
+
+use super::model::MonthlyReport;
+use super::*;
+use crate::sla::detail::MinuteStates;
+
+type Sample = (MonthlyReport, Vec<(String, MinuteStates)>);
+
+fn sample() -> &'static Sample {
+    static S: OnceLock<Sample> = OnceLock::new();
+    S.get_or_init(|| fixture::sample(2))
+}
+
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn opts<'a>(
+    key: Option<&'a SigningKey>,
+    minutes: &'a [(String, MinuteStates)],
+) -> RenderOptions<'a> {
+    RenderOptions {
+        key,
+        templates: Templates::default(),
+        minutes,
+    }
+}
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/report/monthly/golden")
+}
+
+fn golden(name: &str, got: &[u8]) {
+    let path = golden_dir().join(name);
+    if std::env::var_os("ATTEST_UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(golden_dir()).unwrap();
+        std::fs::write(&path, got).unwrap();
+        return;
+    }
+    let want = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with ATTEST_UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
+    });
+    if want != got {
+        let (w, g) = (String::from_utf8_lossy(&want), String::from_utf8_lossy(got));
+        let lines = |s: &str| s.lines().map(str::to_string).collect::<Vec<_>>();
+        panic!(
+            "{name} differs from its golden file: {}",
+            verify::first_difference(&lines(&w), &lines(&g))
+        );
+    }
+}
+
+fn one(r: &MonthlyReport, f: Format, key: Option<&SigningKey>) -> Vec<u8> {
+    let (_, minutes) = sample();
+    render(r, f, &opts(key, minutes)).unwrap().remove(0).1
+}
+
+#[test]
+fn fixture_has_dst_hours_maintenance_unknown_time_and_incidents() {
+    let (r, _) = sample();
+    let web = &r.summary[0];
+    assert_eq!(web.service, "web");
+    // 745 hours in Berlin's October; 60 maintenance minutes excluded.
+    assert_eq!(web.eligible_minutes, 44_700 - 60);
+    // 10 + 20 bad (a1 fails, quorum any), 45 + 4 unknown (both silent, then a2 in a gap
+    // while a1 is ok: any needs 1 reporter, so only the 45 minutes are unknown).
+    assert_eq!(web.bad_minutes, 30);
+    assert_eq!(web.verdict, model::Verdict::Met);
+    assert_eq!(web.unknown_minutes, 45);
+    assert_eq!(web.incidents, 2);
+    assert_eq!(r.services[0].daily.len(), 31);
+    assert_eq!(r.services[0].daily[24].eligible_minutes, 1_500);
+    assert_eq!(r.services[0].unknown[0].silent_agents, ["a1", "a2"]);
+    let erp = &r.summary[1];
+    assert_eq!(erp.verdict, model::Verdict::Breached);
+    assert_eq!(erp.bad_minutes, 120);
+    assert!(
+        r.services[1]
+            .excluded
+            .maintenance
+            .iter()
+            .any(|m| m.source == "api")
+    );
+    assert_eq!(
+        r.services[1].excluded.service_hours,
+        ["Mon,Tue,Wed,Thu,Fri 08:00-18:00"]
+    );
+}
+
+/// The web service's capacity objectives reach the report with the engine's verdicts: the
+/// CPU p95 (48 %) is within 70 %, the one-hour memory peak of a2 (95 %) breaches 90 %, and
+/// the service's capacity verdict is the worst of them; each format shows them.
+#[test]
+fn capacity_objectives_reach_every_format() {
+    let (r, _) = sample();
+    let web = &r.services[0];
+    assert_eq!(web.capacity_verdict.as_deref(), Some("breached"));
+    let got: Vec<(&str, &str, Option<&str>)> = web
+        .capacity_objectives
+        .iter()
+        .map(|o| (o.name.as_str(), o.verdict.as_str(), o.host.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("cpu:p95", "met", Some("a1")),
+            ("memory:max", "breached", Some("a2"))
+        ]
+    );
+    assert_eq!(web.capacity_objectives[1].value, Some(0.95));
+    assert!(r.services[1].capacity_objectives.is_empty());
+    assert_eq!(r.services[1].capacity_verdict, None);
+    for f in [Format::Html, Format::Md] {
+        let text = String::from_utf8(one(r, f, None)).unwrap();
+        assert!(
+            text.contains("Capacity objectives: breached") && text.contains("memory:max"),
+            "{f:?}"
+        );
+    }
+}
+
+#[test]
+fn golden_files_of_every_text_format() {
+    let (r, minutes) = sample();
+    let o = opts(None, minutes);
+    golden("report.json", &json(r, None).unwrap());
+    golden("report.html", &html(r, &o).unwrap());
+    golden("report.md", &markdown(r, &o).unwrap());
+    for (name, bytes) in csv_files(r) {
+        golden(&name, &bytes);
+    }
+}
+
+#[test]
+fn every_format_is_byte_identical_across_runs() {
+    let (r, minutes) = sample();
+    let k = key(7);
+    for f in Format::ALL {
+        let a = render(r, f, &opts(Some(&k), minutes)).unwrap();
+        let b = render(&fixture::sample(2).0, f, &opts(Some(&k), minutes)).unwrap();
+        assert!(a == b, "{} differs between two runs", f.name());
+    }
+}
+
+#[test]
+fn json_reads_back_as_the_same_report() {
+    let (r, _) = sample();
+    let file: JsonFile = serde_json::from_slice(&json(r, None).unwrap()).unwrap();
+    assert_eq!(&file.report, r);
+    assert_eq!(file.integrity.content_sha256, integrity::content_sha256(r));
+    assert_eq!(file.report.schema, model::SCHEMA);
+}
+
+/// Each CSV cell equals the JSON value's cell text; numbers parse back to the same f64;
+/// the columns are exactly the JSON object's keys.
+fn assert_csv_matches(text: &str, cols: &[&str], rows: Vec<(Option<&str>, serde_json::Value)>) {
+    let parsed = csv::parse(text).unwrap();
+    let with_service = rows.first().is_some_and(|r| r.0.is_some());
+    let head: Vec<String> = with_service
+        .then(|| "service".to_string())
+        .into_iter()
+        .chain(cols.iter().map(std::string::ToString::to_string))
+        .collect();
+    assert_eq!(parsed[0], head);
+    assert_eq!(parsed.len() - 1, rows.len());
+    for ((svc, v), row) in rows.iter().zip(&parsed[1..]) {
+        let obj = v.as_object().unwrap();
+        let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        let mut want_keys = cols.to_vec();
+        keys.sort_unstable();
+        want_keys.sort_unstable();
+        assert_eq!(keys, want_keys, "CSV columns must be every JSON field");
+        let cells = if let Some(s) = svc {
+            assert_eq!(row[0], *s);
+            &row[1..]
+        } else {
+            &row[..]
+        };
+        for (c, cell) in cols.iter().zip(cells) {
+            let jv = &obj[*c];
+            match jv {
+                serde_json::Value::Number(n) => {
+                    assert_eq!(cell.parse::<f64>().ok(), n.as_f64(), "{c}: {cell}");
+                }
+                serde_json::Value::Null => assert_eq!(cell, "", "{c}"),
+                _ => assert_eq!(cell, &csv::cell(jv), "{c}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn csv_read_back_equals_the_json() {
+    let (r, _) = sample();
+    assert_csv_matches(
+        &csv::services(r),
+        csv::SERVICES,
+        r.summary
+            .iter()
+            .map(|s| (None, serde_json::to_value(s).unwrap()))
+            .collect(),
+    );
+    let per = |f: &dyn Fn(&model::ServiceSection) -> Vec<serde_json::Value>| {
+        r.services
+            .iter()
+            .flat_map(|s| f(s).into_iter().map(move |v| (Some(s.service.as_str()), v)))
+            .collect::<Vec<_>>()
+    };
+    assert_csv_matches(
+        &csv::daily(r),
+        csv::DAILY,
+        per(&|s| {
+            s.daily
+                .iter()
+                .map(|d| serde_json::to_value(d).unwrap())
+                .collect()
+        }),
+    );
+    assert_csv_matches(
+        &csv::incidents(r),
+        csv::INCIDENTS,
+        per(&|s| {
+            s.incidents
+                .iter()
+                .map(|d| serde_json::to_value(d).unwrap())
+                .collect()
+        }),
+    );
+    assert_csv_matches(
+        &csv::unknown(r),
+        csv::UNKNOWN,
+        per(&|s| {
+            s.unknown
+                .iter()
+                .map(|d| serde_json::to_value(d).unwrap())
+                .collect()
+        }),
+    );
+}
+
+#[test]
+fn csv_quotes_what_rfc_4180_requires() {
+    assert_eq!(csv::field("a,b"), "\"a,b\"");
+    assert_eq!(csv::field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    assert_eq!(csv::field("two\r\nlines"), "\"two\r\nlines\"");
+    assert_eq!(csv::field("plain"), "plain");
+    let rows = csv::parse("a,\"b,c\",\"d\"\"e\"\r\n\"x\r\ny\",,z\r\n").unwrap();
+    assert_eq!(
+        rows,
+        vec![vec!["a", "b,c", "d\"e"], vec!["x\r\ny", "", "z"]]
+    );
+}
+
+#[test]
+fn minute_table_has_one_row_per_minute_and_recomputes_the_counts() {
+    let (r, minutes) = sample();
+    let text = csv::minutes(&minutes[0].1);
+    let rows = csv::parse(&text).unwrap();
+    assert_eq!(rows.len() - 1, 44_700);
+    let count = |s: &str| rows.iter().filter(|r| r[1] == s).count() as u64;
+    assert_eq!(count("good"), r.summary[0].good_minutes);
+    assert_eq!(count("bad"), r.summary[0].bad_minutes);
+    assert_eq!(count("unknown"), r.summary[0].unknown_minutes);
+}
+
+/// A small checker: every non-void element is closed in order; no script, no external
+/// reference (src/href/url()/@import; the SVG namespace URI is a name, not a reference).
+fn assert_well_formed_self_contained(html: &str) {
+    const VOID: &[&str] = &[
+        "meta", "br", "hr", "img", "link", "input", "col", "wbr", "area", "base", "source",
+    ];
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = html;
+    while let Some(i) = rest.find('<') {
+        rest = &rest[i + 1..];
+        if rest.starts_with("!--") {
+            rest = &rest[rest.find("-->").expect("unclosed comment") + 3..];
+            continue;
+        }
+        let end = rest.find('>').expect("unclosed tag");
+        let tag = &rest[..end];
+        rest = &rest[end + 1..];
+        if tag.starts_with('!') {
+            continue;
+        }
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if let Some(closing) = tag.strip_prefix('/') {
+            let _ = closing;
+            let open = stack
+                .pop()
+                .unwrap_or_else(|| panic!("</{name}> without an open element"));
+            assert_eq!(open, name, "</{name}> closes <{open}>");
+        } else if !tag.ends_with('/') && !VOID.contains(&name.as_str()) {
+            stack.push(name);
+        }
+    }
+    assert!(stack.is_empty(), "unclosed elements: {stack:?}");
+    let lower = html.to_ascii_lowercase();
+    for bad in ["<script", " src=", " href=", "url(", "@import", "<link"] {
+        assert!(!lower.contains(bad), "HTML contains {bad:?}");
+    }
+    let without_ns = lower.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+    assert!(
+        !without_ns.contains("http://") && !without_ns.contains("https://"),
+        "external URL"
+    );
+}
+
+#[test]
+fn html_is_well_formed_and_self_contained() {
+    let (r, minutes) = sample();
+    let html = String::from_utf8(html(r, &opts(None, minutes)).unwrap()).unwrap();
+    assert_well_formed_self_contained(&html);
+    assert!(html.contains("@page { size: A4"));
+    assert!(html.contains(r.summary[0].availability_percent.as_deref().unwrap()));
+    assert_eq!(html.matches("<svg").count(), 4, "two charts per service");
+}
+
+#[test]
+fn templates_can_be_overridden() {
+    let (r, _) = sample();
+    let t = Templates {
+        html: None,
+        markdown: Some("{% for s in r.summary %}{{ s.service }}={{ s.availability_percent | pct }}\n{% endfor %}".into()),
+    };
+    let md = markdown(
+        r,
+        &RenderOptions {
+            templates: t,
+            ..RenderOptions::default()
+        },
+    )
+    .unwrap();
+    let text = String::from_utf8(md).unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "web={} %\nerp=",
+            r.summary[0].availability_percent.as_deref().unwrap()
+        )),
+        "{text}"
+    );
+    let broken = Templates {
+        html: Some("{% for %}".into()),
+        markdown: None,
+    };
+    let err = html(
+        r,
+        &RenderOptions {
+            templates: broken,
+            ..RenderOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("report.html"), "{err}");
+}
+
+#[cfg(feature = "pdf")]
+#[test]
+fn pdf_text_shows_the_json_figures() {
+    let (r, minutes) = sample();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.pdf");
+    std::fs::write(&path, one(r, Format::Pdf, None)).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout", "-enc", "UTF-8"])
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) must be installed: scripts/test installs it");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let _ = minutes;
+    assert!(
+        text.contains(&integrity::content_sha256(r)),
+        "content digest in the footer"
+    );
+    for s in &r.summary {
+        for cell in pdf::summary_cells(s) {
+            assert!(
+                text.contains(&cell),
+                "PDF text lacks {cell:?} of {}",
+                s.service
+            );
+        }
+    }
+    for s in &r.services {
+        for i in &s.incidents {
+            assert!(
+                text.contains(&i.start.to_string()),
+                "incident start {}",
+                i.start
+            );
+        }
+        for u in &s.unknown {
+            assert!(text.contains(&u.silent_agents.join(", ")));
+        }
+    }
+    golden("report.pdf.txt", text.as_bytes());
+}
+
+fn edit_one_byte(bytes: &[u8], at: usize) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    b[at] = if b[at] == b'7' { b'8' } else { b'7' };
+    b
+}
+
+#[test]
+fn verify_accepts_untouched_files_and_rejects_a_one_byte_edit_and_a_wrong_key() {
+    let (r, _) = sample();
+    let k = key(1);
+    let good = k.verifying_key();
+    let wrong = key(2).verifying_key();
+    let mut formats = vec![Format::Json, Format::Html, Format::Md];
+    if cfg!(feature = "pdf") {
+        formats.push(Format::Pdf);
+    }
+    for f in formats {
+        let bytes = one(r, f, Some(&k));
+        let name = format!("report.{}", f.name());
+        let ok = verify::verify_file(&name, &bytes, Some(&good));
+        assert!(ok.ok(), "{name} untouched: {:?}", ok.problems);
+        let unkeyed = verify::verify_file(&name, &bytes, None);
+        assert!(
+            unkeyed.ok() && unkeyed.notes.iter().any(|n| n.contains("--public-key")),
+            "{name}: {unkeyed:?}"
+        );
+        assert!(
+            !verify::verify_file(&name, &bytes, Some(&wrong)).ok(),
+            "{name} with a wrong key"
+        );
+        // One byte in the middle of the figures (for JSON: inside a number).
+        let at = match f {
+            Format::Json => {
+                let s = String::from_utf8_lossy(&bytes);
+                s.find("\"bad_minutes\": ").unwrap() + 15
+            }
+            _ => bytes.len() / 2,
+        };
+        let edited = edit_one_byte(&bytes, at);
+        let bad = verify::verify_file(&name, &edited, Some(&good));
+        assert!(!bad.ok(), "{name} edited at {at} passed");
+        // Unsigned files: the digest alone still catches the edit.
+        let plain = one(r, f, None);
+        let at = if f == Format::Json {
+            at
+        } else {
+            plain.len() / 2
+        };
+        assert!(
+            !verify::verify_file(&name, &edit_one_byte(&plain, at), None).ok(),
+            "{name} unsigned edit"
+        );
+    }
+}
+
+#[test]
+fn verify_of_a_bundle_names_the_changed_line() {
+    let (r, minutes) = sample();
+    let k = key(3);
+    let dir = tempfile::tempdir().unwrap();
+    for (rel, bytes) in render(r, Format::Bundle, &opts(Some(&k), minutes)).unwrap() {
+        let p = dir.path().join(&rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    let good = k.verifying_key();
+    let ok = verify::verify_path(dir.path(), Some(&good)).unwrap();
+    assert!(ok.ok(), "{:?}", ok.problems);
+    assert!(
+        !verify::verify_path(dir.path(), Some(&key(4).verifying_key()))
+            .unwrap()
+            .ok()
+    );
+    // Every file of the bundle: a one-byte edit is found.
+    let manifest = std::fs::read_to_string(dir.path().join("MANIFEST")).unwrap();
+    for (_, rel) in integrity::parse_manifest(&manifest) {
+        let p = dir.path().join(&rel);
+        let orig = std::fs::read(&p).unwrap();
+        std::fs::write(&p, edit_one_byte(&orig, orig.len() / 2)).unwrap();
+        let f = verify::verify_path(dir.path(), Some(&good)).unwrap();
+        assert!(
+            f.problems
+                .iter()
+                .any(|x| x.starts_with(&format!("{rel}: changed"))),
+            "{rel}: {:?}",
+            f.problems
+        );
+        std::fs::write(&p, orig).unwrap();
+    }
+    // The HTML edit is shown line by line against report.json rendered again.
+    let p = dir.path().join("services.csv");
+    let orig = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, orig.replacen(",breached,", ",met,", 1)).unwrap();
+    let f = verify::verify_path(dir.path(), Some(&good)).unwrap();
+    assert!(
+        f.problems
+            .iter()
+            .any(|x| x.contains("services.csv: compared with report.json")
+                && x.contains("line 3")
+                && x.contains(",met,")),
+        "{:?}",
+        f.problems
+    );
+    std::fs::write(&p, orig).unwrap();
+    std::fs::write(dir.path().join("extra.txt"), "x").unwrap();
+    let f = verify::verify_path(dir.path(), Some(&good)).unwrap();
+    assert!(
+        f.problems
+            .iter()
+            .any(|x| x.starts_with("extra.txt: present but not listed"))
+    );
+}
+
+#[test]
+fn method_formulas_are_quoted_from_docs_sla() {
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/sla.md"))
+            .unwrap();
+    for (title, _, formulas) in method::ITEMS {
+        for f in *formulas {
+            assert!(
+                docs.contains(f),
+                "method item {title:?} quotes {f:?}, which docs/sla.md does not contain"
+            );
+        }
+    }
+}
+
+#[test]
+fn signing_keys_load_from_pem_and_hex() {
+    let hex_seed = "01".repeat(32);
+    let k = integrity::load_signing_key("k", &hex_seed).unwrap();
+    assert_eq!(k.to_bytes(), [1u8; 32]);
+    let public = integrity::hex(k.verifying_key().as_bytes());
+    assert_eq!(
+        integrity::load_public_key("p", &public).unwrap(),
+        k.verifying_key()
+    );
+    let err = integrity::load_signing_key("keyfile", "nonsense").unwrap_err();
+    assert!(
+        err.to_string().contains("keyfile") && err.to_string().contains("PKCS#8"),
+        "{err}"
+    );
+}
+
+/// Writes the fixture's files to `$ATTEST_EXAMPLES_DIR` (for docs/examples; run by hand:
+/// `ATTEST_EXAMPLES_DIR=/tmp/x cargo test -p attest-collector --lib write_examples -- --ignored`).
+#[test]
+#[ignore = "writes example files for the docs"]
+fn write_examples() {
+    let dir = PathBuf::from(std::env::var("ATTEST_EXAMPLES_DIR").expect("ATTEST_EXAMPLES_DIR"));
+    let (r, minutes) = sample();
+    for f in [Format::Html, Format::Pdf, Format::Md, Format::Json] {
+        for (name, bytes) in render(r, f, &opts(None, minutes)).unwrap() {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    }
+}
+
+#[test]
+fn archive_writes_a_month_once_and_records_late_differences_as_addenda() {
+    let (r, _) = sample();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = archive::Archive {
+        dir: dir.path().join("archive"),
+        grace: std::time::Duration::from_secs(3 * 86_400),
+    };
+    let end: jiff::Timestamp = "2026-10-31T23:00:00Z".parse().unwrap();
+    let early: jiff::Timestamp = "2026-11-02T08:00:00Z".parse().unwrap();
+    let late: jiff::Timestamp = "2026-11-04T00:00:00Z".parse().unwrap();
+    let (_, minutes) = sample();
+    let t = Templates::default();
+    let build = || Some((r.clone(), minutes.clone()));
+    assert_eq!(
+        archive
+            .close("2026-10", (end, early), None, &t, build)
+            .unwrap(),
+        archive::Closed::NotDue
+    );
+    let written = archive
+        .close("2026-10", (end, late), None, &t, build)
+        .unwrap();
+    assert_eq!(
+        written,
+        archive::Closed::Written(archive.month_dir("2026-10"))
+    );
+    assert!(
+        verify::verify_path(&archive.month_dir("2026-10"), None)
+            .unwrap()
+            .ok()
+    );
+    let before = std::fs::read(archive.month_dir("2026-10").join("report.json")).unwrap();
+    // Never rewritten, whatever the report now says.
+    let mut changed = r.clone();
+    changed.summary[0].bad_minutes += 5;
+    changed.summary[0].verdict = model::Verdict::Breached;
+    let again = archive.close("2026-10", (end, late), None, &t, || {
+        Some((changed.clone(), Vec::new()))
+    });
+    assert_eq!(again.unwrap(), archive::Closed::AlreadyArchived);
+    assert_eq!(
+        std::fs::read(archive.month_dir("2026-10").join("report.json")).unwrap(),
+        before
+    );
+    // Same figures: no addendum. Late data: dated addenda, recorded once.
+    assert!(archive.check("2026-10", r, late).unwrap().is_empty());
+    let found: jiff::Timestamp = "2026-11-05T00:00:00Z".parse().unwrap();
+    let diff = archive.check("2026-10", &changed, found).unwrap();
+    let fields: Vec<&str> = diff.iter().map(|a| a.field.as_str()).collect();
+    assert_eq!(fields, ["bad_minutes", "verdict"]);
+    assert_eq!(
+        (diff[1].archived.as_str(), diff[1].now.as_str()),
+        ("met", "breached")
+    );
+    archive
+        .check("2026-10", &changed, "2026-11-06T00:00:00Z".parse().unwrap())
+        .unwrap();
+    let recorded = archive.addenda_before("2026-11").unwrap();
+    assert_eq!(recorded.len(), 2);
+    assert_eq!(
+        recorded[0].found_at, found,
+        "a steady difference keeps its first date"
+    );
+    let lines = std::fs::read_to_string(dir.path().join("archive/2026-10.addenda.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 1);
+    assert!(archive.addenda_before("2026-10").unwrap().is_empty());
+}
