@@ -11,7 +11,9 @@
 //! - Plain HTTP and TLS share one accept loop and the same bounds: at most `max_connections`
 //!   served at once (the rest wait in the kernel's queue), headers within
 //!   `header_read_timeout`, and no connection idles past `idle_timeout`, so stalled or idle
-//!   clients cannot pile up tasks and buffers.
+//!   clients cannot pile up tasks and buffers. A request in its handler is not idle: the
+//!   handler's own bound ends it (`body_read_timeout` with a 408, a long poll's `?wait=`), so
+//!   a shorter `idle_timeout` never cuts an upload unanswered.
 
 use std::future::Future;
 use std::io::BufReader;
@@ -185,9 +187,10 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
     /// Time to send request headers, on plain HTTP and TLS alike.
     pub header_read_timeout: Duration,
-    /// A connection that moves no byte for this long is closed (after its request in
-    /// flight, if any, is answered; a client that does not read its answer is cut off
-    /// after the same time again).
+    /// A connection that moves no byte for this long, with no request in its handler, is
+    /// closed (after its answer in flight, if any, is written; a client that does not read
+    /// its answer is cut off once no byte moved for the same time again). A request in its
+    /// handler is bounded by the handler (`body_read_timeout`, a long poll's `?wait=`).
     pub idle_timeout: Duration,
 }
 
@@ -411,12 +414,18 @@ impl Conn {
     {
         let peer = self.peer;
         let (io, last) = Watched::new(stream);
+        let serving = Serving::default();
         let app = self.app.clone();
+        let in_handler = serving.clone();
         let svc =
             hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(PeerAddr(peer));
                 let mut app = app.clone();
-                async move { tower_service::Service::call(&mut app, req).await }
+                let busy = in_handler.enter();
+                async move {
+                    let _busy = busy;
+                    tower_service::Service::call(&mut app, req).await
+                }
             });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
@@ -433,18 +442,22 @@ impl Conn {
                     break conn.as_mut().await;
                 }
                 _ = tokio::time::sleep_until(quiet_until) => {
-                    if last.get().elapsed() < idle {
+                    if !idle_now(&last, &serving, idle) {
                         continue;
                     }
                     self.stats.timed_out.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%peer, "closing a connection idle for {idle:?}");
                     conn.as_mut().graceful_shutdown();
                     // A request in flight is still answered; a client that never reads
-                    // the answer is cut off after another idle period.
-                    match tokio::time::timeout(idle, conn.as_mut()).await {
-                        Ok(r) => break r,
-                        Err(_) => return,
-                    }
+                    // the answer is cut off once no byte moved for another idle period.
+                    last.touch();
+                    break loop {
+                        match tokio::time::timeout(idle, conn.as_mut()).await {
+                            Ok(r) => break r,
+                            Err(_) if idle_now(&last, &serving, idle) => return,
+                            Err(_) => {}
+                        }
+                    };
                 }
             }
         };
@@ -454,6 +467,44 @@ impl Conn {
             }
             tracing::debug!(%peer, "connection ended with an error: {e}");
         }
+    }
+}
+
+/// True when no byte moved for `idle` and no request is in its handler. A request in its
+/// handler is not idle however long it waits: the handler bounds its own wait
+/// (`body_read_timeout` for a stalled body, which is answered 408 and releases its in-flight
+/// bytes; `?wait=` for a long poll). Its wait restarts the idle clock.
+fn idle_now(last: &LastActivity, serving: &Serving, idle: Duration) -> bool {
+    if last.get().elapsed() < idle {
+        return false;
+    }
+    if serving.busy() {
+        last.touch();
+        return false;
+    }
+    true
+}
+
+/// How many requests of one connection are in their handler now (HTTP/1.1: 0 or 1).
+#[derive(Clone, Default)]
+struct Serving(Arc<AtomicU64>);
+
+/// One request in its handler; dropped when the handler returns its answer (or is dropped).
+struct InHandler(Arc<AtomicU64>);
+
+impl Serving {
+    fn enter(&self) -> InHandler {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        InHandler(self.0.clone())
+    }
+    fn busy(&self) -> bool {
+        self.0.load(Ordering::Acquire) > 0
+    }
+}
+
+impl Drop for InHandler {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

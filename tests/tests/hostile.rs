@@ -832,6 +832,18 @@ async fn http_stalled_body_is_408_after_body_read_timeout() {
     assert_eq!(rejected(&r, "slow_body").await, Some(1.0));
 }
 
+#[tokio::test]
+async fn http_stalled_body_outlasting_idle_timeout_is_still_408() {
+    // A request in its handler is not idle: body_read_timeout, not idle_timeout, ends a
+    // stalled upload, with its 408 (the idle watchdog used to cut it without an answer).
+    let r = rig_with("idle_timeout = \"1s\"\nbody_read_timeout = \"3s\"", &[]).await;
+    let mut raw = headers_only(INGEST, TOKEN_A, 1000);
+    raw.extend_from_slice(b"{\"version\":1,");
+    let a = exchange(r.port, &raw).await;
+    expect(&r, &a, 408, None);
+    assert_eq!(rejected(&r, "slow_body").await, Some(1.0));
+}
+
 /// `attest_ingest_rejected_batches_total{result}` of the rig's collector.
 async fn rejected(r: &Rig, result: &str) -> Option<f64> {
     let metrics = get(&format!("http://127.0.0.1:{}/metrics", r.port))
@@ -867,12 +879,10 @@ async fn http_connection_without_a_request_is_closed_by_header_read_timeout() {
 }
 
 #[tokio::test]
-#[ignore = "passes alone and with --test-threads=1, never saw its 503 when the whole table ran in \
-            parallel after the fleet/scale merge; under investigation (issue 12 note). Run with \
-            `cargo test -p attest-tests --test hostile -- --ignored`"]
 async fn http_in_flight_body_bytes_beyond_the_cap_are_503() {
     // The stalled upload must hold its budget until the next request arrives, however
-    // loaded the machine: a body_read_timeout far beyond the wait below.
+    // loaded the machine: a body_read_timeout far beyond the waits below (idle_timeout
+    // stays 2 s: a request in its handler is not idle).
     let r = rig_with(
         "body_read_timeout = \"5m\"",
         &[("max_batches_per_second", "100")],
@@ -880,30 +890,49 @@ async fn http_in_flight_body_bytes_beyond_the_cap_are_503() {
     .await;
     // A valid agent starts a 64 KiB upload and stalls: it holds the whole in-flight budget
     // until body_read_timeout.
-    let mut holder = TcpStream::connect(("127.0.0.1", r.port)).await.unwrap();
-    holder
-        .write_all(&headers_only(INGEST, TOKEN_A, 64 << 10))
-        .await
-        .unwrap();
+    let holder = hold_inflight_budget(r.port, 64 << 10).await;
     // The next upload (content refused if it ever got through) finds no room.
     let body = with(good_batch(1), "/version", json!(2));
-    let refused = wait_for(
-        "a 503 for the in-flight cap",
-        Duration::from_secs(20),
-        || {
-            let body = body.clone();
-            let port = r.port;
-            async move {
-                let a = exchange(port, &ingest_request(Some(TOKEN_B), None, &body)).await;
-                (a.status == 503).then_some(a)
-            }
-        },
-    )
-    .await;
+    let refused = exchange(r.port, &ingest_request(Some(TOKEN_B), None, &body)).await;
     expect(&r, &refused, 503, None);
     assert!(refused.header("retry-after").is_some());
-    assert!(rejected(&r, "busy").await.is_some_and(|n| n >= 1.0));
+    assert_eq!(rejected(&r, "busy").await, Some(1.0));
     drop(holder);
+}
+
+/// Starts agent a's upload of `length` body bytes and sends none of them; returns once the
+/// collector holds the in-flight bytes for it. The upload asks `Expect: 100-continue`, which
+/// the collector answers when the handler starts reading the body, i.e. after it reserved the
+/// bytes: only then may the next request come, or it could take the room first and the
+/// holder would be the one refused.
+async fn hold_inflight_budget(port: u16, length: usize) -> TcpStream {
+    let mut holder = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let mut head = headers_only(INGEST, TOKEN_A, length);
+    head.truncate(head.len() - 2);
+    head.extend_from_slice(b"Expect: 100-continue\r\n\r\n");
+    holder.write_all(&head).await.expect("write headers");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(20), holder.read(&mut buf))
+            .await
+            .expect("the collector answers the upload's headers within 20 s")
+            .expect("read");
+        assert!(
+            n > 0,
+            "connection closed: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        got.starts_with(b"HTTP/1.1 100 Continue\r\n"),
+        "the stalled upload is let in: {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    holder
 }
 
 #[tokio::test]
