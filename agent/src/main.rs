@@ -158,7 +158,7 @@ async fn run(cfg: AgentConfig, path: PathBuf) -> anyhow::Result<ExitCode> {
     };
     let transport = Transport::new(
         &cfg.agent.id,
-        &cfg.agent.collector_url,
+        &cfg.agent.collector_urls[0],
         &cfg.agent.token,
         cfg.transport.clone(),
         spool.reader(),
@@ -201,7 +201,7 @@ async fn run(cfg: AgentConfig, path: PathBuf) -> anyhow::Result<ExitCode> {
     let (ids_tx, ids_rx) = watch::channel(control::ids(&cfg.checks));
     let poller = Poller::new(
         transport::build_client(&cfg.transport).context("cannot set up the assignment client")?,
-        &cfg.agent.collector_url,
+        &cfg.agent.collector_urls[0],
         &cfg.agent.id,
         &cfg.agent.token,
         cfg.spool.dir.clone(),
@@ -231,7 +231,7 @@ async fn run(cfg: AgentConfig, path: PathBuf) -> anyhow::Result<ExitCode> {
     }
     tokio::spawn(notify::watchdog(cancel.clone()));
     notify::ready();
-    tracing::info!(agent = %cfg.agent.id, own_checks = n_checks, collector = %cfg.agent.collector_url, "agent started");
+    tracing::info!(agent = %cfg.agent.id, own_checks = n_checks, collector = %cfg.agent.collector_urls[0], "agent started");
 
     stop.wait().await;
     notify::stopping();

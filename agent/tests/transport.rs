@@ -100,6 +100,7 @@ fn cfg() -> TransportConfig {
         client_key: None,
         backoff_initial: Duration::from_millis(20),
         backoff_max: Duration::from_millis(100),
+        failback_after: Duration::from_secs(60),
     }
 }
 
