@@ -257,7 +257,10 @@ impl Poller {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
-                let why = format!("collector unreachable: {e}");
+                let why = format!(
+                    "collector unreachable: {}",
+                    crate::transport::error_chain(&e)
+                );
                 self.collectors.failed(&target, &why);
                 return Polled::Failed(why, None);
             }

@@ -268,7 +268,7 @@ impl Transport {
             Ok(r) => classify(r, batch.seq).await,
             Err(e) => Outcome::Retry {
                 retry_after: None,
-                why: format!("collector unreachable: {e}"),
+                why: format!("collector unreachable: {}", error_chain(&e)),
                 collector_fault: true,
             },
         }
@@ -427,6 +427,19 @@ pub fn refuses_the_batch(status: StatusCode) -> bool {
                 | StatusCode::UNSUPPORTED_MEDIA_TYPE
                 | StatusCode::TOO_MANY_REQUESTS
         )
+}
+
+/// An error with its causes (`error sending request: … : operation timed out`), so a log
+/// line says whether the collector refused, reset or timed out.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(c) = source {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        source = c.source();
+    }
+    s
 }
 
 /// Whether an answer says the collector itself is failing (any 5xx), so that another
