@@ -135,12 +135,6 @@ impl Transport {
         })
     }
 
-    /// The collectors this transport sends to (shared with the assignment poller and the
-    /// telemetry).
-    pub fn collectors(&self) -> Arc<Collectors> {
-        self.collectors.clone()
-    }
-
     /// Delivers until `cancel` fires. `appended` is notified whenever the spool grows.
     pub async fn run(self, appended: Arc<Notify>, cancel: CancellationToken) {
         let mut backoff = self.backoff.clone();
@@ -172,11 +166,9 @@ impl Transport {
                     collector_fault,
                 } => {
                     self.stats.send_errors_total.fetch_add(1, Ordering::Relaxed);
-                    if collector_fault && self.collectors.failed(&target, &why) {
-                        failovers_in_row += 1;
-                        if failovers_in_row < self.collectors.len() {
-                            continue;
-                        }
+                    if collector_fault && self.resend_at_once(&target, &why, &mut failovers_in_row)
+                    {
+                        continue;
                     }
                     let wait = backoff.next_delay(retry_after);
                     tracing::warn!(
@@ -192,6 +184,17 @@ impl Transport {
                 }
             }
         }
+    }
+
+    /// After a collector fault at `target`: whether to resend at once, to the collector that
+    /// took over. True while some collector has not failed since the last settled batch
+    /// (`in_row` counts the failovers since), so an outage of all of them still backs off.
+    fn resend_at_once(&self, target: &Target, why: &str, in_row: &mut usize) -> bool {
+        if !self.collectors.failed(target, why) {
+            return false;
+        }
+        *in_row += 1;
+        *in_row < self.collectors.len()
     }
 
     /// Waits until a batch is due: a cut batch is pending, enough measurements are queued, or
