@@ -13,6 +13,9 @@
 //!   with backoff, never stopping checks.
 //! - A long poll (`?wait=`) with `If-None-Match` makes a change arrive as soon as the
 //!   collector has it; a 304 changes nothing.
+//! - Each poll goes to the transport's active collector (`transport::collectors`); a
+//!   connection error, timeout or 5xx there is reported as that collector's fault, so the
+//!   poller and the transport fail over together.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +27,8 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, IF_NONE_MATCH};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+use crate::transport::collectors::Collectors;
 
 /// File name of the saved assignment inside the spool directory.
 pub const FILE_NAME: &str = "assignment.json";
@@ -123,8 +128,10 @@ pub fn merge(local: &[Check], central: Option<&Central>) -> (Vec<Check>, Vec<Str
 /// Asks the collector for this agent's checks until `cancel` fires.
 pub struct Poller {
     pub client: reqwest::Client,
-    /// `<collector>/api/v1/agents/<id>/checks`.
-    pub url: String,
+    /// Where to ask: the active collector's `/api/v1/agents/<id>/checks`.
+    pub collectors: Arc<Collectors>,
+    /// `/api/v1/agents/<id>/checks`.
+    pub path: String,
     pub agent: String,
     pub token: String,
     pub spool_dir: PathBuf,
@@ -145,7 +152,7 @@ enum Polled {
 impl Poller {
     pub fn new(
         client: reqwest::Client,
-        collector_url: &str,
+        collectors: Arc<Collectors>,
         agent: &str,
         token: &str,
         spool_dir: PathBuf,
@@ -154,11 +161,8 @@ impl Poller {
     ) -> Poller {
         Poller {
             client,
-            url: format!(
-                "{}{}",
-                collector_url.trim_end_matches('/'),
-                wire::agent_checks_path(agent)
-            ),
+            collectors,
+            path: wire::agent_checks_path(agent),
             agent: agent.to_string(),
             token: token.to_string(),
             spool_dir,
@@ -239,9 +243,11 @@ impl Poller {
             Duration::ZERO
         };
         let local = self.local_ids.borrow().join(",");
+        let target = self.collectors.active();
+        let url = target.url(&format!("{}?wait={}", self.path, wait.as_secs()));
         let mut req = self
             .client
-            .get(format!("{}?wait={}", self.url, wait.as_secs()))
+            .get(url)
             .timeout(wait + self.request_timeout)
             .header(AUTHORIZATION, format!("Bearer {}", self.token))
             .header(wire::LOCAL_CHECKS_HEADER, local);
@@ -250,10 +256,22 @@ impl Poller {
         }
         let resp = match req.send().await {
             Ok(r) => r,
-            Err(e) => return Polled::Failed(format!("collector unreachable: {e}"), None),
+            Err(e) => {
+                let why = format!(
+                    "collector unreachable: {}",
+                    crate::transport::error_chain(&e)
+                );
+                self.collectors.failed(&target, &why);
+                return Polled::Failed(why, None);
+            }
         };
         let status = resp.status();
         let body = resp.bytes().await.unwrap_or_default();
+        if crate::transport::is_collector_fault(status) {
+            let why = format!("{status}: {}", reason(&body));
+            self.collectors.failed(&target, &why);
+            return Polled::Failed(why, None);
+        }
         match status {
             StatusCode::NOT_MODIFIED => Polled::Unchanged,
             StatusCode::OK => match serde_json::from_slice::<Assignment>(&body) {

@@ -13,6 +13,7 @@ use attest_agent::control::{self, Control};
 use attest_agent::schedule::{ScheduleStats, Scheduler, Sink};
 use attest_agent::spool::{self, SharedSpool, Spool};
 use attest_agent::telemetry::{self, Telemetry};
+use attest_agent::transport::collectors::Collectors;
 use attest_agent::transport::{self, Transport};
 use attest_agent::{notify, probe};
 use attest_config::AgentConfig;
@@ -156,9 +157,13 @@ async fn run(cfg: AgentConfig, path: PathBuf) -> anyhow::Result<ExitCode> {
         })?),
         None => None,
     };
+    let collectors = Arc::new(
+        Collectors::new(&cfg.agent.collector_urls, cfg.transport.failback_after)
+            .context("cannot set up delivery to the collector")?,
+    );
     let transport = Transport::new(
         &cfg.agent.id,
-        &cfg.agent.collector_url,
+        collectors.clone(),
         &cfg.agent.token,
         cfg.transport.clone(),
         spool.reader(),
@@ -170,6 +175,7 @@ async fn run(cfg: AgentConfig, path: PathBuf) -> anyhow::Result<ExitCode> {
         BTreeMap::new(),
         schedule_stats.clone(),
         transport.stats.clone(),
+        collectors.clone(),
         spool.clone(),
     ));
     let cancel = CancellationToken::new();
@@ -199,9 +205,17 @@ async fn run(cfg: AgentConfig, path: PathBuf) -> anyhow::Result<ExitCode> {
     };
     let (central_tx, central_rx) = watch::channel(saved);
     let (ids_tx, ids_rx) = watch::channel(control::ids(&cfg.checks));
+    let client =
+        transport::build_client(&cfg.transport).context("cannot set up the assignment client")?;
+    // While failed over, the more preferred collectors' readiness decides the way back.
+    tokio::spawn(collectors.clone().watch(
+        client.clone(),
+        cfg.transport.request_timeout,
+        cancel.clone(),
+    ));
     let poller = Poller::new(
-        transport::build_client(&cfg.transport).context("cannot set up the assignment client")?,
-        &cfg.agent.collector_url,
+        client,
+        collectors.clone(),
         &cfg.agent.id,
         &cfg.agent.token,
         cfg.spool.dir.clone(),
@@ -231,7 +245,7 @@ async fn run(cfg: AgentConfig, path: PathBuf) -> anyhow::Result<ExitCode> {
     }
     tokio::spawn(notify::watchdog(cancel.clone()));
     notify::ready();
-    tracing::info!(agent = %cfg.agent.id, own_checks = n_checks, collector = %cfg.agent.collector_url, "agent started");
+    tracing::info!(agent = %cfg.agent.id, own_checks = n_checks, collectors = ?cfg.agent.collector_urls, "agent started");
 
     stop.wait().await;
     notify::stopping();

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use attest_agent::spool::{SharedSpool, Spool};
 use attest_agent::transport::Transport;
+use attest_agent::transport::collectors::Collectors;
 use attest_config::wire::{Ack, Batch, Measurement};
 use attest_config::{TransportConfig, WhenFull};
 use http_body_util::{BodyExt, Full};
@@ -100,6 +101,7 @@ fn cfg() -> TransportConfig {
         client_key: None,
         backoff_initial: Duration::from_millis(20),
         backoff_max: Duration::from_millis(100),
+        failback_after: Duration::from_secs(60),
     }
 }
 
@@ -127,9 +129,14 @@ async fn deliver(
     );
     spool.writer().append(&measurements(n)).unwrap();
     let (port, peer) = start_peer(script).await;
+    let collectors = Collectors::new(
+        &[format!("http://127.0.0.1:{port}")],
+        Duration::from_secs(60),
+    )
+    .unwrap();
     let t = Transport::new(
         "a1",
-        &format!("http://127.0.0.1:{port}"),
+        Arc::new(collectors),
         "tok",
         cfg(),
         spool.reader(),

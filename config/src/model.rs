@@ -27,8 +27,10 @@ pub struct AgentConfig {
 pub struct AgentIdentity {
     /// Stable id; the collector binds the token to it.
     pub id: String,
-    /// Base URL of the collector, e.g. `https://collector:9850`.
-    pub collector_url: String,
+    /// Base URLs of the collectors in order of preference, e.g. `https://collector:9850`:
+    /// `collector_url` (one) or `collector_urls` (several) in the file. At least one, no
+    /// two alike; the first is preferred and the agent fails over down the list.
+    pub collector_urls: Vec<String>,
     /// Bearer token (read from `token` or `token_file`).
     pub token: String,
     /// Optional listen address for the agent's own `/metrics`.
@@ -75,6 +77,9 @@ pub struct TransportConfig {
     pub client_key: Option<PathBuf>,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// How long a more preferred collector must answer its readiness probe without a
+    /// failure before the agent returns to it after a failover.
+    pub failback_after: Duration,
 }
 
 /// One configured probe. The scheduler owns interval, timeout and the timestamp.

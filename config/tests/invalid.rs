@@ -53,6 +53,38 @@ const CASES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "agent-collector-missing.toml",
+        &[
+            "testdata/agent-collector-missing.toml:1:1: error: agent: missing key \"collector_url\" in [agent] (or \"collector_urls\": the collector's base URL like \"https://collector:9850\")",
+        ],
+    ),
+    (
+        "agent-collector-urls-bad.toml",
+        &[
+            "testdata/agent-collector-urls-bad.toml:3:45: error: agent.collector_urls[1]: expected an http:// or https:// URL like \"https://collector.example:9850\", found \"b.example:9850\"",
+            "testdata/agent-collector-urls-bad.toml:3:63: error: agent.collector_urls[2]: expected a URL not listed already (agent.collector_urls[0] is the same), found \"https://a.example:9850/\"",
+            "testdata/agent-collector-urls-bad.toml:3:90: error: agent.collector_urls[3]: expected an http:// or https:// URL like \"https://collector.example:9850\", found integer 7",
+        ],
+    ),
+    (
+        "agent-collector-urls-both.toml",
+        &[
+            "testdata/agent-collector-urls-both.toml:4:1: error: agent: set either \"collector_url\" or \"collector_urls\", not both",
+        ],
+    ),
+    (
+        "agent-collector-urls-empty.toml",
+        &[
+            "testdata/agent-collector-urls-empty.toml:3:18: error: agent.collector_urls: expected a non-empty array of URLs like [\"https://a:9850\", \"https://b:9850\"], found an empty array",
+        ],
+    ),
+    (
+        "agent-failback-zero.toml",
+        &[
+            "testdata/agent-failback-zero.toml:7:18: error: transport.failback_after: expected a positive duration like \"10s\", \"5m\" or \"1h30m\", found \"0s\"",
+        ],
+    ),
+    (
         "agent-bad-when-full.toml",
         &[
             "testdata/agent-bad-when-full.toml:7:13: error: spool.when_full: expected one of \"drop_oldest\", \"drop_newest\", found \"block\"",

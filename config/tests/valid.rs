@@ -28,6 +28,8 @@ fn minimal_agent_gets_documented_defaults() {
     assert_eq!(cfg.transport.request_timeout, Duration::from_secs(10));
     assert_eq!(cfg.transport.backoff_initial, Duration::from_secs(1));
     assert_eq!(cfg.transport.backoff_max, Duration::from_secs(60));
+    assert_eq!(cfg.transport.failback_after, Duration::from_secs(60));
+    assert_eq!(cfg.agent.collector_urls, ["http://127.0.0.1:9850"]);
     assert_eq!(cfg.checks[0].interval, Duration::from_secs(30));
     assert_eq!(cfg.checks[0].timeout, Duration::from_secs(10));
     let CheckSpec::Tcp(tcp) = &cfg.checks[0].spec else {
@@ -370,6 +372,35 @@ target = "99%"
         ["dns", "shop-api", "shop-home"]
     );
     assert!(cfg.ingest.checks.accepts("dns") && !cfg.ingest.checks.accepts("../../etc/passwd"));
+}
+
+#[test]
+fn several_collectors_load_in_order_of_preference() {
+    let src = r#"
+[agent]
+id = "web-01"
+collector_urls = ["https://a.example:9850", "https://b.example:9850/", "http://c:9850"]
+token = "t"
+
+[transport]
+failback_after = "2m"
+"#;
+    let cfg = parse_agent("/etc/attest/agent.toml", src).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        cfg.agent.collector_urls,
+        [
+            "https://a.example:9850",
+            "https://b.example:9850/",
+            "http://c:9850"
+        ]
+    );
+    assert_eq!(cfg.transport.failback_after, Duration::from_secs(120));
+    assert!(
+        summary_agent(&cfg)
+            .contains("→ https://a.example:9850 (failover https://b.example:9850/, http://c:9850)"),
+        "{}",
+        summary_agent(&cfg)
+    );
 }
 
 #[test]

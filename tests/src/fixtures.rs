@@ -50,8 +50,25 @@ pub fn write_collector_config(
     agents: &[AgentCred],
     services: &[ServiceDef],
 ) -> PathBuf {
+    write_collector_config_on(dir, port, data_dir, None, agents, services)
+}
+
+/// Like [`write_collector_config`]; with `postgres_url` the store is that PostgreSQL
+/// database (`data_dir` then holds only the collector's local files).
+pub fn write_collector_config_on(
+    dir: &Path,
+    port: u16,
+    data_dir: &Path,
+    postgres_url: Option<&str>,
+    agents: &[AgentCred],
+    services: &[ServiceDef],
+) -> PathBuf {
+    let backend = match postgres_url {
+        Some(url) => format!("backend = \"postgres\"\npostgres_url = {url:?}"),
+        None => "backend = \"sqlite\"".to_string(),
+    };
     let mut s = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[storage]\nbackend = \"sqlite\"\ndata_dir = {:?}\n\n\
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[storage]\n{backend}\ndata_dir = {:?}\n\n\
          [ingest]\nmax_batches_per_second = 200\n\n",
         data_dir.display().to_string()
     );
@@ -204,6 +221,25 @@ impl Collector {
         let port = free_port();
         let data_dir = data_dir.map_or_else(|| dir.join("data"), Path::to_path_buf);
         let config = write_collector_config(dir, port, &data_dir, agents, services);
+        Collector::with_config(dir, port, config, data_dir)
+    }
+
+    /// A collector whose store is the PostgreSQL database at `postgres_url` (several may
+    /// share it); config, log and local files in `dir`.
+    pub fn on_postgres(
+        dir: &Path,
+        postgres_url: &str,
+        agents: &[AgentCred],
+        services: &[ServiceDef],
+    ) -> Collector {
+        let port = free_port();
+        let data_dir = dir.join("data");
+        let config =
+            write_collector_config_on(dir, port, &data_dir, Some(postgres_url), agents, services);
+        Collector::with_config(dir, port, config, data_dir)
+    }
+
+    fn with_config(dir: &Path, port: u16, config: PathBuf, data_dir: PathBuf) -> Collector {
         Collector {
             port,
             config,
@@ -282,7 +318,7 @@ pub fn window() -> (Timestamp, Timestamp) {
 }
 
 /// Every stored measurement key of `checks`, one entry per stored row.
-pub fn stored_keys(store: &SqliteStore, checks: &[String]) -> Vec<Key> {
+pub fn stored_keys(store: &dyn InspectStore, checks: &[String]) -> Vec<Key> {
     let (from, to) = window();
     checks
         .iter()
@@ -307,7 +343,7 @@ pub fn stored_gaps(store: &SqliteStore, checks: &[String]) -> Vec<GapSpan> {
 /// Asserts the minute rollups count every stored measurement exactly once: the sum of
 /// `probes` per (agent, check) equals the number of raw rows. A measurement counted twice
 /// (a replayed batch leaking into rollups) fails here even though raw rows are unique.
-pub fn assert_rollups_match_raw(store: &SqliteStore, checks: &[String], stored: &[Key]) {
+pub fn assert_rollups_match_raw(store: &dyn InspectStore, checks: &[String], stored: &[Key]) {
     let (from, to) = window();
     let rollups = store
         .series_minute_details(checks, from.as_second() / 60, to.as_second() / 60 + 1)

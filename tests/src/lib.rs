@@ -15,6 +15,7 @@ pub fn wall_now() -> jiff::Timestamp {
 }
 
 pub mod load;
+pub mod postgres;
 pub mod spool_oracle;
 
 use std::net::TcpListener;

@@ -24,6 +24,7 @@ use attest_config::wire::{Measurement, Phase};
 use crate::schedule::ScheduleStats;
 use crate::spool::SharedSpool;
 use crate::transport::TransportStats;
+use crate::transport::collectors::Collectors;
 
 #[derive(Debug, Clone, Default)]
 struct CheckState {
@@ -44,6 +45,7 @@ pub struct Telemetry {
     kinds: Mutex<BTreeMap<String, &'static str>>,
     schedule: Arc<ScheduleStats>,
     transport: Arc<TransportStats>,
+    collectors: Arc<Collectors>,
     spool: SharedSpool,
 }
 
@@ -60,6 +62,7 @@ impl Telemetry {
         kinds: BTreeMap<String, &'static str>,
         schedule: Arc<ScheduleStats>,
         transport: Arc<TransportStats>,
+        collectors: Arc<Collectors>,
         spool: SharedSpool,
     ) -> Telemetry {
         Telemetry {
@@ -67,6 +70,7 @@ impl Telemetry {
             kinds: Mutex::new(kinds),
             schedule,
             transport,
+            collectors,
             spool,
         }
     }

@@ -20,6 +20,9 @@ pub const MEASUREMENTS_ACKED: &str = "attest_agent_measurements_acked";
 pub const SEND_ERRORS: &str = "attest_agent_send_errors";
 pub const BATCHES_QUARANTINED: &str = "attest_agent_batches_quarantined";
 pub const LAST_ACK: &str = "attest_agent_last_ack_timestamp_seconds";
+pub const COLLECTOR_ACTIVE: &str = "attest_agent_collector_active";
+pub const COLLECTOR_FAILOVERS: &str = "attest_agent_collector_failovers";
+pub const COLLECTOR_FAILBACKS: &str = "attest_agent_collector_failbacks";
 
 /// How one value of the host probe is exposed.
 #[derive(Debug, Clone, Copy)]

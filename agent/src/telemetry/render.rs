@@ -12,6 +12,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::registry::Registry;
 
 use super::{CheckState, Telemetry, names};
+use crate::transport::collectors::Collectors;
 
 impl Telemetry {
     pub fn render(self: &Arc<Self>, openmetrics: bool) -> String {
@@ -88,7 +89,8 @@ fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> std::fm
 impl Collector for Telemetry {
     fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
         self.encode_checks(&mut enc)?;
-        self.encode_pipeline(&mut enc)
+        self.encode_pipeline(&mut enc)?;
+        self.encode_collectors(&mut enc)
     }
 }
 
@@ -277,6 +279,43 @@ impl Telemetry {
             LAST_ACK,
             "Unix time of the last acknowledgement (0 before the first)",
             t.last_ack_unix.load(Ordering::Relaxed) as f64,
+        )
+    }
+}
+
+impl Telemetry {
+    /// Which collector is in use (one series per configured URL, 1 on the active one) and
+    /// how often the agent moved between them.
+    fn encode_collectors(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        use names::*;
+        let c = &self.collectors;
+        let active = c.active().index;
+        let rows = c
+            .bases()
+            .iter()
+            .enumerate()
+            .map(|(i, base)| {
+                let labels = vec![("url", Collectors::label(base))];
+                (labels, f64::from(u8::from(i == active)))
+            })
+            .collect();
+        gauges(
+            enc,
+            COLLECTOR_ACTIVE,
+            "1 on the collector the agent sends to, 0 on the others of [agent] collector_urls",
+            rows,
+        )?;
+        counter(
+            enc,
+            COLLECTOR_FAILOVERS,
+            "Times the active collector failed (unreachable, timeout, 5xx) and the next took over",
+            c.failovers(),
+        )?;
+        counter(
+            enc,
+            COLLECTOR_FAILBACKS,
+            "Times the agent returned to a more preferred collector that was ready again",
+            c.failbacks(),
         )
     }
 }

@@ -16,9 +16,14 @@
 //!   delivery forever and its measurements stay on disk for an operator.
 //! - Each attempt carries the agent's send time (`sent_at`) so the collector can measure
 //!   clock offset.
+//! - Each attempt goes to the active collector of [`Collectors`]. A connection error, a
+//!   timeout or a 5xx is a fault of that collector: the next one takes over and the batch is
+//!   resent there at once, until every collector failed once since the last answer; after
+//!   that the backoff applies. 4xx answers keep the handling above and never fail over.
 
 pub mod backoff;
 pub mod body;
+pub mod collectors;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,6 +41,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::spool::{PendingBatch, SpoolReader};
 use backoff::{Backoff, BackoffConfig};
 use body::Envelope;
+use collectors::{Collectors, Target};
 
 /// Counters exported by the agent's telemetry.
 #[derive(Debug, Default)]
@@ -71,9 +77,12 @@ pub enum TransportError {
 enum Outcome {
     Acked(Ack),
     /// Keep the batch and try again later (server's floor for the wait, if it gave one).
+    /// `collector_fault`: the collector itself failed (unreachable, timeout, 5xx), so
+    /// another collector may take the batch.
     Retry {
         retry_after: Option<Duration>,
         why: String,
+        collector_fault: bool,
     },
     /// The collector rejected the batch as malformed; retrying the same bytes cannot help.
     Rejected {
@@ -84,7 +93,7 @@ enum Outcome {
 
 pub struct Transport {
     client: reqwest::Client,
-    url: String,
+    collectors: Arc<Collectors>,
     token: String,
     agent: String,
     cfg: TransportConfig,
@@ -98,7 +107,7 @@ pub struct Transport {
 impl Transport {
     pub fn new(
         agent: &str,
-        collector_url: &str,
+        collectors: Arc<Collectors>,
         token: &str,
         cfg: TransportConfig,
         spool: SpoolReader,
@@ -114,11 +123,7 @@ impl Transport {
         let backoff = Backoff::new(backoff_config(&cfg), seed)?;
         Ok(Transport {
             client,
-            url: format!(
-                "{}{}",
-                collector_url.trim_end_matches('/'),
-                wire::INGEST_PATH
-            ),
+            collectors,
             token: token.to_string(),
             agent: agent.to_string(),
             cfg,
@@ -133,6 +138,9 @@ impl Transport {
     /// Delivers until `cancel` fires. `appended` is notified whenever the spool grows.
     pub async fn run(self, appended: Arc<Notify>, cancel: CancellationToken) {
         let mut backoff = self.backoff.clone();
+        // Failovers since the last answer that settled a batch: while some collector has not
+        // been tried since, a failover resends at once instead of backing off.
+        let mut failovers_in_row = 0usize;
         loop {
             if cancel.is_cancelled() {
                 return;
@@ -140,20 +148,32 @@ impl Transport {
             let Some(batch) = self.wait_for_batch(&appended, &cancel).await else {
                 return;
             };
-            match self.deliver(&batch).await {
+            let target = self.collectors.active();
+            match self.deliver(&batch, &target).await {
                 Outcome::Acked(ack) => {
                     backoff.reset();
+                    failovers_in_row = 0;
                     self.on_ack(&batch, &ack).await;
                 }
                 Outcome::Rejected { status, why } => {
                     backoff.reset();
+                    failovers_in_row = 0;
                     self.quarantine(&batch, status, &why).await;
                 }
-                Outcome::Retry { retry_after, why } => {
+                Outcome::Retry {
+                    retry_after,
+                    why,
+                    collector_fault,
+                } => {
                     self.stats.send_errors_total.fetch_add(1, Ordering::Relaxed);
+                    if collector_fault && self.resend_at_once(&target, &why, &mut failovers_in_row)
+                    {
+                        continue;
+                    }
                     let wait = backoff.next_delay(retry_after);
                     tracing::warn!(
                         seq = batch.seq,
+                        collector = %Collectors::label(&target.base),
                         wait_ms = wait.as_millis() as u64,
                         "delivery failed, will retry: {why}"
                     );
@@ -164,6 +184,17 @@ impl Transport {
                 }
             }
         }
+    }
+
+    /// After a collector fault at `target`: whether to resend at once, to the collector that
+    /// took over. True while some collector has not failed since the last settled batch
+    /// (`in_row` counts the failovers since), so an outage of all of them still backs off.
+    fn resend_at_once(&self, target: &Target, why: &str, in_row: &mut usize) -> bool {
+        if !self.collectors.failed(target, why) {
+            return false;
+        }
+        *in_row += 1;
+        *in_row < self.collectors.len()
     }
 
     /// Waits until a batch is due: a cut batch is pending, enough measurements are queued, or
@@ -214,7 +245,7 @@ impl Transport {
         }
     }
 
-    async fn deliver(&self, batch: &PendingBatch) -> Outcome {
+    async fn deliver(&self, batch: &PendingBatch, target: &Target) -> Outcome {
         let body = match self.encode(batch) {
             Ok(b) => b,
             Err(e) => {
@@ -229,7 +260,7 @@ impl Transport {
             .fetch_add(1, Ordering::Relaxed);
         let resp = self
             .client
-            .post(&self.url)
+            .post(target.url(wire::INGEST_PATH))
             .header(AUTHORIZATION, format!("Bearer {}", self.token))
             .header(CONTENT_TYPE, "application/json")
             .header(CONTENT_ENCODING, "zstd")
@@ -240,7 +271,8 @@ impl Transport {
             Ok(r) => classify(r, batch.seq).await,
             Err(e) => Outcome::Retry {
                 retry_after: None,
-                why: format!("collector unreachable: {e}"),
+                why: format!("collector unreachable: {}", error_chain(&e)),
+                collector_fault: true,
             },
         }
     }
@@ -353,10 +385,12 @@ async fn classify(r: reqwest::Response, seq: u64) -> Outcome {
             Ok(ack) => Outcome::Retry {
                 retry_after: None,
                 why: format!("ack for seq {} while sending {seq}", ack.acked_seq),
+                collector_fault: false,
             },
             Err(e) => Outcome::Retry {
                 retry_after: None,
                 why: format!("unreadable ack: {e}"),
+                collector_fault: false,
             },
         };
     }
@@ -370,7 +404,11 @@ async fn classify(r: reqwest::Response, seq: u64) -> Outcome {
     if refuses_the_batch(status) {
         Outcome::Rejected { status, why }
     } else {
-        Outcome::Retry { retry_after, why }
+        Outcome::Retry {
+            retry_after,
+            why,
+            collector_fault: is_collector_fault(status),
+        }
     }
 }
 
@@ -392,6 +430,26 @@ pub fn refuses_the_batch(status: StatusCode) -> bool {
                 | StatusCode::UNSUPPORTED_MEDIA_TYPE
                 | StatusCode::TOO_MANY_REQUESTS
         )
+}
+
+/// An error with its causes (`error sending request: … : operation timed out`), so a log
+/// line says whether the collector refused, reset or timed out.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(c) = source {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        source = c.source();
+    }
+    s
+}
+
+/// Whether an answer says the collector itself is failing (any 5xx), so that another
+/// collector may take the batch. A 4xx is about the batch or the agent's setup and would be
+/// the same at every replica.
+pub fn is_collector_fault(status: StatusCode) -> bool {
+    status.is_server_error()
 }
 
 /// Checks what `Transport::new` would refuse (TLS files, retry settings) without sending
@@ -463,6 +521,20 @@ mod tests {
         for code in [200, 401, 403, 404, 405, 408, 415, 429, 500, 502, 503] {
             let s = StatusCode::from_u16(code).unwrap();
             assert!(!refuses_the_batch(s), "{code} is retried");
+        }
+    }
+
+    #[test]
+    fn only_5xx_is_a_collector_fault_that_fails_over() {
+        for code in [500, 502, 503, 504] {
+            assert!(
+                is_collector_fault(StatusCode::from_u16(code).unwrap()),
+                "{code}"
+            );
+        }
+        for code in [200, 304, 400, 401, 404, 408, 409, 413, 429] {
+            let s = StatusCode::from_u16(code).unwrap();
+            assert!(!is_collector_fault(s), "{code} never fails over");
         }
     }
 }

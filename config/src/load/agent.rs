@@ -1,7 +1,9 @@
 //! The agent file: `[agent]`, `[spool]`, `[transport]` and `[[check]]`.
 //!
 //! Invariants:
-//! - `[agent]` is required (id, collector URL, token); every other section has defaults.
+//! - `[agent]` is required (id, collector URLs, token); every other section has defaults.
+//! - The collectors come from exactly one of `collector_url` (one) and `collector_urls`
+//!   (several, in order of preference): at least one, each a valid URL, none twice.
 //! - Check ids are unique within the file: they are the series key at the collector.
 
 use std::collections::HashMap;
@@ -11,7 +13,7 @@ use toml::de::DeTable;
 
 use super::check;
 use super::values;
-use super::walk::{Ctx, Section};
+use super::walk::{Ctx, Section, Val};
 use crate::model::{AgentConfig, AgentIdentity, SpoolConfig, TransportConfig, WhenFull};
 use crate::units::{Cidr, parse_cidr};
 
@@ -23,6 +25,7 @@ pub const DEFAULT_BATCH_MAX_AGE: Duration = Duration::from_secs(1);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(60);
+pub const DEFAULT_FAILBACK_AFTER: Duration = Duration::from_secs(60);
 
 pub(crate) fn agent_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Option<AgentConfig> {
     ctx.deny_unknown(root, &["agent", "spool", "transport", "check"]);
@@ -71,6 +74,7 @@ fn identity(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<AgentIdentity> {
         &[
             "id",
             "collector_url",
+            "collector_urls",
             "token",
             "token_file",
             "listen",
@@ -80,12 +84,7 @@ fn identity(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<AgentIdentity> {
         ],
     );
     let id = ctx.required_parsed(sec, "id", "a stable id like \"web-01\"", values::ident);
-    let collector_url = ctx.required_parsed(
-        sec,
-        "collector_url",
-        "the collector's base URL like \"https://collector:9850\"",
-        values::http_url,
-    );
+    let collector_urls = collector_urls(ctx, sec);
     let token = ctx.secret(sec, "token", "token_file");
     if sec.get("token").is_none() && sec.get("token_file").is_none() {
         ctx.missing(
@@ -102,13 +101,62 @@ fn identity(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<AgentIdentity> {
     let deny_targets = cidrs(ctx, sec, "deny_targets");
     Some(AgentIdentity {
         id: id?,
-        collector_url: collector_url?,
+        collector_urls: collector_urls?,
         token: token?,
         listen,
         max_concurrency,
         allow_targets,
         deny_targets,
     })
+}
+
+/// `collector_url` (one) or `collector_urls` (several, in order of preference): exactly one
+/// of the two keys, each URL valid, none listed twice.
+fn collector_urls(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<Vec<String>> {
+    const ONE: &str = "collector_url";
+    const MANY: &str = "collector_urls";
+    match (sec.get(ONE), sec.get(MANY)) {
+        (Some(_), Some(_)) => {
+            let msg = format!("set either {ONE:?} or {MANY:?}, not both");
+            ctx.error(sec.key_span(MANY), &sec.path, msg);
+            None
+        }
+        (None, None) => {
+            let what =
+                "or \"collector_urls\": the collector's base URL like \"https://collector:9850\"";
+            ctx.missing(sec, ONE, what);
+            None
+        }
+        (Some(_), None) => ctx.parsed(sec, ONE, values::http_url).map(|u| vec![u]),
+        (None, Some(v)) => url_list(ctx, v, &sec.key_path(MANY)),
+    }
+}
+
+/// A non-empty array of distinct collector URLs; each bad entry is reported at its position.
+fn url_list(ctx: &mut Ctx<'_>, v: &Val<'_>, path: &str) -> Option<Vec<String>> {
+    let what = "a non-empty array of URLs like [\"https://a:9850\", \"https://b:9850\"]";
+    let items = ctx.array(v, path, what)?;
+    if items.is_empty() {
+        ctx.expected(v, path, what);
+        return None;
+    }
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        let Some(url) = ctx.parsed_value(item, &p, values::http_url) else {
+            ok = false;
+            continue;
+        };
+        let same = |u: &String| u.trim_end_matches('/') == url.trim_end_matches('/');
+        if let Some(first) = out.iter().position(same) {
+            let what = format!("a URL not listed already ({path}[{first}] is the same)");
+            ctx.expected(item, &p, &what);
+            ok = false;
+        }
+        out.push(url);
+    }
+    ok.then_some(out)
 }
 
 /// An array of networks (`["10.0.0.0/8", "2001:db8::/32"]`); each bad entry is reported at
@@ -166,6 +214,7 @@ fn transport(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<TransportConfig
             "client_key",
             "backoff_initial",
             "backoff_max",
+            "failback_after",
         ],
     );
     let batch_max_measurements = ctx
@@ -179,6 +228,7 @@ fn transport(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<TransportConfig
     let request_timeout = dur(ctx, "request_timeout", DEFAULT_REQUEST_TIMEOUT);
     let backoff_initial = dur(ctx, "backoff_initial", DEFAULT_BACKOFF_INITIAL);
     let backoff_max = dur(ctx, "backoff_max", DEFAULT_BACKOFF_MAX);
+    let failback_after = dur(ctx, "failback_after", DEFAULT_FAILBACK_AFTER);
     let ca_file = ctx.path(sec, "ca_file");
     let (client_cert, client_key) = ctx.pair(sec, "client_cert", "client_key");
     let mut ok = true;
@@ -206,6 +256,7 @@ fn transport(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<TransportConfig
         client_key,
         backoff_initial,
         backoff_max,
+        failback_after,
     })
 }
 

@@ -31,7 +31,7 @@ pub fn summary_agent(cfg: &AgentConfig) -> String {
         "agent {:?}: {n} check{}{kinds} → {}, spool {} ({})",
         cfg.agent.id,
         plural(n),
-        cfg.agent.collector_url,
+        collectors(&cfg.agent.collector_urls),
         cfg.spool.dir.display(),
         format_bytes(cfg.spool.max_bytes),
     )
@@ -68,6 +68,15 @@ pub fn summary_collector(cfg: &CollectorConfig) -> String {
         cfg.services.len(),
         plural(cfg.services.len()),
     )
+}
+
+/// The preferred collector, then the failover order: `https://a:9850 (failover https://b:9850)`.
+fn collectors(urls: &[String]) -> String {
+    match urls {
+        [] => String::new(),
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} (failover {})", rest.join(", ")),
+    }
 }
 
 fn plural(n: usize) -> &'static str {
