@@ -131,11 +131,17 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
 
 impl App {
     /// Applies a reloaded configuration to the parts that follow it without a restart: the
-    /// agents allowed in (tokens) and the fleet (labels, central checks, assignments).
-    /// Everything else (listener, storage, services) keeps the configuration it started with.
+    /// agents allowed in (tokens), the checks ingest accepts, the services and `[capacity]`
+    /// (figures from the next refresh on, which is started at once; reports follow) and
+    /// the fleet (labels, central checks, assignments). Listener, storage and ingest
+    /// limits keep the configuration the process started with.
     pub fn reload(&self, cfg: CollectorConfig) -> Vec<String> {
+        let cfg = Arc::new(cfg);
         self.ingest.set_agents(&cfg.agents);
-        self.fleet.replace(Arc::new(cfg))
+        self.ingest.set_accepted_checks(cfg.ingest.checks.clone());
+        self.figures.replace_config(cfg.clone());
+        self.changed.signal();
+        self.fleet.replace(cfg)
     }
 
     /// The listener's counts, for `server::serve`.

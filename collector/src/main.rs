@@ -282,13 +282,17 @@ fn import_file(
 ) -> anyhow::Result<ExitCode> {
     let file =
         std::fs::File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
-    match import::import(
+    let mut progress = ImportDisplay::new();
+    let result = import::import_with_progress(
         cfg,
         store.as_ref(),
         &SystemClock,
         std::io::BufReader::new(file),
         &input.display().to_string(),
-    ) {
+        &mut |p| progress.show(p),
+    );
+    progress.finish();
+    match result {
         Ok(summary) => {
             println!("{summary}");
             Ok(ExitCode::SUCCESS)
@@ -301,6 +305,59 @@ fn import_file(
                 _ => ExitCode::from(EXIT_DATA),
             };
             Ok(code)
+        }
+    }
+}
+
+/// Import progress: a bar on a terminal, otherwise a log line at validation, every
+/// [`ImportDisplay::LOG_EVERY`] and at the end (structured: `done`, `total`).
+struct ImportDisplay {
+    bar: Option<indicatif::ProgressBar>,
+    logged: std::time::Instant,
+}
+
+impl ImportDisplay {
+    const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+    fn new() -> ImportDisplay {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            let style = indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {pos}/{len} measurements ({per_sec}, {eta} left)",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            bar.set_style(style.progress_chars("=> "));
+            bar.set_message("storing");
+            bar
+        });
+        ImportDisplay {
+            bar,
+            logged: std::time::Instant::now(),
+        }
+    }
+
+    fn show(&mut self, p: import::ImportProgress) {
+        match (p, &self.bar) {
+            (import::ImportProgress::Validated { measurements }, Some(bar)) => {
+                bar.set_length(measurements);
+            }
+            (import::ImportProgress::Stored { done, .. }, Some(bar)) => bar.set_position(done),
+            (import::ImportProgress::Validated { measurements }, None) => {
+                tracing::info!(measurements, "import: every line is valid; storing");
+            }
+            (import::ImportProgress::Stored { done, total }, None) => {
+                if done == total || self.logged.elapsed() >= Self::LOG_EVERY {
+                    self.logged = std::time::Instant::now();
+                    tracing::info!(done, total, "import progress");
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
     }
 }

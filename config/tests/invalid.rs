@@ -498,6 +498,12 @@ const CASES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "collector-capacity-hosts-match-none.toml",
+        &[
+            "testdata/collector-capacity-hosts-match-none.toml:10:15: error: service[0].hosts_match: expected labels that at least one [[agent]] of this file has, found { role = \"db\" }",
+        ],
+    ),
+    (
         "collector-agent-bad-label.toml",
         &[
             "testdata/collector-agent-bad-label.toml:4:12: error: agent[0].labels.site name: expected a label name of letters, digits and - _ . : / (at most 128 characters), found \"site name\"",

@@ -14,6 +14,19 @@ fn testdata(name: &str) -> std::path::PathBuf {
     std::path::absolute(Path::new("testdata/valid").join(name)).expect("cwd is known")
 }
 
+/// An agent with only `[agent]` runs what the collector assigns; its summary says so
+/// instead of "0 checks".
+#[test]
+fn central_only_agent_summary_says_where_its_checks_come_from() {
+    let src = "[agent]\nid = \"a\"\ncollector_url = \"http://127.0.0.1:9850\"\ntoken = \"t\"\n";
+    let cfg = parse_agent("/etc/attest/agent.toml", src).expect("valid");
+    assert!(cfg.checks.is_empty());
+    assert_eq!(
+        summary_agent(&cfg),
+        "agent \"a\": no own checks (runs the checks the collector assigns) → http://127.0.0.1:9850, spool /etc/attest/spool (256 MiB)"
+    );
+}
+
 #[test]
 fn minimal_agent_gets_documented_defaults() {
     let src = "[agent]\nid = \"a\"\ncollector_url = \"http://127.0.0.1:9850\"\ntoken = \"t\"\n\n[[check]]\nid = \"c\"\nkind = \"tcp\"\naddress = \"127.0.0.1:22\"\n";
@@ -307,6 +320,44 @@ capacity = [
         }
     );
     assert_eq!(svc.capacity[3].min_coverage, Some(Ppm(500_000)));
+}
+
+/// `hosts_match` adds the agents whose labels contain the selector, after the listed ids,
+/// each once, in the file's agent order.
+#[test]
+fn hosts_match_resolves_labels_to_agent_ids() {
+    let src = r#"
+[[agent]]
+id = "db-01"
+token = "token-db-01-0123456789"
+labels = { role = "db", site = "ams" }
+
+[[agent]]
+id = "web-02"
+token = "token-web-02-0123456789"
+labels = { role = "web", site = "fra" }
+
+[[agent]]
+id = "web-01"
+token = "token-web-01-0123456789"
+labels = { role = "web", site = "ams" }
+
+[[service]]
+name = "web"
+checks = ["web-home"]
+target = "99.9%"
+hosts = ["web-01"]
+hosts_match = { role = "web" }
+
+[[service]]
+name = "ams"
+checks = ["web-home"]
+target = "99.9%"
+hosts_match = { site = "ams", role = "db" }
+"#;
+    let cfg = parse_collector("/etc/attest/collector.toml", src).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.services[0].hosts, ["web-01", "web-02"]);
+    assert_eq!(cfg.services[1].hosts, ["db-01"]);
 }
 
 #[test]

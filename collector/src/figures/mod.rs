@@ -30,7 +30,7 @@ pub mod state;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use attest_config::{CollectorConfig, MaintenanceWindow, Service};
@@ -135,7 +135,8 @@ struct Cached {
 }
 
 pub struct Figures {
-    cfg: Arc<CollectorConfig>,
+    /// The running configuration; replaced whole by a reload ([`Figures::replace_config`]).
+    cfg: RwLock<Arc<CollectorConfig>>,
     store: Arc<dyn Store>,
     latest: Mutex<Arc<Snapshot>>,
     past: Mutex<PastMonths>,
@@ -162,7 +163,7 @@ struct Persisted {
 impl Figures {
     pub fn new(cfg: Arc<CollectorConfig>, store: Arc<dyn Store>) -> Figures {
         Figures {
-            cfg,
+            cfg: RwLock::new(cfg),
             store,
             latest: Mutex::new(Arc::new(Snapshot::default())),
             past: Mutex::new(PastMonths::default()),
@@ -171,6 +172,34 @@ impl Figures {
             state_file: None,
             persisted: Mutex::new(Persisted::default()),
         }
+    }
+
+    /// The configuration the next refresh uses.
+    pub fn config(&self) -> Arc<CollectorConfig> {
+        self.cfg
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Applies a reloaded configuration (services, `[capacity]`) from the next refresh on.
+    /// The cached closed minutes and past-month totals are dropped, since a changed
+    /// definition (target, quorum, hours) changes what they hold; the next refresh reads
+    /// every service in full once (the saved state stays keyed by each definition's
+    /// fingerprint, so a restart still trusts only entries of unchanged services).
+    pub fn replace_config(&self, cfg: Arc<CollectorConfig>) {
+        *self
+            .cfg
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = cfg;
+        self.closed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+        *self
+            .past
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = PastMonths::default();
     }
 
     /// Saves each service's closed minutes to `path` and loads them at the first refresh
@@ -226,7 +255,8 @@ impl Figures {
         };
         let host = self.recent_host_minutes(now);
         let mut published = Instant::now();
-        for (i, svc) in self.cfg.services.iter().enumerate() {
+        let cfg = self.config();
+        for (i, svc) in cfg.services.iter().enumerate() {
             match self.service_figures(svc, now, &host) {
                 Ok((report, totals)) => {
                     snap.services.push(report);
@@ -241,7 +271,7 @@ impl Figures {
                 }
             }
             if published.elapsed() >= PUBLISH_EVERY {
-                self.publish_partial(&prev, &snap, &self.cfg.services[i + 1..]);
+                self.publish_partial(&prev, &snap, &cfg.services[i + 1..]);
                 published = Instant::now();
             }
         }
@@ -309,8 +339,8 @@ impl Figures {
             }
         };
         let mark = self.store.change_mark();
-        let by_name: HashMap<&str, &Service> = self
-            .cfg
+        let cfg = self.config();
+        let by_name: HashMap<&str, &Service> = cfg
             .services
             .iter()
             .map(|s| (s.name.as_str(), s))
@@ -359,7 +389,7 @@ impl Figures {
         persisted.saved_at = Some(saved.saved_at);
         tracing::info!(
             "loaded saved closed minutes of {used} of {} services from {}",
-            self.cfg.services.len(),
+            self.config().services.len(),
             path.display()
         );
     }
@@ -425,8 +455,8 @@ impl Figures {
             .past
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let services: Vec<state::SavedService> = self
-            .cfg
+        let cfg = self.config();
+        let services: Vec<state::SavedService> = cfg
             .services
             .iter()
             .filter_map(|svc| {
@@ -499,7 +529,7 @@ impl Figures {
             .refresh_failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.cfg
+        self.config()
             .services
             .iter()
             .map(|s| (s.name.clone(), counts.get(&s.name).copied().unwrap_or(0)))
@@ -649,7 +679,12 @@ impl Figures {
         let read_from = prior.map_or(from, |c| c.to().max(from));
         let rows = self.read_rows(svc, (from, to), read_from)?;
         let maintenance = windows(&rows.maintenance);
-        let input = rows.input(svc, &maintenance, host.map(|h| self.host_input(h)));
+        let cfg = self.config();
+        let host = host.map(|minutes| HostInput {
+            config: &cfg.capacity,
+            minutes,
+        });
+        let input = rows.input(svc, &maintenance, host);
         sla::evaluate_incremental(&input, month, now, prior).map_err(engine_err)
     }
 
@@ -682,13 +717,6 @@ impl Figures {
         })
     }
 
-    fn host_input<'a>(&'a self, minutes: &'a [HostMinute]) -> HostInput<'a> {
-        HostInput {
-            config: &self.cfg.capacity,
-            minutes,
-        }
-    }
-
     /// Host minutes covering `month` of `svc` and the trend look-back before it; none
     /// (no read) when the service has no capacity objectives.
     fn month_host_minutes(
@@ -700,7 +728,7 @@ impl Figures {
             return Ok(Vec::new());
         }
         let period = Period::month(month, &svc.time_zone).map_err(engine_err)?;
-        let lookback = sla::capacity::lookback_minutes(&self.cfg.capacity);
+        let lookback = sla::capacity::lookback_minutes(&self.config().capacity);
         let from = period.start_minute.saturating_sub(lookback);
         self.store
             .host_minutes(from, period.end_minute)
@@ -732,7 +760,12 @@ impl Figures {
         let rows = self.read_rows(svc, (from, to), from)?;
         let host = self.month_host_minutes(svc, month)?;
         let maintenance = windows(&rows.maintenance);
-        let input = rows.input(svc, &maintenance, Some(self.host_input(&host)));
+        let cfg = self.config();
+        let host = HostInput {
+            config: &cfg.capacity,
+            minutes: &host,
+        };
+        let input = rows.input(svc, &maintenance, Some(host));
         let report = sla::evaluate(&input, month, now).map_err(engine_err)?;
         let detail = sla::detail(&input, month, now).map_err(engine_err)?;
         let overlapping = rows
@@ -751,14 +784,14 @@ impl Figures {
     ) -> Result<Vec<CapacityFigure>, Rejection> {
         let period = Period::month(month, "UTC").map_err(|e| Rejection::new(500, e.to_string()))?;
         let end = now.min(period.end);
-        let lookback = sla::capacity::lookback_minutes(&self.cfg.capacity);
+        let lookback = sla::capacity::lookback_minutes(&self.config().capacity);
         let end_min = end.as_second().div_euclid(60);
         let from = period.start_minute.min(end_min - lookback);
         let host = self
             .store
             .host_minutes(from, end_min + 1)
             .map_err(store_err)?;
-        Ok(sla::capacity(&host, &self.cfg.capacity, &period, end))
+        Ok(sla::capacity(&host, &self.config().capacity, &period, end))
     }
 
     /// The service's maintenance windows registered through the API (cancelled ones left out).
@@ -777,7 +810,7 @@ impl Figures {
     /// (32 days) minus the trend look-back, up to `now`: one read per refresh serves the
     /// per-host figures and every service's capacity objectives.
     fn recent_host_minutes(&self, now: Timestamp) -> Result<Vec<HostMinute>, Rejection> {
-        let lookback = sla::capacity::lookback_minutes(&self.cfg.capacity);
+        let lookback = sla::capacity::lookback_minutes(&self.config().capacity);
         let now_min = now.as_second().div_euclid(60);
         let from = now_min.saturating_sub(32 * 1_440).saturating_sub(lookback);
         self.store
@@ -793,7 +826,7 @@ impl Figures {
         let month =
             Month::containing(now, "UTC").map_err(|e| Rejection::new(500, e.to_string()))?;
         let period = Period::month(month, "UTC").map_err(|e| Rejection::new(500, e.to_string()))?;
-        Ok(sla::capacity(host, &self.cfg.capacity, &period, now))
+        Ok(sla::capacity(host, &self.config().capacity, &period, now))
     }
 
     /// Every configured service (or the one named) for `month` as of `now`, evaluated from
@@ -804,8 +837,8 @@ impl Figures {
         service: Option<&str>,
         now: Timestamp,
     ) -> Result<Vec<ServiceReport>, Rejection> {
-        let services: Vec<&Service> = self
-            .cfg
+        let cfg = self.config();
+        let services: Vec<&Service> = cfg
             .services
             .iter()
             .filter(|s| service.is_none_or(|n| n == s.name))

@@ -9,7 +9,7 @@
 //! - Memory is bounded: at most `max_checks_per_agent` ids per configured agent.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use attest_config::wire::{Gap, Measurement};
 use attest_config::{AcceptChecks, IngestLimits};
@@ -17,12 +17,20 @@ use attest_config::{AcceptChecks, IngestLimits};
 use super::Rejection;
 
 pub(crate) struct CheckBook {
-    accept: AcceptChecks,
+    /// Replaced by a reload: "known" checks follow the services of the running config.
+    accept: RwLock<AcceptChecks>,
     cap: usize,
     by_agent: Mutex<HashMap<String, HashSet<String>>>,
 }
 
 impl CheckBook {
+    pub(crate) fn set_accept(&self, accept: AcceptChecks) {
+        *self
+            .accept
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = accept;
+    }
+
     pub(crate) fn new(
         limits: &IngestLimits,
         known: impl IntoIterator<Item = (String, String)>,
@@ -32,7 +40,7 @@ impl CheckBook {
             by_agent.entry(agent).or_default().insert(check);
         }
         CheckBook {
-            accept: limits.checks.clone(),
+            accept: RwLock::new(limits.checks.clone()),
             cap: limits.max_checks_per_agent,
             by_agent: Mutex::new(by_agent),
         }
@@ -61,8 +69,12 @@ impl CheckBook {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let have = map.entry(agent.to_string()).or_default();
         let mut new: BTreeSet<&String> = BTreeSet::new();
+        let accept = self
+            .accept
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for (check, field) in named {
-            if !self.accept.accepts(check) {
+            if !accept.accepts(check) {
                 return Err(Rejection::new(
                     400,
                     format!(

@@ -54,12 +54,34 @@ impl std::fmt::Display for ImportSummary {
     }
 }
 
+/// Where a long import is, for a progress display at the binary's edge (a bar on a
+/// terminal, log lines otherwise); the library itself prints nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportProgress {
+    /// Every line is read and valid; `measurements` will be stored.
+    Validated { measurements: u64 },
+    /// `done` of `total` measurements committed (stored or found present).
+    Stored { done: u64, total: u64 },
+}
+
 pub fn import(
     cfg: &CollectorConfig,
     store: &dyn Store,
     clock: &dyn Clock,
     input: impl BufRead,
     file: &str,
+) -> Result<ImportSummary, ImportError> {
+    import_with_progress(cfg, store, clock, input, file, &mut |_| {})
+}
+
+/// [`import`], telling `progress` after validation and after each committed chunk.
+pub fn import_with_progress(
+    cfg: &CollectorConfig,
+    store: &dyn Store,
+    clock: &dyn Clock,
+    input: impl BufRead,
+    file: &str,
+    progress: &mut dyn FnMut(ImportProgress),
 ) -> Result<ImportSummary, ImportError> {
     let by_agent = read_all(cfg, input, file)?;
     // The configuration names its services and latency thresholds: remember them before
@@ -72,6 +94,11 @@ pub fn import(
         lines: by_agent.values().map(|r| r.len() as u64).sum(),
         ..ImportSummary::default()
     };
+    let total = summary.lines;
+    progress(ImportProgress::Validated {
+        measurements: total,
+    });
+    let mut done = 0;
     for (agent, records) in by_agent {
         for chunk in records.chunks(CHUNK) {
             let measurements: Vec<_> = chunk.iter().map(|r| r.measurement.clone()).collect();
@@ -94,6 +121,8 @@ pub fn import(
             } else {
                 out.duplicate_measurements
             };
+            done += chunk.len() as u64;
+            progress(ImportProgress::Stored { done, total });
         }
     }
     Ok(summary)

@@ -178,6 +178,12 @@ impl Ingest {
 
     /// The agents allowed in from now on (a configuration reload); batches in flight finish
     /// with the tokens they were authenticated with.
+    /// Which check ids ingest accepts from now on (`[ingest] checks`; "known" follows the
+    /// services of a reloaded configuration).
+    pub fn set_accepted_checks(&self, accept: attest_config::AcceptChecks) {
+        self.checks.set_accept(accept);
+    }
+
     pub fn set_agents(&self, agents: &[AgentAuth]) {
         let mut tokens = self
             .tokens

@@ -83,10 +83,13 @@ impl Exporter {
             ingest: snapshot_ingest(&self.ingest),
             listener: self.listener.as_deref().map(snapshot_listener),
             max_skew_ms: self.cfg.ingest.max_clock_skew.as_millis() as i64,
-            capacity: (
-                self.cfg.capacity.warning.as_ratio(),
-                self.cfg.capacity.critical.as_ratio(),
-            ),
+            capacity: {
+                let cfg = self.figures.config();
+                (
+                    cfg.capacity.warning.as_ratio(),
+                    cfg.capacity.critical.as_ratio(),
+                )
+            },
         };
         let mut registry = Registry::default();
         registry.register_collector(Box::new(scrape));

@@ -16,7 +16,7 @@ use toml::de::DeValue;
 use super::values;
 use super::walk::{Ctx, Section};
 use crate::model::{
-    CAPACITY_KINDS, CapacityConfig, CapacityObjective, CapacityRule, CapacityStatistic, Service,
+    AgentAuth, CAPACITY_KINDS, CapacityConfig, CapacityObjective, CapacityRule, CapacityStatistic, Service,
 };
 
 /// Kinds that are one value per host, without a resource.
@@ -243,6 +243,44 @@ fn default_name(kind: &str, resource: Option<&str>, rule: &CapacityRule) -> Stri
         Some(r) => format!("{kind}[{r}]:{}", rule.statistic()),
         None => format!("{kind}:{}", rule.statistic()),
     }
+}
+
+/// `hosts_match = { role = "web" }`: adds every `[[agent]]` whose labels contain all of
+/// these (in the file's agent order, after the ids of `hosts`, each once) to the service's
+/// hosts, resolved here so the engine sees only ids. A selector that matches no agent is an
+/// error: an empty result would silently fall back to "the agents that measured its checks".
+pub(crate) fn hosts_by_labels(
+    ctx: &mut Ctx<'_>,
+    sec: &Section<'_, '_>,
+    service: &mut Service,
+    agents: Option<&[AgentAuth]>,
+) -> bool {
+    let Some(v) = sec.get("hosts_match") else {
+        return true;
+    };
+    let selector = super::fleet::labels(ctx, sec, "hosts_match");
+    let Some(agents) = agents else {
+        return true;
+    };
+    let path = sec.key_path("hosts_match");
+    if selector.is_empty() {
+        ctx.expected(v, &path, "at least one label like { role = \"web\" }");
+        return false;
+    }
+    let matched: Vec<&AgentAuth> = agents
+        .iter()
+        .filter(|a| selector.iter().all(|(k, want)| a.labels.get(k) == Some(want)))
+        .collect();
+    if matched.is_empty() {
+        ctx.expected(v, &path, "labels that at least one [[agent]] of this file has");
+        return false;
+    }
+    for a in matched {
+        if !service.hosts.contains(&a.id) {
+            service.hosts.push(a.id.clone());
+        }
+    }
+    true
 }
 
 /// Rules between a service and the rest of the file: every host names an `[[agent]]`

@@ -73,7 +73,7 @@ pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Optio
     let agent_ids: Option<Vec<String>> = agents
         .as_ref()
         .map(|a| a.iter().map(|a| a.id.clone()).collect());
-    let services = services(ctx, root, agent_ids.as_deref(), capacity.as_ref());
+    let services = services(ctx, root, agents.as_deref(), capacity.as_ref());
     let mut ingest = ingest?;
     if let (AcceptChecks::Known(ids), Some(services)) = (&mut ingest.checks, &services) {
         // "known" means listed by some service; resolved here so ingest needs no services.
@@ -483,14 +483,15 @@ fn agents(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Option<Vec<AgentAuth>> {
 fn services(
     ctx: &mut Ctx<'_>,
     root: &Section<'_, '_>,
-    agents: Option<&[String]>,
+    agents: Option<&[AgentAuth]>,
     capacity: Option<&CapacityConfig>,
 ) -> Option<Vec<crate::model::Service>> {
+    let agent_ids: Option<Vec<String>> = agents.map(|a| a.iter().map(|a| a.id.clone()).collect());
     let mut names: HashMap<String, String> = HashMap::new();
     let mut out = Vec::new();
     let mut ok = true;
     for sec in ctx.tables(root, "service", "[[service]]") {
-        let Some(s) = service::service(ctx, &sec) else {
+        let Some(mut s) = service::service(ctx, &sec) else {
             ok = false;
             continue;
         };
@@ -504,7 +505,8 @@ fn services(
             continue;
         }
         names.insert(s.name.clone(), sec.path.clone());
-        ok &= super::capacity::cross_check(ctx, &sec, &s, agents, capacity);
+        ok &= super::capacity::cross_check(ctx, &sec, &s, agent_ids.as_deref(), capacity);
+        ok &= super::capacity::hosts_by_labels(ctx, &sec, &mut s, agents);
         out.push(s);
     }
     ok.then_some(out)

@@ -32,6 +32,7 @@ const KEYS: &[&str] = &[
     "latency",
     "start",
     "hosts",
+    "hosts_match",
     "capacity",
 ];
 

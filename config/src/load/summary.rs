@@ -22,15 +22,21 @@ pub fn summary_agent(cfg: &AgentConfig) -> String {
         .filter_map(|k| kinds.get(k).map(|n| format!("{k} {n}")))
         .collect();
     let n = cfg.checks.len();
+    // Every agent also runs what the collector assigns it; one without own checks runs
+    // only that, which "0 checks" would hide.
+    let own = if n == 0 {
+        "no own checks (runs the checks the collector assigns)".to_string()
+    } else {
+        format!("{n} check{}", plural(n))
+    };
     let kinds = if by_kind.is_empty() {
         String::new()
     } else {
         format!(" ({})", by_kind.join(", "))
     };
     format!(
-        "agent {:?}: {n} check{}{kinds} → {}, spool {} ({})",
+        "agent {:?}: {own}{kinds} → {}, spool {} ({})",
         cfg.agent.id,
-        plural(n),
         collectors(&cfg.agent.collector_urls),
         cfg.spool.dir.display(),
         format_bytes(cfg.spool.max_bytes),

@@ -112,7 +112,7 @@ impl Reports {
             title: self.cfg.report.title.clone(),
         };
         let (mut r, minutes) =
-            assemble::assemble(&self.figures, &self.cfg, &settings, month, service, at)?;
+            assemble::assemble(&self.figures, &self.figures.config(), &settings, month, service, at)?;
         if let Some(a) = &self.archive {
             r.addenda = a
                 .addenda_before(&month.to_string())
@@ -239,7 +239,7 @@ impl Reports {
         let mut end = Period::month(month, "UTC")
             .map_err(|e| Rejection::new(500, e.to_string()))?
             .end;
-        for s in &self.cfg.services {
+        for s in &self.figures.config().services {
             if let Ok(p) = Period::month(month, &s.time_zone) {
                 end = end.max(p.end);
             }
