@@ -220,10 +220,11 @@ impl Ctx<'_> {
             TlsVersion::Tls13,
         );
         let client_ca_file = self.client_ca(t, client_auth);
-        if let (Some(min), Some(max), Some(v)) = (min_version, max_version, &t.value.min_version) {
-            if min > max {
-                self.error(v, "tls_server_config.min_version", "expected a version at most max_version (TLS12 or TLS13, min_version <= max_version)");
-            }
+        if let (Some(min), Some(max), Some(v)) = (min_version, max_version, &t.value.min_version)
+            && min > max
+        {
+            let msg = "expected a version at most max_version (TLS12 or TLS13, min_version <= max_version)";
+            self.error(v, "tls_server_config.min_version", msg);
         }
         Some(WebTls {
             cert_file: cert_file?,
@@ -352,7 +353,7 @@ impl Ctx<'_> {
             // exporter-toolkit: a blank value leaves the header unset.
             return None;
         }
-        if value.chars().any(|c| c.is_control()) {
+        if value.chars().any(char::is_control) {
             self.error(
                 v,
                 &path,
