@@ -21,6 +21,7 @@ use crate::changed::DataChanged;
 use crate::clock::{self, SharedClock};
 use crate::figures::Figures;
 use crate::fleet::Fleet;
+use crate::http::auth::Access;
 use crate::http::{self, AppState, HttpGuard};
 use crate::ingest::Ingest;
 use crate::maintenance::Maintenance;
@@ -39,6 +40,8 @@ pub struct App {
     pub maintenance: Arc<Maintenance>,
     pub exporter: Arc<Exporter>,
     pub fleet: Arc<Fleet>,
+    /// Read credentials and response headers of the routes.
+    pub access: Arc<Access>,
     /// Connection counts of the listener `server::serve` runs, exported by `exporter`.
     pub listener: Arc<ListenerStats>,
     router: axum::Router,
@@ -86,6 +89,7 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         .with_listener(listener.clone()),
     );
     let fleet = Arc::new(Fleet::new(cfg.clone()));
+    let access = Arc::new(Access::new(&cfg.readers));
     let state = AppState {
         ingest: ingest.clone(),
         store: store.clone(),
@@ -95,6 +99,7 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         fleet: fleet.clone(),
         clock: clock.clone(),
         admin_token: cfg.server.admin_token.clone(),
+        access: access.clone(),
         guard: Arc::new(HttpGuard::new(
             cfg.ingest.max_body_bytes,
             cfg.server.body_read_timeout,
@@ -112,6 +117,7 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         maintenance,
         exporter,
         fleet,
+        access,
         listener,
         router,
     }
@@ -119,11 +125,19 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
 
 impl App {
     /// Applies a reloaded configuration to the parts that follow it without a restart: the
-    /// agents allowed in (tokens) and the fleet (labels, central checks, assignments).
-    /// Everything else (listener, storage, services) keeps the configuration it started with.
+    /// agents allowed in (tokens), the read-only tokens (`[[reader]]`) and the fleet (labels,
+    /// central checks, assignments). Everything else (listener, storage, services) keeps the
+    /// configuration it started with.
     pub fn reload(&self, cfg: CollectorConfig) -> Vec<String> {
         self.ingest.set_agents(&cfg.agents);
+        self.access.set_readers(&cfg.readers);
         self.fleet.replace(Arc::new(cfg))
+    }
+
+    /// Basic-auth users and response headers of a web configuration (`--web.config.file`,
+    /// read at start); its TLS part goes to `server::serve`.
+    pub fn set_web(&self, web: &attest_web::WebSecurity) {
+        self.access.set_web(web);
     }
 
     /// The listener's counts, for `server::serve`.

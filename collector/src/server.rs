@@ -230,14 +230,15 @@ pub struct ListenerStats {
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// Binds `[server] listen` and serves `app` until `shutdown` completes.
+/// Binds `[server] listen` and serves `app` until `shutdown` completes, over TLS when `tls`
+/// is given (from `[server]` by [`tls_config`], or from a web configuration file).
 pub async fn serve(
     cfg: &ServerConfig,
+    tls: Option<Arc<rustls::ServerConfig>>,
     app: axum::Router,
     stats: Arc<ListenerStats>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let tls = tls_config(cfg)?;
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|err| ServerError::Bind {
@@ -247,7 +248,6 @@ pub async fn serve(
     tracing::info!(
         addr = %cfg.listen,
         tls = tls.is_some(),
-        client_certificates = cfg.client_ca.is_some(),
         max_connections = cfg.max_connections,
         "collector listening"
     );
