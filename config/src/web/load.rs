@@ -1,70 +1,85 @@
 //! Reads a web configuration file (YAML, the exporter-toolkit format) into a [`WebConfig`].
 //!
-//! The YAML is deserialized with serde-saphyr into raw structs whose values carry their
-//! line and column (`Spanned`), then checked here, so every message names the file, the
-//! position and what was expected.
+//! The YAML is parsed into a small tree with positions (`yaml.rs`) and walked by hand, so
+//! every message names the file, the line and column, the key and what was expected.
 //!
 //! Invariants:
-//! - Unknown keys are refused (`deny_unknown_fields`); known exporter-toolkit keys Attest
-//!   does not implement are refused with the reason and what to do instead.
-//! - Validation reports every problem it finds, in file order; a YAML syntax or type error
-//!   stops at the first one (the parser cannot go on).
+//! - Unknown keys are refused; known exporter-toolkit keys Attest does not implement are
+//!   refused with the reason and what to do instead.
+//! - Validation reports every problem it finds, in file order; a YAML syntax error stops at
+//!   the first one (the parser cannot go on).
 //! - Bcrypt hashes and secrets are never echoed in messages.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-use serde::de::IgnoredAny;
-use serde_saphyr::Spanned;
-
+use super::yaml::{self, Node, Value};
 use super::{ClientAuth, TlsVersion, WebConfig, WebTls};
 use crate::load::{ConfigError, ConfigErrors, Location};
 
-type S<T> = Spanned<T>;
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    tls_server_config: Option<S<RawTls>>,
-    http_server_config: Option<S<RawHttp>>,
-    basic_auth_users: Option<S<BTreeMap<String, S<String>>>>,
-    rate_limit: Option<S<IgnoredAny>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTls {
-    cert_file: Option<S<String>>,
-    key_file: Option<S<String>>,
-    client_ca_file: Option<S<String>>,
-    client_auth_type: Option<S<String>>,
-    min_version: Option<S<String>>,
-    max_version: Option<S<String>>,
-    cert: Option<S<IgnoredAny>>,
-    key: Option<S<IgnoredAny>>,
-    client_ca: Option<S<IgnoredAny>>,
-    client_allowed_sans: Option<S<IgnoredAny>>,
-    cipher_suites: Option<S<IgnoredAny>>,
-    prefer_server_cipher_suites: Option<S<IgnoredAny>>,
-    curve_preferences: Option<S<IgnoredAny>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHttp {
-    http2: Option<S<bool>>,
-    headers: Option<BTreeMap<String, S<String>>>,
-}
-
 /// The response headers `http_server_config.headers` may set, as exporter-toolkit defines
-/// them, with the values it accepts (`None`: any non-empty value).
+/// them, with the values it accepts (`None`: any value).
 const HEADERS: &[(&str, Option<&[&str]>)] = &[
     ("Content-Security-Policy", None),
     ("X-Frame-Options", Some(&["deny", "sameorigin"])),
     ("X-Content-Type-Options", Some(&["nosniff"])),
     ("X-XSS-Protection", None),
     ("Strict-Transport-Security", None),
+];
+
+const TOP_KEYS: &[&str] = &[
+    "tls_server_config",
+    "http_server_config",
+    "basic_auth_users",
+    "rate_limit",
+];
+
+const TLS_KEYS: &[&str] = &[
+    "cert_file",
+    "key_file",
+    "client_ca_file",
+    "client_auth_type",
+    "min_version",
+    "max_version",
+    "cert",
+    "key",
+    "client_ca",
+    "client_allowed_sans",
+    "cipher_suites",
+    "prefer_server_cipher_suites",
+    "curve_preferences",
+];
+
+/// Keys of `tls_server_config` whose behaviour Attest does not have, and what to do instead.
+const TLS_UNSUPPORTED: &[(&str, &str)] = &[
+    (
+        "cert",
+        "inline PEM is not supported; put it in a file and use cert_file",
+    ),
+    (
+        "key",
+        "inline PEM is not supported; put it in a file and use key_file",
+    ),
+    (
+        "client_ca",
+        "inline PEM is not supported; put it in a file and use client_ca_file",
+    ),
+    (
+        "client_allowed_sans",
+        "is not supported; issue client certificates from a CA of their own and name it in client_ca_file",
+    ),
+    (
+        "cipher_suites",
+        "is not supported; rustls offers only its safe default cipher suites",
+    ),
+    (
+        "prefer_server_cipher_suites",
+        "is not supported; remove it (rustls chooses among its safe default cipher suites)",
+    ),
+    (
+        "curve_preferences",
+        "is not supported; rustls offers only its safe default key-exchange groups",
+    ),
 ];
 
 /// Reads and validates a web configuration file.
@@ -87,47 +102,21 @@ pub fn parse_web(file_name: &str, src: &str) -> Result<WebConfig, ConfigErrors> 
         base: crate::load::base_dir(Path::new(file_name)),
         errors: Vec::new(),
     };
-    let raw = match parse_yaml(src) {
-        Ok(raw) => raw,
-        Err(e) => return Err(ConfigErrors::single(ctx.yaml_error(&e))),
+    let root = match yaml::parse(src) {
+        Ok(Some(root)) if !root.is_null() => root,
+        Ok(_) => return Ok(WebConfig::default()),
+        Err((at, msg)) => {
+            let msg = format!(
+                "invalid YAML: {msg}; expected the exporter-toolkit format, see docs/web-config.md"
+            );
+            return Err(ConfigErrors::single(ctx.error_at(at, "", msg)));
+        }
     };
-    if let Some(r) = &raw.rate_limit {
-        ctx.error(
-            r,
-            "rate_limit",
-            "is not supported by Attest; remove it (the collector bounds connections with [server] max_connections)",
-        );
-    }
-    let tls = raw.tls_server_config.as_ref().and_then(|t| ctx.tls(t));
-    let headers = raw
-        .http_server_config
-        .as_ref()
-        .map(|h| ctx.http(&h.value))
-        .unwrap_or_default();
-    let basic_auth_users = raw
-        .basic_auth_users
-        .as_ref()
-        .map(|u| ctx.users(u))
-        .unwrap_or_default();
+    let cfg = ctx.file_root(&root);
     match ConfigErrors::from_vec(ctx.errors) {
         Some(errors) => Err(errors),
-        None => Ok(WebConfig {
-            tls,
-            basic_auth_users,
-            headers,
-        }),
+        None => Ok(cfg),
     }
-}
-
-/// An empty file (or one of comments only) is an empty configuration, as in exporter-toolkit.
-fn parse_yaml(src: &str) -> Result<RawFile, serde_saphyr::Error> {
-    let blank = src
-        .lines()
-        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---");
-    if blank {
-        return Ok(RawFile::default());
-    }
-    serde_saphyr::from_str(src)
 }
 
 /// The file being checked and the problems found so far.
@@ -137,94 +126,112 @@ struct Ctx<'f> {
     errors: Vec<ConfigError>,
 }
 
+/// The entries of a mapping that passed the key checks: key → (key node, value node).
+type Entries<'n> = BTreeMap<&'n str, (&'n Node, &'n Node)>;
+
 impl Ctx<'_> {
-    fn at<T>(&self, v: &S<T>, path: &str, message: String) -> ConfigError {
-        let loc = v.referenced;
+    fn error_at(&self, at: Option<Location>, path: &str, message: String) -> ConfigError {
         ConfigError {
             file: self.file.to_string(),
-            location: (loc.line() > 0).then(|| Location {
-                line: loc.line() as usize,
-                column: loc.column() as usize,
-            }),
+            location: at,
             path: path.to_string(),
             message,
         }
     }
 
-    fn error<T>(&mut self, v: &S<T>, path: &str, message: impl Into<String>) {
-        let e = self.at(v, path, message.into());
+    fn error(&mut self, n: &Node, path: &str, message: impl Into<String>) {
+        let e = self.error_at(Some(n.at), path, message.into());
         self.errors.push(e);
     }
 
-    fn yaml_error(&self, e: &serde_saphyr::Error) -> ConfigError {
-        let location = e.location().filter(|l| l.line() > 0).map(|l| Location {
-            line: l.line() as usize,
-            column: l.column() as usize,
-        });
-        ConfigError {
-            file: self.file.to_string(),
-            location,
-            path: String::new(),
-            message: format!(
-                "invalid web configuration: {}; expected the exporter-toolkit format, see docs/web-config.md",
-                yaml_message(e)
-            ),
-        }
+    fn expected(&mut self, n: &Node, path: &str, what: &str) {
+        let msg = format!("expected {what}, found {}", n.describe());
+        self.error(n, path, msg);
     }
 
-    fn path(&self, p: &S<String>) -> PathBuf {
-        let p = Path::new(&p.value);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.base.join(p)
-        }
-    }
-
-    fn required_path(
-        &mut self,
-        t: &S<RawTls>,
-        v: Option<&S<String>>,
-        key: &str,
-    ) -> Option<PathBuf> {
-        match v {
-            Some(p) if !p.value.trim().is_empty() => Some(self.path(p)),
-            Some(p) => {
-                self.error(
-                    p,
-                    &format!("tls_server_config.{key}"),
-                    "expected a file name, found an empty string",
+    /// A mapping's entries; unknown (when `allowed` is given), duplicate and non-string keys
+    /// are errors and left out.
+    fn map<'n>(&mut self, n: &'n Node, path: &str, allowed: Option<&[&str]>) -> Entries<'n> {
+        let mut out = Entries::new();
+        let Value::Map(pairs) = &n.value else {
+            self.expected(n, path, "a mapping (key: value lines)");
+            return out;
+        };
+        for (k, v) in pairs {
+            let Value::Scalar { text: key, .. } = &k.value else {
+                self.expected(k, path, "a key that is a string");
+                continue;
+            };
+            let key_path = join(path, key);
+            if let Some(allowed) = allowed.filter(|a| !a.contains(&key.as_str())) {
+                let within = if path.is_empty() { "the file" } else { path };
+                let msg = format!(
+                    "unknown key {key:?} in {within} (expected one of: {})",
+                    allowed.join(", ")
                 );
-                None
+                self.error(k, path, msg);
+            } else if out.contains_key(key.as_str()) {
+                self.error(k, &key_path, "expected each key once, found it again");
+            } else {
+                out.insert(key.as_str(), (k, v));
             }
-            None => {
-                self.error(t, "tls_server_config", format!("missing key \"{key}\": TLS needs a certificate file and its private key file (PEM)"));
+        }
+        out
+    }
+
+    /// A string value (a scalar that is not null).
+    fn string(&mut self, n: &Node, path: &str) -> Option<String> {
+        match &n.value {
+            Value::Scalar { text, .. } if !n.is_null() => Some(text.clone()),
+            _ => {
+                self.expected(n, path, "a string");
                 None
             }
         }
     }
 
-    fn tls(&mut self, t: &S<RawTls>) -> Option<WebTls> {
-        self.unsupported_tls(&t.value);
-        let cert_file = self.required_path(t, t.value.cert_file.as_ref(), "cert_file");
-        let key_file = self.required_path(t, t.value.key_file.as_ref(), "key_file");
-        let client_auth = self.client_auth(t.value.client_auth_type.as_ref());
-        let min_version = self.version(
-            t.value.min_version.as_ref(),
-            "min_version",
-            TlsVersion::Tls12,
-        );
-        let max_version = self.version(
-            t.value.max_version.as_ref(),
-            "max_version",
-            TlsVersion::Tls13,
-        );
-        let client_ca_file = self.client_ca(t, client_auth);
-        if let (Some(min), Some(max), Some(v)) = (min_version, max_version, &t.value.min_version)
+    fn file_root(&mut self, root: &Node) -> WebConfig {
+        let top = self.map(root, "", Some(TOP_KEYS));
+        if let Some((k, _)) = top.get("rate_limit") {
+            self.error(
+                k,
+                "rate_limit",
+                "is not supported by Attest; remove it (the collector bounds connections with [server] max_connections)",
+            );
+        }
+        WebConfig {
+            tls: top.get("tls_server_config").and_then(|(_, v)| self.tls(v)),
+            headers: top
+                .get("http_server_config")
+                .map(|(_, v)| self.http(v))
+                .unwrap_or_default(),
+            basic_auth_users: top
+                .get("basic_auth_users")
+                .map(|(_, v)| self.users(v))
+                .unwrap_or_default(),
+        }
+    }
+
+    fn tls(&mut self, n: &Node) -> Option<WebTls> {
+        const P: &str = "tls_server_config";
+        let t = self.map(n, P, Some(TLS_KEYS));
+        for (key, why) in TLS_UNSUPPORTED {
+            if let Some((k, _)) = t.get(key) {
+                self.error(k, &join(P, key), *why);
+            }
+        }
+        let cert_file = self.required_path(n, &t, "cert_file");
+        let key_file = self.required_path(n, &t, "key_file");
+        let client_auth = self.client_auth(t.get("client_auth_type").map(|e| e.1));
+        let min_version = self.version(&t, "min_version", TlsVersion::Tls12);
+        let max_version = self.version(&t, "max_version", TlsVersion::Tls13);
+        let client_ca_file = self.client_ca(n, &t, client_auth);
+        if let (Some(min), Some(max), Some((_, v))) =
+            (min_version, max_version, t.get("min_version"))
             && min > max
         {
             let msg = "expected a version at most max_version (TLS12 or TLS13, min_version <= max_version)";
-            self.error(v, "tls_server_config.min_version", msg);
+            self.error(v, &join(P, "min_version"), msg);
         }
         Some(WebTls {
             cert_file: cert_file?,
@@ -236,36 +243,44 @@ impl Ctx<'_> {
         })
     }
 
-    /// Keys of the format whose behaviour Attest does not have: refused with what to do.
-    fn unsupported_tls(&mut self, t: &RawTls) {
-        let inline = "inline PEM is not supported; put it in a file and use";
-        let rows: [(&Option<S<IgnoredAny>>, &str, String); 7] = [
-            (&t.cert, "cert", format!("{inline} cert_file")),
-            (&t.key, "key", format!("{inline} key_file")),
-            (&t.client_ca, "client_ca", format!("{inline} client_ca_file")),
-            (&t.client_allowed_sans, "client_allowed_sans", "is not supported; issue client certificates from a CA of their own and name it in client_ca_file".into()),
-            (&t.cipher_suites, "cipher_suites", "is not supported; rustls offers only its safe default cipher suites".into()),
-            (&t.prefer_server_cipher_suites, "prefer_server_cipher_suites", "is not supported; remove it (rustls chooses among its safe default cipher suites)".into()),
-            (&t.curve_preferences, "curve_preferences", "is not supported; rustls offers only its safe default key-exchange groups".into()),
-        ];
-        for (v, key, msg) in rows {
-            if let Some(v) = v {
-                self.error(v, &format!("tls_server_config.{key}"), msg);
+    fn path(&mut self, n: &Node, path: &str) -> Option<PathBuf> {
+        let p = self.string(n, path)?;
+        if p.trim().is_empty() {
+            self.error(n, path, "expected a file name, found an empty string");
+            return None;
+        }
+        let p = Path::new(&p);
+        Some(if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        })
+    }
+
+    fn required_path(&mut self, section: &Node, t: &Entries<'_>, key: &str) -> Option<PathBuf> {
+        match t.get(key) {
+            Some((_, v)) => self.path(v, &join("tls_server_config", key)),
+            None => {
+                let msg = format!(
+                    "missing key \"{key}\": TLS needs a certificate file and its private key file (PEM)"
+                );
+                self.error(section, "tls_server_config", msg);
+                None
             }
         }
     }
 
-    fn client_auth(&mut self, v: Option<&S<String>>) -> Option<ClientAuth> {
+    fn client_auth(&mut self, v: Option<&Node>) -> Option<ClientAuth> {
         let Some(v) = v else {
             return Some(ClientAuth::None);
         };
         let path = "tls_server_config.client_auth_type";
-        match v.value.as_str() {
+        match self.string(v, path)?.as_str() {
             "NoClientCert" => Some(ClientAuth::None),
             "VerifyClientCertIfGiven" => Some(ClientAuth::VerifyIfGiven),
             "RequireAndVerifyClientCert" => Some(ClientAuth::RequireAndVerify),
-            "RequestClientCert" | "RequireAnyClientCert" => {
-                self.error(v, path, format!("{:?} accepts client certificates without verifying them, which Attest (rustls) does not do; use RequireAndVerifyClientCert (or VerifyClientCertIfGiven) with client_ca_file", v.value));
+            other @ ("RequestClientCert" | "RequireAnyClientCert") => {
+                self.error(v, path, format!("{other:?} accepts client certificates without verifying them, which Attest (rustls) does not do; use RequireAndVerifyClientCert (or VerifyClientCertIfGiven) with client_ca_file"));
                 None
             }
             other => {
@@ -277,37 +292,37 @@ impl Ctx<'_> {
 
     /// `client_ca_file` is needed exactly when certificates are verified: a CA that is never
     /// used would look like protection that is not there.
-    fn client_ca(&mut self, t: &S<RawTls>, auth: Option<ClientAuth>) -> Option<Option<PathBuf>> {
-        let ca = t.value.client_ca_file.as_ref();
-        match (auth?, ca) {
+    fn client_ca(
+        &mut self,
+        section: &Node,
+        t: &Entries<'_>,
+        auth: Option<ClientAuth>,
+    ) -> Option<Option<PathBuf>> {
+        let path = "tls_server_config.client_ca_file";
+        match (auth?, t.get("client_ca_file")) {
             (ClientAuth::None, None) => Some(None),
-            (ClientAuth::None, Some(ca)) => {
-                self.error(ca, "tls_server_config.client_ca_file", "is set but client_auth_type is NoClientCert, so no client certificate would be checked; set client_auth_type: RequireAndVerifyClientCert, or remove client_ca_file");
+            (ClientAuth::None, Some((_, ca))) => {
+                self.error(ca, path, "is set but client_auth_type is NoClientCert, so no client certificate would be checked; set client_auth_type: RequireAndVerifyClientCert, or remove client_ca_file");
                 None
             }
-            (_, Some(ca)) => Some(Some(self.path(ca))),
+            (_, Some((_, ca))) => self.path(ca, path).map(Some),
             (_, None) => {
-                self.error(t, "tls_server_config", "missing key \"client_ca_file\": client_auth_type verifies client certificates, which needs the CA (PEM) that signs them");
+                self.error(section, "tls_server_config", "missing key \"client_ca_file\": client_auth_type verifies client certificates, which needs the CA (PEM) that signs them");
                 None
             }
         }
     }
 
-    fn version(
-        &mut self,
-        v: Option<&S<String>>,
-        key: &str,
-        default: TlsVersion,
-    ) -> Option<TlsVersion> {
-        let Some(v) = v else {
+    fn version(&mut self, t: &Entries<'_>, key: &str, default: TlsVersion) -> Option<TlsVersion> {
+        let Some((_, v)) = t.get(key) else {
             return Some(default);
         };
-        let path = format!("tls_server_config.{key}");
-        match v.value.as_str() {
+        let path = join("tls_server_config", key);
+        match self.string(v, &path)?.as_str() {
             "TLS12" => Some(TlsVersion::Tls12),
             "TLS13" => Some(TlsVersion::Tls13),
-            "TLS10" | "TLS11" => {
-                self.error(v, &path, format!("{:?} is not supported (rustls implements TLS 1.2 and 1.3 only); expected TLS12 or TLS13", v.value));
+            other @ ("TLS10" | "TLS11") => {
+                self.error(v, &path, format!("{other:?} is not supported (rustls implements TLS 1.2 and 1.3 only); expected TLS12 or TLS13"));
                 None
             }
             other => {
@@ -321,36 +336,47 @@ impl Ctx<'_> {
         }
     }
 
-    fn http(&mut self, h: &RawHttp) -> Vec<(String, String)> {
-        if let Some(v) = h.http2.as_ref().filter(|v| v.value) {
-            self.error(v, "http_server_config.http2", "HTTP/2 is not supported (Attest serves HTTP/1.1); remove the key or set it to false");
+    fn http(&mut self, n: &Node) -> Vec<(String, String)> {
+        const P: &str = "http_server_config";
+        let h = self.map(n, P, Some(&["http2", "headers"]));
+        if let Some((_, v)) = h.get("http2") {
+            match &v.value {
+                Value::Scalar { text, plain: true } if text == "false" => {}
+                Value::Scalar { text, plain: true } if text == "true" => {
+                    self.error(v, "http_server_config.http2", "HTTP/2 is not supported (Attest serves HTTP/1.1); remove the key or set it to false");
+                }
+                _ => self.expected(v, "http_server_config.http2", "true or false"),
+            }
         }
+        let Some((_, headers)) = h.get("headers") else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
-        for (name, value) in h.headers.iter().flatten() {
+        for (name, (_, value)) in self.map(headers, "http_server_config.headers", None) {
             if let Some(v) = self.header(name, value) {
-                out.push((name.clone(), v));
+                out.push((name.to_string(), v));
             }
         }
         out
     }
 
-    fn header(&mut self, name: &str, v: &S<String>) -> Option<String> {
+    fn header(&mut self, name: &str, v: &Node) -> Option<String> {
         let path = format!("http_server_config.headers.{name}");
         let Some((_, allowed)) = HEADERS.iter().find(|(n, _)| *n == name) else {
             let names: Vec<&str> = HEADERS.iter().map(|(n, _)| *n).collect();
-            self.error(
-                v,
-                &path,
-                format!(
-                    "expected one of the headers {}, found {name:?}",
-                    names.join(", ")
-                ),
+            let msg = format!(
+                "expected one of the headers {}, found {name:?}",
+                names.join(", ")
             );
+            self.error(v, &path, msg);
             return None;
         };
-        let value = v.value.trim();
-        if value.is_empty() {
+        if v.is_null() {
             // exporter-toolkit: a blank value leaves the header unset.
+            return None;
+        }
+        let value = self.string(v, &path)?.trim().to_string();
+        if value.is_empty() {
             return None;
         }
         if value.chars().any(char::is_control) {
@@ -362,33 +388,41 @@ impl Ctx<'_> {
             return None;
         }
         match allowed {
-            Some(values) if !values.iter().any(|a| a.eq_ignore_ascii_case(value)) => {
-                self.error(
-                    v,
-                    &path,
-                    format!("expected one of {}, found {value:?}", values.join(", ")),
-                );
+            Some(values) if !values.iter().any(|a| a.eq_ignore_ascii_case(&value)) => {
+                let msg = format!("expected one of {}, found {value:?}", values.join(", "));
+                self.error(v, &path, msg);
                 None
             }
-            _ => Some(value.to_string()),
+            _ => Some(value),
         }
     }
 
-    fn users(&mut self, u: &S<BTreeMap<String, S<String>>>) -> BTreeMap<String, String> {
+    fn users(&mut self, n: &Node) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
-        for (user, hash) in &u.value {
-            let path = format!("basic_auth_users.{user}");
+        for (user, (_, hash)) in self.map(n, "basic_auth_users", None) {
+            let path = join("basic_auth_users", user);
             if user.is_empty() || user.contains(':') || user.chars().any(char::is_control) {
                 self.error(hash, &path, "expected a user name that is not empty and has no ':' or control characters (basic auth splits user and password at the first ':')");
                 continue;
             }
-            if let Err(why) = check_bcrypt(&hash.value) {
+            let Some(hash_text) = self.string(hash, &path) else {
+                continue;
+            };
+            if let Err(why) = check_bcrypt(&hash_text) {
                 self.error(hash, &path, format!("expected a bcrypt hash such as $2y$10$ followed by 53 characters ({why}); generate one with: htpasswd -nBC 10 \"\" | tr -d ':\\n'"));
                 continue;
             }
-            out.insert(user.clone(), hash.value.clone());
+            out.insert(user.to_string(), hash_text);
         }
         out
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
     }
 }
 
@@ -418,18 +452,6 @@ pub(crate) fn check_bcrypt(hash: &str) -> Result<(), &'static str> {
         return Err("salt and hash use only the characters ./A-Za-z0-9");
     }
     Ok(())
-}
-
-/// The parser's message without its source snippet, its own "at line L, column C" (the
-/// `file:line:column` prefix says where) and advice about the parser's options.
-fn yaml_message(e: &serde_saphyr::Error) -> String {
-    let text = e.without_snippet().to_string();
-    let mut msg = text.lines().next().unwrap_or_default().trim();
-    if let Some(i) = msg.rfind(" at line ") {
-        msg = &msg[..i];
-    }
-    msg.replace(", set DuplicateKeyPolicy in Options if acceptable", "")
-        .replace("expected mapping start", "expected a mapping (key: value)")
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The web configuration of a listener (`--web.config.file`): the Prometheus exporter-toolkit
 //! format, so an operator protects `/metrics` and the API exactly as they protect
-//! node_exporter. `load.rs` reads the YAML file; this module is the validated model.
+//! node_exporter. `yaml.rs` parses the YAML into a tree with positions, `load.rs` walks and
+//! checks it; this module is the validated model.
 //!
 //! Invariants:
 //! - A [`WebConfig`] has passed validation: TLS has a certificate and a key, a client CA
@@ -12,6 +13,7 @@
 //! - Relative paths resolve against the directory of the web configuration file.
 
 mod load;
+mod yaml;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

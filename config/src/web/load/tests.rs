@@ -50,7 +50,7 @@ fn unknown_keys_are_refused_with_position_and_expectation() {
 fn syntax_errors_name_the_position() {
     let e = parse("tls_server_config:\n  cert_file: [a\n").unwrap_err();
     assert!(e.starts_with("/etc/attest/web.yml:"), "{e}");
-    assert!(e.contains("invalid web configuration"), "{e}");
+    assert!(e.contains("invalid YAML: unclosed bracket"), "{e}");
 }
 
 #[test]
@@ -136,4 +136,70 @@ fn bcrypt_shapes() {
     assert!(check_bcrypt(&HASH.replacen("2y", "1", 1)).is_err());
     assert!(check_bcrypt(&HASH.replacen("$10$", "$32$", 1)).is_err());
     assert!(check_bcrypt(&HASH.replacen('.', "!", 1)).is_err());
+}
+
+#[test]
+fn yaml_shapes_that_are_not_the_format_are_refused() {
+    let cases = [
+        (
+            "- a\n- b\n",
+            "1:1: error: expected a mapping (key: value lines), found a list",
+        ),
+        (
+            "basic_auth_users: 3\n",
+            "basic_auth_users: expected a mapping",
+        ),
+        (
+            "tls_server_config:\n",
+            "tls_server_config: expected a mapping",
+        ),
+        (
+            "basic_auth_users:\n  alice: &h x\n  bob: *h\n",
+            "aliases (*name) are not supported",
+        ),
+        (
+            "a: 1\n---\nb: 2\n",
+            "expected one YAML document, found a second",
+        ),
+        (
+            "basic_auth_users:\n  alice: x\n  alice: y\n",
+            "3:3: error: basic_auth_users.alice: expected each key once",
+        ),
+        (
+            "http_server_config:\n  http2: \"false\"\n",
+            "expected true or false",
+        ),
+    ];
+    for (src, want) in cases {
+        let e = parse(src).unwrap_err();
+        assert!(e.contains(want), "{src:?}: {e}");
+    }
+    assert_eq!(
+        parse("http_server_config:\n  http2: false\n"),
+        Ok(WebConfig::default())
+    );
+    assert_eq!(parse("---\n"), Ok(WebConfig::default()));
+}
+
+proptest::proptest! {
+    /// Hostile input: any text gives a config or errors, never a panic.
+    #[test]
+    fn any_text_is_answered_without_panicking(src in "(?s).{0,300}") {
+        let _ = parse_web("web.yml", &src);
+    }
+
+    /// YAML-shaped text built from the format's own keys and symbols.
+    #[test]
+    fn yaml_like_text_is_answered_without_panicking(
+        parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "tls_server_config:", "basic_auth_users:", "http_server_config:", "headers:",
+                "cert_file: a", "client_auth_type: x", "min_version: TLS13", "alice: $2y$04$",
+                "\n", "\n  ", "- ", "[", "]", "{", "}", "&a ", "*a", "'", "\"", ": ", "---\n", "#",
+            ]),
+            0..40,
+        )
+    ) {
+        let _ = parse_web("web.yml", &parts.concat());
+    }
 }
