@@ -20,6 +20,7 @@ fn host_check() -> HostCheck {
         network: true,
         processes: vec![],
         thresholds: BTreeMap::new(),
+        network_speeds: BTreeMap::new(),
     }
 }
 
@@ -63,6 +64,26 @@ async fn collects_every_group_twice() {
             report.values
         );
     }
+}
+
+/// Loopback has no speed in /sys (the read fails): no speed value unless configured, and a
+/// configured one is sent as is.
+#[tokio::test]
+async fn link_speed_of_loopback_only_when_configured() {
+    let speed = |r: &ProbeReport| {
+        r.values
+            .iter()
+            .find(|v| {
+                v.name == "network_speed_bytes_per_second" && v.resource.as_deref() == Some("lo")
+            })
+            .map(|v| v.value)
+    };
+    let report = run(probe_of(host_check()).as_ref()).await;
+    assert_eq!(speed(&report), None, "{:?}", report.values);
+    let mut spec = host_check();
+    spec.network_speeds.insert("lo".into(), 125_000_000);
+    let report = run(probe_of(spec).as_ref()).await;
+    assert_eq!(speed(&report), Some(125_000_000.0));
 }
 
 #[tokio::test]

@@ -164,6 +164,7 @@ pub async fn host_cpu(count: u64) -> Result<CpuRun, EngineError> {
         network: true,
         processes: vec![],
         thresholds: BTreeMap::new(),
+        network_speeds: BTreeMap::new(),
     });
     let probe = probe::build(&check(spec))?;
     let warm = probe.probe(Instant::now() + PROBE_TIMEOUT).await;

@@ -5,8 +5,9 @@
 //! engine's own types were the JSON, so the report DTOs built from engine results cannot
 //! drift from the published format unnoticed. Regenerated deliberately for issue 9 (exact
 //! fractions, `known_minutes`, planning remaining, burn-window counts, named alert rules,
-//! `eligible_since`, exact latency fields): a change to the published bytes is made by
-//! running with `ATTEST_BLESS=1`, which rewrites the files, and reviewing their diff.
+//! `eligible_since`, exact latency fields) and for issue 14 (the `capacity` object of each
+//! report): a change to the published bytes is made by running with `ATTEST_BLESS=1`, which
+//! rewrites the files, and reviewing their diff.
 
 mod support;
 

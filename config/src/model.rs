@@ -233,6 +233,9 @@ pub struct HostCheck {
     pub processes: Vec<String>,
     /// Value name (e.g. `cpu_utilization_ratio`) → upper bound; exceeding one fails the check.
     pub thresholds: BTreeMap<String, f64>,
+    /// Interface → link speed in bytes per second, for interfaces whose speed the OS does
+    /// not report (virtual NICs, some drivers); overrides what the OS says.
+    pub network_speeds: BTreeMap<String, u64>,
 }
 
 // ---------------------------------------------------------------- collector
@@ -426,6 +429,77 @@ pub struct Service {
     pub latency: Option<LatencyObjective>,
     /// Minutes before this instant are not eligible (the service did not exist yet).
     pub start: Option<Timestamp>,
+    /// Agent ids whose host values the capacity objectives judge; empty = the agents that
+    /// measure the service's checks.
+    pub hosts: Vec<String>,
+    /// Agreed capacity levels, each judged per month.
+    pub capacity: Vec<CapacityObjective>,
+}
+
+/// Resource kinds a capacity objective may name (the utilisation series of the engine).
+pub const CAPACITY_KINDS: &[&str] = &["cpu", "memory", "swap", "filesystem", "network"];
+
+/// One agreed capacity level of a service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapacityObjective {
+    /// Unique within the service; the `objective` label of its metrics.
+    pub name: String,
+    /// One of [`CAPACITY_KINDS`].
+    pub kind: String,
+    /// Mount point or interface; `None` = every resource of the kind on each host.
+    pub resource: Option<String>,
+    pub rule: CapacityRule,
+    /// Count only minutes in the service's hours (and not on its holidays).
+    pub only_service_hours: bool,
+    /// Leave out minutes in the service's maintenance windows (config and API).
+    pub exclude_maintenance: bool,
+    /// Overrides `[capacity] min_coverage` for this objective.
+    pub min_coverage: Option<Ppm>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapacityStatistic {
+    /// Nearest-rank 95th percentile of the minute averages.
+    P95,
+    /// Highest minute peak.
+    Max,
+    /// Mean of the minute averages.
+    Average,
+}
+
+impl CapacityStatistic {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CapacityStatistic::P95 => "p95",
+            CapacityStatistic::Max => "max",
+            CapacityStatistic::Average => "average",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapacityRule {
+    /// The statistic of utilisation over the month is at most `max`.
+    Level {
+        statistic: CapacityStatistic,
+        max: Ppm,
+    },
+    /// At most `max_minutes` minutes with an average above `threshold`.
+    MinutesAbove { threshold: Ppm, max_minutes: u64 },
+    /// The trend over `trend_lookback` reaches `threshold` no sooner than `min_days`
+    /// after the end of the evaluated span.
+    DaysToThreshold { threshold: Ppm, min_days: u32 },
+}
+
+impl CapacityRule {
+    /// The `statistic` word of the configuration.
+    pub fn statistic(&self) -> &'static str {
+        match self {
+            CapacityRule::Level { statistic, .. } => statistic.as_str(),
+            CapacityRule::MinutesAbove { .. } => "minutes_above",
+            CapacityRule::DaysToThreshold { .. } => "days_to_threshold",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -434,4 +508,7 @@ pub struct CapacityConfig {
     pub critical: Ppm,
     pub trend_lookback: Duration,
     pub forecast_horizon: Duration,
+    /// Default share of counted minutes each host must have reported for a capacity
+    /// objective to be decided.
+    pub min_coverage: Ppm,
 }

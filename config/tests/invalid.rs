@@ -426,7 +426,43 @@ const CASES: &[(&str, &[&str])] = &[
     (
         "collector-unknown-service-key.toml",
         &[
-            "testdata/collector-unknown-service-key.toml:6:1: error: service[0]: unknown key \"timezone\" in [[service]] (expected one of: name, checks, target, time_zone, quorum, min_reporters, min_coverage, service_hours, holidays, maintenance, latency, start)",
+            "testdata/collector-unknown-service-key.toml:6:1: error: service[0]: unknown key \"timezone\" in [[service]] (expected one of: name, checks, target, time_zone, quorum, min_reporters, min_coverage, service_hours, holidays, maintenance, latency, start, hosts, capacity)",
+        ],
+    ),
+    (
+        "agent-host-bad-network-speed.toml",
+        &[
+            "testdata/agent-host-bad-network-speed.toml:9:44: error: check[0].network_speed.eth1: expected a link speed like \"100Mbit/s\", \"1Gbit/s\" or \"2.5Gbit/s\", found \"fast\"",
+            "testdata/agent-host-bad-network-speed.toml:9:59: error: check[0].network_speed.eth2: expected a link speed like \"100Mbit/s\", \"1Gbit/s\" or \"2.5Gbit/s\", found integer 1000",
+        ],
+    ),
+    (
+        "collector-capacity-bad-objective.toml",
+        &[
+            "testdata/collector-capacity-bad-objective.toml:6:12: error: service[0].capacity[0].kind: expected one of \"cpu\", \"memory\", \"swap\", \"filesystem\", \"network\", found \"disk\"",
+            "testdata/collector-capacity-bad-objective.toml:7:30: error: service[0].capacity[1].resource: expected no resource for kind \"cpu\" (one value per host), found \"cpu0\"",
+            "testdata/collector-capacity-bad-objective.toml:8:34: error: service[0].capacity[2].statistic: expected one of \"p95\", \"max\", \"average\", \"minutes_above\", \"days_to_threshold\", found \"p99\"",
+            "testdata/collector-capacity-bad-objective.toml:9:58: error: service[0].capacity[3]: unknown key \"min_days\" in capacity objective with statistic \"p95\" (expected one of: name, kind, resource, statistic, only_service_hours, exclude_maintenance, min_coverage, max)",
+            "testdata/collector-capacity-bad-objective.toml:10:3: error: service[0].capacity[4]: missing key \"max_minutes\" in capacity objective (the most minutes a month may spend above the threshold)",
+            "testdata/collector-capacity-bad-objective.toml:11:52: error: service[0].capacity[5].max: expected a percentage above 0% and at most 100% with at most four decimals, like \"99.9%\", found \"0.7\"",
+        ],
+    ),
+    (
+        "collector-capacity-duplicate-objective.toml",
+        &[
+            "testdata/collector-capacity-duplicate-objective.toml:7:3: error: service[0].capacity[1].name: expected a unique objective name, found \"cpu:p95\"; set \"name\" to tell them apart",
+        ],
+    ),
+    (
+        "collector-capacity-min-days-beyond-horizon.toml",
+        &[
+            "testdata/collector-capacity-min-days-beyond-horizon.toml:9:108: error: service[0].capacity[0].min_days: expected at most the [capacity] forecast_horizon (60 days), found integer 90",
+        ],
+    ),
+    (
+        "collector-capacity-unknown-host.toml",
+        &[
+            "testdata/collector-capacity-unknown-host.toml:9:20: error: service[0].hosts[1]: expected the id of an [[agent]] of this file, found \"web-02\"",
         ],
     ),
     (

@@ -207,6 +207,91 @@ fn collector_with_postgres_and_tls_loads_as_written() {
 }
 
 #[test]
+fn capacity_objectives_load_with_default_names_and_coverage() {
+    let src = r#"
+[capacity]
+forecast_horizon = "60d"
+
+[[agent]]
+id = "web-01"
+token = "token-web-01-0123456789"
+
+[[service]]
+name = "web"
+checks = ["web-home"]
+target = "99.9%"
+hosts = ["web-01"]
+capacity = [
+  { kind = "cpu", statistic = "p95", max = "70%", only_service_hours = true },
+  { kind = "filesystem", resource = "/var", statistic = "max", max = "90%" },
+  { kind = "memory", statistic = "minutes_above", threshold = "85%", max_minutes = 60, exclude_maintenance = true },
+  { name = "var fills", kind = "filesystem", resource = "/var", statistic = "days_to_threshold", threshold = "95%", min_days = 30, min_coverage = "50%" },
+]
+"#;
+    let cfg = parse_collector("/etc/attest/collector.toml", src).expect("valid");
+    assert_eq!(cfg.capacity.min_coverage, Ppm(900_000));
+    let svc = &cfg.services[0];
+    assert_eq!(svc.hosts, ["web-01"]);
+    let names: Vec<&str> = svc.capacity.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "cpu:p95",
+            "filesystem[/var]:max",
+            "memory:minutes_above",
+            "var fills"
+        ]
+    );
+    assert_eq!(
+        svc.capacity[0].rule,
+        CapacityRule::Level {
+            statistic: CapacityStatistic::P95,
+            max: Ppm(700_000)
+        }
+    );
+    assert!(svc.capacity[0].only_service_hours && !svc.capacity[0].exclude_maintenance);
+    assert_eq!(svc.capacity[1].resource.as_deref(), Some("/var"));
+    assert_eq!(
+        svc.capacity[2].rule,
+        CapacityRule::MinutesAbove {
+            threshold: Ppm(850_000),
+            max_minutes: 60
+        }
+    );
+    assert!(svc.capacity[2].exclude_maintenance);
+    assert_eq!(
+        svc.capacity[3].rule,
+        CapacityRule::DaysToThreshold {
+            threshold: Ppm(950_000),
+            min_days: 30
+        }
+    );
+    assert_eq!(svc.capacity[3].min_coverage, Some(Ppm(500_000)));
+}
+
+#[test]
+fn host_network_speeds_are_bytes_per_second() {
+    let src = "[agent]\nid = \"a\"\ncollector_url = \"http://127.0.0.1:9850\"\ntoken = \"t\"\n\n[[check]]\nid = \"h\"\nkind = \"host\"\nnetwork_speed = { eth0 = \"1Gbit/s\", ens3 = \"2.5Gbit/s\", wg0 = \"100Mbit/s\" }\n";
+    let cfg = parse_agent("/etc/attest/agent.toml", src).expect("valid");
+    let CheckSpec::Host(h) = &cfg.checks[0].spec else {
+        panic!("not host")
+    };
+    let speeds: Vec<(&str, u64)> = h
+        .network_speeds
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    assert_eq!(
+        speeds,
+        [
+            ("ens3", 312_500_000),
+            ("eth0", 125_000_000),
+            ("wg0", 12_500_000)
+        ]
+    );
+}
+
+#[test]
 fn hostile_input_limits_load_as_written() {
     let src = r#"
 [server]

@@ -162,6 +162,7 @@ name = "web"
 checks = ["web"]
 target = "99.9%"
 time_zone = "UTC"
+capacity = [{{ kind = "cpu", statistic = "p95", max = "90%" }}]
 "#
     );
     let a = format!(

@@ -61,6 +61,15 @@ fn report() -> Value {
         min_coverage = "90%"
         latency = { threshold = "500ms", target = "95%" }
         start = 2026-09-01T00:00:00Z
+        hosts = ["a1"]
+        capacity = [
+          { kind = "cpu", statistic = "p95", max = "70%" },
+          { kind = "filesystem", resource = "/", statistic = "days_to_threshold", threshold = "90%", min_days = 30 },
+        ]
+
+        [[agent]]
+        id = "a1"
+        token = "token-a1-0123456789"
     "#;
     let file = dir.path().join("collector.toml");
     let cfg = attest_config::parse_collector(&file.display().to_string(), src)
@@ -88,6 +97,15 @@ fn every_service_report_key_is_documented() {
         &mut all,
     );
     assert!(all.contains("open_at_start"), "{all:?}");
+    for k in [
+        "counted_minutes",
+        "constraint",
+        "series",
+        "r_squared",
+        "status",
+    ] {
+        assert!(all.contains(k), "capacity key {k} missing from {all:?}");
+    }
     let sla = words(&read("docs/sla.md"));
     let missing: Vec<_> = all.iter().filter(|k| !sla.contains(*k)).collect();
     assert!(missing.is_empty(), "docs/sla.md does not name: {missing:?}");
@@ -126,15 +144,24 @@ fn every_capacity_figure_field_is_documented() {
         max: Some(0.5),
         minutes_above_warning: 0,
         minutes_above_critical: 0,
-        trend_per_day: None,
-        days_until_critical: None,
+        trend_per_day: Some(0.01),
+        days_until_critical: Some(3.0),
+        trend: attest_collector::sla::capacity::Trend {
+            from: "2026-09-03T10:00:00Z".parse().expect("instant"),
+            to: "2026-09-10T10:00:00Z".parse().expect("instant"),
+            minutes: 2,
+            slope_per_day: Some(0.01),
+            r_squared: Some(1.0),
+            value_at_end: Some(0.87),
+        },
+        forecast: attest_collector::sla::capacity::Forecast::WithinHorizon { days: 3.0 },
     };
     let mut all = BTreeSet::new();
     keys(
         &serde_json::to_value(model::CapacityFigure::from(&figure)).expect("figure serialises"),
         &mut all,
     );
-    assert_eq!(all.len(), 10, "{all:?}");
+    assert_eq!(all.len(), 19, "{all:?}");
     let sla = words(&read("docs/sla.md"));
     let missing: Vec<_> = all.iter().filter(|k| !sla.contains(*k)).collect();
     assert!(missing.is_empty(), "docs/sla.md does not name: {missing:?}");

@@ -5,6 +5,10 @@
 //! Invariants: collection runs on the blocking pool (it reads /proc) under the
 //! deadline; values are in base units; a threshold is an upper bound on every value of
 //! that name (any resource); a named process that is not running fails the check.
+//! A link speed comes from the check's `network_speed` table, else from
+//! `/sys/class/net/<iface>/speed` (Linux, Mbit/s); an interface whose speed neither
+//! knows (loopback, many virtual NICs: the file is missing, unreadable or `-1`) gets no
+//! speed value, and the collector then derives no utilisation for it.
 //!
 //! Values (resource in brackets):
 //!
@@ -26,9 +30,10 @@
 //! | `network_tx_bytes`            | bytes, counter | network [interface] |
 //! | `network_rx_errors`           | count, counter | network [interface] |
 //! | `network_tx_errors`           | count, counter | network [interface] |
+//! | `network_speed_bytes_per_second` | bytes/s | network [interface], when known |
 //! | `process_running`             | 1 or 0  | processes [process name] |
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{CString, OsStr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -61,6 +66,7 @@ pub const VALUE_NAMES: &[&str] = &[
     "network_tx_bytes",
     "network_rx_errors",
     "network_tx_errors",
+    "network_speed_bytes_per_second",
     "process_running",
 ];
 
@@ -207,7 +213,7 @@ fn collect(state: &mut State, spec: &HostCheck) -> Vec<Value> {
         collect_filesystems(disks, &mut values);
     }
     if let Some(networks) = &mut state.networks {
-        collect_network(networks, &mut values);
+        collect_network(networks, &spec.network_speeds, &mut values);
     }
     if !spec.processes.is_empty() {
         collect_processes(&mut state.system, &spec.processes, &mut values);
@@ -286,7 +292,11 @@ fn inodes(mount: &Path) -> Option<(u64, u64)> {
     (total > 0).then(|| (total.saturating_sub(st.f_ffree as u64), total))
 }
 
-fn collect_network(networks: &mut Networks, values: &mut Vec<Value>) {
+fn collect_network(
+    networks: &mut Networks,
+    configured: &BTreeMap<String, u64>,
+    values: &mut Vec<Value>,
+) {
     networks.refresh(true);
     let mut names: Vec<_> = networks.iter().collect();
     names.sort_by(|a, b| a.0.cmp(b.0));
@@ -312,7 +322,36 @@ fn collect_network(networks: &mut Networks, values: &mut Vec<Value>) {
             Some(&name),
             data.total_errors_on_transmitted() as f64,
         ));
+        if let Some(speed) = link_speed(&name, configured) {
+            values.push(val(
+                "network_speed_bytes_per_second",
+                Some(&name),
+                speed as f64,
+            ));
+        }
     }
+}
+
+/// The configured speed of `iface`, else what Linux reports; `None` when neither knows.
+fn link_speed(iface: &str, configured: &BTreeMap<String, u64>) -> Option<u64> {
+    if let Some(&s) = configured.get(iface) {
+        return Some(s);
+    }
+    // An interface name is one path component; never follow anything else.
+    if iface.is_empty() || iface.contains('/') || iface.starts_with('.') {
+        return None;
+    }
+    let text = std::fs::read_to_string(Path::new("/sys/class/net").join(iface).join("speed"));
+    text.ok().and_then(|t| sysfs_speed(&t))
+}
+
+/// `/sys/class/net/*/speed` holds Mbit/s; `-1` (or 0) means unknown.
+fn sysfs_speed(text: &str) -> Option<u64> {
+    let mbit: i64 = text.trim().parse().ok()?;
+    u64::try_from(mbit)
+        .ok()
+        .filter(|m| *m > 0)
+        .map(|m| m * 1_000_000 / 8)
 }
 
 fn collect_processes(system: &mut System, wanted: &[String], values: &mut Vec<Value>) {
@@ -327,5 +366,28 @@ fn collect_processes(system: &mut System, wanted: &[String], values: &mut Vec<Va
             Some(name),
             if running { 1.0 } else { 0.0 },
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysfs_speed_is_megabits_and_minus_one_is_unknown() {
+        assert_eq!(sysfs_speed("1000\n"), Some(125_000_000));
+        assert_eq!(sysfs_speed("10"), Some(1_250_000));
+        assert_eq!(sysfs_speed("-1\n"), None);
+        assert_eq!(sysfs_speed("0"), None);
+        assert_eq!(sysfs_speed("fast"), None);
+    }
+
+    #[test]
+    fn configured_speed_wins_and_odd_names_are_not_paths() {
+        let configured = BTreeMap::from([("lo".to_string(), 42u64)]);
+        assert_eq!(link_speed("lo", &configured), Some(42));
+        assert_eq!(link_speed("../../etc", &BTreeMap::new()), None);
+        // Loopback has no speed on Linux (the read fails with EINVAL).
+        assert_eq!(link_speed("lo", &BTreeMap::new()), None);
     }
 }

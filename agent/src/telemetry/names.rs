@@ -137,6 +137,11 @@ pub const HOST: &[HostMetric] = &[
         "Transmit errors on the interface since boot",
     ),
     g(
+        "network_speed_bytes_per_second",
+        "attest_agent_host_network_speed_bytes",
+        "Link speed of the interface in bytes per second (configured or from the OS)",
+    ),
+    g(
         "process_running",
         "attest_agent_host_process_running",
         "1 if a process with the configured name runs, 0 if not",

@@ -39,9 +39,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::changed::DataChanged;
 use crate::clock::SharedClock;
+use crate::minutes::HostMinute;
 use crate::reject::Rejection;
 use crate::sla::{
-    self, CapacityFigure, ClosedMinutes, Incremental, Month, Period, ServiceInput, ServiceReport,
+    self, CapacityFigure, ClosedMinutes, HostInput, Incremental, Month, Period, ServiceInput,
+    ServiceReport,
 };
 use crate::store::{AgentStatus, Store, StoreError};
 
@@ -222,9 +224,10 @@ impl Figures {
             computed_at: Some(now),
             ..Snapshot::default()
         };
+        let host = self.recent_host_minutes(now);
         let mut published = Instant::now();
         for (i, svc) in self.cfg.services.iter().enumerate() {
-            match self.service_figures(svc, now) {
+            match self.service_figures(svc, now, &host) {
                 Ok((report, totals)) => {
                     snap.services.push(report);
                     snap.totals.push(totals);
@@ -242,7 +245,7 @@ impl Figures {
                 published = Instant::now();
             }
         }
-        match self.capacity(now) {
+        match host.and_then(|h| self.capacity(now, &h)) {
             Ok(c) => snap.capacity = c,
             Err(e) => {
                 tracing::warn!("cannot compute capacity figures: {}", e.reason);
@@ -462,14 +465,22 @@ impl Figures {
         }
     }
 
-    /// One service's month-to-date report and its totals since first measured.
+    /// One service's month-to-date report and its totals since first measured. A service
+    /// with capacity objectives fails (keeps its last good figures) when the refresh's host
+    /// minutes could not be read; one without does not depend on them.
     fn service_figures(
         &self,
         svc: &Service,
         now: Timestamp,
+        host: &Result<Vec<HostMinute>, Rejection>,
     ) -> Result<(ServiceReport, Totals), Rejection> {
         let month = current_month(svc, now)?;
-        let report = self.evaluate_cached(svc, month, now)?;
+        let host = match host {
+            Ok(h) => Some(h.as_slice()),
+            Err(e) if !svc.capacity.is_empty() => return Err(e.clone()),
+            Err(_) => None,
+        };
+        let report = self.evaluate_cached(svc, month, now, host)?;
         let totals = self.past_totals(svc, month, now)?.add(&report);
         Ok((report, totals))
     }
@@ -552,8 +563,11 @@ impl Figures {
             .and_then(|t| Month::containing(t, &svc.time_zone).ok());
         if let Some(mut month) = first_month {
             while month < current {
-                match self.evaluate(svc, month, now) {
-                    Ok(r) => total = total.add(&r),
+                match self
+                    .evaluate_from(svc, month, now, None, None)
+                    .and_then(completed)
+                {
+                    Ok((r, _)) => total = total.add(&r),
                     Err(e) if e.status == STORE_UNAVAILABLE => return Err(e),
                     Err(e) => {
                         tracing::warn!(service = %svc.name, %month, "cannot compute a past month: {}", e.reason);
@@ -579,6 +593,7 @@ impl Figures {
         svc: &Service,
         month: Month,
         now: Timestamp,
+        host: Option<&[HostMinute]>,
     ) -> Result<ServiceReport, Rejection> {
         let mark = self.store.change_mark();
         let prior = self
@@ -591,9 +606,9 @@ impl Figures {
             Some(c) if !self.unchanged(svc, &c)? => None,
             other => other.map(|c| c.closed),
         };
-        let mut outcome = self.evaluate_from(svc, month, now, prior.as_ref())?;
+        let mut outcome = self.evaluate_from(svc, month, now, prior.as_ref(), host)?;
         if let Incremental::NeedsAllRows = outcome {
-            outcome = self.evaluate_from(svc, month, now, None)?;
+            outcome = self.evaluate_from(svc, month, now, None, host)?;
         }
         let (report, closed) = completed(outcome)?;
         self.closed
@@ -620,13 +635,15 @@ impl Figures {
         Ok(!changed)
     }
 
-    /// One engine run reading rows from the end of `prior` (or the whole range) on.
+    /// One engine run reading rows from the end of `prior` (or the whole range) on;
+    /// `host` (covering the period and the trend look-back) feeds the capacity objectives.
     fn evaluate_from(
         &self,
         svc: &Service,
         month: Month,
         now: Timestamp,
         prior: Option<&ClosedMinutes>,
+        host: Option<&[HostMinute]>,
     ) -> Result<Incremental, Rejection> {
         let (from, to) =
             sla::input_range(svc, month, now).map_err(|e| Rejection::new(400, e.to_string()))?;
@@ -655,6 +672,10 @@ impl Figures {
             first_seen,
             first_configured,
             exact: exact.as_ref(),
+            host: host.map(|minutes| HostInput {
+                config: &self.cfg.capacity,
+                minutes,
+            }),
         };
         sla::evaluate_incremental(&input, month, now, prior)
             .map_err(|e| Rejection::new(400, e.to_string()))
@@ -667,7 +688,18 @@ impl Figures {
         month: Month,
         now: Timestamp,
     ) -> Result<ServiceReport, Rejection> {
-        Ok(completed(self.evaluate_from(svc, month, now, None)?)?.0)
+        let period =
+            Period::month(month, &svc.time_zone).map_err(|e| Rejection::new(400, e.to_string()))?;
+        let lookback = sla::capacity::lookback_minutes(&self.cfg.capacity);
+        let host = if svc.capacity.is_empty() {
+            Vec::new()
+        } else {
+            let from = period.start_minute.saturating_sub(lookback);
+            self.store
+                .host_minutes(from, period.end_minute)
+                .map_err(store_err)?
+        };
+        Ok(completed(self.evaluate_from(svc, month, now, None, Some(&host))?)?.0)
     }
 
     fn api_maintenance(&self, service: &str) -> Result<Vec<MaintenanceWindow>, Rejection> {
@@ -686,18 +718,27 @@ impl Figures {
             .collect())
     }
 
-    fn capacity(&self, now: Timestamp) -> Result<Vec<CapacityFigure>, Rejection> {
+    /// Host minutes of every agent from before the earliest month start of any zone
+    /// (32 days) minus the trend look-back, up to `now`: one read per refresh serves the
+    /// per-host figures and every service's capacity objectives.
+    fn recent_host_minutes(&self, now: Timestamp) -> Result<Vec<HostMinute>, Rejection> {
+        let lookback = sla::capacity::lookback_minutes(&self.cfg.capacity);
+        let now_min = now.as_second().div_euclid(60);
+        let from = now_min.saturating_sub(32 * 1_440).saturating_sub(lookback);
+        self.store
+            .host_minutes(from, now_min + 1)
+            .map_err(store_err)
+    }
+
+    fn capacity(
+        &self,
+        now: Timestamp,
+        host: &[HostMinute],
+    ) -> Result<Vec<CapacityFigure>, Rejection> {
         let month =
             Month::containing(now, "UTC").map_err(|e| Rejection::new(500, e.to_string()))?;
         let period = Period::month(month, "UTC").map_err(|e| Rejection::new(500, e.to_string()))?;
-        let lookback = (self.cfg.capacity.trend_lookback.as_secs() / 60) as i64;
-        let now_min = now.as_second().div_euclid(60);
-        let from = period.start_minute.min(now_min - lookback);
-        let host = self
-            .store
-            .host_minutes(from, now_min + 1)
-            .map_err(store_err)?;
-        Ok(sla::capacity(&host, &self.cfg.capacity, &period, now))
+        Ok(sla::capacity(host, &self.cfg.capacity, &period, now))
     }
 
     /// Every configured service (or the one named) for `month` as of `now`, evaluated from
@@ -1054,5 +1095,69 @@ mod tests {
         assert_eq!(since.basis, sla::EligibilityBasis::FirstConfigured);
         assert_eq!(since.minute, BASE_MINUTE - 30);
         assert_eq!((r.good_minutes, r.unknown_minutes), (1, 30));
+    }
+
+    /// Capacity objectives run on every refresh from the store's host minutes of the
+    /// agents measuring the service, and the month report of the API gives the same
+    /// verdicts: a peak above `max` breaches even at low coverage, p95 is not determinable.
+    #[test]
+    fn refresh_and_month_reports_judge_capacity_objectives_from_the_store() {
+        let toml = "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\nbackend = \"sqlite\"\n\
+             data_dir = \"/nonexistent\"\n\
+             [[agent]]\nid = \"a1\"\ntoken = \"test-token-a1-0123456789\"\n\
+             [[service]]\nname = \"web\"\nchecks = [\"web\"]\ntarget = \"99.9%\"\n\
+             capacity = [{ kind = \"cpu\", statistic = \"max\", max = \"50%\" },\
+             { kind = \"cpu\", statistic = \"p95\", max = \"50%\" }]\n";
+        let cfg = Arc::new(attest_config::parse_collector("t.toml", toml).expect("valid config"));
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_temp().expect("store"));
+        let mut ms = Vec::new();
+        for m in 0..600 {
+            ms.push(ok("web", m, 0, 0.01));
+            let mut h = attest_config::wire::Measurement::new("host", at(m, 1), true);
+            h.values.push(attest_config::wire::Value {
+                name: "cpu_utilization_ratio".into(),
+                resource: None,
+                value: if m == 100 { 0.7 } else { 0.3 },
+            });
+            ms.push(h);
+        }
+        store.commit_batch(&batch("a1", 1, ms)).expect("commit");
+        let now = at(600, 0);
+        let figures = Figures::new(cfg, store);
+        figures.refresh(now);
+        let snap = figures.latest();
+        let cap = &snap.services[0].capacity;
+        let got: Vec<(&str, Verdict, Option<f64>)> = cap
+            .objectives
+            .iter()
+            .map(|o| (o.name.as_str(), o.verdict, o.value))
+            .collect();
+        use sla::capacity_objectives::Verdict;
+        assert_eq!(cap.hosts, ["a1"]);
+        assert_eq!(
+            got,
+            [
+                ("cpu:max", Verdict::Breached, Some(0.7)),
+                ("cpu:p95", Verdict::NotDeterminable, Some(0.3)),
+            ]
+        );
+        assert_eq!(cap.verdict, Some(Verdict::Breached));
+        let month = crate::report::parse_month("2026-06").expect("month");
+        let api = figures
+            .month_reports(month, None, now)
+            .expect("month report");
+        assert_eq!(&api[0].capacity, cap);
+        let public: Vec<crate::report::model::ServiceReport> = api
+            .iter()
+            .map(crate::report::model::ServiceReport::from)
+            .collect();
+        let json = serde_json::to_value(&public[0]).expect("json");
+        assert_eq!(json["capacity"]["objectives"][0]["verdict"], "breached");
+        assert_eq!(json["capacity"]["verdict"], "breached");
+        let text = crate::report::table::render(&public);
+        assert!(
+            text.contains("cpu:max") && text.contains("BREACHED"),
+            "{text}"
+        );
     }
 }

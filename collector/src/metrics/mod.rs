@@ -203,6 +203,7 @@ impl Collector for Scrape {
         self.encode_slo_counters(&mut e)?;
         self.encode_checks(&mut e)?;
         self.encode_capacity(&mut e)?;
+        self.encode_capacity_objectives(&mut e)?;
         self.encode_agents(&mut e)?;
         self.encode_ingest(&mut e)
     }
@@ -429,6 +430,58 @@ impl Scrape {
             self.latest
                 .iter()
                 .map(|((a, c), (ts, _))| (id(a, c), Some(ts.as_millisecond() as f64 / 1000.0))),
+        )
+    }
+
+    /// Per service and objective: the engine's verdict, the constraint's value and the limit.
+    fn encode_capacity_objectives(&self, e: &mut Enc) -> std::fmt::Result {
+        use crate::sla::capacity_objectives::{ObjectiveResult, Verdict};
+        use names::*;
+        let rows: Vec<(&str, &ObjectiveResult)> = self
+            .snap
+            .services
+            .iter()
+            .flat_map(|r| {
+                r.capacity
+                    .objectives
+                    .iter()
+                    .map(|o| (r.service.as_str(), o))
+            })
+            .collect();
+        let id = |s: &str, o: &ObjectiveResult| {
+            vec![
+                ("service", s.to_string()),
+                ("objective", o.name.clone()),
+                ("statistic", o.statistic.to_string()),
+            ]
+        };
+        e.gauges(
+            CAPACITY_OBJECTIVE_MET,
+            "1 if the capacity objective is met this month so far, 0 if breached (absent: not determinable)",
+            rows.iter().map(|(s, o)| {
+                let met = match o.verdict {
+                    Verdict::Met => Some(1.0),
+                    Verdict::Breached => Some(0.0),
+                    Verdict::NotDeterminable => None,
+                };
+                (id(s, o), met)
+            }),
+        )?;
+        e.gauges(
+            CAPACITY_OBJECTIVE_DETERMINABLE,
+            "1 if the hosts reported enough to decide the capacity objective (or a breach is already certain)",
+            rows.iter()
+                .map(|(s, o)| (id(s, o), Some(b(o.verdict != Verdict::NotDeterminable)))),
+        )?;
+        e.gauges(
+            CAPACITY_OBJECTIVE_VALUE,
+            "Measured value of the objective's constraint: ratio (p95, max, average), minutes (minutes_above) or days (days_to_threshold; absent when not within the horizon)",
+            rows.iter().map(|(s, o)| (id(s, o), o.value)),
+        )?;
+        e.gauges(
+            CAPACITY_OBJECTIVE_LIMIT,
+            "Agreed limit of the objective, in the unit of its value (a minimum for days_to_threshold)",
+            rows.iter().map(|(s, o)| (id(s, o), Some(o.limit))),
         )
     }
 

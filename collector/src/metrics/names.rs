@@ -43,6 +43,12 @@ pub const CAPACITY_CRITICAL: &str = "attest_capacity_critical_ratio";
 pub const CAPACITY_MINUTES_ABOVE: &str = "attest_capacity_minutes_above";
 pub const CAPACITY_DAYS_TO_CRITICAL: &str = "attest_capacity_days_to_critical";
 
+// Per service and capacity objective, month to date in the service's zone.
+pub const CAPACITY_OBJECTIVE_MET: &str = "attest_capacity_objective_met";
+pub const CAPACITY_OBJECTIVE_DETERMINABLE: &str = "attest_capacity_objective_determinable";
+pub const CAPACITY_OBJECTIVE_VALUE: &str = "attest_capacity_objective_value";
+pub const CAPACITY_OBJECTIVE_LIMIT: &str = "attest_capacity_objective_limit";
+
 // Per agent.
 pub const AGENT_LAST_SEEN: &str = "attest_agent_last_seen_timestamp_seconds";
 pub const AGENT_CLOCK_OFFSET: &str = "attest_agent_clock_offset_seconds";

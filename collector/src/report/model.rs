@@ -64,6 +64,8 @@ pub struct ServiceReport {
     pub mttr_minutes: Option<f64>,
     pub mtbf_minutes: Option<f64>,
     pub mtbsi_minutes: Option<f64>,
+    /// The service's capacity objectives and their monthly verdicts.
+    pub capacity: ServiceCapacity,
 }
 
 /// Where eligibility begins (JSON key `eligible_since`).
@@ -229,6 +231,113 @@ pub struct CapacityFigure {
     pub trend_per_day: Option<f64>,
     /// Days until the line reaches the critical threshold; null = not within the horizon.
     pub days_until_critical: Option<f64>,
+    /// The fitted line over `[now − trend_lookback, now)`.
+    pub trend: Trend,
+    /// When the line reaches the critical threshold.
+    pub forecast: Forecast,
+}
+
+/// A least-squares line through minute averages, with what a reviewer needs to trust it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Trend {
+    /// The window `[from, to)` the line was fitted over.
+    pub from: Timestamp,
+    pub to: Timestamp,
+    /// Minutes with a value in the window (the points of the fit).
+    pub minutes: u64,
+    /// Utilisation per day; null with fewer than two minutes.
+    pub slope_per_day: Option<f64>,
+    /// Coefficient of determination, 0..1; null without a fit or for a flat series.
+    pub r_squared: Option<f64>,
+    /// The fitted value at `to`.
+    pub value_at_end: Option<f64>,
+}
+
+/// When a trend reaches a threshold: `{"status": "within_horizon", "days": …}`,
+/// `{"status": "not_within_horizon"}` or `{"status": "no_trend"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Forecast {
+    WithinHorizon { days: f64 },
+    NotWithinHorizon,
+    NoTrend,
+}
+
+/// The verdict of a capacity objective (or of all of a service's): `met`,
+/// `not_determinable` or `breached`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Met,
+    NotDeterminable,
+    Breached,
+}
+
+/// Capacity against the agreed levels of one service for one month.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceCapacity {
+    /// The hosts judged.
+    pub hosts: Vec<String>,
+    /// `config` (the service's `hosts`) or `checks` (the agents that measured its checks).
+    pub hosts_from: &'static str,
+    /// Worst verdict of the objectives; null when the service has none.
+    pub verdict: Option<Verdict>,
+    pub objectives: Vec<ObjectiveResult>,
+}
+
+/// One capacity objective: its terms, the constraint's value and the verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObjectiveResult {
+    pub name: String,
+    pub kind: String,
+    /// The resource the objective names; null = every resource of the kind.
+    pub resource: Option<String>,
+    /// `p95`, `max`, `average`, `minutes_above` or `days_to_threshold`.
+    pub statistic: &'static str,
+    /// Utilisation the statistic looks at (minutes_above, days_to_threshold).
+    pub threshold: Option<f64>,
+    /// The agreed limit: a ratio, minutes (minutes_above) or days (days_to_threshold, a minimum).
+    pub limit: f64,
+    /// The constraint's value in the limit's unit; null when nothing was measured or
+    /// (days_to_threshold) no forecast is within the horizon — see `forecast`.
+    pub value: Option<f64>,
+    /// days_to_threshold only: the constraint's forecast.
+    pub forecast: Option<Forecast>,
+    pub verdict: Verdict,
+    /// The span `[from, to)` judged.
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub only_service_hours: bool,
+    pub exclude_maintenance: bool,
+    /// Minutes of the span the objective counts.
+    pub counted_minutes: u64,
+    pub min_coverage: f64,
+    /// The host and resource that decide `value`.
+    pub constraint: Option<Constraint>,
+    pub series: Vec<SeriesResult>,
+}
+
+/// The host and resource that decide an objective's value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Constraint {
+    pub host: String,
+    pub resource: String,
+}
+
+/// One host and resource under one objective.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeriesResult {
+    pub host: String,
+    pub resource: String,
+    /// Counted minutes with a value.
+    pub minutes: u64,
+    /// `minutes / counted_minutes`; null when nothing is counted.
+    pub coverage: Option<f64>,
+    pub value: Option<f64>,
+    /// days_to_threshold only.
+    pub trend: Option<Trend>,
+    pub forecast: Option<Forecast>,
+    pub verdict: Verdict,
 }
 
 impl From<&sla::ServiceReport> for ServiceReport {
@@ -271,6 +380,7 @@ impl From<&sla::ServiceReport> for ServiceReport {
             mttr_minutes: r.mttr_minutes,
             mtbf_minutes: r.mtbf_minutes,
             mtbsi_minutes: r.mtbsi_minutes,
+            capacity: ServiceCapacity::from(&r.capacity),
         }
     }
 }
@@ -398,6 +508,102 @@ impl From<&sla::CapacityFigure> for CapacityFigure {
             minutes_above_critical: c.minutes_above_critical,
             trend_per_day: c.trend_per_day,
             days_until_critical: c.days_until_critical,
+            trend: Trend::from(&c.trend),
+            forecast: Forecast::from(c.forecast),
+        }
+    }
+}
+
+impl From<&sla::capacity::Trend> for Trend {
+    fn from(t: &sla::capacity::Trend) -> Self {
+        Trend {
+            from: t.from,
+            to: t.to,
+            minutes: t.minutes,
+            slope_per_day: t.slope_per_day,
+            r_squared: t.r_squared,
+            value_at_end: t.value_at_end,
+        }
+    }
+}
+
+impl From<sla::capacity::Forecast> for Forecast {
+    fn from(f: sla::capacity::Forecast) -> Self {
+        use sla::capacity::Forecast as F;
+        match f {
+            F::WithinHorizon { days } => Forecast::WithinHorizon { days },
+            F::NotWithinHorizon => Forecast::NotWithinHorizon,
+            F::NoTrend => Forecast::NoTrend,
+        }
+    }
+}
+
+impl From<sla::capacity_objectives::Verdict> for Verdict {
+    fn from(v: sla::capacity_objectives::Verdict) -> Self {
+        use sla::capacity_objectives::Verdict as V;
+        match v {
+            V::Met => Verdict::Met,
+            V::NotDeterminable => Verdict::NotDeterminable,
+            V::Breached => Verdict::Breached,
+        }
+    }
+}
+
+impl From<&sla::ServiceCapacity> for ServiceCapacity {
+    fn from(c: &sla::ServiceCapacity) -> Self {
+        ServiceCapacity {
+            hosts: c.hosts.clone(),
+            hosts_from: c.hosts_from,
+            verdict: c.verdict.map(Verdict::from),
+            objectives: c.objectives.iter().map(ObjectiveResult::from).collect(),
+        }
+    }
+}
+
+impl From<&sla::capacity_objectives::ObjectiveResult> for ObjectiveResult {
+    fn from(o: &sla::capacity_objectives::ObjectiveResult) -> Self {
+        ObjectiveResult {
+            name: o.name.clone(),
+            kind: o.kind.clone(),
+            resource: o.resource.clone(),
+            statistic: o.statistic,
+            threshold: o.threshold,
+            limit: o.limit,
+            value: o.value,
+            forecast: o.forecast.map(Forecast::from),
+            verdict: Verdict::from(o.verdict),
+            from: o.from,
+            to: o.to,
+            only_service_hours: o.only_service_hours,
+            exclude_maintenance: o.exclude_maintenance,
+            counted_minutes: o.counted_minutes,
+            min_coverage: o.min_coverage,
+            constraint: o.constraint.as_ref().map(Constraint::from),
+            series: o.series.iter().map(SeriesResult::from).collect(),
+        }
+    }
+}
+
+impl From<&sla::capacity_objectives::Constraint> for Constraint {
+    fn from(c: &sla::capacity_objectives::Constraint) -> Self {
+        Constraint {
+            host: c.host.clone(),
+            resource: c.resource.clone(),
+        }
+    }
+}
+
+impl From<&sla::capacity_objectives::SeriesResult> for SeriesResult {
+    fn from(s: &sla::capacity_objectives::SeriesResult) -> Self {
+        SeriesResult {
+            host: s.host.clone(),
+            resource: s.resource.clone(),
+            minutes: s.minutes,
+            coverage: s.coverage,
+            value: s.value,
+            trend: s.trend.as_ref().map(Trend::from),
+            forecast: s.forecast.map(Forecast::from),
+            verdict: Verdict::from(s.verdict),
         }
     }
 }

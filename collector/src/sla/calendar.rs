@@ -406,6 +406,11 @@ impl Calendar {
     }
 }
 
+/// The start instant of Unix minute `m` (saturating at the ends of the supported range).
+pub fn minute_start(m: i64) -> Timestamp {
+    ts_of_minute(m)
+}
+
 fn ts_of_minute(m: i64) -> Timestamp {
     Timestamp::from_second(m.saturating_mul(60)).unwrap_or(if m < 0 {
         Timestamp::MIN

@@ -13,6 +13,7 @@ pub mod budget;
 pub mod burn;
 pub mod calendar;
 pub mod capacity;
+pub mod capacity_objectives;
 pub mod closed;
 mod closed_codec;
 pub mod incidents;
@@ -20,6 +21,8 @@ pub mod latency;
 pub mod report;
 pub mod timeline;
 
+#[cfg(test)]
+mod capacity_tests;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +34,7 @@ use crate::minutes::{GapSpan, SeriesMinutes, ThresholdOver};
 pub use availability::Counts;
 pub use calendar::{Calendar, EligibilityBasis, EligibleSince, Month, Period};
 pub use capacity::{CapacityFigure, capacity};
+pub use capacity_objectives::{HostInput, ServiceCapacity};
 pub use closed::ClosedMinutes;
 pub use incidents::Incident;
 pub use report::ServiceReport;
@@ -69,6 +73,9 @@ pub struct ServiceInput<'a> {
     /// (`Store::threshold_over`) covering at least the period; `None` = none (every minute
     /// is then judged at the histogram's resolution).
     pub exact: Option<&'a ThresholdOver>,
+    /// Host values for the capacity objectives; `None` leaves every objective not
+    /// determinable (no host data given).
+    pub host: Option<HostInput<'a>>,
 }
 
 /// The minutes `[from, to)` whose rollups and gaps [`evaluate`] reads: the period plus the
@@ -168,7 +175,15 @@ pub fn evaluate_incremental(
     let incidents = incidents::incidents(timeline, &folded.failing, period.start_minute, as_of);
     let exact_from = window.exact_from().map(|f| f.max(period.start_minute));
     let latency = latency::figures(&folded.tally, svc.latency.as_ref(), exact_from);
-    let report = assemble(
+    let capacity = capacity_objectives::evaluate(
+        svc,
+        input.maintenance,
+        input.host,
+        &period,
+        as_of,
+        &timeline.agents,
+    )?;
+    let mut report = assemble(
         svc,
         &period,
         timeline,
@@ -179,6 +194,7 @@ pub fn evaluate_incremental(
         planning_eligible,
         now,
     );
+    report.capacity = capacity;
     Ok(Incremental::Done(Box::new((report, folded.closed))))
 }
 
@@ -246,5 +262,6 @@ fn assemble(
         mttr_minutes: rel.mttr_minutes,
         mtbf_minutes: rel.mtbf_minutes,
         mtbsi_minutes: rel.mtbsi_minutes,
+        capacity: ServiceCapacity::default(),
     }
 }

@@ -13,6 +13,7 @@ use super::availability::{ExactRatios, floor_percent};
 use super::budget::ErrorBudget;
 use super::burn::{BurnAlerts, BurnRates};
 use super::calendar::EligibleSince;
+use super::capacity_objectives::ServiceCapacity;
 use super::incidents::Incident;
 use super::latency::LatencyFigures;
 
@@ -74,6 +75,8 @@ pub struct ServiceReport {
     pub mttr_minutes: Option<f64>,
     pub mtbf_minutes: Option<f64>,
     pub mtbsi_minutes: Option<f64>,
+    /// The service's capacity objectives and their monthly verdicts.
+    pub capacity: ServiceCapacity,
 }
 
 impl ServiceReport {

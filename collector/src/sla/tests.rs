@@ -71,6 +71,8 @@ fn service() -> Service {
         maintenance: Vec::new(),
         latency: None,
         start: None,
+        hosts: Vec::new(),
+        capacity: Vec::new(),
     }
 }
 
@@ -358,6 +360,7 @@ fn check(input: &str, expect: &str) {
         first_seen: s.first_seen(&rollups),
         first_configured: s.configured,
         exact: s.exact.as_ref(),
+        host: None,
     };
     let report = evaluate(&input, s.month, s.now()).expect("evaluate");
     assert_incremental_matches(&input, &s, &report);
@@ -701,6 +704,7 @@ fn counts_of(input: &str) -> String {
         first_seen: s.first_seen(&rollups),
         first_configured: s.configured,
         exact: s.exact.as_ref(),
+        host: None,
     };
     let r = evaluate(&input, s.month, s.now()).expect("evaluate");
     format!(
@@ -861,6 +865,7 @@ fn states_of(input: &str) -> String {
         first_seen: s.first_seen(&rollups),
         first_configured: s.configured,
         exact: s.exact.as_ref(),
+        host: None,
     };
     s.shows
         .iter()
@@ -972,6 +977,7 @@ fn incidents_across_a_month_boundary_appear_in_both_months() {
             first_seen: s.first_seen(&rollups),
             first_configured: s.configured,
             exact: s.exact.as_ref(),
+            host: None,
         };
         let r = evaluate(&input, s.month, s.now()).unwrap();
         seen.extend(r.incidents.iter().map(|i| {
@@ -1156,6 +1162,7 @@ fn report_of(input: &str) -> ServiceReport {
         first_seen: s.first_seen(&rollups),
         first_configured: s.configured,
         exact: s.exact.as_ref(),
+        host: None,
     };
     evaluate(&input, s.month, s.now()).expect("evaluate")
 }
@@ -1417,6 +1424,7 @@ fn bench_month_of_1000_services() {
         first_seen: s.first_seen(&rollups),
         first_configured: None,
         exact: None,
+        host: None,
     };
     let started = std::time::Instant::now();
     let mut bad = 0;

@@ -81,6 +81,7 @@ fn kind_keys(kind: Kind) -> &'static [&'static str] {
             "network",
             "processes",
             "thresholds",
+            "network_speed",
         ],
     }
 }
@@ -482,6 +483,7 @@ fn host(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> HostCheck {
             );
         }
     }
+    let network_speeds = network_speeds(ctx, sec);
     HostCheck {
         cpu,
         memory,
@@ -490,5 +492,30 @@ fn host(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> HostCheck {
         network,
         processes,
         thresholds,
+        network_speeds,
     }
+}
+
+/// `network_speed = { eth0 = "1Gbit/s" }`: interface → link speed in bytes per second.
+fn network_speeds(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let Some(v) = sec.get("network_speed") else {
+        return out;
+    };
+    let path = sec.key_path("network_speed");
+    let DeValue::Table(t) = v.get_ref() else {
+        ctx.expected(
+            v,
+            &path,
+            "a table of interface = link speed, like { eth0 = \"1Gbit/s\" }",
+        );
+        return out;
+    };
+    for (k, val) in t {
+        let p = format!("{path}.{}", k.get_ref());
+        if let Some(bytes) = ctx.parsed_value(val, &p, values::link_speed) {
+            out.insert(k.get_ref().to_string(), bytes);
+        }
+    }
+    out
 }

@@ -50,6 +50,7 @@ pub const DEFAULT_CAPACITY_WARNING: Ppm = Ppm(800_000);
 pub const DEFAULT_CAPACITY_CRITICAL: Ppm = Ppm(900_000);
 pub const DEFAULT_TREND_LOOKBACK: Duration = Duration::from_secs(7 * 86_400);
 pub const DEFAULT_FORECAST_HORIZON: Duration = Duration::from_secs(90 * 86_400);
+pub const DEFAULT_CAPACITY_MIN_COVERAGE: Ppm = Ppm(900_000);
 
 pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Option<CollectorConfig> {
     ctx.deny_unknown(
@@ -70,16 +71,16 @@ pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Optio
     let capacity = capacity(ctx, &sec);
     let agents = agents(ctx, root);
     let readers = readers(ctx, root, agents.as_deref(), server.as_ref());
-    let services = services(ctx, root);
+    let agent_ids: Option<Vec<String>> = agents
+        .as_ref()
+        .map(|a| a.iter().map(|a| a.id.clone()).collect());
+    let services = services(ctx, root, agent_ids.as_deref(), capacity.as_ref());
     let mut ingest = ingest?;
     if let (AcceptChecks::Known(ids), Some(services)) = (&mut ingest.checks, &services) {
         // "known" means listed by some service; resolved here so ingest needs no services.
         ids.extend(services.iter().flat_map(|s| s.checks.iter().cloned()));
     }
     let checks = fleet::central_checks(ctx, root);
-    let agent_ids: Option<Vec<String>> = agents
-        .as_ref()
-        .map(|a| a.iter().map(|a| a.id.clone()).collect());
     let check_ids: Option<Vec<String>> = checks
         .as_ref()
         .map(|c| c.iter().map(|c| c.check.id.clone()).collect());
@@ -351,7 +352,13 @@ fn ingest(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<IngestLimits> {
 fn capacity(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<CapacityConfig> {
     ctx.deny_unknown(
         sec,
-        &["warning", "critical", "trend_lookback", "forecast_horizon"],
+        &[
+            "warning",
+            "critical",
+            "trend_lookback",
+            "forecast_horizon",
+            "min_coverage",
+        ],
     );
     let warning = ctx
         .parsed(sec, "warning", values::positive_percent)
@@ -365,6 +372,9 @@ fn capacity(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<CapacityConfig> 
     let forecast_horizon = ctx
         .parsed(sec, "forecast_horizon", values::positive_duration)
         .unwrap_or(DEFAULT_FORECAST_HORIZON);
+    let min_coverage = ctx
+        .parsed(sec, "min_coverage", values::positive_percent)
+        .unwrap_or(DEFAULT_CAPACITY_MIN_COVERAGE);
     if warning >= critical {
         ctx.conflict(
             sec,
@@ -384,6 +394,7 @@ fn capacity(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<CapacityConfig> 
         critical,
         trend_lookback,
         forecast_horizon,
+        min_coverage,
     })
 }
 
@@ -501,7 +512,12 @@ fn readers(
     ok.then_some(out)
 }
 
-fn services(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Option<Vec<crate::model::Service>> {
+fn services(
+    ctx: &mut Ctx<'_>,
+    root: &Section<'_, '_>,
+    agents: Option<&[String]>,
+    capacity: Option<&CapacityConfig>,
+) -> Option<Vec<crate::model::Service>> {
     let mut names: HashMap<String, String> = HashMap::new();
     let mut out = Vec::new();
     let mut ok = true;
@@ -520,6 +536,7 @@ fn services(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Option<Vec<crate::mode
             continue;
         }
         names.insert(s.name.clone(), sec.path.clone());
+        ok &= super::capacity::cross_check(ctx, &sec, &s, agents, capacity);
         out.push(s);
     }
     ok.then_some(out)

@@ -31,6 +31,8 @@ const KEYS: &[&str] = &[
     "maintenance",
     "latency",
     "start",
+    "hosts",
+    "capacity",
 ];
 
 pub(crate) fn service(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<Service> {
@@ -63,6 +65,8 @@ pub(crate) fn service(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<Servic
     let start = sec
         .get("start")
         .and_then(|v| timestamp(ctx, v, &sec.key_path("start"), ""));
+    let hosts = super::capacity::hosts(ctx, sec);
+    let capacity = super::capacity::objectives(ctx, sec);
     Some(Service {
         name: name?,
         checks: checks?,
@@ -76,6 +80,8 @@ pub(crate) fn service(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<Servic
         maintenance: maintenance?,
         latency: latency?,
         start,
+        hosts: hosts?,
+        capacity: capacity?,
     })
 }
 

@@ -35,6 +35,28 @@ pub(crate) fn positive_percent(s: &str) -> Result<Ppm, String> {
     }
 }
 
+/// A link speed like `"1Gbit/s"`, `"100Mbit/s"` or `"2.5Gbit/s"` (decimal units, as
+/// network speeds are given), in bytes per second.
+pub(crate) fn link_speed(s: &str) -> Result<u64, String> {
+    const EXPECT: &str = "a link speed like \"100Mbit/s\", \"1Gbit/s\" or \"2.5Gbit/s\"";
+    let s = s.trim();
+    let (num, mult) = [
+        ("kbit/s", 1e3),
+        ("Mbit/s", 1e6),
+        ("Gbit/s", 1e9),
+        ("Tbit/s", 1e12),
+    ]
+    .iter()
+    .find_map(|(unit, m)| s.strip_suffix(unit).map(|n| (n.trim(), *m)))
+    .ok_or(EXPECT)?;
+    let plain = !num.is_empty() && num.chars().all(|c| c.is_ascii_digit() || c == '.');
+    let bits = num.parse::<f64>().ok().filter(|_| plain).map(|n| n * mult);
+    match bits {
+        Some(b) if (8.0..1e15).contains(&b) => Ok((b / 8.0).round() as u64),
+        _ => Err(EXPECT.into()),
+    }
+}
+
 pub(crate) fn positive_bytes(s: &str) -> Result<u64, String> {
     match units::parse_bytes(s) {
         Ok(n) if n > 0 => Ok(n),
