@@ -18,6 +18,7 @@ use attest_agent::transport::{self, Transport};
 use attest_agent::{notify, probe};
 use attest_config::AgentConfig;
 use attest_config::wire::Measurement;
+use attest_web::WebSecurity;
 use clap::{CommandFactory, Parser, Subcommand};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -49,11 +50,18 @@ enum Command {
     Run {
         #[arg(long, short, env = "ATTEST_AGENT_CONFIG")]
         config: PathBuf,
+        /// Web configuration of the /metrics listener (TLS, basic auth), in the Prometheus
+        /// exporter-toolkit format; see docs/web-config.md.
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
     },
-    /// Validate a configuration file and exit (0 valid, 78 invalid).
+    /// Validate a configuration file (and a web configuration) and exit (0 valid, 78 invalid).
     CheckConfig {
         #[arg(long, short)]
         config: PathBuf,
+        /// Also validate this web configuration, certificates included.
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
     },
 }
 
@@ -65,8 +73,14 @@ fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Command::Completions { .. } | Command::Man => ExitCode::SUCCESS,
-        Command::CheckConfig { config } => check_config(&config),
-        Command::Run { config } => {
+        Command::CheckConfig {
+            config,
+            web_config_file,
+        } => check_config(&config, web_config_file.as_deref()),
+        Command::Run {
+            config,
+            web_config_file,
+        } => {
             let cfg = match attest_config::load_agent(&config) {
                 Ok(c) => c,
                 Err(e) => {
@@ -74,6 +88,15 @@ fn main() -> ExitCode {
                     return ExitCode::from(attest_config::EXIT_CONFIG_INVALID as u8);
                 }
             };
+            let web = match load_web(web_config_file.as_deref()) {
+                Ok(w) => w,
+                Err(code) => return code,
+            };
+            if web_config_file.is_some() && cfg.agent.listen.is_none() {
+                tracing::warn!(
+                    "--web.config.file is given but [agent] listen is not set: there is no listener to protect"
+                );
+            }
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -85,7 +108,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(run(cfg, config)) {
+            match rt.block_on(run(cfg, config, web)) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("attest-agent: {e:#}");
@@ -105,7 +128,21 @@ fn init_logging() {
         .init();
 }
 
-fn check_config(path: &std::path::Path) -> ExitCode {
+/// Reads and builds the web configuration; the error is printed and becomes exit 78.
+fn load_web(path: Option<&std::path::Path>) -> Result<WebSecurity, ExitCode> {
+    let Some(path) = path else {
+        return Ok(WebSecurity::default());
+    };
+    WebSecurity::load(path).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(attest_config::EXIT_CONFIG_INVALID as u8)
+    })
+}
+
+fn check_config(path: &std::path::Path, web: Option<&std::path::Path>) -> ExitCode {
+    if let Err(code) = load_web(web) {
+        return code;
+    }
     match attest_config::load_agent(path) {
         Ok(cfg) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
@@ -129,7 +166,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn run(cfg: AgentConfig, path: PathBuf) -> anyhow::Result<ExitCode> {
+async fn run(cfg: AgentConfig, path: PathBuf, web: WebSecurity) -> anyhow::Result<ExitCode> {
     // One rustls provider for the whole process: ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Before anything slow: SIGHUP's default action would end the process.
@@ -237,9 +274,10 @@ async fn run(cfg: AgentConfig, path: PathBuf) -> anyhow::Result<ExitCode> {
     let tx_cancel = CancellationToken::new();
     let sender = tokio::spawn(transport.run(appended, tx_cancel.clone()));
     if let Some(listener) = metrics_listener {
-        tokio::spawn(telemetry::serve_on(
+        tokio::spawn(telemetry::serve_secured(
             listener,
             telemetry.clone(),
+            web,
             cancel.clone(),
         ));
     }

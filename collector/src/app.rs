@@ -21,6 +21,7 @@ use crate::changed::DataChanged;
 use crate::clock::{self, SharedClock};
 use crate::figures::Figures;
 use crate::fleet::Fleet;
+use crate::http::auth::Access;
 use crate::http::{self, AppState, HttpGuard};
 use crate::ingest::Ingest;
 use crate::maintenance::Maintenance;
@@ -42,6 +43,8 @@ pub struct App {
     pub exporter: Arc<Exporter>,
     pub reports: Arc<Reports>,
     pub fleet: Arc<Fleet>,
+    /// Read credentials and response headers of the routes.
+    pub access: Arc<Access>,
     /// Connection counts of the listener `server::serve` runs, exported by `exporter`.
     pub listener: Arc<ListenerStats>,
     router: axum::Router,
@@ -96,6 +99,7 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         .with_archive(differences),
     );
     let fleet = Arc::new(Fleet::new(cfg.clone()));
+    let access = Arc::new(Access::new(&cfg.readers));
     let state = AppState {
         ingest: ingest.clone(),
         store: store.clone(),
@@ -106,6 +110,7 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         clock: clock.clone(),
         admin_token: cfg.server.admin_token.clone(),
         reports: reports.clone(),
+        access: access.clone(),
         guard: Arc::new(HttpGuard::new(
             cfg.ingest.max_body_bytes,
             cfg.server.body_read_timeout,
@@ -124,6 +129,7 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         exporter,
         reports,
         fleet,
+        access,
         listener,
         router,
     }
@@ -131,17 +137,24 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
 
 impl App {
     /// Applies a reloaded configuration to the parts that follow it without a restart: the
-    /// agents allowed in (tokens), the checks ingest accepts, the services and `[capacity]`
-    /// (figures from the next refresh on, which is started at once; reports follow) and
-    /// the fleet (labels, central checks, assignments). Listener, storage and ingest
-    /// limits keep the configuration the process started with.
+    /// agents allowed in (tokens), the read-only tokens (`[[reader]]`), the checks ingest
+    /// accepts, the services and `[capacity]` (figures from the next refresh on, which is
+    /// started at once; reports follow) and the fleet (labels, central checks, assignments).
+    /// Listener, storage and ingest limits keep the configuration the process started with.
     pub fn reload(&self, cfg: CollectorConfig) -> Vec<String> {
         let cfg = Arc::new(cfg);
         self.ingest.set_agents(&cfg.agents);
         self.ingest.set_accepted_checks(cfg.ingest.checks.clone());
+        self.access.set_readers(&cfg.readers);
         self.figures.replace_config(cfg.clone());
         self.changed.signal();
         self.fleet.replace(cfg)
+    }
+
+    /// Basic-auth users and response headers of a web configuration (`--web.config.file`,
+    /// read at start); its TLS part goes to `server::serve`.
+    pub fn set_web(&self, web: &attest_web::WebSecurity) {
+        self.access.set_web(web);
     }
 
     /// The listener's counts, for `server::serve`.

@@ -13,6 +13,7 @@ use attest_collector::report::{self, MonthQuery};
 use attest_collector::store::{self, Store};
 use attest_collector::{app, notify, reload, server};
 use attest_config::CollectorConfig;
+use attest_web::WebSecurity;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
@@ -52,11 +53,18 @@ enum Command {
     Run {
         #[arg(long, short, env = "ATTEST_COLLECTOR_CONFIG")]
         config: PathBuf,
+        /// Web configuration of the listener (TLS, client certificates, basic auth), in the
+        /// Prometheus exporter-toolkit format; see docs/web-config.md.
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
     },
-    /// Validate a configuration file and exit (0 valid, 78 invalid).
+    /// Validate a configuration file (and a web configuration) and exit (0 valid, 78 invalid).
     CheckConfig {
         #[arg(long, short)]
         config: PathBuf,
+        /// Also validate this web configuration, certificates included.
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
     },
     /// Load measurements from a JSON-lines file (one measurement per line, with `agent`).
     Import {
@@ -117,8 +125,8 @@ fn main() -> ExitCode {
         other => other,
     };
     let config_path = match &command {
-        Command::Run { config }
-        | Command::CheckConfig { config }
+        Command::Run { config, .. }
+        | Command::CheckConfig { config, .. }
         | Command::Import { config, .. }
         | Command::Agents { config, .. }
         | Command::Sla { config, .. } => config.clone(),
@@ -135,7 +143,12 @@ fn main() -> ExitCode {
     };
     match command {
         Command::Completions { .. } | Command::Man => ExitCode::SUCCESS,
-        Command::CheckConfig { .. } => {
+        Command::CheckConfig {
+            web_config_file, ..
+        } => {
+            if let Err(code) = load_web(&cfg, web_config_file.as_deref()) {
+                return code;
+            }
             println!("{}", attest_config::summary_collector(&cfg));
             for w in attest_config::warnings_collector(&cfg) {
                 eprintln!("{}: {w}", config_path.display());
@@ -151,9 +164,17 @@ fn main() -> ExitCode {
             format,
             ..
         } => exit_of(print_agents(&cfg, url, ca_file, format)),
-        Command::Run { .. } => with_store(&cfg, |store| {
-            run_server(cfg.clone(), store, config_path.clone())
-        }),
+        Command::Run {
+            web_config_file, ..
+        } => {
+            let web = match load_web(&cfg, web_config_file.as_deref()) {
+                Ok(w) => w,
+                Err(code) => return code,
+            };
+            with_store(&cfg, |store| {
+                run_server(cfg.clone(), store, config_path.clone(), web)
+            })
+        }
         Command::Import { input, .. } => with_store(&cfg, |store| import_file(&cfg, store, &input)),
         Command::Sla {
             month,
@@ -205,6 +226,29 @@ fn with_store(
     }
 }
 
+/// Reads and builds the web configuration (before the store opens); a problem is printed and
+/// becomes exit 78. TLS in both `[server]` and the web configuration is refused: one place
+/// says how the listener is secured.
+fn load_web(cfg: &CollectorConfig, path: Option<&Path>) -> Result<WebSecurity, ExitCode> {
+    let Some(path) = path else {
+        return Ok(WebSecurity::default());
+    };
+    let invalid = ExitCode::from(attest_config::EXIT_CONFIG_INVALID as u8);
+    let web = WebSecurity::load(path).map_err(|e| {
+        eprintln!("{e}");
+        invalid
+    })?;
+    let server_tls = cfg.server.tls_cert.is_some() || cfg.server.client_ca.is_some();
+    if web.tls.is_some() && server_tls {
+        eprintln!(
+            "{}: tls_server_config: TLS is configured twice, here and in [server] tls_cert/tls_key/client_ca of the collector configuration; keep one of them",
+            path.display()
+        );
+        return Err(invalid);
+    }
+    Ok(web)
+}
+
 fn exit_of(r: anyhow::Result<ExitCode>) -> ExitCode {
     r.unwrap_or_else(|e| {
         eprintln!("attest-collector: {e:#}");
@@ -216,6 +260,7 @@ fn run_server(
     cfg: CollectorConfig,
     store: Arc<dyn Store>,
     path: PathBuf,
+    web: WebSecurity,
 ) -> anyhow::Result<ExitCode> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -223,7 +268,12 @@ fn run_server(
         .build()
         .context("cannot start the runtime")?;
     rt.block_on(async move {
+        let tls = match web.tls.clone() {
+            Some(tls) => Some(tls),
+            None => server::tls_config(&cfg.server)?,
+        };
         let app = Arc::new(app::build(cfg, store.clone()));
+        app.set_web(&web);
         let cfg = app.cfg.clone();
         let cancel = CancellationToken::new();
         let refresh = app.spawn_background(cancel.clone());
@@ -238,6 +288,7 @@ fn run_server(
         ));
         let served = server::serve(
             &cfg.server,
+            tls,
             app.router(),
             app.listener_stats(),
             shutdown_signal(),

@@ -1,4 +1,6 @@
-//! The listener (plain TCP, or TLS with optional client-certificate verification).
+//! The listener (plain TCP, or TLS with optional client-certificate verification). The TLS
+//! configuration comes from `[server]` ([`tls_config`]) or from a web configuration
+//! (`attest_web`); both are built by `attest_web::tls`.
 //!
 //! Invariants:
 //! - TLS material is loaded and checked before the port is bound, so a bad file stops startup
@@ -6,8 +8,8 @@
 //! - Only the ring crypto provider is used (never aws-lc-rs).
 //! - Shutdown stops accepting, lets requests in flight finish (so a batch being committed
 //!   still gets its ack), closes idle keep-alive connections, then returns.
-//! - With `client_ca` set, a connection without a client certificate signed by that CA never
-//!   reaches the router.
+//! - With `client_ca` set (or `RequireAndVerifyClientCert`), a connection without a client
+//!   certificate signed by that CA never reaches the router.
 //! - Plain HTTP and TLS share one accept loop and the same bounds: at most `max_connections`
 //!   served at once (the rest wait in the kernel's queue), headers within
 //!   `header_read_timeout`, and no connection idles past `idle_timeout`, so stalled or idle
@@ -16,18 +18,16 @@
 //!   a shorter `idle_timeout` never cuts an upload unanswered.
 
 use std::future::Future;
-use std::io::BufReader;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use attest_config::ServerConfig;
+use attest_config::web::{ClientAuth, TlsVersion, WebTls};
+use attest_web::TlsError;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use rustls::RootCertStore;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -76,7 +76,9 @@ pub enum ServerError {
     Serve(std::io::Error),
 }
 
-/// Loads `[server]`'s TLS material; `None` means plain HTTP.
+/// Loads `[server]`'s TLS material; `None` means plain HTTP. Built like a web
+/// configuration's `tls_server_config` (`attest_web::tls`): `client_ca` is
+/// `RequireAndVerifyClientCert`, TLS 1.2 and 1.3; errors name the `[server]` keys.
 pub fn tls_config(cfg: &ServerConfig) -> Result<Option<Arc<rustls::ServerConfig>>, ServerError> {
     let (cert_path, key_path) = match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(c), Some(k)) => (c, k),
@@ -93,91 +95,45 @@ pub fn tls_config(cfg: &ServerConfig) -> Result<Option<Arc<rustls::ServerConfig>
             ));
         }
     };
-    let chain = load_certs("tls_cert", cert_path)?;
-    let key = load_key(key_path)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ServerError::TlsSettings(format!("TLS protocol versions: {e}")))?;
-    let builder = match &cfg.client_ca {
-        None => builder.with_no_client_auth(),
-        Some(ca_path) => {
-            let roots = load_roots(ca_path)?;
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| ServerError::TlsPem {
-                    what: "client_ca",
-                    path: ca_path.clone(),
-                    reason: format!("cannot verify client certificates with it: {e}"),
-                })?;
-            builder.with_client_cert_verifier(verifier)
-        }
+    let tls = WebTls {
+        cert_file: cert_path.clone(),
+        key_file: key_path.clone(),
+        client_ca_file: cfg.client_ca.clone(),
+        client_auth: if cfg.client_ca.is_some() {
+            ClientAuth::RequireAndVerify
+        } else {
+            ClientAuth::None
+        },
+        min_version: TlsVersion::Tls12,
+        max_version: TlsVersion::Tls13,
     };
-    let mut tls = builder
-        .with_single_cert(chain, key)
-        .map_err(|e| ServerError::TlsPair {
-            cert: cert_path.clone(),
-            key: key_path.clone(),
-            reason: e.to_string(),
-        })?;
-    // The router speaks HTTP/1.1 only; saying so lets clients that offer h2 fall back cleanly.
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Some(Arc::new(tls)))
+    attest_web::tls::server_config(&tls)
+        .map(Some)
+        .map_err(server_error)
 }
 
-fn read_file(what: &'static str, path: &Path) -> Result<Vec<u8>, ServerError> {
-    std::fs::read(path).map_err(|err| ServerError::TlsFile {
-        what,
-        path: path.to_path_buf(),
-        err,
-    })
-}
-
-fn load_certs(
-    what: &'static str,
-    path: &Path,
-) -> Result<Vec<CertificateDer<'static>>, ServerError> {
-    let pem = read_file(what, path)?;
-    let bad = |reason: String| ServerError::TlsPem {
-        what,
-        path: path.to_path_buf(),
-        reason,
+/// The same failure, named by `[server]`'s keys instead of the web configuration's.
+fn server_error(e: TlsError) -> ServerError {
+    let key = |what: &'static str| match what {
+        "cert_file" => "tls_cert",
+        "key_file" => "tls_key",
+        "client_ca_file" => "client_ca",
+        other => other,
     };
-    let certs = rustls_pemfile::certs(&mut BufReader::new(pem.as_slice()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(format!("cannot parse PEM: {e}")))?;
-    if certs.is_empty() {
-        return Err(bad(
-            "no certificate found; expected PEM blocks '-----BEGIN CERTIFICATE-----'".into(),
-        ));
+    match e {
+        TlsError::File { what, path, err } => ServerError::TlsFile {
+            what: key(what),
+            path,
+            err,
+        },
+        TlsError::Pem { what, path, reason } => ServerError::TlsPem {
+            what: key(what),
+            path,
+            reason,
+        },
+        TlsError::Pair { cert, key, reason } => ServerError::TlsPair { cert, key, reason },
+        TlsError::Settings(s) => ServerError::TlsSettings(s),
     }
-    Ok(certs)
-}
-
-fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, ServerError> {
-    let pem = read_file("tls_key", path)?;
-    let bad = |reason: String| ServerError::TlsPem {
-        what: "tls_key",
-        path: path.to_path_buf(),
-        reason,
-    };
-    rustls_pemfile::private_key(&mut BufReader::new(pem.as_slice()))
-        .map_err(|e| bad(format!("cannot parse PEM: {e}")))?
-        .ok_or_else(|| {
-            bad("no private key found; expected a PEM block '-----BEGIN PRIVATE KEY-----' (PKCS#8), 'RSA PRIVATE KEY' or 'EC PRIVATE KEY'".into())
-        })
-}
-
-fn load_roots(path: &Path) -> Result<RootCertStore, ServerError> {
-    let mut roots = RootCertStore::empty();
-    for cert in load_certs("client_ca", path)? {
-        roots.add(cert).map_err(|e| ServerError::TlsPem {
-            what: "client_ca",
-            path: path.to_path_buf(),
-            reason: format!("not a usable CA certificate: {e}"),
-        })?;
-    }
-    Ok(roots)
 }
 
 /// What one listener allows a connection: how many at once and how long a client may idle.
@@ -233,14 +189,15 @@ pub struct ListenerStats {
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// Binds `[server] listen` and serves `app` until `shutdown` completes.
+/// Binds `[server] listen` and serves `app` until `shutdown` completes, over TLS when `tls`
+/// is given (from `[server]` by [`tls_config`], or from a web configuration file).
 pub async fn serve(
     cfg: &ServerConfig,
+    tls: Option<Arc<rustls::ServerConfig>>,
     app: axum::Router,
     stats: Arc<ListenerStats>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let tls = tls_config(cfg)?;
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|err| ServerError::Bind {
@@ -250,7 +207,6 @@ pub async fn serve(
     tracing::info!(
         addr = %cfg.listen,
         tls = tls.is_some(),
-        client_certificates = cfg.client_ca.is_some(),
         max_connections = cfg.max_connections,
         "collector listening"
     );

@@ -3,7 +3,8 @@
 //!
 //! Invariants:
 //! - This crate does no I/O besides reading the configuration file it is asked to load
-//!   and the token files that file names (`token_file`, `admin_token_file`).
+//!   and the token files that file names (`token_file`, `admin_token_file`), and the web
+//!   configuration file (`web`, YAML) a listener is given.
 //! - A value of a model type has passed validation: durations are positive, zones exist
 //!   in the tz database, percentages are in (0, 100], ids are unique and referenced ids exist.
 //! - `wire` is the only module whose types cross the network; changing them is a protocol
@@ -13,6 +14,7 @@ pub mod fleet;
 pub mod load;
 pub mod model;
 pub mod units;
+pub mod web;
 pub mod wire;
 
 pub use load::{

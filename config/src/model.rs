@@ -253,6 +253,8 @@ pub struct CollectorConfig {
     pub storage: StorageConfig,
     pub ingest: IngestLimits,
     pub agents: Vec<AgentAuth>,
+    /// `[[reader]]`: read-only tokens (SLA figures, reports, agents list, `/metrics`).
+    pub readers: Vec<ReaderAuth>,
     pub services: Vec<Service>,
     pub capacity: CapacityConfig,
     /// Checks defined centrally (`[[check]]`), handed to agents by `assignments`.
@@ -276,8 +278,6 @@ pub struct ReportConfig {
     pub grace: Duration,
     /// Directory with `report.html` / `report.md` replacing the built-in templates.
     pub templates_dir: Option<PathBuf>,
-    /// Bearer token for the report routes; `None` = open like `/api/v1/sla`.
-    pub reader_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -365,6 +365,14 @@ pub struct AgentAuth {
     pub token: String,
     /// Free-form labels (`site = "ams"`) that `[[assign]] match` selects on.
     pub labels: BTreeMap<String, String>,
+}
+
+/// A read-only token (`[[reader]]`): it may GET the read routes and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaderAuth {
+    /// Who holds it (a dashboard, an auditor); named in logs, never the token.
+    pub name: String,
+    pub token: String,
 }
 
 /// A check defined in collector.toml. `source` is the check's own `[[check]]` table as

@@ -558,6 +558,16 @@ const CASES: &[(&str, &[&str])] = &[
             "testdata/collector-central-check-relative-path.toml:5:19: error: check[0].tls.ca_file: expected an absolute path (a central check runs on the agent's host), found \"ca.pem\"",
         ],
     ),
+    (
+        "collector-reader-tokens.toml",
+        &[
+            "testdata/collector-reader-tokens.toml:10:9: error: reader[0].token: expected a token of its own, found the token of agent \"web-01\"",
+            "testdata/collector-reader-tokens.toml:14:9: error: reader[1].token: expected a token of its own, found the token of [server] admin_token",
+            "testdata/collector-reader-tokens.toml:17:8: error: reader[2].name: expected a unique name, found \"grafana\" (also used by reader[0])",
+            "testdata/collector-reader-tokens.toml:20:1: error: reader[3]: missing key \"name\" in [[reader]] (who holds this read-only token, e.g. \"grafana\")",
+            "testdata/collector-reader-tokens.toml:22:1: error: reader[3]: unknown key \"scope\" in [[reader]] (expected one of: name, token, token_file)",
+        ],
+    ),
 ];
 
 fn load(name: &str) -> Result<(), ConfigErrors> {

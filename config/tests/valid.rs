@@ -230,9 +230,8 @@ fn report_section_defaults_and_values() {
     assert_eq!(cfg.report.signing_key_file, None);
     assert_eq!(cfg.report.archive_dir, None);
     assert_eq!(cfg.report.grace, Duration::from_secs(3 * 86_400));
-    assert_eq!(cfg.report.reader_token, None);
     let src = format!(
-        "{base}[report]\norganisation = \"Example Org\"\ntitle = \"SLA\"\nsigning_key_file = \"keys/report.key\"\narchive_dir = \"archive\"\ngrace = \"12h\"\ntemplates_dir = \"tpl\"\nreader_token = \"r\"\n"
+        "{base}[report]\norganisation = \"Example Org\"\ntitle = \"SLA\"\nsigning_key_file = \"keys/report.key\"\narchive_dir = \"archive\"\ngrace = \"12h\"\ntemplates_dir = \"tpl\"\n"
     );
     let cfg = parse_collector("/etc/attest/collector.toml", &src).expect("valid");
     assert_eq!(cfg.report.organisation, "Example Org");
@@ -250,7 +249,6 @@ fn report_section_defaults_and_values() {
         cfg.report.templates_dir.as_deref(),
         Some(Path::new("/etc/attest/tpl"))
     );
-    assert_eq!(cfg.report.reader_token.as_deref(), Some("r"));
     let err = parse_collector(
         "/etc/attest/collector.toml",
         &format!("{base}[report]\narchive = \"x\"\n"),

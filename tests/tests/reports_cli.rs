@@ -122,11 +122,11 @@ async fn a_running_collector_serves_reports_and_chromium_renders_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = attest_tests::free_port();
     let cfg = write_config_on(dir.path(), port);
-    // A reader token guards the report routes.
+    // A reader token guards the read routes, reports among them.
     let text_cfg = std::fs::read_to_string(&cfg).expect("cfg");
     std::fs::write(
         &cfg,
-        text_cfg.replace("[report]\n", "[report]\nreader_token = \"let-me-read\"\n"),
+        format!("{text_cfg}\n[[reader]]\nname = \"auditor\"\ntoken = \"let-me-read\"\n"),
     )
     .expect("cfg");
     let jsonl = dir.path().join("october.jsonl");
@@ -169,7 +169,7 @@ async fn a_running_collector_serves_reports_and_chromium_renders_them() {
     let (status, _) = get_text(&format!("{base}/reports/2026-10"), Some("wrong"))
         .await
         .expect("get");
-    assert_eq!(status, 403, "wrong token");
+    assert_eq!(status, 401, "wrong token");
     let (status, index) = get_text(&format!("{base}/reports/"), token)
         .await
         .expect("index");

@@ -14,7 +14,7 @@ pub mod names;
 mod render;
 mod serve;
 
-pub use serve::{serve, serve_on};
+pub use serve::{serve, serve_on, serve_secured};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

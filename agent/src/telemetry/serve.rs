@@ -1,19 +1,37 @@
 //! Serves `/metrics` and `/-/healthy` with plain hyper; every other path is a 404 (there is
 //! no endpoint that takes a probe target).
+//!
+//! With a web configuration (`--web.config.file`): TLS (and client certificates) per
+//! `tls_server_config`, basic authentication on every path but `/-/healthy`, and the
+//! configured response headers.
+//!
+//! Invariants:
+//! - A TLS handshake has a bounded time, and a connection that fails it (plain HTTP to the
+//!   TLS port, no client certificate when one is required) is closed without affecting the
+//!   listener.
+//! - A request without valid basic credentials gets 401 with `WWW-Authenticate` and never
+//!   reaches the metrics.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use attest_web::{BASIC_CHALLENGE, WebSecurity};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::Telemetry;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// A client that connects but never finishes the TLS handshake does not hold a task longer.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The one path open without credentials: liveness for supervisors and load balancers.
+const HEALTH: &str = "/-/healthy";
 
 /// Serves `/metrics` and `/-/healthy` until `cancel` fires.
 pub async fn serve(
@@ -25,45 +43,118 @@ pub async fn serve(
     serve_on(listener, telemetry, cancel).await
 }
 
-/// Serves on a bound listener (the agent binds before it reports ready).
+/// Serves plain HTTP without authentication on a bound listener.
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
     telemetry: Arc<Telemetry>,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
+    serve_secured(listener, telemetry, WebSecurity::default(), cancel).await
+}
+
+/// Serves on a bound listener (the agent binds before it reports ready) with `web`'s TLS,
+/// basic authentication and headers.
+pub async fn serve_secured(
+    listener: tokio::net::TcpListener,
+    telemetry: Arc<Telemetry>,
+    web: WebSecurity,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "agent metrics listening");
+        tracing::info!(
+            %addr,
+            tls = web.tls.is_some(),
+            basic_auth = web.basic.is_some(),
+            "agent metrics listening"
+        );
     }
+    let acceptor = web.tls.clone().map(TlsAcceptor::from);
+    let web = Arc::new(web);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => { tracing::warn!("accept failed: {e}"); continue; }
             },
         };
-        let t = telemetry.clone();
+        let (t, web, acceptor) = (telemetry.clone(), web.clone(), acceptor.clone());
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let t = t.clone();
-                async move { Ok::<_, Infallible>(route(&t, &req)) }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, svc)
-                .await;
+            match acceptor {
+                None => connection(stream, t, web).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => connection(tls, t, web).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake refused: {e}"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
         });
     }
 }
 
-fn route(t: &Arc<Telemetry>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let reply = |status: StatusCode, ctype: &str, body: String| {
-        Response::builder()
-            .status(status)
-            .header(hyper::header::CONTENT_TYPE, ctype)
-            .body(Full::new(Bytes::from(body)))
-            .unwrap_or_default()
+/// HTTP/1.1 on one connection until the client closes it.
+async fn connection<S>(stream: S, t: Arc<Telemetry>, web: Arc<WebSecurity>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let (t, web) = (t.clone(), web.clone());
+        async move { Ok::<_, Infallible>(answer(&t, &web, &req).await) }
+    });
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(io, svc)
+        .await;
+}
+
+/// Authenticates (unless the path is `/-/healthy`), routes, and adds the configured headers.
+async fn answer(
+    t: &Arc<Telemetry>,
+    web: &WebSecurity,
+    req: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let mut resp = match (&web.basic, req.uri().path()) {
+        (Some(basic), path) if path != HEALTH => {
+            let header = req
+                .headers()
+                .get(hyper::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            match basic.check(header).await {
+                Ok(_) => route(t, req),
+                Err(why) => {
+                    let mut r = reply(StatusCode::UNAUTHORIZED, "text/plain", format!("{why}\n"));
+                    r.headers_mut().insert(
+                        hyper::header::WWW_AUTHENTICATE,
+                        hyper::header::HeaderValue::from_static(BASIC_CHALLENGE),
+                    );
+                    r
+                }
+            }
+        }
+        _ => route(t, req),
     };
+    for (name, value) in &web.headers {
+        if let (Ok(n), Ok(v)) = (
+            hyper::header::HeaderName::try_from(name.as_str()),
+            hyper::header::HeaderValue::try_from(value.as_str()),
+        ) {
+            resp.headers_mut().insert(n, v);
+        }
+    }
+    resp
+}
+
+fn reply(status: StatusCode, ctype: &str, body: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(hyper::header::CONTENT_TYPE, ctype)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_default()
+}
+
+fn route(t: &Arc<Telemetry>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
         (&hyper::Method::GET, "/metrics") => {
             let om = req
@@ -77,7 +168,7 @@ fn route(t: &Arc<Telemetry>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
                 t.render(om),
             )
         }
-        (&hyper::Method::GET, "/-/healthy") => reply(StatusCode::OK, "text/plain", "ok\n".into()),
+        (&hyper::Method::GET, HEALTH) => reply(StatusCode::OK, "text/plain", "ok\n".into()),
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",

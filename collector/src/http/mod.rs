@@ -3,6 +3,7 @@
 //! is built by `app::build`. Routes are documented in docs/http-api.md.
 
 mod agents;
+pub mod auth;
 mod reports;
 
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub admin_token: Option<String>,
     /// Monthly reports (routes in `reports.rs`).
     pub reports: Arc<Reports>,
+    /// Read credentials (`[[reader]]`, basic auth) and response headers; see `auth.rs`.
+    pub access: Arc<auth::Access>,
     /// Body bounds and the refusal log.
     pub guard: Arc<HttpGuard>,
 }
@@ -68,17 +71,27 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/agents", get(agents::list))
         .route("/api/v1/agents/{id}/checks", get(agents::checks))
         .fallback(|| async { reject(Rejection::new(404, "no such route; see docs/http-api.md")) })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
         .with_state(state)
 }
 
 /// Every refusal is JSON `{"error": ..., "field": ...}` with the status and, for 429/503,
-/// a `Retry-After` header.
+/// a `Retry-After` header; a 401 says `WWW-Authenticate: Bearer` (`auth` adds `Basic`).
 fn reject(r: Rejection) -> Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
     let mut resp = (status, axum::Json(r.body())).into_response();
     if let Some(secs) = r.retry_after {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(auth::BEARER_CHALLENGE),
+        );
     }
     resp
 }

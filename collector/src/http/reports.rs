@@ -1,7 +1,7 @@
 //! Report routes: `GET /reports/` (months), `GET /reports/{month}[/{service}]` (the HTML
-//! report) and `GET /api/v1/reports/{month}?format=…` (any single-file format). Behind
-//! `[report] reader_token` when one is configured. Documented in docs/http-api.md and
-//! docs/reports.md.
+//! report) and `GET /api/v1/reports/{month}?format=…` (any single-file format). Read
+//! routes: `auth.rs` asks for a read credential when `[[reader]]` or basic auth is
+//! configured. Documented in docs/http-api.md and docs/reports.md.
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -24,24 +24,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/reports/{month}", get(file))
 }
 
-fn reader(st: &AppState, headers: &HeaderMap) -> Result<(), Rejection> {
-    let Some(expected) = st.reports.reader_token() else {
-        return Ok(());
-    };
-    let got = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "));
-    match got {
-        None => Err(Rejection::new(
-            401,
-            "missing bearer token for the report routes ([report] reader_token)",
-        )),
-        Some(t) if t.trim().as_bytes() == expected.as_bytes() => Ok(()),
-        Some(_) => Err(Rejection::new(403, "wrong reader token")),
-    }
-}
-
 fn served(s: Served) -> Response {
     let disposition = format!("inline; filename=\"{}\"", s.name);
     (
@@ -55,9 +37,6 @@ fn served(s: Served) -> Response {
 }
 
 async fn index(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(r) = reader(&st, &headers) {
-        return reject(r);
-    }
     let months = st.reports.months(st.clock.now_utc());
     let mut rows = String::new();
     for (m, archived) in months {
@@ -119,9 +98,6 @@ async fn html_all(
     headers: HeaderMap,
     Path(month): Path<String>,
 ) -> Response {
-    if let Err(r) = reader(&st, &headers) {
-        return reject(r);
-    }
     render(st, month, None, Format::Html, None, None).await
 }
 
@@ -130,9 +106,6 @@ async fn html_one(
     headers: HeaderMap,
     Path((month, service)): Path<(String, String)>,
 ) -> Response {
-    if let Err(r) = reader(&st, &headers) {
-        return reject(r);
-    }
     render(st, month, Some(service), Format::Html, None, None).await
 }
 
@@ -151,9 +124,6 @@ async fn file(
     Path(month): Path<String>,
     q: Result<Query<FileQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Err(r) = reader(&st, &headers) {
-        return reject(r);
-    }
     let Query(q) = match q {
         Ok(q) => q,
         Err(e) => {

@@ -5,6 +5,8 @@
 //! - Every section has defaults; an empty file is a valid collector accepting no agents.
 //! - Agent ids and tokens are unique: the token identifies the agent, so two agents
 //!   sharing one could impersonate each other.
+//! - Reader (`[[reader]]`) names and tokens are unique, and no reader token is an agent's
+//!   or the admin token: a token has exactly one set of rights.
 //! - Service names are unique: they are the key of every SLA figure and report.
 
 use std::collections::HashMap;
@@ -19,7 +21,8 @@ use super::service;
 use super::values;
 use super::walk::{Ctx, Section};
 use crate::model::{
-    AcceptChecks, AgentAuth, CapacityConfig, CollectorConfig, IngestLimits, ReportConfig,
+    AcceptChecks, AgentAuth, CapacityConfig, CollectorConfig, IngestLimits, ReaderAuth,
+    ReportConfig,
     ServerConfig, SkewPolicy, StorageBackend, StorageConfig,
 };
 use crate::units::Ppm;
@@ -54,7 +57,8 @@ pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Optio
     ctx.deny_unknown(
         root,
         &[
-            "server", "storage", "ingest", "capacity", "report", "agent", "service", "check",
+            "server", "storage", "ingest", "capacity", "report", "agent", "reader", "service",
+            "check",
             "assign",
         ],
     );
@@ -70,6 +74,7 @@ pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Optio
     let sec = section_or_empty(ctx, root, "report", "[report]", &empty);
     let report = report(ctx, &sec);
     let agents = agents(ctx, root);
+    let readers = readers(ctx, root, agents.as_deref(), server.as_ref());
     let agent_ids: Option<Vec<String>> = agents
         .as_ref()
         .map(|a| a.iter().map(|a| a.id.clone()).collect());
@@ -89,6 +94,7 @@ pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Optio
         storage: storage?,
         ingest,
         agents: agents?,
+        readers: readers?,
         services: services?,
         capacity: capacity?,
         report: report?,
@@ -410,8 +416,6 @@ fn report(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<ReportConfig> {
             "archive_dir",
             "grace",
             "templates_dir",
-            "reader_token",
-            "reader_token_file",
         ],
     );
     Some(ReportConfig {
@@ -425,7 +429,6 @@ fn report(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<ReportConfig> {
             .parsed(sec, "grace", values::positive_duration)
             .unwrap_or(DEFAULT_REPORT_GRACE),
         templates_dir: ctx.path(sec, "templates_dir"),
-        reader_token: ctx.secret(sec, "reader_token", "reader_token_file"),
     })
 }
 
@@ -476,6 +479,69 @@ fn agents(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Option<Vec<AgentAuth>> {
         ids.insert(id.clone(), sec.path.clone());
         tokens.insert(token.clone(), sec.path.clone());
         out.push(AgentAuth { id, token, labels });
+    }
+    ok.then_some(out)
+}
+
+/// `[[reader]]`: `name` and `token` (or `token_file`), both unique, and no token that already
+/// belongs to an agent or the admin API.
+fn readers(
+    ctx: &mut Ctx<'_>,
+    root: &Section<'_, '_>,
+    agents: Option<&[AgentAuth]>,
+    server: Option<&ServerConfig>,
+) -> Option<Vec<ReaderAuth>> {
+    let mut names: HashMap<String, String> = HashMap::new();
+    let mut tokens: HashMap<String, String> = HashMap::new();
+    for a in agents.unwrap_or_default() {
+        tokens.insert(a.token.clone(), format!("agent {:?}", a.id));
+    }
+    if let Some(admin) = server.and_then(|s| s.admin_token.as_ref()) {
+        tokens.insert(admin.clone(), "[server] admin_token".into());
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for sec in ctx.tables(root, "reader", "[[reader]]") {
+        ctx.deny_unknown(&sec, &["name", "token", "token_file"]);
+        let name = ctx.required_parsed(
+            &sec,
+            "name",
+            "who holds this read-only token, e.g. \"grafana\"",
+            values::ident,
+        );
+        if sec.get("token").is_none() && sec.get("token_file").is_none() {
+            ctx.missing(
+                &sec,
+                "token",
+                "or \"token_file\": the read-only bearer token",
+            );
+        }
+        let token = ctx.secret(&sec, "token", "token_file");
+        let (Some(name), Some(token)) = (name, token) else {
+            ok = false;
+            continue;
+        };
+        if let Some(first) = names.get(&name) {
+            let msg = format!("expected a unique name, found {name:?} (also used by {first})");
+            ctx.error(Ctx::value_span(&sec, "name"), &sec.key_path("name"), msg);
+            ok = false;
+            continue;
+        }
+        names.insert(name.clone(), sec.path.clone());
+        if let Some(first) = tokens.get(&token) {
+            let key = if sec.get("token").is_some() {
+                "token"
+            } else {
+                "token_file"
+            };
+            // Never echo the token itself: messages end up in logs.
+            let msg = format!("expected a token of its own, found the token of {first}");
+            ctx.error(Ctx::value_span(&sec, key), &sec.key_path(key), msg);
+            ok = false;
+            continue;
+        }
+        tokens.insert(token.clone(), sec.path.clone());
+        out.push(ReaderAuth { name, token });
     }
     ok.then_some(out)
 }

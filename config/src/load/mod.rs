@@ -102,7 +102,7 @@ fn read(path: &Path) -> Result<(String, String), ConfigErrors> {
 
 /// The directory relative paths start from: the file's own directory, made absolute so
 /// that a later change of working directory cannot move them.
-fn base_dir(path: &Path) -> PathBuf {
+pub(crate) fn base_dir(path: &Path) -> PathBuf {
     let dir = path.parent().unwrap_or(Path::new(""));
     if dir.as_os_str().is_empty() {
         return std::path::absolute(".").unwrap_or_default();

@@ -85,10 +85,6 @@ impl Reports {
         }
     }
 
-    pub fn reader_token(&self) -> Option<&str> {
-        self.cfg.report.reader_token.as_deref()
-    }
-
     fn key(&self) -> Result<Option<&SigningKey>, Rejection> {
         self.key
             .as_ref()
