@@ -5,7 +5,7 @@
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
@@ -36,7 +36,7 @@ fn served(s: Served) -> Response {
         .into_response()
 }
 
-async fn index(State(st): State<AppState>, headers: HeaderMap) -> Response {
+async fn index(State(st): State<AppState>) -> Response {
     let months = st.reports.months(st.clock.now_utc());
     let mut rows = String::new();
     for (m, archived) in months {
@@ -95,7 +95,6 @@ async fn render(
 
 async fn html_all(
     State(st): State<AppState>,
-    headers: HeaderMap,
     Path(month): Path<String>,
 ) -> Response {
     render(st, month, None, Format::Html, None, None).await
@@ -103,7 +102,6 @@ async fn html_all(
 
 async fn html_one(
     State(st): State<AppState>,
-    headers: HeaderMap,
     Path((month, service)): Path<(String, String)>,
 ) -> Response {
     render(st, month, Some(service), Format::Html, None, None).await
@@ -120,7 +118,6 @@ struct FileQuery {
 
 async fn file(
     State(st): State<AppState>,
-    headers: HeaderMap,
     Path(month): Path<String>,
     q: Result<Query<FileQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
