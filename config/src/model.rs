@@ -301,7 +301,58 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StorageBackend {
     Sqlite,
-    Postgres { url: String },
+    /// `url` carries no TLS settings: those are in `tls` (`postgres_sslmode`,
+    /// `postgres_sslrootcert`).
+    Postgres {
+        url: String,
+        tls: PostgresTls,
+    },
+}
+
+/// How the collector protects its connections to PostgreSQL (libpq's `sslmode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PostgresSslMode {
+    /// Never TLS.
+    Disable,
+    /// TLS when the server offers it, plain otherwise; the server is not verified.
+    #[default]
+    Prefer,
+    /// TLS or no connection; the server is not verified (encrypts, does not authenticate).
+    Require,
+    /// TLS, and the server's certificate must chain to the configured CA (any host name).
+    VerifyCa,
+    /// TLS, the chain as with `VerifyCa`, and the certificate must name the host connected to.
+    VerifyFull,
+}
+
+impl PostgresSslMode {
+    /// Whether the server's certificate is checked against a CA (then one is required).
+    pub fn verifies(self) -> bool {
+        matches!(
+            self,
+            PostgresSslMode::VerifyCa | PostgresSslMode::VerifyFull
+        )
+    }
+
+    /// The libpq spelling, as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PostgresSslMode::Disable => "disable",
+            PostgresSslMode::Prefer => "prefer",
+            PostgresSslMode::Require => "require",
+            PostgresSslMode::VerifyCa => "verify-ca",
+            PostgresSslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// TLS to PostgreSQL. Invariant (kept by the loader): `root_cert` is set exactly when
+/// `mode` verifies.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PostgresTls {
+    pub mode: PostgresSslMode,
+    /// PEM file of the CA certificate(s) the server's certificate must chain to.
+    pub root_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -420,6 +420,30 @@ const CASES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "collector-postgres-bad-sslmode.toml",
+        &[
+            "testdata/collector-postgres-bad-sslmode.toml:4:20: error: storage.postgres_sslmode: expected one of \"disable\", \"prefer\", \"require\", \"verify-ca\", \"verify-full\", found \"verify\"",
+        ],
+    ),
+    (
+        "collector-postgres-require-with-rootcert.toml",
+        &[
+            "testdata/collector-postgres-require-with-rootcert.toml:5:24: error: storage.postgres_sslrootcert: \"postgres_sslrootcert\" is only used with postgres_sslmode = \"verify-ca\" or \"verify-full\"; \"require\" does not check the server's certificate",
+        ],
+    ),
+    (
+        "collector-postgres-sslmode-in-url.toml",
+        &[
+            "testdata/collector-postgres-sslmode-in-url.toml:3:16: error: storage.postgres_url: TLS is set with postgres_sslmode and postgres_sslrootcert in [storage], not with \"sslmode\" in the URL; remove it from postgres_url",
+        ],
+    ),
+    (
+        "collector-postgres-verify-no-rootcert.toml",
+        &[
+            "testdata/collector-postgres-verify-no-rootcert.toml:1:1: error: storage: missing key \"postgres_sslrootcert\" in [storage] (postgres_sslmode = \"verify-full\" needs the PEM file of the CA that signed the server's certificate)",
+        ],
+    ),
+    (
         "collector-postgres-no-url.toml",
         &[
             "testdata/collector-postgres-no-url.toml:1:1: error: storage: missing key \"postgres_url\" in [storage] (backend = \"postgres\" needs it)",
@@ -441,6 +465,12 @@ const CASES: &[(&str, &[&str])] = &[
         "collector-sqlite-with-postgres-url.toml",
         &[
             "testdata/collector-sqlite-with-postgres-url.toml:3:16: error: storage.postgres_url: \"postgres_url\" is only used with backend = \"postgres\"; remove it or set the backend",
+        ],
+    ),
+    (
+        "collector-sqlite-with-sslmode.toml",
+        &[
+            "testdata/collector-sqlite-with-sslmode.toml:2:20: error: storage.postgres_sslmode: \"postgres_sslmode\" is only used with backend = \"postgres\"; remove it or set the backend",
         ],
     ),
     (

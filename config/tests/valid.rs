@@ -202,7 +202,11 @@ fn collector_with_postgres_and_tls_loads_as_written() {
     assert_eq!(
         cfg.storage.backend,
         StorageBackend::Postgres {
-            url: "postgres://attest@db.example:5432/attest".into()
+            url: "postgres://attest@db.example:5432/attest".into(),
+            tls: PostgresTls {
+                mode: PostgresSslMode::VerifyFull,
+                root_cert: Some(testdata("certs/db-ca.pem")),
+            },
         }
     );
     assert_eq!(cfg.server.admin_token.as_deref(), Some("s3cr3t-from-file"));

@@ -293,8 +293,8 @@ pub fn open(cfg: &attest_config::StorageConfig) -> Result<std::sync::Arc<dyn Sto
         attest_config::StorageBackend::Sqlite => Ok(std::sync::Arc::new(
             sqlite::SqliteStore::open(&cfg.data_dir)?,
         )),
-        attest_config::StorageBackend::Postgres { url } => {
-            Ok(std::sync::Arc::new(postgres::PgStore::connect(url)?))
-        }
+        attest_config::StorageBackend::Postgres { url, tls } => Ok(std::sync::Arc::new(
+            postgres::PgStore::connect_with(url, tls)?,
+        )),
     }
 }

@@ -21,9 +21,8 @@ use super::service;
 use super::values;
 use super::walk::{Ctx, Section};
 use crate::model::{
-    AcceptChecks, AgentAuth, CapacityConfig, CollectorConfig, IngestLimits, ReaderAuth,
-    ReportConfig,
-    ServerConfig, SkewPolicy, StorageBackend, StorageConfig,
+    AcceptChecks, AgentAuth, CapacityConfig, CollectorConfig, IngestLimits, PostgresSslMode,
+    PostgresTls, ReaderAuth, ReportConfig, ServerConfig, SkewPolicy, StorageBackend, StorageConfig,
 };
 use crate::units::Ppm;
 
@@ -162,6 +161,8 @@ fn storage(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<StorageConfig> {
             "backend",
             "data_dir",
             "postgres_url",
+            "postgres_sslmode",
+            "postgres_sslrootcert",
             "raw_retention",
             "rollup_retention",
         ],
@@ -182,22 +183,25 @@ fn storage(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<StorageConfig> {
         .path(sec, "data_dir")
         .unwrap_or_else(|| ctx.resolve(DEFAULT_DATA_DIR));
     let url = ctx.parsed(sec, "postgres_url", values::postgres_url);
-    let backend = match (kind, sec.get("postgres_url").is_some()) {
-        (Kind::Sqlite, false) => Some(StorageBackend::Sqlite),
-        (Kind::Sqlite, true) => {
-            let msg = "\"postgres_url\" is only used with backend = \"postgres\"; remove it or set the backend";
-            ctx.error(
-                Ctx::value_span(sec, "postgres_url"),
-                &sec.key_path("postgres_url"),
-                msg,
+    let url = url.and_then(|u| postgres_url_without_tls(ctx, sec, u));
+    let tls = postgres_tls(ctx, sec);
+    let backend = if kind == Kind::Sqlite {
+        for key in POSTGRES_KEYS.into_iter().filter(|k| sec.get(k).is_some()) {
+            let msg = format!(
+                "{key:?} is only used with backend = \"postgres\"; remove it or set the backend"
             );
-            None
+            ctx.error(Ctx::value_span(sec, key), &sec.key_path(key), msg);
         }
-        (Kind::Postgres, false) => {
-            ctx.missing(sec, "postgres_url", "backend = \"postgres\" needs it");
-            None
-        }
-        (Kind::Postgres, true) => url.map(|url| StorageBackend::Postgres { url }),
+        POSTGRES_KEYS
+            .iter()
+            .all(|k| sec.get(k).is_none())
+            .then_some(StorageBackend::Sqlite)
+    } else if sec.get("postgres_url").is_none() {
+        ctx.missing(sec, "postgres_url", "backend = \"postgres\" needs it");
+        None
+    } else {
+        url.zip(tls)
+            .map(|(url, tls)| StorageBackend::Postgres { url, tls })
     };
     let raw_retention = ctx
         .parsed(sec, "raw_retention", values::positive_duration)
@@ -229,6 +233,82 @@ fn storage(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<StorageConfig> {
         raw_retention,
         rollup_retention,
     })
+}
+
+/// The `[storage]` keys only a PostgreSQL store uses.
+const POSTGRES_KEYS: [&str; 3] = ["postgres_url", "postgres_sslmode", "postgres_sslrootcert"];
+
+/// The URL as written, unless it carries libpq TLS parameters (`sslmode=`, `sslrootcert=`, …):
+/// TLS is set by `postgres_sslmode` and `postgres_sslrootcert` only, so that one place says
+/// how the database is reached. The URL is not echoed: it may hold a password.
+fn postgres_url_without_tls(
+    ctx: &mut Ctx<'_>,
+    sec: &Section<'_, '_>,
+    url: String,
+) -> Option<String> {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let tls_param = query
+        .split('&')
+        .filter_map(|pair| pair.split('=').next())
+        .find(|name| name.starts_with("ssl") || *name == "requiressl");
+    let Some(name) = tls_param else {
+        return Some(url);
+    };
+    let msg = format!(
+        "TLS is set with postgres_sslmode and postgres_sslrootcert in [storage], not with \
+         {name:?} in the URL; remove it from postgres_url"
+    );
+    ctx.error(
+        Ctx::value_span(sec, "postgres_url"),
+        &sec.key_path("postgres_url"),
+        msg,
+    );
+    None
+}
+
+/// `postgres_sslmode` (libpq's modes, default `"prefer"`) and `postgres_sslrootcert`, which
+/// the verifying modes need and the others refuse (a CA that is silently not checked would
+/// look like protection).
+fn postgres_tls(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<PostgresTls> {
+    use PostgresSslMode as M;
+    let modes = [
+        ("disable", M::Disable),
+        ("prefer", M::Prefer),
+        ("require", M::Require),
+        ("verify-ca", M::VerifyCa),
+        ("verify-full", M::VerifyFull),
+    ];
+    let given = sec.get("postgres_sslmode").is_some();
+    let mode = ctx.choice(sec, "postgres_sslmode", &modes);
+    if given && mode.is_none() {
+        return None;
+    }
+    let mode = mode.unwrap_or_default();
+    let root_cert = ctx.path(sec, "postgres_sslrootcert");
+    let has_root = sec.get("postgres_sslrootcert").is_some();
+    match (mode.verifies(), has_root) {
+        (true, false) => {
+            let what = format!(
+                "postgres_sslmode = {:?} needs the PEM file of the CA that signed the server's certificate",
+                mode.as_str()
+            );
+            ctx.missing(sec, "postgres_sslrootcert", &what);
+            None
+        }
+        (false, true) => {
+            let msg = format!(
+                "\"postgres_sslrootcert\" is only used with postgres_sslmode = \"verify-ca\" or \
+                 \"verify-full\"; {:?} does not check the server's certificate",
+                mode.as_str()
+            );
+            let key = "postgres_sslrootcert";
+            ctx.error(Ctx::value_span(sec, key), &sec.key_path(key), msg);
+            None
+        }
+        // `ctx.path` has reported why the value is not a path.
+        (true, true) if root_cert.is_none() => None,
+        _ => Some(PostgresTls { mode, root_cert }),
+    }
 }
 
 fn ingest(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<IngestLimits> {

@@ -19,8 +19,8 @@
 //! - Rollup rows are merged under row locks taken in (series, minute) order; deadlocks and
 //!   serialization failures roll back and retry the whole transaction (bounded).
 //! - Multi-statement reads run in one REPEATABLE READ, READ ONLY transaction (one snapshot).
-//! - TLS to PostgreSQL is not supported in this build (`NoTls`): use loopback, a Unix
-//!   socket, or a private network.
+//! - Every connection is made with the configured TLS (`tls.rs`: libpq's `sslmode` on
+//!   rustls with ring); the default `prefer` encrypts when the server offers it.
 
 mod ingest;
 mod read;
@@ -28,6 +28,9 @@ mod schema;
 #[cfg(test)]
 pub(crate) mod tests;
 mod thresholds;
+mod tls;
+#[cfg(test)]
+mod tls_tests;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -37,8 +40,12 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::runtime::Runtime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+#[cfg(test)]
+use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
+
+use attest_config::PostgresTls;
 
 use attest_config::wire::Measurement;
 
@@ -128,6 +135,9 @@ fn describe(e: &tokio_postgres::Error) -> String {
 /// A small connection pool: at most [`MAX_CONNECTIONS`] clients, reused while open.
 struct Pool {
     config: Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    /// The configured `postgres_sslmode`, named in connection errors.
+    sslmode: &'static str,
     idle: Mutex<Vec<Client>>,
     permits: Arc<Semaphore>,
 }
@@ -187,10 +197,14 @@ impl Pool {
     }
 
     async fn connect(&self) -> Result<Client, TxError> {
-        let (client, conn) = self.config.connect(NoTls).await.map_err(|e| {
+        let tls = self.tls.clone();
+        let (client, conn) = self.config.connect(tls).await.map_err(|e| {
             StoreError::Backend(format!(
-                "cannot connect to PostgreSQL ({}); check postgres_url, that the server \
-                 is up and that pg_hba.conf admits this host and user",
+                "cannot connect to PostgreSQL with postgres_sslmode = {:?} ({}); check \
+                 postgres_url, that the server is up, that pg_hba.conf admits this host and \
+                 user with this TLS setting, and for verify-ca/verify-full that \
+                 postgres_sslrootcert holds the CA of the server's certificate",
+                self.sslmode,
                 describe(&e)
             ))
         })?;
@@ -218,9 +232,15 @@ impl Drop for PgStore {
 }
 
 impl PgStore {
-    /// Connects to `url` (a `postgres://` URL or a key=value string) and migrates the
-    /// schema. The URL is never echoed in errors: it may hold a password.
+    /// Connects to `url` (a `postgres://` URL or a key=value string) with the default TLS
+    /// (`prefer`) and migrates the schema; see [`PgStore::connect_with`].
     pub fn connect(url: &str) -> Result<PgStore, StoreError> {
+        Self::connect_with(url, &PostgresTls::default())
+    }
+
+    /// Connects to `url` with the configured TLS and migrates the schema. The URL is never
+    /// echoed in errors: it may hold a password.
+    pub fn connect_with(url: &str, tls_config: &PostgresTls) -> Result<PgStore, StoreError> {
         let mut config = Config::from_str(url).map_err(|e| {
             StoreError::Backend(format!(
                 "postgres_url is not a valid PostgreSQL connection URL ({e}); \
@@ -231,6 +251,8 @@ impl PgStore {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         config.application_name("attest-collector");
+        let tls =
+            tls::setup(tls_config, &mut config).map_err(|e| StoreError::Backend(e.to_string()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("attest-pg")
@@ -243,6 +265,8 @@ impl PgStore {
             runtime: Some(runtime),
             pool: Arc::new(Pool {
                 config,
+                tls,
+                sslmode: tls_config.mode.as_str(),
                 idle: Mutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
             }),
