@@ -19,7 +19,10 @@ fn target_of(metrics: &str, name: &str) -> Option<f64> {
 }
 
 async fn metrics(url: &str) -> String {
-    get(&format!("{url}/metrics")).await.map(|r| r.1).unwrap_or_default()
+    get(&format!("{url}/metrics"))
+        .await
+        .map(|r| r.1)
+        .unwrap_or_default()
 }
 
 fn signal(p: &Proc, sig: &str) {
@@ -45,7 +48,12 @@ async fn sighup_applies_services_without_a_restart() {
     ];
     let collector = Collector::new(dir.path(), None, &[AgentCred::new("a1")], &services);
     let cfg = path_str(&collector.config);
-    let mut proc = Proc::spawn("collector", "attest-collector", &["run", "-c", &cfg], dir.path());
+    let mut proc = Proc::spawn(
+        "collector",
+        "attest-collector",
+        &["run", "-c", &cfg],
+        dir.path(),
+    );
     let url = collector.url();
     wait_for("the first figures", BOUND, || async {
         target_of(&metrics(&url).await, "web").filter(|t| (t - 0.999).abs() < 1e-9)

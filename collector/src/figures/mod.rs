@@ -340,11 +340,8 @@ impl Figures {
         };
         let mark = self.store.change_mark();
         let cfg = self.config();
-        let by_name: HashMap<&str, &Service> = cfg
-            .services
-            .iter()
-            .map(|s| (s.name.as_str(), s))
-            .collect();
+        let by_name: HashMap<&str, &Service> =
+            cfg.services.iter().map(|s| (s.name.as_str(), s)).collect();
         let mut used = 0;
         for entry in &saved.services {
             let Some(svc) = by_name.get(entry.name.as_str()) else {

@@ -93,10 +93,7 @@ async fn render(
     }
 }
 
-async fn html_all(
-    State(st): State<AppState>,
-    Path(month): Path<String>,
-) -> Response {
+async fn html_all(State(st): State<AppState>, Path(month): Path<String>) -> Response {
     render(st, month, None, Format::Html, None, None).await
 }
 

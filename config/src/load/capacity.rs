@@ -16,7 +16,8 @@ use toml::de::DeValue;
 use super::values;
 use super::walk::{Ctx, Section};
 use crate::model::{
-    AgentAuth, CAPACITY_KINDS, CapacityConfig, CapacityObjective, CapacityRule, CapacityStatistic, Service,
+    AgentAuth, CAPACITY_KINDS, CapacityConfig, CapacityObjective, CapacityRule, CapacityStatistic,
+    Service,
 };
 
 /// Kinds that are one value per host, without a resource.
@@ -269,10 +270,18 @@ pub(crate) fn hosts_by_labels(
     }
     let matched: Vec<&AgentAuth> = agents
         .iter()
-        .filter(|a| selector.iter().all(|(k, want)| a.labels.get(k) == Some(want)))
+        .filter(|a| {
+            selector
+                .iter()
+                .all(|(k, want)| a.labels.get(k) == Some(want))
+        })
         .collect();
     if matched.is_empty() {
-        ctx.expected(v, &path, "labels that at least one [[agent]] of this file has");
+        ctx.expected(
+            v,
+            &path,
+            "labels that at least one [[agent]] of this file has",
+        );
         return false;
     }
     for a in matched {

@@ -57,8 +57,7 @@ pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Optio
         root,
         &[
             "server", "storage", "ingest", "capacity", "report", "agent", "reader", "service",
-            "check",
-            "assign",
+            "check", "assign",
         ],
     );
     let empty = DeTable::new();

@@ -107,8 +107,14 @@ impl Reports {
             organisation: self.cfg.report.organisation.clone(),
             title: self.cfg.report.title.clone(),
         };
-        let (mut r, minutes) =
-            assemble::assemble(&self.figures, &self.figures.config(), &settings, month, service, at)?;
+        let (mut r, minutes) = assemble::assemble(
+            &self.figures,
+            &self.figures.config(),
+            &settings,
+            month,
+            service,
+            at,
+        )?;
         if let Some(a) = &self.archive {
             r.addenda = a
                 .addenda_before(&month.to_string())
