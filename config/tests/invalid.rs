@@ -488,7 +488,7 @@ const CASES: &[(&str, &[&str])] = &[
     (
         "collector-unknown-service-key.toml",
         &[
-            "testdata/collector-unknown-service-key.toml:6:1: error: service[0]: unknown key \"timezone\" in [[service]] (expected one of: name, checks, target, time_zone, quorum, min_reporters, min_coverage, service_hours, holidays, maintenance, latency, start, hosts, capacity)",
+            "testdata/collector-unknown-service-key.toml:6:1: error: service[0]: unknown key \"timezone\" in [[service]] (expected one of: name, checks, target, time_zone, quorum, min_reporters, min_coverage, service_hours, holidays, maintenance, latency, start, hosts, hosts_match, capacity)",
         ],
     ),
     (
@@ -530,7 +530,7 @@ const CASES: &[(&str, &[&str])] = &[
     (
         "collector-capacity-hosts-match-none.toml",
         &[
-            "testdata/collector-capacity-hosts-match-none.toml:10:15: error: service[0].hosts_match: expected labels that at least one [[agent]] of this file has, found { role = \"db\" }",
+            "testdata/collector-capacity-hosts-match-none.toml:10:15: error: service[0].hosts_match: expected labels that at least one [[agent]] of this file has, found a table",
         ],
     ),
     (
