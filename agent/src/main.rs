@@ -58,6 +58,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    attest_agent::memory::one_arena();
     let cli = Cli::parse();
     if let Some(code) = generated(&cli.command) {
         return code;
