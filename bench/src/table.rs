@@ -227,6 +227,14 @@ fn agent_rss_row(r: &Results, n: u64, label: &str) -> Row {
     if let Some(t) = r.num(&format!("{label}.threads")) {
         notes.push(format!("{t} threads"));
     }
+    if let (Some(anon), Some(file)) = (
+        mib(&format!("{label}.rss_anon_bytes")),
+        mib(&format!("{label}.rss_file_bytes")),
+    ) {
+        notes.push(format!(
+            "last sample: {anon:.2} MiB anonymous (heap, stacks), {file:.2} MiB file pages (binary, libc)"
+        ));
+    }
     if let Some(note) = r.text(&format!("{label}.note")) {
         notes.push(note.to_string());
     }

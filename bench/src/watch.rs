@@ -20,6 +20,10 @@ pub struct Watched {
     /// `VmHWM` at the end, bytes.
     pub hwm: u64,
     pub threads: u64,
+    /// Of the last sample: anonymous memory (heap, stacks) and file pages (the binary and
+    /// its libraries, shared with every other process mapping them).
+    pub rss_anon: u64,
+    pub rss_file: u64,
     pub samples: usize,
     pub cpu: Duration,
     pub wall: Duration,
@@ -46,7 +50,10 @@ pub fn watch(pid: u32, warmup: Duration, seconds: u64) -> Result<Watched, ReadEr
         path: status,
         detail: "no Threads: line".into(),
     })?;
+    let kib = |key: &str| cpu::parse_status_kib(&text, key).map_or(0, |k| k * 1024);
     Ok(Watched {
+        rss_anon: kib("RssAnon:"),
+        rss_file: kib("RssFile:"),
         rss_median: median(&mut samples.clone()),
         rss_max: samples.iter().copied().max().unwrap_or(0),
         hwm: cpu::process_hwm(pid)?,
@@ -86,12 +93,14 @@ fn parse_threads(text: &str) -> Option<u64> {
 pub fn lines(label: &str, w: &Watched) -> String {
     format!(
         "{label}.rss_bytes={}\n{label}.rss_max_bytes={}\n{label}.hwm_bytes={}\n\
-         {label}.threads={}\n{label}.samples={}\n{label}.cpu_seconds={:.3}\n\
-         {label}.wall_seconds={:.3}\n",
+         {label}.threads={}\n{label}.rss_anon_bytes={}\n{label}.rss_file_bytes={}\n\
+         {label}.samples={}\n{label}.cpu_seconds={:.3}\n{label}.wall_seconds={:.3}\n",
         w.rss_median,
         w.rss_max,
         w.hwm,
         w.threads,
+        w.rss_anon,
+        w.rss_file,
         w.samples,
         w.cpu.as_secs_f64(),
         w.wall.as_secs_f64()
