@@ -117,8 +117,10 @@ fn roots(opts: &TlsClientOptions) -> Result<Arc<RootCertStore>, BuildError> {
 type SharedKey = (bool, Option<String>, Vec<Vec<u8>>);
 
 /// File-less setups in use, by options; dead entries are pruned when a new one is added.
-fn shared_setups() -> &'static Mutex<Vec<(SharedKey, Weak<TlsSetup>)>> {
-    static SHARED: OnceLock<Mutex<Vec<(SharedKey, Weak<TlsSetup>)>>> = OnceLock::new();
+type SharedSetups = Mutex<Vec<(SharedKey, Weak<TlsSetup>)>>;
+
+fn shared_setups() -> &'static SharedSetups {
+    static SHARED: OnceLock<SharedSetups> = OnceLock::new();
     SHARED.get_or_init(|| Mutex::new(Vec::new()))
 }
 
