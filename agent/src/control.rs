@@ -63,6 +63,8 @@ impl Control {
             .map(|c| (c.id.clone(), c.spec.kind()))
             .collect();
         self.telemetry.set_checks(kinds);
+        // The old definitions and the build's transients are freed now: give the pages back.
+        crate::memory::release_free_heap();
         if !(applied.started.is_empty()
             && applied.stopped.is_empty()
             && applied.restarted.is_empty())

@@ -66,6 +66,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    attest_agent::memory::one_arena();
     let cli = Cli::parse();
     if let Some(code) = generated(&cli.command) {
         return code;
@@ -261,12 +262,16 @@ async fn run(cfg: AgentConfig, path: PathBuf, web: WebSecurity) -> anyhow::Resul
     );
     tokio::spawn(poller.run(central_tx, cancel.clone()));
     let n_checks = cfg.checks.len();
+    let agent_id = cfg.agent.id.clone();
+    let collector_urls = cfg.agent.collector_urls.clone();
     let control = Control {
         scheduler,
         targets,
         telemetry: telemetry.clone(),
         config_path: path,
-        config: cfg.clone(),
+        // Moved, not cloned: the control loop is the one owner of the running configuration
+        // (a second copy would double the memory every check's definition takes).
+        config: cfg,
         local_ids: ids_tx,
         central: central_rx,
     };
@@ -283,7 +288,7 @@ async fn run(cfg: AgentConfig, path: PathBuf, web: WebSecurity) -> anyhow::Resul
     }
     tokio::spawn(notify::watchdog(cancel.clone()));
     notify::ready();
-    tracing::info!(agent = %cfg.agent.id, own_checks = n_checks, collectors = ?cfg.agent.collector_urls, "agent started");
+    tracing::info!(agent = %agent_id, own_checks = n_checks, collectors = ?collector_urls, "agent started");
 
     stop.wait().await;
     notify::stopping();

@@ -3,7 +3,8 @@
 //!
 //! Invariants: the runtime matches the agent's (current-thread) so CPU figures
 //! are those the agent would pay; nothing here starts or stops other processes — the
-//! script owns nginx, the exporters and the agent, and passes their pids and ports.
+//! scripts own nginx, the exporters, the collector, the agent and the `serve-target`
+//! process, and pass their pids and ports.
 
 mod cpu;
 mod drive;
@@ -11,6 +12,8 @@ mod engine;
 mod ingest;
 mod pace;
 mod table;
+mod target;
+mod watch;
 mod wrk;
 
 use std::path::PathBuf;
@@ -134,6 +137,24 @@ enum Command {
     },
     /// Prints a free TCP port on 127.0.0.1.
     FreePort,
+    /// Serves a 612-byte page on 127.0.0.1:`port` (every request, then close) until stopped:
+    /// the probe target of `bench/agent-rss`.
+    ServeTarget {
+        #[arg(long)]
+        port: u16,
+    },
+    /// Waits `warmup` seconds, then samples process `pid` once a second for `seconds`:
+    /// median and max `VmRSS`, `VmHWM`, threads and the CPU spent in the window.
+    Watch {
+        #[arg(long)]
+        pid: u32,
+        #[arg(long, default_value_t = 30)]
+        warmup: u64,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long)]
+        label: String,
+    },
     /// Prints the comparison table from a results file.
     Table {
         #[arg(long)]
@@ -169,6 +190,19 @@ fn run(command: Command, current_thread: bool, close: bool) -> Result<String, Bo
             Ok(table::render(&table::Results::parse(&text)))
         }
         Command::Rss { pid, label } => rss(pid, &label),
+        Command::ServeTarget { port } => {
+            runtime(true)?.block_on(target::serve(port))?;
+            Ok(String::new())
+        }
+        Command::Watch {
+            pid,
+            warmup,
+            seconds,
+            label,
+        } => {
+            let w = watch::watch(pid, Duration::from_secs(warmup), seconds)?;
+            Ok(watch::lines(&label, &w))
+        }
         Command::IngestConfig {
             agents,
             listen,
@@ -239,6 +273,8 @@ async fn measure(command: Command, close: bool) -> Result<String, BoxError> {
         } => return max_rate(&url, concurrency, seconds, rounds, &wrk, close).await,
         Command::HostCpu { count, label } => (label, engine::host_cpu(count).await?),
         Command::Rss { .. }
+        | Command::ServeTarget { .. }
+        | Command::Watch { .. }
         | Command::FreePort
         | Command::Table { .. }
         | Command::IngestConfig { .. }

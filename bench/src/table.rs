@@ -43,6 +43,21 @@ impl Results {
         (n > 0.0).then(|| cpu / n * per)
     }
 
+    /// Labels of the form `{prefix}{n}` that carry a `.checks` line, in numeric order of `n`.
+    fn numbered(&self, prefix: &str) -> Vec<(u64, String)> {
+        let mut out: Vec<(u64, String)> = self
+            .0
+            .keys()
+            .filter_map(|k| k.strip_suffix(".checks"))
+            .filter_map(|label| {
+                let n = label.strip_prefix(prefix)?.parse().ok()?;
+                Some((n, label.to_string()))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Failures of a labelled run, as a note when there were any.
     fn failures(&self, label: &str) -> Option<String> {
         let failed = self.num(&format!("{label}.failed"))?;
@@ -195,6 +210,67 @@ fn rss_row(r: &Results) -> Row {
     }
 }
 
+/// The whole agent (`bench/agent-rss`) at `n` checks every 10 s: median `VmRSS` after the
+/// warm-up beside blackbox_exporter's RSS while it answers the same probe rate.
+fn agent_rss_row(r: &Results, n: u64, label: &str) -> Row {
+    let mib = |k: &str| r.num(k).map(|b| b / MIB);
+    let bb = format!("bb_load{n}");
+    let mut notes = Vec::new();
+    if let (Some(max), Some(hwm)) = (
+        mib(&format!("{label}.rss_max_bytes")),
+        mib(&format!("{label}.hwm_bytes")),
+    ) {
+        notes.push(format!(
+            "max sample {max:.2} MiB, peak since start {hwm:.2} MiB"
+        ));
+    }
+    if let Some(t) = r.num(&format!("{label}.threads")) {
+        notes.push(format!("{t} threads"));
+    }
+    if let (Some(anon), Some(file)) = (
+        mib(&format!("{label}.rss_anon_bytes")),
+        mib(&format!("{label}.rss_file_bytes")),
+    ) {
+        notes.push(format!(
+            "last sample: {anon:.2} MiB anonymous (heap, stacks), {file:.2} MiB file pages (binary, libc)"
+        ));
+    }
+    if let Some(note) = r.text(&format!("{label}.note")) {
+        notes.push(note.to_string());
+    }
+    notes.extend(r.failures(&bb));
+    Row {
+        figure: format!("Agent RSS MiB, {n} checks @10s"),
+        unit: "MiB",
+        attest: mib(&format!("{label}.rss_bytes")),
+        reference: mib(&format!("{bb}.rss_bytes")),
+        reference_text: None,
+        target: Target::ValueAtMost(10.0),
+        notes,
+    }
+}
+
+/// Agent CPU per probe in the same window (all of it: probes, spool, upload), beside
+/// blackbox_exporter's CPU per `/probe` at the same rate.
+fn agent_cpu_row(r: &Results, n: u64, label: &str) -> Row {
+    let attest = match (
+        r.num(&format!("{label}.cpu_seconds")),
+        r.num(&format!("{label}.measured")),
+    ) {
+        (Some(cpu), Some(m)) if m > 0.0 => Some(cpu / m * 1000.0),
+        _ => None,
+    };
+    Row {
+        figure: format!("Agent CPU ms per probe, {n} checks"),
+        unit: "ms",
+        attest,
+        reference: r.cpu_per(&format!("bb_load{n}"), 1000.0),
+        reference_text: None,
+        target: Target::Info,
+        notes: vec![],
+    }
+}
+
 fn host_row(r: &Results) -> Row {
     Row {
         figure: "CPU ms per host collection / scrape".into(),
@@ -224,15 +300,32 @@ fn size_row(r: &Results) -> Row {
 
 /// The whole table as text, one figure per line, notes below.
 pub fn render(r: &Results) -> String {
-    let rows = [
-        cpu_row(r, "http"),
-        cpu_row(r, "tcp"),
-        rate_row(r),
-        client_cpu_row(r),
-        rss_row(r),
-        host_row(r),
-        size_row(r),
-    ];
+    let mut rows = Vec::new();
+    // `bench/agent-rss` alone prints only its own rows and the binary size.
+    let probe_bench = [
+        "http_",
+        "tcp_",
+        "engine_rate.",
+        "host_engine.",
+        "agent.rss_bytes",
+    ]
+    .iter()
+    .any(|p| r.0.keys().any(|k| k.starts_with(p)));
+    if probe_bench {
+        rows.extend([
+            cpu_row(r, "http"),
+            cpu_row(r, "tcp"),
+            rate_row(r),
+            client_cpu_row(r),
+            rss_row(r),
+            host_row(r),
+        ]);
+    }
+    for (n, label) in r.numbered("agent_rss") {
+        rows.push(agent_rss_row(r, n, &label));
+        rows.push(agent_cpu_row(r, n, &label));
+    }
+    rows.push(size_row(r));
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -327,6 +420,39 @@ garbage line
             "{client}"
         );
         assert!(text.contains("http_blackbox: 10 failed"), "{text}");
+    }
+
+    #[test]
+    fn agent_memory_runs_get_a_row_per_check_count() {
+        let text = render(&Results::parse(
+            "agent_rss1000.checks=1000\nagent_rss1000.rss_bytes=8388608\n\
+             agent_rss1000.cpu_seconds=2\nagent_rss1000.measured=4000\n\
+             bb_load1000.rss_bytes=33554432\nbb_load1000.cpu_seconds=4\n\
+             bb_load1000.ok=4000\nbb_load1000.failed=0\n\
+             agent_rss100.checks=100\nagent_rss100.rss_bytes=12582912\n\
+             agent.binary_bytes=4194304\n",
+        ));
+        let rows: Vec<&str> = text.lines().filter(|l| l.contains("checks")).collect();
+        assert_eq!(rows.len(), 4, "{text}");
+        assert!(
+            rows[0].contains("100 checks") && rows[0].contains("NO"),
+            "{text}"
+        );
+        let big = rows[2];
+        assert!(
+            big.contains("1000 checks") && big.contains("8.00") && big.contains("32.00"),
+            "{big}"
+        );
+        assert!(big.contains("0.250") && big.contains("yes"), "{big}");
+        assert!(
+            rows[3].contains("0.5000") && rows[3].contains("1.00"),
+            "{}",
+            rows[3]
+        );
+        assert!(
+            !text.contains("HTTP probes/s"),
+            "probe rows only with probe results"
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! read), `http_redirects`, and for TLS `tls_earliest_cert_expiry_seconds` (unix
 //! seconds) plus the label `tls_version`. Label `address`: the address probed last.
 
+use std::sync::Arc;
+
 use attest_config::HttpCheck;
 use attest_config::wire::{FailureReason, Phase};
 use http_body_util::{BodyExt, Full};
@@ -35,7 +37,8 @@ pub struct HttpProbe {
     target: Uri,
     method: Method,
     headers: Vec<(HeaderName, HeaderValue)>,
-    tls: TlsSetup,
+    /// Shared with other checks of the same TLS options (see `tls_client`).
+    tls: Arc<TlsSetup>,
     body_regex: Vec<Regex>,
     body_not_regex: Vec<Regex>,
     header_match: Vec<(HeaderName, Regex)>,
@@ -79,7 +82,7 @@ impl HttpProbe {
             target,
             method,
             headers,
-            tls: TlsSetup::new(&spec.tls)?.with_alpn(&[b"http/1.1"]),
+            tls: TlsSetup::shared(&spec.tls, &[b"http/1.1"])?,
             body_regex: compile_all(id, &spec.body_regex)?,
             body_not_regex: compile_all(id, &spec.body_not_regex)?,
             header_match,

@@ -34,7 +34,7 @@ pub struct TcpProbe {
     host: String,
     port: u16,
     spec: TcpCheck,
-    tls: Option<TlsSetup>,
+    tls: Option<std::sync::Arc<TlsSetup>>,
     steps: Vec<Step>,
     targets: net::Targets,
 }
@@ -50,7 +50,11 @@ impl TcpProbe {
         let (host, port) = net::split_host_port(&spec.address).ok_or_else(|| {
             BuildError::invalid(id, format!("address {:?} is not host:port", spec.address))
         })?;
-        let tls = spec.tls.as_ref().map(TlsSetup::new).transpose()?;
+        let tls = spec
+            .tls
+            .as_ref()
+            .map(|t| TlsSetup::shared(t, &[]))
+            .transpose()?;
         let steps = spec
             .steps
             .iter()

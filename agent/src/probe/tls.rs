@@ -26,7 +26,7 @@ pub struct TlsProbe {
     host: String,
     port: u16,
     spec: TlsCheck,
-    tls: TlsSetup,
+    tls: Arc<TlsSetup>,
     targets: net::Targets,
     /// Reads "now" for the days left before expiry.
     clock: Arc<dyn Clock>,
@@ -48,7 +48,7 @@ impl TlsProbe {
             host,
             port,
             spec: spec.clone(),
-            tls: TlsSetup::new(&spec.tls)?,
+            tls: TlsSetup::shared(&spec.tls, &[])?,
             clock: Arc::new(SystemClock),
         })
     }

@@ -5,11 +5,16 @@
 //! Invariants: only the `ring` provider is used; session resumption is off so every
 //! probe measures a full handshake; the presented chain is recorded even when
 //! verification fails, so expiry can be reported for broken or expired chains too.
+//! Checks whose TLS options name no file share one [`TlsSetup`] per distinct options
+//! ([`TlsSetup::shared`]): a setup is a template that each handshake clones, so sharing it
+//! changes nothing a probe sees, and a thousand checks hold one config instead of a
+//! thousand. Options naming a file (CA, client certificate) get their own setup, read when
+//! the check is built, so a reload picks up a changed file.
 
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use attest_config::TlsClientOptions;
 use attest_config::wire::{FailureReason, Phase};
@@ -108,7 +113,46 @@ fn roots(opts: &TlsClientOptions) -> Result<Arc<RootCertStore>, BuildError> {
     Ok(Arc::new(store))
 }
 
+/// What makes two file-less setups interchangeable: verification, name and ALPN.
+type SharedKey = (bool, Option<String>, Vec<Vec<u8>>);
+
+/// File-less setups in use, by options; dead entries are pruned when a new one is added.
+type SharedSetups = Mutex<Vec<(SharedKey, Weak<TlsSetup>)>>;
+
+fn shared_setups() -> &'static SharedSetups {
+    static SHARED: OnceLock<SharedSetups> = OnceLock::new();
+    SHARED.get_or_init(|| Mutex::new(Vec::new()))
+}
+
 impl TlsSetup {
+    /// The setup for `opts` offering `alpn`, shared with every other check of the same
+    /// file-less options (see the module header); built afresh when `opts` names a file.
+    pub fn shared(opts: &TlsClientOptions, alpn: &[&[u8]]) -> Result<Arc<Self>, BuildError> {
+        let build = || Ok(Arc::new(TlsSetup::new(opts)?.with_alpn(alpn)));
+        if opts.ca_file.is_some() || opts.client_cert.is_some() || opts.client_key.is_some() {
+            return build();
+        }
+        let key: SharedKey = (
+            opts.verify,
+            opts.server_name.clone(),
+            alpn.iter().map(|p| p.to_vec()).collect(),
+        );
+        let mut setups = shared_setups()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(live) = setups
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .find_map(|(_, w)| w.upgrade())
+        {
+            return Ok(live);
+        }
+        let setup = build()?;
+        setups.retain(|(_, w)| w.strong_count() > 0);
+        setups.push((key, Arc::downgrade(&setup)));
+        Ok(setup)
+    }
+
     pub fn new(opts: &TlsClientOptions) -> Result<Self, BuildError> {
         let provider = provider();
         let verifier = if opts.verify {
@@ -305,5 +349,69 @@ impl ServerCertVerifier for RecordingVerifier {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(verify: bool, name: Option<&str>) -> TlsClientOptions {
+        TlsClientOptions {
+            verify,
+            server_name: name.map(str::to_string),
+            ..TlsClientOptions::default()
+        }
+    }
+
+    #[test]
+    fn checks_of_the_same_file_less_options_share_one_setup() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let h1: &[&[u8]] = &[b"http/1.1"];
+        let a = TlsSetup::shared(&opts(true, None), h1).expect("setup");
+        let b = TlsSetup::shared(&opts(true, None), h1).expect("setup");
+        assert!(Arc::ptr_eq(&a, &b), "same options, one setup");
+        for other in [
+            TlsSetup::shared(&opts(true, None), &[]),
+            TlsSetup::shared(&opts(false, None), h1),
+            TlsSetup::shared(&opts(true, Some("example.test")), h1),
+        ] {
+            let other = other.expect("setup");
+            assert!(!Arc::ptr_eq(&a, &other), "different options, own setup");
+        }
+        assert_eq!(b.config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
+
+    #[test]
+    fn a_setup_no_check_holds_is_built_again() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let o = opts(false, Some("gone.test"));
+        let first = TlsSetup::shared(&o, &[]).expect("setup");
+        let weak = Arc::downgrade(&first);
+        drop(first);
+        assert!(weak.upgrade().is_none(), "the cache does not keep it alive");
+        let again = TlsSetup::shared(&o, &[]).expect("setup");
+        assert_eq!(again.server_name.as_deref(), Some("gone.test"));
+    }
+
+    #[test]
+    fn options_naming_a_file_are_read_for_each_check() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = dir.path().join("ca.pem");
+        let with_ca = TlsClientOptions {
+            ca_file: Some(ca.clone()),
+            ..TlsClientOptions::default()
+        };
+        let err = TlsSetup::shared(&with_ca, &[]).expect_err("no such file yet");
+        assert!(err.to_string().contains("ca.pem"), "{err}");
+        let cert = rcgen::generate_simple_self_signed(vec!["ca.test".into()]).expect("cert");
+        std::fs::write(&ca, cert.cert.pem()).expect("write ca");
+        let a = TlsSetup::shared(&with_ca, &[]).expect("setup");
+        let b = TlsSetup::shared(&with_ca, &[]).expect("setup");
+        assert!(
+            !Arc::ptr_eq(&a, &b),
+            "a file is read per check, never shared"
+        );
     }
 }
