@@ -7,6 +7,8 @@
 //!   a reason of 1..500 characters; a refusal names the field.
 //! - After a window is added or cancelled, figures are told the data changed, so `/metrics`
 //!   follows within about a second.
+//! - Every window registered here is stored with its registrant: the name of the admin
+//!   credential the route authenticated (never the token or a digest of it).
 
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::changed::DataChanged;
 use crate::reject::Rejection;
-use crate::store::{MaintenanceRow, Store, StoreError};
+use crate::store::{MaintenanceRow, NewMaintenance as StoreWindow, Store, StoreError};
 
 /// Longest accepted reason, in characters.
 const MAX_REASON_CHARS: usize = 500;
@@ -47,6 +49,9 @@ pub struct MaintenanceView {
     pub reason: String,
     pub created_at: Timestamp,
     pub cancelled_at: Option<Timestamp>,
+    /// Who registered it (the admin credential's name); null for windows stored before
+    /// registrants were recorded.
+    pub registered_by: Option<String>,
 }
 
 impl From<MaintenanceRow> for MaintenanceView {
@@ -59,6 +64,7 @@ impl From<MaintenanceRow> for MaintenanceView {
             reason: r.reason,
             created_at: r.created_at,
             cancelled_at: r.cancelled_at,
+            registered_by: r.registered_by,
         }
     }
 }
@@ -82,12 +88,25 @@ impl Maintenance {
         Ok(rows.into_iter().map(MaintenanceView::from).collect())
     }
 
-    /// Registers a window from a JSON body `{service, start, end, reason}`.
-    pub fn add(&self, body: &[u8], now: Timestamp) -> Result<MaintenanceView, Rejection> {
+    /// Registers a window from a JSON body `{service, start, end, reason}`, on behalf of
+    /// the credential named `registered_by`.
+    pub fn add(
+        &self,
+        body: &[u8],
+        registered_by: &str,
+        now: Timestamp,
+    ) -> Result<MaintenanceView, Rejection> {
         let req = self.parse(body)?;
+        let window = StoreWindow {
+            service: &req.service,
+            start: req.start,
+            end: req.end,
+            reason: &req.reason,
+            registered_by,
+        };
         let id = self
             .store
-            .add_maintenance(&req.service, req.start, req.end, &req.reason, now)
+            .add_maintenance(&window, now)
             .map_err(store_err)?;
         self.changed.signal();
         Ok(MaintenanceView {
@@ -98,6 +117,7 @@ impl Maintenance {
             reason: req.reason,
             created_at: now,
             cancelled_at: None,
+            registered_by: Some(registered_by.to_owned()),
         })
     }
 

@@ -217,6 +217,7 @@ async fn a_window_over_an_outage_makes_its_bad_minutes_ineligible() {
     let id = created["id"].as_i64().expect("id");
     assert_eq!(created["service"], "web");
     assert_eq!(created["cancelled_at"], Value::Null);
+    assert_eq!(created["registered_by"], "admin", "{created}");
 
     let (s, list) = api
         .call(
@@ -229,6 +230,14 @@ async fn a_window_over_an_outage_makes_its_bad_minutes_ineligible() {
     assert_eq!(s, 200);
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
     assert_eq!(list[0]["id"], id);
+    assert_eq!(
+        list[0]["registered_by"], "admin",
+        "the listing names the registering credential: {list}"
+    );
+    assert!(
+        !list.to_string().contains("admin-secret"),
+        "the token itself is never shown: {list}"
+    );
 
     let during = api.sla().await;
     assert_eq!(during["bad_minutes"], 10, "{during}");
@@ -245,6 +254,7 @@ async fn a_window_over_an_outage_makes_its_bad_minutes_ineligible() {
         .await;
     assert_eq!(s, 200, "{cancelled}");
     assert!(cancelled["cancelled_at"].is_string(), "{cancelled}");
+    assert_eq!(cancelled["registered_by"], "admin", "{cancelled}");
     let after = api.sla().await;
     assert_eq!(after["bad_minutes"], 30, "{after}");
     assert_eq!(after["eligible_minutes"].as_u64(), Some(eligible));

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use attest_collector::minutes::{GapSpan, HostMinute, SeriesMinutes, ThresholdOver};
 use attest_collector::store::sqlite::SqliteStore;
 use attest_collector::store::{
-    AgentStatus, CommitOutcome, IngestBatch, MaintenanceRow, Store, StoreCounts, StoreError,
+    AgentStatus, CommitOutcome, IngestBatch, MaintenanceRow, NewMaintenance, Store, StoreCounts,
+    StoreError,
 };
 use attest_config::wire::Measurement;
 use jiff::Timestamp;
@@ -83,16 +84,8 @@ impl Store for Counting {
     fn agents(&self) -> Result<Vec<AgentStatus>, StoreError> {
         self.count().agents()
     }
-    fn add_maintenance(
-        &self,
-        service: &str,
-        start: Timestamp,
-        end: Timestamp,
-        reason: &str,
-        now: Timestamp,
-    ) -> Result<i64, StoreError> {
-        self.count()
-            .add_maintenance(service, start, end, reason, now)
+    fn add_maintenance(&self, w: &NewMaintenance<'_>, now: Timestamp) -> Result<i64, StoreError> {
+        self.count().add_maintenance(w, now)
     }
     fn cancel_maintenance(&self, id: i64, now: Timestamp) -> Result<(), StoreError> {
         self.count().cancel_maintenance(id, now)

@@ -12,7 +12,7 @@
 mod support;
 
 use attest_collector::report::{self, MonthQuery};
-use attest_collector::store::{IngestBatch, Store};
+use attest_collector::store::{IngestBatch, NewMaintenance, Store};
 use attest_config::wire::{FailureReason, Measurement};
 use jiff::Timestamp;
 use support::{Collector, Refresh, config};
@@ -119,10 +119,13 @@ fn load(store: &dyn Store) {
     }
     store
         .add_maintenance(
-            "web",
-            ts("2026-09-03T10:10:00Z"),
-            ts("2026-09-03T10:20:00Z"),
-            "CHG-1",
+            &NewMaintenance {
+                service: "web",
+                start: ts("2026-09-03T10:10:00Z"),
+                end: ts("2026-09-03T10:20:00Z"),
+                reason: "CHG-1",
+                registered_by: "admin",
+            },
             received_at,
         )
         .expect("maintenance");

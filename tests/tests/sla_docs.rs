@@ -178,13 +178,14 @@ fn every_maintenance_view_field_is_documented() {
         reason: "CHG-42".into(),
         created_at: at,
         cancelled_at: Some(at),
+        registered_by: Some("admin".into()),
     };
     let mut all = BTreeSet::new();
     keys(
         &serde_json::to_value(&view).expect("view serialises"),
         &mut all,
     );
-    assert_eq!(all.len(), 7, "{all:?}");
+    assert_eq!(all.len(), 8, "{all:?}");
     let api = words(&read("docs/http-api.md"));
     let missing: Vec<_> = all.iter().filter(|k| !api.contains(*k)).collect();
     assert!(

@@ -230,7 +230,12 @@ async fn sla(
     }
 }
 
-fn admin(st: &AppState, headers: &HeaderMap) -> Result<(), Rejection> {
+/// The name recorded for what the one `[server] admin_token` does (e.g. as a maintenance
+/// window's registrant): a stable label, never the token.
+pub const ADMIN_CREDENTIAL: &str = "admin";
+
+/// Authenticates the admin token; answers the credential's name.
+fn admin(st: &AppState, headers: &HeaderMap) -> Result<&'static str, Rejection> {
     let Some(expected) = &st.admin_token else {
         return Err(Rejection::new(
             403,
@@ -246,7 +251,9 @@ fn admin(st: &AppState, headers: &HeaderMap) -> Result<(), Rejection> {
             401,
             "missing bearer token for the admin API",
         )),
-        Some(t) if ingest::constant_time_eq(t.trim().as_bytes(), expected.as_bytes()) => Ok(()),
+        Some(t) if ingest::constant_time_eq(t.trim().as_bytes(), expected.as_bytes()) => {
+            Ok(ADMIN_CREDENTIAL)
+        }
         Some(_) => Err(Rejection::new(403, "wrong admin token")),
     }
 }
@@ -278,9 +285,10 @@ async fn add_maintenance(State(st): State<AppState>, req: Request) -> Response {
     const ROUTE: &str = "/api/v1/maintenance";
     let (parts, body) = req.into_parts();
     let peer = peer_of(&parts.extensions);
-    if let Err(r) = admin(&st, &parts.headers) {
-        return refuse(&st, ROUTE, peer, None, r);
-    }
+    let registrant = match admin(&st, &parts.headers) {
+        Ok(name) => name,
+        Err(r) => return refuse(&st, ROUTE, peer, None, r),
+    };
     let read = async {
         let held = st.guard.reserve(&parts.headers, MAINTENANCE_BODY_LIMIT)?;
         Ok::<_, Rejection>((
@@ -293,7 +301,7 @@ async fn add_maintenance(State(st): State<AppState>, req: Request) -> Response {
         Err(r) => return refuse(&st, ROUTE, peer, Some("admin"), r),
     };
     let (maintenance, now) = (st.maintenance.clone(), st.clock.now_utc());
-    match tokio::task::spawn_blocking(move || maintenance.add(&body, now)).await {
+    match tokio::task::spawn_blocking(move || maintenance.add(&body, registrant, now)).await {
         Ok(Ok(v)) => (StatusCode::CREATED, axum::Json(v)).into_response(),
         Ok(Err(r)) => reject(r),
         Err(e) => reject(Rejection::new(500, e.to_string())),

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use attest_config::wire::{FailureReason, Gap, Measurement, Phase, SpoolStatus, Value};
 use jiff::Timestamp;
 
-use super::{IngestBatch, InspectStore, StoreCounts, StoreError};
+use super::{IngestBatch, InspectStore, NewMaintenance, StoreCounts, StoreError};
 use crate::minutes::{SeriesMinuteDetail, SeriesMinutes};
 
 /// A Unix minute in 2026; every case works near it.
@@ -343,13 +343,27 @@ pub fn host_min_avg_max(store: &dyn InspectStore) {
     );
 }
 
-/// Add, list (all and per service), cancel, cancel again, cancel unknown.
+/// Add, list (all and per service, each with its registrant), cancel, cancel again, cancel
+/// unknown.
 pub fn maintenance_lifecycle(store: &dyn InspectStore) {
+    let window = |service, start, end, reason, registered_by| NewMaintenance {
+        service,
+        start,
+        end,
+        reason,
+        registered_by,
+    };
     let id1 = store
-        .add_maintenance("shop", at(10, 0), at(70, 0), "db upgrade", at(0, 0))
+        .add_maintenance(
+            &window("shop", at(10, 0), at(70, 0), "db upgrade", "admin"),
+            at(0, 0),
+        )
         .expect("add");
     let id2 = store
-        .add_maintenance("mail", at(5, 0), at(6, 0), "reboot", at(0, 1))
+        .add_maintenance(
+            &window("mail", at(5, 0), at(6, 0), "reboot", "ops-oncall"),
+            at(0, 1),
+        )
         .expect("add");
     assert_ne!(id1, id2);
     let all = store.list_maintenance(None).expect("list");
@@ -357,6 +371,13 @@ pub fn maintenance_lifecycle(store: &dyn InspectStore) {
         all.iter().map(|m| m.id).collect::<Vec<_>>(),
         vec![id2, id1],
         "ordered by start"
+    );
+    assert_eq!(
+        all.iter()
+            .map(|m| m.registered_by.as_deref())
+            .collect::<Vec<_>>(),
+        vec![Some("ops-oncall"), Some("admin")],
+        "each window keeps its own registrant"
     );
     let shop = store.list_maintenance(Some("shop")).expect("shop");
     assert_eq!(shop.len(), 1);
@@ -375,6 +396,11 @@ pub fn maintenance_lifecycle(store: &dyn InspectStore) {
         m.cancelled_at,
         Some(at(1, 0)),
         "the first cancellation counts"
+    );
+    assert_eq!(
+        m.registered_by.as_deref(),
+        Some("admin"),
+        "cancelling keeps the registrant"
     );
     assert!(matches!(
         store.cancel_maintenance(id1 + id2 + 100, at(3, 0)),

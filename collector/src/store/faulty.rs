@@ -12,7 +12,8 @@ use attest_config::wire::Measurement;
 use jiff::Timestamp;
 
 use super::{
-    AgentStatus, CommitOutcome, IngestBatch, MaintenanceRow, Store, StoreCounts, StoreError,
+    AgentStatus, CommitOutcome, IngestBatch, MaintenanceRow, NewMaintenance, Store, StoreCounts,
+    StoreError,
 };
 use crate::minutes::{GapSpan, HostMinute, SeriesMinutes, ThresholdOver};
 
@@ -98,15 +99,8 @@ impl Store for FaultyStore {
     fn agent_checks(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.up()?.agent_checks()
     }
-    fn add_maintenance(
-        &self,
-        service: &str,
-        start: Timestamp,
-        end: Timestamp,
-        reason: &str,
-        now: Timestamp,
-    ) -> Result<i64, StoreError> {
-        self.up()?.add_maintenance(service, start, end, reason, now)
+    fn add_maintenance(&self, w: &NewMaintenance<'_>, now: Timestamp) -> Result<i64, StoreError> {
+        self.up()?.add_maintenance(w, now)
     }
     fn cancel_maintenance(&self, id: i64, now: Timestamp) -> Result<(), StoreError> {
         self.up()?.cancel_maintenance(id, now)

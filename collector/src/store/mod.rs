@@ -73,6 +73,20 @@ pub struct MaintenanceRow {
     pub reason: String,
     pub created_at: Timestamp,
     pub cancelled_at: Option<Timestamp>,
+    /// The name of the credential that registered it (never a secret); `None` for windows
+    /// stored before registrants were recorded.
+    pub registered_by: Option<String>,
+}
+
+/// A maintenance window to store, as the maintenance API validated it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NewMaintenance<'a> {
+    pub service: &'a str,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub reason: &'a str,
+    /// The name of the credential that registered it (never a secret).
+    pub registered_by: &'a str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -147,14 +161,8 @@ pub trait Store: Send + Sync + 'static {
     fn agent_checks(&self) -> Result<Vec<(String, String)>, StoreError> {
         Ok(Vec::new())
     }
-    fn add_maintenance(
-        &self,
-        service: &str,
-        start: Timestamp,
-        end: Timestamp,
-        reason: &str,
-        now: Timestamp,
-    ) -> Result<i64, StoreError>;
+    /// Stores window `w`, registered at `now`; answers its id.
+    fn add_maintenance(&self, w: &NewMaintenance<'_>, now: Timestamp) -> Result<i64, StoreError>;
     fn cancel_maintenance(&self, id: i64, now: Timestamp) -> Result<(), StoreError>;
     fn list_maintenance(&self, service: Option<&str>) -> Result<Vec<MaintenanceRow>, StoreError>;
     /// Raw measurements of one check in `[from, to)`, for incident drill-down.

@@ -85,6 +85,7 @@ pub fn assemble(
                 end: r.end,
                 reason: r.reason,
                 registered_at: r.created_at,
+                registered_by: r.registered_by,
             })
             .collect();
         results.push((report, detail, api));

@@ -1,6 +1,7 @@
 //! CSV files of a monthly report (RFC 4180: comma separated, CRLF line ends, fields with a
 //! comma, quote, CR or LF quoted, quotes doubled): `services.csv` (the summary), `daily.csv`,
-//! `incidents.csv`, `unknown.csv`, and the per-service minute table of the bundle.
+//! `incidents.csv`, `unknown.csv`, `maintenance.csv` (excluded maintenance windows), and
+//! the per-service minute table of the bundle.
 //!
 //! Invariants:
 //! - A cell is the JSON value's text: strings as they are, numbers in serde_json's
@@ -66,6 +67,14 @@ pub const INCIDENTS: &[&str] = &[
     "reason",
 ];
 pub const UNKNOWN: &[&str] = &["start", "end", "minutes", "silent_agents"];
+pub const MAINTENANCE: &[&str] = &[
+    "kind",
+    "when",
+    "reason",
+    "source",
+    "registered_at",
+    "registered_by",
+];
 
 /// A field, quoted when RFC 4180 requires it.
 pub fn field(s: &str) -> String {
@@ -149,6 +158,20 @@ pub fn unknown(r: &MonthlyReport) -> String {
         .flat_map(|s| s.unknown.iter().map(move |u| (Some(s.service.as_str()), u)))
         .collect();
     with_header(UNKNOWN, table(UNKNOWN, &rows))
+}
+
+pub fn maintenance(r: &MonthlyReport) -> String {
+    let rows: Vec<_> = r
+        .services
+        .iter()
+        .flat_map(|s| {
+            s.excluded
+                .maintenance
+                .iter()
+                .map(move |m| (Some(s.service.as_str()), m))
+        })
+        .collect();
+    with_header(MAINTENANCE, table(MAINTENANCE, &rows))
 }
 
 /// An empty table still gets its header with the service column.

@@ -252,6 +252,7 @@ pub fn api_maintenance(i: usize) -> Vec<ApiMaintenance> {
             end: ts("2026-10-07T17:00:00Z"),
             reason: "ERP patch day".into(),
             registered_at: ts("2026-10-01T09:12:00Z"),
+            registered_by: Some("admin".into()),
         }]
     } else {
         Vec::new()

@@ -188,6 +188,7 @@ pub fn csv_files(r: &MonthlyReport) -> Vec<(String, Vec<u8>)> {
         ("daily.csv".into(), csv::daily(r).into_bytes()),
         ("incidents.csv".into(), csv::incidents(r).into_bytes()),
         ("unknown.csv".into(), csv::unknown(r).into_bytes()),
+        ("maintenance.csv".into(), csv::maintenance(r).into_bytes()),
     ]
 }
 

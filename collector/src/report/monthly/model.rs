@@ -193,6 +193,9 @@ pub struct MaintenanceRow {
     pub source: String,
     /// When an API window was registered.
     pub registered_at: Option<Timestamp>,
+    /// Who registered an API window: the admin credential's name (null for config windows
+    /// and for API windows stored before registrants were recorded).
+    pub registered_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -274,6 +277,8 @@ pub struct ApiMaintenance {
     pub end: Timestamp,
     pub reason: String,
     pub registered_at: Timestamp,
+    /// The registering credential's name; `None` when the store has none.
+    pub registered_by: Option<String>,
 }
 
 /// What one service contributes: its definition and the engine's results.
@@ -494,6 +499,7 @@ fn excluded(p: &ServiceParts<'_>) -> Excluded {
                 reason: reason.clone(),
                 source: "config".into(),
                 registered_at: None,
+                registered_by: None,
             },
             MaintenanceWindow::Weekly { window, reason } => MaintenanceRow {
                 kind: "weekly".into(),
@@ -501,6 +507,7 @@ fn excluded(p: &ServiceParts<'_>) -> Excluded {
                 reason: reason.clone(),
                 source: "config".into(),
                 registered_at: None,
+                registered_by: None,
             },
         })
         .collect();
@@ -510,6 +517,7 @@ fn excluded(p: &ServiceParts<'_>) -> Excluded {
         reason: m.reason.clone(),
         source: "api".into(),
         registered_at: Some(m.registered_at),
+        registered_by: m.registered_by.clone(),
     }));
     let period = p.report.period.minutes.max(0) as u64;
     Excluded {

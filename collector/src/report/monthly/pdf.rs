@@ -17,7 +17,7 @@ use krilla::surface::Surface;
 use krilla::text::{Font, TextDirection};
 use krilla::{Document, SerializeSettings};
 
-use super::model::{MonthlyReport, SummaryRow};
+use super::model::{MaintenanceRow, MonthlyReport, SummaryRow};
 use super::text::{fmt_num, fmt_opt_pct, fmt_ratio, fmt_secs};
 
 static REGULAR: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
@@ -499,15 +499,15 @@ fn service(f: &mut Flow, s: &super::model::ServiceSection, sum: &SummaryRow) {
         ),
     );
     for m in &s.excluded.maintenance {
-        let at = m
-            .registered_at
-            .map(|t| format!(" at {t}"))
-            .unwrap_or_default();
         f.para(
             8.0,
             &format!(
-                "Maintenance ({}, {}{at}): {} — {}",
-                m.kind, m.source, m.when, m.reason
+                "Maintenance ({}, {}{}): {} — {}",
+                m.kind,
+                m.source,
+                registration(m),
+                m.when,
+                m.reason
             ),
         );
     }
@@ -601,6 +601,20 @@ fn service(f: &mut Flow, s: &super::model::ServiceSection, sum: &SummaryRow) {
             );
         }
     }
+}
+
+/// ` at INSTANT by NAME` of an API window (`(not recorded)` when the store has no
+/// registrant); empty for a config window.
+fn registration(m: &MaintenanceRow) -> String {
+    let at = m
+        .registered_at
+        .map(|t| format!(" at {t}"))
+        .unwrap_or_default();
+    if m.source != "api" {
+        return at;
+    }
+    let by = m.registered_by.as_deref().unwrap_or("(not recorded)");
+    format!("{at} by {by}")
 }
 
 /// A capacity objective's limit or value: a percentage for the ratio statistics, else

@@ -31,6 +31,9 @@ pub struct Reports {
     pub differences: Arc<ArchiveDifferences>,
 }
 
+/// The CSV tables a route serves by `table=` (each `NAME.csv` of the `csv` format).
+pub const CSV_TABLES: &[&str] = &["services", "daily", "incidents", "unknown", "maintenance"];
+
 /// The files of one request: name, content type, bytes.
 pub struct Served {
     pub name: String,
@@ -124,8 +127,7 @@ impl Reports {
     }
 
     /// One file of `month` in `format` (not `bundle`); archived months (all services) come
-    /// from the archive. `table` picks the CSV table (`services`, `daily`, `incidents`,
-    /// `unknown`).
+    /// from the archive. `table` picks the CSV table (one of [`CSV_TABLES`]).
     pub fn file(
         &self,
         month: Month,
@@ -137,10 +139,10 @@ impl Reports {
         let name = match format {
             Format::Csv => {
                 let t = table.unwrap_or("services");
-                if !["services", "daily", "incidents", "unknown"].contains(&t) {
+                if !CSV_TABLES.contains(&t) {
                     return Err(Rejection::new(
                         400,
-                        format!("table={t:?} is not one of services, daily, incidents, unknown"),
+                        format!("table={t:?} is not one of {}", CSV_TABLES.join(", ")),
                     )
                     .field("table"));
                 }

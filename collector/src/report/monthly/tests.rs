@@ -249,6 +249,59 @@ fn csv_read_back_equals_the_json() {
                 .collect()
         }),
     );
+    assert_csv_matches(
+        &csv::maintenance(r),
+        csv::MAINTENANCE,
+        per(&|s| {
+            s.excluded
+                .maintenance
+                .iter()
+                .map(|m| serde_json::to_value(m).unwrap())
+                .collect()
+        }),
+    );
+}
+
+/// An API window names who registered it in every format; a config window names nobody;
+/// an API window stored before registrants were recorded says so instead of guessing.
+#[test]
+fn api_maintenance_names_its_registrant_in_every_format() {
+    let (r, _) = sample();
+    let erp = &r.services[1].excluded.maintenance;
+    let api: Vec<_> = erp.iter().filter(|m| m.source == "api").collect();
+    assert_eq!(api.len(), 1);
+    assert_eq!(api[0].registered_by.as_deref(), Some("admin"));
+    assert!(
+        erp.iter()
+            .filter(|m| m.source == "config")
+            .all(|m| m.registered_by.is_none())
+    );
+    let json: serde_json::Value = serde_json::from_slice(&one(r, Format::Json, None)).unwrap();
+    let rows = json["services"][1]["excluded"]["maintenance"]
+        .as_array()
+        .unwrap();
+    assert!(rows.iter().any(|m| m["registered_by"] == "admin"));
+    let by = "at 2026-10-01T09:12:00Z by admin";
+    for f in [Format::Html, Format::Md] {
+        let text = String::from_utf8(one(r, f, None)).unwrap();
+        assert!(text.contains(by), "{f:?} lacks {by:?}");
+    }
+    let table = csv::parse(&csv::maintenance(r)).unwrap();
+    let col = table[0].iter().position(|c| c == "registered_by").unwrap();
+    assert!(
+        table[1..]
+            .iter()
+            .any(|row| row[0] == "erp" && row[col] == "admin")
+    );
+    let mut unrecorded = r.clone();
+    for m in &mut unrecorded.services[1].excluded.maintenance {
+        m.registered_by = None;
+    }
+    let md = String::from_utf8(one(&unrecorded, Format::Md, None)).unwrap();
+    assert!(
+        md.contains("at 2026-10-01T09:12:00Z by (not recorded)"),
+        "{md}"
+    );
 }
 
 #[test]
@@ -415,6 +468,10 @@ fn pdf_text_shows_the_json_figures() {
         }
         for u in &s.unknown {
             assert!(text.contains(&u.silent_agents.join(", ")));
+        }
+        for m in s.excluded.maintenance.iter().filter(|m| m.source == "api") {
+            let by = format!("by {}", m.registered_by.as_deref().unwrap_or("?"));
+            assert!(text.contains(&by), "maintenance registrant {by:?}");
         }
     }
     golden("report.pdf.txt", text.as_bytes());

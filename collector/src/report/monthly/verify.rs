@@ -245,6 +245,7 @@ fn explain_changes(
             "daily.csv" => Some(csv::daily(&r).into_bytes()),
             "incidents.csv" => Some(csv::incidents(&r).into_bytes()),
             "unknown.csv" => Some(csv::unknown(&r).into_bytes()),
+            "maintenance.csv" => Some(csv::maintenance(&r).into_bytes()),
             _ => None,
         };
         let Some(fresh) = fresh else {

@@ -51,7 +51,8 @@ use attest_config::wire::Measurement;
 
 use super::keys::{to_u64, ts_ns};
 use super::{
-    AgentStatus, CommitOutcome, IngestBatch, MaintenanceRow, Store, StoreCounts, StoreError,
+    AgentStatus, CommitOutcome, IngestBatch, MaintenanceRow, NewMaintenance, Store, StoreCounts,
+    StoreError,
 };
 use crate::minutes::{GapSpan, HostMinute, SeriesMinutes, ThresholdOver};
 
@@ -448,24 +449,19 @@ impl Store for PgStore {
         })
     }
 
-    fn add_maintenance(
-        &self,
-        service: &str,
-        start: Timestamp,
-        end: Timestamp,
-        reason: &str,
-        now: Timestamp,
-    ) -> Result<i64, StoreError> {
-        let (s, e, n) = (ts_ns(start)?, ts_ns(end)?, ts_ns(now)?);
-        let (service, reason) = (service.to_owned(), reason.to_owned());
+    fn add_maintenance(&self, w: &NewMaintenance<'_>, now: Timestamp) -> Result<i64, StoreError> {
+        let (s, e, n) = (ts_ns(w.start)?, ts_ns(w.end)?, ts_ns(now)?);
+        let (service, reason) = (w.service.to_owned(), w.reason.to_owned());
+        let by = w.registered_by.to_owned();
         self.run(move |pool| async move {
             let mut c = pool.get().await?;
             let row = c
                 .client()?
                 .query_one(
-                    "INSERT INTO maintenance (service, start_ns, end_ns, reason, created_ns)
-                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                    &[&service, &s, &e, &reason, &n],
+                    "INSERT INTO maintenance
+                       (service, start_ns, end_ns, reason, created_ns, registered_by)
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                    &[&service, &s, &e, &reason, &n, &by],
                 )
                 .await?;
             Ok(row.try_get(0)?)

@@ -210,7 +210,7 @@ pub(super) async fn maintenance(
 ) -> Result<Vec<MaintenanceRow>, TxError> {
     let rows = client
         .query(
-            "SELECT id, service, start_ns, end_ns, reason, created_ns, cancelled_ns
+            "SELECT id, service, start_ns, end_ns, reason, created_ns, cancelled_ns, registered_by
              FROM maintenance WHERE $1::text IS NULL OR service = $1
              ORDER BY start_ns, id",
             &[&service],
@@ -227,6 +227,7 @@ pub(super) async fn maintenance(
             reason: r.try_get(4)?,
             created_at: from_ns(r.try_get(5)?)?,
             cancelled_at: cancelled.map(from_ns).transpose()?,
+            registered_by: r.try_get(7)?,
         });
     }
     Ok(out)

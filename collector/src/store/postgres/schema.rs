@@ -133,8 +133,12 @@ INSERT INTO meta (key, value)
   FROM meta WHERE key = 'rollup_horizon_minute';
 ";
 
+/// Version 3 records who registered each maintenance window (the credential's name, never
+/// a secret); NULL for windows registered before it, as in SQLite.
+const V3: &str = "ALTER TABLE maintenance ADD COLUMN registered_by TEXT;";
+
 /// Every migration, in order; index + 1 is the version it brings the database to.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;

@@ -350,6 +350,29 @@ fn newer_schema_is_refused() {
     assert!(err.to_string().contains("newer collector"), "{err}");
 }
 
+/// A window stored at version 2 (before registrants) keeps its row through migration 3 and
+/// lists with no registrant; windows added afterwards name theirs.
+#[test]
+fn migration_3_keeps_old_windows_without_a_registrant() {
+    let Some(db) = TestDb::create() else { return };
+    drop(db.store());
+    admin_exec(
+        &db.url,
+        "ALTER TABLE maintenance DROP COLUMN registered_by;
+         DELETE FROM schema_version WHERE version = 3;
+         INSERT INTO maintenance (service, start_ns, end_ns, reason, created_ns)
+         VALUES ('shop', 1000000000, 2000000000, 'old', 0);",
+    )
+    .expect("back to version 2 with a window");
+    let store = db.store();
+    let rows = store.list_maintenance(None).expect("list");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].reason.as_str(), rows[0].registered_by.as_deref()),
+        ("old", None)
+    );
+}
+
 #[test]
 fn reconnecting_keeps_data_and_dedup_state() {
     let Some(db) = TestDb::create() else { return };

@@ -14,7 +14,7 @@ use super::error::map_err;
 use super::packs::trim_boundary_packs;
 use super::thresholds::raw_horizon_minute;
 use crate::store::keys::{batches_before, from_ns, to_u64, ts_ns};
-use crate::store::{AgentStatus, MaintenanceRow, StoreError};
+use crate::store::{AgentStatus, MaintenanceRow, NewMaintenance, StoreError};
 
 /// Every (agent, check) series the store knows, measured or only gapped.
 pub(super) fn agent_checks(tx: &Transaction<'_>) -> Result<Vec<(String, String)>, StoreError> {
@@ -79,18 +79,15 @@ pub(super) fn agents(tx: &Transaction<'_>) -> Result<Vec<AgentStatus>, StoreErro
 
 pub(super) fn add_maintenance(
     conn: &Connection,
-    service: &str,
-    start: Timestamp,
-    end: Timestamp,
-    reason: &str,
+    w: &NewMaintenance<'_>,
     now: Timestamp,
 ) -> Result<i64, StoreError> {
-    let (s, e, n) = (ts_ns(start)?, ts_ns(end)?, ts_ns(now)?);
+    let (s, e, n) = (ts_ns(w.start)?, ts_ns(w.end)?, ts_ns(now)?);
     conn.prepare_cached(
-        "INSERT INTO maintenance (service, start_ns, end_ns, reason, created_ns)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO maintenance (service, start_ns, end_ns, reason, created_ns, registered_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
-    .and_then(|mut stmt| stmt.execute(params![service, s, e, reason, n]))
+    .and_then(|mut stmt| stmt.execute(params![w.service, s, e, w.reason, n, w.registered_by]))
     .map_err(map_err)?;
     Ok(conn.last_insert_rowid())
 }
@@ -120,7 +117,7 @@ pub(super) fn list_maintenance(
 ) -> Result<Vec<MaintenanceRow>, StoreError> {
     let mut stmt = tx
         .prepare_cached(
-            "SELECT id, service, start_ns, end_ns, reason, created_ns, cancelled_ns
+            "SELECT id, service, start_ns, end_ns, reason, created_ns, cancelled_ns, registered_by
              FROM maintenance WHERE ?1 IS NULL OR service = ?1
              ORDER BY start_ns, id",
         )
@@ -130,7 +127,8 @@ pub(super) fn list_maintenance(
         .map_err(map_err)?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, service, start, end, reason, created, cancelled) = row.map_err(map_err)?;
+        let (id, service, start, end, reason, created, cancelled, registered_by) =
+            row.map_err(map_err)?;
         out.push(MaintenanceRow {
             id,
             service,
@@ -139,13 +137,23 @@ pub(super) fn list_maintenance(
             reason,
             created_at: from_ns(created)?,
             cancelled_at: cancelled.map(from_ns).transpose()?,
+            registered_by,
         });
     }
     Ok(out)
 }
 
-/// id, service, start, end, reason, created, cancelled (timestamps in ns).
-type MaintenanceColumns = (i64, String, i64, i64, String, i64, Option<i64>);
+/// id, service, start, end, reason, created, cancelled (timestamps in ns), registered by.
+type MaintenanceColumns = (
+    i64,
+    String,
+    i64,
+    i64,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+);
 
 fn maintenance_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MaintenanceColumns> {
     Ok((
@@ -156,6 +164,7 @@ fn maintenance_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MaintenanceColumns
         r.get(4)?,
         r.get(5)?,
         r.get(6)?,
+        r.get(7)?,
     ))
 }
 

@@ -45,8 +45,8 @@ use super::InspectStore;
 use super::journal::ChangeJournal;
 use super::keys::{minute_of, ts_ns};
 use super::{
-    AgentStatus, CommitOutcome, IngestBatch, MaintenanceRow, SeriesMinuteSummary, Store,
-    StoreCounts, StoreError,
+    AgentStatus, CommitOutcome, IngestBatch, MaintenanceRow, NewMaintenance, SeriesMinuteSummary,
+    Store, StoreCounts, StoreError,
 };
 use crate::minutes::{GapSpan, HostMinute, SeriesMinutes, ThresholdOver};
 use error::map_err;
@@ -344,16 +344,8 @@ impl Store for SqliteStore {
         self.read(admin::agent_checks)
     }
 
-    fn add_maintenance(
-        &self,
-        service: &str,
-        start: Timestamp,
-        end: Timestamp,
-        reason: &str,
-        now: Timestamp,
-    ) -> Result<i64, StoreError> {
-        let w = lock(&self.writer);
-        admin::add_maintenance(&w.conn, service, start, end, reason, now)
+    fn add_maintenance(&self, w: &NewMaintenance<'_>, now: Timestamp) -> Result<i64, StoreError> {
+        admin::add_maintenance(&lock(&self.writer).conn, w, now)
     }
 
     /// Cancelling twice keeps the first cancellation time.

@@ -154,6 +154,11 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX late_changes_by_check ON late_changes (check_id, seq);
     "#,
+    // 4: who registered each maintenance window (the credential's name, never a secret);
+    // NULL for windows registered before this version.
+    r#"
+    ALTER TABLE maintenance ADD COLUMN registered_by TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -217,5 +222,41 @@ mod tests {
         };
         assert_eq!(at_v1(true), Some(1001));
         assert_eq!(at_v1(false), None);
+    }
+
+    /// A window stored at version 3 keeps its row through migration 4, with no registrant
+    /// (none was recorded), and a new one can name its registrant.
+    #[test]
+    fn migration_4_keeps_old_windows_without_a_registrant() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).expect("v1..v3");
+        }
+        conn.pragma_update(None, "user_version", 3)
+            .expect("version");
+        conn.execute(
+            "INSERT INTO maintenance (service, start_ns, end_ns, reason, created_ns)
+             VALUES ('shop', 1, 2, 'old', 0)",
+            [],
+        )
+        .expect("old window");
+        migrate(&mut conn).expect("migrate");
+        conn.execute(
+            "INSERT INTO maintenance (service, start_ns, end_ns, reason, created_ns, registered_by)
+             VALUES ('shop', 3, 4, 'new', 0, 'admin')",
+            [],
+        )
+        .expect("new window");
+        let by: Vec<(String, Option<String>)> = conn
+            .prepare("SELECT reason, registered_by FROM maintenance ORDER BY id")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(
+            by,
+            vec![("old".into(), None), ("new".into(), Some("admin".into()))]
+        );
     }
 }
