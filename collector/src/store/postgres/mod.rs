@@ -25,6 +25,8 @@
 mod ingest;
 mod read;
 mod schema;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_db;
 #[cfg(test)]
 pub(crate) mod tests;
 mod thresholds;

@@ -6,152 +6,13 @@
 //! `attest_test` is created with `su postgres -c psql` and used over TCP 127.0.0.1:5432.
 //! Without a server the tests skip loudly; `ATTEST_REQUIRE_POSTGRES=1` makes that a failure.
 
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use attest_config::wire::{FailureReason, Measurement};
 
+pub(crate) use super::test_db::TestDb;
+use super::test_db::admin_exec;
 use super::*;
 use crate::store::InspectStore;
 use crate::store::contract::{self, BASE_MINUTE, batch, fail, ok};
-
-const TEST_ROLE_URL: &str = "postgres://attest_test:attest_test@127.0.0.1:5432/postgres";
-
-/// SQL run as the `postgres` superuser to create (or reset) the test role.
-const BOOTSTRAP_SQL: &str = "DO $$ BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'attest_test') THEN
-    CREATE ROLE attest_test LOGIN CREATEDB PASSWORD 'attest_test';
-  ELSE
-    ALTER ROLE attest_test LOGIN CREATEDB PASSWORD 'attest_test';
-  END IF;
-END $$;";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("test runtime")
-}
-
-/// Runs `sql` (several statements allowed) on the database at `url`.
-fn admin_exec(url: &str, sql: &str) -> Result<(), String> {
-    let config = Config::from_str(url).map_err(|e| format!("bad URL: {e}"))?;
-    runtime().block_on(async {
-        let (client, conn) = config.connect(NoTls).await.map_err(|e| describe(&e))?;
-        let task = tokio::spawn(conn);
-        let out = client.batch_execute(sql).await.map_err(|e| describe(&e));
-        drop(client);
-        let _ = task.await;
-        out
-    })
-}
-
-fn bootstrap_role() -> Result<(), String> {
-    let mut child = Command::new("su")
-        .args([
-            "postgres",
-            "-c",
-            "psql -X -q -v ON_ERROR_STOP=1 -d postgres",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run su postgres: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        use std::io::Write;
-        stdin
-            .write_all(BOOTSTRAP_SQL.as_bytes())
-            .map_err(|e| format!("cannot feed psql: {e}"))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("psql did not finish: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "creating the test role failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(())
-}
-
-/// The URL of a role that may create databases, or why there is none.
-fn admin_url() -> &'static Result<String, String> {
-    static URL: OnceLock<Result<String, String>> = OnceLock::new();
-    URL.get_or_init(|| {
-        if let Ok(url) = std::env::var("ATTEST_TEST_POSTGRES_URL") {
-            return admin_exec(&url, "SELECT 1").map(|()| url);
-        }
-        if admin_exec(TEST_ROLE_URL, "SELECT 1").is_err() {
-            bootstrap_role()?;
-        }
-        admin_exec(TEST_ROLE_URL, "SELECT 1").map(|()| TEST_ROLE_URL.to_owned())
-    })
-}
-
-/// A fresh database, dropped (with its connections) when this goes out of scope.
-pub(crate) struct TestDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    /// `None` (after saying so on stderr) when no server is reachable and none is required.
-    pub(crate) fn create() -> Option<TestDb> {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let admin = match admin_url() {
-            Ok(url) => url.clone(),
-            Err(why) => {
-                if std::env::var("ATTEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-                    panic!("PostgreSQL is required (ATTEST_REQUIRE_POSTGRES=1) but: {why}");
-                }
-                eprintln!(
-                    "SKIPPED: no PostgreSQL for the store tests ({why}); start it with \
-                     `pg_ctlcluster 15 main start`, or set ATTEST_REQUIRE_POSTGRES=1 to fail"
-                );
-                return None;
-            }
-        };
-        let name = format!(
-            "attest_t_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        admin_exec(&admin, &format!("CREATE DATABASE {name}")).expect("create test database");
-        let url = url_for_database(&admin, &name);
-        Some(TestDb { admin, name, url })
-    }
-
-    pub(crate) fn store(&self) -> PgStore {
-        PgStore::connect(&self.url).expect("connect to the test database")
-    }
-}
-
-/// The admin URL pointed at database `name`: its last path segment is the database.
-fn url_for_database(admin: &str, name: &str) -> String {
-    let (base, query) = admin.split_once('?').unwrap_or((admin, ""));
-    let base = match base.rsplit_once('/') {
-        Some((head, _)) if head.contains("//") && head.len() > "postgres://".len() => head,
-        _ => base,
-    };
-    if query.is_empty() {
-        format!("{base}/{name}")
-    } else {
-        format!("{base}/{name}?{query}")
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        if let Err(e) = admin_exec(&self.admin, &sql) {
-            eprintln!("could not drop test database {}: {e}", self.name);
-        }
-    }
-}
 
 /// One `#[test]` per contract case, each on a fresh database.
 macro_rules! pg_contract_tests {
@@ -405,18 +266,6 @@ fn usable_from_spawn_blocking_and_droppable_in_async_code() {
         out
     });
     assert_eq!(counts.expect("counts").measurements, 1);
-}
-
-#[test]
-fn test_urls_point_at_the_test_database() {
-    assert_eq!(
-        url_for_database("postgres://u:p@127.0.0.1:5432/postgres", "t1"),
-        "postgres://u:p@127.0.0.1:5432/t1"
-    );
-    assert_eq!(
-        url_for_database("postgres://u:p@h/postgres?sslmode=disable", "t1"),
-        "postgres://u:p@h/t1?sslmode=disable"
-    );
 }
 
 #[test]
