@@ -207,6 +207,14 @@ fn main() {
     let started = Instant::now();
     figures.refresh(now);
     let steady = started.elapsed();
+    // For profiling a steady refresh (`perf record -p`): repeat it this many more times.
+    let repeat: u32 = std::env::var("SLA_STEADY_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    for _ in 0..repeat {
+        figures.refresh(now);
+    }
     println!(
         "(a) steady refresh, read + evaluate {SERVICES} services x month: {:.0} ms \
          ({:.2} ms per service; {}); bad minutes in total: {bad}",

@@ -10,8 +10,13 @@
 //! - A scrape never computes and never reads the store: it renders the latest snapshot,
 //!   which a background loop refreshes within about a second of a [`DataChanged`] signal
 //!   (ingest sends one per commit) and at least every 30 s, since burn rates move with time
-//!   alone. While a refresh runs long (a cold start), the figures computed so far are
+//!   alone. A fleet whose refresh takes long refreshes less often under a steady stream of
+//!   data, so that the loop keeps to [`REFRESH_CPU_SHARE`] of a core.
+//!   While a refresh runs long (a cold start), the figures computed so far are
 //!   published every [`PUBLISH_EVERY`], so `/metrics` fills service by service.
+//! - Within one as-of minute, a service whose rows, gaps and API maintenance did not change
+//!   since its last refresh (and that has no capacity objectives) reuses its last report
+//!   with the new instant: every figure is a function of the as-of minute.
 //! - A refresh reuses each service's closed minutes (`sla::ClosedMinutes`, everything
 //!   about two hours behind now) from the previous refresh only while the store's change
 //!   journal (`Store::changed_since`) reports no rollup or gap of them changed; late data,
@@ -55,6 +60,12 @@ const SETTLE: Duration = Duration::from_millis(500);
 /// How often the totals of past months (behind the SLO counters) are recomputed, so late
 /// data for a closed month reaches the counters.
 const PAST_MONTHS_EVERY: Duration = Duration::from_secs(600);
+/// The share of one core the refresh loop may use while data keeps arriving: after a
+/// refresh that took `t`, the next data-driven one waits `t × (1 / share − 1)` (at least
+/// [`SETTLE`], at most [`MAX_AGE`]). A fleet whose refresh takes 10 ms still refreshes
+/// 0.5 s after new data; one whose refresh takes 1 s refreshes every 19 s under a steady
+/// stream instead of back to back (0.05 core instead of 0.65).
+const REFRESH_CPU_SHARE: f64 = 0.05;
 /// During a long refresh, how often the figures computed so far are published.
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// The least time between two saves of the state file (it changes about hourly, when the
@@ -132,6 +143,30 @@ struct Cached {
     month: Month,
     mark: u64,
     closed: ClosedMinutes,
+    /// The report computed with these closed minutes, and what it was computed from
+    /// beyond the journalled rows: reused while none of it changed (see [`Last::holds`]).
+    /// `None` for closed minutes loaded from the state file.
+    last: Option<Last>,
+}
+
+/// What a service's last report depended on besides the rows the journal tracks.
+#[derive(Debug)]
+struct Last {
+    report: ServiceReport,
+    /// The as-of minute: every figure moves with it, none moves within it.
+    as_of: i64,
+    maintenance: Vec<MaintenanceRow>,
+}
+
+impl Last {
+    /// Whether a report computed now would equal this one apart from its as-of instant:
+    /// same as-of minute, same API maintenance, no host minutes involved (they are not
+    /// journalled) — the caller has checked that no row or gap of the service changed.
+    fn holds(&self, svc: &Service, now: Timestamp, maintenance: &[MaintenanceRow]) -> bool {
+        svc.capacity.is_empty()
+            && self.as_of == sla::calendar::ceil_minute(now)
+            && self.maintenance == maintenance
+    }
 }
 
 pub struct Figures {
@@ -216,8 +251,9 @@ impl Figures {
             .clone()
     }
 
-    /// Refreshes at once, then again [`SETTLE`] after each change signal, or when the
-    /// snapshot is [`MAX_AGE`] old; until `cancel`.
+    /// Refreshes at once, then again [`SETTLE`] after each change signal (later when the
+    /// last refresh was long: [`REFRESH_CPU_SHARE`]), or when the snapshot is [`MAX_AGE`]
+    /// old; until `cancel`.
     pub async fn refresh_loop(
         self: Arc<Self>,
         changed: DataChanged,
@@ -227,17 +263,20 @@ impl Figures {
         loop {
             let me = self.clone();
             let now = clock.now_utc();
+            let started = Instant::now();
             if let Err(e) = tokio::task::spawn_blocking(move || me.refresh(now)).await {
                 tracing::error!("figures refresh failed: {e}");
             }
+            let (pause, done) = (pause_after(started.elapsed()), Instant::now());
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = changed.changed() => {}
                 _ = tokio::time::sleep(MAX_AGE) => {}
             }
+            let settle = pause.saturating_sub(done.elapsed()).max(SETTLE);
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(SETTLE) => {}
+                _ = tokio::time::sleep(settle) => {}
             }
         }
     }
@@ -363,6 +402,7 @@ impl Figures {
                             month: entry.month,
                             mark,
                             closed: entry.closed.clone(),
+                            last: None,
                         },
                     );
                 used += 1;
@@ -623,12 +663,28 @@ impl Figures {
         host: Option<&[HostMinute]>,
     ) -> Result<ServiceReport, Rejection> {
         let mark = self.store.change_mark();
-        let prior = self
+        // Read before the engine's own read: if a window is registered in between, the
+        // report used the newer list and the next refresh sees a difference and recomputes.
+        let maintenance = self.api_maintenance_rows(&svc.name)?;
+        let mut prior = self
             .closed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&svc.name)
             .filter(|c| c.month == month);
+        let reusable = match &prior {
+            Some(c) => match c.last.as_ref().filter(|l| l.holds(svc, now, &maintenance)) {
+                Some(last) if self.untouched(svc, c)? => Some(last.report.clone()),
+                _ => None,
+            },
+            None => None,
+        };
+        if let Some(report) = reusable
+            && let Some(c) = prior.take()
+        {
+            self.keep(svc, Cached { mark, ..c });
+            return Ok(report.restamped(now));
+        }
         let prior = match prior {
             Some(c) if !self.unchanged(svc, &c)? => None,
             other => other.map(|c| c.closed),
@@ -638,18 +694,37 @@ impl Figures {
             outcome = self.evaluate_from(svc, month, now, None, host)?;
         }
         let (report, closed) = completed(outcome)?;
+        let last = Last {
+            report: report.clone(),
+            as_of: sla::calendar::ceil_minute(now),
+            maintenance,
+        };
+        self.keep(
+            svc,
+            Cached {
+                month,
+                mark,
+                closed,
+                last: Some(last),
+            },
+        );
+        Ok(report)
+    }
+
+    fn keep(&self, svc: &Service, cached: Cached) {
         self.closed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(
-                svc.name.clone(),
-                Cached {
-                    month,
-                    mark,
-                    closed,
-                },
-            );
-        Ok(report)
+            .insert(svc.name.clone(), cached);
+    }
+
+    /// Whether no row or gap of the service changed at all since `cached` was computed.
+    fn untouched(&self, svc: &Service, cached: &Cached) -> Result<bool, Rejection> {
+        let changed = self
+            .store
+            .changed_since(&svc.checks, cached.mark, i64::MIN, i64::MAX)
+            .map_err(store_err)?;
+        Ok(!changed)
     }
 
     /// Whether nothing `cached` was built from changed in the store since its mark.
@@ -887,6 +962,13 @@ impl Rows {
 }
 
 /// API maintenance rows as the engine's windows.
+/// How long the refresh loop waits after a refresh that took `took` before starting the
+/// next one on new data (see [`REFRESH_CPU_SHARE`]).
+fn pause_after(took: Duration) -> Duration {
+    took.mul_f64(1.0 / REFRESH_CPU_SHARE - 1.0)
+        .clamp(SETTLE, MAX_AGE)
+}
+
 fn windows(rows: &[MaintenanceRow]) -> Vec<MaintenanceWindow> {
     rows.iter()
         .map(|r| MaintenanceWindow::Once {
@@ -1114,6 +1196,73 @@ mod tests {
             return;
         };
         figures_survive_an_outage(Arc::new(db.store()));
+    }
+
+    /// Within one as-of minute, a service none of whose rows, gaps or API maintenance
+    /// changed reuses its last report (no rollup read, the same figures with the new
+    /// instant); new data, a maintenance window or the next minute recompute it.
+    #[test]
+    fn an_untouched_service_costs_no_read_within_its_minute() {
+        use crate::store::faulty::FaultyStore;
+        use std::sync::atomic::Ordering::SeqCst;
+        let cfg = config();
+        let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open_temp().expect("store"));
+        let faulty = Arc::new(FaultyStore::new(sqlite.clone()));
+        for m in 0..300 {
+            let b = batch("a1", m as u64 + 1, vec![ok("web", m, 0, 0.1)]);
+            faulty.commit_batch(&b).expect("commit");
+        }
+        let figures = Figures::new(cfg.clone(), faulty.clone());
+        let reads = || faulty.rollup_reads.load(SeqCst);
+        figures.refresh(at(299, 20));
+        let (first, before) = (figures.latest().services[0].clone(), reads());
+        figures.refresh(at(299, 50));
+        let again = figures.latest().services[0].clone();
+        assert_eq!(reads(), before, "untouched within the minute: nothing read");
+        assert_eq!(again.as_of, at(299, 50));
+        assert_eq!(again.clone().restamped(first.as_of), first);
+        assert_eq!(again, fresh(&cfg, &sqlite, at(299, 50))[0]);
+
+        let b = batch("a1", 1_000, vec![fail("web", 299, 30, None)]);
+        faulty.commit_batch(&b).expect("commit");
+        figures.refresh(at(299, 55));
+        let failed = figures.latest().services[0].clone();
+        assert!(reads() > before, "new data is read");
+        assert_eq!(failed.bad_minutes, first.bad_minutes + 1);
+        assert_eq!(failed, fresh(&cfg, &sqlite, at(299, 55))[0]);
+
+        let before = reads();
+        let window = crate::store::NewMaintenance {
+            service: "web",
+            start: at(10, 0),
+            end: at(20, 0),
+            reason: "test",
+            registered_by: "test",
+        };
+        faulty
+            .add_maintenance(&window, at(299, 56))
+            .expect("maintenance");
+        figures.refresh(at(299, 57));
+        assert!(reads() > before, "a maintenance window recomputes");
+        let maintained = figures.latest().services[0].clone();
+        assert_eq!(maintained.eligible_minutes, failed.eligible_minutes - 10);
+
+        let before = reads();
+        figures.refresh(at(300, 10));
+        assert!(reads() > before, "the next minute recomputes");
+        assert_eq!(
+            figures.latest().services[0],
+            fresh(&cfg, &sqlite, at(300, 10))[0]
+        );
+    }
+
+    /// The refresh loop's pause keeps it to its share of a core, between the settle time
+    /// and the snapshot's maximum age.
+    #[test]
+    fn a_long_refresh_pauses_in_proportion() {
+        assert_eq!(pause_after(Duration::from_millis(10)), SETTLE);
+        assert_eq!(pause_after(Duration::from_secs(1)), Duration::from_secs(19));
+        assert_eq!(pause_after(Duration::from_secs(5)), MAX_AGE);
     }
 
     /// Before any good refresh there is nothing to keep: the service is absent (documented),

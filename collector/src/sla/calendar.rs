@@ -228,9 +228,10 @@ fn epoch_day(date: Date) -> Option<i64> {
 /// any UTC minute, whether it is eligible (apart from the period bound, applied by callers).
 pub struct Calendar {
     tz: TimeZone,
-    /// `None` = 24x7.
-    hours: Option<WeekMask>,
-    weekly_maintenance: Option<WeekMask>,
+    /// Eligible minutes of the week (service hours minus weekly maintenance), one byte
+    /// each so that a day is filled by one copy; `None` = every minute (24x7, no weekly
+    /// maintenance).
+    week: Option<Box<[u8; WEEK]>>,
     /// Sorted local day numbers.
     holidays: Vec<i64>,
     /// Disjoint, sorted `[from, to)` minute ranges of one-off maintenance.
@@ -327,6 +328,7 @@ impl Calendar {
             })
             .collect();
         let weekly_maintenance = (!weekly.is_empty()).then(|| WeekMask::from_windows(weekly));
+        let week = week_pattern(hours.as_ref(), weekly_maintenance.as_ref());
         let once = union(all_maintenance().filter_map(|m| match m {
             MaintenanceWindow::Once { start, end, .. } => {
                 Some((ceil_minute(*start), ceil_minute(*end)))
@@ -342,8 +344,7 @@ impl Calendar {
         holidays.dedup();
         Ok(Calendar {
             tz,
-            hours,
-            weekly_maintenance,
+            week,
             holidays,
             once,
             not_before: since.map(|s| s.minute),
@@ -396,30 +397,45 @@ impl Calendar {
         }
     }
 
+    /// Fills `[a, b)` (one UTC offset throughout) day by day: a holiday stays 0, any other
+    /// local day copies its slice of the week pattern.
     fn fill_segment(&self, from: i64, a: i64, b: i64, off_min: i64, mask: &mut [u8]) {
-        let mut cur_day = i64::MIN;
-        let mut holiday = false;
-        for m in a..b {
+        let mut m = a;
+        while m < b {
             let local = m + off_min;
             let day = local.div_euclid(DAY);
-            if day != cur_day {
-                cur_day = day;
-                holiday = self.holidays.binary_search(&day).is_ok();
+            let end = (m + DAY - local.rem_euclid(DAY)).min(b);
+            let out = &mut mask[(m - from) as usize..(end - from) as usize];
+            if self.holidays.binary_search(&day).is_err() {
+                match &self.week {
+                    None => out.fill(1),
+                    Some(week) => {
+                        let mow = ((day + 3).rem_euclid(7) * DAY + local.rem_euclid(DAY)) as usize;
+                        out.copy_from_slice(&week[mow..mow + out.len()]);
+                    }
+                }
             }
-            if holiday {
-                continue;
-            }
-            let mow = ((day + 3).rem_euclid(7) * DAY + local.rem_euclid(DAY)) as usize;
-            let in_hours = self.hours.as_ref().is_none_or(|h| h.contains(mow));
-            let in_maint = self
-                .weekly_maintenance
-                .as_ref()
-                .is_some_and(|w| w.contains(mow));
-            if in_hours && !in_maint {
-                mask[(m - from) as usize] = 1;
-            }
+            m = end;
         }
     }
+}
+
+/// The week's eligible minutes: in service hours (all, when none are set) and not in
+/// weekly maintenance; `None` when that is every minute.
+fn week_pattern(
+    hours: Option<&WeekMask>,
+    maintenance: Option<&WeekMask>,
+) -> Option<Box<[u8; WEEK]>> {
+    if hours.is_none() && maintenance.is_none() {
+        return None;
+    }
+    let mut week = Box::new([0u8; WEEK]);
+    for (mow, slot) in week.iter_mut().enumerate() {
+        let in_hours = hours.is_none_or(|h| h.contains(mow));
+        let in_maint = maintenance.is_some_and(|w| w.contains(mow));
+        *slot = u8::from(in_hours && !in_maint);
+    }
+    Some(week)
 }
 
 /// The start instant of Unix minute `m` (saturating at the ends of the supported range).

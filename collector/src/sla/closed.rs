@@ -95,7 +95,7 @@ impl ClosedMinutes {
             && self.exact_from == w.exact_from()
             && mask
                 .get(..(self.to - from) as usize)
-                .is_some_and(|m| pack_bits(m) == self.eligible)
+                .is_some_and(|m| same_bits(m, &self.eligible))
     }
 }
 
@@ -219,13 +219,32 @@ fn push_failing(failing: &mut SeriesMinutes, r: &SeriesMinute, name: &str) {
 }
 
 fn pack_bits(mask: &[u8]) -> Vec<u64> {
-    mask.chunks(64)
-        .map(|c| {
-            c.iter()
-                .enumerate()
-                .fold(0u64, |w, (i, &b)| w | (u64::from(b != 0) << i))
-        })
-        .collect()
+    mask.chunks(64).map(pack_word).collect()
+}
+
+/// Whether `mask` packs to `words`, without packing it into a new vector.
+fn same_bits(mask: &[u8], words: &[u64]) -> bool {
+    mask.len().div_ceil(64) == words.len()
+        && mask.chunks(64).zip(words).all(|(c, &w)| pack_word(c) == w)
+}
+
+/// Bit `i` set when byte `i` of `chunk` (at most 64 bytes) is non-zero; eight bytes at a
+/// time, since a month's mask is ~45k bytes and is packed on every evaluation.
+fn pack_word(chunk: &[u8]) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut word = 0u64;
+    for (j, eight) in chunk.chunks(8).enumerate() {
+        let mut bytes = [0u8; 8];
+        bytes[..eight.len()].copy_from_slice(eight);
+        let x = u64::from_le_bytes(bytes);
+        // The high bit of each byte: set when the byte is non-zero.
+        let nonzero = (((x & LOW7) + LOW7) | x) & HIGH;
+        // Gathers the eight high bits (bytes 0..8) into the low byte, byte 0 lowest.
+        let bits = ((nonzero >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8;
+        word |= u64::from(bits) << (8 * j);
+    }
+    word
 }
 
 #[cfg(test)]
@@ -247,5 +266,20 @@ mod tests {
         mask[63] = 1;
         mask[64] = 2;
         assert_eq!(pack_bits(&mask), vec![1 | (1 << 63), 1]);
+        assert!(same_bits(&mask, &[1 | (1 << 63), 1]));
+        assert!(!same_bits(&mask, &[1 | (1 << 63), 1, 0]));
+        assert!(!same_bits(&mask, &[1 | (1 << 63), 0]));
+    }
+
+    proptest::proptest! {
+        /// The eight-at-a-time packing equals the bit-by-bit rule.
+        #[test]
+        fn packing_matches_bit_by_bit(mask in proptest::collection::vec(0u8..4, 0..300)) {
+            let naive: Vec<u64> = mask
+                .chunks(64)
+                .map(|c| c.iter().enumerate().fold(0, |w, (i, &b)| w | (u64::from(b != 0) << i)))
+                .collect();
+            proptest::prop_assert_eq!(pack_bits(&mask), naive);
+        }
     }
 }

@@ -99,26 +99,38 @@ fn runs(timeline: &Timeline, a: i64, b: i64) -> Vec<Run> {
             downtime: 0,
         });
     }
-    for (i, &s) in timeline.slice(a, b).iter().enumerate() {
-        let m = a.max(timeline.from) + i as i64;
-        match s {
-            BAD => {
-                let run = open.get_or_insert(Run {
-                    start: m,
-                    end: m,
-                    open_at_start: false,
-                    open_at_end: false,
-                    downtime: 0,
-                });
-                run.end = m + 1;
-                run.downtime += 1;
+    // Jumps between state changes instead of matching minute by minute: a month is ~45k
+    // minutes and almost all of them extend the current stretch.
+    let states = timeline.slice(a, b);
+    let base = a.max(timeline.from);
+    let mut i = 0;
+    while i < states.len() {
+        if open.is_none() {
+            let Some(p) = states[i..].iter().position(|&s| s == BAD) else {
+                break;
+            };
+            i += p;
+            open = Some(Run {
+                start: base + i as i64,
+                end: base + i as i64,
+                open_at_start: false,
+                open_at_end: false,
+                downtime: 0,
+            });
+        }
+        let rest = &states[i..];
+        let close = rest.iter().position(|&s| s == GOOD).unwrap_or(rest.len());
+        let stretch = &rest[..close];
+        if let (Some(run), Some(last)) = (open.as_mut(), stretch.iter().rposition(|&s| s == BAD)) {
+            run.end = base + (i + last) as i64 + 1;
+            run.downtime += stretch.iter().filter(|&&s| s == BAD).count() as u64;
+        }
+        i += close;
+        if close < rest.len() {
+            if let Some(run) = open.take().filter(|r| r.downtime > 0) {
+                out.push(run);
             }
-            GOOD => {
-                if let Some(run) = open.take().filter(|r| r.downtime > 0) {
-                    out.push(run);
-                }
-            }
-            _ => {}
+            i += 1;
         }
     }
     if let Some(mut run) = open.filter(|r| r.downtime > 0) {
@@ -181,5 +193,61 @@ pub fn reliability(incidents: &[Incident], good: u64, known: u64) -> Reliability
         mttr_minutes: per(downtime),
         mtbf_minutes: per(good),
         mtbsi_minutes: per(known),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::super::timeline::{BAD, GOOD, INELIGIBLE, Timeline, UNKNOWN};
+    use super::{Run, runs};
+
+    /// The rule stated minute by minute: a bad minute opens or extends a run, a good minute
+    /// closes it, any other state leaves it as it is.
+    fn reference(timeline: &Timeline, a: i64, b: i64) -> Vec<Run> {
+        let mut out = Vec::new();
+        let mut open = (super::last_known_before(timeline, a) == Some(BAD)).then_some(Run {
+            start: a,
+            end: a,
+            open_at_start: true,
+            open_at_end: false,
+            downtime: 0,
+        });
+        for m in a.max(timeline.from)..b.min(timeline.from + timeline.states.len() as i64) {
+            match timeline.state(m) {
+                BAD => {
+                    let run = open.get_or_insert(Run {
+                        start: m,
+                        end: m,
+                        open_at_start: false,
+                        open_at_end: false,
+                        downtime: 0,
+                    });
+                    run.end = m + 1;
+                    run.downtime += 1;
+                }
+                GOOD => out.extend(open.take().filter(|r| r.downtime > 0)),
+                _ => {}
+            }
+        }
+        if let Some(mut run) = open.filter(|r| r.downtime > 0) {
+            run.open_at_end = true;
+            out.push(run);
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn runs_match_the_minute_by_minute_rule(
+            states in proptest::collection::vec(
+                prop_oneof![Just(INELIGIBLE), Just(UNKNOWN), Just(GOOD), Just(BAD)], 0..200),
+            a in 0i64..220,
+            len in 0i64..220,
+        ) {
+            let timeline = Timeline { from: 10, states, agents: Vec::new(), failing: Vec::new() };
+            prop_assert_eq!(runs(&timeline, a, a + len), reference(&timeline, a, a + len));
+        }
     }
 }

@@ -201,7 +201,7 @@ pub fn evaluate_incremental(
 }
 
 fn count_ones(mask: &[u8]) -> u64 {
-    mask.iter().map(|&b| u64::from(b)).sum()
+    mask.iter().filter(|&&b| b != 0).count() as u64
 }
 
 #[allow(clippy::too_many_arguments)]

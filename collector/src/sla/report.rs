@@ -80,6 +80,15 @@ pub struct ServiceReport {
 }
 
 impl ServiceReport {
+    /// The same report as of `now`: valid only when `now` falls in the as-of minute the
+    /// report was computed for and none of its inputs changed (every figure is a function
+    /// of the as-of minute; only the instant shown moves within it).
+    #[must_use]
+    pub fn restamped(mut self, now: Timestamp) -> ServiceReport {
+        self.as_of = now.clamp(self.period.start, self.period.end);
+        self
+    }
+
     pub fn known_minutes(&self) -> u64 {
         self.good_minutes + self.bad_minutes
     }

@@ -25,6 +25,8 @@ pub struct FaultyStore {
     /// The earliest minute `series_minutes` was asked for (`i64::MAX` before any call):
     /// shows whether a reader re-read old minutes or reused results of them.
     pub earliest_read: AtomicI64,
+    /// `series_minutes` calls so far: shows whether a reader read rows at all.
+    pub rollup_reads: AtomicU64,
 }
 
 impl FaultyStore {
@@ -34,6 +36,7 @@ impl FaultyStore {
             failing: AtomicBool::new(false),
             refused: AtomicU64::new(0),
             earliest_read: AtomicI64::new(i64::MAX),
+            rollup_reads: AtomicU64::new(0),
         }
     }
 
@@ -64,6 +67,7 @@ impl Store for FaultyStore {
         to: i64,
     ) -> Result<SeriesMinutes, StoreError> {
         self.earliest_read.fetch_min(from, Ordering::SeqCst);
+        self.rollup_reads.fetch_add(1, Ordering::SeqCst);
         self.up()?.series_minutes(c, from, to)
     }
     fn gaps(&self, c: &[String], from: i64, to: i64) -> Result<Vec<GapSpan>, StoreError> {
