@@ -963,8 +963,8 @@ impl Rows {
 
 /// API maintenance rows as the engine's windows.
 /// How long the refresh loop waits after a refresh that took `took` before starting the
-/// next one on new data (see [`REFRESH_CPU_SHARE`]).
-fn pause_after(took: Duration) -> Duration {
+/// next one on new data (see [`REFRESH_CPU_SHARE`]); public for the fleet benchmark.
+pub fn pause_after(took: Duration) -> Duration {
     took.mul_f64(1.0 / REFRESH_CPU_SHARE - 1.0)
         .clamp(SETTLE, MAX_AGE)
 }

@@ -235,9 +235,14 @@ fn pack_word(chunk: &[u8]) -> u64 {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut word = 0u64;
     for (j, eight) in chunk.chunks(8).enumerate() {
-        let mut bytes = [0u8; 8];
-        bytes[..eight.len()].copy_from_slice(eight);
-        let x = u64::from_le_bytes(bytes);
+        let x = match <[u8; 8]>::try_from(eight) {
+            Ok(bytes) => u64::from_le_bytes(bytes),
+            Err(_) => {
+                let mut bytes = [0u8; 8];
+                bytes[..eight.len()].copy_from_slice(eight);
+                u64::from_le_bytes(bytes)
+            }
+        };
         // The high bit of each byte: set when the byte is non-zero.
         let nonzero = (((x & LOW7) + LOW7) | x) & HIGH;
         // Gathers the eight high bits (bytes 0..8) into the low byte, byte 0 lowest.
