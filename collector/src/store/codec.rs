@@ -89,6 +89,26 @@ impl<'a> Reader<'a> {
         Err(CodecError::Malformed("varint longer than 10 bytes"))
     }
 
+    pub fn remaining(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn u8(&mut self) -> Result<u8, CodecError> {
+        let (&b, rest) = self.bytes.split_first().ok_or(CodecError::Truncated)?;
+        self.bytes = rest;
+        Ok(b)
+    }
+
+    /// The next `n` bytes.
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
+        let (head, rest) = self
+            .bytes
+            .split_at_checked(n)
+            .ok_or(CodecError::Truncated)?;
+        self.bytes = rest;
+        Ok(head)
+    }
+
     pub fn u64_le(&mut self) -> Result<u64, CodecError> {
         let (head, rest) = self
             .bytes

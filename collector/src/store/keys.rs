@@ -7,14 +7,11 @@
 //! - A minute key is `floor(ns / 60 s)`, so instants before 1970 land in the minute that
 //!   contains them.
 //! - Counters cross the `u64`/`i64` boundary saturating: a count never wraps negative.
-//! - The measurement details column (`extra`) holds JSON of only the non-empty parts, and
-//!   is absent when every part is empty.
+//! - The measurement details column (`extra`) is encoded by [`super::extra`] (compact,
+//!   lossless, absent when every part is empty).
 
-use std::collections::BTreeMap;
-
-use attest_config::wire::{Gap, Measurement, Phase, Value};
+use attest_config::wire::{Gap, Measurement};
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use super::codec;
@@ -75,58 +72,6 @@ pub(super) fn gap_span(g: &Gap, horizon: i64) -> Result<Option<(i64, i64)>, Stor
     Ok((to >= horizon).then_some((from, to)))
 }
 
-/// The parts of a measurement that have no column of their own, kept as JSON.
-#[derive(Serialize)]
-struct ExtraRef<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    failed_phase: Option<Phase>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    phases: &'a BTreeMap<Phase, f64>,
-    #[serde(skip_serializing_if = "<[Value]>::is_empty")]
-    values: &'a [Value],
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    labels: &'a BTreeMap<String, String>,
-}
-
-/// What [`ExtraRef`] wrote, read back.
-#[derive(Deserialize, Default)]
-struct Extra {
-    #[serde(default)]
-    failed_phase: Option<Phase>,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    phases: BTreeMap<Phase, f64>,
-    #[serde(default)]
-    values: Vec<Value>,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-}
-
-/// The `extra` column of a measurement; `None` keeps plain probes free of JSON.
-pub(super) fn encode_extra(m: &Measurement) -> Result<Option<Vec<u8>>, StoreError> {
-    if m.failed_phase.is_none()
-        && m.error.is_none()
-        && m.phases.is_empty()
-        && m.values.is_empty()
-        && m.labels.is_empty()
-    {
-        return Ok(None);
-    }
-    let extra = ExtraRef {
-        failed_phase: m.failed_phase,
-        error: m.error.as_deref(),
-        phases: &m.phases,
-        values: &m.values,
-        labels: &m.labels,
-    };
-    serde_json::to_vec(&extra)
-        .map(Some)
-        .map_err(|e| StoreError::Backend(format!("cannot encode measurement details: {e}")))
-}
-
 /// Rebuilds a raw measurement from its columns. `reason` is the stored reason code, already
 /// widened by the backend (each backend keeps its own rule for out-of-range codes).
 pub(super) fn rebuild_measurement(
@@ -144,14 +89,7 @@ pub(super) fn rebuild_measurement(
         .transpose()
         .map_err(|e| StoreError::Backend(format!("raw measurement: {e}")))?;
     if let Some(bytes) = extra {
-        let e: Extra = serde_json::from_slice(bytes).map_err(|e| {
-            StoreError::Backend(format!("stored measurement details are invalid: {e}"))
-        })?;
-        m.failed_phase = e.failed_phase;
-        m.error = e.error;
-        m.phases = e.phases;
-        m.values = e.values;
-        m.labels = e.labels;
+        super::extra::decode(bytes)?.apply(&mut m);
     }
     Ok(m)
 }
@@ -207,11 +145,11 @@ mod tests {
     fn plain_measurements_have_no_extra_and_details_round_trip() {
         let ts: Timestamp = "2026-03-01T00:00:00Z".parse().expect("valid instant");
         let plain = Measurement::new("c", ts, true);
-        assert_eq!(encode_extra(&plain).expect("encodes"), None);
+        assert_eq!(super::super::extra::encode(&plain), None);
         let mut m = Measurement::new("c", ts, false);
         m.error = Some("refused".into());
         m.labels.insert("k".into(), "v".into());
-        let bytes = encode_extra(&m).expect("encodes").expect("has details");
+        let bytes = super::super::extra::encode(&m).expect("has details");
         let back = rebuild_measurement(
             "c",
             ts_ns(ts).expect("in range"),

@@ -250,6 +250,7 @@ mod bench;
 mod codec;
 #[cfg(test)]
 pub(crate) mod contract;
+mod extra;
 #[cfg(test)]
 pub(crate) mod faulty;
 mod journal;

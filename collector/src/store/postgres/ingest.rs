@@ -20,7 +20,7 @@ use tokio_postgres::{Client, Transaction};
 
 use super::{TxError, thresholds};
 use crate::store::codec;
-use crate::store::keys::{batches_before, encode_extra, gap_span, minute_of, to_i64, ts_ns};
+use crate::store::keys::{batches_before, gap_span, minute_of, to_i64, ts_ns};
 use crate::store::rollup::SeriesMinuteAgg;
 use crate::store::{CommitOutcome, IngestBatch, StoreError};
 
@@ -248,7 +248,7 @@ async fn insert_raw(
         ok.push(m.ok);
         dur.push(m.duration_seconds);
         reason.push(m.reason.map(|r| i16::from(codec::reason_code(r))));
-        extra.push(encode_extra(m)?);
+        extra.push(crate::store::extra::encode(m));
     }
     let rows = tx
         .query(

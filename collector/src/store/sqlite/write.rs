@@ -16,7 +16,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use super::error::{corrupt, map_err};
 use super::thresholds;
 use crate::store::journal::ChangeJournal;
-use crate::store::keys::{encode_extra, gap_span, minute_of, to_i64, to_u64, ts_ns};
+use crate::store::keys::{gap_span, minute_of, to_i64, to_u64, ts_ns};
 use crate::store::rollup::SeriesMinuteAgg;
 use crate::store::{CommitOutcome, IngestBatch, StoreError, codec};
 
@@ -279,7 +279,7 @@ fn insert_raw(
             continue;
         }
         let series = ensure_series(tx, &mut ids.series, agent, &m.check, Some(minute))?;
-        let extra = encode_extra(m)?;
+        let extra = crate::store::extra::encode(m);
         let reason = m.reason.map(codec::reason_code);
         let inserted = stmt
             .execute(params![ns, series, m.ok, m.duration_seconds, reason, extra])
