@@ -95,7 +95,7 @@ pub struct StoreCounts {
     pub measurements: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error(
         "the database is full or the disk has no space left; free space and the agents will resend: {0}"

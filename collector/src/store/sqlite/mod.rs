@@ -22,6 +22,7 @@
 
 mod admin;
 mod error;
+mod group;
 #[cfg(any(test, feature = "test-support"))]
 mod inspect;
 mod late;
@@ -62,6 +63,8 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The SQLite store. Cheap to share behind an `Arc`.
 pub struct SqliteStore {
     writer: Mutex<Writer>,
+    /// Batches waiting for the writer: committed together (see `group`).
+    group: group::Queue,
     reader: Mutex<Connection>,
     /// Which minutes of which checks changed when (see `Store::changed_since`).
     journal: Mutex<ChangeJournal>,
@@ -140,6 +143,7 @@ impl SqliteStore {
         let reader = open_reader(&path)?;
         Ok(SqliteStore {
             writer: Mutex::new(Writer::new(conn, rollup_horizon)),
+            group: group::Queue::default(),
             reader: Mutex::new(reader),
             journal: Mutex::new(ChangeJournal::default()),
             path,
@@ -264,16 +268,32 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 }
 
 impl Store for SqliteStore {
+    /// Group commit (see `group`): the batch waits for the writer with any others that
+    /// arrive meanwhile, and the holder of the writer commits them all at once.
     fn commit_batch(&self, batch: &IngestBatch) -> Result<CommitOutcome, StoreError> {
+        let ticket = self.group.enqueue(batch.clone());
         let mut w = lock(&self.writer);
-        let out = w.commit(batch);
-        if out.is_err() {
-            w.ids = IdCache::default();
+        if let Some(outcome) = self.group.take(ticket) {
+            return outcome;
         }
-        if out.is_ok() {
-            write::record_batch(&mut lock(&self.journal), batch);
+        let (tickets, batches): (Vec<u64>, Vec<IngestBatch>) =
+            self.group.drain().into_iter().unzip();
+        let outcomes = w.commit_group(&batches);
+        let mut journal = lock(&self.journal);
+        for (b, out) in batches.iter().zip(&outcomes) {
+            if out.is_ok() {
+                write::record_batch(&mut journal, b);
+            }
         }
-        out
+        drop(journal);
+        self.group.post(tickets.into_iter().zip(outcomes));
+        let mine = self.group.take(ticket);
+        drop(w);
+        mine.unwrap_or_else(|| {
+            Err(StoreError::Backend(
+                "a batch left the commit queue without an outcome; resend it".into(),
+            ))
+        })
     }
 
     fn series_minutes(

@@ -271,3 +271,72 @@ fn late_writes_are_logged_durably() {
         0
     );
 }
+
+/// In one group, a batch that fails part-way is rolled back alone (its rows and the ids it
+/// created are gone), and the batches around it commit, including one that reuses the
+/// failed batch's new agent and check.
+#[test]
+fn a_failing_batch_in_a_group_is_rolled_back_alone() {
+    let store = SqliteStore::open_temp().expect("open");
+    let mut beyond = ok("x", 2, 0, 0.01);
+    beyond.ts = "2300-01-01T00:00:00Z".parse().expect("instant");
+    let group = [
+        batch("a1", 1, vec![ok("web", 0, 0, 0.01), ok("web", 1, 0, 0.01)]),
+        batch(
+            "a2",
+            1,
+            vec![ok("x", 0, 0, 0.01), ok("x", 1, 0, 0.01), beyond],
+        ),
+        batch("a2", 2, vec![ok("x", 3, 0, 0.01)]),
+        batch("a1", 1, vec![ok("web", 0, 0, 0.01)]),
+    ];
+    let outcomes = lock(&store.writer).commit_group(&group);
+    assert!(outcomes[1].is_err(), "{:?}", outcomes[1]);
+    let stored: Vec<(bool, u64)> = [0, 2, 3]
+        .iter()
+        .map(|&i| {
+            let o = outcomes[i].as_ref().expect("commits");
+            (o.duplicate_batch, o.stored)
+        })
+        .collect();
+    assert_eq!(stored, vec![(false, 2), (false, 1), (true, 0)]);
+    assert_eq!(store.counts().expect("counts").measurements, 3);
+    assert_eq!(count(&store, "SELECT count(*) FROM raw"), 3);
+    assert_eq!(count(&store, "SELECT count(*) FROM batches"), 2);
+    let x = store
+        .series_minutes(&["x".to_owned()], BASE_MINUTE - 10, BASE_MINUTE + 10)
+        .expect("read");
+    assert_eq!(
+        x.rows.len(),
+        1,
+        "only the minute of the batch that committed"
+    );
+}
+
+/// Concurrent commits (grouped by whoever holds the writer) store every measurement once:
+/// 8 threads × 40 batches, each batch sent twice.
+#[test]
+fn concurrent_commits_store_everything_once() {
+    let store = std::sync::Arc::new(SqliteStore::open_temp().expect("open"));
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let agent = format!("a{t}");
+                let mut stored = 0;
+                for seq in 1..=40 {
+                    let ms = (0..5).map(|i| ok("web", seq * 5 + i, t, 0.01)).collect();
+                    let b = batch(&agent, seq as u64, ms);
+                    stored += store.commit_batch(&b).expect("commit").stored;
+                    let again = store.commit_batch(&b).expect("resend");
+                    assert!(again.duplicate_batch);
+                }
+                stored
+            })
+        })
+        .collect();
+    let stored: u64 = threads.into_iter().map(|h| h.join().expect("thread")).sum();
+    assert_eq!(stored, 8 * 40 * 5);
+    assert_eq!(store.counts().expect("counts").measurements, 8 * 40 * 5);
+    assert_eq!(count(&store, "SELECT count(*) FROM raw"), 8 * 40 * 5);
+}

@@ -202,54 +202,101 @@ impl Writer {
 }
 
 impl Writer {
-    pub(super) fn commit(&mut self, b: &IngestBatch) -> Result<CommitOutcome, StoreError> {
-        let received_ns = ts_ns(b.received_at)?;
-        let seq = i64::try_from(b.seq).map_err(|_| {
-            StoreError::Backend(format!("batch seq {} exceeds the storable range", b.seq))
-        })?;
+    /// Commits `batches` in one transaction (one durable commit for the group), each
+    /// inside its own savepoint, so that a batch that fails is rolled back alone and the
+    /// others stay in. Returns each batch's outcome, in order; when the transaction itself
+    /// cannot begin or commit, every batch fails with that error.
+    pub(super) fn commit_group(
+        &mut self,
+        batches: &[IngestBatch],
+    ) -> Vec<Result<CommitOutcome, StoreError>> {
+        match self.try_group(batches) {
+            Ok(results) => results,
+            Err(e) => {
+                // Ids cached during the rolled-back transaction may not exist.
+                self.ids = IdCache::default();
+                batches.iter().map(|_| Err(e.clone())).collect()
+            }
+        }
+    }
+
+    fn try_group(
+        &mut self,
+        batches: &[IngestBatch],
+    ) -> Result<Vec<Result<CommitOutcome, StoreError>>, StoreError> {
         let horizon = self.rollup_horizon;
         let ids = &mut self.ids;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(map_err)?;
-        let agent = ensure_agent(&tx, &mut ids.agents, &b.agent)?;
-        let fresh = tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO batches (agent_id, seq, received_ns) VALUES (?1, ?2, ?3)",
-            )
-            .and_then(|mut s| s.execute(params![agent, seq, received_ns]))
-            .map_err(map_err)?;
-        let mut out = CommitOutcome {
-            duplicate_batch: fresh == 0,
-            stored: 0,
-            duplicate_measurements: 0,
-        };
-        if out.duplicate_batch {
-            // Nothing was written (the agent row predates the batch row), so committing is
-            // free and keeps the id cache valid without reasoning about rollback.
-            tx.commit().map_err(map_err)?;
-            return Ok(out);
+        let mut results = Vec::with_capacity(batches.len());
+        for b in batches {
+            tx.execute_batch("SAVEPOINT batch").map_err(map_err)?;
+            let out = write_batch(&tx, ids, horizon, b);
+            match &out {
+                Ok(_) => tx.execute_batch("RELEASE batch").map_err(map_err)?,
+                // SQLite rolls the whole transaction back by itself on some errors (a
+                // full disk): then every batch of the group fails with this error.
+                Err(e) if tx.is_autocommit() => return Err(e.clone()),
+                Err(_) => {
+                    tx.execute_batch("ROLLBACK TO batch; RELEASE batch")
+                        .map_err(map_err)?;
+                    // Ids this batch inserted are gone with it.
+                    *ids = IdCache::default();
+                }
+            }
+            results.push(out);
         }
-        let pending = insert_raw(&tx, ids, agent, horizon, &b.measurements, &mut out)?;
-        upsert_cells(&tx, &pending.cells)?;
-        upsert_hosts(&tx, &pending.hosts)?;
-        thresholds::add(&tx, &pending.over)?;
-        insert_gaps(&tx, ids, agent, horizon, b)?;
-        super::late::log_batch(&tx, b)?;
-        update_agent(
-            &tx,
-            agent,
-            seq,
-            received_ns,
-            b.clock_offset_ms,
-            b.spool.as_ref(),
-        )?;
-        add_meta(&tx, "batches_total", 1)?;
-        add_meta(&tx, "measurements_total", to_i64(out.stored))?;
         tx.commit().map_err(map_err)?;
-        Ok(out)
+        Ok(results)
     }
+}
+
+/// Writes one batch inside the group's transaction: the batch row (which makes a resent
+/// batch a no-op), raw rows, rollups, gaps, the late-write log and the agent's status.
+fn write_batch(
+    tx: &Transaction<'_>,
+    ids: &mut IdCache,
+    horizon: i64,
+    b: &IngestBatch,
+) -> Result<CommitOutcome, StoreError> {
+    let received_ns = ts_ns(b.received_at)?;
+    let seq = i64::try_from(b.seq).map_err(|_| {
+        StoreError::Backend(format!("batch seq {} exceeds the storable range", b.seq))
+    })?;
+    let agent = ensure_agent(tx, &mut ids.agents, &b.agent)?;
+    let fresh = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO batches (agent_id, seq, received_ns) VALUES (?1, ?2, ?3)",
+        )
+        .and_then(|mut s| s.execute(params![agent, seq, received_ns]))
+        .map_err(map_err)?;
+    let mut out = CommitOutcome {
+        duplicate_batch: fresh == 0,
+        stored: 0,
+        duplicate_measurements: 0,
+    };
+    if out.duplicate_batch {
+        return Ok(out);
+    }
+    let pending = insert_raw(tx, ids, agent, horizon, &b.measurements, &mut out)?;
+    upsert_cells(tx, &pending.cells)?;
+    upsert_hosts(tx, &pending.hosts)?;
+    thresholds::add(tx, &pending.over)?;
+    insert_gaps(tx, ids, agent, horizon, b)?;
+    super::late::log_batch(tx, b)?;
+    update_agent(
+        tx,
+        agent,
+        seq,
+        received_ns,
+        b.clock_offset_ms,
+        b.spool.as_ref(),
+    )?;
+    add_meta(tx, "batches_total", 1)?;
+    add_meta(tx, "measurements_total", to_i64(out.stored))?;
+    Ok(out)
 }
 
 /// Inserts raw rows; only the newly inserted ones are added to `Pending`.
