@@ -311,7 +311,7 @@ mod tests {
     }
 
     #[test]
-    fn an_http_probe_is_a_fraction_of_its_json() {
+    fn probes_are_a_fraction_of_their_json() {
         let m = http_probe();
         let bytes = encode(&m).expect("details");
         let json = serde_json::to_vec(&Json {
@@ -325,6 +325,20 @@ mod tests {
         assert_eq!(
             (bytes.len(), json.len()),
             (67, 193),
+            "documented in docs/wire.md"
+        );
+        let mut two = Measurement::new("web", Timestamp::UNIX_EPOCH, true);
+        two.phases.insert(Phase::Connect, 0.001);
+        two.phases.insert(Phase::Processing, 0.005);
+        let json = serde_json::to_vec(&Json {
+            phases: two.phases.clone(),
+            ..Json::default()
+        })
+        .expect("json");
+        let bytes = encode(&two).expect("details");
+        assert_eq!(
+            (bytes.len(), json.len()),
+            (13, 47),
             "documented in docs/wire.md"
         );
     }
