@@ -337,7 +337,10 @@ impl Collector {
         let Some(url) = &self.postgres_url else {
             return StoreReader::Sqlite(self.data_dir.clone());
         };
-        let mut pg = self.pg.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut pg = self
+            .pg
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let store = pg.get_or_insert_with(|| {
             Arc::new(PgStore::connect(url).expect("connect to the collector's database"))
         });

@@ -141,7 +141,11 @@ async fn killed_under_load(postgres_url: Option<&str>) {
     let t = tally(&all_produced, &stored);
     eprintln!(
         "{} collector kills: {KILLS}; wire: {wire_stats:?}; real agent spooled {}; {t}",
-        if postgres_url.is_some() { "PostgreSQL:" } else { "SQLite:" },
+        if postgres_url.is_some() {
+            "PostgreSQL:"
+        } else {
+            "SQLite:"
+        },
         spooled.len()
     );
     assert!(t.exact(), "{t}");
