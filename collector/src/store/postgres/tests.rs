@@ -339,7 +339,7 @@ fn tiny_chunks() -> super::retention::Chunks {
 /// The contract's cases that run retention hold when every delete is cut into tiny chunks.
 #[test]
 fn chunked_retention_keeps_the_contract() {
-    let cases: [(&str, fn(&dyn InspectStore)); 4] = [
+    let cases: [(&str, contract::Case); 4] = [
         ("retention", contract::retention),
         ("counts", contract::counts),
         ("exact_threshold_counts", contract::exact_threshold_counts),
@@ -352,8 +352,11 @@ fn chunked_retention_keeps_the_contract() {
     }
 }
 
+/// Rows of each table as text.
+type Dump = std::collections::BTreeMap<&'static str, Vec<String>>;
+
 /// Every row of every table retention touches, as text in a stable order (ids included).
-fn dump(store: &PgStore) -> std::collections::BTreeMap<&'static str, Vec<String>> {
+fn dump(store: &PgStore) -> Dump {
     const TABLES: [&str; 10] = [
         "meta",
         "agents",
