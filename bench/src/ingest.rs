@@ -2,8 +2,10 @@
 //! real tokens; `ingest-load` plays those agents against a running collector (zstd JSON
 //! batches of stored-form measurements, bearer tokens, strictly increasing seqs, resent
 //! on 5xx/429 like the real transport) and prints acked measurements per second and batch
-//! latency p50/p99; `sqlite-append` measures the anchor: plain SQLite appends of the same
-//! number of rows, WAL and `synchronous=FULL`, one transaction per batch.
+//! latency p50/p99. The anchor is the same number of rows appended plainly, one transaction
+//! per batch: to SQLite (`sqlite_append`: WAL, `synchronous=FULL`) when the collector stores
+//! in SQLite, to PostgreSQL (`postgres_append`: binary COPY into an unindexed table, the
+//! server's default durable commit) when it stores in PostgreSQL.
 //!
 //! Invariants: every measurement key `(agent, check, ts)` is unique within a run, so the
 //! collector stores each one (nothing is a duplicate); bodies are built and compressed
@@ -34,10 +36,15 @@ fn agent(i: usize) -> String {
     format!("load-{i:04}")
 }
 
-/// A collector configuration for `agents` load agents.
-pub fn config(agents: usize, listen: &str, data_dir: &Path) -> String {
+/// A collector configuration for `agents` load agents; the store is SQLite in `data_dir`,
+/// or the PostgreSQL database at `postgres_url`.
+pub fn config(agents: usize, listen: &str, data_dir: &Path, postgres_url: Option<&str>) -> String {
+    let backend = match postgres_url {
+        Some(url) => format!("backend = \"postgres\"\npostgres_url = {url:?}\n"),
+        None => "backend = \"sqlite\"\n".to_string(),
+    };
     let mut toml = format!(
-        "[server]\nlisten = \"{listen}\"\n[storage]\nbackend = \"sqlite\"\ndata_dir = {:?}\n\
+        "[server]\nlisten = \"{listen}\"\n[storage]\n{backend}data_dir = {:?}\n\
          [ingest]\nmax_batches_per_second = 100000\n",
         data_dir.display().to_string()
     );
@@ -161,22 +168,31 @@ pub struct LoadPlan<'a> {
     pub batches: usize,
     /// The collector's pid, for its CPU per measurement.
     pub collector_pid: Option<u32>,
-    /// Where the anchor's database goes (run first, same row count); `None`: no anchor.
-    pub anchor_dir: Option<&'a Path>,
+    /// The plain append run first with the same row count, if any.
+    pub anchor: Option<Anchor<'a>>,
+}
+
+/// Where the anchor appends.
+pub enum Anchor<'a> {
+    /// A SQLite database in this directory.
+    Sqlite(&'a Path),
+    /// A table in the PostgreSQL database at this URL (not the collector's database).
+    Postgres(&'a str),
 }
 
 /// The anchor (when asked), then the load; one report with the ratio.
 pub async fn run(plan: LoadPlan<'_>) -> Result<String, BoxError> {
     let rows = plan.agents * plan.size * plan.batches;
     let mut out = String::new();
-    let anchor = match plan.anchor_dir {
-        Some(dir) => {
-            let (text, rate) = sqlite_append(dir, rows, plan.size)?;
-            out += &text;
-            Some(rate)
-        }
+    let anchor = match plan.anchor {
+        Some(Anchor::Sqlite(dir)) => Some(sqlite_append(dir, rows, plan.size)?),
+        Some(Anchor::Postgres(url)) => Some(postgres_append(url, rows, plan.size).await?),
         None => None,
     };
+    let anchor = anchor.map(|(text, rate)| {
+        out += &text;
+        rate
+    });
     let cpu0 = cpu_seconds_of(plan.collector_pid);
     let (text, rate, acked) =
         load(plan.url, plan.agents, plan.checks, plan.size, plan.batches).await?;
@@ -281,7 +297,65 @@ pub fn sqlite_append(dir: &Path, rows: usize, size: usize) -> Result<(String, f6
         + std::fs::metadata(dir.join("anchor.sqlite-wal")).map_or(0, |m| m.len());
     let rate = rows as f64 / wall;
     let text = format!(
-        "anchor.rows_per_s={rate:.0}\nanchor.bytes_per_row={:.1}\n",
+        "anchor.backend=sqlite\nanchor.rows_per_s={rate:.0}\nanchor.bytes_per_row={:.1}\n",
+        bytes as f64 / rows as f64
+    );
+    Ok((text, rate))
+}
+
+/// The PostgreSQL anchor: `rows` rows copied into a plain, unindexed table `anchor` of the
+/// database at `url` (binary COPY, `size` rows per transaction, durable commits); prints
+/// rows/s and bytes per row (the table's size on disk).
+pub async fn postgres_append(
+    url: &str,
+    rows: usize,
+    size: usize,
+) -> Result<(String, f64), BoxError> {
+    use tokio_postgres::binary_copy::BinaryCopyInWriter;
+    use tokio_postgres::types::{ToSql, Type};
+
+    let (mut client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    let task = tokio::spawn(conn);
+    client
+        .batch_execute(
+            "DROP TABLE IF EXISTS anchor;
+             CREATE TABLE anchor (ts BIGINT NOT NULL, series BIGINT NOT NULL,
+                                  ok BOOLEAN NOT NULL, duration DOUBLE PRECISION);",
+        )
+        .await?;
+    let types = [Type::INT8, Type::INT8, Type::BOOL, Type::FLOAT8];
+    let started = Instant::now();
+    let mut n = 0usize;
+    while n < rows {
+        let tx = client.transaction().await?;
+        let sink = tx
+            .copy_in("COPY anchor (ts, series, ok, duration) FROM STDIN BINARY")
+            .await?;
+        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
+        for i in n..(n + size).min(rows) {
+            let row: [&(dyn ToSql + Sync); 4] = [
+                &(1_790_000_000_000_000_000i64 + i as i64 * 10_000_000),
+                &((i % 1000) as i64),
+                &(i % 1000 != 0),
+                &(0.01 + (i % 50) as f64 * 0.002),
+            ];
+            writer.as_mut().write(&row).await?;
+        }
+        writer.finish().await?;
+        tx.commit().await?;
+        n += size;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let bytes: i64 = client
+        .query_one("SELECT pg_total_relation_size('anchor')", &[])
+        .await?
+        .try_get(0)?;
+    client.batch_execute("DROP TABLE anchor").await?;
+    drop(client);
+    let _ = task.await;
+    let rate = rows as f64 / wall;
+    let text = format!(
+        "anchor.backend=postgres\nanchor.rows_per_s={rate:.0}\nanchor.bytes_per_row={:.1}\n",
         bytes as f64 / rows as f64
     );
     Ok((text, rate))

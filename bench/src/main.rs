@@ -113,11 +113,15 @@ enum Command {
         listen: String,
         #[arg(long)]
         data_dir: PathBuf,
+        /// Store in this PostgreSQL database instead of SQLite in `data_dir`.
+        #[arg(long)]
+        postgres_url: Option<String>,
     },
     /// Plays `agents` agents x `checks` checks against a running collector (zstd batches of
     /// `batch` measurements, `batches` per agent, sent concurrently) and prints acked/s and
-    /// batch latency p50/p99; with `--anchor-dir`, first appends the same number of rows to
-    /// a plain SQLite table there (the anchor) and prints the ratio.
+    /// batch latency p50/p99; with `--anchor-dir` (SQLite) or `--anchor-postgres` (a
+    /// database URL), first appends the same number of rows to a plain table there (the
+    /// anchor) and prints the ratio.
     IngestLoad {
         /// The collector's ingest URL, e.g. http://127.0.0.1:9100/api/v1/ingest
         #[arg(long)]
@@ -132,8 +136,10 @@ enum Command {
         batches: usize,
         #[arg(long)]
         collector_pid: Option<u32>,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "anchor_postgres")]
         anchor_dir: Option<PathBuf>,
+        #[arg(long)]
+        anchor_postgres: Option<String>,
     },
     /// Prints a free TCP port on 127.0.0.1.
     FreePort,
@@ -207,7 +213,13 @@ fn run(command: Command, current_thread: bool, close: bool) -> Result<String, Bo
             agents,
             listen,
             data_dir,
-        } => Ok(ingest::config(agents, &listen, &data_dir)),
+            postgres_url,
+        } => Ok(ingest::config(
+            agents,
+            &listen,
+            &data_dir,
+            postgres_url.as_deref(),
+        )),
         Command::IngestLoad {
             url,
             agents,
@@ -216,15 +228,23 @@ fn run(command: Command, current_thread: bool, close: bool) -> Result<String, Bo
             batches,
             collector_pid,
             anchor_dir,
-        } => runtime(false)?.block_on(ingest::run(ingest::LoadPlan {
-            url: &url,
-            agents,
-            checks,
-            size: batch,
-            batches,
-            collector_pid,
-            anchor_dir: anchor_dir.as_deref(),
-        })),
+            anchor_postgres,
+        } => {
+            let anchor = match (&anchor_dir, &anchor_postgres) {
+                (Some(dir), _) => Some(ingest::Anchor::Sqlite(dir)),
+                (None, Some(url)) => Some(ingest::Anchor::Postgres(url)),
+                (None, None) => None,
+            };
+            runtime(false)?.block_on(ingest::run(ingest::LoadPlan {
+                url: &url,
+                agents,
+                checks,
+                size: batch,
+                batches,
+                collector_pid,
+                anchor,
+            }))
+        }
         other => runtime(current_thread)?.block_on(measure(other, close)),
     }
 }

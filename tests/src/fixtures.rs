@@ -3,14 +3,17 @@
 //!
 //! Invariants:
 //! - Everything listens on 127.0.0.1 only; every wait is bounded (see [`crate::wait_for`]).
-//! - Store reads go through `SqliteStore`, the collector's own read path, never raw SQL.
+//! - Store reads go through the collector's own read path (`SqliteStore`, or `PgStore` for
+//!   a collector on PostgreSQL), never raw SQL.
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use attest_collector::minutes::GapSpan;
-use attest_collector::store::{InspectStore, Store, sqlite::SqliteStore};
+use attest_collector::store::postgres::PgStore;
+use attest_collector::store::{InspectStore, Store, StoreError, sqlite::SqliteStore};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use jiff::{SignedDuration, Timestamp};
@@ -208,6 +211,10 @@ pub struct Collector {
     log_dir: PathBuf,
     proc: Option<Proc>,
     pub starts: u32,
+    /// The PostgreSQL database the collector stores in; `None`: SQLite in `data_dir`.
+    postgres_url: Option<String>,
+    /// The test's own connection to that database, made on first use.
+    pg: Mutex<Option<Arc<PgStore>>>,
 }
 
 impl Collector {
@@ -236,7 +243,23 @@ impl Collector {
         let data_dir = dir.join("data");
         let config =
             write_collector_config_on(dir, port, &data_dir, Some(postgres_url), agents, services);
-        Collector::with_config(dir, port, config, data_dir)
+        let mut c = Collector::with_config(dir, port, config, data_dir);
+        c.postgres_url = Some(postgres_url.to_string());
+        c
+    }
+
+    /// [`Collector::on_postgres`] with `Some(url)`, else SQLite in `<dir>/data`: for tests
+    /// that run the same scenario on either backend.
+    pub fn on_backend(
+        dir: &Path,
+        postgres_url: Option<&str>,
+        agents: &[AgentCred],
+        services: &[ServiceDef],
+    ) -> Collector {
+        match postgres_url {
+            Some(url) => Collector::on_postgres(dir, url, agents, services),
+            None => Collector::new(dir, None, agents, services),
+        }
     }
 
     fn with_config(dir: &Path, port: u16, config: PathBuf, data_dir: PathBuf) -> Collector {
@@ -247,6 +270,8 @@ impl Collector {
             log_dir: dir.to_path_buf(),
             proc: None,
             starts: 0,
+            postgres_url: None,
+            pg: Mutex::new(None),
         }
     }
 
@@ -303,6 +328,70 @@ impl Collector {
     /// Opens the store's read side (works while the collector runs: SQLite WAL).
     pub fn store(&self) -> SqliteStore {
         SqliteStore::open(&self.data_dir).expect("open the collector's store")
+    }
+
+    /// Where the test reads what this collector stored, whatever its backend. On PostgreSQL
+    /// one connection pool is made on first use and shared by later calls (blocking: call
+    /// it before the load starts or from a blocking thread).
+    pub fn reader(&self) -> StoreReader {
+        let Some(url) = &self.postgres_url else {
+            return StoreReader::Sqlite(self.data_dir.clone());
+        };
+        let mut pg = self
+            .pg
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let store = pg.get_or_insert_with(|| {
+            Arc::new(PgStore::connect(url).expect("connect to the collector's database"))
+        });
+        StoreReader::Postgres(store.clone())
+    }
+}
+
+/// The read side of a collector's store for a test: SQLite opened anew per read (the
+/// collector may be restarting), or the test's own PostgreSQL connection pool.
+#[derive(Clone)]
+pub enum StoreReader {
+    Sqlite(PathBuf),
+    Postgres(Arc<PgStore>),
+}
+
+impl StoreReader {
+    /// The store's read path (blocking: call from a blocking thread in async tests).
+    pub fn open(&self) -> Result<Arc<dyn InspectStore>, StoreError> {
+        match self {
+            StoreReader::Sqlite(dir) => Ok(Arc::new(SqliteStore::open(dir)?)),
+            StoreReader::Postgres(pg) => Ok(pg.clone()),
+        }
+    }
+
+    /// Measurements committed so far (0 while the store cannot be read). Blocking.
+    pub fn committed(&self) -> u64 {
+        self.open()
+            .and_then(|s| s.counts())
+            .map_or(0, |c| c.measurements)
+    }
+
+    /// [`StoreReader::committed`] on a blocking thread.
+    pub async fn committed_async(&self) -> u64 {
+        let r = self.clone();
+        tokio::task::spawn_blocking(move || r.committed())
+            .await
+            .expect("count task")
+    }
+
+    /// Waits until at least `more` measurements beyond `since` are committed; returns the
+    /// count.
+    pub async fn wait_committed(&self, since: u64, more: u64, bound: Duration) -> u64 {
+        wait_for(
+            &format!("{more} more measurements committed (from {since})"),
+            bound,
+            || async move {
+                let n = self.committed_async().await;
+                (n >= since + more).then_some(n)
+            },
+        )
+        .await
     }
 }
 
@@ -451,28 +540,18 @@ where
     .await;
 }
 
-/// Measurements committed so far (0 while the store cannot be opened).
+/// Measurements committed to the SQLite store in `data_dir` so far (0 while it cannot be
+/// opened).
 pub fn stored_count(data_dir: &Path) -> u64 {
-    SqliteStore::open(data_dir)
-        .and_then(|s| s.counts())
-        .map_or(0, |c| c.measurements)
+    StoreReader::Sqlite(data_dir.to_path_buf()).committed()
 }
 
-/// Waits until at least `more` measurements beyond `since` are committed; returns the count.
+/// Waits until at least `more` measurements beyond `since` are committed to the SQLite
+/// store in `data_dir`; returns the count.
 pub async fn wait_progress(data_dir: &Path, since: u64, more: u64, bound: Duration) -> u64 {
-    let data_dir = data_dir.to_path_buf();
-    wait_for(
-        &format!("{more} more measurements committed (from {since})"),
-        bound,
-        || {
-            let d = data_dir.clone();
-            async move {
-                let n = stored_count(&d);
-                (n >= since + more).then_some(n)
-            }
-        },
-    )
-    .await
+    StoreReader::Sqlite(data_dir.to_path_buf())
+        .wait_committed(since, more, bound)
+        .await
 }
 
 /// What a single-agent fault scenario needs: one agent probing `checks` loopback HTTP+TCP

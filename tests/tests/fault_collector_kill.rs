@@ -2,6 +2,10 @@
 //! wire-level agents (known keys, resending until acked) and one real `attest-agent` whose
 //! spool is watched by the segment keeper. Afterwards every produced key is stored exactly
 //! once, and the minute rollups count each stored measurement once.
+//!
+//! The same scenario runs on both store backends: SQLite in the collector's data directory,
+//! and a throwaway PostgreSQL database (skipped without a server unless
+//! `ATTEST_REQUIRE_POSTGRES=1`), where a kill cuts the collector's connections mid-transaction.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,10 +13,11 @@ use std::time::Duration;
 
 use attest_tests::fixtures::{
     AgentCred, AgentSetup, Collector, ServiceDef, assert_rollups_match_raw, loopback_check_ids,
-    loopback_checks, ok_target, spooled_keys, stored_count, stored_keys, wait_progress,
+    loopback_checks, ok_target, spooled_keys, stored_keys,
 };
 use attest_tests::free_port;
 use attest_tests::load::{DeliveryStats, LoadPlan, Produced, WireAgent, steady_load, tally};
+use attest_tests::postgres::PgDb;
 use attest_tests::spool_oracle::SegmentKeeper;
 
 const KILLS: u32 = 5;
@@ -21,6 +26,17 @@ const PER_BATCH: u64 = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collector_killed_five_times_under_load_loses_and_duplicates_nothing() {
+    killed_under_load(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collector_on_postgres_killed_five_times_under_load_loses_and_duplicates_nothing() {
+    let Some(db) = PgDb::create() else { return };
+    killed_under_load(Some(&db.url)).await;
+}
+
+/// The scenario on SQLite (`None`) or on the PostgreSQL database at `postgres_url`.
+async fn killed_under_load(postgres_url: Option<&str>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let target = ok_target().await;
     let wire_creds: Vec<AgentCred> = (1..=3)
@@ -43,8 +59,9 @@ async fn collector_killed_five_times_under_load_loses_and_duplicates_nothing() {
             checks: real_checks.clone(),
         },
     ];
-    let mut collector = Collector::new(dir.path(), None, &creds, &services);
+    let mut collector = Collector::on_backend(dir.path(), postgres_url, &creds, &services);
     collector.start().await;
+    let reader = tokio::task::block_in_place(|| collector.reader());
 
     let setup = AgentSetup {
         cred: real.clone(),
@@ -77,16 +94,20 @@ async fn collector_killed_five_times_under_load_loses_and_duplicates_nothing() {
         })
         .collect();
 
-    let mut seen = stored_count(&collector.data_dir);
+    let mut seen = reader.committed_async().await;
     for round in 0..KILLS {
         // Kill only once the load is flowing again, so each kill cuts into live traffic.
-        seen = wait_progress(&collector.data_dir, seen, 400, Duration::from_secs(60)).await;
+        seen = reader
+            .wait_committed(seen, 400, Duration::from_secs(60))
+            .await;
         collector.kill();
         // The outage itself is the fault being injected: a fixed, growing stretch down.
         tokio::time::sleep(Duration::from_millis(200 + 150 * u64::from(round))).await;
         collector.start().await;
     }
-    wait_progress(&collector.data_dir, seen, 400, Duration::from_secs(60)).await;
+    reader
+        .wait_committed(seen, 400, Duration::from_secs(60))
+        .await;
     stop.store(true, Ordering::SeqCst);
     let mut wire_stats = DeliveryStats::default();
     for l in loads {
@@ -106,11 +127,25 @@ async fn collector_killed_five_times_under_load_loses_and_duplicates_nothing() {
     let spooled = keeper.spooled().expect("spool oracle");
     let mut all_produced = produced.keys();
     all_produced.extend(spooled_keys(&real.id, &spooled));
-    let store = collector.store();
-    let stored = stored_keys(&store, &all_checks);
+    let (stored, counts) = tokio::task::spawn_blocking({
+        let checks = all_checks.clone();
+        move || {
+            let store = reader.open().expect("open the store");
+            let stored = stored_keys(store.as_ref(), &checks);
+            assert_rollups_match_raw(store.as_ref(), &checks, &stored);
+            (stored, store.counts().expect("counts"))
+        }
+    })
+    .await
+    .expect("store task");
     let t = tally(&all_produced, &stored);
     eprintln!(
-        "collector kills: {KILLS}; wire: {wire_stats:?}; real agent spooled {}; {t}",
+        "{} collector kills: {KILLS}; wire: {wire_stats:?}; real agent spooled {}; {t}",
+        if postgres_url.is_some() {
+            "PostgreSQL:"
+        } else {
+            "SQLite:"
+        },
         spooled.len()
     );
     assert!(t.exact(), "{t}");
@@ -125,7 +160,5 @@ async fn collector_killed_five_times_under_load_loses_and_duplicates_nothing() {
         spooled.len() > 50,
         "the real agent barely produced anything"
     );
-    assert_rollups_match_raw(&store, &all_checks, &stored);
-    let counts = attest_collector::store::Store::counts(&store).expect("counts");
     assert_eq!(counts.measurements, stored.len() as u64);
 }

@@ -284,7 +284,7 @@ pub fn gaps(store: &dyn InspectStore) {
     );
 }
 
-fn host(minute: i64, sec: i64, values: &[(&str, Option<&str>, f64)]) -> Measurement {
+pub fn host(minute: i64, sec: i64, values: &[(&str, Option<&str>, f64)]) -> Measurement {
     let mut m = Measurement::new("host", at(minute, sec), true);
     m.values = values
         .iter()

@@ -1,9 +1,10 @@
-//! Writes of the PostgreSQL store: `commit_batch` and retention, each one transaction.
+//! The commit path of the PostgreSQL store: `commit_batch`, one transaction.
 //!
 //! Invariants:
 //! - Every commit holds a share lock on the rollup-horizon row for its whole transaction and
-//!   retention updates that row first, so a commit never writes a minute that a concurrent
-//!   retention run is deleting (no partial minute resurrects).
+//!   skips minutes behind the horizon; retention raises that row before it deletes
+//!   (`retention.rs`), so a commit never writes a minute that retention is deleting (no
+//!   partial minute resurrects).
 //! - Only raw rows that this transaction newly inserted (`RETURNING`) reach rollups, exact
 //!   threshold counts, host minutes, totals and `first_minute`; gaps are added only for a
 //!   new batch row.
@@ -20,7 +21,7 @@ use tokio_postgres::{Client, Transaction};
 
 use super::{TxError, thresholds};
 use crate::store::codec;
-use crate::store::keys::{batches_before, gap_span, minute_of, to_i64, ts_ns};
+use crate::store::keys::{gap_span, minute_of, to_i64, ts_ns};
 use crate::store::rollup::SeriesMinuteAgg;
 use crate::store::{CommitOutcome, IngestBatch, StoreError};
 
@@ -570,42 +571,5 @@ async fn update_agent(
         ],
     )
     .await?;
-    Ok(())
-}
-
-/// Deletes what retention expired, in one transaction; raises the rollup horizon first
-/// (which waits for commits in flight, see the module header).
-pub(super) async fn delete_expired(
-    client: &mut Client,
-    raw_ns: i64,
-    roll_ns: i64,
-) -> Result<(), TxError> {
-    let tx = client.transaction().await?;
-    let horizon: i64 = tx
-        .query_one(
-            "UPDATE meta SET value = greatest(value, $1)
-             WHERE key = 'rollup_horizon_minute' RETURNING value",
-            &[&minute_of(roll_ns)],
-        )
-        .await?
-        .try_get(0)?;
-    let batches_before = batches_before(roll_ns);
-    for (sql, bound) in [
-        ("DELETE FROM raw WHERE ts_ns < $1", raw_ns),
-        ("DELETE FROM minute_rollup WHERE minute < $1", horizon),
-        ("DELETE FROM host_minute WHERE minute < $1", horizon),
-        ("DELETE FROM gaps WHERE to_minute < $1", horizon),
-        ("DELETE FROM minute_over WHERE minute < $1", horizon),
-        ("DELETE FROM batches WHERE received_ns < $1", batches_before),
-    ] {
-        tx.execute(sql, &[&bound]).await?;
-    }
-    tx.execute(
-        "INSERT INTO meta (key, value) VALUES ('raw_horizon_minute', $1)
-         ON CONFLICT (key) DO UPDATE SET value = greatest(meta.value, excluded.value)",
-        &[&thresholds::raw_horizon_minute(raw_ns)],
-    )
-    .await?;
-    tx.commit().await?;
     Ok(())
 }

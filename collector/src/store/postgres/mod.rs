@@ -24,6 +24,7 @@
 
 mod ingest;
 mod read;
+mod retention;
 mod schema;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_db;
@@ -224,6 +225,8 @@ impl Pool {
 pub struct PgStore {
     runtime: Option<Runtime>,
     pool: Arc<Pool>,
+    /// How retention cuts its deletes (`retention.rs`).
+    retention: retention::Chunks,
 }
 
 impl Drop for PgStore {
@@ -273,12 +276,20 @@ impl PgStore {
                 idle: Mutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
             }),
+            retention: retention::Chunks::default(),
         };
         store.run(|pool| async move {
             let mut c = pool.get().await?;
             schema::migrate(c.client()?).await
         })?;
         Ok(store)
+    }
+
+    /// The same store with retention cut into `chunks` (tests: tiny chunks, pauses).
+    #[cfg(test)]
+    fn with_retention_chunks(mut self, chunks: retention::Chunks) -> PgStore {
+        self.retention = chunks;
+        self
     }
 
     /// Runs a job on the store's runtime and waits for its answer (see the module header).
@@ -515,9 +526,13 @@ impl Store for PgStore {
     ) -> Result<(), StoreError> {
         let raw_ns = ts_ns(raw_before)?;
         let roll_ns = ts_ns(rollups_before)?;
-        self.run_retrying(move |mut c| async move {
-            ingest::delete_expired(c.client()?, raw_ns, roll_ns).await
-        })
+        let chunks = self.retention.clone();
+        let deleted = self.run_retrying(move |mut c| {
+            let chunks = chunks.clone();
+            async move { retention::delete_expired(c.client()?, raw_ns, roll_ns, &chunks).await }
+        })?;
+        tracing::debug!(deleted, "PostgreSQL retention done");
+        Ok(())
     }
 
     fn counts(&self) -> Result<StoreCounts, StoreError> {
