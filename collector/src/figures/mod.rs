@@ -387,6 +387,7 @@ impl Figures {
                 continue;
             };
             if entry.fingerprint != state::fingerprint(svc) {
+                tracing::debug!(service = %entry.name, "saved state not used: the definition changed");
                 continue;
             }
             if self.trust_closed(svc, &saved, entry) {
@@ -425,8 +426,9 @@ impl Figures {
         }
         persisted.saved_at = Some(saved.saved_at);
         tracing::info!(
-            "loaded saved closed minutes of {used} of {} services from {}",
+            "loaded saved closed minutes of {used} of {} services ({} saved) from {}",
             self.config().services.len(),
+            saved.services.len(),
             path.display()
         );
     }
@@ -434,11 +436,18 @@ impl Figures {
     /// Whether a saved entry's closed minutes are still what the store holds.
     fn trust_closed(&self, svc: &Service, saved: &state::Saved, e: &state::SavedService) -> bool {
         let c = &e.closed;
-        saved.covers(c.to())
-            && self
-                .store
-                .changed_late_since(&svc.checks, saved.late_mark, c.from(), c.to())
-                .is_ok_and(|changed| !changed)
+        if !saved.covers(c.to()) {
+            tracing::debug!(service = %e.name, "saved closed minutes not used: too recent");
+            return false;
+        }
+        let changed = self
+            .store
+            .changed_late_since(&svc.checks, saved.late_mark, c.from(), c.to());
+        if !changed.as_ref().is_ok_and(|changed| !changed) {
+            tracing::debug!(service = %e.name, "saved closed minutes not used: written since ({changed:?})");
+            return false;
+        }
+        true
     }
 
     /// Whether saved past-month totals (of the months before `current`) still hold.
@@ -1331,6 +1340,15 @@ mod tests {
             now,
         )
         .expect("range");
+        {
+            // Two retention passes since the save (as a restart's startup pass and the
+            // hourly one), far behind the saved minutes: the saved state still holds.
+            let store = SqliteStore::open(dir.path()).expect("reopen");
+            for days in [400, 399] {
+                let before = now - jiff::SignedDuration::from_hours(24 * days);
+                store.apply_retention(before, before).expect("retention");
+            }
+        }
         let (earliest, inner) = restart(config());
         assert!(
             earliest >= sla::closed::split(from, now.as_second() / 60) - 60,

@@ -62,17 +62,41 @@ pub(super) fn log_batch(tx: &Transaction<'_>, batch: &IngestBatch) -> Result<(),
 
 /// Logs retention (every check, minutes before `horizon`) and prunes rows logged before
 /// `prune_before_minute`, raising the floor past them.
+///
+/// The retention rows of earlier passes are dropped without raising the floor: the new row
+/// covers every check and reaches at least as far (its end is the furthest horizon logged
+/// so far), so any mark they would answer "changed" for, it answers too. Raising the floor
+/// for them instead made every result saved before the last pass untrusted after the next
+/// one (a restart within the hour after a start read everything again).
 pub(super) fn retention(
     tx: &Transaction<'_>,
     horizon: i64,
     now_minute: i64,
     prune_before_minute: i64,
 ) -> Result<(), StoreError> {
-    log(tx, ALL, i64::MIN, horizon, now_minute)?;
+    let furthest: Option<i64> = tx
+        .query_row(
+            "SELECT max(to_minute) FROM late_changes WHERE check_id = ?1",
+            [ALL],
+            |r| r.get(0),
+        )
+        .map_err(map_err)?;
+    log(
+        tx,
+        ALL,
+        i64::MIN,
+        horizon.max(furthest.unwrap_or(i64::MIN)),
+        now_minute,
+    )?;
+    tx.execute(
+        "DELETE FROM late_changes WHERE check_id = ?1 AND seq < ?2",
+        params![ALL, tx.last_insert_rowid()],
+    )
+    .map_err(map_err)?;
     let floor: Option<i64> = tx
         .query_row(
-            "SELECT max(seq) FROM late_changes WHERE logged_minute < ?1",
-            [prune_before_minute],
+            "SELECT max(seq) FROM late_changes WHERE logged_minute < ?1 AND check_id <> ?2",
+            params![prune_before_minute, ALL],
             |r| r.get(0),
         )
         .map_err(map_err)?;
