@@ -43,7 +43,8 @@ const RETRY_MAX: Duration = Duration::from_secs(15);
 #[derive(Debug, Clone, PartialEq)]
 pub struct Central {
     pub revision: String,
-    pub checks: Vec<Check>,
+    /// Shared with the scheduler, which keeps the running definitions without a copy.
+    pub checks: Vec<Arc<Check>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +77,7 @@ pub fn validate(agent: &str, a: &Assignment) -> Result<Central, AssignmentError>
         })?;
     Ok(Central {
         revision: a.revision.clone(),
-        checks,
+        checks: checks.into_iter().map(Arc::new).collect(),
     })
 }
 
@@ -111,9 +112,10 @@ pub fn save(spool_dir: &Path, a: &Assignment) -> Result<(), AssignmentError> {
 }
 
 /// Local and central checks as one running set. A local check wins over a central one with
-/// the same id; the returned ids are those conflicts (an error the operator must fix).
-pub fn merge(local: &[Check], central: Option<&Central>) -> (Vec<Check>, Vec<String>) {
-    let mut all: Vec<Check> = local.to_vec();
+/// the same id; the returned ids are those conflicts (an error the operator must fix). The
+/// definitions are shared, not copied.
+pub fn merge(local: &[Arc<Check>], central: Option<&Central>) -> (Vec<Arc<Check>>, Vec<String>) {
+    let mut all: Vec<Arc<Check>> = local.to_vec();
     let mut conflicts = Vec::new();
     for c in central.map_or(&[][..], |c| &c.checks) {
         if local.iter().any(|l| l.id == c.id) {
@@ -338,12 +340,15 @@ mod tests {
 
     #[test]
     fn local_checks_win_and_conflicts_are_named() {
-        let local = attest_config::parse_checks(
+        let local: Vec<Arc<Check>> = attest_config::parse_checks(
             "local",
             "[[check]]\nid = \"c2\"\nkind = \"tcp\"\naddress = \"127.0.0.1:9\"\n\n\
              [[check]]\nid = \"mine\"\nkind = \"tcp\"\naddress = \"127.0.0.1:8\"\n",
         )
-        .expect("valid");
+        .expect("valid")
+        .into_iter()
+        .map(Arc::new)
+        .collect();
         let central = validate("a", &assignment("a", CHECKS)).expect("valid");
         let (all, conflicts) = merge(&local, Some(&central));
         let ids: Vec<&str> = all.iter().map(|c| c.id.as_str()).collect();

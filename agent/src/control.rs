@@ -11,7 +11,6 @@
 //!   (logged); the spool is never reopened.
 //! - Stopping returns only after every probe task ended, so the spool writer can drain.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -31,8 +30,10 @@ pub struct Control {
     pub telemetry: Arc<Telemetry>,
     /// The agent's file, re-read on SIGHUP.
     pub config_path: PathBuf,
-    /// The configuration the process runs with (its own checks are replaced on reload).
+    /// The configuration the process runs with; its `checks` are empty: they live in `own`.
     pub config: AgentConfig,
+    /// The agent's own checks (replaced on reload), shared with the scheduler.
+    pub own: Vec<Arc<Check>>,
     pub local_ids: watch::Sender<Vec<String>>,
     pub central: watch::Receiver<Option<Arc<Central>>>,
 }
@@ -41,7 +42,7 @@ impl Control {
     /// Applies the current own + central checks to the scheduler.
     pub fn apply(&mut self) {
         let central = self.central.borrow_and_update().clone();
-        let (wanted, conflicts) = assignment::merge(&self.config.checks, central.as_deref());
+        let (wanted, conflicts) = assignment::merge(&self.own, central.as_deref());
         for id in &conflicts {
             tracing::error!(
                 check = %id,
@@ -50,19 +51,17 @@ impl Control {
         }
         let targets = self.targets.clone();
         let applied = self.scheduler.apply(&wanted, |c| {
-            probe::build_with(c, &targets)
-                .map(Arc::from)
-                .map_err(|e| e.to_string())
+            probe::build_with(c, &targets).map_err(|e| e.to_string())
         });
+        drop(wanted);
         for (id, why) in &applied.failed {
             tracing::error!(check = %id, "cannot run this check: {why}");
         }
-        let kinds: BTreeMap<String, &'static str> = wanted
-            .iter()
-            .filter(|c| !applied.failed.iter().any(|(id, _)| *id == c.id))
-            .map(|c| (c.id.clone(), c.spec.kind()))
-            .collect();
-        self.telemetry.set_checks(kinds);
+        self.telemetry.set_checks(
+            self.scheduler
+                .checks()
+                .map(|(id, c)| (id.clone(), c.spec.kind())),
+        );
         // The old definitions and the build's transients are freed now: give the pages back.
         crate::memory::release_free_heap();
         if !(applied.started.is_empty()
@@ -90,6 +89,7 @@ impl Control {
                 return;
             }
         };
+        // `self.config.checks` is empty (see `own`); only the sections are compared.
         let restart: Vec<&str> = [
             ("[agent]", cfg.agent != self.config.agent),
             ("[spool]", cfg.spool != self.config.spool),
@@ -103,7 +103,7 @@ impl Control {
         }
         tracing::info!(checks = cfg.checks.len(), "configuration reloaded");
         self.local_ids.send_replace(ids(&cfg.checks));
-        self.config.checks = cfg.checks;
+        self.own = cfg.checks.into_iter().map(Arc::new).collect();
     }
 
     /// Runs until `cancel`, then stops every check and waits for them.

@@ -1,7 +1,6 @@
 //! `attest-agent`: the binary edge. Parses the command line, loads the configuration, wires
 //! probe → schedule → spool → transport, and shuts down cleanly on SIGTERM/SIGINT.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -167,7 +166,7 @@ fn check_config(path: &std::path::Path, web: Option<&std::path::Path>) -> ExitCo
     }
 }
 
-async fn run(cfg: AgentConfig, path: PathBuf, web: WebSecurity) -> anyhow::Result<ExitCode> {
+async fn run(mut cfg: AgentConfig, path: PathBuf, web: WebSecurity) -> anyhow::Result<ExitCode> {
     // One rustls provider for the whole process: ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Before anything slow: SIGHUP's default action would end the process.
@@ -210,7 +209,6 @@ async fn run(cfg: AgentConfig, path: PathBuf, web: WebSecurity) -> anyhow::Resul
     .context("cannot set up delivery to the collector")?;
     let schedule_stats = Arc::new(ScheduleStats::default());
     let telemetry = Arc::new(Telemetry::new(
-        BTreeMap::new(),
         schedule_stats.clone(),
         transport.stats.clone(),
         collectors.clone(),
@@ -262,6 +260,10 @@ async fn run(cfg: AgentConfig, path: PathBuf, web: WebSecurity) -> anyhow::Resul
     );
     tokio::spawn(poller.run(central_tx, cancel.clone()));
     let n_checks = cfg.checks.len();
+    let own = std::mem::take(&mut cfg.checks)
+        .into_iter()
+        .map(Arc::new)
+        .collect();
     let agent_id = cfg.agent.id.clone();
     let collector_urls = cfg.agent.collector_urls.clone();
     let control = Control {
@@ -272,6 +274,7 @@ async fn run(cfg: AgentConfig, path: PathBuf, web: WebSecurity) -> anyhow::Resul
         // Moved, not cloned: the control loop is the one owner of the running configuration
         // (a second copy would double the memory every check's definition takes).
         config: cfg,
+        own,
         local_ids: ids_tx,
         central: central_rx,
     };

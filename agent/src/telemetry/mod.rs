@@ -16,33 +16,58 @@ mod serve;
 
 pub use serve::{serve, serve_on, serve_secured};
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use attest_config::wire::{Measurement, Phase};
+use attest_config::wire::{FailureReason, Measurement, Phase};
 
 use crate::schedule::ScheduleStats;
 use crate::spool::SharedSpool;
 use crate::transport::TransportStats;
 use crate::transport::collectors::Collectors;
 
-#[derive(Debug, Clone, Default)]
+/// A running check as the telemetry sees it. Kept small: one per check, and at 1,000
+/// checks every byte here is a kilobyte of the agent's memory.
+#[derive(Debug, Clone)]
 struct CheckState {
     kind: &'static str,
+    /// `None` until the check's first probe: a check without a probe has no series yet.
+    last: Option<Box<LastProbe>>,
+}
+
+/// What the latest probe of a check found, and its counters.
+#[derive(Debug, Clone, Default)]
+struct LastProbe {
     ok: bool,
+    /// Kept across later successes: the reason of the most recent failure.
+    last_failure: Option<FailureReason>,
     duration: f64,
-    phases: BTreeMap<Phase, f64>,
-    last_failure: Option<String>,
-    values: Vec<(String, Option<String>, f64)>,
     probes: u64,
     failures: u64,
+    phases: Box<[(Phase, f64)]>,
+    values: Box<[LastValue]>,
+}
+
+/// One numeric observation; the metric-safe name is interned (shared by every check).
+#[derive(Debug, Clone)]
+struct LastValue {
+    name: Arc<str>,
+    resource: Option<Box<str>>,
+    value: f64,
+}
+
+#[derive(Debug, Default)]
+struct Checks {
+    /// By id (the scheduler's own `Arc<str>`, shared) the running checks; replaced when the
+    /// checks change.
+    by_id: BTreeMap<Arc<str>, CheckState>,
+    /// Sanitized value names, each allocated once for every check.
+    names: BTreeSet<Arc<str>>,
 }
 
 /// Latest state per check plus the shared counters of the other agent stages.
 pub struct Telemetry {
-    checks: Mutex<BTreeMap<String, CheckState>>,
-    /// Kind by check id of the running checks; replaced when the checks change.
-    kinds: Mutex<BTreeMap<String, &'static str>>,
+    checks: Mutex<Checks>,
     schedule: Arc<ScheduleStats>,
     transport: Arc<TransportStats>,
     collectors: Arc<Collectors>,
@@ -52,22 +77,20 @@ pub struct Telemetry {
 impl std::fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Telemetry")
-            .field("checks", &self.kinds().len())
+            .field("checks", &self.checks().by_id.len())
             .finish_non_exhaustive()
     }
 }
 
 impl Telemetry {
     pub fn new(
-        kinds: BTreeMap<String, &'static str>,
         schedule: Arc<ScheduleStats>,
         transport: Arc<TransportStats>,
         collectors: Arc<Collectors>,
         spool: SharedSpool,
     ) -> Telemetry {
         Telemetry {
-            checks: Mutex::new(BTreeMap::new()),
-            kinds: Mutex::new(kinds),
+            checks: Mutex::new(Checks::default()),
             schedule,
             transport,
             collectors,
@@ -75,61 +98,106 @@ impl Telemetry {
         }
     }
 
-    fn kinds(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, &'static str>> {
-        self.kinds
+    fn checks(&self) -> MutexGuard<'_, Checks> {
+        self.checks
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The running checks changed (assignment or reload): a removed check's series go away
-    /// with it.
-    pub fn set_checks(&self, kinds: BTreeMap<String, &'static str>) {
-        let mut checks = self
-            .checks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        checks.retain(|id, _| kinds.contains_key(id));
-        *self.kinds() = kinds;
+    /// The running checks changed (assignment or reload), given as id and kind: a removed
+    /// check's series go away with it; a check that stays keeps its counters.
+    pub fn set_checks(&self, running: impl IntoIterator<Item = (Arc<str>, &'static str)>) {
+        let mut checks = self.checks();
+        let mut old = std::mem::take(&mut checks.by_id);
+        checks.by_id = running
+            .into_iter()
+            .map(|(id, kind)| {
+                let last = old.remove(&id).and_then(|s| s.last);
+                (id, CheckState { kind, last })
+            })
+            .collect();
+        drop(old);
+        // A name only the set still holds belonged to removed checks only.
+        checks.names.retain(|n| Arc::strong_count(n) > 1);
     }
 
     /// Records a finished measurement (called by the scheduler's sink).
     pub fn observe(&self, m: &Measurement) {
-        let kind = self.kinds().get(&m.check).copied();
-        let Some(kind) = kind else {
+        let mut checks = self.checks();
+        let Checks { by_id, names } = &mut *checks;
+        let Some(st) = by_id.get_mut(m.check.as_str()) else {
             // The last attempt of a check that was just removed: not a series any more.
             return;
         };
-        let mut checks = self
-            .checks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let st = checks.entry(m.check.clone()).or_default();
-        st.kind = kind;
-        st.ok = m.ok;
-        st.duration = m.duration_seconds.unwrap_or(0.0);
-        st.phases = m.phases.clone();
-        st.values = m
-            .values
-            .iter()
-            .map(|v| (sanitize(&v.name), v.resource.clone(), v.value))
-            .collect();
-        st.probes += 1;
+        let last = st.last.get_or_insert_with(Box::default);
+        last.ok = m.ok;
+        last.duration = m.duration_seconds.unwrap_or(0.0);
+        // In place when the probe reported the same phases and values as last time (the
+        // usual case), so a probe does not reallocate its check's state.
+        if last.phases.len() == m.phases.len()
+            && last
+                .phases
+                .iter()
+                .zip(&m.phases)
+                .all(|((a, _), (b, _))| a == b)
+        {
+            for ((_, v), (_, new)) in last.phases.iter_mut().zip(&m.phases) {
+                *v = *new;
+            }
+        } else {
+            last.phases = m.phases.iter().map(|(p, v)| (*p, *v)).collect();
+        }
+        let same_values = last.values.len() == m.values.len()
+            && last.values.iter().zip(&m.values).all(|(a, b)| {
+                is_sanitized(&a.name, &b.name) && a.resource.as_deref() == b.resource.as_deref()
+            });
+        if same_values {
+            for (a, b) in last.values.iter_mut().zip(&m.values) {
+                a.value = b.value;
+            }
+        } else {
+            last.values = m
+                .values
+                .iter()
+                .map(|v| LastValue {
+                    name: intern(names, &sanitize(&v.name)),
+                    resource: v.resource.as_deref().map(Box::from),
+                    value: v.value,
+                })
+                .collect();
+        }
+        last.probes += 1;
         if !m.ok {
-            st.failures += 1;
-            st.last_failure = m.reason.map(|r| r.as_str().to_string());
+            last.failures += 1;
+            last.last_failure = m.reason;
         }
     }
 }
 
+/// The one shared allocation of a value name.
+fn intern(names: &mut BTreeSet<Arc<str>>, name: &str) -> Arc<str> {
+    if let Some(n) = names.get(name) {
+        return n.clone();
+    }
+    let n: Arc<str> = Arc::from(name);
+    names.insert(n.clone());
+    n
+}
+
+/// Whether `sanitized` is what [`sanitize`] makes of `raw` (without allocating).
+fn is_sanitized(sanitized: &str, raw: &str) -> bool {
+    sanitized.chars().eq(raw.chars().map(sanitize_char))
+}
+
 /// Metric names allow `[a-zA-Z0-9_]`; anything else becomes `_`.
 fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    name.chars().map(sanitize_char).collect()
+}
+
+fn sanitize_char(c: char) -> char {
+    if c.is_ascii_alphanumeric() || c == '_' {
+        c
+    } else {
+        '_'
+    }
 }

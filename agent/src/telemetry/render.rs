@@ -11,7 +11,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::registry::Registry;
 
-use super::{CheckState, Telemetry, names};
+use super::{LastProbe, Telemetry, names};
 use crate::transport::collectors::Collectors;
 
 impl Telemetry {
@@ -97,35 +97,39 @@ impl Collector for Telemetry {
 impl Telemetry {
     fn encode_checks(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
         use names::*;
-        let checks = self
-            .checks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let id =
-            |c: &String, s: &CheckState| vec![("check", c.clone()), ("kind", s.kind.to_string())];
-        let (host, probe): (Vec<_>, Vec<_>) = checks.iter().partition(|(_, s)| s.kind == "host");
+        // A copy, so the scrape does not hold the lock the probes report through.
+        let checks: Vec<(Arc<str>, &'static str, LastProbe)> = self
+            .checks()
+            .by_id
+            .iter()
+            .filter_map(|(c, s)| s.last.as_ref().map(|l| (c.clone(), s.kind, (**l).clone())))
+            .collect();
+        let id = |c: &str, kind: &str| vec![("check", c.to_string()), ("kind", kind.to_string())];
+        let (host, probe): (Vec<_>, Vec<_>) = checks.iter().partition(|(_, k, _)| *k == "host");
         gauges(
             enc,
             PROBE_SUCCESS,
             "1 if the check's last probe succeeded",
             checks
                 .iter()
-                .map(|(c, s)| (id(c, s), f64::from(u8::from(s.ok))))
+                .map(|(c, k, s)| (id(c, k), f64::from(u8::from(s.ok))))
                 .collect(),
         )?;
         gauges(
             enc,
             PROBE_DURATION,
             "Duration of the check's last probe",
-            checks.iter().map(|(c, s)| (id(c, s), s.duration)).collect(),
+            checks
+                .iter()
+                .map(|(c, k, s)| (id(c, k), s.duration))
+                .collect(),
         )?;
         let phases = checks
             .iter()
-            .flat_map(|(c, s)| {
+            .flat_map(|(c, _, s)| {
                 s.phases.iter().map(move |(p, v)| {
                     (
-                        vec![("check", c.clone()), ("phase", p.as_str().to_string())],
+                        vec![("check", c.to_string()), ("phase", p.as_str().to_string())],
                         *v,
                     )
                 })
@@ -139,10 +143,13 @@ impl Telemetry {
         )?;
         let failures = checks
             .iter()
-            .filter_map(|(c, s)| {
-                s.last_failure
-                    .as_ref()
-                    .map(|r| (vec![("check", c.clone()), ("reason", r.clone())], 1.0))
+            .filter_map(|(c, _, s)| {
+                s.last_failure.map(|r| {
+                    (
+                        vec![("check", c.to_string()), ("reason", r.as_str().to_string())],
+                        1.0,
+                    )
+                })
             })
             .collect();
         gauges(
@@ -155,20 +162,26 @@ impl Telemetry {
             enc,
             PROBES,
             "Probes run per check",
-            checks.iter().map(|(c, s)| (id(c, s), s.probes)).collect(),
+            checks
+                .iter()
+                .map(|(c, k, s)| (id(c, k), s.probes))
+                .collect(),
         )?;
         counters(
             enc,
             PROBE_FAILURES,
             "Failed probes per check",
-            checks.iter().map(|(c, s)| (id(c, s), s.failures)).collect(),
+            checks
+                .iter()
+                .map(|(c, k, s)| (id(c, k), s.failures))
+                .collect(),
         )?;
         let values = probe
             .iter()
-            .flat_map(|(c, s)| {
+            .flat_map(|(c, _, s)| {
                 s.values
                     .iter()
-                    .map(move |(n, r, v)| (value_labels(c, n, r), *v))
+                    .map(move |v| (value_labels(c, &v.name, v.resource.as_deref()), v.value))
             })
             .collect();
         gauges(
@@ -185,18 +198,18 @@ impl Telemetry {
     fn encode_host(
         &self,
         enc: &mut DescriptorEncoder,
-        host: &[(&String, &CheckState)],
+        host: &[&(Arc<str>, &'static str, LastProbe)],
     ) -> std::fmt::Result {
-        let mut by_name: BTreeMap<String, Vec<(Labels, f64)>> = BTreeMap::new();
-        for (c, s) in host {
-            for (n, r, v) in &s.values {
-                let mut labels = vec![("check", (*c).clone())];
-                labels.extend(r.iter().map(|r| ("resource", r.clone())));
-                by_name.entry(n.clone()).or_default().push((labels, *v));
+        let mut by_name: BTreeMap<&str, Vec<(Labels, f64)>> = BTreeMap::new();
+        for (c, _, s) in host {
+            for v in &s.values {
+                let mut labels = vec![("check", c.to_string())];
+                labels.extend(v.resource.iter().map(|r| ("resource", r.to_string())));
+                by_name.entry(&v.name).or_default().push((labels, v.value));
             }
         }
         for (n, rows) in by_name {
-            match names::host(&n) {
+            match names::host(n) {
                 Some(h) if h.counter => float_counters(enc, h.metric, h.help, rows)?,
                 Some(h) => gauges(enc, h.metric, h.help, rows)?,
                 None => gauges(
@@ -320,10 +333,10 @@ impl Telemetry {
     }
 }
 
-fn value_labels(check: &str, name: &str, resource: &Option<String>) -> Labels {
+fn value_labels(check: &str, name: &str, resource: Option<&str>) -> Labels {
     let mut l = vec![("check", check.to_string()), ("name", name.to_string())];
     if let Some(r) = resource {
-        l.push(("resource", r.clone()));
+        l.push(("resource", r.to_string()));
     }
     l
 }
