@@ -103,7 +103,7 @@ impl Control {
         }
         tracing::info!(checks = cfg.checks.len(), "configuration reloaded");
         self.local_ids.send_replace(ids(&cfg.checks));
-        self.own = cfg.checks.into_iter().map(Arc::new).collect();
+        self.own = assignment::share_all(cfg.checks);
     }
 
     /// Runs until `cancel`, then stops every check and waits for them.

@@ -65,7 +65,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    attest_agent::memory::one_arena();
+    attest_agent::memory::tune_heap();
     let cli = Cli::parse();
     if let Some(code) = generated(&cli.command) {
         return code;
@@ -260,10 +260,7 @@ async fn run(mut cfg: AgentConfig, path: PathBuf, web: WebSecurity) -> anyhow::R
     );
     tokio::spawn(poller.run(central_tx, cancel.clone()));
     let n_checks = cfg.checks.len();
-    let own = std::mem::take(&mut cfg.checks)
-        .into_iter()
-        .map(Arc::new)
-        .collect();
+    let own = assignment::share_all(std::mem::take(&mut cfg.checks));
     let agent_id = cfg.agent.id.clone();
     let collector_urls = cfg.agent.collector_urls.clone();
     let control = Control {
