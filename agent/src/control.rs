@@ -57,11 +57,7 @@ impl Control {
         for (id, why) in &applied.failed {
             tracing::error!(check = %id, "cannot run this check: {why}");
         }
-        self.telemetry.set_checks(
-            self.scheduler
-                .checks()
-                .map(|(id, c)| (id.clone(), c.spec.kind())),
-        );
+        self.telemetry.set_checks(self.scheduler.checks());
         // The old definitions and the build's transients are freed now: give the pages back.
         crate::memory::release_free_heap();
         if !(applied.started.is_empty()

@@ -241,8 +241,8 @@ async fn run(mut cfg: AgentConfig, path: PathBuf, web: WebSecurity) -> anyhow::R
     };
     let (central_tx, central_rx) = watch::channel(saved);
     let (ids_tx, ids_rx) = watch::channel(control::ids(&cfg.checks));
-    let client =
-        transport::build_client(&cfg.transport).context("cannot set up the assignment client")?;
+    // The transport's own client (same settings): one more would hold its own trust store.
+    let client = transport.client();
     // While failed over, the more preferred collectors' readiness decides the way back.
     tokio::spawn(collectors.clone().watch(
         client.clone(),

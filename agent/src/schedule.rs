@@ -21,9 +21,9 @@
 //! - A stopped check (removed or changed by [`Scheduler::apply`]) never starts another
 //!   attempt; an attempt already probing finishes and its measurement is kept.
 
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
-use std::sync::Arc;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use attest_config::Check;
@@ -75,15 +75,38 @@ const STOPPED: u8 = 4;
 /// One running check as the timer queue and its attempts see it. Kept small: at 1,000
 /// checks every byte here is a kilobyte of the agent's memory.
 struct Slot {
-    /// Shared with the scheduler's map and the telemetry (one allocation per id).
-    id: Arc<str>,
-    interval: Duration,
-    timeout: Duration,
+    /// The definition (id, interval, timeout), shared with the control loop. Replaced by an
+    /// equal one when the control loop re-read it (a reload, a new assignment revision), so
+    /// that only one copy stays.
+    def: Mutex<Arc<Check>>,
     probe: Box<dyn Probe>,
     state: AtomicU8,
 }
 
 impl Slot {
+    fn def(&self) -> Arc<Check> {
+        self.def
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Holds `def` from now on if it equals the running definition; false if it differs.
+    fn adopt(&self, def: &Arc<Check>) -> bool {
+        let mut held = self
+            .def
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if Arc::ptr_eq(&held, def) {
+            return true;
+        }
+        if **held != **def {
+            return false;
+        }
+        *held = def.clone();
+        true
+    }
+
     fn stop(&self) {
         self.state.fetch_or(STOPPED, Ordering::AcqRel);
     }
@@ -148,14 +171,9 @@ pub struct Scheduler {
     shared: Arc<Shared>,
     commands: mpsc::UnboundedSender<Command>,
     queue: JoinHandle<()>,
-    running: BTreeMap<Arc<str>, Running>,
-}
-
-struct Running {
-    /// Shared with the control loop's own checks or the collector's assignment: the
-    /// scheduler keeps no copy of a definition.
-    def: Arc<Check>,
-    slot: Arc<Slot>,
+    /// The running checks, sorted by id (a plain sorted list: exact size, where a map's
+    /// half-empty nodes would cost more than the entries).
+    running: Vec<Arc<Slot>>,
 }
 
 /// What one [`Scheduler::apply`] did, by check id.
@@ -192,7 +210,7 @@ impl Scheduler {
             shared,
             commands,
             queue,
-            running: BTreeMap::new(),
+            running: Vec::new(),
         }
     }
 
@@ -205,25 +223,18 @@ impl Scheduler {
     ) -> Applied {
         let mut out = Applied::default();
         let keep: BTreeSet<&str> = wanted.iter().map(|c| c.id.as_str()).collect();
-        let gone: Vec<Arc<str>> = self
+        let gone: Vec<String> = self
             .running
-            .keys()
-            .filter(|id| !keep.contains(&***id))
-            .cloned()
+            .iter()
+            .map(|s| s.def().id.clone())
+            .filter(|id| !keep.contains(id.as_str()))
             .collect();
         for id in gone {
             self.stop_one(&id);
-            out.stopped.push(id.to_string());
+            out.stopped.push(id);
         }
         for def in wanted {
-            let existing = self.running.get_mut(def.id.as_str()).map(|r| {
-                let same = Arc::ptr_eq(&r.def, def) || *r.def == **def;
-                if same {
-                    // Unchanged, perhaps re-read: hold the caller's copy, free the old one.
-                    r.def = def.clone();
-                }
-                same
-            });
+            let existing = self.find(&def.id).ok().map(|i| self.running[i].adopt(def));
             if existing == Some(true) {
                 continue;
             }
@@ -250,42 +261,49 @@ impl Scheduler {
             // The queue is gone only at shutdown, when nothing is left to purge.
             let _ = self.commands.send(Command::Purge);
         }
+        self.running.shrink_to_fit();
         out
     }
 
     /// Ids of the running checks, in order.
     pub fn running(&self) -> Vec<String> {
-        self.running.keys().map(|id| id.to_string()).collect()
+        self.running.iter().map(|s| s.def().id.clone()).collect()
     }
 
-    /// The running checks' ids and definitions, in order (the id is the one the scheduler
-    /// holds: cloning it shares it).
-    pub fn checks(&self) -> impl Iterator<Item = (&Arc<str>, &Check)> {
-        self.running.iter().map(|(id, r)| (id, &*r.def))
+    /// The running checks' definitions, in id order (shared: cloning one costs a count).
+    pub fn checks(&self) -> Vec<Arc<Check>> {
+        self.running.iter().map(|s| s.def()).collect()
+    }
+
+    /// Where check `id` is (or would be) in the sorted running list.
+    fn find(&self, id: &str) -> Result<usize, usize> {
+        self.running
+            .binary_search_by(|s| s.def().id.as_str().cmp(id))
     }
 
     fn start_one(&mut self, def: Arc<Check>, probe: Box<dyn Probe>) {
-        let id: Arc<str> = Arc::from(def.id.as_str());
+        let at = Instant::now() + jitter_offset(&self.agent, &def.id, def.interval);
+        let id = def.id.clone();
         let slot = Arc::new(Slot {
-            id: id.clone(),
-            interval: def.interval,
-            timeout: def.timeout,
+            def: Mutex::new(def),
             probe,
             state: AtomicU8::new(0),
         });
-        let at = Instant::now() + jitter_offset(&self.agent, &def.id, def.interval);
         // The queue is gone only at shutdown; then nothing should start.
         let _ = self.commands.send(Command::Start(Due {
             at,
             slot: slot.clone(),
         }));
-        self.running.insert(id, Running { def, slot });
+        match self.find(&id) {
+            Ok(i) => self.running[i] = slot,
+            Err(i) => self.running.insert(i, slot),
+        }
     }
 
     /// Stops a check; an attempt in flight finishes and its measurement is kept.
     fn stop_one(&mut self, id: &str) {
-        if let Some(r) = self.running.remove(id) {
-            r.slot.stop();
+        if let Ok(i) = self.find(id) {
+            self.running.remove(i).stop();
         }
     }
 
@@ -342,7 +360,7 @@ fn fire_due(shared: &Arc<Shared>, heap: &mut BinaryHeap<Due>, now: Instant) {
         if slot.stopped() {
             continue;
         }
-        let (next, skipped) = next_tick(at, slot.interval, now);
+        let (next, skipped) = next_tick(at, slot.def().interval, now);
         shared.missed(skipped);
         tick(shared, &slot);
         heap.push(Due { at: next, slot });
@@ -445,21 +463,20 @@ impl Shared {
         }
         let ts = self.clock.now_utc();
         let started = Instant::now();
-        let deadline = started + slot.timeout;
+        let def = slot.def();
+        let timeout = def.timeout;
+        let deadline = started + timeout;
         let report =
             match tokio::time::timeout_at(deadline + GRACE, slot.probe.probe(deadline)).await {
                 Ok(report) => report,
                 Err(_) => ProbeReport {
                     reason: Some(FailureReason::Timeout),
-                    error: Some(format!(
-                        "no result within the timeout of {:?}",
-                        slot.timeout
-                    )),
+                    error: Some(format!("no result within the timeout of {timeout:?}")),
                     ..ProbeReport::default()
                 },
             };
         let elapsed = started.elapsed().as_secs_f64();
-        Some(envelope(&slot.id, ts, elapsed, report))
+        Some(envelope(&def.id, ts, elapsed, report))
     }
 }
 
@@ -489,7 +506,7 @@ pub fn envelope(
 mod tests {
     use super::*;
     use crate::probe::ProbeFuture;
-    use std::sync::Mutex;
+    use std::collections::BTreeMap;
 
     struct FakeClock;
     impl Clock for FakeClock {

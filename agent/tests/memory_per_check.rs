@@ -123,7 +123,7 @@ fn heap_per_http_check() {
     let first = attest_agent::probe::build(&defs[0]).expect("builds");
     println!(
         "{:<44} {:>7} B once",
-        "the first probe (with the shared TLS setup)",
+        "the first probe (TLS set up for https only)",
         in_use() - at
     );
     let at = in_use();
@@ -142,12 +142,32 @@ fn heap_per_http_check() {
     // Let the queue take its entries.
     rt.block_on(tokio::time::sleep(Duration::from_millis(1)));
     let at = per_check("probe + scheduler (slot, queue entry, map)", at);
-    telemetry.set_checks(sched.checks().map(|(id, c)| (id.clone(), c.spec.kind())));
-    for (id, _) in sched.checks() {
-        telemetry.observe(&measurement(id));
+    telemetry.set_checks(sched.checks());
+    for c in sched.checks() {
+        telemetry.observe(&measurement(&c.id));
     }
     per_check("telemetry (state after one probe)", at);
     per_check("total", start);
+    let cfg_path = dir.path().join("agent.toml");
+    std::fs::write(
+        &cfg_path,
+        "[agent]\nid = \"bench\"\ncollector_url = \"http://127.0.0.1:9\"\ntoken = \"t\"\n\n[spool]\ndir = \"spool\"\n",
+    )
+    .expect("write");
+    let cfg = attest_config::load_agent(&cfg_path).expect("valid");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    attest_agent::memory::release_free_heap();
+    let at = in_use();
+    let client = attest_agent::transport::build_client(&cfg.transport).expect("client");
+    println!(
+        "{:<44} {:>7} B once",
+        "an HTTP client (reqwest, rustls)",
+        in_use() - at
+    );
+    let at = in_use();
+    let client2 = attest_agent::transport::build_client(&cfg.transport).expect("client");
+    println!("{:<44} {:>7} B once", "  a second one", in_use() - at);
+    drop((client, client2));
     let sizes: BTreeMap<&str, usize> = [
         ("Check", size_of::<attest_config::Check>()),
         ("HttpCheck", size_of::<attest_config::HttpCheck>()),

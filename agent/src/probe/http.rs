@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use attest_config::wire::{FailureReason, Phase};
-use attest_config::{HttpCheck, IpFamily, StatusRange};
+use attest_config::{HttpCheck, IpFamily, StatusRange, TlsClientOptions};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::client::conn::http1;
@@ -37,8 +37,11 @@ const USER_AGENT_VALUE: &str = concat!("attest-agent/", env!("CARGO_PKG_VERSION"
 pub struct HttpProbe {
     target: Uri,
     method: Method,
-    /// Shared with other checks of the same TLS options (see `tls_client`).
-    tls: Arc<TlsSetup>,
+    /// Shared with other checks of the same TLS options (see `tls_client`). `None` for an
+    /// `http://` URL whose TLS options name no file: such a check needs TLS only if
+    /// redirected to `https://`, and then sets it up for that probe; until then the agent
+    /// need not hold the system trust store (about 170 KiB) for it.
+    tls: Option<Arc<TlsSetup>>,
     targets: net::Targets,
     max_body_bytes: u64,
     max_redirects: u32,
@@ -57,6 +60,9 @@ struct Extra {
     body_regex: Vec<Regex>,
     body_not_regex: Vec<Regex>,
     header_match: Vec<(HeaderName, Regex)>,
+    /// The TLS options of a check set up on demand (see `HttpProbe::tls`), when not the
+    /// defaults.
+    tls: Option<TlsClientOptions>,
 }
 
 /// The settings of a check that sets none of them.
@@ -68,7 +74,11 @@ static NO_EXTRA: Extra = Extra {
     body_regex: Vec::new(),
     body_not_regex: Vec::new(),
     header_match: Vec::new(),
+    tls: None,
 };
+
+/// ALPN offered by the HTTP probe: it speaks HTTP/1.1 only.
+const ALPN: &[&[u8]] = &[b"http/1.1"];
 
 impl Extra {
     fn is_empty(&self) -> bool {
@@ -79,6 +89,7 @@ impl Extra {
             && self.body_regex.is_empty()
             && self.body_not_regex.is_empty()
             && self.header_match.is_empty()
+            && self.tls.is_none()
     }
 }
 
@@ -114,7 +125,18 @@ impl HttpProbe {
             .iter()
             .map(|(k, pat)| Ok((header_name(id, k)?, compile_regex(id, pat)?)))
             .collect::<Result<_, BuildError>>()?;
+        let names_file = spec.tls.ca_file.is_some()
+            || spec.tls.client_cert.is_some()
+            || spec.tls.client_key.is_some();
+        // Files are read now, so a missing one stops the start-up, not a probe.
+        let on_demand = !names_file && target.scheme_str() != Some("https");
+        let tls = if on_demand {
+            None
+        } else {
+            Some(TlsSetup::shared(&spec.tls, ALPN)?)
+        };
         let extra = Extra {
+            tls: (on_demand && spec.tls != TlsClientOptions::default()).then(|| spec.tls.clone()),
             headers,
             body: spec.body.clone(),
             expect_status: spec.expect_status.clone(),
@@ -127,7 +149,7 @@ impl HttpProbe {
             targets: net::Targets::any(),
             target,
             method,
-            tls: TlsSetup::shared(&spec.tls, &[b"http/1.1"])?,
+            tls,
             max_body_bytes: spec.max_body_bytes,
             max_redirects: spec.max_redirects,
             follow_redirects: spec.follow_redirects,
@@ -138,6 +160,24 @@ impl HttpProbe {
 
     fn extra(&self) -> &Extra {
         self.extra.as_deref().unwrap_or(&NO_EXTRA)
+    }
+
+    /// The TLS setup for an `https://` hop: the check's own, or set up now for a check
+    /// whose URL is `http://` (see `HttpProbe::tls`).
+    fn tls_setup(&self) -> Result<Arc<TlsSetup>, Failure> {
+        if let Some(tls) = &self.tls {
+            return Ok(tls.clone());
+        }
+        let defaults;
+        let opts = match &self.extra().tls {
+            Some(opts) => opts,
+            None => {
+                defaults = TlsClientOptions::default();
+                &defaults
+            }
+        };
+        TlsSetup::shared(opts, ALPN)
+            .map_err(|e| Failure::new(FailureReason::Agent, Phase::Tls, e.to_string()))
     }
 
     async fn run(&self, deadline: Instant, out: &mut Outcome) -> Result<(), Failure> {
@@ -197,9 +237,10 @@ impl HttpProbe {
         if !https {
             return self.exchange(tcp, request, deadline, out).await;
         }
+        let tls = self.tls_setup()?;
         let mut facts = Default::default();
         let handshake = async {
-            let (result, f) = self.tls.handshake(tcp, &host).await;
+            let (result, f) = tls.handshake(tcp, &host).await;
             facts = f;
             result
         };

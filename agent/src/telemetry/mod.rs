@@ -17,6 +17,8 @@ mod serve;
 pub use serve::{serve, serve_on, serve_secured};
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use attest_config::Check;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use attest_config::wire::{FailureReason, Measurement, Phase};
@@ -25,15 +27,6 @@ use crate::schedule::ScheduleStats;
 use crate::spool::SharedSpool;
 use crate::transport::TransportStats;
 use crate::transport::collectors::Collectors;
-
-/// A running check as the telemetry sees it. Kept small: one per check, and at 1,000
-/// checks every byte here is a kilobyte of the agent's memory.
-#[derive(Debug, Clone)]
-struct CheckState {
-    kind: &'static str,
-    /// `None` until the check's first probe: a check without a probe has no series yet.
-    last: Option<Box<LastProbe>>,
-}
 
 /// What the latest probe of a check found, and its counters.
 #[derive(Debug, Clone, Default)]
@@ -56,11 +49,16 @@ struct LastValue {
     value: f64,
 }
 
+/// A running check (its definition, shared with the scheduler) and its last probe, `None`
+/// until the first: a check without a probe has no series yet. Kept small: one per check,
+/// and at 1,000 checks every byte here is a kilobyte of the agent's memory.
+type CheckState = (Arc<Check>, Option<LastProbe>);
+
 #[derive(Debug, Default)]
 struct Checks {
-    /// By id (the scheduler's own `Arc<str>`, shared) the running checks; replaced when the
+    /// The running checks sorted by id (a plain sorted list: exact size); replaced when the
     /// checks change.
-    by_id: BTreeMap<Arc<str>, CheckState>,
+    by_id: Vec<CheckState>,
     /// Sanitized value names, each allocated once for every check.
     names: BTreeSet<Arc<str>>,
 }
@@ -104,18 +102,24 @@ impl Telemetry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The running checks changed (assignment or reload), given as id and kind: a removed
-    /// check's series go away with it; a check that stays keeps its counters.
-    pub fn set_checks(&self, running: impl IntoIterator<Item = (Arc<str>, &'static str)>) {
+    /// The running checks changed (assignment or reload): a removed check's series go away
+    /// with it; a check that stays keeps its counters.
+    pub fn set_checks(&self, running: Vec<Arc<Check>>) {
         let mut checks = self.checks();
-        let mut old = std::mem::take(&mut checks.by_id);
-        checks.by_id = running
+        let mut old: BTreeMap<String, Option<LastProbe>> = std::mem::take(&mut checks.by_id)
             .into_iter()
-            .map(|(id, kind)| {
-                let last = old.remove(&id).and_then(|s| s.last);
-                (id, CheckState { kind, last })
+            .map(|(c, last)| (c.id.clone(), last))
+            .collect();
+        let mut by_id: Vec<CheckState> = running
+            .into_iter()
+            .map(|c| {
+                let last = old.remove(&c.id).flatten();
+                (c, last)
             })
             .collect();
+        by_id.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        by_id.shrink_to_fit();
+        checks.by_id = by_id;
         drop(old);
         // A name only the set still holds belonged to removed checks only.
         checks.names.retain(|n| Arc::strong_count(n) > 1);
@@ -125,11 +129,11 @@ impl Telemetry {
     pub fn observe(&self, m: &Measurement) {
         let mut checks = self.checks();
         let Checks { by_id, names } = &mut *checks;
-        let Some(st) = by_id.get_mut(m.check.as_str()) else {
+        let Ok(i) = by_id.binary_search_by(|(c, _)| c.id.as_str().cmp(&m.check)) else {
             // The last attempt of a check that was just removed: not a series any more.
             return;
         };
-        let last = st.last.get_or_insert_with(Box::default);
+        let last = by_id[i].1.get_or_insert_with(LastProbe::default);
         last.ok = m.ok;
         last.duration = m.duration_seconds.unwrap_or(0.0);
         // In place when the probe reported the same phases and values as last time (the

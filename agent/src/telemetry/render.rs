@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use attest_config::Check;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -98,11 +99,11 @@ impl Telemetry {
     fn encode_checks(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
         use names::*;
         // A copy, so the scrape does not hold the lock the probes report through.
-        let checks: Vec<(Arc<str>, &'static str, LastProbe)> = self
+        let checks: Vec<(Arc<Check>, &'static str, LastProbe)> = self
             .checks()
             .by_id
             .iter()
-            .filter_map(|(c, s)| s.last.as_ref().map(|l| (c.clone(), s.kind, (**l).clone())))
+            .filter_map(|(c, last)| last.clone().map(|l| (c.clone(), c.spec.kind(), l)))
             .collect();
         let id = |c: &str, kind: &str| vec![("check", c.to_string()), ("kind", kind.to_string())];
         let (host, probe): (Vec<_>, Vec<_>) = checks.iter().partition(|(_, k, _)| *k == "host");
@@ -112,7 +113,7 @@ impl Telemetry {
             "1 if the check's last probe succeeded",
             checks
                 .iter()
-                .map(|(c, k, s)| (id(c, k), f64::from(u8::from(s.ok))))
+                .map(|(c, k, s)| (id(&c.id, k), f64::from(u8::from(s.ok))))
                 .collect(),
         )?;
         gauges(
@@ -121,7 +122,7 @@ impl Telemetry {
             "Duration of the check's last probe",
             checks
                 .iter()
-                .map(|(c, k, s)| (id(c, k), s.duration))
+                .map(|(c, k, s)| (id(&c.id, k), s.duration))
                 .collect(),
         )?;
         let phases = checks
@@ -129,7 +130,7 @@ impl Telemetry {
             .flat_map(|(c, _, s)| {
                 s.phases.iter().map(move |(p, v)| {
                     (
-                        vec![("check", c.to_string()), ("phase", p.as_str().to_string())],
+                        vec![("check", c.id.clone()), ("phase", p.as_str().to_string())],
                         *v,
                     )
                 })
@@ -146,7 +147,7 @@ impl Telemetry {
             .filter_map(|(c, _, s)| {
                 s.last_failure.map(|r| {
                     (
-                        vec![("check", c.to_string()), ("reason", r.as_str().to_string())],
+                        vec![("check", c.id.clone()), ("reason", r.as_str().to_string())],
                         1.0,
                     )
                 })
@@ -164,7 +165,7 @@ impl Telemetry {
             "Probes run per check",
             checks
                 .iter()
-                .map(|(c, k, s)| (id(c, k), s.probes))
+                .map(|(c, k, s)| (id(&c.id, k), s.probes))
                 .collect(),
         )?;
         counters(
@@ -173,7 +174,7 @@ impl Telemetry {
             "Failed probes per check",
             checks
                 .iter()
-                .map(|(c, k, s)| (id(c, k), s.failures))
+                .map(|(c, k, s)| (id(&c.id, k), s.failures))
                 .collect(),
         )?;
         let values = probe
@@ -181,7 +182,7 @@ impl Telemetry {
             .flat_map(|(c, _, s)| {
                 s.values
                     .iter()
-                    .map(move |v| (value_labels(c, &v.name, v.resource.as_deref()), v.value))
+                    .map(move |v| (value_labels(&c.id, &v.name, v.resource.as_deref()), v.value))
             })
             .collect();
         gauges(
@@ -198,12 +199,12 @@ impl Telemetry {
     fn encode_host(
         &self,
         enc: &mut DescriptorEncoder,
-        host: &[&(Arc<str>, &'static str, LastProbe)],
+        host: &[&(Arc<Check>, &'static str, LastProbe)],
     ) -> std::fmt::Result {
         let mut by_name: BTreeMap<&str, Vec<(Labels, f64)>> = BTreeMap::new();
         for (c, _, s) in host {
             for v in &s.values {
-                let mut labels = vec![("check", c.to_string())];
+                let mut labels = vec![("check", c.id.clone())];
                 labels.extend(v.resource.iter().map(|r| ("resource", r.to_string())));
                 by_name.entry(&v.name).or_default().push((labels, v.value));
             }

@@ -135,6 +135,12 @@ impl Transport {
         })
     }
 
+    /// The HTTP client deliveries use (a handle: clones share its connections and TLS
+    /// setup), for the agent's other requests to the collectors.
+    pub fn client(&self) -> reqwest::Client {
+        self.client.clone()
+    }
+
     /// Delivers until `cancel` fires. `appended` is notified whenever the spool grows.
     pub async fn run(self, appended: Arc<Notify>, cancel: CancellationToken) {
         let mut backoff = self.backoff.clone();
