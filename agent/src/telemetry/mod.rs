@@ -29,7 +29,7 @@ use crate::transport::TransportStats;
 use crate::transport::collectors::Collectors;
 
 /// What the latest probe of a check found, and its counters.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct LastProbe {
     ok: bool,
     /// Kept across later successes: the reason of the most recent failure.
@@ -37,16 +37,67 @@ struct LastProbe {
     duration: f64,
     probes: u64,
     failures: u64,
-    phases: Box<[(Phase, f64)]>,
-    values: Box<[LastValue]>,
+    /// Which phases and values the probe reported; shared by every check that reports the
+    /// same (all plain HTTP checks, say).
+    shape: Arc<Shape>,
+    /// The phases' durations, then the values, in the order of `shape`.
+    numbers: Box<[f64]>,
 }
 
-/// One numeric observation; the metric-safe name is interned (shared by every check).
-#[derive(Debug, Clone)]
-struct LastValue {
-    name: Arc<str>,
-    resource: Option<Box<str>>,
-    value: f64,
+impl LastProbe {
+    fn phases(&self) -> impl Iterator<Item = (Phase, f64)> + '_ {
+        self.shape
+            .phases
+            .iter()
+            .copied()
+            .zip(self.numbers.iter().copied())
+    }
+
+    /// Values as (metric-safe name, resource, value).
+    fn values(&self) -> impl Iterator<Item = (&str, Option<&str>, f64)> + '_ {
+        let numbers = &self.numbers[self.shape.phases.len()..];
+        self.shape
+            .values
+            .iter()
+            .zip(numbers)
+            .map(|((n, r), v)| (&**n, r.as_deref(), *v))
+    }
+}
+
+/// A probe's report less its numbers: its phases and its values' (metric-safe) names and
+/// resources, in order.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Shape {
+    phases: Box<[Phase]>,
+    values: Box<[(Box<str>, Option<Box<str>>)]>,
+}
+
+impl Shape {
+    fn of(m: &Measurement) -> Shape {
+        Shape {
+            phases: m.phases.keys().copied().collect(),
+            values: m
+                .values
+                .iter()
+                .map(|v| {
+                    (
+                        sanitize(&v.name).into(),
+                        v.resource.as_deref().map(Box::from),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether `m` reports exactly this (without allocating).
+    fn fits(&self, m: &Measurement) -> bool {
+        self.phases.len() == m.phases.len()
+            && self.phases.iter().zip(m.phases.keys()).all(|(a, b)| a == b)
+            && self.values.len() == m.values.len()
+            && self.values.iter().zip(&m.values).all(|((n, r), v)| {
+                is_sanitized(n, &v.name) && r.as_deref() == v.resource.as_deref()
+            })
+    }
 }
 
 /// A running check (its definition, shared with the scheduler) and its last probe, `None`
@@ -59,8 +110,8 @@ struct Checks {
     /// The running checks sorted by id (a plain sorted list: exact size); replaced when the
     /// checks change.
     by_id: Vec<CheckState>,
-    /// Sanitized value names, each allocated once for every check.
-    names: BTreeSet<Arc<str>>,
+    /// The shapes in use, each allocated once for every check that reports it.
+    shapes: BTreeSet<Arc<Shape>>,
 }
 
 /// Latest state per check plus the shared counters of the other agent stages.
@@ -121,54 +172,53 @@ impl Telemetry {
         by_id.shrink_to_fit();
         checks.by_id = by_id;
         drop(old);
-        // A name only the set still holds belonged to removed checks only.
-        checks.names.retain(|n| Arc::strong_count(n) > 1);
+        // A shape only the set still holds belonged to removed checks only.
+        checks.shapes.retain(|n| Arc::strong_count(n) > 1);
     }
 
     /// Records a finished measurement (called by the scheduler's sink).
     pub fn observe(&self, m: &Measurement) {
         let mut checks = self.checks();
-        let Checks { by_id, names } = &mut *checks;
+        let Checks { by_id, shapes } = &mut *checks;
         let Ok(i) = by_id.binary_search_by(|(c, _)| c.id.as_str().cmp(&m.check)) else {
             // The last attempt of a check that was just removed: not a series any more.
             return;
         };
-        let last = by_id[i].1.get_or_insert_with(LastProbe::default);
+        let slot = &mut by_id[i].1;
+        // The usual case: the same phases and values as last time, so a probe does not
+        // reallocate its check's state.
+        let last = match slot {
+            Some(last) if last.shape.fits(m) => last,
+            _ => {
+                let shape = intern(shapes, Shape::of(m));
+                let numbers = vec![0.0; shape.phases.len() + shape.values.len()].into();
+                let old = slot.take();
+                let (probes, failures, last_failure) = old
+                    .as_ref()
+                    .map_or((0, 0, None), |l| (l.probes, l.failures, l.last_failure));
+                if let Some(old) = old {
+                    forget_shape(shapes, old.shape);
+                }
+                slot.insert(LastProbe {
+                    ok: false,
+                    last_failure,
+                    duration: 0.0,
+                    probes,
+                    failures,
+                    shape,
+                    numbers,
+                })
+            }
+        };
         last.ok = m.ok;
         last.duration = m.duration_seconds.unwrap_or(0.0);
-        // In place when the probe reported the same phases and values as last time (the
-        // usual case), so a probe does not reallocate its check's state.
-        if last.phases.len() == m.phases.len()
-            && last
-                .phases
-                .iter()
-                .zip(&m.phases)
-                .all(|((a, _), (b, _))| a == b)
-        {
-            for ((_, v), (_, new)) in last.phases.iter_mut().zip(&m.phases) {
-                *v = *new;
-            }
-        } else {
-            last.phases = m.phases.iter().map(|(p, v)| (*p, *v)).collect();
-        }
-        let same_values = last.values.len() == m.values.len()
-            && last.values.iter().zip(&m.values).all(|(a, b)| {
-                is_sanitized(&a.name, &b.name) && a.resource.as_deref() == b.resource.as_deref()
-            });
-        if same_values {
-            for (a, b) in last.values.iter_mut().zip(&m.values) {
-                a.value = b.value;
-            }
-        } else {
-            last.values = m
-                .values
-                .iter()
-                .map(|v| LastValue {
-                    name: intern(names, &sanitize(&v.name)),
-                    resource: v.resource.as_deref().map(Box::from),
-                    value: v.value,
-                })
-                .collect();
+        let numbers = m
+            .phases
+            .values()
+            .copied()
+            .chain(m.values.iter().map(|v| v.value));
+        for (slot, n) in last.numbers.iter_mut().zip(numbers) {
+            *slot = n;
         }
         last.probes += 1;
         if !m.ok {
@@ -178,14 +228,23 @@ impl Telemetry {
     }
 }
 
-/// The one shared allocation of a value name.
-fn intern(names: &mut BTreeSet<Arc<str>>, name: &str) -> Arc<str> {
-    if let Some(n) = names.get(name) {
-        return n.clone();
+/// The one shared allocation of a shape.
+fn intern(shapes: &mut BTreeSet<Arc<Shape>>, shape: Shape) -> Arc<Shape> {
+    if let Some(s) = shapes.get(&shape) {
+        return s.clone();
     }
-    let n: Arc<str> = Arc::from(name);
-    names.insert(n.clone());
-    n
+    let s = Arc::new(shape);
+    shapes.insert(s.clone());
+    s
+}
+
+/// Drops a shape a check no longer reports, from the set too when no other check does
+/// (a host check's disks and interfaces come and go).
+fn forget_shape(shapes: &mut BTreeSet<Arc<Shape>>, shape: Arc<Shape>) {
+    // Held by the set and by `shape` only.
+    if Arc::strong_count(&shape) == 2 {
+        shapes.remove(&shape);
+    }
 }
 
 /// Whether `sanitized` is what [`sanitize`] makes of `raw` (without allocating).
@@ -203,5 +262,121 @@ fn sanitize_char(c: char) -> char {
         c
     } else {
         '_'
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names::*;
+    use super::*;
+    use attest_config::wire::Value;
+
+    fn telemetry(dir: &std::path::Path) -> Arc<Telemetry> {
+        let spool = crate::spool::Spool::open(dir, 1 << 20, attest_config::WhenFull::DropOldest)
+            .expect("spool");
+        let collectors = Collectors::new(
+            &["http://127.0.0.1:9".to_string()],
+            std::time::Duration::from_secs(60),
+        )
+        .expect("collectors");
+        Arc::new(Telemetry::new(
+            Arc::new(ScheduleStats::default()),
+            Arc::new(TransportStats::default()),
+            Arc::new(collectors),
+            SharedSpool::new(spool),
+        ))
+    }
+
+    fn check(id: &str, kind: &str) -> Arc<Check> {
+        let spec = match kind {
+            "host" => "kind = \"host\"".to_string(),
+            _ => "kind = \"http\"\nurl = \"http://127.0.0.1:9/\"".to_string(),
+        };
+        let src = format!("[[check]]\nid = \"{id}\"\n{spec}\n");
+        Arc::new(
+            attest_config::parse_checks("test", &src)
+                .expect("valid")
+                .remove(0),
+        )
+    }
+
+    fn measurement(check: &str, ok: bool, values: &[(&str, Option<&str>, f64)]) -> Measurement {
+        let mut m = Measurement::new(check, jiff::Timestamp::UNIX_EPOCH, ok);
+        m.duration_seconds = Some(0.5);
+        m.reason = (!ok).then_some(FailureReason::Status);
+        m.phases.insert(Phase::Connect, 0.25);
+        m.values = values
+            .iter()
+            .map(|(n, r, v)| Value {
+                name: (*n).to_string(),
+                resource: r.map(str::to_string),
+                value: *v,
+            })
+            .collect();
+        m
+    }
+
+    #[test]
+    fn renders_the_last_probe_and_forgets_removed_checks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = telemetry(dir.path());
+        t.set_checks(vec![check("web", "http"), check("h", "host")]);
+        let text = t.render(false);
+        assert!(
+            !text.contains("check=\"web\""),
+            "no series before a probe:\n{text}"
+        );
+
+        t.observe(&measurement(
+            "web",
+            true,
+            &[("http_status_code", None, 200.0)],
+        ));
+        t.observe(&measurement(
+            "web",
+            false,
+            &[("http_status_code", None, 500.0)],
+        ));
+        t.observe(&measurement(
+            "h",
+            true,
+            &[("test.thing", Some("total"), 0.5)],
+        ));
+        t.observe(&measurement("gone", true, &[]));
+        let text = t.render(false);
+        for line in [
+            &format!("{PROBE_SUCCESS}{{check=\"web\",kind=\"http\"}} 0"),
+            &format!("{PROBE_DURATION}{{check=\"web\",kind=\"http\"}} 0.5"),
+            &format!("{PROBE_PHASE_DURATION}{{check=\"web\",phase=\"connect\"}} 0.25"),
+            &format!("{PROBE_LAST_FAILURE}{{check=\"web\",reason=\"status\"}} 1"),
+            &format!("{PROBES}_total{{check=\"web\",kind=\"http\"}} 2"),
+            &format!("{PROBE_FAILURES}_total{{check=\"web\",kind=\"http\"}} 1"),
+            &format!("{PROBE_VALUE}{{check=\"web\",name=\"http_status_code\"}} 500"),
+        ] {
+            assert!(text.contains(line), "missing {line:?} in:\n{text}");
+        }
+        let host = format!("{HOST_PREFIX}test_thing{{check=\"h\",resource=\"total\"}} 0.5");
+        assert!(text.contains(&host), "{text}");
+        assert!(
+            !text.contains("gone"),
+            "an unknown check got series:\n{text}"
+        );
+        assert_eq!(t.checks().shapes.len(), 2, "one shape per kind of report");
+
+        // A new shape (another value) replaces the old one; a success keeps the failure.
+        t.observe(&measurement("web", true, &[("http_redirects", None, 1.0)]));
+        let text = t.render(false);
+        assert!(text.contains("name=\"http_redirects\"} 1"), "{text}");
+        assert!(!text.contains("http_status_code"), "{text}");
+        assert!(text.contains("reason=\"status\"} 1"), "{text}");
+        let probes = format!("{PROBES}_total{{check=\"web\",kind=\"http\"}} 3");
+        assert!(text.contains(&probes), "{text}");
+
+        // Removed: its series and its shape go; the one that stays keeps its counters.
+        t.set_checks(vec![check("h", "host")]);
+        let text = t.render(false);
+        assert!(!text.contains("check=\"web\""), "{text}");
+        assert!(text.contains("check=\"h\""), "{text}");
+        assert_eq!(t.checks().shapes.len(), 1);
     }
 }

@@ -128,10 +128,10 @@ impl Telemetry {
         let phases = checks
             .iter()
             .flat_map(|(c, _, s)| {
-                s.phases.iter().map(move |(p, v)| {
+                s.phases().map(move |(p, v)| {
                     (
                         vec![("check", c.id.clone()), ("phase", p.as_str().to_string())],
-                        *v,
+                        v,
                     )
                 })
             })
@@ -180,9 +180,8 @@ impl Telemetry {
         let values = probe
             .iter()
             .flat_map(|(c, _, s)| {
-                s.values
-                    .iter()
-                    .map(move |v| (value_labels(&c.id, &v.name, v.resource.as_deref()), v.value))
+                s.values()
+                    .map(move |(n, r, v)| (value_labels(&c.id, n, r), v))
             })
             .collect();
         gauges(
@@ -203,10 +202,10 @@ impl Telemetry {
     ) -> std::fmt::Result {
         let mut by_name: BTreeMap<&str, Vec<(Labels, f64)>> = BTreeMap::new();
         for (c, _, s) in host {
-            for v in &s.values {
+            for (n, r, v) in s.values() {
                 let mut labels = vec![("check", c.id.clone())];
-                labels.extend(v.resource.iter().map(|r| ("resource", r.to_string())));
-                by_name.entry(&v.name).or_default().push((labels, v.value));
+                labels.extend(r.map(|r| ("resource", r.to_string())));
+                by_name.entry(n).or_default().push((labels, v));
             }
         }
         for (n, rows) in by_name {
