@@ -69,8 +69,11 @@ impl LastProbe {
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Shape {
     phases: Box<[Phase]>,
-    values: Box<[(Box<str>, Option<Box<str>>)]>,
+    values: Box<[ValueKey]>,
 }
+
+/// A value's metric-safe name and its resource.
+type ValueKey = (Box<str>, Option<Box<str>>);
 
 impl Shape {
     fn of(m: &Measurement) -> Shape {
