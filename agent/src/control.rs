@@ -146,3 +146,125 @@ async fn recv(hup: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
 pub fn ids(checks: &[Check]) -> Vec<String> {
     checks.iter().map(|c| c.id.clone()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::schedule::{ScheduleStats, Sink};
+    use crate::spool::{SharedSpool, Spool};
+    use crate::transport::TransportStats;
+    use crate::transport::collectors::Collectors;
+    use std::time::Duration;
+
+    /// An agent file with `checks` (TCP checks to a closed loopback port: nothing here
+    /// needs them to succeed).
+    fn write_config(path: &std::path::Path, checks: &[(&str, &str)]) {
+        let mut text = String::from(
+            "[agent]\nid = \"a\"\ncollector_url = \"http://127.0.0.1:9\"\ntoken = \"t\"\n\n[spool]\ndir = \"spool\"\n",
+        );
+        for (id, interval) in checks {
+            text.push_str(&format!(
+                "\n[[check]]\nid = \"{id}\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\ninterval = \"{interval}\"\ntimeout = \"50ms\"\n"
+            ));
+        }
+        std::fs::write(path, text).expect("write config");
+    }
+
+    /// A control loop on the file at `path`, and the receiving end of its measurements.
+    fn control(
+        dir: &std::path::Path,
+        path: PathBuf,
+    ) -> (
+        Control,
+        tokio::sync::mpsc::Receiver<attest_config::wire::Measurement>,
+    ) {
+        let mut config = attest_config::load_agent(&path).expect("valid");
+        let own = assignment::share_all(std::mem::take(&mut config.checks));
+        let spool = Spool::open(
+            &dir.join("spool"),
+            1 << 20,
+            attest_config::WhenFull::DropOldest,
+        )
+        .expect("spool");
+        let stats = Arc::new(ScheduleStats::default());
+        let telemetry = Arc::new(Telemetry::new(
+            stats.clone(),
+            Arc::new(TransportStats::default()),
+            Arc::new(
+                Collectors::new(&config.agent.collector_urls, Duration::from_secs(60))
+                    .expect("collectors"),
+            ),
+            SharedSpool::new(spool),
+        ));
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let sink = Sink {
+            tx,
+            stats,
+            observe: Arc::new(|_| {}),
+        };
+        let control = Control {
+            scheduler: Scheduler::new(
+                "a",
+                Arc::new(SystemClock),
+                4,
+                sink,
+                CancellationToken::new(),
+            ),
+            targets: probe::Targets::any(),
+            telemetry,
+            config_path: path,
+            local_ids: watch::channel(ids_of(&own)).0,
+            config,
+            own,
+            central: watch::channel(None).1,
+        };
+        (control, rx)
+    }
+
+    fn ids_of(checks: &[Arc<Check>]) -> Vec<String> {
+        checks.iter().map(|c| c.id.clone()).collect()
+    }
+
+    fn running_def(c: &Control, id: &str) -> Arc<Check> {
+        c.scheduler
+            .checks()
+            .into_iter()
+            .find(|d| d.id == id)
+            .expect("running")
+    }
+
+    #[tokio::test]
+    async fn reload_starts_stops_and_restarts_own_checks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("agent.toml");
+        write_config(&path, &[("a", "1s"), ("b", "1s")]);
+        // Measurements are not looked at here; `_rx` only keeps the channel open.
+        let (mut c, _rx) = control(dir.path(), path.clone());
+        c.apply();
+        assert_eq!(c.scheduler.running(), ["a", "b"]);
+
+        // Re-read unchanged: nothing restarts, and the running definition is the control
+        // loop's new copy (one copy, not two).
+        c.reload();
+        c.apply();
+        assert!(Arc::ptr_eq(&running_def(&c, "a"), &c.own[0]));
+
+        write_config(&path, &[("a", "2s"), ("c", "1s")]);
+        c.reload();
+        c.apply();
+        assert_eq!(c.scheduler.running(), ["a", "c"]);
+        assert_eq!(running_def(&c, "a").interval, Duration::from_secs(2));
+        assert_eq!(*c.local_ids.borrow(), ["a", "c"]);
+
+        std::fs::write(&path, "[agent]\nid = ").expect("write");
+        c.reload();
+        c.apply();
+        assert_eq!(
+            c.scheduler.running(),
+            ["a", "c"],
+            "an invalid file changes nothing"
+        );
+        c.scheduler.stop().await;
+    }
+}
