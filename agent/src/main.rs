@@ -1,7 +1,6 @@
 //! `attest-agent`: the binary edge. Parses the command line, loads the configuration, wires
 //! probe → schedule → spool → transport, and shuts down cleanly on SIGTERM/SIGINT.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -66,7 +65,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    attest_agent::memory::one_arena();
+    attest_agent::memory::tune_heap();
     let cli = Cli::parse();
     if let Some(code) = generated(&cli.command) {
         return code;
@@ -167,7 +166,7 @@ fn check_config(path: &std::path::Path, web: Option<&std::path::Path>) -> ExitCo
     }
 }
 
-async fn run(cfg: AgentConfig, path: PathBuf, web: WebSecurity) -> anyhow::Result<ExitCode> {
+async fn run(mut cfg: AgentConfig, path: PathBuf, web: WebSecurity) -> anyhow::Result<ExitCode> {
     // One rustls provider for the whole process: ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Before anything slow: SIGHUP's default action would end the process.
@@ -210,7 +209,6 @@ async fn run(cfg: AgentConfig, path: PathBuf, web: WebSecurity) -> anyhow::Resul
     .context("cannot set up delivery to the collector")?;
     let schedule_stats = Arc::new(ScheduleStats::default());
     let telemetry = Arc::new(Telemetry::new(
-        BTreeMap::new(),
         schedule_stats.clone(),
         transport.stats.clone(),
         collectors.clone(),
@@ -243,8 +241,8 @@ async fn run(cfg: AgentConfig, path: PathBuf, web: WebSecurity) -> anyhow::Resul
     };
     let (central_tx, central_rx) = watch::channel(saved);
     let (ids_tx, ids_rx) = watch::channel(control::ids(&cfg.checks));
-    let client =
-        transport::build_client(&cfg.transport).context("cannot set up the assignment client")?;
+    // The transport's own client (same settings): one more would hold its own trust store.
+    let client = transport.client();
     // While failed over, the more preferred collectors' readiness decides the way back.
     tokio::spawn(collectors.clone().watch(
         client.clone(),
@@ -262,6 +260,7 @@ async fn run(cfg: AgentConfig, path: PathBuf, web: WebSecurity) -> anyhow::Resul
     );
     tokio::spawn(poller.run(central_tx, cancel.clone()));
     let n_checks = cfg.checks.len();
+    let own = assignment::share_all(std::mem::take(&mut cfg.checks));
     let agent_id = cfg.agent.id.clone();
     let collector_urls = cfg.agent.collector_urls.clone();
     let control = Control {
@@ -272,6 +271,7 @@ async fn run(cfg: AgentConfig, path: PathBuf, web: WebSecurity) -> anyhow::Resul
         // Moved, not cloned: the control loop is the one owner of the running configuration
         // (a second copy would double the memory every check's definition takes).
         config: cfg,
+        own,
         local_ids: ids_tx,
         central: central_rx,
     };

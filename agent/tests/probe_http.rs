@@ -219,6 +219,37 @@ async fn https_untrusted_fails_tls_unless_verify_off() {
     assert!(report.ok, "{report:?}");
 }
 
+/// `/to-https/<port>` redirects to `https://127.0.0.1:<port>/ok`.
+fn to_https(path: &str) -> Option<String> {
+    let Some(port) = path.strip_prefix("/to-https/") else {
+        return Some(response("404 Not Found", "", ""));
+    };
+    let location = format!("Location: https://127.0.0.1:{port}/ok\r\n");
+    Some(response("302 Found", &location, ""))
+}
+
+#[tokio::test]
+async fn http_redirected_to_https_sets_up_tls_on_demand() {
+    let pki = Pki::new();
+    let tls_addr = spawn_http(Some(pki.server_config()), routes).await;
+    let addr = spawn_http(None, to_https).await;
+    let mut spec = http_check(format!("http://{addr}/to-https/{}", tls_addr.port()));
+    // The system roots do not trust the test CA: verified like any https check.
+    let report = run(spec.clone(), 5).await;
+    assert!(!report.ok, "{report:?}");
+    assert_eq!(report.failed_phase, Some(Phase::Tls));
+
+    spec.tls.verify = false;
+    let report = run(spec, 5).await;
+    assert!(report.ok, "{report:?}");
+    assert!(report.phases.contains_key(&Phase::Tls));
+    assert_eq!(value(&report, "http_redirects"), Some(1.0));
+    assert_eq!(
+        value(&report, "tls_earliest_cert_expiry_seconds"),
+        Some(pki.leaf_not_after_unix as f64)
+    );
+}
+
 #[test]
 fn bad_regex_and_missing_ca_are_build_errors() {
     let mut spec = http_check("http://127.0.0.1:1/".into());

@@ -13,8 +13,8 @@
 
 use std::sync::Arc;
 
-use attest_config::HttpCheck;
 use attest_config::wire::{FailureReason, Phase};
+use attest_config::{HttpCheck, IpFamily, StatusRange, TlsClientOptions};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::client::conn::http1;
@@ -31,18 +31,66 @@ use super::{BuildError, Probe, ProbeFuture, compile_regex};
 
 const USER_AGENT_VALUE: &str = concat!("attest-agent/", env!("CARGO_PKG_VERSION"));
 
-/// A configured HTTP check with its patterns compiled and TLS client prepared.
+/// A configured HTTP check with its patterns compiled and TLS client prepared. It keeps
+/// only what a probe reads (not a copy of the definition), and what most checks leave
+/// unset lives in [`Extra`], absent when empty: the agent holds one of these per check.
 pub struct HttpProbe {
-    spec: HttpCheck,
     target: Uri,
     method: Method,
+    /// Shared with other checks of the same TLS options (see `tls_client`). `None` for an
+    /// `http://` URL whose TLS options name no file: such a check needs TLS only if
+    /// redirected to `https://`, and then sets it up for that probe; until then the agent
+    /// need not hold the system trust store (about 170 KiB) for it.
+    tls: Option<Arc<TlsSetup>>,
+    targets: net::Targets,
+    max_body_bytes: u64,
+    max_redirects: u32,
+    follow_redirects: bool,
+    ip_family: IpFamily,
+    extra: Option<Box<Extra>>,
+}
+
+/// The settings most checks leave empty.
+struct Extra {
     headers: Vec<(HeaderName, HeaderValue)>,
-    /// Shared with other checks of the same TLS options (see `tls_client`).
-    tls: Arc<TlsSetup>,
+    body: Option<String>,
+    /// Empty means 200–299.
+    expect_status: Vec<StatusRange>,
+    body_contains: Vec<String>,
     body_regex: Vec<Regex>,
     body_not_regex: Vec<Regex>,
     header_match: Vec<(HeaderName, Regex)>,
-    targets: net::Targets,
+    /// The TLS options of a check set up on demand (see `HttpProbe::tls`), when not the
+    /// defaults.
+    tls: Option<TlsClientOptions>,
+}
+
+/// The settings of a check that sets none of them.
+static NO_EXTRA: Extra = Extra {
+    headers: Vec::new(),
+    body: None,
+    expect_status: Vec::new(),
+    body_contains: Vec::new(),
+    body_regex: Vec::new(),
+    body_not_regex: Vec::new(),
+    header_match: Vec::new(),
+    tls: None,
+};
+
+/// ALPN offered by the HTTP probe: it speaks HTTP/1.1 only.
+const ALPN: &[&[u8]] = &[b"http/1.1"];
+
+impl Extra {
+    fn is_empty(&self) -> bool {
+        self.headers.is_empty()
+            && self.body.is_none()
+            && self.expect_status.is_empty()
+            && self.body_contains.is_empty()
+            && self.body_regex.is_empty()
+            && self.body_not_regex.is_empty()
+            && self.header_match.is_empty()
+            && self.tls.is_none()
+    }
 }
 
 /// The part of one hop's response the checks need.
@@ -77,34 +125,76 @@ impl HttpProbe {
             .iter()
             .map(|(k, pat)| Ok((header_name(id, k)?, compile_regex(id, pat)?)))
             .collect::<Result<_, BuildError>>()?;
+        let names_file = spec.tls.ca_file.is_some()
+            || spec.tls.client_cert.is_some()
+            || spec.tls.client_key.is_some();
+        // Files are read now, so a missing one stops the start-up, not a probe.
+        let on_demand = !names_file && target.scheme_str() != Some("https");
+        let tls = if on_demand {
+            None
+        } else {
+            Some(TlsSetup::shared(&spec.tls, ALPN)?)
+        };
+        let extra = Extra {
+            tls: (on_demand && spec.tls != TlsClientOptions::default()).then(|| spec.tls.clone()),
+            headers,
+            body: spec.body.clone(),
+            expect_status: spec.expect_status.clone(),
+            body_contains: spec.body_contains.clone(),
+            body_regex: compile_all(id, &spec.body_regex)?,
+            body_not_regex: compile_all(id, &spec.body_not_regex)?,
+            header_match,
+        };
         Ok(HttpProbe {
             targets: net::Targets::any(),
             target,
             method,
-            headers,
-            tls: TlsSetup::shared(&spec.tls, &[b"http/1.1"])?,
-            body_regex: compile_all(id, &spec.body_regex)?,
-            body_not_regex: compile_all(id, &spec.body_not_regex)?,
-            header_match,
-            spec: spec.clone(),
+            tls,
+            max_body_bytes: spec.max_body_bytes,
+            max_redirects: spec.max_redirects,
+            follow_redirects: spec.follow_redirects,
+            ip_family: spec.ip_family,
+            extra: (!extra.is_empty()).then(|| Box::new(extra)),
         })
+    }
+
+    fn extra(&self) -> &Extra {
+        self.extra.as_deref().unwrap_or(&NO_EXTRA)
+    }
+
+    /// The TLS setup for an `https://` hop: the check's own, or set up now for a check
+    /// whose URL is `http://` (see `HttpProbe::tls`).
+    fn tls_setup(&self) -> Result<Arc<TlsSetup>, Failure> {
+        if let Some(tls) = &self.tls {
+            return Ok(tls.clone());
+        }
+        let defaults;
+        let opts = match &self.extra().tls {
+            Some(opts) => opts,
+            None => {
+                defaults = TlsClientOptions::default();
+                &defaults
+            }
+        };
+        TlsSetup::shared(opts, ALPN)
+            .map_err(|e| Failure::new(FailureReason::Agent, Phase::Tls, e.to_string()))
     }
 
     async fn run(&self, deadline: Instant, out: &mut Outcome) -> Result<(), Failure> {
         let mut uri = self.target.clone();
         let mut method = self.method.clone();
-        let mut body = self.spec.body.clone();
+        let mut body = self.extra().body.clone();
         let mut redirects: u32 = 0;
         loop {
             let resp = self.hop(&uri, &method, body.clone(), deadline, out).await?;
             let location = resp.headers.get(LOCATION).and_then(|v| v.to_str().ok());
             match location {
-                Some(loc) if self.spec.follow_redirects && resp.status.is_redirection() => {
-                    if redirects >= self.spec.max_redirects {
+                Some(loc) if self.follow_redirects && resp.status.is_redirection() => {
+                    if redirects >= self.max_redirects {
                         out.value("http_redirects", f64::from(redirects));
                         return Err(Failure::check(
                             FailureReason::Redirects,
-                            format!("more than {} redirects", self.spec.max_redirects),
+                            format!("more than {} redirects", self.max_redirects),
                         ));
                     }
                     redirects += 1;
@@ -136,7 +226,7 @@ impl HttpProbe {
             .timed(
                 Phase::Resolve,
                 deadline,
-                net::resolve(&host, port, self.spec.ip_family, &self.targets),
+                net::resolve(&host, port, self.ip_family, &self.targets),
             )
             .await?;
         out.labels.insert("address".to_string(), addr.to_string());
@@ -147,9 +237,10 @@ impl HttpProbe {
         if !https {
             return self.exchange(tcp, request, deadline, out).await;
         }
+        let tls = self.tls_setup()?;
         let mut facts = Default::default();
         let handshake = async {
-            let (result, f) = self.tls.handshake(tcp, &host).await;
+            let (result, f) = tls.handshake(tcp, &host).await;
             facts = f;
             result
         };
@@ -167,7 +258,7 @@ impl HttpProbe {
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
         let authority = uri.authority().map_or("", |a| a.as_str());
         let mut builder = Request::builder().method(method.clone()).uri(path);
-        let user_has = |name: &HeaderName| self.headers.iter().any(|(k, _)| k == name);
+        let user_has = |name: &HeaderName| self.extra().headers.iter().any(|(k, _)| k == name);
         if !user_has(&HOST) {
             builder = builder.header(HOST, authority);
         }
@@ -179,7 +270,7 @@ impl HttpProbe {
         if !user_has(&CONNECTION) {
             builder = builder.header(CONNECTION, "close");
         }
-        for (k, v) in &self.headers {
+        for (k, v) in &self.extra().headers {
             builder = builder.header(k, v);
         }
         let body = Full::new(Bytes::from(body.unwrap_or_default()));
@@ -206,7 +297,7 @@ impl HttpProbe {
             .timed(
                 Phase::Transfer,
                 deadline,
-                read_body(incoming, self.spec.max_body_bytes),
+                read_body(incoming, self.max_body_bytes),
             )
             .await?;
         Ok(HopResponse {
@@ -226,13 +317,11 @@ impl HttpProbe {
 
     fn check_status(&self, status: StatusCode) -> Result<(), Failure> {
         let code = status.as_u16();
-        let ok = if self.spec.expect_status.is_empty() {
+        let expect = &self.extra().expect_status;
+        let ok = if expect.is_empty() {
             status.is_success()
         } else {
-            self.spec
-                .expect_status
-                .iter()
-                .any(|r| (r.lo..=r.hi).contains(&code))
+            expect.iter().any(|r| (r.lo..=r.hi).contains(&code))
         };
         if ok {
             Ok(())
@@ -245,7 +334,7 @@ impl HttpProbe {
     }
 
     fn check_headers(&self, headers: &HeaderMap) -> Result<(), Failure> {
-        for (name, re) in &self.header_match {
+        for (name, re) in &self.extra().header_match {
             let matched = headers
                 .get_all(name)
                 .iter()
@@ -263,18 +352,18 @@ impl HttpProbe {
     fn check_body(&self, body: &[u8]) -> Result<(), Failure> {
         let text = String::from_utf8_lossy(body);
         let fail = |msg: String| Err(Failure::check(FailureReason::Body, msg));
-        if let Some(s) = self
-            .spec
+        let extra = self.extra();
+        if let Some(s) = extra
             .body_contains
             .iter()
             .find(|s| !text.contains(s.as_str()))
         {
             return fail(format!("body does not contain {s:?}"));
         }
-        if let Some(re) = self.body_regex.iter().find(|re| !re.is_match(&text)) {
+        if let Some(re) = extra.body_regex.iter().find(|re| !re.is_match(&text)) {
             return fail(format!("body does not match {:?}", re.as_str()));
         }
-        if let Some(re) = self.body_not_regex.iter().find(|re| re.is_match(&text)) {
+        if let Some(re) = extra.body_not_regex.iter().find(|re| re.is_match(&text)) {
             return fail(format!("body matches forbidden {:?}", re.as_str()));
         }
         Ok(())

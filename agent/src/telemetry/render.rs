@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use attest_config::Check;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::registry::Registry;
 
-use super::{CheckState, Telemetry, names};
+use super::{LastProbe, Telemetry, names};
 use crate::transport::collectors::Collectors;
 
 impl Telemetry {
@@ -97,36 +98,40 @@ impl Collector for Telemetry {
 impl Telemetry {
     fn encode_checks(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
         use names::*;
-        let checks = self
-            .checks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let id =
-            |c: &String, s: &CheckState| vec![("check", c.clone()), ("kind", s.kind.to_string())];
-        let (host, probe): (Vec<_>, Vec<_>) = checks.iter().partition(|(_, s)| s.kind == "host");
+        // A copy, so the scrape does not hold the lock the probes report through.
+        let checks: Vec<(Arc<Check>, &'static str, LastProbe)> = self
+            .checks()
+            .by_id
+            .iter()
+            .filter_map(|(c, last)| last.clone().map(|l| (c.clone(), c.spec.kind(), l)))
+            .collect();
+        let id = |c: &str, kind: &str| vec![("check", c.to_string()), ("kind", kind.to_string())];
+        let (host, probe): (Vec<_>, Vec<_>) = checks.iter().partition(|(_, k, _)| *k == "host");
         gauges(
             enc,
             PROBE_SUCCESS,
             "1 if the check's last probe succeeded",
             checks
                 .iter()
-                .map(|(c, s)| (id(c, s), f64::from(u8::from(s.ok))))
+                .map(|(c, k, s)| (id(&c.id, k), f64::from(u8::from(s.ok))))
                 .collect(),
         )?;
         gauges(
             enc,
             PROBE_DURATION,
             "Duration of the check's last probe",
-            checks.iter().map(|(c, s)| (id(c, s), s.duration)).collect(),
+            checks
+                .iter()
+                .map(|(c, k, s)| (id(&c.id, k), s.duration))
+                .collect(),
         )?;
         let phases = checks
             .iter()
-            .flat_map(|(c, s)| {
-                s.phases.iter().map(move |(p, v)| {
+            .flat_map(|(c, _, s)| {
+                s.phases().map(move |(p, v)| {
                     (
-                        vec![("check", c.clone()), ("phase", p.as_str().to_string())],
-                        *v,
+                        vec![("check", c.id.clone()), ("phase", p.as_str().to_string())],
+                        v,
                     )
                 })
             })
@@ -139,10 +144,13 @@ impl Telemetry {
         )?;
         let failures = checks
             .iter()
-            .filter_map(|(c, s)| {
-                s.last_failure
-                    .as_ref()
-                    .map(|r| (vec![("check", c.clone()), ("reason", r.clone())], 1.0))
+            .filter_map(|(c, _, s)| {
+                s.last_failure.map(|r| {
+                    (
+                        vec![("check", c.id.clone()), ("reason", r.as_str().to_string())],
+                        1.0,
+                    )
+                })
             })
             .collect();
         gauges(
@@ -155,20 +163,25 @@ impl Telemetry {
             enc,
             PROBES,
             "Probes run per check",
-            checks.iter().map(|(c, s)| (id(c, s), s.probes)).collect(),
+            checks
+                .iter()
+                .map(|(c, k, s)| (id(&c.id, k), s.probes))
+                .collect(),
         )?;
         counters(
             enc,
             PROBE_FAILURES,
             "Failed probes per check",
-            checks.iter().map(|(c, s)| (id(c, s), s.failures)).collect(),
+            checks
+                .iter()
+                .map(|(c, k, s)| (id(&c.id, k), s.failures))
+                .collect(),
         )?;
         let values = probe
             .iter()
-            .flat_map(|(c, s)| {
-                s.values
-                    .iter()
-                    .map(move |(n, r, v)| (value_labels(c, n, r), *v))
+            .flat_map(|(c, _, s)| {
+                s.values()
+                    .map(move |(n, r, v)| (value_labels(&c.id, n, r), v))
             })
             .collect();
         gauges(
@@ -185,18 +198,18 @@ impl Telemetry {
     fn encode_host(
         &self,
         enc: &mut DescriptorEncoder,
-        host: &[(&String, &CheckState)],
+        host: &[&(Arc<Check>, &'static str, LastProbe)],
     ) -> std::fmt::Result {
-        let mut by_name: BTreeMap<String, Vec<(Labels, f64)>> = BTreeMap::new();
-        for (c, s) in host {
-            for (n, r, v) in &s.values {
-                let mut labels = vec![("check", (*c).clone())];
-                labels.extend(r.iter().map(|r| ("resource", r.clone())));
-                by_name.entry(n.clone()).or_default().push((labels, *v));
+        let mut by_name: BTreeMap<&str, Vec<(Labels, f64)>> = BTreeMap::new();
+        for (c, _, s) in host {
+            for (n, r, v) in s.values() {
+                let mut labels = vec![("check", c.id.clone())];
+                labels.extend(r.map(|r| ("resource", r.to_string())));
+                by_name.entry(n).or_default().push((labels, v));
             }
         }
         for (n, rows) in by_name {
-            match names::host(&n) {
+            match names::host(n) {
                 Some(h) if h.counter => float_counters(enc, h.metric, h.help, rows)?,
                 Some(h) => gauges(enc, h.metric, h.help, rows)?,
                 None => gauges(
@@ -320,10 +333,10 @@ impl Telemetry {
     }
 }
 
-fn value_labels(check: &str, name: &str, resource: &Option<String>) -> Labels {
+fn value_labels(check: &str, name: &str, resource: Option<&str>) -> Labels {
     let mut l = vec![("check", check.to_string()), ("name", name.to_string())];
     if let Some(r) = resource {
-        l.push(("resource", r.clone()));
+        l.push(("resource", r.to_string()));
     }
     l
 }
