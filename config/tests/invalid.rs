@@ -444,6 +444,12 @@ const CASES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "collector-postgres-bad-url.toml",
+        &[
+            "testdata/collector-postgres-bad-url.toml:6:16: error: storage.postgres_url: expected a URL like \"postgres://user@host:5432/attest\", found a value not shown here (it may hold a password)",
+        ],
+    ),
+    (
         "collector-postgres-no-url.toml",
         &[
             "testdata/collector-postgres-no-url.toml:1:1: error: storage: missing key \"postgres_url\" in [storage] (backend = \"postgres\" needs it)",

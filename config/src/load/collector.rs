@@ -181,7 +181,7 @@ fn storage(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<StorageConfig> {
     let data_dir = ctx
         .path(sec, "data_dir")
         .unwrap_or_else(|| ctx.resolve(DEFAULT_DATA_DIR));
-    let url = ctx.parsed(sec, "postgres_url", values::postgres_url);
+    let url = ctx.parsed_secret(sec, "postgres_url", values::postgres_url);
     let url = url.and_then(|u| postgres_url_without_tls(ctx, sec, u));
     let tls = postgres_tls(ctx, sec);
     let backend = if kind == Kind::Sqlite {

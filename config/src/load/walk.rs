@@ -333,6 +333,31 @@ impl<'s> Ctx<'s> {
         self.parsed_value(v, &sec.key_path(key), parse)
     }
 
+    /// Like [`Ctx::parsed`] for a value that may hold a secret (a database URL with its
+    /// password): the message says what was expected but does not repeat what was found,
+    /// since configuration errors end up in logs and terminals.
+    pub fn parsed_secret<T>(
+        &mut self,
+        sec: &Section<'_, '_>,
+        key: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let v = sec.get(key)?;
+        let path = sec.key_path(key);
+        let result = match v.get_ref() {
+            DeValue::String(s) => parse(s),
+            _ => Err(parse("").err().unwrap_or_else(|| "a string".to_string())),
+        };
+        result
+            .map_err(|what| {
+                let msg = format!(
+                    "expected {what}, found a value not shown here (it may hold a password)"
+                );
+                self.error(v.span(), &path, msg);
+            })
+            .ok()
+    }
+
     /// Like [`Ctx::parsed`] but reports a missing key; `what` says what the key is for.
     pub fn required_parsed<T>(
         &mut self,
