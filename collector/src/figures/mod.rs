@@ -637,10 +637,11 @@ impl Figures {
         let first_month = first
             .and_then(|m| Timestamp::from_second(m * 60).ok())
             .and_then(|t| Month::containing(t, &svc.time_zone).ok());
+        let maintenance = self.api_maintenance_rows(&svc.name)?;
         if let Some(mut month) = first_month {
             while month < current {
                 match self
-                    .evaluate_from(svc, month, now, None, None)
+                    .evaluate_from(svc, month, now, None, (&maintenance, None))
                     .and_then(completed)
                 {
                     Ok((r, _)) => total = total.add(&r),
@@ -672,8 +673,6 @@ impl Figures {
         host: Option<&[HostMinute]>,
     ) -> Result<ServiceReport, Rejection> {
         let mark = self.store.change_mark();
-        // Read before the engine's own read: if a window is registered in between, the
-        // report used the newer list and the next refresh sees a difference and recomputes.
         let maintenance = self.api_maintenance_rows(&svc.name)?;
         let mut prior = self
             .closed
@@ -698,9 +697,10 @@ impl Figures {
             Some(c) if !self.unchanged(svc, &c)? => None,
             other => other.map(|c| c.closed),
         };
-        let mut outcome = self.evaluate_from(svc, month, now, prior.as_ref(), host)?;
+        let windows = (maintenance.as_slice(), host);
+        let mut outcome = self.evaluate_from(svc, month, now, prior.as_ref(), windows)?;
         if let Incremental::NeedsAllRows = outcome {
-            outcome = self.evaluate_from(svc, month, now, None, host)?;
+            outcome = self.evaluate_from(svc, month, now, None, windows)?;
         }
         let (report, closed) = completed(outcome)?;
         let last = Last {
@@ -747,18 +747,19 @@ impl Figures {
     }
 
     /// One engine run reading rows from the end of `prior` (or the whole range) on;
-    /// `host` (covering the period and the trend look-back) feeds the capacity objectives.
+    /// `maintenance` is the service's API maintenance (read once by the caller), `host`
+    /// (covering the period and the trend look-back) feeds the capacity objectives.
     fn evaluate_from(
         &self,
         svc: &Service,
         month: Month,
         now: Timestamp,
         prior: Option<&ClosedMinutes>,
-        host: Option<&[HostMinute]>,
+        (maintenance, host): (&[MaintenanceRow], Option<&[HostMinute]>),
     ) -> Result<Incremental, Rejection> {
         let (from, to) = sla::input_range(svc, month, now).map_err(engine_err)?;
         let read_from = prior.map_or(from, |c| c.to().max(from));
-        let rows = self.read_rows(svc, (from, to), read_from)?;
+        let rows = self.read_rows(svc, (from, to), read_from, maintenance.to_vec())?;
         let maintenance = windows(&rows.maintenance);
         let cfg = self.config();
         let host = host.map(|minutes| HostInput {
@@ -770,12 +771,14 @@ impl Figures {
     }
 
     /// Everything the engine reads for `svc` over `[from, to)`, the rollups only from
-    /// `read_from` on (the closed minutes before it are reused).
+    /// `read_from` on (the closed minutes before it are reused), with the API maintenance
+    /// the caller read.
     fn read_rows(
         &self,
         svc: &Service,
         (from, to): (i64, i64),
         read_from: i64,
+        maintenance: Vec<MaintenanceRow>,
     ) -> Result<Rows, Rejection> {
         let exact = match &svc.latency {
             Some(objective) => {
@@ -794,7 +797,7 @@ impl Figures {
             first_seen: self.store.first_seen(&svc.checks).map_err(store_err)?,
             first_configured: self.store.first_configured(&svc.name).map_err(store_err)?,
             exact,
-            maintenance: self.api_maintenance_rows(&svc.name)?,
+            maintenance,
         })
     }
 
@@ -824,7 +827,9 @@ impl Figures {
         now: Timestamp,
     ) -> Result<ServiceReport, Rejection> {
         let host = self.month_host_minutes(svc, month)?;
-        Ok(completed(self.evaluate_from(svc, month, now, None, Some(&host))?)?.0)
+        let maintenance = self.api_maintenance_rows(&svc.name)?;
+        let outcome = self.evaluate_from(svc, month, now, None, (&maintenance, Some(&host)))?;
+        Ok(completed(outcome)?.0)
     }
 
     /// The monthly report's inputs for one service from one read of its rows: the engine's
@@ -838,7 +843,8 @@ impl Figures {
     ) -> Result<(ServiceReport, sla::MonthDetail, Vec<MaintenanceRow>), Rejection> {
         let (from, to) = sla::input_range(svc, month, now).map_err(engine_err)?;
         let period = Period::month(month, &svc.time_zone).map_err(engine_err)?;
-        let rows = self.read_rows(svc, (from, to), from)?;
+        let maintenance = self.api_maintenance_rows(&svc.name)?;
+        let rows = self.read_rows(svc, (from, to), from, maintenance)?;
         let host = self.month_host_minutes(svc, month)?;
         let maintenance = windows(&rows.maintenance);
         let cfg = self.config();
