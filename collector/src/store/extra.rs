@@ -17,7 +17,9 @@
 use std::collections::BTreeMap;
 
 use attest_config::wire::{Measurement, Phase, Value};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+#[cfg(test)]
+use serde::Serialize;
 
 use super::StoreError;
 use super::codec::{self, CodecError, Reader};
@@ -165,8 +167,9 @@ fn decode_binary(bytes: &[u8]) -> Result<Details, CodecError> {
     Ok(d)
 }
 
-/// The JSON form rows were written in before [`FORMAT`] 1.
-#[derive(Deserialize, Serialize, Default)]
+/// The JSON form rows were written in before [`FORMAT`] 1 (written only by tests now).
+#[derive(Deserialize, Default)]
+#[cfg_attr(test, derive(Serialize))]
 struct Json {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     failed_phase: Option<Phase>,
