@@ -88,3 +88,43 @@ fn the_test_script_fails_on_unformatted_code_and_clippy_warnings() {
         "a failing step must fail the script"
     );
 }
+
+/// The package check must package the binaries the tests ran, not build them again (a second
+/// build of both binaries cost minutes of every CI run): one profile for the build, the tests
+/// and the package, and the package step told not to build.
+#[test]
+fn the_test_script_packages_the_build_its_tests_ran() {
+    let text = std::fs::read_to_string(root().join("scripts/test")).unwrap();
+    let code: Vec<&str> = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    let profile_of = |prefix: &str| -> Option<String> {
+        let line = code.iter().find(|l| l.starts_with(prefix))?;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let i = words.iter().position(|w| *w == "--profile")?;
+        words.get(i + 1).map(|w| (*w).to_string())
+    };
+    let build = profile_of("cargo build --workspace").expect("scripts/test builds with --profile");
+    let test = profile_of("cargo test --workspace").expect("scripts/test tests with --profile");
+    assert_eq!(
+        build, test,
+        "the tests must run on the build the package uses"
+    );
+    assert_ne!(build, "dev", "cargo-deb refuses the dev profile");
+    let package = code
+        .iter()
+        .find(|l| l.ends_with("./scripts/test-package"))
+        .expect("scripts/test checks the packages");
+    assert!(
+        package.contains(&format!("ATTEST_DEB_PROFILE={build}"))
+            && package.contains("ATTEST_DEB_NO_BUILD=1"),
+        "the package check must reuse the {build} build: {package}"
+    );
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains(&format!("[profile.{build}]")),
+        "profile {build} is defined in Cargo.toml"
+    );
+}
