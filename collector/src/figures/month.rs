@@ -1,0 +1,87 @@
+//! Month reports: one service's figures (or the month in detail) for any month, evaluated
+//! from every row of the period; what `/api/v1/sla`, `attest-collector sla` and the
+//! monthly report show.
+
+use attest_config::Service;
+use jiff::Timestamp;
+
+use super::rows::windows;
+use super::{Figures, completed, engine_err};
+use crate::reject::Rejection;
+use crate::sla::{self, HostInput, Month, Period, ServiceReport};
+use crate::store::MaintenanceRow;
+
+impl Figures {
+    /// Figures of one service for one month as of `now`, from every row of the period.
+    pub fn evaluate(
+        &self,
+        svc: &Service,
+        month: Month,
+        now: Timestamp,
+    ) -> Result<ServiceReport, Rejection> {
+        let host = self.month_host_minutes(svc, month)?;
+        let maintenance = self.api_maintenance_rows(&svc.name)?;
+        let outcome = self.evaluate_from(svc, month, now, None, (&maintenance, Some(&host)))?;
+        Ok(completed(outcome)?.0)
+    }
+
+    /// The monthly report's inputs for one service from one read of its rows: the engine's
+    /// figures, the month in detail (days, unknown intervals, minute states), and the API
+    /// maintenance windows overlapping the period (cancelled ones left out).
+    pub fn month_detail(
+        &self,
+        svc: &Service,
+        month: Month,
+        now: Timestamp,
+    ) -> Result<(ServiceReport, sla::MonthDetail, Vec<MaintenanceRow>), Rejection> {
+        let (from, to) = sla::input_range(svc, month, now).map_err(engine_err)?;
+        let period = Period::month(month, &svc.time_zone).map_err(engine_err)?;
+        let maintenance = self.api_maintenance_rows(&svc.name)?;
+        let rows = self.read_rows(svc, (from, to), from, maintenance)?;
+        let host = self.month_host_minutes(svc, month)?;
+        let maintenance = windows(&rows.maintenance);
+        let cfg = self.config();
+        let host = HostInput {
+            config: &cfg.capacity,
+            minutes: &host,
+        };
+        let input = rows.input(svc, &maintenance, Some(host));
+        let report = sla::evaluate(&input, month, now).map_err(engine_err)?;
+        let detail = sla::detail(&input, month, now).map_err(engine_err)?;
+        let overlapping = rows
+            .maintenance
+            .into_iter()
+            .filter(|r| r.start < period.end && r.end > period.start)
+            .collect();
+        Ok((report, detail, overlapping))
+    }
+
+    /// Every configured service (or the one named) for `month` as of `now`, evaluated from
+    /// the store: what `/api/v1/sla` and `attest-collector sla` report (see `report`).
+    pub fn month_reports(
+        &self,
+        month: Month,
+        service: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<ServiceReport>, Rejection> {
+        let cfg = self.config();
+        let services: Vec<&Service> = cfg
+            .services
+            .iter()
+            .filter(|s| service.is_none_or(|n| n == s.name))
+            .collect();
+        if let Some(name) = service
+            && services.is_empty()
+        {
+            return Err(Rejection::new(
+                404,
+                format!("no service named {name:?} in the collector config"),
+            )
+            .field("service"));
+        }
+        services
+            .into_iter()
+            .map(|s| self.evaluate(s, month, now))
+            .collect()
+    }
+}
