@@ -227,7 +227,13 @@ fn main() -> ExitCode {
             service,
             namespace,
             ..
-        } => exit_of(write_export(&cfg, format, output.as_deref(), service.as_deref(), namespace)),
+        } => exit_of(write_export(
+            &cfg,
+            format,
+            output.as_deref(),
+            service.as_deref(),
+            namespace,
+        )),
     }
 }
 

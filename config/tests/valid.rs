@@ -500,7 +500,16 @@ fn status_section_defaults_and_values() {
     let src = format!("{base}[status]\npublic = true\nservices = [\"shop api\", \"web\"]\n");
     let cfg = parse_collector("collector.toml", &src).expect("valid");
     assert!(cfg.status.public);
-    assert_eq!(cfg.status.services, ["shop api", "web"], "in the order given");
+    assert_eq!(
+        cfg.status.services,
+        ["shop api", "web"],
+        "in the order given"
+    );
     let src = format!("{base}[status]\npublic = false\n");
-    assert!(!parse_collector("collector.toml", &src).expect("valid").status.public);
+    assert!(
+        !parse_collector("collector.toml", &src)
+            .expect("valid")
+            .status
+            .public
+    );
 }

@@ -50,8 +50,20 @@ fn export_writes_one_file_per_service_or_a_stream() {
     let cfg = config(dir.path());
     for format in ["openslo", "sloth", "pyrra"] {
         let out_dir = dir.path().join(format);
-        let out = run(&["export", format, "--config", &cfg, "--output", &out_dir.display().to_string()]);
-        assert_eq!(out.status.code(), Some(0), "{format}: {}", text(&out.stderr));
+        let out = run(&[
+            "export",
+            format,
+            "--config",
+            &cfg,
+            "--output",
+            &out_dir.display().to_string(),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{format}: {}",
+            text(&out.stderr)
+        );
         let mut names: Vec<String> = std::fs::read_dir(&out_dir)
             .expect("output dir")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -67,8 +79,19 @@ fn export_writes_one_file_per_service_or_a_stream() {
     }
     let out = run(&["export", "sloth", "--config", &cfg, "--service", "nope"]);
     assert_eq!(out.status.code(), Some(65));
-    assert!(text(&out.stderr).contains("no service named \"nope\""), "{}", text(&out.stderr));
-    let shop = run(&["export", "pyrra", "--config", &cfg, "--service", "Shop \"EU\""]);
+    assert!(
+        text(&out.stderr).contains("no service named \"nope\""),
+        "{}",
+        text(&out.stderr)
+    );
+    let shop = run(&[
+        "export",
+        "pyrra",
+        "--config",
+        &cfg,
+        "--service",
+        "Shop \"EU\"",
+    ]);
     assert!(
         text(&shop.stdout).contains(r#"service=\"Shop \\\"EU\\\"\"}"#)
             || text(&shop.stdout).contains(r#"service="Shop \"EU\""}"#),
@@ -89,7 +112,9 @@ fn sloth_queries_match_attests_recording_rules_in_promtool() {
             std::env::var_os("ATTEST_REQUIRE_PROMETHEUS").is_none(),
             "promtool not on PATH but ATTEST_REQUIRE_PROMETHEUS is set: apt-get install prometheus"
         );
-        eprintln!("SKIPPED: promtool not on PATH (apt-get install prometheus, or run scripts/test)");
+        eprintln!(
+            "SKIPPED: promtool not on PATH (apt-get install prometheus, or run scripts/test)"
+        );
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -103,12 +128,15 @@ fn sloth_queries_match_attests_recording_rules_in_promtool() {
         events["error_query"].as_str().expect("error_query"),
         events["total_query"].as_str().expect("total_query"),
     );
-    let mut rules = String::from("groups:\n  - name: sloth-slo-sli-recordings-web-availability\n    rules:\n");
+    let mut rules =
+        String::from("groups:\n  - name: sloth-slo-sli-recordings-web-availability\n    rules:\n");
     for w in ["1h", "1d", "30d"] {
         let expr = sloth_expr(error, total, w);
         rules += &format!(
             "      - record: slo:sli_error:ratio_rate{w}\n        expr: |\n{}        labels:\n          sloth_service: web\n          sloth_slo: availability\n          sloth_window: {w}\n",
-            expr.lines().map(|l| format!("          {l}\n")).collect::<String>()
+            expr.lines()
+                .map(|l| format!("          {l}\n"))
+                .collect::<String>()
         );
     }
     std::fs::write(dir.path().join("sloth.rules.yml"), rules).expect("sloth rules");
@@ -158,5 +186,10 @@ fn sloth_queries_match_attests_recording_rules_in_promtool() {
         .current_dir(dir.path())
         .output()
         .expect("run promtool");
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 }

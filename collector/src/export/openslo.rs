@@ -123,7 +123,11 @@ pub fn documents(svc: &Service) -> Result<String, String> {
         kind: "Service",
         metadata: metadata(svc, "", svc.name.clone()),
         spec: ServiceSpec {
-            description: format!("Service {:?} measured by Attest (checks: {}).", svc.name, svc.checks.join(", ")),
+            description: format!(
+                "Service {:?} measured by Attest (checks: {}).",
+                svc.name,
+                svc.checks.join(", ")
+            ),
         },
     };
     let sli = Object {

@@ -26,7 +26,10 @@ pub fn routes() -> Router<AppState> {
 
 /// The view `auth::guard` decided; without its mark, the narrower one.
 fn view_of(req: &Request) -> View {
-    req.extensions().get::<View>().copied().unwrap_or(View::Public)
+    req.extensions()
+        .get::<View>()
+        .copied()
+        .unwrap_or(View::Public)
 }
 
 async fn all(State(st): State<AppState>, req: Request) -> Response {

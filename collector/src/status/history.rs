@@ -107,7 +107,9 @@ impl History {
             shown
                 .days
                 .extend(m.days.iter().filter(|d| d.date >= first).copied());
-            shown.maintenance_runs.extend(m.maintenance_runs.iter().copied());
+            shown
+                .maintenance_runs
+                .extend(m.maintenance_runs.iter().copied());
         }
         shown
     }
@@ -122,9 +124,15 @@ impl History {
         cancel: CancellationToken,
     ) {
         loop {
-            let (me, f, s, now) = (self.clone(), figures.clone(), store.clone(), clock.now_utc());
+            let (me, f, s, now) = (
+                self.clone(),
+                figures.clone(),
+                store.clone(),
+                clock.now_utc(),
+            );
             let started = Instant::now();
-            if let Err(e) = tokio::task::spawn_blocking(move || me.refresh(&f, s.as_ref(), now)).await
+            if let Err(e) =
+                tokio::task::spawn_blocking(move || me.refresh(&f, s.as_ref(), now)).await
             {
                 tracing::error!("status history pass failed: {e}");
             }
@@ -163,7 +171,9 @@ impl History {
         current_only: bool,
     ) -> Result<(), Rejection> {
         let months = window_months(svc, now)?;
-        let current = *months.last().unwrap_or(&Month::containing(now, &svc.time_zone).map_err(engine)?);
+        let current = *months
+            .last()
+            .unwrap_or(&Month::containing(now, &svc.time_zone).map_err(engine)?);
         let prior = self
             .services
             .read()
@@ -244,12 +254,7 @@ fn stale(
         return true;
     }
     // A day that ended since the month was computed is not final there yet.
-    let closed_end = m
-        .days
-        .iter()
-        .filter(|d| d.end <= now)
-        .map(|d| d.end)
-        .max();
+    let closed_end = m.days.iter().filter(|d| d.end <= now).map(|d| d.end).max();
     let Some(closed_end) = closed_end else {
         return false;
     };
@@ -346,7 +351,10 @@ fn maintenance_mask(
     let with = Calendar::new(svc, &windows, since).map_err(engine)?;
     let a = without.eligible_mask(period.start_minute, period.end_minute);
     let b = with.eligible_mask(period.start_minute, period.end_minute);
-    Ok(a.iter().zip(&b).map(|(&x, &y)| u8::from(x != 0 && y == 0)).collect())
+    Ok(a.iter()
+        .zip(&b)
+        .map(|(&x, &y)| u8::from(x != 0 && y == 0))
+        .collect())
 }
 
 /// The `[from, to)` minute ranges where `mask` is set.
@@ -371,7 +379,10 @@ fn api_maintenance(store: &dyn Store, service: &str) -> Result<Vec<MaintenanceRo
     let rows = store
         .list_maintenance(Some(service))
         .map_err(|e| Rejection::new(503, e.to_string()))?;
-    Ok(rows.into_iter().filter(|r| r.cancelled_at.is_none()).collect())
+    Ok(rows
+        .into_iter()
+        .filter(|r| r.cancelled_at.is_none())
+        .collect())
 }
 
 fn engine(e: sla::SlaError) -> Rejection {

@@ -101,9 +101,10 @@ fn head(out: &mut String, title: &str, board: &Board) {
         STEP - 1,
         esc(&board.title),
     );
-    let computed = board
-        .computed_at
-        .map_or_else(|| "not yet computed".to_string(), |t| format!("as of {}", time(t)));
+    let computed = board.computed_at.map_or_else(
+        || "not yet computed".to_string(),
+        |t| format!("as of {}", time(t)),
+    );
     let _ = writeln!(
         out,
         "<p class=\"meta\">Figures {computed} · this page reloads every minute · days are local days of each service's time zone</p>"
@@ -199,7 +200,9 @@ fn card(out: &mut String, row: &Row, linked: bool) {
         "<div><dt>Open incident</dt><dd>{incident}</dd></div></dl>"
     );
     bars(out, &row.bars, !linked);
-    out.push_str("<div class=\"axis\"><span>90 days ago</span><span>today</span></div>\n</section>\n");
+    out.push_str(
+        "<div class=\"axis\"><span>90 days ago</span><span>today</span></div>\n</section>\n",
+    );
 }
 
 fn target(row: &Row) -> String {
@@ -296,7 +299,11 @@ fn class_index(c: DayClass) -> usize {
 /// Days drawn as one run in the overview: same class, and nothing a tooltip of its own
 /// would tell (a day with bad or unknown minutes keeps its own bar).
 fn same_run(a: &Bar, b: &Bar) -> bool {
-    a.class == b.class && matches!(a.class, DayClass::Good | DayClass::NotCounted | DayClass::Pending | DayClass::Maintenance)
+    a.class == b.class
+        && matches!(
+            a.class,
+            DayClass::Good | DayClass::NotCounted | DayClass::Pending | DayClass::Maintenance
+        )
         && a.unknown == 0
         && b.unknown == 0
 }
@@ -360,8 +367,10 @@ fn notable_days(out: &mut String, row: &Row) {
         .iter()
         .rev()
         .filter(|b| {
-            matches!(b.class, DayClass::Degraded | DayClass::Bad | DayClass::Unknown | DayClass::Maintenance)
-                || b.unknown > 0
+            matches!(
+                b.class,
+                DayClass::Degraded | DayClass::Bad | DayClass::Unknown | DayClass::Maintenance
+            ) || b.unknown > 0
                 || b.maintenance > 0
         })
         .collect();

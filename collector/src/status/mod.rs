@@ -201,7 +201,14 @@ impl StatusBoard {
     pub fn page(&self, view: View, service: Option<&str>) -> Result<String, Rejection> {
         let cfg = self.figures.config();
         let snap = self.figures.latest();
-        render(&cfg, &snap, &self.history, view, service, self.clock.now_utc())
+        render(
+            &cfg,
+            &snap,
+            &self.history,
+            view,
+            service,
+            self.clock.now_utc(),
+        )
     }
 }
 
@@ -292,7 +299,9 @@ fn row(
     now: Timestamp,
 ) -> Row {
     let first = history::first_day(svc, now).ok();
-    let shown = first.map(|f| history.days(&svc.name, f)).unwrap_or_default();
+    let shown = first
+        .map(|f| history.days(&svc.name, f))
+        .unwrap_or_default();
     let now_minute = now.as_second().div_euclid(60);
     let in_maintenance = shown
         .maintenance_runs
@@ -366,23 +375,23 @@ pub fn state(
         (0, _) if in_maintenance => (State::Maintenance, "in maintenance".into()),
         (0, _) => (
             State::Unknown,
-            "no verdict in the last 5 minutes (no agent reported, or outside service hours)"
-                .into(),
+            "no verdict in the last 5 minutes (no agent reported, or outside service hours)".into(),
         ),
         (k, 0) => (State::Up, format!("{k} of the last {k} known minutes good")),
-        (k, b) if b == k => (State::Down, format!("{b} of the last {k} known minutes bad")),
-        (k, b) => (State::Degraded, format!("{b} of the last {k} known minutes bad")),
+        (k, b) if b == k => (
+            State::Down,
+            format!("{b} of the last {k} known minutes bad"),
+        ),
+        (k, b) => (
+            State::Degraded,
+            format!("{b} of the last {k} known minutes bad"),
+        ),
     }
 }
 
 /// [`DAYS`] bars from `first` to today: final days from the history, today from the month
 /// so far minus the final days of the month before it.
-fn bars(
-    svc: &Service,
-    first: Date,
-    days: &[Day],
-    report: Option<&ServiceReport>,
-) -> Vec<Bar> {
+fn bars(svc: &Service, first: Date, days: &[Day], report: Option<&ServiceReport>) -> Vec<Bar> {
     let by_date: HashMap<Date, &Day> = days.iter().map(|d| (d.date, d)).collect();
     let today = first
         .checked_add(jiff::Span::new().days(DAYS as i64 - 1))
@@ -412,7 +421,9 @@ fn today_bar(svc: &Service, today: Date, days: &[Day], report: Option<&ServiceRe
     }
     let before: Vec<&Day> = days
         .iter()
-        .filter(|d| d.date < today && d.date.year() == today.year() && d.date.month() == today.month())
+        .filter(|d| {
+            d.date < today && d.date.year() == today.year() && d.date.month() == today.month()
+        })
         .collect();
     // Every day of the month before today must be final, or the difference holds some of them.
     if before.len() != usize::from(today.day().unsigned_abs()) - 1 || before.iter().any(|d| !d.fin)

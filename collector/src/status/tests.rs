@@ -83,15 +83,37 @@ fn fleet(now: Timestamp) -> (Arc<CollectorConfig>, Figures, History, Arc<dyn Sto
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open_temp().expect("store"));
     let mut seq = 0;
     let s = store.as_ref();
-    commit(s, &mut seq, "web", ("2026-06-21T00:00:00Z", "2026-06-21T06:00:00Z"), |_| false);
-    commit(s, &mut seq, "web", ("2026-06-22T00:00:00Z", "2026-06-24T00:00:00Z"), |t| {
-        t == ts("2026-06-22T08:00:00Z")
-            || (ts("2026-06-23T10:00:00Z") <= t && t < ts("2026-06-23T10:30:00Z"))
-    });
-    commit(s, &mut seq, "web", ("2026-06-25T00:00:00Z", "2026-06-25T12:00:00Z"), |t| {
-        t >= ts("2026-06-25T11:57:00Z")
-    });
-    commit(s, &mut seq, "api", ("2026-06-21T00:00:00Z", "2026-06-25T12:00:00Z"), |_| false);
+    commit(
+        s,
+        &mut seq,
+        "web",
+        ("2026-06-21T00:00:00Z", "2026-06-21T06:00:00Z"),
+        |_| false,
+    );
+    commit(
+        s,
+        &mut seq,
+        "web",
+        ("2026-06-22T00:00:00Z", "2026-06-24T00:00:00Z"),
+        |t| {
+            t == ts("2026-06-22T08:00:00Z")
+                || (ts("2026-06-23T10:00:00Z") <= t && t < ts("2026-06-23T10:30:00Z"))
+        },
+    );
+    commit(
+        s,
+        &mut seq,
+        "web",
+        ("2026-06-25T00:00:00Z", "2026-06-25T12:00:00Z"),
+        |t| t >= ts("2026-06-25T11:57:00Z"),
+    );
+    commit(
+        s,
+        &mut seq,
+        "api",
+        ("2026-06-21T00:00:00Z", "2026-06-25T12:00:00Z"),
+        |_| false,
+    );
     let window = NewMaintenance {
         service: "web",
         start: ts("2026-06-24T00:00:00Z"),
@@ -126,7 +148,10 @@ fn the_board_shows_states_figures_and_every_kind_of_day() {
     let report = &snap.services[0];
     assert_eq!(web.availability, report.availability_percent_floor(3));
     assert_eq!(web.month.as_deref(), Some("2026-06"));
-    assert!(web.incident.is_some(), "the failing minutes are an open incident");
+    assert!(
+        web.incident.is_some(),
+        "the failing minutes are an open incident"
+    );
     assert_eq!(
         web.incident.as_ref().map(|i| i.start),
         Some(ts("2026-06-25T11:57:00Z"))
@@ -139,15 +164,30 @@ fn the_board_shows_states_figures_and_every_kind_of_day() {
             .find(|b| b.date == date)
             .map(|b| (b.class, b.unknown, b.maintenance))
     };
-    assert_eq!(class_of("2026-03-28"), Some((DayClass::NotCounted, 0, 0)), "the window's first day");
-    assert_eq!(class_of("2026-06-20"), Some((DayClass::NotCounted, 0, 0)), "before the first measurement");
+    assert_eq!(
+        class_of("2026-03-28"),
+        Some((DayClass::NotCounted, 0, 0)),
+        "the window's first day"
+    );
+    assert_eq!(
+        class_of("2026-06-20"),
+        Some((DayClass::NotCounted, 0, 0)),
+        "before the first measurement"
+    );
     assert_eq!(class_of("2026-06-21"), Some((DayClass::Good, 1_080, 0)));
     assert_eq!(class_of("2026-06-22"), Some((DayClass::Degraded, 0, 0)));
     assert_eq!(class_of("2026-06-23"), Some((DayClass::Bad, 0, 0)));
-    assert_eq!(class_of("2026-06-24"), Some((DayClass::Maintenance, 0, 1_440)));
+    assert_eq!(
+        class_of("2026-06-24"),
+        Some((DayClass::Maintenance, 0, 1_440))
+    );
     let today = web.bars.last().expect("today");
     assert_eq!(today.date.to_string(), "2026-06-25");
-    assert_eq!(today.class, DayClass::Bad, "3 of 720 minutes bad is below 99.9 %");
+    assert_eq!(
+        today.class,
+        DayClass::Bad,
+        "3 of 720 minutes bad is below 99.9 %"
+    );
     assert_eq!((today.good, today.bad), (717, 3));
     // The days add up to the month so far.
     let days_bad: u64 = web.bars.iter().map(|b| b.bad).sum();
@@ -162,8 +202,8 @@ fn the_public_view_shows_only_the_chosen_services() {
     let public = board(&cfg, &snap, &history, View::Public, None, now).expect("board");
     let names: Vec<&str> = public.rows.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["web"]);
-    let err = board(&cfg, &snap, &history, View::Public, Some("api <b>&"), now)
-        .expect_err("not public");
+    let err =
+        board(&cfg, &snap, &history, View::Public, Some("api <b>&"), now).expect_err("not public");
     assert_eq!(err.status, 404);
     assert!(err.reason.contains("public status page"), "{}", err.reason);
     let one = board(&cfg, &snap, &history, View::Full, Some("api <b>&"), now).expect("one");
@@ -184,16 +224,31 @@ fn the_html_is_escaped_self_contained_and_reloads_itself() {
     assert!(page.contains("name=\"viewport\""));
     assert!(page.contains("api &lt;b&gt;&amp;"), "names are escaped");
     assert!(!page.contains("api <b>"), "no raw name");
-    assert!(page.contains("href=\"/status/api%20%3Cb%3E%26\""), "links are encoded");
+    assert!(
+        page.contains("href=\"/status/api%20%3Cb%3E%26\""),
+        "links are encoded"
+    );
     assert!(page.contains("Example &lt;Org&gt; service status"));
     assert!(page.contains("class=\"pill s-degraded\">degraded<"));
-    assert!(page.contains("1 degraded, 1 up of 2 services") || page.contains("1 degraded"), "summary");
+    assert!(
+        page.contains("1 degraded, 1 up of 2 services") || page.contains("1 degraded"),
+        "summary"
+    );
     self_contained(&page);
     let one = html::one(&board(&cfg, &snap, &history, View::Full, Some("web"), now).expect("one"));
     self_contained(&one);
-    assert!(one.contains("2026-06-23: below target, 97.916 % (1410 good, 30 bad min)"), "per-day tooltips");
-    assert!(one.contains("2026-06-24: 1440 min maintenance"), "maintenance marker");
-    assert!(one.contains("<td>2026-06-23 10:00 UTC</td><td>2026-06-23 10:30 UTC</td>"), "incidents");
+    assert!(
+        one.contains("2026-06-23: below target, 97.916 % (1410 good, 30 bad min)"),
+        "per-day tooltips"
+    );
+    assert!(
+        one.contains("2026-06-24: 1440 min maintenance"),
+        "maintenance marker"
+    );
+    assert!(
+        one.contains("<td>2026-06-23 10:00 UTC</td><td>2026-06-23 10:30 UTC</td>"),
+        "incidents"
+    );
     assert!(one.contains("ongoing"), "the open incident");
     // The overview merges equal days: far fewer rectangles than days.
     let web_rects = page.matches("<rect x=").count();
@@ -202,7 +257,15 @@ fn the_html_is_escaped_self_contained_and_reloads_itself() {
 
 /// No script, no external URL, no external stylesheet, image or font.
 fn self_contained(page: &str) {
-    for banned in ["<script", "http://", "https://", "src=", "@import", "<link", "javascript:"] {
+    for banned in [
+        "<script",
+        "http://",
+        "https://",
+        "src=",
+        "@import",
+        "<link",
+        "javascript:",
+    ] {
         assert!(!page.contains(banned), "the page contains {banned:?}");
     }
     for (i, _) in page.match_indices("url(") {
@@ -216,7 +279,12 @@ fn the_state_follows_staleness_and_maintenance() {
     let (_cfg, figures, _history, _store) = fleet(now);
     let snap = figures.latest();
     let web = &snap.services[0];
-    let (state, why) = super::state(Some(web), Some(now - jiff::SignedDuration::from_mins(10)), false, now);
+    let (state, why) = super::state(
+        Some(web),
+        Some(now - jiff::SignedDuration::from_mins(10)),
+        false,
+        now,
+    );
     assert_eq!(state, State::Unknown);
     assert!(why.contains("10 min old"), "{why}");
     assert_eq!(super::state(None, None, false, now).0, State::Unknown);
@@ -225,6 +293,12 @@ fn the_state_follows_staleness_and_maintenance() {
     figures.refresh(later);
     let snap = figures.latest();
     let web = &snap.services[0];
-    assert_eq!(super::state(Some(web), Some(later), false, later).0, State::Unknown);
-    assert_eq!(super::state(Some(web), Some(later), true, later).0, State::Maintenance);
+    assert_eq!(
+        super::state(Some(web), Some(later), false, later).0,
+        State::Unknown
+    );
+    assert_eq!(
+        super::state(Some(web), Some(later), true, later).0,
+        State::Maintenance
+    );
 }

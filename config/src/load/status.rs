@@ -30,7 +30,11 @@ pub(crate) fn status(
         (Some(_), false) => {
             let msg = "\"services\" is only used with public = true (the page with a read \
                        credential shows every service); set public = true or remove it";
-            ctx.error(Ctx::value_span(sec, "services"), &sec.key_path("services"), msg);
+            ctx.error(
+                Ctx::value_span(sec, "services"),
+                &sec.key_path("services"),
+                msg,
+            );
             Vec::new()
         }
         (Some(v), true) => names(ctx, sec, v, known),
@@ -47,8 +51,7 @@ fn names(
     known: Option<&[String]>,
 ) -> Vec<String> {
     let path = sec.key_path("services");
-    let Some(items) = ctx.array(v, &path, "an array of service names like [\"webshop\"]")
-    else {
+    let Some(items) = ctx.array(v, &path, "an array of service names like [\"webshop\"]") else {
         return Vec::new();
     };
     if items.is_empty() {
