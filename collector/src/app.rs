@@ -8,7 +8,8 @@
 //! - One clock (`clock::SystemClock` unless a test pins time) gives every "now".
 //! - Building records the configuration in the store (`store::note_config`: services'
 //!   first-configured instants, latency thresholds to count exactly) before any ingest.
-//! - Background work (the figures refresh) runs only once `spawn_background` is called;
+//! - Background work (the figures refresh, the status page's day history) runs only once
+//!   `spawn_background` is called;
 //!   the retention loop belongs to the store and is started by `main.rs`.
 
 use std::sync::Arc;
@@ -29,6 +30,8 @@ use crate::metrics::Exporter;
 use crate::report::monthly::archive::ArchiveDifferences;
 use crate::report::monthly::service::Reports;
 use crate::server::ListenerStats;
+use crate::status::StatusBoard;
+use crate::status::history::History;
 use crate::store::Store;
 
 /// A wired collector, not yet serving.
@@ -47,6 +50,8 @@ pub struct App {
     pub access: Arc<Access>,
     /// Connection counts of the listener `server::serve` runs, exported by `exporter`.
     pub listener: Arc<ListenerStats>,
+    /// The live status page and its day history.
+    pub status: Arc<StatusBoard>,
     router: axum::Router,
 }
 
@@ -100,6 +105,11 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
     );
     let fleet = Arc::new(Fleet::new(cfg.clone()));
     let access = Arc::new(Access::new(&cfg.readers));
+    let status = Arc::new(StatusBoard::new(
+        figures.clone(),
+        Arc::new(History::default()),
+        clock.clone(),
+    ));
     let state = AppState {
         ingest: ingest.clone(),
         store: store.clone(),
@@ -116,6 +126,7 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
             cfg.server.body_read_timeout,
             cfg.ingest.max_inflight_body_bytes,
         )),
+        status: status.clone(),
     };
     let router = http::router(state);
     App {
@@ -131,6 +142,7 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         fleet,
         access,
         listener,
+        status,
         router,
     }
 }
@@ -167,9 +179,15 @@ impl App {
         self.router.clone()
     }
 
-    /// Starts the figures refresh loop (the first refresh at once) and, with
-    /// `[report] archive_dir`, the month-close loop; both end on `cancel`.
+    /// Starts the figures refresh loop (the first refresh at once), the status page's day
+    /// history and, with `[report] archive_dir`, the month-close loop; all end on `cancel`.
     pub fn spawn_background(&self, cancel: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(self.status.history().refresh_loop(
+            self.figures.clone(),
+            self.store.clone(),
+            self.clock.clone(),
+            cancel.clone(),
+        ));
         if self.reports.archive.is_some() {
             tokio::spawn(close_months_loop(
                 self.reports.clone(),

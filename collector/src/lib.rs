@@ -4,13 +4,14 @@
 //! Data flows one way: `http` (routes only) → `ingest` (decode, validate, authenticate,
 //! commit-then-ack; `ingest::import` for files) → `store` → `figures` (loads a service's
 //! rows, runs the pure `sla` engine) → `metrics` (renders the engine's results, never
-//! recomputes them) and `report` (the public report model and its formats). `app` wires
-//! them; `changed` carries "data changed" from the writers to figures; `clock` is the one
-//! source of "now".
+//! recomputes them), `report` (the public report model and its formats) and `status` (the
+//! live status page, from memory). `app` wires them; `changed` carries "data changed" from
+//! the writers to figures; `clock` is the one source of "now".
 
 pub mod app;
 pub mod changed;
 pub mod clock;
+pub mod export;
 pub mod figures;
 pub mod fleet;
 pub mod http;
@@ -24,4 +25,5 @@ pub mod reload;
 pub mod report;
 pub mod server;
 pub mod sla;
+pub mod status;
 pub mod store;

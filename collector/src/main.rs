@@ -1,4 +1,5 @@
-//! `attest-collector`: the binary edge. Subcommands: `run`, `check-config`, `import`, `sla`, `report`.
+//! `attest-collector`: the binary edge. Subcommands: `run`, `check-config`, `import`, `sla`,
+//! `report`, `export`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -108,6 +109,31 @@ enum Command {
     },
     /// Write a monthly availability report (html, pdf, csv, json, md, bundle), or verify one.
     Report(attest_collector::report::monthly::cli::ReportArgs),
+    /// Write each service's availability objective for another SLO tool: OpenSLO v1, Sloth
+    /// or Pyrra, with queries on Attest's own `attest_slo_*` counters (docs/metrics.md).
+    Export {
+        #[arg(value_enum)]
+        format: ExportFormat,
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Directory to write one `<service>.yaml` per service into (created if missing);
+        /// default: every document to stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Only this service.
+        #[arg(long)]
+        service: Option<String>,
+        /// Kubernetes namespace of the Pyrra objects.
+        #[arg(long, default_value = "monitoring")]
+        namespace: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Openslo,
+    Sloth,
+    Pyrra,
 }
 
 fn main() -> ExitCode {
@@ -129,7 +155,8 @@ fn main() -> ExitCode {
         | Command::CheckConfig { config, .. }
         | Command::Import { config, .. }
         | Command::Agents { config, .. }
-        | Command::Sla { config, .. } => config.clone(),
+        | Command::Sla { config, .. }
+        | Command::Export { config, .. } => config.clone(),
         Command::Report(_) | Command::Completions { .. } | Command::Man => {
             return ExitCode::SUCCESS;
         }
@@ -194,7 +221,62 @@ fn main() -> ExitCode {
             print_sla(&cfg, store, &q)
         }),
         Command::Report(_) => ExitCode::SUCCESS,
+        Command::Export {
+            format,
+            output,
+            service,
+            namespace,
+            ..
+        } => exit_of(write_export(
+            &cfg,
+            format,
+            output.as_deref(),
+            service.as_deref(),
+            namespace,
+        )),
     }
+}
+
+fn write_export(
+    cfg: &CollectorConfig,
+    format: ExportFormat,
+    output: Option<&Path>,
+    service: Option<&str>,
+    namespace: String,
+) -> anyhow::Result<ExitCode> {
+    use attest_collector::export::{self, Format as F, Options};
+    let format = match format {
+        ExportFormat::Openslo => F::OpenSlo,
+        ExportFormat::Sloth => F::Sloth,
+        ExportFormat::Pyrra => F::Pyrra,
+    };
+    let files = match export::export(cfg, format, service, &Options { namespace }) {
+        Ok(f) => f,
+        Err(why) => {
+            eprintln!("{why}");
+            return Ok(ExitCode::from(EXIT_DATA));
+        }
+    };
+    let Some(dir) = output else {
+        for f in &files {
+            print!("{}", f.yaml);
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for f in &files {
+        let path = dir.join(&f.name);
+        std::fs::write(&path, &f.yaml)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("{}", path.display());
+    }
+    eprintln!(
+        "wrote {} {} file(s) to {}",
+        files.len(),
+        format.name(),
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init_logging() {

@@ -262,6 +262,20 @@ pub struct CollectorConfig {
     /// `[[assign]]`: which central checks run on which agents.
     pub assignments: Vec<AssignRule>,
     pub report: ReportConfig,
+    /// `[status]`: who may read the live status page.
+    pub status: StatusConfig,
+}
+
+/// `[status]`: the live status page (`GET /status`). Without it the page is a read route
+/// like `/reports/` (open, or a reader credential once readers or basic auth exist).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StatusConfig {
+    /// Anyone may read the page without credentials, showing only [`Self::services`]; a
+    /// request with a read credential still sees every service.
+    pub public: bool,
+    /// The services of the public page, in this order (names of `[[service]]`); empty
+    /// unless `public`.
+    pub services: Vec<String>,
 }
 
 /// `[report]`: monthly availability reports.

@@ -604,6 +604,33 @@ const CASES: &[(&str, &[&str])] = &[
             "testdata/collector-reader-tokens.toml:22:1: error: reader[3]: unknown key \"scope\" in [[reader]] (expected one of: name, token, token_file)",
         ],
     ),
+    (
+        "collector-status-public-no-services.toml",
+        &[
+            "testdata/collector-status-public-no-services.toml:6:1: error: status: missing key \"services\" in [status] (public = true needs the services anyone may see, like services = [\"webshop\"])",
+        ],
+    ),
+    (
+        "collector-status-services-not-public.toml",
+        &[
+            "testdata/collector-status-services-not-public.toml:7:12: error: status.services: \"services\" is only used with public = true (the page with a read credential shows every service); set public = true or remove it",
+        ],
+    ),
+    (
+        "collector-status-bad-services.toml",
+        &[
+            "testdata/collector-status-bad-services.toml:8:20: error: status.services[1]: expected the name of a [[service]] of this file, found \"shop\"",
+            "testdata/collector-status-bad-services.toml:8:28: error: status.services[2]: \"web\" is listed twice",
+            "testdata/collector-status-bad-services.toml:8:35: error: status.services[3]: expected a string, found integer 7",
+            "testdata/collector-status-bad-services.toml:9:1: error: status: unknown key \"title\" in [status] (expected one of: public, services)",
+        ],
+    ),
+    (
+        "collector-status-empty-services.toml",
+        &[
+            "testdata/collector-status-empty-services.toml:8:12: error: status.services: expected at least one service name, found an empty array",
+        ],
+    ),
 ];
 
 fn load(name: &str) -> Result<(), ConfigErrors> {

@@ -489,3 +489,27 @@ deny_targets = ["10.9.0.0/16", "169.254.169.254"]
         "no allow list: any address not denied"
     );
 }
+
+#[test]
+fn status_section_defaults_and_values() {
+    let base = "[[service]]\nname = \"web\"\nchecks = [\"c\"]\ntarget = \"99.9%\"\n\
+                [[service]]\nname = \"shop api\"\nchecks = [\"d\"]\ntarget = \"99%\"\n";
+    let cfg = parse_collector("collector.toml", base).expect("valid");
+    assert_eq!(cfg.status, attest_config::StatusConfig::default());
+    assert!(!cfg.status.public && cfg.status.services.is_empty());
+    let src = format!("{base}[status]\npublic = true\nservices = [\"shop api\", \"web\"]\n");
+    let cfg = parse_collector("collector.toml", &src).expect("valid");
+    assert!(cfg.status.public);
+    assert_eq!(
+        cfg.status.services,
+        ["shop api", "web"],
+        "in the order given"
+    );
+    let src = format!("{base}[status]\npublic = false\n");
+    assert!(
+        !parse_collector("collector.toml", &src)
+            .expect("valid")
+            .status
+            .public
+    );
+}

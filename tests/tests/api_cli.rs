@@ -379,6 +379,10 @@ async fn import_then_cli_api_and_metrics_agree_on_worked_example_1() {
         Some(43_200.0)
     );
     assert_eq!(
+        sample(&metrics, "attest_slo_bad_minutes_total", &svc),
+        Some(30.0)
+    );
+    assert_eq!(
         sample(&metrics, "attest_slo_down_seconds_total", &svc),
         Some(30.0 * 60.0)
     );

@@ -27,6 +27,7 @@ const MINUTE_METRICS: &[&str] = &[
     "attest_sla_error_budget_planning_minutes",
     "attest_sla_error_budget_remaining_minutes",
     "attest_sla_minutes",
+    "attest_slo_bad_minutes_total",
     "attest_slo_good_minutes_total",
     "attest_slo_known_minutes_total",
 ];

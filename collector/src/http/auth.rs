@@ -25,6 +25,7 @@ use axum::response::Response;
 
 use super::{AppState, peer_of, reject};
 use crate::ingest::{Rejection, constant_time_eq};
+use crate::status::View;
 
 /// The `WWW-Authenticate` value of a 401 that a bearer token would answer.
 pub const BEARER_CHALLENGE: &str = "Bearer realm=\"attest\"";
@@ -38,6 +39,9 @@ pub enum Class {
     Read,
     /// The handler checks its own token (agent or admin); reader tokens are refused here.
     Own,
+    /// The status page: `Read`, except that with `[status] public = true` a request without
+    /// an `Authorization` header passes too and sees only the public services.
+    Status,
 }
 
 /// One line per route with a class of its own (GET/HEAD). `*` at the end matches any rest
@@ -53,6 +57,8 @@ pub const ROUTES: &[(&str, Class)] = &[
     ("/api/v1/maintenance", Class::Read),
     ("/api/v1/reports*", Class::Read),
     ("/reports*", Class::Read),
+    ("/status", Class::Status),
+    ("/status/*", Class::Status),
 ];
 
 /// The class of a request: GET and HEAD by [`ROUTES`] (unlisted: `Read`), others `Own`.
@@ -178,10 +184,20 @@ pub(super) async fn guard(State(st): State<AppState>, req: Request, next: Next) 
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let mut req = req;
     let verdict = match class {
         Class::Open => Ok(()),
         Class::Read => read_allowed(&st, auth.as_deref()).await,
         Class::Own => not_a_reader(&st, auth.as_deref(), req.method(), req.uri().path()),
+        Class::Status if auth.is_none() && st.status.public() => {
+            req.extensions_mut().insert(View::Public);
+            Ok(())
+        }
+        Class::Status => {
+            let allowed = read_allowed(&st, auth.as_deref()).await;
+            req.extensions_mut().insert(View::Full);
+            allowed
+        }
     };
     let mut resp = match verdict {
         Ok(()) => next.run(req).await,
@@ -297,6 +313,9 @@ mod tests {
             (&Method::DELETE, "/api/v1/maintenance/3", Class::Own),
             (&Method::POST, attest_config::wire::INGEST_PATH, Class::Own),
             (&Method::POST, "/metrics", Class::Own),
+            (&get, "/status", Class::Status),
+            (&get, "/status/web%20shop", Class::Status),
+            (&get, "/statusx", Class::Read),
         ];
         for (method, path, want) in cases {
             assert_eq!(classify(method, path), want, "{method} {path}");

@@ -5,6 +5,7 @@
 mod agents;
 pub mod auth;
 mod reports;
+mod status;
 
 use std::sync::Arc;
 
@@ -47,6 +48,8 @@ pub struct AppState {
     pub access: Arc<auth::Access>,
     /// Body bounds and the refusal log.
     pub guard: Arc<HttpGuard>,
+    /// The live status page (routes in `status.rs`).
+    pub status: Arc<crate::status::StatusBoard>,
 }
 
 /// Largest maintenance registration body: a window and a 500-character reason fit many
@@ -68,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/maintenance/{id}", delete(cancel_maintenance))
         .merge(reports::routes())
+        .merge(status::routes())
         .route("/api/v1/agents", get(agents::list))
         .route("/api/v1/agents/{id}/checks", get(agents::checks))
         .fallback(|| async { reject(Rejection::new(404, "no such route; see docs/http-api.md")) })

@@ -423,6 +423,11 @@ impl Scrape {
             rows(|t| t.known as f64),
         )?;
         e.counters(
+            SLO_BAD_MINUTES,
+            "Bad eligible minutes since the service was first measured",
+            rows(|t| t.bad as f64),
+        )?;
+        e.counters(
             SLO_DOWN_SECONDS,
             "Confirmed-down (bad) eligible time since the service was first measured",
             rows(|t| t.bad as f64 * 60.0),

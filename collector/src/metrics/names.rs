@@ -29,6 +29,8 @@ pub const SLA_REFRESH_FAILURES: &str = "attest_sla_refresh_failures";
 // Counters for SLO tools (Pyrra, Sloth, Grafana SLO): monotonically increasing.
 pub const SLO_GOOD_MINUTES: &str = "attest_slo_good_minutes";
 pub const SLO_ELIGIBLE_KNOWN_MINUTES: &str = "attest_slo_known_minutes";
+/// `known − good`, as its own counter: Pyrra's ratio indicator takes a plain selector.
+pub const SLO_BAD_MINUTES: &str = "attest_slo_bad_minutes";
 pub const SLO_DOWN_SECONDS: &str = "attest_slo_down_seconds";
 
 // Per check and agent: the latest minute's verdict.

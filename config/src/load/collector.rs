@@ -18,6 +18,7 @@ use toml::de::DeTable;
 use super::agent::section_or_empty;
 use super::fleet;
 use super::service;
+use super::status;
 use super::values;
 use super::walk::{Ctx, Section};
 use crate::model::{
@@ -56,8 +57,8 @@ pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Optio
     ctx.deny_unknown(
         root,
         &[
-            "server", "storage", "ingest", "capacity", "report", "agent", "reader", "service",
-            "check", "assign",
+            "server", "storage", "ingest", "capacity", "report", "status", "agent", "reader",
+            "service", "check", "assign",
         ],
     );
     let empty = DeTable::new();
@@ -77,6 +78,11 @@ pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Optio
         .as_ref()
         .map(|a| a.iter().map(|a| a.id.clone()).collect());
     let services = services(ctx, root, agents.as_deref(), capacity.as_ref());
+    let sec = section_or_empty(ctx, root, "status", "[status]", &empty);
+    let service_names: Option<Vec<String>> = services
+        .as_ref()
+        .map(|s| s.iter().map(|s| s.name.clone()).collect());
+    let status = status::status(ctx, &sec, service_names.as_deref());
     let mut ingest = ingest?;
     if let (AcceptChecks::Known(ids), Some(services)) = (&mut ingest.checks, &services) {
         // "known" means listed by some service; resolved here so ingest needs no services.
@@ -96,6 +102,7 @@ pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Optio
         services: services?,
         capacity: capacity?,
         report: report?,
+        status: status?,
         checks: checks?,
         assignments: assignments?,
     })

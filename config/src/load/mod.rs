@@ -17,6 +17,7 @@ mod collector;
 mod error;
 mod fleet;
 mod service;
+mod status;
 mod summary;
 mod values;
 mod walk;
