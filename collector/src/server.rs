@@ -351,7 +351,9 @@ impl Conn {
                 match handshake {
                     None => {}
                     Some(Ok(Ok(stream))) => self.http(stream).await,
-                    Some(Ok(Err(e))) => tracing::info!(%peer, "TLS handshake refused: {e}"),
+                    Some(Ok(Err(e))) => {
+                        attest_web::refusal::handshake_refused("collector", peer, &e);
+                    }
                     Some(Err(_)) => {
                         self.stats.timed_out.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(%peer, "TLS handshake timed out");

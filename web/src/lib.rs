@@ -11,7 +11,9 @@
 //! - Only the ring crypto provider is used.
 
 pub mod basic;
+pub mod refusal;
 pub mod tls;
+mod verify;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -7,6 +7,9 @@
 //! - With `RequireAndVerifyClientCert` a connection without a certificate signed by the
 //!   client CA never completes its handshake; with `VerifyClientCertIfGiven` one without a
 //!   certificate does, one with a foreign certificate does not.
+//! - A client certificate that is itself in `client_ca_file` is accepted as it is (within
+//!   its validity, for client authentication), `CA:TRUE` or not, as Go accepts it
+//!   (`verify.rs`): a file `check-config` accepts works with the certificates it names.
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -16,6 +19,8 @@ use attest_config::web::{ClientAuth, TlsVersion, WebTls};
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
+
+use crate::verify::{ClientVerifier, Pinned};
 
 /// Why TLS cannot be set up; `what` is the key of `tls_server_config` that names the file.
 #[derive(Debug, thiserror::Error)]
@@ -55,19 +60,23 @@ pub fn server_config(tls: &WebTls) -> Result<Arc<rustls::ServerConfig>, TlsError
         .map_err(|e| TlsError::Settings(format!("TLS protocol versions: {e}")))?;
     let builder = match (&tls.client_ca_file, tls.client_auth) {
         (Some(ca), ClientAuth::VerifyIfGiven | ClientAuth::RequireAndVerify) => {
-            let roots = Arc::new(load_roots(ca)?);
-            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
-            let verifier = if tls.client_auth == ClientAuth::VerifyIfGiven {
-                verifier.allow_unauthenticated()
-            } else {
-                verifier
+            let certs = load_certs("client_ca_file", ca)?;
+            let roots = Arc::new(roots_of(&certs, ca)?);
+            let webpki = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| TlsError::Pem {
+                    what: "client_ca_file",
+                    path: ca.clone(),
+                    reason: format!("cannot verify client certificates with it: {e}"),
+                })?;
+            let verifier = ClientVerifier {
+                webpki,
+                pinned: certs.iter().filter_map(Pinned::new).collect(),
+                mandatory: tls.client_auth == ClientAuth::RequireAndVerify,
+                algorithms: provider.signature_verification_algorithms,
             };
-            let verifier = verifier.build().map_err(|e| TlsError::Pem {
-                what: "client_ca_file",
-                path: ca.clone(),
-                reason: format!("cannot verify client certificates with it: {e}"),
-            })?;
-            builder.with_client_cert_verifier(verifier)
+            builder.with_client_cert_verifier(Arc::new(verifier))
         }
         (None, ClientAuth::None) => builder.with_no_client_auth(),
         _ => {
@@ -145,10 +154,10 @@ pub fn load_key(what: &'static str, path: &Path) -> Result<PrivateKeyDer<'static
         })
 }
 
-fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
+fn roots_of(certs: &[CertificateDer<'static>], path: &Path) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
-    for cert in load_certs("client_ca_file", path)? {
-        roots.add(cert).map_err(|e| TlsError::Pem {
+    for cert in certs {
+        roots.add(cert.clone()).map_err(|e| TlsError::Pem {
             what: "client_ca_file",
             path: path.to_path_buf(),
             reason: format!("not a usable CA certificate: {e}"),

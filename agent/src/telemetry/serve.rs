@@ -8,7 +8,8 @@
 //! Invariants:
 //! - A TLS handshake has a bounded time, and a connection that fails it (plain HTTP to the
 //!   TLS port, no client certificate when one is required) is closed without affecting the
-//!   listener.
+//!   listener; the refusal is logged with the peer and the reason, rate-limited
+//!   (`attest_web::refusal`, shared with the collector).
 //! - A request without valid basic credentials gets 401 with `WWW-Authenticate` and never
 //!   reaches the metrics.
 
@@ -85,7 +86,9 @@ pub async fn serve_secured(
                 Some(acceptor) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => connection(tls, t, web).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake refused: {e}"),
+                        Ok(Err(e)) => {
+                            attest_web::refusal::handshake_refused("agent metrics", peer, &e);
+                        }
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
                 }
