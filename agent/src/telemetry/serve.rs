@@ -12,6 +12,8 @@
 //!   (`attest_web::refusal`, shared with the collector).
 //! - A request without valid basic credentials gets 401 with `WWW-Authenticate` and never
 //!   reaches the metrics.
+//! - With `rate_limit`, a request beyond it gets 429 (with `Retry-After`) before
+//!   authentication; `/-/healthy` is never limited, so a supervisor's probe never fails for it.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -118,8 +120,20 @@ async fn answer(
     web: &WebSecurity,
     req: &Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let mut resp = match (&web.basic, req.uri().path()) {
-        (Some(basic), path) if path != HEALTH => {
+    let limited = match &web.rate {
+        Some(rate) if req.uri().path() != HEALTH => rate.admit().err().map(|retry| (rate, retry)),
+        _ => None,
+    };
+    let mut resp = match (limited, &web.basic, req.uri().path()) {
+        (Some((rate, retry)), _, _) => {
+            let mut r = reply(StatusCode::TOO_MANY_REQUESTS, "text/plain", rate.refusal());
+            if let Some(secs) = retry {
+                r.headers_mut()
+                    .insert(hyper::header::RETRY_AFTER, secs.into());
+            }
+            r
+        }
+        (None, Some(basic), path) if path != HEALTH => {
             let header = req
                 .headers()
                 .get(hyper::header::AUTHORIZATION)
