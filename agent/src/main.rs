@@ -92,6 +92,9 @@ fn main() -> ExitCode {
                 Ok(w) => w,
                 Err(code) => return code,
             };
+            for w in &web.warnings {
+                tracing::warn!("{w}");
+            }
             if web_config_file.is_some() && cfg.agent.listen.is_none() {
                 tracing::warn!(
                     "--web.config.file is given but [agent] listen is not set: there is no listener to protect"
@@ -140,8 +143,13 @@ fn load_web(path: Option<&std::path::Path>) -> Result<WebSecurity, ExitCode> {
 }
 
 fn check_config(path: &std::path::Path, web: Option<&std::path::Path>) -> ExitCode {
-    if let Err(code) = load_web(web) {
-        return code;
+    match load_web(web) {
+        Ok(web) => {
+            for w in &web.warnings {
+                eprintln!("warning: {w}");
+            }
+        }
+        Err(code) => return code,
     }
     match attest_config::load_agent(path) {
         Ok(cfg) => {

@@ -173,10 +173,14 @@ fn main() -> ExitCode {
         Command::CheckConfig {
             web_config_file, ..
         } => {
-            if let Err(code) = load_web(&cfg, web_config_file.as_deref()) {
-                return code;
-            }
+            let web = match load_web(&cfg, web_config_file.as_deref()) {
+                Ok(web) => web,
+                Err(code) => return code,
+            };
             println!("{}", attest_config::summary_collector(&cfg));
+            for w in &web.warnings {
+                eprintln!("warning: {w}");
+            }
             for w in attest_config::warnings_collector(&cfg) {
                 eprintln!("{}: {w}", config_path.display());
             }
@@ -198,6 +202,9 @@ fn main() -> ExitCode {
                 Ok(w) => w,
                 Err(code) => return code,
             };
+            for w in &web.warnings {
+                tracing::warn!("{w}");
+            }
             with_store(&cfg, |store| {
                 run_server(cfg.clone(), store, config_path.clone(), web)
             })

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use attest_config::ServerConfig;
-use attest_config::web::{ClientAuth, TlsVersion, WebTls};
+use attest_config::web::WebTls;
 use attest_web::TlsError;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
@@ -95,18 +95,7 @@ pub fn tls_config(cfg: &ServerConfig) -> Result<Option<Arc<rustls::ServerConfig>
             ));
         }
     };
-    let tls = WebTls {
-        cert_file: cert_path.clone(),
-        key_file: key_path.clone(),
-        client_ca_file: cfg.client_ca.clone(),
-        client_auth: if cfg.client_ca.is_some() {
-            ClientAuth::RequireAndVerify
-        } else {
-            ClientAuth::None
-        },
-        min_version: TlsVersion::Tls12,
-        max_version: TlsVersion::Tls13,
-    };
+    let tls = WebTls::from_files(cert_path.clone(), key_path.clone(), cfg.client_ca.clone());
     attest_web::tls::server_config(&tls)
         .map(Some)
         .map_err(server_error)
@@ -133,6 +122,7 @@ fn server_error(e: TlsError) -> ServerError {
         },
         TlsError::Pair { cert, key, reason } => ServerError::TlsPair { cert, key, reason },
         TlsError::Settings(s) => ServerError::TlsSettings(s),
+        inline @ TlsError::Inline { .. } => ServerError::TlsSettings(inline.to_string()),
     }
 }
 
@@ -351,7 +341,9 @@ impl Conn {
                 match handshake {
                     None => {}
                     Some(Ok(Ok(stream))) => self.http(stream).await,
-                    Some(Ok(Err(e))) => tracing::info!(%peer, "TLS handshake refused: {e}"),
+                    Some(Ok(Err(e))) => {
+                        attest_web::refusal::handshake_refused("collector", peer, &e);
+                    }
                     Some(Err(_)) => {
                         self.stats.timed_out.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(%peer, "TLS handshake timed out");

@@ -9,9 +9,14 @@
 //!   stops startup with an error naming the file, never a listener that fails every request.
 //! - No HTTP framework: callers pass header values in and get decisions out.
 //! - Only the ring crypto provider is used.
+//! - A request over `rate_limit` is refused before authentication (`rate.rs`); open health
+//!   paths are the listeners' to exempt.
 
 pub mod basic;
+pub mod rate;
+pub mod refusal;
 pub mod tls;
+mod verify;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,6 +24,7 @@ use std::sync::Arc;
 use attest_config::web::WebConfig;
 
 pub use basic::{BASIC_CHALLENGE, BasicAuth, BasicRefusal};
+pub use rate::RateLimiter;
 pub use tls::TlsError;
 
 /// The security of one listener, ready to serve with.
@@ -30,6 +36,10 @@ pub struct WebSecurity {
     pub basic: Option<Arc<BasicAuth>>,
     /// Added to every response.
     pub headers: Vec<(String, String)>,
+    /// `rate_limit`; `None`: no limit.
+    pub rate: Option<Arc<RateLimiter>>,
+    /// The loader's warnings, for `check-config` to print and `run` to log.
+    pub warnings: Vec<String>,
 }
 
 impl std::fmt::Debug for WebSecurity {
@@ -38,7 +48,8 @@ impl std::fmt::Debug for WebSecurity {
             .field("tls", &self.tls.is_some())
             .field("basic_auth_users", &self.basic.as_ref().map(|b| b.users()))
             .field("headers", &self.headers)
-            .finish()
+            .field("rate", &self.rate)
+            .finish_non_exhaustive()
     }
 }
 
@@ -68,6 +79,8 @@ impl WebSecurity {
             tls,
             basic: BasicAuth::new(&cfg.basic_auth_users).map(Arc::new),
             headers: cfg.headers.clone(),
+            rate: cfg.rate_limit.map(|r| Arc::new(RateLimiter::new(r))),
+            warnings: cfg.warnings.clone(),
         })
     }
 }

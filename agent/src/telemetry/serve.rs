@@ -8,9 +8,12 @@
 //! Invariants:
 //! - A TLS handshake has a bounded time, and a connection that fails it (plain HTTP to the
 //!   TLS port, no client certificate when one is required) is closed without affecting the
-//!   listener.
+//!   listener; the refusal is logged with the peer and the reason, rate-limited
+//!   (`attest_web::refusal`, shared with the collector).
 //! - A request without valid basic credentials gets 401 with `WWW-Authenticate` and never
 //!   reaches the metrics.
+//! - With `rate_limit`, a request beyond it gets 429 (with `Retry-After`) before
+//!   authentication; `/-/healthy` is never limited, so a supervisor's probe never fails for it.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -85,7 +88,9 @@ pub async fn serve_secured(
                 Some(acceptor) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => connection(tls, t, web).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake refused: {e}"),
+                        Ok(Err(e)) => {
+                            attest_web::refusal::handshake_refused("agent metrics", peer, &e);
+                        }
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
                 }
@@ -115,8 +120,20 @@ async fn answer(
     web: &WebSecurity,
     req: &Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let mut resp = match (&web.basic, req.uri().path()) {
-        (Some(basic), path) if path != HEALTH => {
+    let limited = match &web.rate {
+        Some(rate) if req.uri().path() != HEALTH => rate.admit().err().map(|retry| (rate, retry)),
+        _ => None,
+    };
+    let mut resp = match (limited, &web.basic, req.uri().path()) {
+        (Some((rate, retry)), _, _) => {
+            let mut r = reply(StatusCode::TOO_MANY_REQUESTS, "text/plain", rate.refusal());
+            if let Some(secs) = retry {
+                r.headers_mut()
+                    .insert(hyper::header::RETRY_AFTER, secs.into());
+            }
+            r
+        }
+        (None, Some(basic), path) if path != HEALTH => {
             let header = req
                 .headers()
                 .get(hyper::header::AUTHORIZATION)

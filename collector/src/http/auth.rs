@@ -13,11 +13,13 @@
 //! - GET and HEAD paths not in [`ROUTES`] are `Read`: a new read route is protected even
 //!   before its line is added. Other methods are `Own` (their handler authenticates).
 //! - Credentials are checked on the headers only; no body byte is read here.
+//! - With the web configuration's `rate_limit`, every request but the `Open` ones counts,
+//!   and one beyond the limit gets 429 with `Retry-After` before its credentials are checked.
 
 use std::sync::{Arc, RwLock};
 
 use attest_config::ReaderAuth;
-use attest_web::{BASIC_CHALLENGE, BasicAuth, WebSecurity};
+use attest_web::{BASIC_CHALLENGE, BasicAuth, RateLimiter, WebSecurity};
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
@@ -94,6 +96,7 @@ pub struct Access {
     readers: RwLock<Vec<ReaderAuth>>,
     basic: RwLock<Option<Arc<BasicAuth>>>,
     headers: RwLock<Vec<(HeaderName, HeaderValue)>>,
+    rate: RwLock<Option<Arc<RateLimiter>>>,
 }
 
 impl Access {
@@ -111,8 +114,12 @@ impl Access {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = readers.to_vec();
     }
 
-    /// Basic-auth users and response headers of the web configuration.
+    /// Basic-auth users, response headers and rate limit of the web configuration.
     pub fn set_web(&self, web: &WebSecurity) {
+        *self
+            .rate
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = web.rate.clone();
         *self
             .basic
             .write()
@@ -131,6 +138,25 @@ impl Access {
             .headers
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = headers;
+    }
+
+    /// `rate_limit`: `Err` is the 429 for a request beyond it.
+    fn admit(&self) -> Result<(), Rejection> {
+        let rate = self
+            .rate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        match rate.map(|r| r.admit().map_err(|retry| (r, retry))) {
+            None | Some(Ok(())) => Ok(()),
+            Some(Err((r, retry))) => {
+                let rej = Rejection::new(429, r.refusal().trim_end());
+                Err(match retry {
+                    Some(secs) => rej.retry_after(secs),
+                    None => rej,
+                })
+            }
+        }
     }
 
     fn basic(&self) -> Option<Arc<BasicAuth>> {
@@ -185,15 +211,22 @@ pub(super) async fn guard(State(st): State<AppState>, req: Request, next: Next) 
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let mut req = req;
-    let verdict = match class {
-        Class::Open => Ok(()),
-        Class::Read => read_allowed(&st, auth.as_deref()).await,
-        Class::Own => not_a_reader(&st, auth.as_deref(), req.method(), req.uri().path()),
-        Class::Status if auth.is_none() && st.status.public() => {
+    // rate_limit before any credential check (as exporter-toolkit, and before bcrypt).
+    let admitted = if class == Class::Open {
+        Ok(())
+    } else {
+        st.access.admit()
+    };
+    let verdict = match (admitted, class) {
+        (Err(r), _) => Err(r),
+        (Ok(()), Class::Open) => Ok(()),
+        (Ok(()), Class::Read) => read_allowed(&st, auth.as_deref()).await,
+        (Ok(()), Class::Own) => not_a_reader(&st, auth.as_deref(), req.method(), req.uri().path()),
+        (Ok(()), Class::Status) if auth.is_none() && st.status.public() => {
             req.extensions_mut().insert(View::Public);
             Ok(())
         }
-        Class::Status => {
+        (Ok(()), Class::Status) => {
             let allowed = read_allowed(&st, auth.as_deref()).await;
             req.extensions_mut().insert(View::Full);
             allowed

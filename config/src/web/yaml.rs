@@ -25,8 +25,8 @@ pub(crate) enum Value {
         text: String,
         plain: bool,
     },
-    /// No key of the format takes a list yet, so only the fact is kept.
-    Seq,
+    /// Items in file order (`cipher_suites`, `curve_preferences`, `client_allowed_sans`).
+    Seq(Vec<Node>),
     /// Pairs in file order (duplicates are the loader's to report).
     Map(Vec<(Node, Node)>),
 }
@@ -42,7 +42,7 @@ impl Node {
         match &self.value {
             _ if self.is_null() => "nothing (null)",
             Value::Scalar { .. } => "a scalar",
-            Value::Seq => "a list",
+            Value::Seq(_) => "a list",
             Value::Map(_) => "a mapping",
         }
     }
@@ -72,7 +72,7 @@ fn location(line: usize, col: usize) -> Location {
 }
 
 enum Frame {
-    Seq(Location),
+    Seq(Location, Vec<Node>),
     Map(Location, Vec<(Node, Node)>, Option<Node>),
 }
 
@@ -109,12 +109,12 @@ impl Builder {
                 };
                 self.push(Node { value, at });
             }
-            Event::SequenceStart(..) => self.stack.push(Frame::Seq(at)),
+            Event::SequenceStart(..) => self.stack.push(Frame::Seq(at, Vec::new())),
             Event::MappingStart(..) => self.stack.push(Frame::Map(at, Vec::new(), None)),
             Event::SequenceEnd | Event::MappingEnd => {
                 let node = match self.stack.pop() {
-                    Some(Frame::Seq(at)) => Node {
-                        value: Value::Seq,
+                    Some(Frame::Seq(at, items)) => Node {
+                        value: Value::Seq(items),
                         at,
                     },
                     Some(Frame::Map(at, pairs, _)) => Node {
@@ -133,7 +133,7 @@ impl Builder {
     fn push(&mut self, node: Node) {
         match self.stack.last_mut() {
             None => self.root = Some(node),
-            Some(Frame::Seq(_)) => {}
+            Some(Frame::Seq(_, items)) => items.push(node),
             Some(Frame::Map(_, pairs, pending)) => match pending.take() {
                 None => *pending = Some(node),
                 Some(key) => pairs.push((key, node)),

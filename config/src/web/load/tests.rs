@@ -1,4 +1,5 @@
 use super::*;
+use crate::web::{ClientAuth, Pem, RateLimit};
 
 const HASH: &str = "$2y$10$mDwo.lAisC94iLAyP81MCesa29IzH37oigHC/42V2pdJlUprsJPze";
 
@@ -19,12 +20,17 @@ fn a_full_file_is_read() {
     );
     let cfg = parse(&src).expect("valid");
     let tls = cfg.tls.expect("tls");
-    assert_eq!(tls.cert_file, PathBuf::from("/etc/attest/server.crt"));
-    assert_eq!(tls.key_file, PathBuf::from("/abs/server.key"));
+    assert_eq!(tls.cert, Pem::File(PathBuf::from("/etc/attest/server.crt")));
+    assert_eq!(tls.key, Pem::File(PathBuf::from("/abs/server.key")));
     assert_eq!(
-        tls.client_ca_file,
-        Some(PathBuf::from("/etc/attest/ca.pem"))
+        tls.client_ca,
+        Some(Pem::File(PathBuf::from("/etc/attest/ca.pem")))
     );
+    assert!(
+        tls.prefer_server_cipher_suites,
+        "exporter-toolkit's default"
+    );
+    assert!(tls.cipher_suites.is_empty() && tls.curve_preferences.is_empty());
     assert_eq!(tls.client_auth, ClientAuth::RequireAndVerify);
     assert_eq!(tls.min_version, TlsVersion::Tls13);
     assert_eq!(tls.max_version, TlsVersion::Tls13);
@@ -66,64 +72,210 @@ fn bad_hashes_are_refused_without_echoing_them() {
 }
 
 #[test]
-fn unsupported_settings_say_why_and_what_instead() {
+fn what_cannot_be_honoured_says_why_and_what_instead() {
+    let t = "tls_server_config:\n  cert_file: a\n  key_file: b\n";
     let cases = [
+        (format!("{t}  min_version: TLS11\n"), "TLS 1.2 and 1.3 only"),
         (
-            "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAnyClientCert\n",
-            "without verifying",
+            format!("{t}  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA]\n"),
+            "none of the TLS 1.2 cipher suites listed is implemented by rustls",
         ),
         (
-            "tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS11\n",
-            "TLS 1.2 and 1.3 only",
+            format!("{t}  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384]\n"),
+            "HTTP/2 over TLS 1.2 requires",
         ),
         (
-            "tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites: [TLS_AES_128_GCM_SHA256]\n",
-            "safe default cipher suites",
+            format!(
+                "{t}  cipher_suites: [TLS_AES_128_GCM_SHA256]\n  max_version: TLS12\n  min_version: TLS12\n"
+            ),
+            "no client could connect",
         ),
         (
-            "tls_server_config:\n  cert: \"-----BEGIN\"\n  key_file: b\n",
-            "use cert_file",
+            format!("{t}  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA2048]\n"),
+            "unknown cipher suite",
         ),
         (
-            "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAndVerifyClientCert\n",
-            "missing key \"client_ca_file\"",
+            format!("{t}  curve_preferences: [CurveP521]\n"),
+            "use CurveP384",
         ),
         (
-            "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_ca_file: c\n",
-            "NoClientCert",
+            format!("{t}  curve_preferences: [CurveP257]\n"),
+            "unknown curve",
         ),
         (
-            "tls_server_config:\n  key_file: b\n",
+            "tls_server_config:\n  cert: \"-----BEGIN\"\n  key_file: b\n".to_string(),
+            "expected PEM text",
+        ),
+        (
+            "tls_server_config:\n  cert: \"\"\n  key_file: b\n".to_string(),
+            "expected PEM text",
+        ),
+        (
+            format!("{t}  cert: \"-----BEGIN CERTIFICATE-----\"\n"),
+            "not both",
+        ),
+        (format!("{t}  client_ca_file: c\n"), "NoClientCert"),
+        (
+            format!("{t}  client_auth_type: RequireAnyClientCert\n  client_ca_file: c\n"),
+            "the CA would never be used",
+        ),
+        (
+            format!("{t}  client_auth_type: RequireAnyClientCert\n  client_allowed_sans: [x]\n"),
+            "self-made certificate",
+        ),
+        (
+            format!("{t}  client_allowed_sans: [x]\n"),
+            "no client certificate is asked for",
+        ),
+        (
+            format!(
+                "{t}  client_auth_type: RequireAndVerifyClientCert\n  client_allowed_sans: []\n"
+            ),
+            "at least one SAN",
+        ),
+        (
+            format!("{t}  client_auth_type: x\n"),
+            "expected one of NoClientCert",
+        ),
+        (
+            "tls_server_config:\n  key_file: b\n".to_string(),
             "missing key \"cert_file\"",
         ),
         (
-            "tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS13\n  max_version: TLS12\n",
+            format!("{t}  min_version: TLS13\n  max_version: TLS12\n"),
             "min_version <= max_version",
         ),
         (
-            "http_server_config:\n  http2: true\n",
+            "http_server_config:\n  http2: true\n".to_string(),
             "HTTP/2 is not supported",
         ),
         (
-            "http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
+            "http_server_config:\n  headers:\n    X-Frame-Options: allow\n".to_string(),
             "deny, sameorigin",
         ),
         (
-            "http_server_config:\n  headers:\n    Server: x\n",
+            "http_server_config:\n  headers:\n    X-Frame-Options: DENY\n".to_string(),
+            "deny, sameorigin",
+        ),
+        (
+            "http_server_config:\n  headers:\n    Server: x\n".to_string(),
             "expected one of the headers",
         ),
-        ("rate_limit:\n  interval: 1s\n  burst: 2\n", "not supported"),
+        ("rate_limit:\n  interval: 5\n".to_string(), "needs a unit"),
+        ("rate_limit:\n  interval: -1s\n".to_string(), "negative"),
+        (
+            "rate_limit:\n  interval: 1s\n  burst: -1\n".to_string(),
+            "whole number",
+        ),
+        ("rate_limit:\n  rate: 1\n".to_string(), "unknown key"),
     ];
     for (src, want) in cases {
-        let e = parse(src).unwrap_err();
+        let e = parse(&src).unwrap_err();
         assert!(e.contains(want), "{src:?}: {e}");
         assert!(e.starts_with("/etc/attest/web.yml:"), "{e}");
     }
 }
 
 #[test]
+fn what_exporter_toolkit_accepts_is_read() {
+    let t = "tls_server_config:\n  cert_file: a\n  key_file: b\n";
+    let cfg = parse(&format!(
+        "{t}  client_auth_type: VerifyClientCertIfGiven\n  cipher_suites:\n  - TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384\n  - TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA\n  - TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n  prefer_server_cipher_suites: false\n  curve_preferences: [CurveP521, X25519]\n"
+    ))
+    .expect("valid");
+    let tls = cfg.tls.expect("tls");
+    assert_eq!(tls.client_auth, ClientAuth::VerifyIfGiven);
+    assert_eq!(tls.client_ca, None, "the system trust store verifies");
+    let names: Vec<&str> = tls.cipher_suites.iter().map(|s| s.name).collect();
+    assert_eq!(
+        names,
+        [
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+        ],
+        "in order, the CBC suite left out"
+    );
+    assert!(!tls.prefer_server_cipher_suites);
+    let curves: Vec<&str> = tls.curve_preferences.iter().map(|c| c.name).collect();
+    assert_eq!(curves, ["X25519"]);
+    assert_eq!(cfg.warnings.len(), 2, "{:?}", cfg.warnings);
+    assert!(cfg.warnings[0].contains("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"));
+    assert!(cfg.warnings[1].contains("CurveP521"));
+
+    let inline = parse("tls_server_config:\n  cert: |\n    -----BEGIN CERTIFICATE-----\n    x\n  key: |\n    -----BEGIN PRIVATE KEY-----\n    y\n  client_auth_type: RequireAnyClientCert\n").expect("inline");
+    let tls = inline.tls.expect("tls");
+    assert!(
+        matches!(tls.cert, Pem::Inline(ref t) if t.starts_with("-----BEGIN CERTIFICATE-----\n"))
+    );
+    assert_eq!(tls.client_auth, ClientAuth::RequireAny);
+    assert!(
+        !format!("{tls:?}").contains("PRIVATE"),
+        "inline keys are never printed"
+    );
+
+    let sans = parse(&format!("{t}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n  client_allowed_sans: [one, test3]\n")).expect("sans");
+    assert_eq!(sans.tls.expect("tls").client_allowed_sans, ["one", "test3"]);
+
+    let blocking = parse(&format!(
+        "{t}  client_auth_type: RequireAndVerifyClientCert\n"
+    ))
+    .expect("system roots");
+    assert!(
+        blocking.warnings[0].contains("system trust store"),
+        "{:?}",
+        blocking.warnings
+    );
+
+    for (auth, want) in [
+        ("RequestClientCert", ClientAuth::Request),
+        ("RequireClientCert", ClientAuth::RequireAny),
+        ("\"\"", ClientAuth::None),
+    ] {
+        let cfg = parse(&format!("{t}  client_auth_type: {auth}\n")).expect(auth);
+        assert_eq!(cfg.tls.expect("tls").client_auth, want);
+    }
+
+    let rate = parse("rate_limit:\n  interval: 1m30s\n  burst: 5\n").expect("rate");
+    assert_eq!(
+        rate.rate_limit,
+        Some(RateLimit {
+            interval: Duration::from_secs(90),
+            burst: 5
+        })
+    );
+    let off = parse("rate_limit:\n  interval: 0\n  burst: 0\n").expect("no limit");
+    assert_eq!(off.rate_limit, None);
+    assert!(off.warnings.is_empty());
+    let all = parse("rate_limit:\n  interval: \"1s\"\n  burst: 0\n").expect("refuses all");
+    assert_eq!(all.rate_limit.map(|r| r.burst), Some(0));
+    assert!(
+        all.warnings[0].contains("every request"),
+        "{:?}",
+        all.warnings
+    );
+}
+
+#[test]
+fn go_durations() {
+    for (text, secs) in [
+        ("0", 0.0),
+        ("1s", 1.0),
+        ("500ms", 0.5),
+        ("1h30m", 5400.0),
+        ("1.5s", 1.5),
+        ("2us", 2e-6),
+    ] {
+        let d = parse_go_duration(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert!((d.as_secs_f64() - secs).abs() < 1e-9, "{text}: {d:?}");
+    }
+    for bad in ["", "1", "s", "1x", "-1s", "1.2.3s", "9999999999h"] {
+        assert!(parse_go_duration(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn every_problem_is_reported_at_once() {
-    let e = parse("tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS10\n  curve_preferences: [X25519]\nbasic_auth_users:\n  bob: nope\n").unwrap_err();
+    let e = parse("tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS10\n  curve_preferences: [X25519, Curve1]\nbasic_auth_users:\n  bob: nope\n").unwrap_err();
     assert_eq!(e.lines().count(), 3, "{e}");
 }
 
