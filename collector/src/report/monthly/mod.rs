@@ -24,6 +24,7 @@ pub mod pdf;
 pub mod service;
 pub mod svg;
 pub mod text;
+pub mod verdict;
 pub mod verify;
 
 #[cfg(test)]
