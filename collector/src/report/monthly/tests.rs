@@ -792,3 +792,51 @@ fn archive_writes_a_month_once_and_records_late_differences_as_addenda() {
     assert_eq!(lines.lines().count(), 1);
     assert!(archive.addenda_before("2026-10").unwrap().is_empty());
 }
+
+/// A forgery that recomputes every digest (an edited figure, re-sealed unsigned or signed
+/// with another key) passes every digest check: without the signer's public key `verify`
+/// must not call it authentic, and with the key it fails. The untouched signed report is
+/// authentic only with the key.
+#[test]
+fn verify_never_calls_a_resealed_forgery_authentic() {
+    use verify::Outcome;
+    let (r, _) = sample();
+    let signer = key(11);
+    let anchor = signer.verifying_key();
+    let other = key(12);
+    let check = |name: &str, bytes: &[u8], with_key: bool| {
+        let f = verify::verify_file(name, bytes, with_key.then_some(&anchor));
+        verify::outcome(&f, with_key)
+    };
+    let mut forged = r.clone();
+    let erp = forged
+        .summary
+        .iter_mut()
+        .find(|s| s.service == "erp")
+        .unwrap();
+    assert_eq!(erp.verdict, model::Verdict::Breached);
+    erp.verdict = model::Verdict::Met;
+    erp.availability_percent = Some("99.583".into());
+    for f in [Format::Json, Format::Html, Format::Md] {
+        let name = format!("report.{}", f.name());
+        let genuine = one(r, f, Some(&signer));
+        assert_eq!(check(&name, &genuine, false), Outcome::Unauthenticated);
+        assert_eq!(check(&name, &genuine, true), Outcome::Authentic);
+        for (how, k) in [
+            ("re-sealed", None),
+            ("signed with another key", Some(&other)),
+        ] {
+            let fake = one(&forged, f, k);
+            assert_ne!(
+                check(&name, &fake, false),
+                Outcome::Authentic,
+                "{name} {how} without the key"
+            );
+            assert_eq!(
+                check(&name, &fake, true),
+                Outcome::Failed,
+                "{name} {how} with the key"
+            );
+        }
+    }
+}
