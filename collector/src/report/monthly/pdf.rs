@@ -247,8 +247,11 @@ fn fit(s: &str, n: usize) -> String {
 }
 
 /// Renders the report; `content_sha256` is printed in the footer of every page.
-pub fn render(r: &MonthlyReport, content_sha256: &str) -> Result<Vec<u8>, PdfError> {
-    let flow = layout(r, content_sha256);
+pub fn render(
+    r: &MonthlyReport,
+    (content_sha256, signed): (&str, &str),
+) -> Result<Vec<u8>, PdfError> {
+    let flow = layout(r, content_sha256, signed);
     let regular = Font::new(REGULAR.into(), 0).ok_or(PdfError::Font)?;
     let bold = Font::new(BOLD.into(), 0).ok_or(PdfError::Font)?;
     let settings = SerializeSettings {
@@ -393,9 +396,9 @@ fn bars(s: &mut Surface<'_>, bottom: f32, values: &[Option<f64>], target: f64) {
     rect(s, MARGIN, ty, PAGE_W - 2.0 * MARGIN, 0.5);
 }
 
-fn layout(r: &MonthlyReport, digest: &str) -> Flow {
+fn layout(r: &MonthlyReport, digest: &str, signed: &str) -> Flow {
     let mut f = Flow::new();
-    cover(&mut f, r, digest);
+    cover(&mut f, r, digest, signed);
     summary(&mut f, &r.summary);
     for (i, s) in r.services.iter().enumerate() {
         let Some(sum) = r.summary.get(i) else {
@@ -426,7 +429,7 @@ fn layout(r: &MonthlyReport, digest: &str) -> Flow {
     f
 }
 
-fn cover(f: &mut Flow, r: &MonthlyReport, digest: &str) {
+fn cover(f: &mut Flow, r: &MonthlyReport, digest: &str, signed: &str) {
     let c = &r.cover;
     f.text(9.0, false, c.organisation.clone());
     f.text(18.0, true, c.title.clone());
@@ -454,6 +457,7 @@ fn cover(f: &mut Flow, r: &MonthlyReport, digest: &str) {
             format!("SHA-256 {}", c.definitions_sha256),
         ),
         ("Report content", format!("SHA-256 {digest}")),
+        ("Signature", signed.to_string()),
     ] {
         f.cells(8.5, false, &[0.0, 100.0], vec![k.to_string(), v]);
     }

@@ -840,3 +840,23 @@ fn verify_never_calls_a_resealed_forgery_authentic() {
         }
     }
 }
+
+/// Every text format states on its cover by which key it is signed, or that it is not.
+#[test]
+fn the_cover_states_the_signing_key() {
+    use sha2::Digest as _;
+    let (r, _) = sample();
+    let k = key(13);
+    let fingerprint = integrity::hex(&sha2::Sha256::digest(k.verifying_key().as_bytes()));
+    let want = format!("signed with Ed25519 key SHA256:{fingerprint}");
+    assert_eq!(integrity::statement_for(Some(&k)), want);
+    for f in [Format::Html, Format::Md] {
+        let signed = String::from_utf8(one(r, f, Some(&k))).unwrap();
+        assert!(signed.contains(&want), "{f:?}");
+        let plain = String::from_utf8(one(r, f, None)).unwrap();
+        assert!(
+            plain.contains("not signed") && !plain.contains("signed with"),
+            "{f:?}"
+        );
+    }
+}

@@ -251,7 +251,7 @@ fn render(
     name: &str,
     source: &str,
     r: &MonthlyReport,
-    digest: &str,
+    (digest, signed): (&str, &str),
 ) -> Result<String, TemplateError> {
     let err = |e: minijinja::Error| TemplateError {
         name: name.to_string(),
@@ -265,27 +265,37 @@ fn render(
         charts => Value::from(Serde(charts(r))),
         cells => Value::from(Serde(r.summary.iter().map(SummaryCells::of).collect::<Vec<_>>())),
         content_sha256 => digest,
+        signed => signed,
         decimals => AVAILABILITY_DECIMALS,
     })
     .map_err(err)
 }
 
-/// The self-contained HTML document (no trailer yet).
-pub fn html(r: &MonthlyReport, digest: &str, t: &Templates) -> Result<String, TemplateError> {
+/// The self-contained HTML document (no trailer yet); `signed` is the cover's signature
+/// statement ([`super::integrity::signature_statement`]).
+pub fn html(
+    r: &MonthlyReport,
+    (digest, signed): (&str, &str),
+    t: &Templates,
+) -> Result<String, TemplateError> {
     render(
         "report.html",
         t.html.as_deref().unwrap_or(HTML_TEMPLATE),
         r,
-        digest,
+        (digest, signed),
     )
 }
 
 /// The Markdown document (no trailer yet).
-pub fn markdown(r: &MonthlyReport, digest: &str, t: &Templates) -> Result<String, TemplateError> {
+pub fn markdown(
+    r: &MonthlyReport,
+    (digest, signed): (&str, &str),
+    t: &Templates,
+) -> Result<String, TemplateError> {
     render(
         "report.md",
         t.markdown.as_deref().unwrap_or(MD_TEMPLATE),
         r,
-        digest,
+        (digest, signed),
     )
 }

@@ -260,11 +260,13 @@ fn explain_changes(
     let digest = integrity::content_sha256(&r);
     let opts = RenderOptions::default();
     for (rel, bytes) in changed {
+        let key_hex = integrity::split_sealed(bytes).and_then(|(_, s)| s.signature.map(|(k, _)| k));
+        let signed = integrity::signature_statement(key_hex.as_deref());
         let fresh: Option<Vec<u8>> = match rel.as_str() {
-            "report.html" => text::html(&r, &digest, &opts.templates)
+            "report.html" => text::html(&r, (&digest, &signed), &opts.templates)
                 .ok()
                 .map(String::into_bytes),
-            "report.md" => text::markdown(&r, &digest, &opts.templates)
+            "report.md" => text::markdown(&r, (&digest, &signed), &opts.templates)
                 .ok()
                 .map(String::into_bytes),
             "services.csv" => Some(csv::services(&r).into_bytes()),
