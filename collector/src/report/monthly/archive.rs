@@ -141,6 +141,14 @@ impl Archive {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io(&p)(e)),
         };
+        // A month archived by an earlier version (another schema) is the record as it was;
+        // it is not compared field by field with today's schema.
+        let schema = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("schema").and_then(|s| s.as_str()).map(str::to_string));
+        if schema.as_deref().is_some_and(|s| s != super::model::SCHEMA) {
+            return Ok(None);
+        }
         let file: JsonFile = serde_json::from_slice(&bytes).map_err(|e| ArchiveError::Corrupt {
             path: p.display().to_string(),
             detail: e.to_string(),

@@ -1,7 +1,9 @@
 //! `attest-collector report …`: writes a monthly report in one format, or verifies one.
 //!
-//! Exit codes: 0 written / verified; 1 verification failed or storage failure; 65 bad
-//! input (month, service, format, output path, key); 78 invalid configuration.
+//! Exit codes: 0 written / verified authentic; 1 verification failed or storage failure;
+//! 3 intact but unauthenticated (`verify` without `--public-key`, unless
+//! `--allow-unsigned`); 65 bad input (month, service, format, output path, key); 78
+//! invalid configuration.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,8 @@ use crate::report::parse_month;
 use crate::store::Store;
 
 const EXIT_DATA: u8 = 65;
+/// `report verify`: every digest matches, but no public key was given to prove who wrote it.
+pub const EXIT_UNAUTHENTICATED: u8 = 3;
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -55,9 +59,14 @@ pub enum ReportAction {
     /// Check a report file or directory offline; says what changed when it fails.
     Verify {
         path: PathBuf,
-        /// The signer's Ed25519 public key (SPKI PEM or 64 hex digits).
+        /// The signer's Ed25519 public key (SPKI PEM or 64 hex digits): the trust anchor.
+        /// Without it an intact report is only "intact but unauthenticated" (exit 3).
         #[arg(long)]
         public_key: Option<PathBuf>,
+        /// Exit 0 for an intact report checked without --public-key (still printed as
+        /// unauthenticated).
+        #[arg(long)]
+        allow_unsigned: bool,
     },
 }
 
@@ -66,8 +75,13 @@ pub fn run(
     args: ReportArgs,
     open_store: impl FnOnce(&CollectorConfig) -> anyhow::Result<Arc<dyn Store>>,
 ) -> ExitCode {
-    if let Some(ReportAction::Verify { path, public_key }) = &args.action {
-        return run_verify(path, public_key.as_deref());
+    if let Some(ReportAction::Verify {
+        path,
+        public_key,
+        allow_unsigned,
+    }) = &args.action
+    {
+        return run_verify(path, public_key.as_deref(), *allow_unsigned);
     }
     match write_report(&args, open_store) {
         Ok(code) => code,
@@ -252,7 +266,7 @@ pub fn write_dir(dir: &Path, files: &[(String, Vec<u8>)]) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn run_verify(path: &Path, public_key: Option<&Path>) -> ExitCode {
+fn run_verify(path: &Path, public_key: Option<&Path>, allow_unsigned: bool) -> ExitCode {
     let key = match public_key {
         Some(p) => match std::fs::read_to_string(p) {
             Ok(t) => match integrity::load_public_key(&p.display().to_string(), &t) {
@@ -279,13 +293,30 @@ fn run_verify(path: &Path, public_key: Option<&Path>) -> ExitCode {
     for n in &findings.notes {
         println!("note: {n}");
     }
-    if findings.ok() {
-        println!("OK: {} is intact", path.display());
-        ExitCode::SUCCESS
-    } else {
-        for p in &findings.problems {
-            println!("FAILED: {p}");
+    match verify::outcome(&findings, key.is_some()) {
+        verify::Outcome::Authentic => {
+            println!(
+                "OK: {} is intact and signed by the given public key",
+                path.display()
+            );
+            ExitCode::SUCCESS
         }
-        ExitCode::FAILURE
+        verify::Outcome::Unauthenticated => {
+            println!(
+                "INTACT BUT UNAUTHENTICATED: {} matches its own digests, but without --public-key nothing proves who wrote it (anyone can edit a report and re-seal it, or sign it with another key); pass the collector's public key",
+                path.display()
+            );
+            if allow_unsigned {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_UNAUTHENTICATED)
+            }
+        }
+        verify::Outcome::Failed => {
+            for p in &findings.problems {
+                println!("FAILED: {p}");
+            }
+            ExitCode::FAILURE
+        }
     }
 }

@@ -2,11 +2,15 @@
 //! 2026 (the DST month of 745 hours), services with 24x7 and office hours, a holiday,
 //! maintenance from config and API, incidents (one in the DST night), unknown time with
 //! silent agents, and a gap; service 0 (`web`) also has host data from both agents and two
-//! capacity objectives (CPU p95 met, memory max breached on one afternoon). Built through
-//! the real engine; nothing here reads a clock.
+//! capacity objectives (CPU p95 met, memory max breached on one afternoon: availability met,
+//! service breached); service 2 (`api`) has latency histograms and misses its latency
+//! objective; service 3 (`db`) falls below its coverage minimum (not determinable). Built
+//! through the real engine; nothing here reads a clock.
 
 use attest_config::units::Ppm;
-use attest_config::{CapacityConfig, MaintenanceWindow, Quorum, Service, WeeklyWindow};
+use attest_config::{
+    CapacityConfig, LatencyObjective, MaintenanceWindow, Quorum, Service, WeeklyWindow,
+};
 use jiff::Timestamp;
 use jiff::civil::{Date, Time, Weekday};
 
@@ -45,8 +49,23 @@ fn base(name: &str) -> Service {
     }
 }
 
-/// Service `i`: even ones are 24x7 web services, odd ones office-hours ERP systems.
+/// Service `i`: even ones are 24x7 web services, odd ones office-hours ERP systems; 2 is
+/// `api` (a web service with a latency objective of 99 % within 0.5 s), 3 is `db` (a web
+/// service with a coverage minimum of 99.9 %).
 pub fn service(i: usize) -> Service {
+    if i == 2 {
+        let mut s = base("api");
+        s.latency = Some(LatencyObjective {
+            threshold: std::time::Duration::from_millis(500),
+            target: Ppm(990_000),
+        });
+        return s;
+    }
+    if i == 3 {
+        let mut s = base("db");
+        s.min_coverage = Some(Ppm(999_000));
+        return s;
+    }
     if i.is_multiple_of(2) {
         let mut s = base(if i == 0 { "web" } else { "" });
         if i != 0 {
@@ -143,6 +162,21 @@ fn events(
     &'static str,
     Option<&'static str>,
 )> {
+    if i == 2 {
+        return vec![(
+            "a1",
+            "2026-10-16T09:00:00Z",
+            "2026-10-16T09:05:00Z",
+            Some("status"),
+        )];
+    }
+    if i == 3 {
+        // Both agents silent for two hours: coverage 99.73 % < the 99.9 % minimum.
+        return vec![
+            ("a1", "2026-10-09T02:00:00Z", "2026-10-09T04:00:00Z", None),
+            ("a2", "2026-10-09T02:00:00Z", "2026-10-09T04:00:00Z", None),
+        ];
+    }
     if i.is_multiple_of(2) {
         vec![
             (
@@ -198,6 +232,15 @@ fn minute(s: &str) -> i64 {
     ts(s).as_second().div_euclid(60)
 }
 
+/// Six successful probes of one minute: 0.2 s, except every 50th minute (2 % of the
+/// probes) at 0.8 s — against 99 % within 0.5 s, a missed objective.
+fn latency_of(minute: i64) -> hdrhistogram::Histogram<u64> {
+    let mut h = crate::minutes::latency::new_histogram();
+    let us = if minute % 50 == 0 { 800_000 } else { 200_000 };
+    let _ = h.record_n(us, 6);
+    h
+}
+
 /// The rollups of service `i`: agents a1 and a2 report 6 probes a minute over the input
 /// range, except for the events.
 pub fn rollups(
@@ -226,11 +269,11 @@ pub fn rollups(
                 probes: 6,
                 failures,
                 top_reason: reason,
-                latency: None,
+                latency: (svc.latency.is_some() && failures == 0).then(|| latency_of(m)),
             });
         }
     }
-    let gaps = if i.is_multiple_of(2) {
+    let gaps = if i.is_multiple_of(2) && i != 2 {
         vec![GapSpan {
             agent: "a2".into(),
             check: svc.checks[0].clone(),
@@ -246,7 +289,7 @@ pub fn rollups(
 
 /// API maintenance of service `i` (registered through the API, with its registration time).
 pub fn api_maintenance(i: usize) -> Vec<ApiMaintenance> {
-    if i % 2 == 1 {
+    if i % 2 == 1 && i != 3 {
         vec![ApiMaintenance {
             start: ts("2026-10-07T16:00:00Z"),
             end: ts("2026-10-07T17:00:00Z"),

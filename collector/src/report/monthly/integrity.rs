@@ -66,6 +66,20 @@ pub fn content_sha256(report: &MonthlyReport) -> String {
     sha256_hex(&canonical(report))
 }
 
+/// What a report's cover says of its signature: `signed with Ed25519 key SHA256:…` (the
+/// SHA-256 of the 32 raw public-key bytes, hex) or `not signed`, from the seal's key hex.
+pub fn signature_statement(key_hex: Option<&str>) -> String {
+    match key_hex.and_then(unhex) {
+        Some(raw) => format!("signed with Ed25519 key SHA256:{}", sha256_hex(&raw)),
+        None => "not signed".to_string(),
+    }
+}
+
+/// The statement for a report about to be signed with `key` (or not signed).
+pub fn statement_for(key: Option<&SigningKey>) -> String {
+    signature_statement(key.map(|k| hex(k.verifying_key().as_bytes())).as_deref())
+}
+
 /// Reads a signing key: PKCS#8 PEM or a 64-hex-digit seed.
 pub fn load_signing_key(path: &str, text: &str) -> Result<SigningKey, KeyError> {
     let bad = |detail: String| KeyError::Bad {

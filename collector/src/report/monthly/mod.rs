@@ -24,6 +24,7 @@ pub mod pdf;
 pub mod service;
 pub mod svg;
 pub mod text;
+pub mod verdict;
 pub mod verify;
 
 #[cfg(test)]
@@ -149,7 +150,8 @@ struct JsonFileRef<'a> {
 
 pub fn html(r: &MonthlyReport, o: &RenderOptions<'_>) -> Result<Vec<u8>, RenderError> {
     let digest = integrity::content_sha256(r);
-    let body = text::html(r, &digest, &o.templates)?;
+    let signed = integrity::statement_for(o.key);
+    let body = text::html(r, (&digest, &signed), &o.templates)?;
     Ok(integrity::seal_file(
         body.into_bytes(),
         &digest,
@@ -160,7 +162,8 @@ pub fn html(r: &MonthlyReport, o: &RenderOptions<'_>) -> Result<Vec<u8>, RenderE
 
 pub fn markdown(r: &MonthlyReport, o: &RenderOptions<'_>) -> Result<Vec<u8>, RenderError> {
     let digest = integrity::content_sha256(r);
-    let body = text::markdown(r, &digest, &o.templates)?;
+    let signed = integrity::statement_for(o.key);
+    let body = text::markdown(r, (&digest, &signed), &o.templates)?;
     Ok(integrity::seal_file(
         body.into_bytes(),
         &digest,
@@ -172,7 +175,8 @@ pub fn markdown(r: &MonthlyReport, o: &RenderOptions<'_>) -> Result<Vec<u8>, Ren
 #[cfg(feature = "pdf")]
 pub fn pdf(r: &MonthlyReport, o: &RenderOptions<'_>) -> Result<Vec<u8>, RenderError> {
     let digest = integrity::content_sha256(r);
-    let body = pdf::render(r, &digest).map_err(|e| RenderError::Pdf(e.to_string()))?;
+    let signed = integrity::statement_for(o.key);
+    let body = pdf::render(r, (&digest, &signed)).map_err(|e| RenderError::Pdf(e.to_string()))?;
     Ok(integrity::seal_file(body, &digest, o.key, true))
 }
 

@@ -14,10 +14,11 @@ use attest_config::{MaintenanceWindow, Service, WeeklyWindow};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::verdict;
 use crate::sla::{self, CapacityFigure, MonthDetail, ServiceReport};
 
 /// The JSON schema name and version; bump the version on any incompatible change.
-pub const SCHEMA: &str = "attest.monthly-report/v1";
+pub const SCHEMA: &str = "attest.monthly-report/v2";
 
 /// Decimals of the availability percentages shown beside targets.
 pub const AVAILABILITY_DECIMALS: u32 = 3;
@@ -99,7 +100,16 @@ pub struct SummaryRow {
     pub availability: Option<f64>,
     /// The same, as a percentage rounded down to [`AVAILABILITY_DECIMALS`].
     pub availability_percent: Option<String>,
+    /// The service's verdict over every objective (availability, coverage minimum, latency,
+    /// capacity): the worst of them (breached > not determinable > met).
     pub verdict: Verdict,
+    /// The objectives whose verdict is `verdict`: `availability`, `coverage`, `latency`,
+    /// `capacity NAME`.
+    pub verdict_decided_by: Vec<String>,
+    /// Why, in words: `not determinable: coverage 98.88 % < minimum 99 %`.
+    pub verdict_reason: String,
+    /// Availability against the target alone (`good / known` on integers).
+    pub availability_verdict: Verdict,
     /// Downtime = bad minutes.
     pub downtime_minutes: u64,
     /// `(1 − target) × known`.
@@ -107,7 +117,12 @@ pub struct SummaryRow {
     pub budget_remaining_minutes: f64,
     pub budget_remaining_ratio: Option<f64>,
     pub coverage: Option<f64>,
+    /// Coverage rounded down to 2 decimals.
     pub coverage_percent: Option<String>,
+    /// The agreed minimum coverage (`min_coverage`) as a percentage; null when none.
+    pub min_coverage_percent: Option<String>,
+    /// `met` or `not_determinable` (coverage below the minimum); null without a minimum.
+    pub coverage_verdict: Option<Verdict>,
     pub incidents: u64,
     pub mttr_minutes: Option<f64>,
     pub mtbf_minutes: Option<f64>,
@@ -115,7 +130,17 @@ pub struct SummaryRow {
     /// `≤ 0.5 s for 99 %` when the service has a latency objective.
     pub latency_objective: Option<String>,
     pub latency_objective_met: Option<bool>,
+    /// Probes within the threshold as a percentage rounded down; null without objective
+    /// or probes.
+    pub latency_within_percent: Option<String>,
+    /// Null without a latency objective.
+    pub latency_verdict: Option<Verdict>,
     pub latency_p95_seconds: Option<f64>,
+    /// Worst verdict of the capacity objectives; null without any.
+    pub capacity_verdict: Option<Verdict>,
+    /// Each capacity objective with its measured value, limit and verdict:
+    /// `cpu:p95 48.000 % ≤ 70 %: met`.
+    pub capacity_objectives: Vec<String>,
 }
 
 /// Everything about one service beyond its summary line.
@@ -332,6 +357,8 @@ pub fn ppm_percent(ppm: u32) -> String {
 
 fn summary(svc: &Service, r: &ServiceReport) -> SummaryRow {
     let known = r.known_minutes();
+    let judged = verdict::objectives(svc, r);
+    let (overall, decided_by, reason) = verdict::overall(&judged);
     SummaryRow {
         service: r.service.clone(),
         time_zone: r.period.time_zone.clone(),
@@ -346,13 +373,18 @@ fn summary(svc: &Service, r: &ServiceReport) -> SummaryRow {
         unknown_minutes: r.unknown_minutes,
         availability: r.availability,
         availability_percent: r.availability_percent_floor(AVAILABILITY_DECIMALS),
-        verdict: Verdict::of(r.compliant),
+        verdict: overall,
+        verdict_decided_by: decided_by,
+        verdict_reason: reason,
+        availability_verdict: verdict::availability(r).verdict,
         downtime_minutes: r.bad_minutes,
         allowed_downtime_minutes: r.error_budget.allowed_minutes,
         budget_remaining_minutes: r.error_budget.remaining_minutes,
         budget_remaining_ratio: r.error_budget.remaining_ratio,
         coverage: r.coverage,
         coverage_percent: sla::availability::floor_percent(known, r.eligible_minutes, 2),
+        min_coverage_percent: svc.min_coverage.map(|p| ppm_percent(p.0)),
+        coverage_verdict: verdict::coverage(svc, r).map(|j| j.verdict),
         incidents: r.incident_count,
         mttr_minutes: r.mttr_minutes,
         mtbf_minutes: r.mtbf_minutes,
@@ -365,7 +397,16 @@ fn summary(svc: &Service, r: &ServiceReport) -> SummaryRow {
             )
         }),
         latency_objective_met: r.latency.objective_met,
+        latency_within_percent: verdict::latency_within_percent(r),
+        latency_verdict: verdict::latency(svc, r).map(|j| j.verdict),
         latency_p95_seconds: r.latency.p95_seconds,
+        capacity_verdict: r.capacity.verdict.map(verdict::capacity_verdict),
+        capacity_objectives: r
+            .capacity
+            .objectives
+            .iter()
+            .map(|o| verdict::capacity_text(o, verdict::rule_of(svc, &o.name)))
+            .collect(),
     }
 }
 

@@ -18,7 +18,9 @@ use krilla::text::{Font, TextDirection};
 use krilla::{Document, SerializeSettings};
 
 use super::model::{MaintenanceRow, MonthlyReport, SummaryRow};
-use super::text::{fmt_num, fmt_opt_pct, fmt_ratio, fmt_secs};
+use super::text::{
+    FIGURES_HEAD, SummaryCells, VERDICT_HEAD, fmt_num, fmt_opt_pct, fmt_ratio, fmt_secs,
+};
 
 static REGULAR: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 static BOLD: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans-Bold.ttf");
@@ -49,6 +51,76 @@ enum Item {
         values: Vec<Option<f64>>,
         target: f64,
     },
+}
+
+/// Glyph advances of the two bundled faces, parsed once.
+struct Faces {
+    regular: ttf_parser::Face<'static>,
+    bold: ttf_parser::Face<'static>,
+}
+
+fn faces() -> Option<&'static Faces> {
+    static F: std::sync::OnceLock<Option<Faces>> = std::sync::OnceLock::new();
+    F.get_or_init(|| {
+        Some(Faces {
+            regular: ttf_parser::Face::parse(REGULAR, 0).ok()?,
+            bold: ttf_parser::Face::parse(BOLD, 0).ok()?,
+        })
+    })
+    .as_ref()
+}
+
+/// The width of `text` set in the bundled font at `size` points.
+pub fn text_width(text: &str, size: f32, bold: bool) -> f32 {
+    let Some(f) = faces() else {
+        // Wider than any glyph of the font: wraps early rather than overflowing.
+        return text.chars().count() as f32 * size;
+    };
+    let face = if bold { &f.bold } else { &f.regular };
+    let em = f32::from(face.units_per_em());
+    let units: f32 = text
+        .chars()
+        .map(|c| {
+            face.glyph_index(c)
+                .and_then(|g| face.glyph_hor_advance(g))
+                .map_or(em, f32::from)
+        })
+        .sum();
+    units / em * size
+}
+
+/// Lines of `text` no wider than `width` points; a word wider than a line (a digest) is
+/// cut between characters.
+pub fn wrap_width(text: &str, size: f32, bold: bool, width: f32) -> Vec<String> {
+    let fits = |s: &str| text_width(s, size, bold) <= width;
+    let mut out = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let joined = if line.is_empty() {
+            word.to_string()
+        } else {
+            format!("{line} {word}")
+        };
+        if fits(&joined) {
+            line = joined;
+            continue;
+        }
+        if !line.is_empty() {
+            out.push(std::mem::take(&mut line));
+        }
+        for c in word.chars() {
+            line.push(c);
+            if !fits(&line) {
+                line.pop();
+                out.push(std::mem::take(&mut line));
+                line.push(c);
+            }
+        }
+    }
+    if !line.is_empty() || out.is_empty() {
+        out.push(line);
+    }
+    out
 }
 
 /// A page-breaking flow of rows; each row is a list of items sharing one baseline.
@@ -95,12 +167,56 @@ impl Flow {
         );
     }
 
-    /// Long text wrapped at roughly `chars` characters per line.
+    /// Long text wrapped inside the margins.
     fn para(&mut self, size: f32, text: &str) {
-        let chars = ((PAGE_W - 2.0 * MARGIN) / (size * 0.55)) as usize;
-        for line in wrap(text, chars) {
-            self.text(size, false, line);
+        self.para_styled(size, false, text);
+    }
+
+    fn para_styled(&mut self, size: f32, bold: bool, text: &str) {
+        for line in wrap_width(text, size, bold, PAGE_W - 2.0 * MARGIN) {
+            self.text(size, bold, line);
         }
+    }
+
+    /// A table whose cells wrap inside their columns (`widths` in points, summing to at
+    /// most the text width); the header is bold and a row is kept on one page.
+    fn table(&mut self, size: f32, widths: &[f32], head: &[&str], rows: &[Vec<String>]) {
+        let head: Vec<String> = head.iter().map(|h| (*h).to_string()).collect();
+        self.table_row(size, true, widths, &head);
+        for r in rows {
+            self.table_row(size, false, widths, r);
+        }
+    }
+
+    fn table_row(&mut self, size: f32, bold: bool, widths: &[f32], cells: &[String]) {
+        let pad = 4.0;
+        let wrapped: Vec<Vec<String>> = widths
+            .iter()
+            .zip(cells)
+            .map(|(w, c)| wrap_width(c, size, bold, w - pad))
+            .collect();
+        let lines = wrapped.iter().map(Vec::len).max().unwrap_or(1);
+        let line_h = size * 1.35;
+        if self.y + line_h * lines as f32 + 2.0 > BOTTOM {
+            self.page_break();
+        }
+        for i in 0..lines {
+            let mut x = MARGIN;
+            let mut items = Vec::new();
+            for (w, cell) in widths.iter().zip(&wrapped) {
+                if let Some(text) = cell.get(i) {
+                    items.push(Item::Text {
+                        x,
+                        size,
+                        bold,
+                        text: text.clone(),
+                    });
+                }
+                x += w;
+            }
+            self.row(line_h, items);
+        }
+        self.y += 2.0;
     }
 
     /// A table row: cells at fixed x offsets (relative to the margin).
@@ -119,24 +235,6 @@ impl Flow {
     }
 }
 
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
-            out.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() {
-        out.push(line);
-    }
-    out
-}
-
 /// Shortens `s` to `n` characters (table cells have fixed widths).
 fn fit(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
@@ -149,8 +247,11 @@ fn fit(s: &str, n: usize) -> String {
 }
 
 /// Renders the report; `content_sha256` is printed in the footer of every page.
-pub fn render(r: &MonthlyReport, content_sha256: &str) -> Result<Vec<u8>, PdfError> {
-    let flow = layout(r, content_sha256);
+pub fn render(
+    r: &MonthlyReport,
+    (content_sha256, signed): (&str, &str),
+) -> Result<Vec<u8>, PdfError> {
+    let flow = layout(r, content_sha256, signed);
     let regular = Font::new(REGULAR.into(), 0).ok_or(PdfError::Font)?;
     let bold = Font::new(BOLD.into(), 0).ok_or(PdfError::Font)?;
     let settings = SerializeSettings {
@@ -295,9 +396,9 @@ fn bars(s: &mut Surface<'_>, bottom: f32, values: &[Option<f64>], target: f64) {
     rect(s, MARGIN, ty, PAGE_W - 2.0 * MARGIN, 0.5);
 }
 
-fn layout(r: &MonthlyReport, digest: &str) -> Flow {
+fn layout(r: &MonthlyReport, digest: &str, signed: &str) -> Flow {
     let mut f = Flow::new();
-    cover(&mut f, r, digest);
+    cover(&mut f, r, digest, signed);
     summary(&mut f, &r.summary);
     for (i, s) in r.services.iter().enumerate() {
         let Some(sum) = r.summary.get(i) else {
@@ -328,7 +429,7 @@ fn layout(r: &MonthlyReport, digest: &str) -> Flow {
     f
 }
 
-fn cover(f: &mut Flow, r: &MonthlyReport, digest: &str) {
+fn cover(f: &mut Flow, r: &MonthlyReport, digest: &str, signed: &str) {
     let c = &r.cover;
     f.text(9.0, false, c.organisation.clone());
     f.text(18.0, true, c.title.clone());
@@ -356,51 +457,44 @@ fn cover(f: &mut Flow, r: &MonthlyReport, digest: &str) {
             format!("SHA-256 {}", c.definitions_sha256),
         ),
         ("Report content", format!("SHA-256 {digest}")),
+        ("Signature", signed.to_string()),
     ] {
         f.cells(8.5, false, &[0.0, 100.0], vec![k.to_string(), v]);
     }
 }
 
-const SUMMARY_COLS: [f32; 9] = [0.0, 95.0, 135.0, 192.0, 262.0, 305.0, 350.0, 408.0, 458.0];
+/// Column widths (points) of the summary's verdict and figures tables.
+const VERDICT_COLS: [f32; 6] = [62.0, 150.0, 75.0, 75.0, 85.0, 64.0];
+const FIGURES_COLS: [f32; 7] = [90.0, 65.0, 65.0, 70.0, 55.0, 60.0, 106.0];
+
+/// Every line the summary tables print for `s` (cells wrapped in their columns); the PDF
+/// text test finds each of them.
+pub fn summary_lines(s: &SummaryRow) -> Vec<String> {
+    let c = SummaryCells::of(s);
+    let cols = VERDICT_COLS.iter().zip(c.verdict_row());
+    let cols = cols.chain(FIGURES_COLS.iter().zip(c.figures_row()));
+    cols.flat_map(|(w, cell)| wrap_width(&cell, 7.0, false, w - 4.0))
+        .collect()
+}
 
 fn summary(f: &mut Flow, rows: &[SummaryRow]) {
     f.row(8.0, Vec::new());
     f.text(13.0, true, "Summary");
     f.row(4.0, vec![Item::Rule]);
-    let head = [
-        "Service",
-        "Target",
-        "Availability",
-        "Verdict",
-        "Down min",
-        "Allowed",
-        "Budget left",
-        "Incidents",
-        "MTTR min",
-    ];
-    f.cells(7.5, true, &SUMMARY_COLS, head.map(String::from).to_vec());
-    for s in rows {
-        f.cells(7.5, false, &SUMMARY_COLS, summary_cells(s));
-    }
+    f.para(
+        7.0,
+        "A service's verdict is the worst of its objectives — availability against the target, the coverage minimum, the latency objective and each capacity objective (breached, then not determinable, then met) — and names the objectives that decided it.",
+    );
+    let cells: Vec<SummaryCells> = rows.iter().map(SummaryCells::of).collect();
+    let verdicts: Vec<Vec<String>> = cells.iter().map(SummaryCells::verdict_row).collect();
+    f.table(7.0, &VERDICT_COLS, &VERDICT_HEAD, &verdicts);
+    f.row(4.0, Vec::new());
+    let figures: Vec<Vec<String>> = cells.iter().map(SummaryCells::figures_row).collect();
+    f.table(7.0, &FIGURES_COLS, &FIGURES_HEAD, &figures);
     f.para(
         7.0,
         "Availability = good ÷ known minutes, rounded down to 3 decimals so that a breach never shows as a pass. Budget figures are for the known minutes of the month.",
     );
-}
-
-/// The summary line's cells; the PDF text test compares them with the JSON.
-pub fn summary_cells(s: &SummaryRow) -> Vec<String> {
-    vec![
-        fit(&s.service, 20),
-        format!("{} %", s.target_percent),
-        fmt_opt_pct(s.availability_percent.as_deref()),
-        s.verdict.label().to_string(),
-        s.downtime_minutes.to_string(),
-        fmt_num(Some(s.allowed_downtime_minutes), 1),
-        fmt_num(Some(s.budget_remaining_minutes), 1),
-        s.incidents.to_string(),
-        fmt_num(s.mttr_minutes, 1),
-    ]
 }
 
 fn service(f: &mut Flow, s: &super::model::ServiceSection, sum: &SummaryRow) {
@@ -409,15 +503,20 @@ fn service(f: &mut Flow, s: &super::model::ServiceSection, sum: &SummaryRow) {
     f.para(
         8.5,
         &format!(
-            "Availability {} against a target of {} % — {}. Eligible {} min: good {}, bad {}, unknown {}. Coverage {}. Bounds: pessimistic {}, optimistic {}. Zone {}.",
+            "Verdict: {}. Availability {} against a target of {} %: {}. Eligible {} min: good {}, bad {}, unknown {}. Coverage {}{}. Bounds: pessimistic {}, optimistic {}. Zone {}.",
+            sum.verdict_reason,
             fmt_opt_pct(sum.availability_percent.as_deref()),
             sum.target_percent,
-            sum.verdict.label(),
+            sum.availability_verdict.label(),
             sum.eligible_minutes,
             sum.good_minutes,
             sum.bad_minutes,
             sum.unknown_minutes,
             fmt_opt_pct(sum.coverage_percent.as_deref()),
+            match (&sum.min_coverage_percent, sum.coverage_verdict) {
+                (Some(m), Some(v)) => format!(" against a minimum of {m} %: {}", v.label()),
+                _ => " (no minimum agreed)".to_string(),
+            },
             fmt_ratio(s.pessimistic),
             fmt_ratio(s.optimistic),
             s.time_zone

@@ -16,9 +16,12 @@ use crate::sla::detail::MinuteStates;
 
 type Sample = (MonthlyReport, Vec<(String, MinuteStates)>);
 
+/// web, erp, api, db (see `fixture.rs`).
+const SERVICES: usize = 4;
+
 fn sample() -> &'static Sample {
     static S: OnceLock<Sample> = OnceLock::new();
-    S.get_or_init(|| fixture::sample(2))
+    S.get_or_init(|| fixture::sample(SERVICES))
 }
 
 fn key(seed: u8) -> SigningKey {
@@ -78,7 +81,7 @@ fn fixture_has_dst_hours_maintenance_unknown_time_and_incidents() {
     // 10 + 20 bad (a1 fails, quorum any), 45 + 4 unknown (both silent, then a2 in a gap
     // while a1 is ok: any needs 1 reporter, so only the 45 minutes are unknown).
     assert_eq!(web.bad_minutes, 30);
-    assert_eq!(web.verdict, model::Verdict::Met);
+    assert_eq!(web.availability_verdict, model::Verdict::Met);
     assert_eq!(web.unknown_minutes, 45);
     assert_eq!(web.incidents, 2);
     assert_eq!(r.services[0].daily.len(), 31);
@@ -132,6 +135,86 @@ fn capacity_objectives_reach_every_format() {
     }
 }
 
+/// The service's verdict is the worst of every objective, names the objectives that
+/// decided it and says why, in every format.
+#[test]
+fn the_verdict_includes_every_objective_and_says_why() {
+    let (r, _) = sample();
+    let row = |name: &str| r.summary.iter().find(|s| s.service == name).unwrap();
+    // web: availability met, a capacity objective breached.
+    let web = row("web");
+    assert_eq!(
+        (web.availability_verdict, web.verdict),
+        (model::Verdict::Met, model::Verdict::Breached)
+    );
+    assert_eq!(web.verdict_decided_by, ["capacity memory:max"]);
+    assert_eq!(web.capacity_verdict, Some(model::Verdict::Breached));
+    assert!(
+        web.verdict_reason
+            .starts_with("breached: capacity memory:max 95.000 % (agreed ≤ 90 %)"),
+        "{}",
+        web.verdict_reason
+    );
+    // erp: availability breached, nothing else agreed.
+    let erp = row("erp");
+    assert_eq!(erp.verdict, model::Verdict::Breached);
+    assert_eq!(erp.verdict_decided_by, ["availability"]);
+    // api: availability met, latency objective missed (98 % within 0.5 s < 99 %).
+    let api = row("api");
+    assert_eq!(api.availability_verdict, model::Verdict::Met);
+    assert_eq!(api.latency_verdict, Some(model::Verdict::Breached));
+    assert_eq!(api.verdict, model::Verdict::Breached);
+    assert_eq!(api.verdict_decided_by, ["latency"]);
+    assert_eq!(
+        api.verdict_reason,
+        format!(
+            "breached: latency {} % within 0.5 s < 99 %",
+            api.latency_within_percent.as_deref().unwrap()
+        )
+    );
+    // db: availability 100 %, coverage below its minimum: not determinable, and why.
+    let db = row("db");
+    assert_eq!(db.availability_verdict, model::Verdict::Met);
+    assert_eq!(db.min_coverage_percent.as_deref(), Some("99.9"));
+    assert_eq!(db.coverage_verdict, Some(model::Verdict::NotDeterminable));
+    assert_eq!(db.verdict, model::Verdict::NotDeterminable);
+    assert_eq!(
+        db.verdict_reason,
+        format!(
+            "not determinable: coverage {} % < minimum 99.9 %",
+            db.coverage_percent.as_deref().unwrap()
+        )
+    );
+    // Every format shows the same cells.
+    for f in [Format::Html, Format::Md] {
+        let text = String::from_utf8(one(r, f, None)).unwrap();
+        for s in &r.summary {
+            let c = text::SummaryCells::of(s);
+            for cell in c.verdict_row().iter().chain(&c.figures_row()) {
+                let shown = if f == Format::Html {
+                    html_escaped(cell)
+                } else {
+                    cell.replace('|', "\\|")
+                };
+                assert!(text.contains(&shown), "{f:?} lacks {shown:?}");
+            }
+        }
+    }
+    let table = csv::parse(&csv::services(r)).unwrap();
+    let col = table[0].iter().position(|c| c == "verdict_reason").unwrap();
+    assert!(table[1..].iter().any(|row| row[col] == db.verdict_reason));
+}
+
+/// Text as minijinja's HTML auto-escaping writes it.
+fn html_escaped(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#x27;")
+        .replace('/', "&#x2f;")
+}
+
 #[test]
 fn golden_files_of_every_text_format() {
     let (r, minutes) = sample();
@@ -148,9 +231,10 @@ fn golden_files_of_every_text_format() {
 fn every_format_is_byte_identical_across_runs() {
     let (r, minutes) = sample();
     let k = key(7);
+    let again = fixture::sample(SERVICES).0;
     for f in Format::ALL {
         let a = render(r, f, &opts(Some(&k), minutes)).unwrap();
-        let b = render(&fixture::sample(2).0, f, &opts(Some(&k), minutes)).unwrap();
+        let b = render(&again, f, &opts(Some(&k), minutes)).unwrap();
         assert!(a == b, "{} differs between two runs", f.name());
     }
 }
@@ -384,7 +468,11 @@ fn html_is_well_formed_and_self_contained() {
     assert_well_formed_self_contained(&html);
     assert!(html.contains("@page { size: A4"));
     assert!(html.contains(r.summary[0].availability_percent.as_deref().unwrap()));
-    assert_eq!(html.matches("<svg").count(), 4, "two charts per service");
+    assert_eq!(
+        html.matches("<svg").count(),
+        2 * SERVICES,
+        "two charts per service"
+    );
 }
 
 #[test]
@@ -450,7 +538,7 @@ fn pdf_text_shows_the_json_figures() {
         "content digest in the footer"
     );
     for s in &r.summary {
-        for cell in pdf::summary_cells(s) {
+        for cell in pdf::summary_lines(s) {
             assert!(
                 text.contains(&cell),
                 "PDF text lacks {cell:?} of {}",
@@ -575,7 +663,7 @@ fn verify_of_a_bundle_names_the_changed_line() {
         f.problems
             .iter()
             .any(|x| x.contains("services.csv: compared with report.json")
-                && x.contains("line 3")
+                && x.contains("line 2")
                 && x.contains(",met,")),
         "{:?}",
         f.problems
@@ -672,7 +760,7 @@ fn archive_writes_a_month_once_and_records_late_differences_as_addenda() {
     // Never rewritten, whatever the report now says.
     let mut changed = r.clone();
     changed.summary[0].bad_minutes += 5;
-    changed.summary[0].verdict = model::Verdict::Breached;
+    changed.summary[0].verdict = model::Verdict::Met;
     let again = archive.close("2026-10", (end, late), None, &t, || {
         Some((changed.clone(), Vec::new()))
     });
@@ -689,7 +777,7 @@ fn archive_writes_a_month_once_and_records_late_differences_as_addenda() {
     assert_eq!(fields, ["bad_minutes", "verdict"]);
     assert_eq!(
         (diff[1].archived.as_str(), diff[1].now.as_str()),
-        ("met", "breached")
+        ("breached", "met")
     );
     archive
         .check("2026-10", &changed, "2026-11-06T00:00:00Z".parse().unwrap())
@@ -703,4 +791,72 @@ fn archive_writes_a_month_once_and_records_late_differences_as_addenda() {
     let lines = std::fs::read_to_string(dir.path().join("archive/2026-10.addenda.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 1);
     assert!(archive.addenda_before("2026-10").unwrap().is_empty());
+}
+
+/// A forgery that recomputes every digest (an edited figure, re-sealed unsigned or signed
+/// with another key) passes every digest check: without the signer's public key `verify`
+/// must not call it authentic, and with the key it fails. The untouched signed report is
+/// authentic only with the key.
+#[test]
+fn verify_never_calls_a_resealed_forgery_authentic() {
+    use verify::Outcome;
+    let (r, _) = sample();
+    let signer = key(11);
+    let anchor = signer.verifying_key();
+    let other = key(12);
+    let check = |name: &str, bytes: &[u8], with_key: bool| {
+        let f = verify::verify_file(name, bytes, with_key.then_some(&anchor));
+        verify::outcome(&f, with_key)
+    };
+    let mut forged = r.clone();
+    let erp = forged
+        .summary
+        .iter_mut()
+        .find(|s| s.service == "erp")
+        .unwrap();
+    assert_eq!(erp.verdict, model::Verdict::Breached);
+    erp.verdict = model::Verdict::Met;
+    erp.availability_percent = Some("99.583".into());
+    for f in [Format::Json, Format::Html, Format::Md] {
+        let name = format!("report.{}", f.name());
+        let genuine = one(r, f, Some(&signer));
+        assert_eq!(check(&name, &genuine, false), Outcome::Unauthenticated);
+        assert_eq!(check(&name, &genuine, true), Outcome::Authentic);
+        for (how, k) in [
+            ("re-sealed", None),
+            ("signed with another key", Some(&other)),
+        ] {
+            let fake = one(&forged, f, k);
+            assert_ne!(
+                check(&name, &fake, false),
+                Outcome::Authentic,
+                "{name} {how} without the key"
+            );
+            assert_eq!(
+                check(&name, &fake, true),
+                Outcome::Failed,
+                "{name} {how} with the key"
+            );
+        }
+    }
+}
+
+/// Every text format states on its cover by which key it is signed, or that it is not.
+#[test]
+fn the_cover_states_the_signing_key() {
+    use sha2::Digest as _;
+    let (r, _) = sample();
+    let k = key(13);
+    let fingerprint = integrity::hex(&sha2::Sha256::digest(k.verifying_key().as_bytes()));
+    let want = format!("signed with Ed25519 key SHA256:{fingerprint}");
+    assert_eq!(integrity::statement_for(Some(&k)), want);
+    for f in [Format::Html, Format::Md] {
+        let signed = String::from_utf8(one(r, f, Some(&k))).unwrap();
+        assert!(signed.contains(&want), "{f:?}");
+        let plain = String::from_utf8(one(r, f, None)).unwrap();
+        assert!(
+            plain.contains("not signed") && !plain.contains("signed with"),
+            "{f:?}"
+        );
+    }
 }

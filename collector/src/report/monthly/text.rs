@@ -12,7 +12,7 @@ use minijinja::value::{Serde, Value};
 use minijinja::{Environment, context};
 use serde::Serialize;
 
-use super::model::{AVAILABILITY_DECIMALS, MonthlyReport, Verdict};
+use super::model::{AVAILABILITY_DECIMALS, MonthlyReport, SummaryRow, Verdict};
 use super::svg;
 
 pub const HTML_TEMPLATE: &str = include_str!("templates/report.html");
@@ -76,6 +76,127 @@ pub fn fmt_secs(x: Option<f64>) -> String {
     x.map_or_else(|| "n/a".to_string(), |x| format!("{x:.3} s"))
 }
 
+/// Headers of the summary's verdict table (every format shows these columns).
+pub const VERDICT_HEAD: [&str; 6] = [
+    "Service",
+    "Verdict: decided by",
+    "Availability / target",
+    "Coverage / minimum",
+    "Latency / objective",
+    "Capacity objectives",
+];
+
+/// Headers of the summary's figures table.
+pub const FIGURES_HEAD: [&str; 7] = [
+    "Service",
+    "Downtime (min)",
+    "Allowed (min)",
+    "Budget left (min)",
+    "Incidents",
+    "MTTR (min)",
+    "Latency p95",
+];
+
+/// The cells of one summary row, worded once for HTML, Markdown and PDF alike.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SummaryCells {
+    pub service: String,
+    /// `not determinable: coverage 98.88 % < minimum 99 %`.
+    pub verdict: String,
+    /// `99.930 % / 99.9 %`.
+    pub availability: String,
+    /// `98.88 % / 99 %`, or `100.00 % / none`.
+    pub coverage: String,
+    /// `98.818 % / ≤ 0.5 s for 99 %`, or `none`.
+    pub latency: String,
+    /// `breached (1 of 2 met)`, or `none`.
+    pub capacity: String,
+    pub downtime: String,
+    pub allowed: String,
+    pub budget_left: String,
+    pub incidents: String,
+    pub mttr: String,
+    pub p95: String,
+}
+
+impl SummaryCells {
+    pub fn of(s: &SummaryRow) -> SummaryCells {
+        let in_progress = if s.complete {
+            ""
+        } else {
+            " (month in progress)"
+        };
+        let latency = match &s.latency_objective {
+            None => "none".to_string(),
+            Some(o) => format!("{} / {o}", fmt_opt_pct(s.latency_within_percent.as_deref())),
+        };
+        let capacity = match s.capacity_verdict {
+            None => "none".to_string(),
+            Some(v) => {
+                let met = s
+                    .capacity_objectives
+                    .iter()
+                    .filter(|o| o.ends_with(": met"))
+                    .count();
+                format!(
+                    "{} ({met} of {} met)",
+                    v.label(),
+                    s.capacity_objectives.len()
+                )
+            }
+        };
+        SummaryCells {
+            service: format!("{}{in_progress}", s.service),
+            verdict: s.verdict_reason.clone(),
+            availability: format!(
+                "{} / {} %",
+                fmt_opt_pct(s.availability_percent.as_deref()),
+                s.target_percent
+            ),
+            coverage: format!(
+                "{} / {}",
+                fmt_opt_pct(s.coverage_percent.as_deref()),
+                s.min_coverage_percent
+                    .as_deref()
+                    .map_or_else(|| "none".to_string(), |m| format!("{m} %"))
+            ),
+            latency,
+            capacity,
+            downtime: s.downtime_minutes.to_string(),
+            allowed: fmt_num(Some(s.allowed_downtime_minutes), 1),
+            budget_left: fmt_num(Some(s.budget_remaining_minutes), 1),
+            incidents: s.incidents.to_string(),
+            mttr: fmt_num(s.mttr_minutes, 1),
+            p95: fmt_secs(s.latency_p95_seconds),
+        }
+    }
+
+    /// The verdict table's cells, in [`VERDICT_HEAD`] order.
+    pub fn verdict_row(&self) -> Vec<String> {
+        vec![
+            self.service.clone(),
+            self.verdict.clone(),
+            self.availability.clone(),
+            self.coverage.clone(),
+            self.latency.clone(),
+            self.capacity.clone(),
+        ]
+    }
+
+    /// The figures table's cells, in [`FIGURES_HEAD`] order.
+    pub fn figures_row(&self) -> Vec<String> {
+        vec![
+            self.service.clone(),
+            self.downtime.clone(),
+            self.allowed.clone(),
+            self.budget_left.clone(),
+            self.incidents.clone(),
+            self.mttr.clone(),
+            self.p95.clone(),
+        ]
+    }
+}
+
 #[derive(Serialize)]
 struct Charts {
     daily: Value,
@@ -97,13 +218,11 @@ fn environment<'a>() -> Environment<'a> {
             v
         }
     });
-    env.add_filter("verdict", |v: String| {
-        match v.as_str() {
-            "met" => Verdict::Met,
-            "breached" => Verdict::Breached,
-            _ => Verdict::NotDeterminable,
-        }
-        .label()
+    env.add_filter("verdict", |v: Option<String>| match v.as_deref() {
+        None => "n/a",
+        Some("met") => Verdict::Met.label(),
+        Some("breached") => Verdict::Breached.label(),
+        Some(_) => Verdict::NotDeterminable.label(),
     });
     // Markdown table cells: a `|` would end the cell, a newline the row.
     env.add_filter("cell", |s: String| s.replace('|', "\\|").replace('\n', " "));
@@ -132,7 +251,7 @@ fn render(
     name: &str,
     source: &str,
     r: &MonthlyReport,
-    digest: &str,
+    (digest, signed): (&str, &str),
 ) -> Result<String, TemplateError> {
     let err = |e: minijinja::Error| TemplateError {
         name: name.to_string(),
@@ -144,28 +263,39 @@ fn render(
     tmpl.render(context! {
         r => Value::from(Serde(r)),
         charts => Value::from(Serde(charts(r))),
+        cells => Value::from(Serde(r.summary.iter().map(SummaryCells::of).collect::<Vec<_>>())),
         content_sha256 => digest,
+        signed => signed,
         decimals => AVAILABILITY_DECIMALS,
     })
     .map_err(err)
 }
 
-/// The self-contained HTML document (no trailer yet).
-pub fn html(r: &MonthlyReport, digest: &str, t: &Templates) -> Result<String, TemplateError> {
+/// The self-contained HTML document (no trailer yet); `signed` is the cover's signature
+/// statement ([`super::integrity::signature_statement`]).
+pub fn html(
+    r: &MonthlyReport,
+    (digest, signed): (&str, &str),
+    t: &Templates,
+) -> Result<String, TemplateError> {
     render(
         "report.html",
         t.html.as_deref().unwrap_or(HTML_TEMPLATE),
         r,
-        digest,
+        (digest, signed),
     )
 }
 
 /// The Markdown document (no trailer yet).
-pub fn markdown(r: &MonthlyReport, digest: &str, t: &Templates) -> Result<String, TemplateError> {
+pub fn markdown(
+    r: &MonthlyReport,
+    (digest, signed): (&str, &str),
+    t: &Templates,
+) -> Result<String, TemplateError> {
     render(
         "report.md",
         t.markdown.as_deref().unwrap_or(MD_TEMPLATE),
         r,
-        digest,
+        (digest, signed),
     )
 }

@@ -2,6 +2,8 @@
 //! directory (bundle or CSV set) offline and says what changed.
 //!
 //! Invariants:
+//! - Without the signer's public key (the trust anchor) nothing is called authentic: an
+//!   intact file is "intact but unauthenticated" ([`Outcome::Unauthenticated`]).
 //! - A file passes only if its seal matches every byte and, when signed, the signature
 //!   verifies (against the given public key when there is one). A given public key with an
 //!   unsigned file fails: the caller asked for proof of origin.
@@ -15,6 +17,30 @@ use ed25519_dalek::VerifyingKey;
 
 use super::integrity::{self, Findings, KIND_FILE, KIND_MANIFEST, Seal};
 use super::{JsonFile, RenderOptions, csv, text};
+
+/// What `report verify` concludes from its findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Intact, and every seal is signed by the public key the caller gave.
+    Authentic,
+    /// Intact, but no trust anchor was given: digests and a signature by the key a file
+    /// names prove nothing about who wrote it (anyone can edit a report and re-seal it, or
+    /// sign it with a key of their own).
+    Unauthenticated,
+    /// Something changed, is missing, or does not verify.
+    Failed,
+}
+
+/// Never "authentic" without the caller's public key.
+pub fn outcome(f: &Findings, key_given: bool) -> Outcome {
+    if !f.ok() {
+        Outcome::Failed
+    } else if key_given {
+        Outcome::Authentic
+    } else {
+        Outcome::Unauthenticated
+    }
+}
 
 /// Checks `path`; the findings say what passed and what did not.
 pub fn verify_path(path: &Path, trusted: Option<&VerifyingKey>) -> std::io::Result<Findings> {
@@ -234,11 +260,13 @@ fn explain_changes(
     let digest = integrity::content_sha256(&r);
     let opts = RenderOptions::default();
     for (rel, bytes) in changed {
+        let key_hex = integrity::split_sealed(bytes).and_then(|(_, s)| s.signature.map(|(k, _)| k));
+        let signed = integrity::signature_statement(key_hex.as_deref());
         let fresh: Option<Vec<u8>> = match rel.as_str() {
-            "report.html" => text::html(&r, &digest, &opts.templates)
+            "report.html" => text::html(&r, (&digest, &signed), &opts.templates)
                 .ok()
                 .map(String::into_bytes),
-            "report.md" => text::markdown(&r, &digest, &opts.templates)
+            "report.md" => text::markdown(&r, (&digest, &signed), &opts.templates)
                 .ok()
                 .map(String::into_bytes),
             "services.csv" => Some(csv::services(&r).into_bytes()),
