@@ -233,6 +233,7 @@ pub fn render(
                 Err(e) => return Err(e),
             }
             files.extend(csv_files(r));
+            files.extend(public_key_file(o.key));
             for (svc, m) in o.minutes {
                 files.push((
                     format!("minutes/{}.csv", file_safe(svc)),
@@ -241,6 +242,16 @@ pub fn render(
             }
             with_manifest(files, r, o.key)
         }
+    })
+}
+
+/// The bundle's `report-key.pub`: the signer's public key as 64 hex digits (what
+/// `report verify --public-key` reads), when signed. Listed in the MANIFEST like every file;
+/// an auditor compares it with the key the operator gave them, never trusts it alone.
+pub fn public_key_file(key: Option<&SigningKey>) -> Option<(String, Vec<u8>)> {
+    key.map(|k| {
+        let line = format!("{}\n", integrity::hex(k.verifying_key().as_bytes()));
+        ("report-key.pub".to_string(), line.into_bytes())
     })
 }
 

@@ -860,3 +860,20 @@ fn the_cover_states_the_signing_key() {
         );
     }
 }
+
+/// A signed bundle carries the signer's public key, listed in its MANIFEST; `verify` with
+/// that key accepts the bundle.
+#[test]
+fn a_signed_bundle_carries_its_public_key() {
+    let (r, minutes) = sample();
+    let k = key(14);
+    let files = render(r, Format::Bundle, &opts(Some(&k), minutes)).unwrap();
+    let (_, pubkey) = files.iter().find(|(n, _)| n == "report-key.pub").unwrap();
+    let text = String::from_utf8(pubkey.clone()).unwrap();
+    let loaded = integrity::load_public_key("report-key.pub", &text).unwrap();
+    assert_eq!(loaded, k.verifying_key());
+    let manifest = &files.iter().find(|(n, _)| n == "MANIFEST").unwrap().1;
+    assert!(String::from_utf8_lossy(manifest).contains("  report-key.pub\n"));
+    let unsigned = render(r, Format::Bundle, &opts(None, minutes)).unwrap();
+    assert!(unsigned.iter().all(|(n, _)| n != "report-key.pub"));
+}
