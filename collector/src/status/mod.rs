@@ -229,7 +229,7 @@ pub fn render(
 }
 
 /// The services a view shows, in order.
-fn shown<'a>(cfg: &'a CollectorConfig, view: View) -> Vec<&'a Service> {
+fn shown(cfg: &CollectorConfig, view: View) -> Vec<&Service> {
     match view {
         View::Full => cfg.services.iter().collect(),
         View::Public => cfg
