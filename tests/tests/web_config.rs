@@ -246,7 +246,7 @@ async fn agent_tls_refuses_plain_http_and_clients_without_certificates() {
         &format!("{}{}", tls_required(&pki), users()),
     );
     let listen = free_port();
-    let _agent = spawn_agent(dir.path(), &web, listen);
+    let agent = spawn_agent(dir.path(), &web, listen);
     let base = format!("https://127.0.0.1:{listen}");
     let ok = https(&pki, true);
     wait_up(&ok, &format!("{base}/-/healthy"), Cred::None).await;
@@ -275,6 +275,90 @@ async fn agent_tls_refuses_plain_http_and_clients_without_certificates() {
     );
     // The listener kept serving through both refusals.
     basic_auth_table(&ok, &url).await;
+    let log = agent.log_text();
+    assert!(
+        log.contains("TLS handshake refused") && log.contains("agent metrics"),
+        "the agent logs refused handshakes: {log}"
+    );
+}
+
+/// A self-signed client certificate with `CA:TRUE` (what `openssl req -x509` makes, and what
+/// exporter-toolkit's own test client certificate is), written as a PEM certificate and key.
+fn self_signed_client(dir: &Path) -> (PathBuf, PathBuf) {
+    let mut params = CertificateParams::new(vec!["prometheus".to_string()]).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let key = KeyPair::generate().expect("key");
+    let cert = params.self_signed(&key).expect("self-signed");
+    let (c, k) = (dir.join("selfsigned.pem"), dir.join("selfsigned.key"));
+    std::fs::write(&c, cert.pem()).expect("write cert");
+    std::fs::write(&k, key.serialize_pem()).expect("write key");
+    (c, k)
+}
+
+/// A client trusting the test CA and presenting `cert`/`key`.
+fn https_as(pki: &Pki, cert: &Path, key: &Path) -> reqwest::Client {
+    let _ = attest_tests::client();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&pki.ca).expect("ca")).expect("ca pem");
+    let mut pem = std::fs::read(cert).expect("cert");
+    pem.extend_from_slice(&std::fs::read(key).expect("key"));
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .tls_certs_only([ca])
+        .identity(reqwest::Identity::from_pem(&pem).expect("identity"))
+        .build()
+        .expect("client")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_signed_ca_client_certificate_named_in_client_ca_file_works_on_both_listeners() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = pki(dir.path());
+    let (cert, key) = self_signed_client(dir.path());
+    let web = write(
+        dir.path(),
+        "web.yml",
+        &format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n",
+            pki.server_cert.display(),
+            pki.server_key.display(),
+            cert.display()
+        ),
+    );
+    let check = std::process::Command::new(attest_tests::bin("attest-agent"))
+        .args([
+            "check-config",
+            "--config",
+            &write_agent(dir.path(), free_port()),
+        ])
+        .args(["--web.config.file", &web])
+        .output()
+        .expect("check-config");
+    assert!(check.status.success(), "{check:?}");
+    let client = https_as(&pki, &cert, &key);
+    // Signed by the CA, but not the certificate the file names: refused.
+    let other = https(&pki, true);
+
+    let listen = free_port();
+    let agent = spawn_agent(dir.path(), &web, listen);
+    let url = format!("https://127.0.0.1:{listen}/metrics");
+    wait_up(&client, &url, Cred::None).await;
+    let refused = call(&other, reqwest::Method::GET, &url, Cred::None).await;
+    assert!(
+        refused.is_err(),
+        "another certificate got an answer: {refused:?}"
+    );
+    drop(agent);
+
+    let port = free_port();
+    let _collector = spawn_collector(dir.path(), &collector_toml(port, ""), Some(&web));
+    let url = format!("https://127.0.0.1:{port}/metrics");
+    wait_up(&client, &url, Cred::Bearer(READER)).await;
+    let refused = call(&other, reqwest::Method::GET, &url, Cred::Bearer(READER)).await;
+    assert!(
+        refused.is_err(),
+        "another certificate got an answer: {refused:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
