@@ -46,15 +46,16 @@ impl Last {
 impl Figures {
     /// [`Figures::evaluate`] reusing the service's closed minutes from the last refresh when
     /// the store says none of them changed since: then only the minutes after them are read.
+    /// `maintenance` is the service's API maintenance, read once by the caller.
     pub(super) fn evaluate_cached(
         &self,
         svc: &Service,
         month: Month,
         now: Timestamp,
         host: Option<&[HostMinute]>,
+        maintenance: Vec<MaintenanceRow>,
     ) -> Result<ServiceReport, Rejection> {
         let mark = self.store.change_mark();
-        let maintenance = self.api_maintenance_rows(&svc.name)?;
         let mut prior = self
             .closed
             .lock()
@@ -75,7 +76,7 @@ impl Figures {
             return Ok(report.restamped(now));
         }
         let prior = match prior {
-            Some(c) if !self.unchanged(svc, &c)? => None,
+            Some(c) if !self.closed_unchanged(svc, &c)? => None,
             other => other.map(|c| c.closed),
         };
         let windows = (maintenance.as_slice(), host);
@@ -118,7 +119,11 @@ impl Figures {
     }
 
     /// Whether nothing `cached` was built from changed in the store since its mark.
-    fn unchanged(&self, svc: &Service, cached: &Cached) -> Result<bool, Rejection> {
+    pub(super) fn closed_unchanged(
+        &self,
+        svc: &Service,
+        cached: &Cached,
+    ) -> Result<bool, Rejection> {
         let c = &cached.closed;
         let changed = self
             .store

@@ -29,7 +29,9 @@
 //!   service's figures are, so a stale figure is visible instead of silently absent.
 //! - With a state file (`with_state_file`), each service's closed minutes and past-month
 //!   totals are saved (see [`state`] for when a saved entry may be trusted) and loaded at
-//!   the first refresh, so a restart reads only the open minutes of each service.
+//!   the first refresh, so a restart reads only what changed since the save (and, after a
+//!   month turned, the new month's look-back). The file is saved when the closed minutes
+//!   moved on (at most every 5 minutes), at once when a month turned, and at shutdown.
 //!
 //! One file per job: `refresh.rs` the refresh loop and the snapshot it publishes;
 //! `current.rs` the current month, reusing closed minutes and the last report; `rows.rs`
@@ -120,6 +122,10 @@ pub struct Figures {
     /// Per service name: the engine's closed minutes from the last refresh (about 50 KiB
     /// per service for a month: a state byte and a mask bit per minute plus failing rows).
     closed: Mutex<HashMap<String, Cached>>,
+    /// Per service, for the first hours of a month: the closed minutes of the month that
+    /// just closed and the past totals before it, saved instead of the new month's totals
+    /// until the save covers the new month's start (see `trust.rs`).
+    closing: Mutex<HashMap<String, (Cached, past::PastTotals)>>,
     /// Per service name: refreshes that failed since start.
     refresh_failures: Mutex<HashMap<String, u64>>,
     /// Where the closed minutes are saved and loaded from (`None`: not persisted).
@@ -135,6 +141,7 @@ impl Figures {
             latest: Mutex::new(Arc::new(Snapshot::default())),
             past: Mutex::new(PastMonths::default()),
             closed: Mutex::new(HashMap::new()),
+            closing: Mutex::new(HashMap::new()),
             refresh_failures: Mutex::new(HashMap::new()),
             state_file: None,
             persisted: Mutex::new(Persisted::default()),
@@ -160,6 +167,10 @@ impl Figures {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = cfg;
         self.closed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+        self.closing
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();

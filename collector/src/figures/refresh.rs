@@ -34,7 +34,7 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 impl Figures {
     /// Refreshes at once, then again [`SETTLE`] after each change signal (later when the
     /// last refresh was long: [`REFRESH_CPU_SHARE`]), or when the snapshot is [`MAX_AGE`]
-    /// old; until `cancel`.
+    /// old; until `cancel`, when it saves the state file (see [`Figures::save_state`]).
     pub async fn refresh_loop(
         self: Arc<Self>,
         changed: DataChanged,
@@ -50,15 +50,21 @@ impl Figures {
             }
             let (pause, done) = (pause_after(started.elapsed()), Instant::now());
             tokio::select! {
-                _ = cancel.cancelled() => return,
+                _ = cancel.cancelled() => break,
                 _ = changed.changed() => {}
                 _ = tokio::time::sleep(MAX_AGE) => {}
             }
             let settle = pause.saturating_sub(done.elapsed()).max(SETTLE);
             tokio::select! {
-                _ = cancel.cancelled() => return,
+                _ = cancel.cancelled() => break,
                 _ = tokio::time::sleep(settle) => {}
             }
+        }
+        // At shutdown: the state as of the last refresh, so a restart reads only what
+        // changed after it.
+        let me = self.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || me.save_state()).await {
+            tracing::error!("saving the figures state at shutdown failed: {e}");
         }
     }
 
@@ -109,8 +115,14 @@ impl Figures {
             .latest
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(snap);
-        if let Some(mark) = late_mark {
-            self.save_state_if_due(mark, now);
+        match late_mark {
+            Some(mark) => self.save_state_if_due(mark, now),
+            // Without a late-write log nothing is saved: the closing months are not needed.
+            None => self
+                .closing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clear(),
         }
     }
 
@@ -152,8 +164,12 @@ impl Figures {
             Err(e) if !svc.capacity.is_empty() => return Err(e.clone()),
             Err(_) => None,
         };
-        let report = self.evaluate_cached(svc, month, now, host)?;
-        let totals = self.past_totals(svc, month, now)?.add(&report);
+        let maintenance = self.api_maintenance_rows(&svc.name)?;
+        // Past totals first: when the month turned they take the closed month's closed
+        // minutes, which the current month cannot use.
+        let past = self.past_totals(svc, month, now, &maintenance)?;
+        let report = self.evaluate_cached(svc, month, now, host, maintenance)?;
+        let totals = past.add(&report);
         Ok((report, totals))
     }
 

@@ -10,6 +10,13 @@
 //!   write to its checks' minutes since the mark taken before the refresh that built it,
 //!   and (c) everything it covers lies at least two [`LATE_MINUTES`] behind the time it was
 //!   saved, so that any later write to those minutes is a late write and was logged.
+//!   Past totals are checked over the rows they read (`[from, month start)`, so a retention
+//!   horizon behind `from` does not void them) and against where the service was first
+//!   seen; their maintenance is compared at use.
+//! - In the first two hours of a month the totals including the month that just closed
+//!   cannot satisfy (c): the entry then holds the closed month's closed minutes
+//!   (`closing`) and the totals before it, so a restart adds that month reading only its
+//!   last minutes.
 //! - The file is replaced atomically (temporary file, fsync, rename); a torn, truncated,
 //!   foreign or corrupt file is ignored as a whole (zstd frame checksum plus a total
 //!   decoder), and the figures are then computed from the store as without it.
@@ -27,7 +34,7 @@ use crate::store::LATE_MINUTES;
 
 /// The file's name in the data directory.
 pub const FILE_NAME: &str = "figures-state.bin";
-const MAGIC: &[u8; 8] = b"ATSTFIG1";
+const MAGIC: &[u8; 8] = b"ATSTFIG2";
 
 /// One service's saved state.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,8 +44,32 @@ pub(crate) struct SavedService {
     /// The month the closed minutes belong to.
     pub month: Month,
     pub closed: ClosedMinutes,
-    /// Totals of the complete months before `.0` (the SLO counters' history).
-    pub past: Option<(Month, Totals)>,
+    /// Totals of the complete months before `current` (the SLO counters' history).
+    pub past: Option<SavedPast>,
+    /// In the first hours of a month: the closed minutes of the month that just closed
+    /// (`past` then holds the totals before it), so a restart redoes the turn reading only
+    /// that month's last minutes.
+    pub closing: Option<(Month, ClosedMinutes)>,
+}
+
+/// What past totals depend on besides the journalled rows: reused only while equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PastBasis {
+    /// The first minute any of their months reads (`i64::MAX`: no past month).
+    pub from: i64,
+    /// The service's first measured minute (`Store::first_seen`) they were computed with.
+    pub first_seen: Option<i64>,
+    /// A hash of the service's API maintenance windows (`past::maintenance_key`).
+    pub maintenance: u64,
+}
+
+/// One service's saved past totals: of the complete months before `current`, computed from
+/// `basis`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct SavedPast {
+    pub current: Month,
+    pub totals: Totals,
+    pub basis: PastBasis,
 }
 
 /// Everything saved at `saved_at`, valid as of the store's late-write mark `late_mark`.
@@ -52,8 +83,13 @@ pub(crate) struct Saved {
 impl Saved {
     /// Whether `[.., to_minute)` is far enough behind the save for the late-write log to
     /// cover every later write to it (invariant (c)).
+    /// The save's minute is rounded up: a write after the save to a minute before
+    /// `ceil(saved_at) − 2 × LATE_MINUTES` is still more than `LATE_MINUTES` behind its
+    /// receipt, so it is logged (the closed minutes of a refresh at hh:59:30 end two hours
+    /// before the next full hour, and were refused by the rounded-down rule).
     pub fn covers(&self, to_minute: i64) -> bool {
-        to_minute <= self.saved_at.as_second().div_euclid(60) - 2 * LATE_MINUTES
+        let saved = (self.saved_at.as_second() + 59).div_euclid(60);
+        to_minute <= saved - 2 * LATE_MINUTES
     }
 }
 
@@ -66,7 +102,11 @@ pub(crate) fn fingerprint(svc: &Service) -> u64 {
         env!("CARGO_PKG_VERSION"),
         MAGIC.escape_ascii()
     );
-    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    fnv(&text)
+}
+
+/// FNV-1a of `text`: stable across builds and platforms, unlike std's hasher.
+pub(crate) fn fnv(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
@@ -98,12 +138,29 @@ fn encode(saved: &Saved) -> Vec<u8> {
         put_month(&mut out, s.month);
         put_bytes(&mut out, &s.closed.encode());
         match s.past {
-            Some((m, t)) => {
+            Some(p) => {
                 out.push(1);
-                put_month(&mut out, m);
-                for v in [t.good, t.bad, t.known] {
+                put_month(&mut out, p.current);
+                for v in [p.totals.good, p.totals.bad, p.totals.known] {
                     put_u64(&mut out, v);
                 }
+                put_u64(&mut out, p.basis.from as u64);
+                match p.basis.first_seen {
+                    Some(f) => {
+                        out.push(1);
+                        put_u64(&mut out, f as u64);
+                    }
+                    None => out.push(0),
+                }
+                put_u64(&mut out, p.basis.maintenance);
+            }
+            None => out.push(0),
+        }
+        match &s.closing {
+            Some((m, c)) => {
+                out.push(1);
+                put_month(&mut out, *m);
+                put_bytes(&mut out, &c.encode());
             }
             None => out.push(0),
         }
@@ -154,10 +211,30 @@ fn decode(bytes: &[u8]) -> Option<Saved> {
         let past = match i.u8()? {
             0 => None,
             1 => {
-                let m = i.month()?;
+                let current = i.month()?;
                 let (good, bad, known) = (i.u64()?, i.u64()?, i.u64()?);
-                Some((m, Totals { good, bad, known }))
+                let from = i.u64()? as i64;
+                let first_seen = match i.u8()? {
+                    0 => None,
+                    1 => Some(i.u64()? as i64),
+                    _ => return None,
+                };
+                let maintenance = i.u64()?;
+                Some(SavedPast {
+                    current,
+                    totals: Totals { good, bad, known },
+                    basis: PastBasis {
+                        from,
+                        first_seen,
+                        maintenance,
+                    },
+                })
             }
+            _ => return None,
+        };
+        let closing = match i.u8()? {
+            0 => None,
+            1 => Some((i.month()?, ClosedMinutes::decode(i.bytes()?)?)),
             _ => return None,
         };
         services.push(SavedService {
@@ -166,6 +243,7 @@ fn decode(bytes: &[u8]) -> Option<Saved> {
             month,
             closed,
             past,
+            closing,
         });
     }
     i.0.is_empty().then_some(Saved {
@@ -221,13 +299,22 @@ mod tests {
                 fingerprint: 7,
                 month: Month::new(2026, 10).expect("month"),
                 closed: ClosedMinutes::default(),
-                past: Some((
-                    Month::new(2026, 10).expect("month"),
-                    Totals {
+                past: Some(SavedPast {
+                    current: Month::new(2026, 10).expect("month"),
+                    totals: Totals {
                         good: 1,
                         bad: 2,
                         known: 3,
                     },
+                    basis: PastBasis {
+                        from: -5,
+                        first_seen: Some(29_000_000),
+                        maintenance: 9,
+                    },
+                }),
+                closing: Some((
+                    Month::new(2026, 9).expect("month"),
+                    ClosedMinutes::default(),
                 )),
             }],
         }

@@ -27,6 +27,8 @@ pub struct FaultyStore {
     pub earliest_read: AtomicI64,
     /// `series_minutes` calls so far: shows whether a reader read rows at all.
     pub rollup_reads: AtomicU64,
+    /// Rows `series_minutes` returned so far: what a reader's cost is proportional to.
+    pub rows_read: AtomicU64,
 }
 
 impl FaultyStore {
@@ -37,6 +39,7 @@ impl FaultyStore {
             refused: AtomicU64::new(0),
             earliest_read: AtomicI64::new(i64::MAX),
             rollup_reads: AtomicU64::new(0),
+            rows_read: AtomicU64::new(0),
         }
     }
 
@@ -68,7 +71,10 @@ impl Store for FaultyStore {
     ) -> Result<SeriesMinutes, StoreError> {
         self.earliest_read.fetch_min(from, Ordering::SeqCst);
         self.rollup_reads.fetch_add(1, Ordering::SeqCst);
-        self.up()?.series_minutes(c, from, to)
+        let rows = self.up()?.series_minutes(c, from, to)?;
+        self.rows_read
+            .fetch_add(rows.rows.len() as u64, Ordering::SeqCst);
+        Ok(rows)
     }
     fn gaps(&self, c: &[String], from: i64, to: i64) -> Result<Vec<GapSpan>, StoreError> {
         self.up()?.gaps(c, from, to)
