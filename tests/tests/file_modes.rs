@@ -1,4 +1,4 @@
-//! The collector's SQLite files and the agent's spool are the owner's only (0600 files, 0700
+//! The collector's SQLite files, its saved figures state and the agent's spool are the owner's only (0600 files, 0700
 //! directories) even under a umask of 000: both binaries run as child processes started by
 //! `sh -c 'umask 000; exec ...'`, and the test reads the modes of what they created.
 
@@ -55,7 +55,8 @@ async fn collector_database_and_wal_are_0600_under_umask_000() {
     std::fs::write(
         &cfg,
         format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n[storage]\ndata_dir = {:?}\n[[agent]]\nid = \"a\"\ntoken = \"{token}\"\n",
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[storage]\ndata_dir = {:?}\n[[agent]]\nid = \"a\"\ntoken = \"{token}\"\n\
+             [[service]]\nname = \"s\"\nchecks = [\"c\"]\ntarget = \"99%\"\n",
             data.display().to_string()
         ),
     )
@@ -89,6 +90,15 @@ async fn collector_database_and_wal_are_0600_under_umask_000() {
     for f in ["attest.db", "attest.db-wal", "attest.db-shm"] {
         assert_eq!(mode(&data.join(f)), 0o600, "{f}");
     }
+    // The figures' saved state (every service's closed minutes and totals) is written by
+    // the refresh after that commit.
+    let state = data.join("figures-state.bin");
+    wait_for("figures state saved", Duration::from_secs(30), || {
+        let state = state.clone();
+        async move { state.exists().then_some(()) }
+    })
+    .await;
+    assert_eq!(mode(&state), 0o600, "figures-state.bin");
 }
 
 #[tokio::test]

@@ -17,7 +17,8 @@
 //!   cannot satisfy (c): the entry then holds the closed month's closed minutes
 //!   (`closing`) and the totals before it, so a restart adds that month reading only its
 //!   last minutes.
-//! - The file is replaced atomically (temporary file, fsync, rename); a torn, truncated,
+//! - The file is the owner's only (0600, like the database files), and is replaced
+//!   atomically (temporary file, fsync, rename); a torn, truncated,
 //!   foreign or corrupt file is ignored as a whole (zstd frame checksum plus a total
 //!   decoder), and the figures are then computed from the store as without it.
 //! - Nothing here decides a figure: it only saves and restores engine state.
@@ -256,7 +257,12 @@ fn decode(bytes: &[u8]) -> Option<Saved> {
 /// Writes `saved` to `path` atomically; returns the bytes written.
 pub(crate) fn save(path: &Path, saved: &Saved) -> std::io::Result<u64> {
     let tmp = path.with_extension("tmp");
-    let file = std::fs::File::create(&tmp)?;
+    // A temporary file left by a crash keeps its mode when reopened: start afresh.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let file = private_file(&tmp)?;
     let mut enc = zstd::stream::write::Encoder::new(file, 1)?;
     enc.include_checksum(true)?;
     enc.write_all(&encode(saved))?;
@@ -269,6 +275,16 @@ pub(crate) fn save(path: &Path, saved: &Saved) -> std::io::Result<u64> {
         std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(len)
+}
+
+/// Creates `path` readable and writable by the owner only (0600, as the database files):
+/// the state holds every service's figures.
+pub(crate) fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 /// The state saved at `path`: `Ok(None)` when there is none, `Err` (with the reason to
@@ -335,6 +351,16 @@ mod tests {
         flipped[mid] ^= 0x40;
         std::fs::write(&path, &flipped).expect("flip");
         assert!(load(&path).is_err(), "a corrupt file is refused");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, b"left by a crash").expect("stale temporary file");
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+            save(&path, &saved()).expect("save over a stale temporary file");
+            let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "the state file is the owner's only");
+        }
         let raw = encode(&saved());
         for n in 0..raw.len() {
             assert_eq!(decode(&raw[..n]), None, "cut at {n}");
