@@ -100,7 +100,7 @@ fn write_measurements(path: &Path, now: jiff::Timestamp) -> jiff::Timestamp {
         out.push_str(&format!(
             "{{\"agent\":\"a\",\"check\":\"intranet\",\"ts\":\"{t}\",\"ok\":true}}\n"
         ));
-        t = t + jiff::SignedDuration::from_mins(1);
+        t += jiff::SignedDuration::from_mins(1);
     }
     std::fs::write(path, out).expect("write jsonl");
     midnight

@@ -59,7 +59,7 @@ fn commit(
         let mut m = Measurement::new(check, t, !bad(t));
         m.duration_seconds = Some(0.05);
         ms.push(m);
-        t = t + jiff::SignedDuration::from_mins(1);
+        t += jiff::SignedDuration::from_mins(1);
     }
     for chunk in ms.chunks(5_000) {
         *seq += 1;
