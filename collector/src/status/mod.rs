@@ -275,7 +275,7 @@ pub fn board(
             let i = index.get(svc.name.as_str()).copied();
             let report = i.map(|i| &snap.services[i]);
             let computed = i.and_then(|i| snap.computed_of(i));
-            row(svc, report, computed, history, now)
+            row(svc, report, computed, history, now, service.is_some())
         })
         .collect();
     let title = if cfg.report.organisation.is_empty() {
@@ -297,6 +297,7 @@ fn row(
     computed: Option<Timestamp>,
     history: &History,
     now: Timestamp,
+    with_incidents: bool,
 ) -> Row {
     let first = history::first_day(svc, now).ok();
     let shown = first
@@ -346,7 +347,12 @@ fn row(
             r.error_budget.planning_allowed_minutes,
         )),
         incident,
-        incidents: r.incidents.clone(),
+        // Only the one-service page lists them; the overview of 1,000 services does not copy them.
+        incidents: if with_incidents {
+            r.incidents.clone()
+        } else {
+            Vec::new()
+        },
         bars,
     }
 }
@@ -392,15 +398,19 @@ pub fn state(
 /// [`DAYS`] bars from `first` to today: final days from the history, today from the month
 /// so far minus the final days of the month before it.
 fn bars(svc: &Service, first: Date, days: &[Day], report: Option<&ServiceReport>) -> Vec<Bar> {
-    let by_date: HashMap<Date, &Day> = days.iter().map(|d| (d.date, d)).collect();
+    // `days` is sorted by date: walk it beside the window instead of indexing it.
+    let mut known = days.iter().peekable();
     let today = first
         .checked_add(jiff::Span::new().days(DAYS as i64 - 1))
         .unwrap_or(first);
     let mut out = Vec::with_capacity(DAYS);
     let mut date = first;
     while date < today {
-        let bar = match by_date.get(&date) {
-            Some(d) if d.fin => bar_of(svc.target, d.date, counts_of(d), d.maintenance),
+        while known.next_if(|d| d.date < date).is_some() {}
+        let bar = match known.peek() {
+            Some(d) if d.date == date && d.fin => {
+                bar_of(svc.target, d.date, counts_of(d), d.maintenance)
+            }
             _ => pending(date),
         };
         out.push(bar);
