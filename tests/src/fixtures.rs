@@ -299,6 +299,14 @@ impl Collector {
         ready.await;
     }
 
+    /// SIGTERM and wait for the exit (bounded): a graceful stop, shutdown code runs.
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            let status = p.signal_and_wait("TERM", Duration::from_secs(30));
+            assert!(status.success(), "the collector stopped with {status}");
+        }
+    }
+
     /// SIGKILL: no shutdown code runs, whatever was in flight is cut off.
     pub fn kill(&mut self) {
         if let Some(mut p) = self.proc.take() {

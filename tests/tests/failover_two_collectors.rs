@@ -130,9 +130,10 @@ async fn wait_accepted(c: &Collector, at_least: f64) {
 /// The `attest_sla_*` series of a scrape (name and labels → value), without those that say
 /// when or how often this replica computed (they differ by design).
 fn sla_gauges(exposition: &str) -> BTreeMap<String, String> {
-    const PER_REPLICA: [&str; 3] = [
+    const PER_REPLICA: [&str; 4] = [
         "attest_sla_computed_timestamp_seconds",
         "attest_sla_figures_age_seconds",
+        "attest_sla_figures_restored_services",
         "attest_sla_refresh_failures",
     ];
     exposition

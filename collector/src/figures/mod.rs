@@ -32,18 +32,23 @@
 //!   the first refresh, so a restart reads only what changed since the save (and, after a
 //!   month turned, the new month's look-back). The file is saved when the closed minutes
 //!   moved on (at most every 5 minutes), at once when a month turned, and at shutdown.
+//! - The last published figures are saved beside it ([`published`]) and served from the
+//!   start of the next run, marked restored and with their age, until the first refresh
+//!   replaces them: `/metrics` never loses a service's series across a restart.
 //!
 //! One file per job: `refresh.rs` the refresh loop and the snapshot it publishes;
 //! `current.rs` the current month, reusing closed minutes and the last report; `rows.rs`
 //! one engine run from the store's rows; `past.rs` the totals of past months behind the SLO
 //! counters; `trust.rs` loading, trusting and saving the state file (whose format is
-//! `state.rs`); `capacity.rs` the host-minute reads of capacity figures; `month.rs` the
-//! month reports of the API, the CLI and the monthly report.
+//! `state.rs`); `published.rs` the last published figures kept across a restart;
+//! `capacity.rs` the host-minute reads of capacity figures; `month.rs` the month reports of
+//! the API, the CLI and the monthly report.
 
 mod capacity;
 mod current;
 mod month;
 mod past;
+pub mod published;
 mod refresh;
 mod rows;
 pub mod state;
@@ -86,9 +91,18 @@ pub struct Snapshot {
     /// Every configured service with the number of its refreshes that failed since start
     /// (a counter: it never goes down while the process runs).
     pub refresh_failures: Vec<(String, u64)>,
+    /// Per service (same order as `services`): whether its figures are the ones published
+    /// before the last start (see [`published`]), not yet recomputed by this process.
+    pub restored: Vec<bool>,
 }
 
 impl Snapshot {
+    /// Services whose figures were restored from before the last start and not yet
+    /// recomputed.
+    pub fn restored_count(&self) -> usize {
+        self.restored.iter().filter(|r| **r).count()
+    }
+
     /// When `services[i]` was computed (the snapshot's time when not recorded).
     pub fn computed_of(&self, i: usize) -> Option<Timestamp> {
         self.computed.get(i).copied().or(self.computed_at)
@@ -96,7 +110,7 @@ impl Snapshot {
 }
 
 /// Good, bad and known minutes summed over every month since the service was first measured.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Totals {
     pub good: u64,
     pub bad: u64,
@@ -182,7 +196,13 @@ impl Figures {
 
     /// Saves each service's closed minutes to `path` and loads them at the first refresh
     /// (see [`state`]).
+    /// Also serves the figures last published before a restart (beside `path`, see
+    /// [`published`]) until the first refresh replaces them.
     pub fn with_state_file(mut self, path: PathBuf) -> Figures {
+        let published = path.with_file_name(published::FILE_NAME);
+        if let Some(snap) = published::load(&published, &self.config().services) {
+            self.latest = Mutex::new(Arc::new(snap));
+        }
         self.state_file = Some(path);
         self
     }

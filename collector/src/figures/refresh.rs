@@ -88,6 +88,7 @@ impl Figures {
                     snap.services.push(report);
                     snap.totals.push(totals);
                     snap.computed.push(now);
+                    snap.restored.push(false);
                 }
                 Err(e) => {
                     tracing::warn!(service = %svc.name, "cannot compute figures: {}", e.reason);
@@ -124,6 +125,7 @@ impl Figures {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clear(),
         }
+        self.save_published_if_due(now);
     }
 
     /// Publishes the figures computed so far in this refresh, with the previous snapshot's
@@ -134,6 +136,7 @@ impl Figures {
             services: done.services.clone(),
             totals: done.totals.clone(),
             computed: done.computed.clone(),
+            restored: done.restored.clone(),
             capacity: prev.capacity.clone(),
             failures: done.failures.clone(),
             agents: prev.agents.clone(),
@@ -230,4 +233,6 @@ fn keep_last_good(prev: &Snapshot, service: &str, snap: &mut Snapshot) {
     snap.services.push(prev.services[i].clone());
     snap.totals.push(*totals);
     snap.computed.push(computed);
+    snap.restored
+        .push(prev.restored.get(i).copied().unwrap_or(false));
 }

@@ -665,3 +665,92 @@ fn a_restart_reads_only_what_changed_since_the_save_on_any_day() {
         );
     }
 }
+
+/// The figures published before a stop are served from the start of the next run (same
+/// values, their own computation time, counted as restored) until the first refresh
+/// replaces them; a service whose definition changed gets none back.
+#[test]
+fn published_figures_are_served_across_a_restart_until_recomputed() {
+    use crate::clock::FixedClock;
+    use crate::ingest::{IngestStats, LatestResults};
+    use crate::metrics::Exporter;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(state::FILE_NAME);
+    let t0 = at(600, 0);
+    let before = {
+        let store = SqliteStore::open(dir.path()).expect("open");
+        for m in 0..600 {
+            let b = batch("a1", m as u64 + 1, vec![ok("web", m, 0, 0.1)]);
+            store.commit_batch(&b).expect("commit");
+        }
+        let f = Figures::new(config(), Arc::new(store)).with_state_file(path.clone());
+        assert_eq!(f.latest().services.len(), 0, "nothing published yet");
+        f.refresh(t0);
+        f.save_state();
+        f.latest()
+    };
+    assert_eq!(before.services.len(), 1);
+    let published = dir.path().join(published::FILE_NAME);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&published)
+            .expect("saved")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the published figures are the owner's only"
+        );
+    }
+
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).expect("reopen"));
+    let f = Arc::new(Figures::new(config(), store.clone()).with_state_file(path.clone()));
+    let restored = f.latest();
+    assert_eq!(restored.services, before.services, "the same figures");
+    assert_eq!(restored.totals, before.totals, "the same SLO counters");
+    assert_eq!(
+        restored.computed,
+        vec![t0],
+        "with the time they were computed"
+    );
+    assert_eq!(restored.restored_count(), 1);
+    let exporter = Exporter::new(
+        config(),
+        f.clone(),
+        Arc::new(IngestStats::default()),
+        Arc::new(LatestResults::default()),
+        Arc::new(FixedClock(at(601, 30))),
+    );
+    let (_, body) = exporter.render(false);
+    for line in [
+        "attest_sla_target_ratio{service=\"web\"} 0.999",
+        "attest_sla_figures_age_seconds{service=\"web\"} 90",
+        "attest_sla_figures_restored_services 1",
+        "attest_slo_good_minutes_total{service=\"web\"}",
+    ] {
+        assert!(body.contains(line), "{line} missing from:\n{body}");
+    }
+    let t1 = at(601, 0);
+    f.refresh(t1);
+    let fresh_snap = f.latest();
+    assert_eq!(
+        fresh_snap.restored_count(),
+        0,
+        "the first refresh replaces them"
+    );
+    assert_eq!(fresh_snap.computed, vec![t1]);
+    let (_, body) = exporter.render(false);
+    assert!(
+        body.contains("attest_sla_figures_restored_services 0"),
+        "{body}"
+    );
+
+    let changed = Figures::new(config_with_target("99.5%"), store).with_state_file(path);
+    assert!(
+        changed.latest().services.is_empty(),
+        "a changed definition gets no figures back"
+    );
+}

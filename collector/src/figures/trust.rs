@@ -29,6 +29,8 @@ pub(super) struct Persisted {
     pub(super) saved_months: HashMap<String, Month>,
     /// The late-write mark and `now` of the last refresh (what a save at shutdown uses).
     pub(super) last_refresh: Option<(u64, Timestamp)>,
+    /// When the last published figures were last saved (the refresh's `now`).
+    pub(super) published_at: Option<Timestamp>,
 }
 
 impl Figures {
@@ -225,8 +227,8 @@ impl Figures {
         }
     }
 
-    /// Saves the state as of the last refresh (at shutdown), when a refresh completed since
-    /// the last save.
+    /// Saves the state as of the last refresh and the figures published last (at
+    /// shutdown): the state only when a refresh completed since the last save.
     pub fn save_state(&self) {
         if self.state_file.is_none() {
             return;
@@ -239,6 +241,48 @@ impl Figures {
             && persisted.saved_at != Some(now)
         {
             self.write_state(&mut persisted, late_mark, now);
+        }
+        self.write_published(&mut persisted);
+    }
+
+    /// Saves the figures just published when the last such save is [`SAVE_EVERY`] old.
+    pub(super) fn save_published_if_due(&self, now: Timestamp) {
+        if self.state_file.is_none() {
+            return;
+        }
+        let mut persisted = self
+            .persisted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let recent = persisted
+            .published_at
+            .is_some_and(|t| now.duration_since(t).as_secs() < SAVE_EVERY.as_secs() as i64);
+        if !recent {
+            self.write_published(&mut persisted);
+        }
+    }
+
+    fn write_published(&self, persisted: &mut Persisted) {
+        let Some(path) = &self.state_file else {
+            return;
+        };
+        let snap = self.latest();
+        let Some(at) = snap.computed_at else {
+            return;
+        };
+        let path = path.with_file_name(super::published::FILE_NAME);
+        match super::published::save(&path, &snap, &self.config().services) {
+            Ok(bytes) => {
+                tracing::debug!(
+                    "saved the published figures: {bytes} bytes to {}",
+                    path.display()
+                );
+                persisted.published_at = Some(at);
+            }
+            Err(e) => tracing::warn!(
+                "cannot save the published figures to {}: {e}",
+                path.display()
+            ),
         }
     }
 

@@ -392,6 +392,11 @@ impl Scrape {
             "Seconds since the service's figures were computed; grows while its refresh fails (the last good figures are kept)",
             s.iter().enumerate().map(|(i, r)| (svc(r), age(i))),
         )?;
+        e.gauges(
+            SLA_FIGURES_RESTORED,
+            "Services whose figures shown are the ones published before the last start, not yet recomputed (0 once every service was refreshed)",
+            [(vec![], Some(self.snap.restored_count() as f64))],
+        )?;
         e.counters(
             SLA_REFRESH_FAILURES,
             "Refreshes of the service's figures that failed (store unavailable or a read failed)",

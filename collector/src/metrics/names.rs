@@ -24,6 +24,7 @@ pub const SLA_INCIDENTS: &str = "attest_sla_incidents";
 pub const SLA_PERIOD_START: &str = "attest_sla_period_start_timestamp_seconds";
 pub const SLA_COMPUTED_AT: &str = "attest_sla_computed_timestamp_seconds";
 pub const SLA_FIGURES_AGE: &str = "attest_sla_figures_age_seconds";
+pub const SLA_FIGURES_RESTORED: &str = "attest_sla_figures_restored_services";
 pub const SLA_REFRESH_FAILURES: &str = "attest_sla_refresh_failures";
 
 // Counters for SLO tools (Pyrra, Sloth, Grafana SLO): monotonically increasing.

@@ -80,7 +80,7 @@ pub fn ratio(num: u64, den: u64) -> Option<f64> {
 
 /// An exact ratio `num / den` as the engine decided it, not reduced, so that an auditor
 /// sees the very integers behind a float (`43170/43200`). `den` is never 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Fraction {
     pub num: i128,
     pub den: i128,
@@ -107,7 +107,7 @@ impl std::fmt::Display for Fraction {
 }
 
 /// The exact ratios of the minute counts, each `None` when its denominator is 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExactRatios {
     /// `good / known`.
     pub availability: Option<Fraction>,

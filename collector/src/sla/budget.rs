@@ -12,7 +12,7 @@ use super::availability::{Counts, Fraction};
 /// The error budget of a period; `planning_*` is the whole-month budget, the others are
 /// for the known minutes so far. The `*_micro` integers are the exact values (micro-minutes)
 /// the floats are converted from.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ErrorBudget {
     /// `(1 − target) × known`.
     pub allowed_minutes: f64,

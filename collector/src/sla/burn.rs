@@ -25,7 +25,7 @@ pub const WINDOWS: [(&str, i64); 6] = [
 /// Longest window: how far before the period the timeline must reach.
 pub const LONGEST_WINDOW_MINUTES: i64 = 4_320;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BurnRates {
     pub m5: Option<f64>,
     pub m30: Option<f64>,
@@ -39,7 +39,7 @@ pub struct BurnRates {
 }
 
 /// Bad and known eligible minutes of one burn-rate window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct BurnWindow {
     pub bad: u64,
     pub known: u64,
@@ -58,7 +58,7 @@ impl BurnWindow {
 }
 
 /// The multiwindow alerts (SRE Workbook table for a 30-day period), each rule by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BurnAlerts {
     /// `page_fast` or `page_slow`.
     pub page: bool,

@@ -243,7 +243,7 @@ pub struct Calendar {
 }
 
 /// Which rule of `docs/sla.md` opened eligibility, and from which minute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EligibleSince {
     /// First eligible minute (Unix minute); minutes before it are never eligible.
     pub minute: i64,
@@ -251,7 +251,7 @@ pub struct EligibleSince {
 }
 
 /// The rule that decided where eligibility begins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EligibilityBasis {
     /// The service's configured `start` (the agreement): every minute from it on is
     /// eligible, measured or not.

@@ -53,7 +53,7 @@ pub struct CapacityFigure {
 }
 
 /// A least-squares line through minute averages, with what a reviewer needs to trust it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Trend {
     /// The window `[from, to)` the line was fitted over.
     pub from: Timestamp,
@@ -70,7 +70,7 @@ pub struct Trend {
 }
 
 /// When a trend reaches a threshold. "Not within horizon" is an answer of its own.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Forecast {
     /// The line reaches the threshold this many days after the window's end (0: already).
     WithinHorizon { days: f64 },

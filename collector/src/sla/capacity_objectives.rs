@@ -42,7 +42,14 @@ pub struct HostInput<'a> {
     pub minutes: &'a [HostMinute],
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// One of the fixed words a result carries (a statistic, where its hosts came from). An
+/// alias, so that serde reads it back through `report::known_str` instead of borrowing it
+/// from the input (which would tie every report to the input's lifetime).
+pub type Word = &'static str;
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Verdict {
     Met,
     NotDeterminable,
@@ -50,25 +57,27 @@ pub enum Verdict {
 }
 
 /// Capacity against the agreed levels of one service for one month.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceCapacity {
     /// The hosts judged.
     pub hosts: Vec<String>,
     /// `config` (the service's `hosts`) or `checks` (the agents that measured its checks).
-    pub hosts_from: &'static str,
+    #[serde(deserialize_with = "super::report::known_str")]
+    pub hosts_from: Word,
     /// Worst verdict of the objectives; null when the service has none.
     pub verdict: Option<Verdict>,
     pub objectives: Vec<ObjectiveResult>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ObjectiveResult {
     pub name: String,
     pub kind: String,
     /// The resource the objective names; null = every resource of the kind.
     pub resource: Option<String>,
     /// `p95`, `max`, `average`, `minutes_above` or `days_to_threshold`.
-    pub statistic: &'static str,
+    #[serde(deserialize_with = "super::report::known_str")]
+    pub statistic: Word,
     /// Utilisation the statistic looks at (minutes_above, days_to_threshold).
     pub threshold: Option<f64>,
     /// The agreed limit: a ratio (p95, max, average), minutes (minutes_above) or days
@@ -93,14 +102,14 @@ pub struct ObjectiveResult {
     pub series: Vec<SeriesResult>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Constraint {
     pub host: String,
     pub resource: String,
 }
 
 /// One host and resource under one objective.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SeriesResult {
     pub host: String,
     pub resource: String,

@@ -19,7 +19,7 @@ use jiff::Timestamp;
 use super::timeline::{BAD, GOOD, Timeline};
 use crate::minutes::SeriesMinutes;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Incident {
     pub start: Timestamp,
     pub end: Timestamp,

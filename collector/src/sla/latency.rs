@@ -24,7 +24,7 @@ use super::timeline::{LatencyTally, LatencyWindow};
 use crate::minutes::ThresholdOver;
 use crate::minutes::latency::{SIGFIG, histogram_of_dense};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LatencyFigures {
     /// `None` when the service has no latency objective.
     pub threshold_seconds: Option<f64>,

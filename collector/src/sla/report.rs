@@ -6,6 +6,8 @@
 //! - This is the engine's vocabulary, not a public format: the JSON field names live in
 //!   `report::model`, so a change here is not an API change.
 //! - `None` means "not determinable / N/A", never zero.
+//! - It serializes (serde) only so that the collector can keep its last published figures
+//!   across a restart (`figures::published`); that form is not a public format either.
 
 use jiff::Timestamp;
 
@@ -17,7 +19,7 @@ use super::capacity_objectives::ServiceCapacity;
 use super::incidents::Incident;
 use super::latency::LatencyFigures;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PeriodReport {
     /// `YYYY-MM`.
     pub month: String,
@@ -28,7 +30,7 @@ pub struct PeriodReport {
     pub minutes: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Bounds {
     /// `good / eligible`: unknown minutes counted as bad.
     pub pessimistic: Option<f64>,
@@ -36,7 +38,7 @@ pub struct Bounds {
     pub optimistic: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceReport {
     pub service: String,
     pub period: PeriodReport,
@@ -98,4 +100,27 @@ impl ServiceReport {
     pub fn availability_percent_floor(&self, decimals: u32) -> Option<String> {
         floor_percent(self.good_minutes, self.known_minutes(), decimals)
     }
+}
+
+/// The `&'static str` words of a report (capacity objectives' statistic, where their hosts
+/// came from) read back: one of the words the engine writes, anything else refused.
+pub(crate) fn known_str<'de, D>(d: D) -> Result<&'static str, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    const KNOWN: [&str; 7] = [
+        "checks",
+        "config",
+        "p95",
+        "max",
+        "average",
+        "minutes_above",
+        "days_to_threshold",
+    ];
+    let word = <String as serde::Deserialize>::deserialize(d)?;
+    KNOWN
+        .iter()
+        .copied()
+        .find(|k| *k == word)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown word {word:?}")))
 }
