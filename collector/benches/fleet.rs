@@ -1,13 +1,22 @@
 //! Whole-path benchmark of the collector at fleet size: the real `attest-collector` binary
 //! with 1,000 services (3 agents each) and 35 days of data behind them, fed live batches
 //! over HTTP (zstd, real bearer tokens) at 594 measurements/s. Prints, beside the issue 11
-//! targets: start → every service's figures on `/metrics` (cold, then a restart from the
-//! saved state) and the collector's CPU over the live window (cores, and per measurement).
+//! and 20 targets: start → every service's figures on `/metrics` (cold, then a restart from
+//! the saved state) and the collector's CPU over the live window (cores, and per measurement),
+//! for each as-of day asked: the restart must take ≤ 2 s on every day of the month (day 1
+//! right after the month closed, mid-month, the last day).
+//!
+//! As-of days (`FLEET_DAYS`, default `1,15,last` of the wall clock's month; `now` for the
+//! wall clock) run the collector under libfaketime (Debian package `faketime`), which
+//! starts its clock at that instant; the data and the batches are made for the same
+//! instant. Without libfaketime only `now` runs. Each day gets its own data directory.
 //!
 //! Run optimised: `CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo bench -p attest-collector --bench
-//! fleet --profile dev` (or release). Knobs: `FLEET_SERVICES` (1000), `FLEET_DISTINCT`
+//! fleet --profile dev` (or release). Knobs: `FLEET_SERVICES` (1000; a comma-separated list
+//! such as `1000,10000` runs each size: 10,000 is the issue's second line, seeded as fast
+//! as 1,000 since services share the `FLEET_DISTINCT` data sets), `FLEET_DISTINCT`
 //! (data sets, 100: service `i` probes check `chk-{i % distinct}`), `FLEET_RATE` (594/s),
-//! `FLEET_SECONDS` (60 s of live load measured, after 10 s of warm-up).
+//! `FLEET_SECONDS` (60 s of live load measured, after 10 s of warm-up), `FLEET_DAYS`.
 //!
 //! What it leaves out: TLS, PostgreSQL, the agents themselves (batches are built here, so
 //! the collector's CPU is measured alone), scrapes other than the benchmark's own polls.
@@ -21,6 +30,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use attest_collector::store::{SeriesMinuteSummary, SqliteStore};
@@ -33,9 +43,42 @@ const TARGET_CORES: f64 = 0.05;
 /// Linux reports process CPU in clock ticks of 1/100 s (`USER_HZ`).
 const TICKS_PER_SECOND: f64 = 100.0;
 
-/// The wall clock, through the collector's one source of "now".
+/// Seconds the as-of day is ahead of the wall clock (0: the wall clock).
+static SHIFT: AtomicI64 = AtomicI64::new(0);
+
+/// Where Debian's `faketime` package puts libfaketime.
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// The as-of clock: the wall clock (through the collector's one source of "now") shifted to
+/// the day being measured, as the collector under libfaketime sees it.
 fn now() -> Timestamp {
-    attest_collector::clock::system().now_utc()
+    let wall = attest_collector::clock::system().now_utc();
+    wall + jiff::SignedDuration::from_secs(SHIFT.load(Ordering::Relaxed))
+}
+
+/// The instant of an as-of day of the wall clock's month: `1` is 00:30 UTC on the 1st (half
+/// an hour after the month closed in UTC, in Europe/Berlin the close was 90 minutes
+/// before), `last` 23:30 UTC on the last day, any other number noon that day; `now` the
+/// wall clock.
+fn as_of(day: &str) -> Option<Timestamp> {
+    let wall = attest_collector::clock::system().now_utc();
+    let utc = jiff::tz::TimeZone::UTC;
+    let today = utc.to_datetime(wall).date();
+    let (date, time) = match day {
+        "now" => return Some(wall),
+        "last" => (today.last_of_month(), jiff::civil::time(23, 30, 0, 0)),
+        "1" => (today.first_of_month(), jiff::civil::time(0, 30, 0, 0)),
+        n => (
+            today
+                .first_of_month()
+                .with()
+                .day(n.parse().ok()?)
+                .build()
+                .ok()?,
+            jiff::civil::time(12, 0, 0, 0),
+        ),
+    };
+    utc.to_timestamp(date.to_datetime(time)).ok()
 }
 
 fn knob(name: &str, default: u64) -> u64 {
@@ -126,39 +169,66 @@ fn http(port: u16, request: &[u8]) -> std::io::Result<(u16, String)> {
     Ok((status, body))
 }
 
-/// Services with figures on `/metrics` now (0 while the collector is not answering).
-fn services_on_metrics(port: u16) -> usize {
+/// The `/metrics` body (`None` while the collector is not answering).
+fn metrics(port: u16) -> Option<String> {
     let req = b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
-    http(port, req).map_or(0, |(_, body)| {
-        body.lines()
-            .filter(|l| l.starts_with("attest_sla_figures_age_seconds{"))
-            .count()
-    })
+    http(port, req).ok().map(|(_, body)| body)
 }
 
-/// Starts the collector; its log goes to `log` (kept with the data directory).
+/// Services with figures in a `/metrics` body, and those of them computed within the last
+/// `within` (figures restored from before a restart are older than the process).
+fn figures_in(body: &str, within: Duration) -> (usize, usize) {
+    let ages: Vec<f64> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("attest_sla_figures_age_seconds{"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .collect();
+    let fresh = ages.iter().filter(|a| **a < within.as_secs_f64()).count();
+    (ages.len(), fresh)
+}
+
+/// Starts the collector (under libfaketime at the as-of clock when shifted); its log goes
+/// to `log` (kept with the data directory).
 fn start(config: &Path, log: &Path) -> Child {
     let log = std::fs::File::create(log).expect("create the collector log");
-    Command::new(env!("CARGO_BIN_EXE_attest-collector"))
-        .args(["run", "--config"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_attest-collector"));
+    cmd.args(["run", "--config"])
         .arg(config)
         .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start attest-collector")
+        .stderr(log);
+    if SHIFT.load(Ordering::Relaxed) != 0 {
+        let at = now().strftime("@%Y-%m-%d %H:%M:%S").to_string();
+        cmd.env("LD_PRELOAD", LIBFAKETIME)
+            .env("FAKETIME", at)
+            // Timers (refresh cadence, timeouts) keep the real monotonic clock.
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    }
+    cmd.spawn().expect("start attest-collector")
 }
 
-/// Time until every service has figures on `/metrics` (bounded by `limit`).
-fn until_all_figures(port: u16, services: usize, limit: Duration) -> Duration {
-    let started = Instant::now();
-    while services_on_metrics(port) < services {
+/// Time from `started` until every service has figures computed by this process on
+/// `/metrics` (bounded by `limit`); also how many had figures at the first answered scrape.
+fn until_all_figures(
+    port: u16,
+    services: usize,
+    started: Instant,
+    limit: Duration,
+) -> (Duration, usize) {
+    let mut first = None;
+    loop {
+        if let Some(body) = metrics(port) {
+            let (shown, fresh) = figures_in(&body, started.elapsed());
+            first.get_or_insert(shown);
+            if fresh >= services {
+                return (started.elapsed(), first.unwrap_or(0));
+            }
+        }
         assert!(
             started.elapsed() < limit,
-            "not every service had figures after {limit:?}"
+            "not every service had fresh figures after {limit:?}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    started.elapsed()
 }
 
 fn stop(mut child: Child) {
@@ -247,29 +317,30 @@ fn live(port: u16, seqs: &mut [u64; 3], rate: u64, seconds: u64, distinct: u64) 
     acked
 }
 
-fn main() {
-    let services = knob("FLEET_SERVICES", 1_000);
-    let distinct = knob("FLEET_DISTINCT", 100).clamp(1, services);
-    let rate = knob("FLEET_RATE", 594);
-    let seconds = knob("FLEET_SECONDS", 60);
+/// One fleet size on one as-of day: seeds, cold start, live load, restart; prints each.
+fn run(services: u64, distinct: u64, day: &str, (rate, seconds): (u64, u64)) -> Duration {
     let dir = tempfile::tempdir().expect("tempdir");
-    if std::env::var_os("FLEET_KEEP").is_some() {
+    let keep = std::env::var_os("FLEET_KEEP").is_some();
+    if keep {
         println!("keeping {}", dir.path().display());
     }
     let started = Instant::now();
     let loaded = seed(dir.path(), distinct);
     println!(
-        "seeded {distinct} data sets x 3 agents, 35 days: {loaded} agent-minutes in {:.1} s",
+        "[{services} services, as of {day}: {}] seeded {distinct} data sets x 3 agents, 35 days: \
+         {loaded} agent-minutes in {:.1} s",
+        now().strftime("%Y-%m-%d %H:%M UTC"),
         started.elapsed().as_secs_f64()
     );
     let port = free_port();
     let cfg = dir.path().join("collector.toml");
     std::fs::write(&cfg, config(dir.path(), port, services, distinct)).expect("write config");
     let n = services as usize;
-    let limit = Duration::from_secs(1_800);
+    let limit = Duration::from_secs(3_600);
 
+    let spawned = Instant::now();
     let child = start(&cfg, &dir.path().join("collector-cold.log"));
-    let cold = until_all_figures(port, n, limit);
+    let (cold, _) = until_all_figures(port, n, spawned, limit);
     println!(
         "cold start -> figures of all {services} services on /metrics: {:.1} s \
          (month to date and every past month behind the SLO counters)",
@@ -290,18 +361,75 @@ fn main() {
     );
     stop(child);
 
+    let spawned = Instant::now();
     let child = start(&cfg, &dir.path().join("collector-restart.log"));
-    let restart = until_all_figures(port, n, limit);
+    let (restart, first) = until_all_figures(port, n, spawned, limit);
     println!(
-        "restart -> figures of all {services} services on /metrics: {:.2} s (target {:.0} s; \
-         {:.2}x); cold start above: {:.1} s",
+        "restart on day {day} -> fresh figures of all {services} services on /metrics: {:.2} s \
+         (target {:.0} s; {:.2}x); the first scrape answered showed {first} of {services} \
+         (restored from before the restart); cold start above: {:.1} s",
         restart.as_secs_f64(),
         TARGET_RESTART.as_secs_f64(),
         restart.as_secs_f64() / TARGET_RESTART.as_secs_f64(),
         cold.as_secs_f64()
     );
     stop(child);
-    if std::env::var_os("FLEET_KEEP").is_some() {
+    if keep {
         std::mem::forget(dir);
+    }
+    restart
+}
+
+fn main() {
+    let sizes: Vec<u64> = std::env::var("FLEET_SERVICES")
+        .unwrap_or_else(|_| "1000".into())
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    let rate = knob("FLEET_RATE", 594);
+    let seconds = knob("FLEET_SECONDS", 60);
+    let faked = Path::new(LIBFAKETIME).exists();
+    let days: Vec<String> = std::env::var("FLEET_DAYS")
+        .unwrap_or_else(|_| "1,15,last".into())
+        .split(',')
+        .map(|d| d.trim().to_owned())
+        .filter(|d| {
+            let ok = faked || d == "now";
+            if !ok {
+                println!("as of day {d}: skipped, libfaketime is not installed (apt-get install faketime)");
+            }
+            ok
+        })
+        .collect();
+    let days = if days.is_empty() {
+        vec!["now".to_owned()]
+    } else {
+        days
+    };
+    let mut summary = Vec::new();
+    for &services in &sizes {
+        let distinct = knob("FLEET_DISTINCT", 100).clamp(1, services);
+        for day in &days {
+            let Some(t) = as_of(day) else {
+                println!("as of day {day}: not a day of this month");
+                continue;
+            };
+            let wall = attest_collector::clock::system().now_utc();
+            SHIFT.store(t.as_second() - wall.as_second(), Ordering::Relaxed);
+            let took = run(services, distinct, day, (rate, seconds));
+            summary.push((services, day.clone(), took));
+        }
+    }
+    for (services, day, took) in summary {
+        let target = if services > 1_000 {
+            10.0
+        } else {
+            TARGET_RESTART.as_secs_f64()
+        };
+        println!(
+            "summary: restart, {services} services, day {day}: {:.2} s (target {target:.0} s; {:.2}x)",
+            took.as_secs_f64(),
+            took.as_secs_f64() / target
+        );
     }
 }
