@@ -66,6 +66,7 @@ use crate::sla::{self, CapacityFigure, ClosedMinutes, Incremental, Month, Servic
 use crate::store::{AgentStatus, Store, StoreError};
 
 use current::Cached;
+pub use month::select_services;
 use past::PastMonths;
 pub use refresh::pause_after;
 use trust::Persisted;

@@ -2,7 +2,7 @@
 //! from every row of the period; what `/api/v1/sla`, `attest-collector sla` and the
 //! monthly report show.
 
-use attest_config::Service;
+use attest_config::{CollectorConfig, Service};
 use jiff::Timestamp;
 
 use super::rows::windows;
@@ -65,23 +65,30 @@ impl Figures {
         now: Timestamp,
     ) -> Result<Vec<ServiceReport>, Rejection> {
         let cfg = self.config();
-        let services: Vec<&Service> = cfg
-            .services
-            .iter()
-            .filter(|s| service.is_none_or(|n| n == s.name))
-            .collect();
-        if let Some(name) = service
-            && services.is_empty()
-        {
-            return Err(Rejection::new(
-                404,
-                format!("no service named {name:?} in the collector config"),
-            )
-            .field("service"));
-        }
-        services
+        select_services(&cfg, service)?
             .into_iter()
             .map(|s| self.evaluate(s, month, now))
             .collect()
+    }
+}
+
+/// The configured services a month query is about: all of them, or the one named (a 404
+/// naming the field when no service has that name).
+pub fn select_services<'a>(
+    cfg: &'a CollectorConfig,
+    service: Option<&str>,
+) -> Result<Vec<&'a Service>, Rejection> {
+    let services: Vec<&Service> = cfg
+        .services
+        .iter()
+        .filter(|s| service.is_none_or(|n| n == s.name))
+        .collect();
+    match service {
+        Some(name) if services.is_empty() => Err(Rejection::new(
+            404,
+            format!("no service named {name:?} in the collector config"),
+        )
+        .field("service")),
+        _ => Ok(services),
     }
 }

@@ -12,7 +12,6 @@
 //! - The file is the owner's only (0600) and replaced atomically; a missing, torn or
 //!   unreadable file (another build's format) is ignored as a whole.
 
-use std::io::Write;
 use std::path::Path;
 
 use attest_config::Service;
@@ -70,23 +69,7 @@ pub(crate) fn save(path: &Path, snap: &Snapshot, services: &[Service]) -> std::i
         services: published,
     };
     let json = serde_json::to_vec(&file).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("tmp");
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut enc = zstd::stream::write::Encoder::new(super::state::private_file(&tmp)?, 3)?;
-    enc.include_checksum(true)?;
-    enc.write_all(&json)?;
-    let file = enc.finish()?;
-    file.sync_all()?;
-    let len = file.metadata()?.len();
-    drop(file);
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(len)
+    super::state::write_private(path, &json, 3)
 }
 
 /// The snapshot to serve until the first refresh: the saved figures of every configured

@@ -256,16 +256,22 @@ fn decode(bytes: &[u8]) -> Option<Saved> {
 
 /// Writes `saved` to `path` atomically; returns the bytes written.
 pub(crate) fn save(path: &Path, saved: &Saved) -> std::io::Result<u64> {
+    write_private(path, &encode(saved), 1)
+}
+
+/// Replaces `path` atomically with `bytes` as a zstd frame with its checksum (a torn or
+/// damaged file is refused as a whole on load), owner-only; returns the bytes written. The
+/// saved state and the published figures are both written this way.
+pub(crate) fn write_private(path: &Path, bytes: &[u8], level: i32) -> std::io::Result<u64> {
     let tmp = path.with_extension("tmp");
     // A temporary file left by a crash keeps its mode when reopened: start afresh.
     match std::fs::remove_file(&tmp) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    let file = private_file(&tmp)?;
-    let mut enc = zstd::stream::write::Encoder::new(file, 1)?;
+    let mut enc = zstd::stream::write::Encoder::new(private_file(&tmp)?, level)?;
     enc.include_checksum(true)?;
-    enc.write_all(&encode(saved))?;
+    enc.write_all(bytes)?;
     let file = enc.finish()?;
     file.sync_all()?;
     let len = file.metadata()?.len();

@@ -13,6 +13,8 @@ use std::fmt::Write;
 use jiff::Timestamp;
 
 use super::{Bar, Board, DayClass, RELOAD_SECONDS, Row, State};
+// The reports' HTML escaping: one rule for every page the collector renders.
+use crate::report::monthly::svg::escape as esc;
 
 /// Width of one day in the SVG's user units (the bar is one less: a gap between days).
 const STEP: usize = 5;
@@ -423,22 +425,6 @@ fn footer(out: &mut String, back: bool) {
 
 fn time(t: Timestamp) -> String {
     t.strftime("%Y-%m-%d %H:%M UTC").to_string()
-}
-
-/// HTML text and attribute escaping.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A path segment: every byte but the unreserved ones percent-encoded.

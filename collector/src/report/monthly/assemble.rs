@@ -6,7 +6,7 @@
 //! "as of" of the figures and the report's generation instant, so the same store, config
 //! and `at` give the same report.
 
-use attest_config::{CollectorConfig, Service};
+use attest_config::CollectorConfig;
 use jiff::Timestamp;
 
 use super::method;
@@ -61,20 +61,7 @@ pub fn assemble(
     service: Option<&str>,
     at: Timestamp,
 ) -> Result<(MonthlyReport, Vec<(String, MinuteStates)>), Rejection> {
-    let services: Vec<&Service> = cfg
-        .services
-        .iter()
-        .filter(|s| service.is_none_or(|n| n == s.name))
-        .collect();
-    if let Some(name) = service
-        && services.is_empty()
-    {
-        return Err(Rejection::new(
-            404,
-            format!("no service named {name:?} in the collector config"),
-        )
-        .field("service"));
-    }
+    let services = crate::figures::select_services(cfg, service)?;
     let mut results: Vec<(ServiceReport, MonthDetail, Vec<ApiMaintenance>)> = Vec::new();
     for svc in &services {
         let (report, detail, rows) = figures.month_detail(svc, month, at)?;
