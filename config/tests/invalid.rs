@@ -488,7 +488,7 @@ const CASES: &[(&str, &[&str])] = &[
     (
         "collector-unknown-key.toml",
         &[
-            "testdata/collector-unknown-key.toml:3:1: error: server: unknown key \"listen_addr\" in [server] (expected one of: listen, tls_cert, tls_key, client_ca, admin_token, admin_token_file, max_connections, header_read_timeout, body_read_timeout, idle_timeout)",
+            "testdata/collector-unknown-key.toml:3:1: error: server: unknown key \"listen_addr\" in [server] (expected one of: listen, tls_cert, tls_key, client_ca, admin_token, admin_token_file, max_connections, header_read_timeout, body_read_timeout, idle_timeout, shutdown_timeout)",
         ],
     ),
     (
