@@ -1,6 +1,20 @@
-//! HTTP header rules both binaries apply, as RFC 9110 writes them: `Accept-Encoding` is a
-//! weighted list whose codings match in any case. Parsing only; no I/O and no compression
-//! here.
+//! HTTP header rules both binaries apply, as RFC 9110 writes them: the `Bearer` scheme of
+//! `Authorization` is case-insensitive, and `Accept-Encoding` is a weighted list whose codings
+//! match in any case (the collector's ingest lower-cases `Content-Encoding` itself). Parsing
+//! only; no I/O and no compression here.
+
+/// The token of an `Authorization: Bearer <token>` header, blanks around it trimmed (empty
+/// when none follows the scheme); the scheme matches in any case (`bearer`, `BEARER`; RFC 9110
+/// §11.1). `None` for another scheme.
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    let h = authorization.trim_start();
+    let (scheme, rest) = h.split_at_checked(6)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || !(rest.is_empty() || rest.starts_with([' ', '\t']))
+    {
+        return None;
+    }
+    Some(rest.trim())
+}
 
 /// Whether an `Accept-Encoding` header lets the answer be gzip-compressed (RFC 9110
 /// §12.5.3): `gzip` (or its alias `x-gzip`) or `*` listed with a weight above 0, unless gzip
@@ -31,6 +45,24 @@ pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_matches_in_any_case() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer_token("bEaReR\tabc"), Some("abc"));
+        assert_eq!(bearer_token("Bearer "), Some(""));
+        assert_eq!(bearer_token("bearer"), Some(""));
+        assert_eq!(bearer_token("Bearerabc"), None);
+        assert_eq!(bearer_token("Basic YTpi"), None);
+        assert_eq!(bearer_token("Bear"), None);
+        assert_eq!(
+            bearer_token("Beärer x"),
+            None,
+            "no panic on a multibyte scheme"
+        );
+    }
 
     #[test]
     fn accept_encoding_is_a_weighted_list() {

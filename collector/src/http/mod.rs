@@ -268,13 +268,14 @@ fn admin(st: &AppState, headers: &HeaderMap) -> Result<&'static str, Rejection> 
     let got = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "));
+        .and_then(attest_config::http::bearer_token)
+        .filter(|t| !t.is_empty());
     match got {
         None => Err(Rejection::new(
             401,
             "missing bearer token for the admin API",
         )),
-        Some(t) if ingest::constant_time_eq(t.trim().as_bytes(), expected.as_bytes()) => {
+        Some(t) if ingest::constant_time_eq(t.as_bytes(), expected.as_bytes()) => {
             Ok(ADMIN_CREDENTIAL)
         }
         Some(_) => Err(Rejection::new(403, "wrong admin token")),
