@@ -570,7 +570,12 @@ impl Scrape {
             "Minutes of the month so far above the threshold",
             above,
         )?;
-        e.gauges(CAPACITY_DAYS_TO_CRITICAL, "Days until the linear trend reaches the critical threshold (absent: not within the horizon)", c.iter().map(|f| (id(f), f.days_until_critical)))
+        e.gauges(
+            CAPACITY_TIME_TO_CRITICAL,
+            "Seconds until the linear trend reaches the critical threshold (absent: not within the horizon)",
+            c.iter()
+                .map(|f| (id(f), f.days_until_critical.map(|d| d * 86_400.0))),
+        )
     }
 
     fn encode_agents(&self, e: &mut Enc) -> std::fmt::Result {
