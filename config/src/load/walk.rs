@@ -61,6 +61,18 @@ pub(crate) fn join(path: &str, key: &str) -> String {
     }
 }
 
+/// The candidate closest to a misspelt `word`, when it is close enough to be what was meant
+/// (Jaro-Winkler similarity at least 0.85: `intervall` → `interval`, `timezone` →
+/// `time_zone`, `listen_addr` → `listen`, but nothing for an unrelated word).
+pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    const CLOSE: f64 = 0.85;
+    let (best, score) = candidates
+        .iter()
+        .map(|c| (*c, strsim::jaro_winkler(&word.to_ascii_lowercase(), c)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))?;
+    (score >= CLOSE).then_some(best)
+}
+
 /// How a value is shown after "found": strings quoted, other scalars with their type.
 pub(crate) fn describe(v: &DeValue<'_>) -> String {
     match v {
@@ -122,12 +134,16 @@ impl<'s> Ctx<'s> {
     }
 
     /// Reports every key of `sec` that is not in `allowed`.
+    /// A close allowed key is suggested ("did you mean"), as cargo does.
     pub fn deny_unknown(&mut self, sec: &Section<'_, '_>, allowed: &[&str]) {
         for (k, _) in sec.table {
-            if !allowed.contains(&k.get_ref().as_ref()) {
+            let key: &str = k.get_ref().as_ref();
+            if !allowed.contains(&key) {
+                let hint = did_you_mean(key, allowed)
+                    .map(|s| format!(": did you mean {s:?}?"))
+                    .unwrap_or_default();
                 let msg = format!(
-                    "unknown key {:?} in {} (expected one of: {})",
-                    k.get_ref().as_ref(),
+                    "unknown key {key:?} in {}{hint} (expected one of: {})",
                     sec.display,
                     allowed.join(", ")
                 );
@@ -529,5 +545,41 @@ impl<'s> Ctx<'s> {
             }
         }
         Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::did_you_mean;
+
+    #[test]
+    fn a_close_key_is_suggested_and_an_unrelated_one_is_not() {
+        let check = [
+            "id",
+            "kind",
+            "interval",
+            "timeout",
+            "address",
+            "tls",
+            "steps",
+            "ip_family",
+        ];
+        assert_eq!(did_you_mean("intervall", &check), Some("interval"));
+        assert_eq!(did_you_mean("Interval", &check), Some("interval"));
+        assert_eq!(did_you_mean("timout", &check), Some("timeout"));
+        assert_eq!(did_you_mean("colour", &check), None);
+        assert_eq!(
+            did_you_mean("spol", &["agent", "spool", "transport", "check"]),
+            Some("spool")
+        );
+        assert_eq!(
+            did_you_mean("timezone", &["name", "checks", "target", "time_zone"]),
+            Some("time_zone")
+        );
+        assert_eq!(
+            did_you_mean("scope", &["name", "token", "token_file"]),
+            None
+        );
+        assert_eq!(did_you_mean("x", &[]), None);
     }
 }
