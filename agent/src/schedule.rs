@@ -499,6 +499,8 @@ pub fn envelope(
     m.phases = r.phases;
     m.values = r.values;
     m.labels = r.labels;
+    // The collector refuses longer texts (docs/wire.md); a long error must not cost a batch.
+    attest_config::wire::clip_texts(&mut m);
     m
 }
 

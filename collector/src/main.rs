@@ -359,7 +359,7 @@ fn run_server(
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let tls = match web.tls.clone() {
             Some(tls) => Some(tls),
             None => server::tls_config(&cfg.server)?,
@@ -378,21 +378,47 @@ fn run_server(
             move || clock.now_utc(),
             cancel.clone(),
         ));
+        let fleet = app.fleet.clone();
+        let stopping = Arc::new(std::sync::OnceLock::new());
+        let stop_at = stopping.clone();
+        let shutdown = async move {
+            shutdown_signal().await;
+            let _ = stop_at.set(tokio::time::Instant::now());
+            // Long polls answer 304 now instead of holding the drain for their `?wait=`.
+            fleet.stop();
+        };
         let served = server::serve(
             &cfg.server,
             tls,
             app.router(),
             app.listener_stats(),
-            shutdown_signal(),
+            shutdown,
         )
         .await;
         cancel.cancel();
-        let _ = retention.await;
-        let _ = refresh.await;
+        // The background loops end at their next await; a figures refresh or a retention
+        // pass still on its blocking thread is not waited for beyond the drain's bound.
+        let deadline = stopping
+            .get()
+            .map_or_else(tokio::time::Instant::now, |t| *t)
+            + cfg.server.shutdown_timeout;
+        let background = async {
+            let _ = retention.await;
+            let _ = refresh.await;
+        };
+        if tokio::time::timeout_at(deadline, background).await.is_err() {
+            tracing::warn!(
+                "shutdown_timeout reached with background work still running; it is cut off"
+            );
+        }
         served?;
         tracing::info!("collector stopped");
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    // Blocking tasks still running (a cut-off commit or refresh) are not waited for: the
+    // store's transactions make a cut-off write all or nothing.
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    result
 }
 
 fn print_agents(

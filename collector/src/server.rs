@@ -6,8 +6,12 @@
 //! - TLS material is loaded and checked before the port is bound, so a bad file stops startup
 //!   with an error naming the file, not a listener that fails every handshake.
 //! - Only the ring crypto provider is used (never aws-lc-rs).
-//! - Shutdown stops accepting, lets requests in flight finish (so a batch being committed
-//!   still gets its ack), closes idle keep-alive connections, then returns.
+//! - Shutdown stops accepting, closes idle keep-alive connections at once (and within
+//!   `SHUTDOWN_QUIET` those that have not sent a whole request), lets requests in flight
+//!   finish (so a batch being committed still gets its ack), then returns; the drain
+//!   lasts at most `shutdown_timeout`, after which what still runs is left to be cut off
+//!   when the process exits. Long polls are not "in flight" for this: the caller's shutdown
+//!   future ends them (`Fleet::stop`) before it completes.
 //! - With `client_ca` set (or `RequireAndVerifyClientCert`), a connection without a client
 //!   certificate signed by that CA never reaches the router.
 //! - Plain HTTP and TLS share one accept loop and the same bounds: at most `max_connections`
@@ -36,6 +40,10 @@ use tokio_util::task::TaskTracker;
 
 /// A client that opens a connection but never finishes the handshake must not hold a task.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// At shutdown, a connection with no request in its handler that moved no byte for this long
+/// is closed (one that never sent its request, or sends it byte by byte); an answer still
+/// being written moves bytes and is let finish.
+const SHUTDOWN_QUIET: Duration = Duration::from_secs(1);
 /// Back-off after an accept error that is not about one connection (e.g. out of file
 /// descriptors), so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(200);
@@ -138,6 +146,9 @@ pub struct ConnectionLimits {
     /// its answer is cut off once no byte moved for the same time again). A request in its
     /// handler is bounded by the handler (`body_read_timeout`, a long poll's `?wait=`).
     pub idle_timeout: Duration,
+    /// Once shutdown begins, how long requests in flight may still run before serving
+    /// returns anyway.
+    pub shutdown_timeout: Duration,
 }
 
 impl ConnectionLimits {
@@ -146,6 +157,7 @@ impl ConnectionLimits {
             max_connections: cfg.max_connections,
             header_read_timeout: cfg.header_read_timeout,
             idle_timeout: cfg.idle_timeout,
+            shutdown_timeout: cfg.shutdown_timeout,
         }
     }
 }
@@ -156,6 +168,7 @@ impl Default for ConnectionLimits {
             max_connections: attest_config::load::DEFAULT_MAX_CONNECTIONS,
             header_read_timeout: attest_config::load::DEFAULT_HEADER_READ_TIMEOUT,
             idle_timeout: attest_config::load::DEFAULT_IDLE_TIMEOUT,
+            shutdown_timeout: attest_config::load::DEFAULT_SHUTDOWN_TIMEOUT,
         }
     }
 }
@@ -306,7 +319,14 @@ pub async fn serve_with(
     drop(listener);
     stop.cancel();
     tracker.close();
-    tracker.wait().await;
+    let drained = tokio::time::timeout(limits.shutdown_timeout, tracker.wait()).await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = tracker.len(),
+            shutdown_timeout = ?limits.shutdown_timeout,
+            "shutdown_timeout reached with requests still in flight; they are cut off"
+        );
+    }
     Ok(())
 }
 
@@ -386,8 +406,23 @@ impl Conn {
             tokio::select! {
                 r = conn.as_mut() => break r,
                 _ = self.stop.cancelled() => {
+                    // Keep-alive ends; an idle connection closes now. One that has not sent
+                    // (all of) a request yet would hold the drain until header_read_timeout,
+                    // so it is cut once it is quiet with nothing in its handler.
                     conn.as_mut().graceful_shutdown();
-                    break conn.as_mut().await;
+                    break loop {
+                        let quiet_until =
+                            tokio::time::Instant::from_std(last.get()) + SHUTDOWN_QUIET;
+                        tokio::select! {
+                            r = conn.as_mut() => break r,
+                            _ = tokio::time::sleep_until(quiet_until) => {
+                                if last.get().elapsed() >= SHUTDOWN_QUIET && !serving.busy() {
+                                    tracing::debug!(%peer, "closing a connection without a request at shutdown");
+                                    return;
+                                }
+                            }
+                        }
+                    };
                 }
                 _ = tokio::time::sleep_until(quiet_until) => {
                     if !idle_now(&last, &serving, idle) {

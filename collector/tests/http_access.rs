@@ -68,6 +68,14 @@ async fn with_readers_read_routes_need_a_credential() {
             assert_eq!(status(&c, path, Some(token)).await.0, 200, "{path} {token}");
         }
     }
+    // The scheme matches in any case (RFC 9110).
+    let lower = client()
+        .get(c.url("/metrics"))
+        .header("authorization", "bearer reader-secret")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(lower.status(), 200);
     assert_eq!(status(&c, "/-/healthy", None).await.0, 200);
     assert_eq!(status(&c, "/-/ready", None).await.0, 200);
     // The agent's own route is the agent's: a reader token is refused with the reason.

@@ -146,6 +146,31 @@ async fn accepted_batch_is_acked_and_a_resend_is_a_duplicate() {
 }
 
 #[tokio::test]
+async fn the_bearer_scheme_and_content_codings_match_in_any_case() {
+    // RFC 9110: `bearer` is `Bearer`, `ZSTD` is `zstd`.
+    let c = Collector::start(config(TOML)).await;
+    let json = serde_json::to_vec(&batch("a", 1, 1)).expect("json");
+    let z = zstd::bulk::compress(&serde_json::to_vec(&batch("a", 2, 1)).expect("json"), 3)
+        .expect("zstd");
+    for (seq, auth, enc, body) in [
+        (1, "bearer token-a", None, json),
+        (2, "BEARER token-a", Some("ZSTD"), z),
+    ] {
+        let mut req = support::client()
+            .post(c.url(INGEST))
+            .header("content-type", "application/json")
+            .header("authorization", auth)
+            .body(body);
+        if let Some(e) = enc {
+            req = req.header("content-encoding", e);
+        }
+        let r = reply(req.send().await.expect("ingest")).await;
+        assert_eq!(r.status, 200, "{auth} {enc:?}: {}", r.body);
+        assert_eq!(r.body["acked_seq"], seq);
+    }
+}
+
+#[tokio::test]
 async fn authentication_and_agent_binding() {
     let c = Collector::start(config(TOML)).await;
     let body = serde_json::to_vec(&batch("b", 1, 1)).expect("json");

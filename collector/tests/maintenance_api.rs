@@ -122,6 +122,18 @@ async fn admin_token_is_required() {
         .await;
     assert_eq!((s, list), (200, json!([])), "nothing was registered");
 
+    // The scheme matches in any case (RFC 9110): `bearer` is `Bearer`.
+    let r = api
+        .http
+        .post(api.c.url("/api/v1/maintenance"))
+        .header("authorization", "bearer admin-secret")
+        .header("content-type", "application/json")
+        .body(w.to_string())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+
     // Without [server] admin_token the admin API is off: 403 whatever the token.
     let off = Api {
         c: Collector::start(config(&TOML.replace("admin_token = \"admin-secret\"", ""))).await,

@@ -11,6 +11,7 @@
 //!   change and the golden-file test must be updated deliberately.
 
 pub mod fleet;
+pub mod http;
 pub mod load;
 pub mod model;
 pub mod units;

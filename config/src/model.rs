@@ -310,6 +310,9 @@ pub struct ServerConfig {
     pub body_read_timeout: Duration,
     /// An idle keep-alive connection is closed after this long.
     pub idle_timeout: Duration,
+    /// On SIGTERM, how long requests in flight may still run before the collector exits
+    /// anyway (long polls and idle connections end at once, not after this).
+    pub shutdown_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -256,6 +256,35 @@ pub const LOCAL_CHECKS_HEADER: &str = "attest-local-checks";
 /// The longest long poll (`?wait=`) the collector honours, in seconds.
 pub const MAX_WAIT_SECONDS: u64 = 300;
 
+/// Longest text of a measurement the collector accepts, in bytes: `error`, each label value,
+/// a value's `resource` (docs/wire.md). The agent clips its own to it ([`clip_texts`]).
+pub const MAX_TEXT_BYTES: usize = 1024;
+/// Most labels one measurement may carry.
+pub const MAX_LABELS: usize = 32;
+
+/// Cuts `error`, label values and resources to [`MAX_TEXT_BYTES`] (at a character boundary),
+/// so a long message from a probe never gets a whole batch refused.
+pub fn clip_texts(m: &mut Measurement) {
+    fn clip(s: &mut String) {
+        if s.len() > MAX_TEXT_BYTES {
+            let mut end = MAX_TEXT_BYTES;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s.truncate(end);
+        }
+    }
+    if let Some(e) = &mut m.error {
+        clip(e);
+    }
+    m.labels.values_mut().for_each(clip);
+    for v in &mut m.values {
+        if let Some(r) = &mut v.resource {
+            clip(r);
+        }
+    }
+}
+
 /// The path of an agent's assignment; characters outside `[A-Za-z0-9-_.]` are
 /// percent-encoded so that ids with `/` or `:` stay one path segment.
 pub fn agent_checks_path(agent: &str) -> String {
@@ -305,4 +334,31 @@ pub struct AgentInfo {
     pub spool_depth: Option<u64>,
     pub spool_dropped_total: Option<u64>,
     pub last_error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_texts_cuts_at_a_character_boundary_and_leaves_short_texts() {
+        let mut m = Measurement::new("c", Timestamp::UNIX_EPOCH, false);
+        // 'é' is 2 bytes: 1023 bytes of 'a' then 'é' ends at 1025, so the cut is at 1023.
+        m.error = Some(format!("{}é", "a".repeat(MAX_TEXT_BYTES - 1)));
+        m.labels.insert("address".into(), "x".repeat(4 << 20));
+        m.labels.insert("tls_version".into(), "TLSv1.3".into());
+        m.values.push(Value {
+            name: "used".into(),
+            resource: Some("/".repeat(MAX_TEXT_BYTES + 5)),
+            value: 1.0,
+        });
+        clip_texts(&mut m);
+        assert_eq!(m.error.as_deref().map(str::len), Some(MAX_TEXT_BYTES - 1));
+        assert_eq!(m.labels["address"].len(), MAX_TEXT_BYTES);
+        assert_eq!(m.labels["tls_version"], "TLSv1.3");
+        assert_eq!(
+            m.values[0].resource.as_deref().map(str::len),
+            Some(MAX_TEXT_BYTES)
+        );
+    }
 }

@@ -52,6 +52,10 @@ fn example_collector_loads_with_paths_next_to_the_file() {
     assert_eq!(cfg.agents.len(), 1);
     assert_eq!(cfg.agents[0].id, "local");
     assert_eq!(cfg.services.len(), 2);
+    let http = &cfg.services[0];
+    assert_eq!(http.hosts, ["local"]);
+    let objectives: Vec<&str> = http.capacity.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(objectives, ["cpu:p95", "memory:max", "disk runway"]);
     let office = &cfg.services[1];
     assert_eq!(office.quorum, Quorum::AtLeast(1));
     assert_eq!(office.service_hours.len(), 2);

@@ -163,9 +163,15 @@ const CASES: &[(&str, &[&str])] = &[
             "testdata/agent-many-errors.toml:3:17: error: agent.collector_url: expected an http:// or https:// URL like \"https://collector.example:9850\", found \"collector:9850\"",
             "testdata/agent-many-errors.toml:4:9: error: agent.token: expected a non-empty string, found \"\"",
             "testdata/agent-many-errors.toml:7:13: error: spool.max_bytes: expected a positive size like \"64MiB\" or \"1GiB\", found \"lots\"",
-            "testdata/agent-many-errors.toml:13:1: error: check[0]: unknown key \"intervall\" in [[check]] of kind \"tcp\" (expected one of: id, kind, interval, timeout, address, tls, steps, ip_family)",
+            "testdata/agent-many-errors.toml:13:1: error: check[0]: unknown key \"intervall\" in [[check]] of kind \"tcp\": did you mean \"interval\"? (expected one of: id, kind, interval, timeout, address, tls, steps, ip_family)",
             "testdata/agent-many-errors.toml:19:12: error: check[1].interval: expected a positive duration like \"10s\", \"5m\" or \"1h30m\", found \"10 parsecs\"",
             "testdata/agent-many-errors.toml:22:6: error: check[2].id: expected a unique id, found \"c1\" (also used by check[0])",
+        ],
+    ),
+    (
+        "agent-misspelt-transport-key.toml",
+        &[
+            "testdata/agent-misspelt-transport-key.toml:7:1: error: transport: unknown key \"request_timout\" in [transport]: did you mean \"request_timeout\"? (expected one of: batch_max_measurements, batch_max_age, request_timeout, ca_file, client_cert, client_key, backoff_initial, backoff_max, failback_after)",
         ],
     ),
     (
@@ -243,7 +249,7 @@ const CASES: &[(&str, &[&str])] = &[
     (
         "agent-unknown-key.toml",
         &[
-            "testdata/agent-unknown-key.toml:10:1: error: check[0]: unknown key \"intervall\" in [[check]] of kind \"tcp\" (expected one of: id, kind, interval, timeout, address, tls, steps, ip_family)",
+            "testdata/agent-unknown-key.toml:10:1: error: check[0]: unknown key \"intervall\" in [[check]] of kind \"tcp\": did you mean \"interval\"? (expected one of: id, kind, interval, timeout, address, tls, steps, ip_family)",
         ],
     ),
     (
@@ -255,7 +261,7 @@ const CASES: &[(&str, &[&str])] = &[
     (
         "agent-unknown-section.toml",
         &[
-            "testdata/agent-unknown-section.toml:6:2: error: unknown key \"spol\" in the file (expected one of: agent, spool, transport, check)",
+            "testdata/agent-unknown-section.toml:6:2: error: unknown key \"spol\" in the file: did you mean \"spool\"? (expected one of: agent, spool, transport, check)",
         ],
     ),
     (
@@ -268,6 +274,12 @@ const CASES: &[(&str, &[&str])] = &[
         "agent-zero-interval.toml",
         &[
             "testdata/agent-zero-interval.toml:10:12: error: check[0].interval: expected a positive duration like \"10s\", \"5m\" or \"1h30m\", found \"0s\"",
+        ],
+    ),
+    (
+        "collector-agent-misspelt-key.toml",
+        &[
+            "testdata/collector-agent-misspelt-key.toml:4:1: error: agent[0]: unknown key \"lables\" in [[agent]]: did you mean \"labels\"? (expected one of: id, token, token_file, labels)",
         ],
     ),
     (
@@ -488,13 +500,13 @@ const CASES: &[(&str, &[&str])] = &[
     (
         "collector-unknown-key.toml",
         &[
-            "testdata/collector-unknown-key.toml:3:1: error: server: unknown key \"listen_addr\" in [server] (expected one of: listen, tls_cert, tls_key, client_ca, admin_token, admin_token_file, max_connections, header_read_timeout, body_read_timeout, idle_timeout)",
+            "testdata/collector-unknown-key.toml:3:1: error: server: unknown key \"listen_addr\" in [server]: did you mean \"listen\"? (expected one of: listen, tls_cert, tls_key, client_ca, admin_token, admin_token_file, max_connections, header_read_timeout, body_read_timeout, idle_timeout, shutdown_timeout)",
         ],
     ),
     (
         "collector-unknown-service-key.toml",
         &[
-            "testdata/collector-unknown-service-key.toml:6:1: error: service[0]: unknown key \"timezone\" in [[service]] (expected one of: name, checks, target, time_zone, quorum, min_reporters, min_coverage, service_hours, holidays, maintenance, latency, start, hosts, hosts_match, capacity)",
+            "testdata/collector-unknown-service-key.toml:6:1: error: service[0]: unknown key \"timezone\" in [[service]]: did you mean \"time_zone\"? (expected one of: name, checks, target, time_zone, quorum, min_reporters, min_coverage, service_hours, holidays, maintenance, latency, start, hosts, hosts_match, capacity)",
         ],
     ),
     (

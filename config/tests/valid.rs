@@ -94,6 +94,7 @@ fn empty_collector_file_gets_documented_defaults() {
     assert_eq!(cfg.server.header_read_timeout, Duration::from_secs(30));
     assert_eq!(cfg.server.body_read_timeout, Duration::from_secs(60));
     assert_eq!(cfg.server.idle_timeout, Duration::from_secs(60));
+    assert_eq!(cfg.server.shutdown_timeout, Duration::from_secs(10));
     assert_eq!(cfg.capacity.warning, Ppm(800_000));
     assert_eq!(cfg.capacity.critical, Ppm(900_000));
     assert_eq!(cfg.capacity.trend_lookback, Duration::from_secs(7 * 86_400));
@@ -392,6 +393,7 @@ max_connections = 40
 header_read_timeout = "5s"
 body_read_timeout = "10s"
 idle_timeout = "15s"
+shutdown_timeout = "3s"
 
 [ingest]
 max_backfill_age = "3d"
@@ -414,6 +416,7 @@ target = "99%"
     assert_eq!(cfg.server.header_read_timeout, Duration::from_secs(5));
     assert_eq!(cfg.server.body_read_timeout, Duration::from_secs(10));
     assert_eq!(cfg.server.idle_timeout, Duration::from_secs(15));
+    assert_eq!(cfg.server.shutdown_timeout, Duration::from_secs(3));
     assert_eq!(cfg.ingest.max_backfill_age, Duration::from_secs(3 * 86_400));
     assert_eq!(cfg.ingest.max_checks_per_agent, 12);
     assert_eq!(cfg.ingest.max_inflight_body_bytes, 16 << 20);

@@ -585,6 +585,22 @@ async fn string_error_text_over_1024_bytes_is_400() {
     );
 }
 
+#[tokio::test]
+async fn string_label_value_over_1024_bytes_is_400() {
+    // A 60 KiB label value (the body limit here is 64 KiB); before the limit, even a 4 MiB
+    // one was stored.
+    let r = rig().await;
+    let mut b = good_batch(1);
+    b["measurements"][0]["labels"] = json!({"address": "x".repeat(60 << 10)});
+    let body = serde_json::to_vec(&b).unwrap();
+    expect(
+        &r,
+        &post_a(&r, &body).await,
+        400,
+        Some("measurements[0].labels.address"),
+    );
+}
+
 // ------------------------------------------------------------------ time
 
 #[tokio::test]

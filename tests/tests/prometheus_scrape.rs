@@ -1,8 +1,9 @@
 //! A real Prometheus scrapes the real collector and agent: both targets are `up`, the SLA
 //! figures Prometheus stored equal what `/metrics` serves, the shipped rules load and evaluate
 //! healthy against real series, and every dashboard query is valid PromQL. `promtool check
-//! metrics` lints a scrape of both endpoints; only the documented `_minutes` findings are
-//! accepted (docs/metrics.md, "Minutes as a unit").
+//! metrics` lints a scrape of both endpoints — the collector's with a rising capacity trend, so
+//! the forecast series is in it; only the documented `_minutes` findings are accepted
+//! (docs/metrics.md, "Minutes as a unit").
 //!
 //! Skips loudly when `prometheus`/`promtool` are not installed, unless
 //! `ATTEST_REQUIRE_PROMETHEUS=1` makes that a failure (scripts/test installs them).
@@ -237,9 +238,48 @@ fn lint(promtool: &Path, exposition: &str) -> Vec<String> {
         .collect()
 }
 
+/// The metric that exists only for a rising trend; the lint must see it.
+const TREND_METRIC: &str = "attest_capacity_time_to_critical_seconds";
+
+/// Imports an hour of CPU utilisation of the agent's host rising from 50 % to 80 % (below
+/// the 90 % critical threshold, so no alert), ending now: the trend reaches critical within
+/// the forecast horizon, so the capacity forecast series exists when promtool lints.
+fn import_rising_cpu(dir: &Path, ccfg: &str) {
+    let now = attest_tests::wall_now();
+    let month_start: jiff::Timestamp = now
+        .strftime("%Y-%m-01T00:00:00Z")
+        .to_string()
+        .parse()
+        .expect("month start");
+    let mut lines = String::new();
+    for i in 0..60i64 {
+        let ts = now - jiff::SignedDuration::from_mins(60 - i);
+        if ts < month_start {
+            continue;
+        }
+        let cpu = 0.5 + 0.3 * i as f64 / 59.0;
+        lines.push_str(&format!(
+            "{{\"agent\":\"prom-agent\",\"check\":\"host\",\"ts\":\"{ts}\",\"ok\":true,\"values\":[{{\"name\":\"cpu_utilization_ratio\",\"value\":{cpu}}}]}}\n"
+        ));
+    }
+    let input = dir.join("rising-cpu.jsonl");
+    std::fs::write(&input, lines).expect("write import");
+    let out = Command::new(attest_tests::bin("attest-collector"))
+        .args(["import", "--config", ccfg, "--input"])
+        .arg(&input)
+        .output()
+        .expect("run import");
+    assert!(
+        out.status.success(),
+        "import failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 async fn start_stack(dir: &Path) -> (Proc, Proc, u16, u16) {
     let (collector_port, agent_port) = (free_port(), free_port());
     let (ccfg, acfg) = write_configs(dir, collector_port, agent_port);
+    import_rising_cpu(dir, &ccfg);
     let collector = Proc::spawn(
         "collector",
         "attest-collector",
@@ -413,9 +453,22 @@ async fn prometheus_scrapes_collector_and_agent_and_sees_the_same_figures() {
         }
     }
 
-    // promtool's lint on a scrape of both endpoints (text format).
+    // promtool's lint on a scrape of both endpoints (text format), the collector's with the
+    // capacity forecast of the rising trend in it.
+    wait_for("the capacity forecast on /metrics", BOUND, || async {
+        let m = metrics(cport).await?;
+        sample(
+            &m,
+            TREND_METRIC,
+            &[("agent", "prom-agent"), ("resource_kind", "cpu")],
+        )
+    })
+    .await;
     for (what, port) in [("collector", cport), ("agent", aport)] {
         let m = metrics(port).await.expect("scrape");
+        if what == "collector" {
+            assert!(m.contains(TREND_METRIC), "{}", fail("no forecast to lint"));
+        }
         let findings = lint(&promtool, &m);
         assert!(
             findings.is_empty(),

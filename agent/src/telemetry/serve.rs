@@ -33,6 +33,8 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// A client that connects but never finishes the TLS handshake does not hold a task longer.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The answer of `/metrics` depends on the request's `Accept-Encoding` (for caches).
+const VARY: &str = "Accept-Encoding";
 /// The one path open without credentials: liveness for supervisors and load balancers.
 const HEALTH: &str = "/-/healthy";
 
@@ -174,16 +176,33 @@ fn reply(status: StatusCode, ctype: &str, body: String) -> Response<Full<Bytes>>
 fn route(t: &Arc<Telemetry>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
         (&hyper::Method::GET, "/metrics") => {
-            let om = req
-                .headers()
-                .get(hyper::header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
+            let text = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+            let om = text(hyper::header::ACCEPT)
                 .is_some_and(|a| a.contains("application/openmetrics-text"));
-            reply(
-                StatusCode::OK,
-                if om { OPENMETRICS } else { PROMETHEUS_TEXT },
-                t.render(om),
-            )
+            let ctype = if om { OPENMETRICS } else { PROMETHEUS_TEXT };
+            let body = t.render(om);
+            if !attest_config::http::accepts_gzip(text(hyper::header::ACCEPT_ENCODING)) {
+                let mut r = reply(StatusCode::OK, ctype, body);
+                r.headers_mut().insert(
+                    hyper::header::VARY,
+                    hyper::header::HeaderValue::from_static(VARY),
+                );
+                return r;
+            }
+            match gzip(body.as_bytes()) {
+                Ok(z) => Response::builder()
+                    .status(StatusCode::OK)
+                    .header(hyper::header::CONTENT_TYPE, ctype)
+                    .header(hyper::header::CONTENT_ENCODING, "gzip")
+                    .header(hyper::header::VARY, VARY)
+                    .body(Full::new(Bytes::from(z)))
+                    .unwrap_or_default(),
+                Err(e) => reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    format!("cannot compress the metrics: {e}\n"),
+                ),
+            }
         }
         (&hyper::Method::GET, HEALTH) => reply(StatusCode::OK, "text/plain", "ok\n".into()),
         _ => reply(
@@ -191,5 +210,95 @@ fn route(t: &Arc<Telemetry>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             "text/plain",
             "not found: this agent serves /metrics and /-/healthy only\n".into(),
         ),
+    }
+}
+
+/// `body` gzip-compressed at the fastest level (when the scraper sends `Accept-Encoding:
+/// gzip`, as Prometheus does).
+fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 8),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(body)?;
+    enc.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::schedule::ScheduleStats;
+    use crate::spool::SharedSpool;
+    use crate::transport::TransportStats;
+    use crate::transport::collectors::Collectors;
+
+    /// One HTTP/1.1 exchange on a fresh connection: (head, body).
+    async fn get(addr: SocketAddr, extra_headers: &str) -> (String, Vec<u8>) {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let req =
+            format!("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra_headers}\r\n");
+        s.write_all(req.as_bytes()).await.expect("send");
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.expect("read");
+        let end = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("end of head");
+        let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+        (head, raw[end + 4..].to_vec())
+    }
+
+    #[tokio::test]
+    async fn metrics_are_gzip_compressed_when_the_scraper_accepts_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spool =
+            crate::spool::Spool::open(dir.path(), 1 << 20, attest_config::WhenFull::DropOldest)
+                .expect("spool");
+        let collectors =
+            Collectors::new(&["http://127.0.0.1:9".to_string()], Duration::from_secs(60))
+                .expect("collectors");
+        let t = Arc::new(Telemetry::new(
+            Arc::new(ScheduleStats::default()),
+            Arc::new(TransportStats::default()),
+            Arc::new(collectors),
+            SharedSpool::new(spool),
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let cancel = CancellationToken::new();
+        tokio::spawn(serve_on(listener, t, cancel.clone()));
+
+        let (head, identity) = get(addr, "").await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(!head.contains("content-encoding"), "{head}");
+        assert!(head.contains("vary: accept-encoding"), "{head}");
+        let text = String::from_utf8(identity).expect("utf-8");
+        assert!(text.contains("# TYPE attest_agent_"), "{text}");
+
+        // What Prometheus sends.
+        let (head, body) = get(addr, "Accept-Encoding: gzip\r\n").await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(head.contains("content-encoding: gzip"), "{head}");
+        assert!(head.contains("vary: accept-encoding"), "{head}");
+        let mut unzipped = String::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_string(&mut unzipped)
+            .expect("a gzip stream");
+        assert_eq!(unzipped, text, "the same exposition");
+
+        // Refused or not offered: identity.
+        for refusal in ["Accept-Encoding: gzip;q=0\r\n", "Accept-Encoding: br\r\n"] {
+            let (head, body) = get(addr, refusal).await;
+            assert!(!head.contains("content-encoding"), "{refusal}: {head}");
+            assert_eq!(String::from_utf8(body).expect("utf-8"), text, "{refusal}");
+        }
+        cancel.cancel();
     }
 }

@@ -9,6 +9,8 @@
 //! - The fleet never touches measurements: last seen, clock offset and spool figures come
 //!   from the store's agent rows (written by ingest), the rest from assignment requests.
 //! - Nothing here blocks on I/O; the HTTP layer reads the store and passes its rows in.
+//! - Once [`Fleet::stop`] is called (shutdown), every long poll returns at once and none
+//!   waits again: a poll must not hold the shutdown drain for its `?wait=`.
 
 pub mod client;
 pub mod table;
@@ -21,6 +23,7 @@ use attest_config::CollectorConfig;
 use attest_config::wire::{AgentInfo, Assignment};
 use jiff::Timestamp;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::store::AgentStatus;
 
@@ -49,6 +52,8 @@ pub struct Fleet {
     /// Bumped on every reload; long polls wait on it.
     generation: watch::Sender<u64>,
     seen: Mutex<BTreeMap<String, Seen>>,
+    /// Cancelled at shutdown: long polls answer at once.
+    stopping: CancellationToken,
 }
 
 struct State {
@@ -73,7 +78,13 @@ impl Fleet {
             state: RwLock::new(Arc::new(State::new(cfg))),
             generation: watch::Sender::new(0),
             seen: Mutex::new(BTreeMap::new()),
+            stopping: CancellationToken::new(),
         }
+    }
+
+    /// Ends every long poll now and any later one at once (the collector is shutting down).
+    pub fn stop(&self) {
+        self.stopping.cancel();
     }
 
     fn state(&self) -> Arc<State> {
@@ -108,8 +119,9 @@ impl Fleet {
         self.state().by_agent.get(agent).cloned()
     }
 
-    /// Waits up to `wait` until the agent's revision differs from `known`, then returns the
-    /// current assignment (which may still be `known` when the wait ran out).
+    /// Waits up to `wait` until the agent's revision differs from `known` (or [`Fleet::stop`]
+    /// is called), then returns the current assignment (which may still be `known` when the
+    /// wait ran out).
     pub async fn wait_for_change(
         &self,
         agent: &str,
@@ -126,6 +138,7 @@ impl Fleet {
             tokio::select! {
                 changed = rx.changed() => if changed.is_err() { return Some(current) },
                 _ = tokio::time::sleep_until(deadline) => return Some(current),
+                _ = self.stopping.cancelled() => return Some(current),
             }
         }
     }
@@ -244,6 +257,43 @@ mod tests {
         let got = poll.await.expect("poll task").expect("known");
         assert_eq!(got.check_ids, ["c1", "c2"]);
         assert!(fleet.assignment("nobody").is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stop_ends_every_long_poll_at_once_and_later_ones_do_not_wait() {
+        let fleet = Arc::new(Fleet::new(cfg(
+            "[[assign]]\nmatch = { role = \"web\" }\nchecks = [\"c1\"]\n",
+        )));
+        let rev = fleet.assignment("a").expect("known").revision;
+        let (f, r) = (fleet.clone(), rev.clone());
+        let poll = tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            let got = f.wait_for_change("a", &r, Duration::from_secs(300)).await;
+            (got, started.elapsed())
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(
+            !poll.is_finished(),
+            "the poll waits while the collector runs"
+        );
+        fleet.stop();
+        let (got, waited) = poll.await.expect("poll task");
+        assert_eq!(got.expect("known").revision, rev, "unchanged: answered 304");
+        assert_eq!(
+            waited,
+            Duration::from_secs(1),
+            "ended at the stop, not at ?wait="
+        );
+        let started = tokio::time::Instant::now();
+        let later = fleet
+            .wait_for_change("a", &rev, Duration::from_secs(300))
+            .await;
+        assert!(later.is_some());
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "a poll after the stop does not wait"
+        );
     }
 
     #[test]

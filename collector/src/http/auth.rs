@@ -244,8 +244,9 @@ pub(super) async fn guard(State(st): State<AppState>, req: Request, next: Next) 
     resp
 }
 
+/// The token of a `Bearer` header, the scheme in any case (RFC 9110).
 fn bearer(auth: Option<&str>) -> Option<&str> {
-    auth.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim)
+    auth.and_then(attest_config::http::bearer_token)
 }
 
 /// A read route: open when nothing is configured; otherwise a reader token, a basic-auth

@@ -25,8 +25,7 @@ impl Tokens {
 
     pub(crate) fn authenticate(&self, header: Option<&str>) -> Result<&str, Rejection> {
         let token = header
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(attest_config::http::bearer_token)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| Rejection::new(401, "missing bearer token: send 'Authorization: Bearer <token>' as configured for this agent"))?;
         let mut found = None;
@@ -118,6 +117,9 @@ mod tests {
     fn token_maps_to_its_agent() {
         let t = tokens();
         assert_eq!(t.authenticate(Some("Bearer secret-two")).unwrap(), "a2");
+        // RFC 9110: the scheme is case-insensitive.
+        assert_eq!(t.authenticate(Some("bearer secret-two")).unwrap(), "a2");
+        assert_eq!(t.authenticate(Some("BEARER secret-two")).unwrap(), "a2");
         assert_eq!(t.authenticate(None).unwrap_err().status, 401);
         assert_eq!(t.authenticate(Some("Bearer nope")).unwrap_err().status, 401);
         assert_eq!(

@@ -12,7 +12,9 @@ pub(crate) fn decompress(
     encoding: Option<&str>,
     limit: u64,
 ) -> Result<Vec<u8>, Rejection> {
-    match encoding.map(str::trim) {
+    // Content-codings are case-insensitive (RFC 9110 §8.4.1): `ZSTD` is `zstd`.
+    let coding = encoding.map(|e| e.trim().to_ascii_lowercase());
+    match coding.as_deref() {
         None | Some("" | "identity") => {
             if body.len() as u64 > limit {
                 return Err(too_large(limit));
@@ -32,9 +34,12 @@ pub(crate) fn decompress(
             }
             Ok(out)
         }
-        Some(other) => Err(Rejection::new(
+        Some(_) => Err(Rejection::new(
             415,
-            format!("unsupported Content-Encoding {other:?}: send zstd or none"),
+            format!(
+                "unsupported Content-Encoding {:?}: send zstd or none",
+                encoding.unwrap_or_default().trim()
+            ),
         )),
     }
 }
@@ -117,5 +122,11 @@ mod tests {
         let e = parse(b"[1,2]").unwrap_err();
         assert_eq!(e.status, 400);
         assert_eq!(decompress(b"x", Some("br"), 10).unwrap_err().status, 415);
+        // Content-codings are case-insensitive.
+        let z = zstd::bulk::compress(b"{}", 3).unwrap();
+        for coding in ["ZSTD", "Zstd", " zstd "] {
+            assert_eq!(decompress(&z, Some(coding), 10).unwrap(), b"{}", "{coding}");
+        }
+        assert_eq!(decompress(b"{}", Some("IDENTITY"), 10).unwrap(), b"{}");
     }
 }

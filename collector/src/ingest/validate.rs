@@ -14,6 +14,11 @@ use super::Rejection;
 
 /// Longest accepted check id or agent id, in bytes.
 const MAX_ID: usize = 128;
+/// Longest accepted text of a measurement (`error`, a label value, a value's `resource`), in
+/// bytes: an agent's facts are short (a TLS version, an address, a mount point); docs/wire.md.
+const MAX_TEXT: usize = attest_config::wire::MAX_TEXT_BYTES;
+/// Most labels one measurement may carry (agents send one or two).
+const MAX_LABELS: usize = attest_config::wire::MAX_LABELS;
 /// Earliest and latest accepted measurement timestamps (Unix seconds): 2000-01-01 .. 2100-01-01.
 const TS_RANGE: std::ops::Range<i64> = 946_684_800..4_102_444_800;
 
@@ -128,26 +133,27 @@ pub fn in_range(ts: Timestamp) -> Result<(), String> {
 }
 
 /// Checks one measurement; returns (field, reason) on failure.
-pub fn measurement(m: &Measurement) -> Result<(), (&'static str, String)> {
-    id(&m.check).map_err(|w| ("check", w))?;
-    in_range(m.ts).map_err(|w| ("ts", w))?;
+pub fn measurement(m: &Measurement) -> Result<(), (String, String)> {
+    let at = |f: &str| f.to_string();
+    id(&m.check).map_err(|w| (at("check"), w))?;
+    in_range(m.ts).map_err(|w| (at("ts"), w))?;
     if let Some(d) = m.duration_seconds
         && (!d.is_finite() || !(0.0..=86_400.0).contains(&d))
     {
         return Err((
-            "duration_seconds",
+            at("duration_seconds"),
             format!("duration {d} must be a finite number of seconds in 0..86400"),
         ));
     }
     if m.ok && m.reason.is_some() {
         return Err((
-            "reason",
+            at("reason"),
             "a successful measurement has no failure reason".into(),
         ));
     }
     if m.phases.values().any(|v| !v.is_finite() || *v < 0.0) {
         return Err((
-            "phases",
+            at("phases"),
             "phase durations must be finite and non-negative".into(),
         ));
     }
@@ -157,17 +163,70 @@ pub fn measurement(m: &Measurement) -> Result<(), (&'static str, String)> {
         .find(|v| !v.value.is_finite() || v.name.is_empty() || v.name.len() > MAX_ID)
     {
         return Err((
-            "values",
+            at("values"),
             format!(
                 "value {:?} must have a name of 1..{MAX_ID} bytes and a finite number",
-                v.name
+                short(&v.name)
             ),
         ));
     }
-    if m.error.as_ref().is_some_and(|e| e.len() > 1024) {
-        return Err(("error", "error text longer than 1024 bytes".into()));
+    if let Some((i, v)) = m
+        .values
+        .iter()
+        .enumerate()
+        .find(|(_, v)| v.resource.as_ref().is_some_and(|r| r.len() > MAX_TEXT))
+    {
+        return Err((
+            format!("values[{i}].resource"),
+            format!(
+                "resource of value {:?} is {} bytes; the limit is {MAX_TEXT}",
+                short(&v.name),
+                v.resource.as_ref().map_or(0, String::len)
+            ),
+        ));
+    }
+    if m.error.as_ref().is_some_and(|e| e.len() > MAX_TEXT) {
+        return Err((
+            at("error"),
+            format!("error text longer than {MAX_TEXT} bytes"),
+        ));
+    }
+    labels(m).map_err(|(f, why)| (format!("labels{f}"), why))
+}
+
+/// At most [`MAX_LABELS`] labels, each named 1..[`MAX_ID`] bytes with a value of at most
+/// [`MAX_TEXT`] bytes; the field is `.name` of the label at fault.
+fn labels(m: &Measurement) -> Result<(), (String, String)> {
+    if m.labels.len() > MAX_LABELS {
+        return Err((
+            String::new(),
+            format!("{} labels; the limit is {MAX_LABELS}", m.labels.len()),
+        ));
+    }
+    for (k, v) in &m.labels {
+        if k.is_empty() || k.len() > MAX_ID {
+            return Err((
+                String::new(),
+                format!("label name {:?} must be 1..{MAX_ID} bytes", short(k)),
+            ));
+        }
+        if v.len() > MAX_TEXT {
+            return Err((
+                format!(".{k}"),
+                format!("label value is {} bytes; the limit is {MAX_TEXT}", v.len()),
+            ));
+        }
     }
     Ok(())
+}
+
+/// The start of a client's text, for an error message that must not echo megabytes.
+fn short(s: &str) -> String {
+    let mut out: String = s.chars().take(MAX_ID + 8).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
 }
 
 /// The id rule of the configuration files (docs/config.md), so every id the collector
@@ -276,6 +335,58 @@ mod tests {
             serde_json::json!({"measurements": [{"check": "dc1/web:443", "ts": NOW, "ok": true}]}),
         );
         assert!(batch(&b, &limits()).is_ok());
+    }
+
+    #[test]
+    fn labels_and_resources_have_a_size_limit_naming_the_field() {
+        let m = |extra: serde_json::Value| {
+            let mut m = serde_json::json!({"check": "c", "ts": NOW, "ok": true});
+            m.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            batch_json(serde_json::json!({ "measurements": [m] }))
+        };
+        let at_limit = "x".repeat(MAX_TEXT);
+        let ok = m(serde_json::json!({
+            "labels": {"tls_version": "TLSv1.3", "address": at_limit},
+            "values": [{"name": "used", "resource": at_limit, "value": 1.0}],
+        }));
+        assert!(batch(&ok, &limits()).is_ok());
+        let over = "x".repeat(MAX_TEXT + 1);
+        let long_value = m(serde_json::json!({"labels": {"address": over}}));
+        assert_eq!(
+            field(batch(&long_value, &limits())),
+            (400, "measurements[0].labels.address".into())
+        );
+        // What was stored before this limit: a 4 MiB label value.
+        let huge = m(serde_json::json!({"labels": {"address": "x".repeat(4 << 20)}}));
+        let e = batch(&huge, &limits()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("measurements[0].labels.address"));
+        assert!(
+            e.reason.len() < 200,
+            "the value is not echoed: {}",
+            e.reason
+        );
+        let long_name = m(serde_json::json!({"labels": {"x".repeat(MAX_ID + 1): "v"}}));
+        assert_eq!(
+            field(batch(&long_name, &limits())),
+            (400, "measurements[0].labels".into())
+        );
+        let many: serde_json::Map<String, serde_json::Value> = (0..=MAX_LABELS)
+            .map(|i| (format!("l{i}"), serde_json::json!("v")))
+            .collect();
+        let too_many = m(serde_json::json!({ "labels": many }));
+        assert_eq!(
+            field(batch(&too_many, &limits())),
+            (400, "measurements[0].labels".into())
+        );
+        let resource = m(serde_json::json!({
+            "values": [{"name": "a", "value": 1.0}, {"name": "used", "resource": over, "value": 1.0}],
+        }));
+        assert_eq!(
+            field(batch(&resource, &limits())),
+            (400, "measurements[0].values[1].resource".into())
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! - Names live in [`names`]; units are base units (`_seconds`, `_ratio`), counters end in
 //!   `_total` in the exposition. Serves OpenMetrics when asked, Prometheus text otherwise.
 //! - A figure that is not determinable (N/A) is absent, never 0.
+//! - Compression is the HTTP layer's choice ([`gzip`] when the scraper accepts it); the
+//!   rendered text is the same either way.
 
 pub mod names;
 
@@ -30,6 +32,18 @@ use crate::store::AgentStatus;
 
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// `body` gzip-compressed at the fastest level: text exposition still shrinks about tenfold,
+/// for a fraction of the rendering's own CPU time.
+pub fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 8),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(body)?;
+    enc.finish()
+}
 
 pub struct Exporter {
     cfg: Arc<CollectorConfig>,
@@ -566,7 +580,12 @@ impl Scrape {
             "Minutes of the month so far above the threshold",
             above,
         )?;
-        e.gauges(CAPACITY_DAYS_TO_CRITICAL, "Days until the linear trend reaches the critical threshold (absent: not within the horizon)", c.iter().map(|f| (id(f), f.days_until_critical)))
+        e.gauges(
+            CAPACITY_TIME_TO_CRITICAL,
+            "Seconds until the linear trend reaches the critical threshold (absent: not within the horizon)",
+            c.iter()
+                .map(|f| (id(f), f.days_until_critical.map(|d| d * 86_400.0))),
+        )
     }
 
     fn encode_agents(&self, e: &mut Enc) -> std::fmt::Result {

@@ -44,7 +44,9 @@ pub const CAPACITY_UTILIZATION_MAX: &str = "attest_capacity_utilization_max_rati
 pub const CAPACITY_WARNING: &str = "attest_capacity_warning_ratio";
 pub const CAPACITY_CRITICAL: &str = "attest_capacity_critical_ratio";
 pub const CAPACITY_MINUTES_ABOVE: &str = "attest_capacity_minutes_above";
-pub const CAPACITY_DAYS_TO_CRITICAL: &str = "attest_capacity_days_to_critical";
+/// Seconds, the base unit (it was `attest_capacity_days_to_critical` until 0.1; dashboards and
+/// rules divide by 86400 to show days).
+pub const CAPACITY_TIME_TO_CRITICAL: &str = "attest_capacity_time_to_critical_seconds";
 
 // Per service and capacity objective, month to date in the service's zone.
 pub const CAPACITY_OBJECTIVE_MET: &str = "attest_capacity_objective_met";

@@ -47,6 +47,9 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Well inside systemd's default stop timeout (90 s): long polls and idle connections end at
+/// once on shutdown, so only a request really in flight (an upload being committed) uses it.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_CAPACITY_WARNING: Ppm = Ppm(800_000);
 pub const DEFAULT_CAPACITY_CRITICAL: Ppm = Ppm(900_000);
 pub const DEFAULT_TREND_LOOKBACK: Duration = Duration::from_secs(7 * 86_400);
@@ -122,6 +125,7 @@ fn server(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<ServerConfig> {
             "header_read_timeout",
             "body_read_timeout",
             "idle_timeout",
+            "shutdown_timeout",
         ],
     );
     let listen = ctx
@@ -147,6 +151,7 @@ fn server(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<ServerConfig> {
     let header_read_timeout = duration(ctx, "header_read_timeout", DEFAULT_HEADER_READ_TIMEOUT);
     let body_read_timeout = duration(ctx, "body_read_timeout", DEFAULT_BODY_READ_TIMEOUT);
     let idle_timeout = duration(ctx, "idle_timeout", DEFAULT_IDLE_TIMEOUT);
+    let shutdown_timeout = duration(ctx, "shutdown_timeout", DEFAULT_SHUTDOWN_TIMEOUT);
     Some(ServerConfig {
         listen,
         tls_cert,
@@ -157,6 +162,7 @@ fn server(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<ServerConfig> {
         header_read_timeout,
         body_read_timeout,
         idle_timeout,
+        shutdown_timeout,
     })
 }
 

@@ -61,6 +61,45 @@ pub(crate) fn join(path: &str, key: &str) -> String {
     }
 }
 
+/// The environment variable systemd sets to the unit's credentials directory.
+pub(crate) const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
+
+/// `p` with a leading `$CREDENTIALS_DIRECTORY/` or `${CREDENTIALS_DIRECTORY}/` replaced by
+/// `dir`; `Ok(None)` when `p` does not start so; an error when it does and `dir` is unset or
+/// not absolute (no other variable is expanded: a path is otherwise taken literally).
+pub(crate) fn under_credentials(
+    p: &str,
+    dir: Option<&std::ffi::OsStr>,
+) -> Result<Option<PathBuf>, String> {
+    let Some(rest) = ["$CREDENTIALS_DIRECTORY/", "${CREDENTIALS_DIRECTORY}/"]
+        .iter()
+        .find_map(|prefix| p.strip_prefix(prefix))
+    else {
+        return Ok(None);
+    };
+    match dir.map(Path::new) {
+        Some(d) if d.is_absolute() && !rest.is_empty() => Ok(Some(d.join(rest))),
+        Some(d) if d.is_absolute() => Err(format!(
+            "expected a file name after the credentials directory, found {p:?}"
+        )),
+        _ => Err(format!(
+            "{p:?} is under $CREDENTIALS_DIRECTORY, which is not set (or not an absolute path): systemd sets it for a unit with LoadCredential= (docs/deploy.md); outside systemd set it yourself or give a plain path"
+        )),
+    }
+}
+
+/// The candidate closest to a misspelt `word`, when it is close enough to be what was meant
+/// (Jaro-Winkler similarity at least 0.85: `intervall` → `interval`, `timezone` →
+/// `time_zone`, `listen_addr` → `listen`, but nothing for an unrelated word).
+pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    const CLOSE: f64 = 0.85;
+    let (best, score) = candidates
+        .iter()
+        .map(|c| (*c, strsim::jaro_winkler(&word.to_ascii_lowercase(), c)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))?;
+    (score >= CLOSE).then_some(best)
+}
+
 /// How a value is shown after "found": strings quoted, other scalars with their type.
 pub(crate) fn describe(v: &DeValue<'_>) -> String {
     match v {
@@ -122,12 +161,16 @@ impl<'s> Ctx<'s> {
     }
 
     /// Reports every key of `sec` that is not in `allowed`.
+    /// A close allowed key is suggested ("did you mean"), as cargo does.
     pub fn deny_unknown(&mut self, sec: &Section<'_, '_>, allowed: &[&str]) {
         for (k, _) in sec.table {
-            if !allowed.contains(&k.get_ref().as_ref()) {
+            let key: &str = k.get_ref().as_ref();
+            if !allowed.contains(&key) {
+                let hint = did_you_mean(key, allowed)
+                    .map(|s| format!(": did you mean {s:?}?"))
+                    .unwrap_or_default();
                 let msg = format!(
-                    "unknown key {:?} in {} (expected one of: {})",
-                    k.get_ref().as_ref(),
+                    "unknown key {key:?} in {}{hint} (expected one of: {})",
                     sec.display,
                     allowed.join(", ")
                 );
@@ -429,8 +472,21 @@ impl<'s> Ctx<'s> {
     }
 
     /// A path, resolved against the configuration file's directory.
+    /// A path, relative to the configuration file's directory; one that starts with
+    /// `$CREDENTIALS_DIRECTORY/` (or `${CREDENTIALS_DIRECTORY}/`) is under the directory
+    /// systemd passes credentials in (`LoadCredential=`), read from the environment.
     pub fn path(&mut self, sec: &Section<'_, '_>, key: &str) -> Option<PathBuf> {
-        self.non_empty(sec, key).map(|p| self.resolve(&p))
+        let p = self.non_empty(sec, key)?;
+        let dir = std::env::var_os(CREDENTIALS_DIRECTORY);
+        match under_credentials(&p, dir.as_deref()) {
+            Ok(Some(expanded)) => Some(expanded),
+            Ok(None) => Some(self.resolve(&p)),
+            Err(why) => {
+                let v = sec.get(key)?;
+                self.error(v.span(), &sec.key_path(key), why);
+                None
+            }
+        }
     }
 
     /// A size: an integer number of bytes or a string like `"256MiB"`.
@@ -461,6 +517,17 @@ impl<'s> Ctx<'s> {
         let key_path = sec.key_path(file_key);
         match std::fs::read_to_string(&path) {
             Ok(text) if !text.trim().is_empty() => Some(text.trim_end().to_string()),
+            Ok(_)
+                if std::env::var_os(CREDENTIALS_DIRECTORY)
+                    .is_some_and(|d| !d.is_empty() && path.starts_with(d)) =>
+            {
+                let msg = format!(
+                    "{} is empty: the credential's source file (LoadCredential= of the unit) is missing or empty; put the token in it",
+                    path.display()
+                );
+                self.error(v.span(), &key_path, msg);
+                None
+            }
             Ok(_) => {
                 let msg = format!("{} is empty; put the token in it", path.display());
                 self.error(v.span(), &key_path, msg);
@@ -529,5 +596,68 @@ impl<'s> Ctx<'s> {
             }
         }
         Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{did_you_mean, under_credentials};
+    use std::ffi::OsStr;
+    use std::path::PathBuf;
+
+    #[test]
+    fn a_path_may_start_in_the_credentials_directory() {
+        let dir = Some(OsStr::new("/run/credentials/attest-agent.service"));
+        let want = PathBuf::from("/run/credentials/attest-agent.service/agent.token");
+        for p in [
+            "$CREDENTIALS_DIRECTORY/agent.token",
+            "${CREDENTIALS_DIRECTORY}/agent.token",
+        ] {
+            assert_eq!(under_credentials(p, dir), Ok(Some(want.clone())), "{p}");
+        }
+        assert_eq!(under_credentials("/etc/attest/agent.token", dir), Ok(None));
+        assert_eq!(
+            under_credentials("tokens/$CREDENTIALS_DIRECTORY/x", dir),
+            Ok(None)
+        );
+        let unset = under_credentials("${CREDENTIALS_DIRECTORY}/agent.token", None).unwrap_err();
+        assert!(
+            unset.contains("not set") && unset.contains("LoadCredential="),
+            "{unset}"
+        );
+        let relative = under_credentials("$CREDENTIALS_DIRECTORY/t", Some(OsStr::new("creds")));
+        assert!(relative.is_err());
+        assert!(under_credentials("$CREDENTIALS_DIRECTORY/", dir).is_err());
+    }
+
+    #[test]
+    fn a_close_key_is_suggested_and_an_unrelated_one_is_not() {
+        let check = [
+            "id",
+            "kind",
+            "interval",
+            "timeout",
+            "address",
+            "tls",
+            "steps",
+            "ip_family",
+        ];
+        assert_eq!(did_you_mean("intervall", &check), Some("interval"));
+        assert_eq!(did_you_mean("Interval", &check), Some("interval"));
+        assert_eq!(did_you_mean("timout", &check), Some("timeout"));
+        assert_eq!(did_you_mean("colour", &check), None);
+        assert_eq!(
+            did_you_mean("spol", &["agent", "spool", "transport", "check"]),
+            Some("spool")
+        );
+        assert_eq!(
+            did_you_mean("timezone", &["name", "checks", "target", "time_zone"]),
+            Some("time_zone")
+        );
+        assert_eq!(
+            did_you_mean("scope", &["name", "token", "token_file"]),
+            None
+        );
+        assert_eq!(did_you_mean("x", &[]), None);
     }
 }
