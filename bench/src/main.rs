@@ -11,6 +11,7 @@ mod drive;
 mod engine;
 mod ingest;
 mod pace;
+mod shape;
 mod table;
 mod target;
 mod watch;
@@ -117,11 +118,15 @@ enum Command {
         #[arg(long)]
         postgres_url: Option<String>,
     },
-    /// Plays `agents` agents x `checks` checks against a running collector (zstd batches of
-    /// `batch` measurements, `batches` per agent, sent concurrently) and prints acked/s and
-    /// batch latency p50/p99; with `--anchor-dir` (SQLite) or `--anchor-postgres` (a
-    /// database URL), first appends the same number of rows to a plain table there (the
-    /// anchor) and prints the ratio.
+    /// Plays agents against a running collector, agent-shaped measurements (a recorded
+    /// fixture, varied): first live (`agents` agents x `checks` checks, `batches` zstd
+    /// batches of `batch` measurements each, timestamps up to now), then a backlog (the same
+    /// number of measurements from `backlog-agents` agents draining spools whose newest
+    /// measurement is `backlog-hours` old), then with `--light` the old light generator; prints
+    /// acked/s and batch latency p50/p99 of each. With `--anchor-dir` (SQLite) or
+    /// `--anchor-postgres` (a database URL), before each load appends the same number of rows
+    /// to a plain table there (the anchor) and prints the ratio. The configuration needs
+    /// `agents + backlog-agents (+ agents with --light)` agents (`ingest-config`).
     IngestLoad {
         /// The collector's ingest URL, e.g. http://127.0.0.1:9100/api/v1/ingest
         #[arg(long)]
@@ -134,6 +139,16 @@ enum Command {
         batch: usize,
         #[arg(long, default_value_t = 100)]
         batches: usize,
+        #[arg(long, default_value_t = 16)]
+        backlog_agents: usize,
+        #[arg(long, default_value_t = 3)]
+        backlog_hours: i64,
+        /// Also run the light generator (a second line, never the headline).
+        #[arg(long)]
+        light: bool,
+        /// Run only these loads (comma-separated: live, backlog, light), e.g. to profile one.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
         #[arg(long)]
         collector_pid: Option<u32>,
         #[arg(long, conflicts_with = "anchor_postgres")]
@@ -226,6 +241,10 @@ fn run(command: Command, current_thread: bool, close: bool) -> Result<String, Bo
             checks,
             batch,
             batches,
+            backlog_agents,
+            backlog_hours,
+            light,
+            only,
             collector_pid,
             anchor_dir,
             anchor_postgres,
@@ -241,6 +260,10 @@ fn run(command: Command, current_thread: bool, close: bool) -> Result<String, Bo
                 checks,
                 size: batch,
                 batches,
+                backlog_agents,
+                backlog_age: jiff::SignedDuration::from_hours(backlog_hours),
+                light,
+                only,
                 collector_pid,
                 anchor,
             }))
