@@ -266,9 +266,71 @@ fn late_writes_are_logged_durably() {
     assert_eq!(
         count(
             &store,
-            "SELECT count(*) FROM late_changes WHERE check_id = 'web'"
+            "SELECT count(*) FROM late_changes WHERE check_id <> '*'"
         ),
         0
+    );
+}
+
+/// A group commit logs its late writes as one row (not one per check and batch): it answers
+/// for the series written late, measurements and gaps alike, never for a check of the store
+/// that the group did not write late, nor for a batch of the group that was rolled back.
+#[test]
+fn a_group_logs_its_late_writes_in_one_row() {
+    let store = SqliteStore::open_temp().expect("open");
+    let received = |mut b: IngestBatch| {
+        b.received_at = at(200, 0);
+        b
+    };
+    let names = |n: &[&str]| n.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    store
+        .commit_batch(&received(batch("a3", 1, vec![ok("db", 195, 0, 0.1)])))
+        .expect("recent db");
+    let m0 = store.late_mark().expect("mark").expect("mark");
+    let mut beyond = ok("x", 120, 1, 0.01);
+    beyond.ts = "2300-01-01T00:00:00Z".parse().expect("instant");
+    let mut gap = received(batch("a1", 2, Vec::new()));
+    gap.gaps.push(attest_config::wire::Gap {
+        check: "api".into(),
+        from: at(130, 0),
+        to: at(132, 30),
+        count: 9,
+    });
+    let late_web = (0..40).map(|i| ok("web", 100, i, 0.1)).collect();
+    let group = [
+        received(batch("a1", 1, late_web)),
+        received(batch("a2", 1, vec![ok("x", 120, 0, 0.01), beyond])),
+        gap,
+    ];
+    let outcomes = lock(&store.writer).commit_group(&group);
+    assert!(outcomes[0].is_ok() && outcomes[1].is_err() && outcomes[2].is_ok());
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM late_changes WHERE check_id <> '*'"
+        ),
+        1
+    );
+    let changed = |c: &[&str], from: i64, to: i64| {
+        store
+            .changed_late_since(&names(c), m0, BASE_MINUTE + from, BASE_MINUTE + to)
+            .expect("q")
+    };
+    assert!(changed(&["web"], 100, 101));
+    assert!(changed(&["db", "api"], 131, 132), "a late gap");
+    assert!(!changed(&["db"], 100, 140), "not written by the group");
+    assert!(!changed(&["x"], 100, 140), "its batch was rolled back");
+    assert!(
+        !changed(&["web", "api"], 140, 150),
+        "after every late minute"
+    );
+    assert!(!changed(&["web"], 90, 100), "before every late minute");
+    let m1 = store.late_mark().expect("mark").expect("mark");
+    assert!(m1 > m0);
+    assert!(
+        !store
+            .changed_late_since(&names(&["web"]), m1, BASE_MINUTE, BASE_MINUTE + 200)
+            .expect("q")
     );
 }
 

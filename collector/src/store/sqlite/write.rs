@@ -1,5 +1,6 @@
-//! The commit path: one `IMMEDIATE` transaction per batch that interns names, inserts raw
-//! rows, and merges only the newly inserted measurements into the minute rollups.
+//! The commit path: one `IMMEDIATE` transaction per group of batches (`group`) that interns
+//! names, inserts raw rows, merges only the newly inserted measurements into the minute
+//! rollups, and logs the group's late writes once.
 //!
 //! Invariants:
 //! - Only measurements whose raw row was newly inserted update rollups (and the exact
@@ -14,6 +15,7 @@ use attest_config::wire::{Measurement, SpoolStatus};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::error::{corrupt, map_err};
+use super::late::LateGroup;
 use super::thresholds;
 use crate::store::journal::ChangeJournal;
 use crate::store::keys::{gap_span, minute_of, to_i64, to_u64, ts_ns};
@@ -231,11 +233,16 @@ impl Writer {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(map_err)?;
         let mut results = Vec::with_capacity(batches.len());
+        let mut late = LateGroup::default();
         for b in batches {
             tx.execute_batch("SAVEPOINT batch").map_err(map_err)?;
-            let out = write_batch(&tx, ids, horizon, b);
+            let mut mine = LateGroup::default();
+            let out = write_batch(&tx, ids, horizon, b, &mut mine);
             match &out {
-                Ok(_) => tx.execute_batch("RELEASE batch").map_err(map_err)?,
+                Ok(_) => {
+                    tx.execute_batch("RELEASE batch").map_err(map_err)?;
+                    late.absorb(mine);
+                }
                 // SQLite rolls the whole transaction back by itself on some errors (a
                 // full disk): then every batch of the group fails with this error.
                 Err(e) if tx.is_autocommit() => return Err(e.clone()),
@@ -248,18 +255,22 @@ impl Writer {
             }
             results.push(out);
         }
+        // One row for the whole group's late writes, in its transaction.
+        super::late::log_group(&tx, late)?;
         tx.commit().map_err(map_err)?;
         Ok(results)
     }
 }
 
 /// Writes one batch inside the group's transaction: the batch row (which makes a resent
-/// batch a no-op), raw rows, rollups, gaps, the late-write log and the agent's status.
+/// batch a no-op), raw rows, rollups, gaps and the agent's status; notes its late writes in
+/// `late` (logged once for the group).
 fn write_batch(
     tx: &Transaction<'_>,
     ids: &mut IdCache,
     horizon: i64,
     b: &IngestBatch,
+    late: &mut LateGroup,
 ) -> Result<CommitOutcome, StoreError> {
     let received_ns = ts_ns(b.received_at)?;
     let seq = i64::try_from(b.seq).map_err(|_| {
@@ -280,12 +291,15 @@ fn write_batch(
     if out.duplicate_batch {
         return Ok(out);
     }
+    let received_minute = b.received_at.as_second().div_euclid(60);
     let pending = insert_raw(tx, ids, agent, horizon, &b.measurements, &mut out)?;
+    for &(minute, series) in pending.cells.keys() {
+        late.note(series, minute, minute + 1, received_minute);
+    }
     upsert_cells(tx, &pending.cells)?;
     upsert_hosts(tx, &pending.hosts)?;
     thresholds::add(tx, &pending.over)?;
-    insert_gaps(tx, ids, agent, horizon, b)?;
-    super::late::log_batch(tx, b)?;
+    insert_gaps(tx, ids, agent, horizon, b, late)?;
     update_agent(
         tx,
         agent,
@@ -452,12 +466,15 @@ fn insert_gaps(
     agent: i64,
     horizon: i64,
     b: &IngestBatch,
+    late: &mut LateGroup,
 ) -> Result<(), StoreError> {
+    let received_minute = b.received_at.as_second().div_euclid(60);
     for g in &b.gaps {
         let Some((from, to)) = gap_span(g, horizon)? else {
             continue;
         };
         let series = ensure_series(tx, &mut ids.series, agent, &g.check, Some(from))?;
+        late.note(series, from, to.saturating_add(1), received_minute);
         tx.prepare_cached(
             "INSERT INTO gaps (series, from_minute, to_minute, count) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (series, from_minute, to_minute) DO UPDATE SET count = count + excluded.count",
