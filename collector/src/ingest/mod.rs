@@ -315,7 +315,8 @@ impl Ingest {
     }
 
     fn commit(&self, batch: IngestBatch) -> Result<Ack, Rejection> {
-        let res = self.store.commit_batch(&batch);
+        let batch = Arc::new(batch);
+        let res = self.store.commit_shared(batch.clone());
         self.note_write(
             res.as_ref()
                 .err()

@@ -402,3 +402,27 @@ fn concurrent_commits_store_everything_once() {
     assert_eq!(store.counts().expect("counts").measurements, 8 * 40 * 5);
     assert_eq!(count(&store, "SELECT count(*) FROM raw"), 8 * 40 * 5);
 }
+
+/// Rows go in many per statement: a batch larger than one statement, with a key repeated
+/// inside it (across statements) and keys an earlier batch stored, stores each key once and
+/// counts only what it stored, in the rollups too.
+#[test]
+fn multi_row_statements_store_each_key_once() {
+    let store = SqliteStore::open_temp().expect("open");
+    let earlier: Vec<_> = (0..10).map(|i| ok("web", 0, i, 0.01)).collect();
+    store
+        .commit_batch(&batch("a1", 1, earlier))
+        .expect("earlier");
+    // 300 probes over 5 minutes: 60 per minute, one a second.
+    let mut ms: Vec<_> = (0..300).map(|i| ok("web", i / 60, i % 60, 0.01)).collect();
+    ms.push(ok("web", 0, 5, 0.02)); // stored by the earlier batch
+    ms.push(ok("web", 2, 7, 0.03)); // repeats one in this batch
+    let out = store.commit_batch(&batch("a1", 2, ms)).expect("commit");
+    assert_eq!((out.stored, out.duplicate_measurements), (290, 12));
+    assert_eq!(count(&store, "SELECT count(*) FROM raw"), 300);
+    let rows = store
+        .series_minute_details(&["web".to_owned()], BASE_MINUTE, BASE_MINUTE + 10)
+        .expect("rollups");
+    let probes: Vec<u32> = rows.iter().map(|r| r.probes).collect();
+    assert_eq!(probes, vec![60, 60, 60, 60, 60]);
+}
