@@ -54,15 +54,13 @@ impl CheckBook {
         measurements: &[Measurement],
         gaps: &[Gap],
     ) -> Result<(), Rejection> {
+        // The field path is written only for a refusal (not once per measurement).
         let named = measurements
             .iter()
             .enumerate()
-            .map(|(i, m)| (&m.check, format!("measurements[{i}].check")))
-            .chain(
-                gaps.iter()
-                    .enumerate()
-                    .map(|(i, g)| (&g.check, format!("gaps[{i}].check"))),
-            );
+            .map(|(i, m)| (&m.check, "measurements", i))
+            .chain(gaps.iter().enumerate().map(|(i, g)| (&g.check, "gaps", i)));
+        let field = |list: &str, i: usize| format!("{list}[{i}].check");
         let mut map = self
             .by_agent
             .lock()
@@ -73,7 +71,7 @@ impl CheckBook {
             .accept
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (check, field) in named {
+        for (check, list, i) in named {
             if !accept.accepts(check) {
                 return Err(Rejection::new(
                     400,
@@ -81,7 +79,7 @@ impl CheckBook {
                         "check {check:?} is not listed by any [[service]] and this collector accepts only known checks ([ingest] checks = \"known\")"
                     ),
                 )
-                .field(field));
+                .field(field(list, i)));
             }
             if !have.contains(check.as_str())
                 && new.insert(check)
@@ -95,7 +93,7 @@ impl CheckBook {
                         self.cap
                     ),
                 )
-                .field(field));
+                .field(field(list, i)));
             }
         }
         have.extend(new.into_iter().cloned());

@@ -22,6 +22,17 @@ pub(crate) fn decompress(
             Ok(body.to_vec())
         }
         Some("zstd") => {
+            // A frame that declares its size within the limit (the agent's do) is
+            // decompressed in one call into a buffer of exactly that size; one that holds
+            // more than it declared fails that call and is read as a stream below. A size
+            // far beyond what the body could plausibly hold is not allocated up front.
+            if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(body)
+                && size <= limit
+                && size <= (body.len() as u64).saturating_mul(256)
+                && let Ok(out) = zstd::bulk::decompress(body, size as usize)
+            {
+                return Ok(out);
+            }
             let dec = zstd::stream::read::Decoder::new(body)
                 .map_err(|e| Rejection::new(400, format!("invalid zstd body: {e}")))?;
             let mut out = Vec::new();
@@ -93,6 +104,27 @@ fn explain(json: &[u8]) -> Result<Batch, Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A frame that declares its size is read in one call; one that lies about its size
+    /// (or holds several frames) is still read whole, and still bounded by the limit.
+    #[test]
+    fn sized_frames_and_frames_that_lie() {
+        let json = br#"{"version":1}"#.repeat(100);
+        let sized = zstd::bulk::compress(&json, 3).unwrap();
+        assert_eq!(decompress(&sized, Some("zstd"), 1 << 20).unwrap(), json);
+        let mut two = sized.clone();
+        two.extend_from_slice(&sized);
+        assert_eq!(
+            decompress(&two, Some("zstd"), 1 << 20).unwrap(),
+            json.repeat(2)
+        );
+        assert_eq!(
+            decompress(&two, Some("zstd"), json.len() as u64 + 1)
+                .unwrap_err()
+                .status,
+            413
+        );
+    }
 
     #[test]
     fn zstd_bomb_is_refused() {

@@ -62,10 +62,14 @@ pub struct IngestStats {
     pub store_unavailable: AtomicU64,
 }
 
+/// The newest result of each check of one agent: check → (ts, ok).
+type AgentResults = std::collections::BTreeMap<String, (Timestamp, bool)>;
+
 /// The newest committed result per (agent, check): what `attest_check_success` shows.
 #[derive(Debug, Default)]
 pub struct LatestResults {
-    map: std::sync::Mutex<std::collections::BTreeMap<(String, String), (Timestamp, bool)>>,
+    /// agent → its checks; nested so that a known pair is updated without allocating.
+    map: std::sync::Mutex<std::collections::BTreeMap<String, AgentResults>>,
 }
 
 impl LatestResults {
@@ -74,13 +78,18 @@ impl LatestResults {
             .map
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let checks = match map.get_mut(agent) {
+            Some(c) => c,
+            None => map.entry(agent.to_string()).or_default(),
+        };
         for m in ms {
-            let e = map
-                .entry((agent.to_string(), m.check.clone()))
-                .or_insert((m.ts, m.ok));
-            // Late data (a replayed spool) never overwrites a newer result.
-            if m.ts >= e.0 {
-                *e = (m.ts, m.ok);
+            match checks.get_mut(m.check.as_str()) {
+                // Late data (a replayed spool) never overwrites a newer result.
+                Some(e) if m.ts >= e.0 => *e = (m.ts, m.ok),
+                Some(_) => {}
+                None => {
+                    checks.insert(m.check.clone(), (m.ts, m.ok));
+                }
             }
         }
     }
@@ -91,7 +100,13 @@ impl LatestResults {
             .map
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.iter().map(|(k, v)| (k.clone(), *v)).collect()
+        map.iter()
+            .flat_map(|(agent, checks)| {
+                checks
+                    .iter()
+                    .map(move |(check, v)| ((agent.clone(), check.clone()), *v))
+            })
+            .collect()
     }
 }
 
@@ -315,7 +330,8 @@ impl Ingest {
     }
 
     fn commit(&self, batch: IngestBatch) -> Result<Ack, Rejection> {
-        let res = self.store.commit_batch(&batch);
+        let batch = Arc::new(batch);
+        let res = self.store.commit_shared(batch.clone());
         self.note_write(
             res.as_ref()
                 .err()

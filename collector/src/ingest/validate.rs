@@ -80,7 +80,8 @@ pub(crate) fn horizon(
     now: Timestamp,
 ) -> Result<(), Rejection> {
     let (earliest, latest) = window(limits, now);
-    let check = |ts: Timestamp, field: String| -> Result<(), Rejection> {
+    // The field path is written only for a refusal (not once per measurement).
+    let check = |ts: Timestamp, field: &dyn Fn() -> String| -> Result<(), Rejection> {
         if ts > latest {
             return Err(Rejection::new(
                 400,
@@ -89,7 +90,7 @@ pub(crate) fn horizon(
                     attest_config::load::format_duration(limits.max_clock_skew)
                 ),
             )
-            .field(field));
+            .field(field()));
         }
         if ts < earliest {
             return Err(Rejection::new(
@@ -99,16 +100,16 @@ pub(crate) fn horizon(
                     attest_config::load::format_duration(limits.max_backfill_age)
                 ),
             )
-            .field(field));
+            .field(field()));
         }
         Ok(())
     };
     for (i, m) in measurements.iter().enumerate() {
-        check(m.ts, format!("measurements[{i}].ts"))?;
+        check(m.ts, &|| format!("measurements[{i}].ts"))?;
     }
     for (i, g) in gaps.iter().enumerate() {
-        check(g.from, format!("gaps[{i}].from"))?;
-        check(g.to, format!("gaps[{i}].to"))?;
+        check(g.from, &|| format!("gaps[{i}].from"))?;
+        check(g.to, &|| format!("gaps[{i}].to"))?;
     }
     Ok(())
 }

@@ -69,7 +69,19 @@ pub(super) fn encode(m: &Measurement) -> Option<Vec<u8>> {
     if flags == 0 {
         return None;
     }
-    let mut out = vec![FORMAT, flags];
+    // Sized up front (an upper bound: a number takes at most 9 bytes, a length 2 for
+    // texts this short): growing from two bytes cost a handful of reallocations per row.
+    let texts = m.error.as_ref().map_or(0, |e| e.len() + 3)
+        + m.values
+            .iter()
+            .map(|v| v.name.len() + v.resource.as_ref().map_or(0, |r| r.len() + 3) + 13)
+            .sum::<usize>()
+        + m.labels
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 6)
+            .sum::<usize>();
+    let mut out = Vec::with_capacity(16 + m.phases.len() * 10 + texts);
+    out.extend_from_slice(&[FORMAT, flags]);
     if let Some(p) = m.failed_phase {
         out.push(phase_code(p));
     }

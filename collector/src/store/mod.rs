@@ -115,6 +115,14 @@ pub const LATE_MINUTES: i64 = 60;
 /// Synchronous on purpose: SQLite has one writer; callers run it on a blocking thread.
 pub trait Store: Send + Sync + 'static {
     fn commit_batch(&self, batch: &IngestBatch) -> Result<CommitOutcome, StoreError>;
+    /// [`Store::commit_batch`] of a batch the caller shares: a backend that hands batches to
+    /// another thread (SQLite's group commit) keeps this one instead of copying it.
+    fn commit_shared(
+        &self,
+        batch: std::sync::Arc<IngestBatch>,
+    ) -> Result<CommitOutcome, StoreError> {
+        self.commit_batch(&batch)
+    }
     /// The minutes of the series of `checks` with minutes in `[from_minute, to_minute)`,
     /// in the compact form the SLA engine reads (see [`SeriesMinutes`]).
     fn series_minutes(

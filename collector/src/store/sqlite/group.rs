@@ -14,7 +14,7 @@
 //!   the lock either finds its outcome or finds its batch still queued.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::lock;
 use crate::store::{CommitOutcome, IngestBatch, StoreError};
@@ -29,13 +29,13 @@ pub(super) struct Queue {
 #[derive(Default)]
 struct Inner {
     next: u64,
-    waiting: Vec<(u64, IngestBatch)>,
+    waiting: Vec<(u64, Arc<IngestBatch>)>,
     done: HashMap<u64, Outcome>,
 }
 
 impl Queue {
     /// Queues `batch`; the ticket names its outcome.
-    pub(super) fn enqueue(&self, batch: IngestBatch) -> u64 {
+    pub(super) fn enqueue(&self, batch: Arc<IngestBatch>) -> u64 {
         let mut q = lock(&self.inner);
         let ticket = q.next;
         q.next += 1;
@@ -49,7 +49,7 @@ impl Queue {
     }
 
     /// Every batch queued so far, for the caller (holding the writer lock) to commit.
-    pub(super) fn drain(&self) -> Vec<(u64, IngestBatch)> {
+    pub(super) fn drain(&self) -> Vec<(u64, Arc<IngestBatch>)> {
         std::mem::take(&mut lock(&self.inner).waiting)
     }
 
@@ -67,8 +67,8 @@ mod tests {
     #[test]
     fn tickets_are_unique_and_outcomes_taken_once() {
         let q = Queue::default();
-        let a = q.enqueue(batch("a1", 1, Vec::new()));
-        let b = q.enqueue(batch("a1", 2, Vec::new()));
+        let a = q.enqueue(Arc::new(batch("a1", 1, Vec::new())));
+        let b = q.enqueue(Arc::new(batch("a1", 2, Vec::new())));
         assert_ne!(a, b);
         let drained = q.drain();
         assert_eq!(

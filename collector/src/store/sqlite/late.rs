@@ -4,22 +4,133 @@
 //! with a mark from [`mark`] asks [`changed`] after a restart whether any of them may have
 //! changed since, instead of trusting an in-memory journal that a restart empties.
 //!
+//! Ingest logs **one row per group commit** ([`LateGroup`], `check_id` [`GROUP`]): the union
+//! of the late minutes the group wrote and the sorted ids of the series it wrote them to
+//! (delta varints in `series`). One row per check and batch, as before, wrote as many rows
+//! as a backlog batch has checks, each into its own place of the check index: when a fleet
+//! drains its spools after an outage (every batch late, one measurement per check), that was
+//! one more indexed row per measurement and a fifth of the collector's CPU (perf, issue 20),
+//! and the log grew as fast as the raw table. Bulk loads still log one row per
+//! check, and retention one row for every check ([`ALL`]); rows of both kinds, and per-check
+//! rows written by earlier versions, are read alike.
+//!
 //! Invariants:
 //! - Rows are written inside the same transaction as the data they describe, so a
 //!   committed late write always has its row, with a larger `seq` than any mark read before
 //!   it committed (SQLite has one writer: commit order is `seq` order).
+//! - A group row covers every late write of its group: its range is the union of their
+//!   minutes and its series every series they wrote, so [`changed`] may answer "changed"
+//!   for a minute of the union that was not written (conservative), never "unchanged" for
+//!   one that was. A batch rolled back inside the group adds nothing to it.
 //! - Pruning raises a floor kept in `meta` (`late_changes_floor`); a mark below it is
 //!   answered "changed" (conservative, never a wrong "unchanged").
 //! - Writes of recent minutes (within [`LATE_MINUTES`]) are not logged: readers only
 //!   persist minutes older than twice that (the figures' closed minutes are two hours back).
 
+use std::collections::HashSet;
+
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::error::map_err;
-use crate::store::{IngestBatch, LATE_MINUTES, StoreError};
+use super::error::{corrupt, map_err};
+use crate::store::codec::{Reader, put_varint};
+use crate::store::{LATE_MINUTES, StoreError};
 
 /// Every check (retention): matches any check in [`changed`].
 const ALL: &str = "*";
+
+/// A group commit's row: the series it wrote late are in the `series` column.
+const GROUP: &str = "#";
+
+/// The late writes of one group commit (or of one batch, before it joins its group):
+/// which series, and the union of the minutes written.
+#[derive(Debug, Default)]
+pub(super) struct LateGroup {
+    series: Vec<i64>,
+    from: i64,
+    to: i64,
+    /// The newest receipt minute of the batches that wrote late.
+    logged: i64,
+}
+
+impl LateGroup {
+    /// The first minute a batch received at `received_minute` does not write late.
+    fn late_before(received_minute: i64) -> i64 {
+        received_minute - LATE_MINUTES
+    }
+
+    /// Notes a write of `series` to minutes `[from, to)` by a batch received at
+    /// `received_minute`, if any of them is late.
+    pub(super) fn note(&mut self, series: i64, from: i64, to: i64, received_minute: i64) {
+        if from >= Self::late_before(received_minute) {
+            return;
+        }
+        if self.series.is_empty() {
+            (self.from, self.to, self.logged) = (from, to, received_minute);
+        } else {
+            self.from = self.from.min(from);
+            self.to = self.to.max(to);
+            self.logged = self.logged.max(received_minute);
+        }
+        self.series.push(series);
+    }
+
+    /// Adds the notes of a batch that committed inside the group.
+    pub(super) fn absorb(&mut self, other: LateGroup) {
+        if other.series.is_empty() {
+            return;
+        }
+        if self.series.is_empty() {
+            *self = other;
+            return;
+        }
+        self.from = self.from.min(other.from);
+        self.to = self.to.max(other.to);
+        self.logged = self.logged.max(other.logged);
+        self.series.extend(other.series);
+    }
+}
+
+/// Sorted, distinct series ids as delta varints.
+fn encode_series(series: &mut Vec<i64>) -> Vec<u8> {
+    series.sort_unstable();
+    series.dedup();
+    let mut out = Vec::with_capacity(series.len() * 2);
+    let mut prev = 0i64;
+    for &s in series.iter() {
+        put_varint(&mut out, s.wrapping_sub(prev) as u64);
+        prev = s;
+    }
+    out
+}
+
+/// Whether the series list `bytes` holds any of `wanted`.
+fn holds_any(bytes: &[u8], wanted: &HashSet<i64>) -> Result<bool, StoreError> {
+    let mut r = Reader::new(bytes);
+    let mut s = 0i64;
+    while !r.is_empty() {
+        let delta = r.varint().map_err(|e| corrupt("late-write log", e))?;
+        s = s.wrapping_add(delta as i64);
+        if wanted.contains(&s) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Logs the late writes of a group commit as one row (nothing when it wrote none late).
+pub(super) fn log_group(tx: &Transaction<'_>, mut group: LateGroup) -> Result<(), StoreError> {
+    if group.series.is_empty() {
+        return Ok(());
+    }
+    let series = encode_series(&mut group.series);
+    tx.prepare_cached(
+        "INSERT INTO late_changes (check_id, from_minute, to_minute, logged_minute, series)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut s| s.execute(params![GROUP, group.from, group.to, group.logged, series]))
+    .map(|_| ())
+    .map_err(map_err)
+}
 
 /// Logs `[from, to)` of `check` (or [`ALL`]) as written at `now_minute`.
 pub(super) fn log(
@@ -36,28 +147,6 @@ pub(super) fn log(
     .and_then(|mut s| s.execute(params![check, from, to, now_minute]))
     .map(|_| ())
     .map_err(map_err)
-}
-
-/// Logs the checks of `batch` whose touched minutes reach further back than
-/// [`LATE_MINUTES`] before its receipt.
-pub(super) fn log_batch(tx: &Transaction<'_>, batch: &IngestBatch) -> Result<(), StoreError> {
-    let now = batch.received_at.as_second().div_euclid(60);
-    // The common case (nothing late) costs one pass over timestamps, no grouping by name.
-    let earliest = batch
-        .measurements
-        .iter()
-        .map(|m| m.ts)
-        .chain(batch.gaps.iter().flat_map(|g| [g.from, g.to]))
-        .min();
-    if earliest.is_none_or(|t| t.as_second().div_euclid(60) >= now - LATE_MINUTES) {
-        return Ok(());
-    }
-    for (check, (lo, hi)) in super::write::touched(batch) {
-        if lo < now - LATE_MINUTES {
-            log(tx, check, lo, hi.saturating_add(1), now)?;
-        }
-    }
-    Ok(())
 }
 
 /// Logs retention (every check, minutes before `horizon`) and prunes rows logged before
@@ -141,12 +230,40 @@ pub(super) fn changed(
              AND from_minute < ?4 AND to_minute > ?3 LIMIT 1",
         )
         .map_err(map_err)?;
+    let mut ids = tx
+        .prepare_cached("SELECT id FROM series WHERE check_id = ?1")
+        .map_err(map_err)?;
+    let mut wanted = HashSet::new();
     for check in checks {
         let hit = stmt
             .query_row(params![mark, check, from, to], |_| Ok(()))
             .optional()
             .map_err(map_err)?;
         if hit.is_some() {
+            return Ok(true);
+        }
+        let rows = ids
+            .query_map([check], |r| r.get::<_, i64>(0))
+            .map_err(map_err)?;
+        for id in rows {
+            wanted.insert(id.map_err(map_err)?);
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(false);
+    }
+    let mut groups = tx
+        .prepare_cached(
+            "SELECT series FROM late_changes WHERE check_id = ?1 AND seq > ?2
+             AND from_minute < ?4 AND to_minute > ?3",
+        )
+        .map_err(map_err)?;
+    let mut rows = groups
+        .query(params![GROUP, mark, from, to])
+        .map_err(map_err)?;
+    while let Some(row) = rows.next().map_err(map_err)? {
+        let bytes: Option<Vec<u8>> = row.get(0).map_err(map_err)?;
+        if holds_any(bytes.as_deref().unwrap_or_default(), &wanted)? {
             return Ok(true);
         }
     }

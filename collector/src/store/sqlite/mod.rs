@@ -17,10 +17,12 @@
 //! path), `packs.rs` (hourly packs: compaction and bulk loads), `read.rs` (the read path),
 //! `thresholds.rs` (first-configured instants and exact latency-threshold counts),
 //! `admin.rs` (maintenance windows, agents, retention), `inspect.rs` (reads only tests and
-//! measurements use). This file opens the connections and maps the [`Store`] calls onto
+//! measurements use), `group.rs` (group commit), `late.rs` (the durable late-write log),
+//! `checkpoint.rs` (WAL checkpoints off the commit path). This file opens the connections and maps the [`Store`] calls onto
 //! them; the other files never import it.
 
 mod admin;
+mod checkpoint;
 mod error;
 mod group;
 #[cfg(any(test, feature = "test-support"))]
@@ -35,7 +37,7 @@ mod thresholds;
 mod write;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use attest_config::wire::Measurement;
 use jiff::Timestamp;
@@ -68,6 +70,8 @@ pub struct SqliteStore {
     reader: Mutex<Connection>,
     /// Which minutes of which checks changed when (see `Store::changed_since`).
     journal: Mutex<ChangeJournal>,
+    /// Copies the WAL into the database file off the commit path.
+    checkpointer: checkpoint::Checkpointer,
     path: PathBuf,
     /// Keeps a test's temporary directory alive as long as the store; dropped last.
     #[cfg(test)]
@@ -146,6 +150,7 @@ impl SqliteStore {
             group: group::Queue::default(),
             reader: Mutex::new(reader),
             journal: Mutex::new(ChangeJournal::default()),
+            checkpointer: checkpoint::Checkpointer::start(&path),
             path,
             #[cfg(test)]
             _temp: None,
@@ -184,7 +189,10 @@ impl SqliteStore {
             let mut w = lock(&self.writer);
             let step = packs::compact_one_hour(&mut w.conn, before_minute);
             match step {
-                Ok(Some(n)) => moved += n,
+                Ok(Some(n)) => {
+                    moved += n;
+                    self.checkpointer.committed();
+                }
                 Ok(None) => return Ok(moved),
                 Err(e) => return Err(e),
             }
@@ -237,16 +245,18 @@ fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
             "the database refused WAL mode (got {mode}); put the data directory on a local disk"
         )));
     }
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = OFF;
          PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -32768;",
-    )
+         PRAGMA cache_size = -32768;
+         PRAGMA wal_autocheckpoint = {};",
+        checkpoint::WRITER_AUTOCHECKPOINT_PAGES
+    ))
     .map_err(map_err)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(map_err)?;
     conn.set_prepared_statement_cache_capacity(64);
-    Ok(())
+    write::register_functions(conn)
 }
 
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
@@ -271,12 +281,16 @@ impl Store for SqliteStore {
     /// Group commit (see `group`): the batch waits for the writer with any others that
     /// arrive meanwhile, and the holder of the writer commits them all at once.
     fn commit_batch(&self, batch: &IngestBatch) -> Result<CommitOutcome, StoreError> {
-        let ticket = self.group.enqueue(batch.clone());
+        self.commit_shared(Arc::new(batch.clone()))
+    }
+
+    fn commit_shared(&self, batch: Arc<IngestBatch>) -> Result<CommitOutcome, StoreError> {
+        let ticket = self.group.enqueue(batch);
         let mut w = lock(&self.writer);
         if let Some(outcome) = self.group.take(ticket) {
             return outcome;
         }
-        let (tickets, batches): (Vec<u64>, Vec<IngestBatch>) =
+        let (tickets, batches): (Vec<u64>, Vec<Arc<IngestBatch>>) =
             self.group.drain().into_iter().unzip();
         let outcomes = w.commit_group(&batches);
         let mut journal = lock(&self.journal);
@@ -286,6 +300,7 @@ impl Store for SqliteStore {
             }
         }
         drop(journal);
+        self.checkpointer.committed();
         self.group.post(tickets.into_iter().zip(outcomes));
         let mine = self.group.take(ticket);
         drop(w);
@@ -340,6 +355,7 @@ impl Store for SqliteStore {
 
     fn track_threshold(&self, check: &str, threshold_us: u64) -> Result<(), StoreError> {
         let mut w = lock(&self.writer);
+        w.tracked.clear();
         thresholds::track(&mut w.conn, check, threshold_us)?;
         // The recomputed counts may change the figures of any kept minute of the check.
         lock(&self.journal).record(check, i64::MIN, i64::MAX);

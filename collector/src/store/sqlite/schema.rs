@@ -159,6 +159,12 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE maintenance ADD COLUMN registered_by TEXT;
     "#,
+    // 5: the late-write log's rows per group commit (`late.rs`): `check_id` '#' and the
+    // sorted ids of the series written late, as delta varints. Rows of earlier versions (one
+    // per check) keep their meaning.
+    r#"
+    ALTER TABLE late_changes ADD COLUMN series BLOB;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -25,27 +25,52 @@ use crate::store::keys::{NS_PER_MINUTE, from_ns, minute_of, to_i64, to_u64, ts_n
 /// Counts over thresholds, keyed `(series, threshold µs, minute)`.
 pub(super) type OverCounts = BTreeMap<(i64, i64, i64), u64>;
 
-/// The thresholds tracked for each of `checks` (read in the commit's transaction, so a
-/// threshold tracked by another process is counted from its next commit on).
-pub(super) fn tracked<'a>(
-    tx: &Transaction<'_>,
-    checks: impl Iterator<Item = &'a str>,
-) -> Result<HashMap<String, Vec<u64>>, StoreError> {
+/// Every tracked threshold, by check: what the commit path counts exactly. The writer keeps
+/// it between commits ([`Tracked`]).
+pub(super) fn all_tracked(tx: &Transaction<'_>) -> Result<HashMap<String, Vec<u64>>, StoreError> {
     let mut stmt = tx
-        .prepare_cached("SELECT threshold_us FROM threshold WHERE check_id = ?1")
+        .prepare_cached("SELECT check_id, threshold_us FROM threshold")
         .map_err(map_err)?;
-    let mut out = HashMap::new();
-    for check in checks {
-        if out.contains_key(check) {
-            continue;
-        }
-        let ts: Vec<i64> = stmt
-            .query_map([check], |r| r.get(0))
-            .and_then(|rows| rows.collect())
-            .map_err(map_err)?;
-        out.insert(check.to_owned(), ts.into_iter().map(to_u64).collect());
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(map_err)?;
+    let mut out: HashMap<String, Vec<u64>> = HashMap::new();
+    for row in rows {
+        let (check, t) = row.map_err(map_err)?;
+        out.entry(check).or_default().push(to_u64(t));
     }
     Ok(out)
+}
+
+/// The writer's copy of the tracked thresholds, valid while the database's
+/// `PRAGMA data_version` (which changes when another connection, such as a command-line
+/// run tracking a threshold, commits) is the one it was read at, and until this process
+/// tracks one itself ([`Tracked::clear`]). Read in the commit's transaction, so a threshold
+/// tracked by another process is counted from the next commit on, as when every commit
+/// read the table.
+#[derive(Default)]
+pub(super) struct Tracked {
+    at: Option<(i64, HashMap<String, Vec<u64>>)>,
+}
+
+impl Tracked {
+    pub(super) fn clear(&mut self) {
+        self.at = None;
+    }
+
+    /// The tracked thresholds, read again when another connection committed since.
+    pub(super) fn get(
+        &mut self,
+        tx: &Transaction<'_>,
+    ) -> Result<&HashMap<String, Vec<u64>>, StoreError> {
+        let version: i64 = tx
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(map_err)?;
+        if self.at.as_ref().is_none_or(|(v, _)| *v != version) {
+            self.at = Some((version, all_tracked(tx)?));
+        }
+        Ok(&self.at.get_or_insert_with(|| (version, HashMap::new())).1)
+    }
 }
 
 /// Counts a newly stored successful probe of `duration_s` into `over` for every threshold

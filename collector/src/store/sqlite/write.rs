@@ -1,5 +1,6 @@
-//! The commit path: one `IMMEDIATE` transaction per batch that interns names, inserts raw
-//! rows, and merges only the newly inserted measurements into the minute rollups.
+//! The commit path: one `IMMEDIATE` transaction per group of batches (`group`) that interns
+//! names, inserts raw rows, merges only the newly inserted measurements into the minute
+//! rollups, and logs the group's late writes once.
 //!
 //! Invariants:
 //! - Only measurements whose raw row was newly inserted update rollups (and the exact
@@ -8,15 +9,22 @@
 //!   duplicates): they were stored once and retention has since deleted their minute.
 //! - Id caches are only trusted after a commit; the caller clears them after any failure.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use attest_config::wire::{Measurement, SpoolStatus};
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::functions::{Context, FunctionFlags};
+use rusqlite::types::{ToSql, ValueRef};
+use rusqlite::{
+    Connection, OptionalExtension, Transaction, TransactionBehavior, params, params_from_iter,
+};
 
 use super::error::{corrupt, map_err};
+use super::late::LateGroup;
 use super::thresholds;
+use crate::store::codec::Reader;
 use crate::store::journal::ChangeJournal;
-use crate::store::keys::{gap_span, minute_of, to_i64, to_u64, ts_ns};
+use crate::store::keys::{gap_span, minute_of, to_i64, ts_ns};
 use crate::store::rollup::SeriesMinuteAgg;
 use crate::store::{CommitOutcome, IngestBatch, StoreError, codec};
 
@@ -60,6 +68,8 @@ pub(super) struct IdCache {
 pub(super) struct Writer {
     pub(super) conn: Connection,
     pub(super) ids: IdCache,
+    /// The tracked latency thresholds (cleared with `ids` on any failure, and by tracking).
+    pub(super) tracked: thresholds::Tracked,
     /// Minutes before this were dropped by retention; measurements for them are skipped
     /// so a replay cannot resurrect part of a deleted minute.
     pub(super) rollup_horizon: i64,
@@ -196,33 +206,59 @@ impl Writer {
         Writer {
             conn,
             ids: IdCache::default(),
+            tracked: thresholds::Tracked::default(),
             rollup_horizon,
         }
     }
 }
 
 impl Writer {
-    /// Commits `batches` in one transaction (one durable commit for the group), each
-    /// inside its own savepoint, so that a batch that fails is rolled back alone and the
-    /// others stay in. Returns each batch's outcome, in order; when the transaction itself
-    /// cannot begin or commit, every batch fails with that error.
-    pub(super) fn commit_group(
+    /// Commits `batches` in one transaction (one durable commit for the group). A batch
+    /// that fails is rolled back alone and the others stay in. Returns each batch's outcome,
+    /// in order; when the transaction itself cannot begin or commit, every batch fails with
+    /// that error.
+    ///
+    /// The group is first written without savepoints: a savepoint per batch makes SQLite
+    /// copy every page the batch touches first into a statement journal, which cost about a
+    /// tenth of the commit path, and batches almost never fail once validated. Only when one
+    /// fails is the whole transaction rolled back and the group written again with a
+    /// savepoint per batch.
+    pub(super) fn commit_group<B: Borrow<IngestBatch>>(
         &mut self,
-        batches: &[IngestBatch],
+        batches: &[B],
     ) -> Vec<Result<CommitOutcome, StoreError>> {
-        match self.try_group(batches) {
+        let first = self.try_group(batches, false);
+        let second = match first {
+            Ok(results) => return results,
+            // One batch: its failure is the group's, nothing to isolate.
+            Err(e) if batches.len() == 1 => Err(e),
+            Err(_) => {
+                self.forget();
+                self.try_group(batches, true)
+            }
+        };
+        match second {
             Ok(results) => results,
             Err(e) => {
-                // Ids cached during the rolled-back transaction may not exist.
-                self.ids = IdCache::default();
+                self.forget();
                 batches.iter().map(|_| Err(e.clone())).collect()
             }
         }
     }
 
-    fn try_group(
+    /// Drops what was cached during a rolled-back transaction: ids it inserted are gone.
+    fn forget(&mut self) {
+        self.ids = IdCache::default();
+        self.tracked.clear();
+    }
+
+    /// Writes the group in one transaction. Without `savepoints`, the first failing batch
+    /// fails the whole transaction (the caller writes the group again with them); with
+    /// them, it is rolled back alone.
+    fn try_group<B: Borrow<IngestBatch>>(
         &mut self,
-        batches: &[IngestBatch],
+        batches: &[B],
+        savepoints: bool,
     ) -> Result<Vec<Result<CommitOutcome, StoreError>>, StoreError> {
         let horizon = self.rollup_horizon;
         let ids = &mut self.ids;
@@ -230,12 +266,23 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(map_err)?;
+        let tracked = self.tracked.get(&tx)?;
         let mut results = Vec::with_capacity(batches.len());
+        let mut late = LateGroup::default();
         for b in batches {
-            tx.execute_batch("SAVEPOINT batch").map_err(map_err)?;
-            let out = write_batch(&tx, ids, horizon, b);
+            if savepoints {
+                tx.execute_batch("SAVEPOINT batch").map_err(map_err)?;
+            }
+            let mut mine = LateGroup::default();
+            let out = write_batch(&tx, ids, tracked, horizon, b.borrow(), &mut mine);
             match &out {
-                Ok(_) => tx.execute_batch("RELEASE batch").map_err(map_err)?,
+                Ok(_) => {
+                    if savepoints {
+                        tx.execute_batch("RELEASE batch").map_err(map_err)?;
+                    }
+                    late.absorb(mine);
+                }
+                Err(e) if !savepoints => return Err(e.clone()),
                 // SQLite rolls the whole transaction back by itself on some errors (a
                 // full disk): then every batch of the group fails with this error.
                 Err(e) if tx.is_autocommit() => return Err(e.clone()),
@@ -248,18 +295,23 @@ impl Writer {
             }
             results.push(out);
         }
+        // One row for the whole group's late writes, in its transaction.
+        super::late::log_group(&tx, late)?;
         tx.commit().map_err(map_err)?;
         Ok(results)
     }
 }
 
 /// Writes one batch inside the group's transaction: the batch row (which makes a resent
-/// batch a no-op), raw rows, rollups, gaps, the late-write log and the agent's status.
+/// batch a no-op), raw rows, rollups, gaps and the agent's status; notes its late writes in
+/// `late` (logged once for the group).
 fn write_batch(
     tx: &Transaction<'_>,
     ids: &mut IdCache,
+    tracked: &HashMap<String, Vec<u64>>,
     horizon: i64,
     b: &IngestBatch,
+    late: &mut LateGroup,
 ) -> Result<CommitOutcome, StoreError> {
     let received_ns = ts_ns(b.received_at)?;
     let seq = i64::try_from(b.seq).map_err(|_| {
@@ -280,12 +332,15 @@ fn write_batch(
     if out.duplicate_batch {
         return Ok(out);
     }
-    let pending = insert_raw(tx, ids, agent, horizon, &b.measurements, &mut out)?;
+    let received_minute = b.received_at.as_second().div_euclid(60);
+    let pending = insert_raw(tx, ids, tracked, agent, horizon, &b.measurements, &mut out)?;
+    for &(minute, series) in pending.cells.keys() {
+        late.note(series, minute, minute + 1, received_minute);
+    }
     upsert_cells(tx, &pending.cells)?;
     upsert_hosts(tx, &pending.hosts)?;
     thresholds::add(tx, &pending.over)?;
-    insert_gaps(tx, ids, agent, horizon, b)?;
-    super::late::log_batch(tx, b)?;
+    insert_gaps(tx, ids, agent, horizon, b, late)?;
     update_agent(
         tx,
         agent,
@@ -299,23 +354,54 @@ fn write_batch(
     Ok(out)
 }
 
-/// Inserts raw rows; only the newly inserted ones are added to `Pending`.
+/// A raw row ready to insert, with the measurement it holds.
+struct RawRow<'a> {
+    m: &'a Measurement,
+    ns: i64,
+    minute: i64,
+    series: i64,
+    reason: Option<u8>,
+    extra: Option<Vec<u8>>,
+}
+
+/// Rows per multi-row statement, largest first: a batch's rows go in as few statements as
+/// these sizes allow, because every statement costs SQLite its own setup, statement
+/// journal and halt whatever its size (a tenth of the commit path when each row was one).
+const CHUNKS: [usize; 3] = [128, 16, 1];
+
+/// `(start, len)` of the chunks that cover `n` rows.
+fn chunks(n: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for size in CHUNKS {
+        while n - at >= size {
+            out.push((at, size));
+            at += size;
+        }
+    }
+    out
+}
+
+/// `{head} VALUES (?, ..), .. {tail}` for `rows` rows of `width` parameters.
+fn values_sql(head: &str, width: usize, rows: usize, tail: &str) -> String {
+    let one = format!("({})", vec!["?"; width].join(","));
+    format!("{head} VALUES {}{tail}", vec![one.as_str(); rows].join(","))
+}
+
+/// Inserts raw rows, many per statement; only the newly inserted ones (`RETURNING`) are
+/// added to `Pending`. Of two measurements with one key in a batch the first is stored, as
+/// SQLite inserts a statement's rows in order.
 fn insert_raw(
     tx: &Transaction<'_>,
     ids: &mut IdCache,
+    tracked: &HashMap<String, Vec<u64>>,
     agent: i64,
     horizon: i64,
     measurements: &[Measurement],
     out: &mut CommitOutcome,
 ) -> Result<Pending, StoreError> {
     let mut pending = Pending::default();
-    let tracked = thresholds::tracked(tx, measurements.iter().map(|m| m.check.as_str()))?;
-    let mut stmt = tx
-        .prepare_cached(
-            "INSERT OR IGNORE INTO raw (ts_ns, series, ok, duration_s, reason, extra)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .map_err(map_err)?;
+    let mut rows = Vec::with_capacity(measurements.len());
     for m in measurements {
         let ns = ts_ns(m.ts)?;
         let minute = minute_of(ns);
@@ -326,22 +412,70 @@ fn insert_raw(
             continue;
         }
         let series = ensure_series(tx, &mut ids.series, agent, &m.check, Some(minute))?;
-        let extra = crate::store::extra::encode(m);
-        let reason = m.reason.map(codec::reason_code);
-        let inserted = stmt
-            .execute(params![ns, series, m.ok, m.duration_seconds, reason, extra])
-            .map_err(map_err)?;
-        if inserted == 0 {
+        rows.push(RawRow {
+            m,
+            ns,
+            minute,
+            series,
+            reason: m.reason.map(codec::reason_code),
+            extra: crate::store::extra::encode(m),
+        });
+    }
+    // Whether each row was newly inserted. A statement that returns as many keys as it
+    // had rows stored them all; otherwise its returned keys are matched to its rows in
+    // order, each taken once (a key repeated in the statement was stored by its first row;
+    // one stored by an earlier statement or batch is not returned).
+    let mut stored = vec![false; rows.len()];
+    for (start, len) in chunks(rows.len()) {
+        let sql = values_sql(
+            "INSERT OR IGNORE INTO raw (ts_ns, series, ok, duration_s, reason, extra)",
+            6,
+            len,
+            " RETURNING ts_ns, series",
+        );
+        let mut stmt = tx.prepare_cached(&sql).map_err(map_err)?;
+        let mut params: Vec<&dyn ToSql> = Vec::with_capacity(len * 6);
+        for r in &rows[start..start + len] {
+            params.extend([
+                &r.ns as &dyn ToSql,
+                &r.series,
+                &r.m.ok,
+                &r.m.duration_seconds,
+                &r.reason,
+                &r.extra,
+            ]);
+        }
+        let mut returned: Vec<(i64, i64)> = Vec::with_capacity(len);
+        let mut q = stmt.query(params_from_iter(params)).map_err(map_err)?;
+        while let Some(row) = q.next().map_err(map_err)? {
+            returned.push((row.get(0).map_err(map_err)?, row.get(1).map_err(map_err)?));
+        }
+        let flags = &mut stored[start..start + len];
+        if returned.len() == len {
+            flags.fill(true);
+        } else {
+            let mut keys: HashSet<(i64, i64)> = returned.into_iter().collect();
+            for (flag, r) in flags.iter_mut().zip(&rows[start..start + len]) {
+                *flag = keys.remove(&(r.ns, r.series));
+            }
+        }
+    }
+    for (r, stored) in rows.into_iter().zip(stored) {
+        if !stored {
             out.duplicate_measurements += 1;
             continue;
         }
+        let (m, minute, series) = (r.m, r.minute, r.series);
         out.stored += 1;
         pending
             .cells
             .entry((minute, series))
             .or_default()
             .add_measurement(m);
-        if let (true, Some(ts)) = (m.ok, tracked.get(&m.check)) {
+        if m.ok
+            && !tracked.is_empty()
+            && let Some(ts) = tracked.get(&m.check)
+        {
             thresholds::count(&mut pending.over, (series, minute), m.duration_seconds, ts);
         }
         for v in m.values.iter().filter(|v| v.value.is_finite()) {
@@ -357,71 +491,44 @@ fn insert_raw(
     Ok(pending)
 }
 
-/// Inserts new minute rows; only minutes that already have a row (late data, or a batch
-/// boundary inside a minute) pay for a read-merge-write.
+/// Writes the batch's minute cells, many per statement: an `INSERT .. ON CONFLICT DO
+/// UPDATE` merges a cell that already has a row (late data, or a batch boundary inside a
+/// minute: most cells, since an agent sends each check's minute in several batches) inside
+/// SQLite with the [`register_functions`] merges, instead of an insert attempt, a read and
+/// an update per cell.
 fn upsert_cells(
     tx: &Transaction<'_>,
     cells: &BTreeMap<(i64, i64), SeriesMinuteAgg>,
 ) -> Result<(), StoreError> {
-    let mut insert = tx
-        .prepare_cached(
-            "INSERT INTO minute_rollup (minute, series, probes, failures, reasons, latency)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (minute, series) DO NOTHING",
-        )
-        .map_err(map_err)?;
-    let mut get = tx
-        .prepare_cached(
-            "SELECT probes, failures, reasons, latency FROM minute_rollup
-             WHERE minute = ?1 AND series = ?2",
-        )
-        .map_err(map_err)?;
-    let mut update = tx
-        .prepare_cached(
-            "UPDATE minute_rollup SET probes = ?3, failures = ?4, reasons = ?5, latency = ?6
-             WHERE minute = ?1 AND series = ?2",
-        )
-        .map_err(map_err)?;
-    for ((minute, series), cell) in cells {
-        let row = |c: &SeriesMinuteAgg| {
+    let rows: Vec<_> = cells
+        .iter()
+        .map(|(&(minute, series), c)| {
             (
+                minute,
+                series,
                 to_i64(c.probes),
                 to_i64(c.failures),
                 c.reasons_blob(),
                 c.latency_blob(),
             )
-        };
-        let (p, f, r, l) = row(cell);
-        if insert
-            .execute(params![minute, series, p, f, r, l])
-            .map_err(map_err)?
-            == 1
-        {
-            continue;
+        })
+        .collect();
+    for (start, len) in chunks(rows.len()) {
+        let sql = values_sql(
+            "INSERT INTO minute_rollup (minute, series, probes, failures, reasons, latency)",
+            6,
+            len,
+            " ON CONFLICT (minute, series) DO UPDATE SET
+               probes = probes + excluded.probes, failures = failures + excluded.failures,
+               reasons = attest_merge_reasons(reasons, excluded.reasons),
+               latency = attest_merge_latency(latency, excluded.latency)",
+        );
+        let mut stmt = tx.prepare_cached(&sql).map_err(map_err)?;
+        let mut params: Vec<&dyn ToSql> = Vec::with_capacity(len * 6);
+        for r in &rows[start..start + len] {
+            params.extend([&r.0 as &dyn ToSql, &r.1, &r.2, &r.3, &r.4, &r.5]);
         }
-        let mut merged = get
-            .query_row(params![minute, series], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, Option<Vec<u8>>>(2)?,
-                    r.get::<_, Option<Vec<u8>>>(3)?,
-                ))
-            })
-            .map_err(map_err)
-            .and_then(|(p, f, reasons, latency)| {
-                SeriesMinuteAgg::from_row(
-                    to_u64(p),
-                    to_u64(f),
-                    reasons.as_deref(),
-                    latency.as_deref(),
-                )
-                .map_err(|e| corrupt("minute rollup", e))
-            })?;
-        merged.merge(cell);
-        let (p, f, r, l) = row(&merged);
-        update
-            .execute(params![minute, series, p, f, r, l])
-            .map_err(map_err)?;
+        stmt.execute(params_from_iter(params)).map_err(map_err)?;
     }
     Ok(())
 }
@@ -430,20 +537,77 @@ fn upsert_hosts(
     tx: &Transaction<'_>,
     hosts: &BTreeMap<(i64, i64), HostAgg>,
 ) -> Result<(), StoreError> {
-    let mut put = tx
-        .prepare_cached(
-            "INSERT INTO host_minute (minute, hseries, count, sum, min, max)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (minute, hseries) DO UPDATE SET
+    let rows: Vec<_> = hosts
+        .iter()
+        .map(|(&(minute, h), a)| (minute, h, to_i64(a.count), a.sum, a.min, a.max))
+        .collect();
+    for (start, len) in chunks(rows.len()) {
+        let sql = values_sql(
+            "INSERT INTO host_minute (minute, hseries, count, sum, min, max)",
+            6,
+            len,
+            " ON CONFLICT (minute, hseries) DO UPDATE SET
                count = count + excluded.count, sum = sum + excluded.sum,
                min = min(min, excluded.min), max = max(max, excluded.max)",
-        )
-        .map_err(map_err)?;
-    for ((minute, h), a) in hosts {
-        put.execute(params![minute, h, to_i64(a.count), a.sum, a.min, a.max])
-            .map_err(map_err)?;
+        );
+        let mut stmt = tx.prepare_cached(&sql).map_err(map_err)?;
+        let mut params: Vec<&dyn ToSql> = Vec::with_capacity(len * 6);
+        for r in &rows[start..start + len] {
+            params.extend([&r.0 as &dyn ToSql, &r.1, &r.2, &r.3, &r.4, &r.5]);
+        }
+        stmt.execute(params_from_iter(params)).map_err(map_err)?;
     }
     Ok(())
+}
+
+/// Registers on the writer's connection the SQL functions that merge two cells' encoded
+/// reason counters (`attest_merge_reasons`) and latency buckets (`attest_merge_latency`),
+/// exactly as [`SeriesMinuteAgg::merge`] does (NULL is an empty part). Bytes that do not
+/// decode fail the statement, as corruption.
+pub(super) fn register_functions(conn: &Connection) -> Result<(), StoreError> {
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("attest_merge_reasons", 2, flags, |ctx| {
+        merge_parts(ctx, |a, b| {
+            let mut reasons = [0; codec::REASON_COUNT];
+            codec::decode_reasons(&mut Reader::new(a), &mut reasons)?;
+            codec::decode_reasons(&mut Reader::new(b), &mut reasons)?;
+            let mut out = Vec::with_capacity(8);
+            codec::encode_reasons(&mut out, &reasons);
+            Ok(out)
+        })
+    })
+    .map_err(map_err)?;
+    conn.create_scalar_function("attest_merge_latency", 2, flags, |ctx| {
+        merge_parts(ctx, |a, b| {
+            let mut latency = codec::decode_latency(&mut Reader::new(a))?;
+            latency.merge(&codec::decode_latency(&mut Reader::new(b))?);
+            let mut out = Vec::with_capacity(16);
+            codec::encode_latency(&mut out, &latency);
+            Ok(out)
+        })
+    })
+    .map_err(map_err)
+}
+
+/// Applies `merge` to a function's two blob arguments; NULL is an empty part.
+fn merge_parts(
+    ctx: &Context<'_>,
+    merge: impl Fn(&[u8], &[u8]) -> Result<Vec<u8>, codec::CodecError>,
+) -> rusqlite::Result<Option<Vec<u8>>> {
+    let part = |i: usize| match ctx.get_raw(i) {
+        ValueRef::Null => Ok(None),
+        ValueRef::Blob(b) => Ok(Some(b)),
+        _ => Err(rusqlite::Error::UserFunctionError(
+            "minute rollup: a cell part is not a blob".into(),
+        )),
+    };
+    match (part(0)?, part(1)?) {
+        (None, None) => Ok(None),
+        (Some(a), None) | (None, Some(a)) => Ok(Some(a.to_vec())),
+        (Some(a), Some(b)) => merge(a, b).map(Some).map_err(|e| {
+            rusqlite::Error::UserFunctionError(corrupt("minute rollup", e).to_string().into())
+        }),
+    }
 }
 
 fn insert_gaps(
@@ -452,12 +616,15 @@ fn insert_gaps(
     agent: i64,
     horizon: i64,
     b: &IngestBatch,
+    late: &mut LateGroup,
 ) -> Result<(), StoreError> {
+    let received_minute = b.received_at.as_second().div_euclid(60);
     for g in &b.gaps {
         let Some((from, to)) = gap_span(g, horizon)? else {
             continue;
         };
         let series = ensure_series(tx, &mut ids.series, agent, &g.check, Some(from))?;
+        late.note(series, from, to.saturating_add(1), received_minute);
         tx.prepare_cached(
             "INSERT INTO gaps (series, from_minute, to_minute, count) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (series, from_minute, to_minute) DO UPDATE SET count = count + excluded.count",
