@@ -104,7 +104,7 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         .with_archive(differences),
     );
     let fleet = Arc::new(Fleet::new(cfg.clone()));
-    let access = Arc::new(Access::new(&cfg.readers));
+    let access = Arc::new(Access::new(&cfg.readers, &cfg.admins));
     let status = Arc::new(StatusBoard::new(
         figures.clone(),
         Arc::new(History::default()),
@@ -118,7 +118,6 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         exporter: exporter.clone(),
         fleet: fleet.clone(),
         clock: clock.clone(),
-        admin_token: cfg.server.admin_token.clone(),
         reports: reports.clone(),
         access: access.clone(),
         guard: Arc::new(HttpGuard::new(
@@ -149,7 +148,7 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
 
 impl App {
     /// Applies a reloaded configuration to the parts that follow it without a restart: the
-    /// agents allowed in (tokens), the read-only tokens (`[[reader]]`), the checks ingest
+    /// agents allowed in (tokens), the read-only and admin tokens (`[[reader]]`, `[[admin]]`), the checks ingest
     /// accepts, the services and `[capacity]` (figures from the next refresh on, which is
     /// started at once; reports follow) and the fleet (labels, central checks, assignments).
     /// Listener, storage and ingest limits keep the configuration the process started with.
@@ -158,6 +157,7 @@ impl App {
         self.ingest.set_agents(&cfg.agents);
         self.ingest.set_accepted_checks(cfg.ingest.checks.clone());
         self.access.set_readers(&cfg.readers);
+        self.access.set_admins(&cfg.admins);
         self.figures.replace_config(cfg.clone());
         self.changed.signal();
         self.fleet.replace(cfg)

@@ -4,7 +4,11 @@
 //!
 //! Invariants:
 //! - A window is validated before it is stored: a configured service, `end` after `start`,
-//!   a reason of 1..500 characters; a refusal names the field.
+//!   a reason of 1..500 characters, a reference of at most 200; a refusal names the field.
+//! - A window may start before it is registered by at most `[maintenance] max_retroactive`
+//!   (refused with 422 beyond it): later, it would turn minutes already reported as bad
+//!   into excluded ones. One registered after its start says so (`registered_after_start_seconds`)
+//!   and reports mark it.
 //! - After a window is added or cancelled, figures are told the data changed, so `/metrics`
 //!   follows within about a second.
 //! - Every window registered here is stored with its registrant: the name of the admin
@@ -22,6 +26,8 @@ use crate::store::{MaintenanceRow, NewMaintenance as StoreWindow, Store, StoreEr
 
 /// Longest accepted reason, in characters.
 const MAX_REASON_CHARS: usize = 500;
+/// Longest accepted reference (a change ticket id or URL), in characters.
+const MAX_REFERENCE_CHARS: usize = 200;
 
 pub struct Maintenance {
     cfg: Arc<CollectorConfig>,
@@ -37,6 +43,9 @@ struct NewMaintenance {
     start: Timestamp,
     end: Timestamp,
     reason: String,
+    /// A change ticket or other reference, e.g. `"CHG-4711"`.
+    #[serde(default)]
+    reference: Option<String>,
 }
 
 /// A maintenance window as the API shows it.
@@ -52,6 +61,11 @@ pub struct MaintenanceView {
     /// Who registered it (the admin credential's name); null for windows stored before
     /// registrants were recorded.
     pub registered_by: Option<String>,
+    /// The change ticket or other reference given at registration, if any.
+    pub reference: Option<String>,
+    /// How long after its start the window was registered; null when registered before
+    /// its start. Reports mark such windows "registered after the fact".
+    pub registered_after_start_seconds: Option<i64>,
 }
 
 impl From<MaintenanceRow> for MaintenanceView {
@@ -65,8 +79,16 @@ impl From<MaintenanceRow> for MaintenanceView {
             created_at: r.created_at,
             cancelled_at: r.cancelled_at,
             registered_by: r.registered_by,
+            reference: r.reference,
+            registered_after_start_seconds: after_start(r.start, r.created_at),
         }
     }
+}
+
+/// Seconds from `start` to `registered`, when the window was registered after its start.
+pub fn after_start(start: Timestamp, registered: Timestamp) -> Option<i64> {
+    let late = registered.as_second() - start.as_second();
+    (registered > start).then_some(late)
 }
 
 impl Maintenance {
@@ -88,8 +110,8 @@ impl Maintenance {
         Ok(rows.into_iter().map(MaintenanceView::from).collect())
     }
 
-    /// Registers a window from a JSON body `{service, start, end, reason}`, on behalf of
-    /// the credential named `registered_by`.
+    /// Registers a window from a JSON body `{service, start, end, reason, reference?}`, on
+    /// behalf of the credential named `registered_by`.
     pub fn add(
         &self,
         body: &[u8],
@@ -97,12 +119,14 @@ impl Maintenance {
         now: Timestamp,
     ) -> Result<MaintenanceView, Rejection> {
         let req = self.parse(body)?;
+        self.not_too_late(&req, now)?;
         let window = StoreWindow {
             service: &req.service,
             start: req.start,
             end: req.end,
             reason: &req.reason,
             registered_by,
+            reference: req.reference.as_deref(),
         };
         let id = self
             .store
@@ -118,7 +142,31 @@ impl Maintenance {
             created_at: now,
             cancelled_at: None,
             registered_by: Some(registered_by.to_owned()),
+            reference: req.reference,
+            registered_after_start_seconds: after_start(req.start, now),
         })
+    }
+
+    /// Refuses a window that started longer ago than `[maintenance] max_retroactive`.
+    fn not_too_late(&self, req: &NewMaintenance, now: Timestamp) -> Result<(), Rejection> {
+        let limit = self.cfg.maintenance.max_retroactive;
+        let Some(late) = after_start(req.start, now) else {
+            return Ok(());
+        };
+        if u64::try_from(late).unwrap_or(0) <= limit.as_secs() {
+            return Ok(());
+        }
+        let late = attest_config::load::format_duration(std::time::Duration::from_secs(
+            late.unsigned_abs(),
+        ));
+        let limit = attest_config::load::format_duration(limit);
+        Err(Rejection::new(
+            422,
+            format!(
+                "start is {late} before this registration, more than [maintenance] max_retroactive ({limit}) allows: a window registered this late would turn minutes already reported as bad into maintenance; register it sooner, or record the change as a report note"
+            ),
+        )
+        .field("start"))
     }
 
     /// Cancels window `id` as of `now`; answers the window as it is now.
@@ -159,9 +207,22 @@ impl Maintenance {
         if req.reason.trim().is_empty() || req.reason.chars().count() > MAX_REASON_CHARS {
             return Err(Rejection::new(
                 400,
-                "reason must be 1..500 characters (change ticket, what is done)",
+                "reason must be 1..500 characters (what is done; the ticket goes in reference)",
             )
             .field("reason"));
+        }
+        if let Some(reference) = &req.reference {
+            let n = reference.chars().count();
+            if reference.trim().is_empty()
+                || n > MAX_REFERENCE_CHARS
+                || reference.chars().any(char::is_control)
+            {
+                return Err(Rejection::new(
+                    400,
+                    "reference must be 1..200 printable characters, e.g. \"CHG-4711\", or left out",
+                )
+                .field("reference"));
+            }
         }
         Ok(req)
     }

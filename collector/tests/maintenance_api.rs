@@ -1,4 +1,5 @@
-//! The maintenance API against the real router: admin authentication, validation, and the
+//! The maintenance API against the real router: admin authentication (named `[[admin]]`
+//! tokens and `[server] admin_token`), validation, the `max_retroactive` bound, and the
 //! effect that matters — a registered window turns the bad minutes it covers into ineligible
 //! ones in `/api/v1/sla`, and cancelling it turns them back.
 
@@ -7,9 +8,18 @@ mod support;
 use serde_json::{Value, json};
 use support::{Collector, config};
 
+/// `max_retroactive` is wide here: these tests register windows over September 2026 from
+/// whatever day they run; the bound itself is tested with windows relative to now.
 const TOML: &str = r#"
 [server]
 admin_token = "admin-secret"
+
+[maintenance]
+max_retroactive = "3650d"
+
+[[admin]]
+name = "alice"
+token = "alice-secret"
 
 [[agent]]
 id = "a"
@@ -134,9 +144,12 @@ async fn admin_token_is_required() {
         .expect("request");
     assert_eq!(r.status(), 201, "{:?}", r.text().await);
 
-    // Without [server] admin_token the admin API is off: 403 whatever the token.
+    // Without [server] admin_token and [[admin]] the admin API is off: 403 whatever the token.
+    let toml = TOML
+        .replace("admin_token = \"admin-secret\"", "")
+        .replace("[[admin]]\nname = \"alice\"\ntoken = \"alice-secret\"", "");
     let off = Api {
-        c: Collector::start(config(&TOML.replace("admin_token = \"admin-secret\"", ""))).await,
+        c: Collector::start(config(&toml)).await,
         http: support::client(),
     };
     let (s, e) = off.post(Some("admin-secret"), w).await;
@@ -270,4 +283,108 @@ async fn a_window_over_an_outage_makes_its_bad_minutes_ineligible() {
     let after = api.sla().await;
     assert_eq!(after["bad_minutes"], 30, "{after}");
     assert_eq!(after["eligible_minutes"].as_u64(), Some(eligible));
+}
+
+/// RFC 3339 of now + `minutes` (negative: in the past), whole minutes.
+fn from_now(minutes: i64) -> String {
+    let now = jiff::Timestamp::now().as_second() / 60 * 60;
+    jiff::Timestamp::from_second(now + minutes * 60)
+        .expect("in range")
+        .to_string()
+}
+
+/// A window that started longer ago than `[maintenance] max_retroactive` is refused with 422
+/// naming `start`, and nothing is stored; one inside the bound is accepted and says how late
+/// it was registered; one registered ahead says nothing.
+#[tokio::test]
+async fn a_window_registered_too_late_is_422_and_changes_nothing() {
+    let toml = TOML.replace("max_retroactive = \"3650d\"", "max_retroactive = \"24h\"");
+    let api = Api {
+        c: Collector::start(config(&toml)).await,
+        http: support::client(),
+    };
+    let tok = Some("alice-secret");
+    let (s, e) = api
+        .post(tok, window(&from_now(-25 * 60), &from_now(-24 * 60)))
+        .await;
+    assert_eq!((s, e["field"].as_str()), (422, Some("start")), "{e}");
+    let why = e["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("max_retroactive (1d)") && why.contains("1d1h"),
+        "the refusal names the bound and how late: {why}"
+    );
+    let (_, list) = api
+        .call(reqwest::Method::GET, "/api/v1/maintenance", None, None)
+        .await;
+    assert_eq!(list, json!([]), "a refused window was stored");
+
+    let (s, late) = api.post(tok, window(&from_now(-120), &from_now(-60))).await;
+    assert_eq!(s, 201, "{late}");
+    let after = late["registered_after_start_seconds"]
+        .as_i64()
+        .expect("late");
+    assert!((7_200..7_260).contains(&after), "{late}");
+    let (s, ahead) = api.post(tok, window(&from_now(60), &from_now(120))).await;
+    assert_eq!(s, 201, "{ahead}");
+    assert_eq!(ahead["registered_after_start_seconds"], Value::Null);
+    let (_, list) = api
+        .call(reqwest::Method::GET, "/api/v1/maintenance", None, None)
+        .await;
+    assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
+    assert_eq!(
+        list[0]["registered_after_start_seconds"],
+        late["registered_after_start_seconds"]
+    );
+}
+
+/// A named admin's windows are recorded under its name, with the reference it gave as a
+/// field of its own; a bad reference is 400 naming `reference`.
+#[tokio::test]
+async fn named_admins_are_recorded_with_their_reference() {
+    let api = Api {
+        c: Collector::start(config(TOML)).await,
+        http: support::client(),
+    };
+    let mut w = window("2026-09-03T10:00:00Z", "2026-09-03T10:20:00Z");
+    w["reference"] = json!("CHG-4711");
+    let (s, created) = api.post(Some("alice-secret"), w.clone()).await;
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(
+        (&created["registered_by"], &created["reference"]),
+        (&json!("alice"), &json!("CHG-4711"))
+    );
+    let (s, by_admin) = api
+        .post(
+            Some("admin-secret"),
+            window("2026-09-04T10:00:00Z", "2026-09-04T10:20:00Z"),
+        )
+        .await;
+    assert_eq!(s, 201, "{by_admin}");
+    assert_eq!(
+        (&by_admin["registered_by"], &by_admin["reference"]),
+        (&json!("admin"), &Value::Null)
+    );
+    for bad in [json!(""), json!("x".repeat(201)), json!("CHG\n1"), json!(7)] {
+        let mut w = w.clone();
+        w["reference"] = bad;
+        let (s, e) = api.post(Some("alice-secret"), w).await;
+        assert_eq!((s, e["field"].as_str()), (400, Some("reference")), "{e}");
+    }
+    let (_, list) = api
+        .call(reqwest::Method::GET, "/api/v1/maintenance", None, None)
+        .await;
+    let got: Vec<(&Value, &Value)> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|m| (&m["registered_by"], &m["reference"]))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (&json!("alice"), &json!("CHG-4711")),
+            (&json!("admin"), &Value::Null)
+        ]
+    );
+    assert!(!list.to_string().contains("alice-secret"), "{list}");
 }

@@ -125,6 +125,7 @@ fn load(store: &dyn Store) {
                 end: ts("2026-09-03T10:20:00Z"),
                 reason: "CHG-1",
                 registered_by: "admin",
+                reference: None,
             },
             received_at,
         )

@@ -255,6 +255,10 @@ pub struct CollectorConfig {
     pub agents: Vec<AgentAuth>,
     /// `[[reader]]`: read-only tokens (SLA figures, reports, agents list, `/metrics`).
     pub readers: Vec<ReaderAuth>,
+    /// Every admin token: each `[[admin]]`, then `[server] admin_token` (named
+    /// [`ADMIN_TOKEN_NAME`]) when set.
+    pub admins: Vec<AdminAuth>,
+    pub maintenance: MaintenanceConfig,
     pub services: Vec<Service>,
     pub capacity: CapacityConfig,
     /// Checks defined centrally (`[[check]]`), handed to agents by `assignments`.
@@ -435,12 +439,34 @@ pub struct AgentAuth {
     pub labels: BTreeMap<String, String>,
 }
 
-/// A read-only token (`[[reader]]`): it may GET the read routes and nothing else.
+/// A bearer token with the name of who holds it: the name is what logs and records show
+/// (a maintenance window's registrant), never the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReaderAuth {
-    /// Who holds it (a dashboard, an auditor); named in logs, never the token.
+pub struct NamedToken {
+    /// Who holds it (a dashboard, an auditor, a person, a change system).
     pub name: String,
     pub token: String,
+}
+
+/// A read-only token (`[[reader]]`): it may GET the read routes and nothing else.
+pub type ReaderAuth = NamedToken;
+
+/// An admin token (`[[admin]]`, or `[server] admin_token` under the name
+/// [`ADMIN_TOKEN_NAME`]): it may register and cancel maintenance windows and add report
+/// notes; what it does is recorded under its name.
+pub type AdminAuth = NamedToken;
+
+/// The name under which what `[server] admin_token` does is recorded.
+pub const ADMIN_TOKEN_NAME: &str = "admin";
+
+/// `[maintenance]`: rules for windows registered through the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaintenanceConfig {
+    /// How long after its start a window may still be registered. A window registered later
+    /// would rewrite figures already reported as bad minutes; refusing it keeps the
+    /// register an honest record. Windows registered after their start within this bound
+    /// are accepted and marked "registered after the fact" in reports.
+    pub max_retroactive: Duration,
 }
 
 /// A check defined in collector.toml. `source` is the check's own `[[check]]` table as

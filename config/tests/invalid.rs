@@ -617,6 +617,16 @@ const CASES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "collector-admin-tokens.toml",
+        &[
+            "testdata/collector-admin-tokens.toml:10:9: error: admin[0].token: expected a token of its own, found the token of reader[0]",
+            "testdata/collector-admin-tokens.toml:13:8: error: admin[1].name: expected a unique name, found \"admin\" (also used by [server] admin_token)",
+            "testdata/collector-admin-tokens.toml:18:9: error: admin[2].token: expected a token of its own, found the token of [server] admin_token",
+            "testdata/collector-admin-tokens.toml:20:1: error: admin[3]: missing key \"token\" in [[admin]] (or \"token_file\": the admin bearer token)",
+            "testdata/collector-admin-tokens.toml:24:19: error: maintenance.max_retroactive: expected a duration like \"0s\", \"24h\" or \"7d\", found \"a day\"",
+        ],
+    ),
+    (
         "collector-status-public-no-services.toml",
         &[
             "testdata/collector-status-public-no-services.toml:6:1: error: status: missing key \"services\" in [status] (public = true needs the services anyone may see, like services = [\"webshop\"])",

@@ -103,6 +103,26 @@ fn empty_collector_file_gets_documented_defaults() {
         Duration::from_secs(90 * 86_400)
     );
     assert!(cfg.agents.is_empty() && cfg.services.is_empty());
+    assert!(cfg.admins.is_empty(), "no admin API unless a token is set");
+    assert_eq!(cfg.maintenance.max_retroactive, Duration::from_secs(86_400));
+}
+
+/// Named admins in file order, then `[server] admin_token` as "admin"; a zero
+/// `max_retroactive` is allowed (no window may start before its registration).
+#[test]
+fn admins_are_named_and_the_server_token_is_admin() {
+    let src = "[server]\nadmin_token = \"s\"\n\n[[admin]]\nname = \"alice\"\ntoken = \"a\"\n\n[[admin]]\nname = \"change-bot\"\ntoken = \"c\"\n\n[maintenance]\nmax_retroactive = \"0s\"\n";
+    let cfg = parse_collector("/etc/attest/collector.toml", src).expect("valid");
+    let admins: Vec<(&str, &str)> = cfg
+        .admins
+        .iter()
+        .map(|a| (a.name.as_str(), a.token.as_str()))
+        .collect();
+    assert_eq!(
+        admins,
+        [("alice", "a"), ("change-bot", "c"), (ADMIN_TOKEN_NAME, "s")]
+    );
+    assert_eq!(cfg.maintenance.max_retroactive, Duration::ZERO);
 }
 
 #[test]

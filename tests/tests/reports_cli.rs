@@ -175,6 +175,13 @@ async fn a_running_collector_serves_reports_and_chromium_renders_them() {
         .expect("index");
     assert_eq!(status, 200);
     assert!(text(&index).contains("/reports/"), "{}", text(&index));
+    // The signer's public key, as a bundle's report-key.pub holds it; a read route.
+    let key_url = format!("{base}/api/v1/reports/public-key");
+    let (status, _) = get_text(&key_url, None).await.expect("key");
+    assert_eq!(status, 401, "the key route is a read route");
+    let (status, key) = get_text(&key_url, token).await.expect("key");
+    assert_eq!(status, 200, "{}", text(&key));
+    assert_eq!(text(&key), format!("{}\n", public_key_of(SEED)));
     let month_url = format!("{base}/reports/2026-10");
     let (status, html) = get_text(&month_url, token).await.expect("html");
     assert_eq!(status, 200, "{}", text(&html));

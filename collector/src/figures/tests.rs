@@ -211,6 +211,7 @@ fn an_untouched_service_costs_no_read_within_its_minute() {
         end: at(20, 0),
         reason: "test",
         registered_by: "test",
+        reference: None,
     };
     faulty
         .add_maintenance(&window, at(299, 56))

@@ -18,7 +18,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use attest_config::ReaderAuth;
+use attest_config::{AdminAuth, ReaderAuth};
 use attest_web::{BASIC_CHALLENGE, BasicAuth, RateLimiter, WebSecurity};
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, header};
@@ -89,21 +89,50 @@ fn matches(pattern: &str, path: &str) -> bool {
     }
 }
 
-/// Read credentials and response headers of one collector. Readers follow a reload of
-/// collector.toml; basic auth and headers come from the web configuration, read at start.
+/// Read and admin credentials and response headers of one collector. Readers and admins
+/// follow a reload of collector.toml; basic auth and headers come from the web
+/// configuration, read at start.
 #[derive(Default)]
 pub struct Access {
     readers: RwLock<Vec<ReaderAuth>>,
+    admins: RwLock<Vec<AdminAuth>>,
     basic: RwLock<Option<Arc<BasicAuth>>>,
     headers: RwLock<Vec<(HeaderName, HeaderValue)>>,
     rate: RwLock<Option<Arc<RateLimiter>>>,
 }
 
 impl Access {
-    pub fn new(readers: &[ReaderAuth]) -> Access {
+    pub fn new(readers: &[ReaderAuth], admins: &[AdminAuth]) -> Access {
         let a = Access::default();
         a.set_readers(readers);
+        a.set_admins(admins);
         a
+    }
+
+    /// The admin tokens from now on (start and every reload).
+    pub fn set_admins(&self, admins: &[AdminAuth]) {
+        *self
+            .admins
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = admins.to_vec();
+    }
+
+    /// Whether any admin token is configured (else the admin API is disabled).
+    pub fn has_admins(&self) -> bool {
+        !self
+            .admins
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_empty()
+    }
+
+    /// The name of the admin whose token `bearer` is.
+    pub fn admin(&self, bearer: &str) -> Option<String> {
+        let admins = self
+            .admins
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        find_token(&admins, bearer)
     }
 
     /// The read-only tokens from now on (start and every reload).
@@ -172,13 +201,7 @@ impl Access {
             .readers
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut found = None;
-        for r in readers.iter() {
-            if constant_time_eq(r.token.as_bytes(), bearer.as_bytes()) {
-                found = Some(r.name.clone());
-            }
-        }
-        found
+        find_token(&readers, bearer)
     }
 
     /// Whether read routes need credentials.
@@ -244,6 +267,18 @@ pub(super) async fn guard(State(st): State<AppState>, req: Request, next: Next) 
     resp
 }
 
+/// The holder of `bearer` among `tokens`. Every token is compared in constant time, the
+/// match included, so the time taken tells nothing about which one matched.
+fn find_token(tokens: &[attest_config::NamedToken], bearer: &str) -> Option<String> {
+    let mut found = None;
+    for t in tokens {
+        if constant_time_eq(t.token.as_bytes(), bearer.as_bytes()) {
+            found = Some(t.name.clone());
+        }
+    }
+    found
+}
+
 /// The token of a `Bearer` header, the scheme in any case (RFC 9110).
 fn bearer(auth: Option<&str>) -> Option<&str> {
     auth.and_then(attest_config::http::bearer_token)
@@ -262,10 +297,7 @@ async fn read_allowed(st: &AppState, auth: Option<&str>) -> Result<(), Rejection
         ));
     };
     if let Some(token) = bearer(Some(h)) {
-        let admin = st
-            .admin_token
-            .as_deref()
-            .is_some_and(|a| constant_time_eq(a.as_bytes(), token.as_bytes()));
+        let admin = st.access.admin(token).is_some();
         if st.access.reader(token).is_some() || admin || st.ingest.authenticate(auth).is_ok() {
             return Ok(());
         }
@@ -358,10 +390,13 @@ mod tests {
 
     #[test]
     fn reader_tokens_are_found_by_value_only() {
-        let a = Access::new(&[ReaderAuth {
-            name: "grafana".into(),
-            token: "reader-token".into(),
-        }]);
+        let a = Access::new(
+            &[ReaderAuth {
+                name: "grafana".into(),
+                token: "reader-token".into(),
+            }],
+            &[],
+        );
         assert_eq!(a.reader("reader-token").as_deref(), Some("grafana"));
         assert_eq!(a.reader("reader-toke"), None);
         assert!(a.protects_reads());

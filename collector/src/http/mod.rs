@@ -41,7 +41,6 @@ pub struct AppState {
     pub exporter: Arc<Exporter>,
     pub fleet: Arc<Fleet>,
     pub clock: SharedClock,
-    pub admin_token: Option<String>,
     /// Monthly reports (routes in `reports.rs`).
     pub reports: Arc<Reports>,
     /// Read credentials (`[[reader]]`, basic auth) and response headers; see `auth.rs`.
@@ -257,18 +256,15 @@ async fn sla(
     }
 }
 
-/// The name recorded for what the one `[server] admin_token` does (e.g. as a maintenance
-/// window's registrant): a stable label, never the token.
-pub const ADMIN_CREDENTIAL: &str = "admin";
-
-/// Authenticates the admin token; answers the credential's name.
-fn admin(st: &AppState, headers: &HeaderMap) -> Result<&'static str, Rejection> {
-    let Some(expected) = &st.admin_token else {
+/// Authenticates an admin token (`[[admin]]` or `[server] admin_token`); answers the name
+/// of its holder, which is what records of the call show (never the token).
+fn admin(st: &AppState, headers: &HeaderMap) -> Result<String, Rejection> {
+    if !st.access.has_admins() {
         return Err(Rejection::new(
             403,
-            "the admin API is disabled: set [server] admin_token in the collector config",
+            "the admin API is disabled: add an [[admin]] (name, token) or set [server] admin_token in the collector config",
         ));
-    };
+    }
     let got = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -279,10 +275,10 @@ fn admin(st: &AppState, headers: &HeaderMap) -> Result<&'static str, Rejection> 
             401,
             "missing bearer token for the admin API",
         )),
-        Some(t) if ingest::constant_time_eq(t.as_bytes(), expected.as_bytes()) => {
-            Ok(ADMIN_CREDENTIAL)
-        }
-        Some(_) => Err(Rejection::new(403, "wrong admin token")),
+        Some(t) => st
+            .access
+            .admin(t)
+            .ok_or_else(|| Rejection::new(403, "wrong admin token")),
     }
 }
 
@@ -329,7 +325,7 @@ async fn add_maintenance(State(st): State<AppState>, req: Request) -> Response {
         Err(r) => return refuse(&st, ROUTE, peer, Some("admin"), r),
     };
     let (maintenance, now) = (st.maintenance.clone(), st.clock.now_utc());
-    match tokio::task::spawn_blocking(move || maintenance.add(&body, registrant, now)).await {
+    match tokio::task::spawn_blocking(move || maintenance.add(&body, &registrant, now)).await {
         Ok(Ok(v)) => (StatusCode::CREATED, axum::Json(v)).into_response(),
         Ok(Err(r)) => reject(r),
         Err(e) => reject(Rejection::new(500, e.to_string())),

@@ -1,5 +1,7 @@
 //! Report routes: `GET /reports/` (months), `GET /reports/{month}[/{service}]` (the HTML
-//! report) and `GET /api/v1/reports/{month}?format=…` (any single-file format). Read
+//! report), `GET /api/v1/reports/{month}?format=…` (any single-file format) and
+//! `GET /api/v1/reports/public-key` (the signer's public key, as in a bundle's
+//! `report-key.pub`; an auditor compares it with the key the operator handed over). Read
 //! routes: `auth.rs` asks for a read credential when `[[reader]]` or basic auth is
 //! configured. Documented in docs/http-api.md and docs/reports.md.
 
@@ -21,7 +23,30 @@ pub fn routes() -> Router<AppState> {
         .route("/reports/", get(index))
         .route("/reports/{month}", get(html_all))
         .route("/reports/{month}/{service}", get(html_one))
+        .route("/api/v1/reports/public-key", get(public_key))
         .route("/api/v1/reports/{month}", get(file))
+}
+
+/// The static segment wins over `{month}` (the router prefers static routes).
+async fn public_key(State(st): State<AppState>) -> Response {
+    match st.reports.public_key() {
+        Ok((bytes, statement)) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8".to_string(),
+                ),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "inline; filename=\"report-key.pub\"".to_string(),
+                ),
+                (header::HeaderName::from_static("x-attest-key"), statement),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(r) => reject(r),
+    }
 }
 
 fn served(s: Served) -> Response {

@@ -120,6 +120,7 @@ fn fleet(now: Timestamp) -> (Arc<CollectorConfig>, Figures, History, Arc<dyn Sto
         end: ts("2026-06-25T00:00:00Z"),
         reason: "datacentre move",
         registered_by: "admin",
+        reference: None,
     };
     store
         .add_maintenance(&window, ts("2026-06-20T00:00:00Z"))

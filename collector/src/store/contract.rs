@@ -343,8 +343,8 @@ pub fn host_min_avg_max(store: &dyn InspectStore) {
     );
 }
 
-/// Add, list (all and per service, each with its registrant), cancel, cancel again, cancel
-/// unknown.
+/// Add, list (all and per service, each with its registrant and reference), cancel, cancel
+/// again, cancel unknown.
 pub fn maintenance_lifecycle(store: &dyn InspectStore) {
     let window = |service, start, end, reason, registered_by| NewMaintenance {
         service,
@@ -352,6 +352,7 @@ pub fn maintenance_lifecycle(store: &dyn InspectStore) {
         end,
         reason,
         registered_by,
+        reference: (registered_by == "admin").then_some("CHG-4711"),
     };
     let id1 = store
         .add_maintenance(
@@ -378,6 +379,13 @@ pub fn maintenance_lifecycle(store: &dyn InspectStore) {
             .collect::<Vec<_>>(),
         vec![Some("ops-oncall"), Some("admin")],
         "each window keeps its own registrant"
+    );
+    assert_eq!(
+        all.iter()
+            .map(|m| m.reference.as_deref())
+            .collect::<Vec<_>>(),
+        vec![None, Some("CHG-4711")],
+        "each window keeps its own reference, or none"
     );
     let shop = store.list_maintenance(Some("shop")).expect("shop");
     assert_eq!(shop.len(), 1);

@@ -76,6 +76,8 @@ pub struct MaintenanceRow {
     /// The name of the credential that registered it (never a secret); `None` for windows
     /// stored before registrants were recorded.
     pub registered_by: Option<String>,
+    /// The change ticket or other reference the registrant gave, if any.
+    pub reference: Option<String>,
 }
 
 /// A maintenance window to store, as the maintenance API validated it.
@@ -87,6 +89,8 @@ pub struct NewMaintenance<'a> {
     pub reason: &'a str,
     /// The name of the credential that registered it (never a secret).
     pub registered_by: &'a str,
+    /// A change ticket or other reference (a field of its own, not mixed into `reason`).
+    pub reference: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

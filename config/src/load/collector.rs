@@ -22,8 +22,9 @@ use super::status;
 use super::values;
 use super::walk::{Ctx, Section};
 use crate::model::{
-    AcceptChecks, AgentAuth, CapacityConfig, CollectorConfig, IngestLimits, PostgresSslMode,
-    PostgresTls, ReaderAuth, ReportConfig, ServerConfig, SkewPolicy, StorageBackend, StorageConfig,
+    ADMIN_TOKEN_NAME, AcceptChecks, AdminAuth, AgentAuth, CapacityConfig, CollectorConfig,
+    IngestLimits, MaintenanceConfig, NamedToken, PostgresSslMode, PostgresTls, ReaderAuth,
+    ReportConfig, ServerConfig, SkewPolicy, StorageBackend, StorageConfig,
 };
 use crate::units::Ppm;
 
@@ -49,6 +50,9 @@ pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Well inside systemd's default stop timeout (90 s): long polls and idle connections end at
 /// once on shutdown, so only a request really in flight (an upload being committed) uses it.
+/// A window may be registered up to a day after its start (an emergency change registered the
+/// next morning); later registrations are refused.
+pub const DEFAULT_MAX_RETROACTIVE: Duration = Duration::from_secs(86_400);
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_CAPACITY_WARNING: Ppm = Ppm(800_000);
 pub const DEFAULT_CAPACITY_CRITICAL: Ppm = Ppm(900_000);
@@ -60,8 +64,19 @@ pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Optio
     ctx.deny_unknown(
         root,
         &[
-            "server", "storage", "ingest", "capacity", "report", "status", "agent", "reader",
-            "service", "check", "assign",
+            "server",
+            "storage",
+            "ingest",
+            "capacity",
+            "report",
+            "status",
+            "maintenance",
+            "agent",
+            "reader",
+            "admin",
+            "service",
+            "check",
+            "assign",
         ],
     );
     let empty = DeTable::new();
@@ -76,7 +91,9 @@ pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Optio
     let sec = section_or_empty(ctx, root, "report", "[report]", &empty);
     let report = report(ctx, &sec);
     let agents = agents(ctx, root);
-    let readers = readers(ctx, root, agents.as_deref(), server.as_ref());
+    let sec = section_or_empty(ctx, root, "maintenance", "[maintenance]", &empty);
+    let maintenance = maintenance(ctx, &sec);
+    let tokens = named_tokens(ctx, root, agents.as_deref(), server.as_ref());
     let agent_ids: Option<Vec<String>> = agents
         .as_ref()
         .map(|a| a.iter().map(|a| a.id.clone()).collect());
@@ -101,7 +118,9 @@ pub(crate) fn collector_file(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Optio
         storage: storage?,
         ingest,
         agents: agents?,
-        readers: readers?,
+        readers: tokens.as_ref()?.readers.clone(),
+        admins: tokens?.admins,
+        maintenance: maintenance?,
         services: services?,
         capacity: capacity?,
         report: report?,
@@ -575,38 +594,71 @@ fn agents(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Option<Vec<AgentAuth>> {
     ok.then_some(out)
 }
 
-/// `[[reader]]`: `name` and `token` (or `token_file`), both unique, and no token that already
-/// belongs to an agent or the admin API.
-fn readers(
+/// The named tokens of `[[reader]]` and `[[admin]]`.
+struct NamedTokens {
+    readers: Vec<ReaderAuth>,
+    /// `[[admin]]` in file order, then `[server] admin_token` as [`ADMIN_TOKEN_NAME`].
+    admins: Vec<AdminAuth>,
+}
+
+/// `[[reader]]` and `[[admin]]`: `name` and `token` (or `token_file`); names unique within
+/// each kind, and no token that already belongs to an agent, the other kind or another entry
+/// (a token names exactly one holder, so what it does is attributed to one name).
+fn named_tokens(
     ctx: &mut Ctx<'_>,
     root: &Section<'_, '_>,
     agents: Option<&[AgentAuth]>,
     server: Option<&ServerConfig>,
-) -> Option<Vec<ReaderAuth>> {
-    let mut names: HashMap<String, String> = HashMap::new();
+) -> Option<NamedTokens> {
     let mut tokens: HashMap<String, String> = HashMap::new();
     for a in agents.unwrap_or_default() {
         tokens.insert(a.token.clone(), format!("agent {:?}", a.id));
     }
-    if let Some(admin) = server.and_then(|s| s.admin_token.as_ref()) {
+    let server_admin = server.and_then(|s| s.admin_token.as_ref());
+    if let Some(admin) = server_admin {
         tokens.insert(admin.clone(), "[server] admin_token".into());
     }
+    let readers = token_tables(ctx, root, "reader", &mut tokens, None);
+    let reserved = server_admin.map(|_| ADMIN_TOKEN_NAME);
+    let mut admins = token_tables(ctx, root, "admin", &mut tokens, reserved)?;
+    if let Some(token) = server_admin {
+        admins.push(AdminAuth {
+            name: ADMIN_TOKEN_NAME.into(),
+            token: token.clone(),
+        });
+    }
+    Some(NamedTokens {
+        readers: readers?,
+        admins,
+    })
+}
+
+/// The `[[kind]]` tables of named tokens. `tokens` holds the tokens taken so far (and takes
+/// these); `reserved` is a name no table may use.
+fn token_tables(
+    ctx: &mut Ctx<'_>,
+    root: &Section<'_, '_>,
+    kind: &str,
+    tokens: &mut HashMap<String, String>,
+    reserved: Option<&str>,
+) -> Option<Vec<NamedToken>> {
+    let mut names: HashMap<String, String> = HashMap::new();
+    if let Some(name) = reserved {
+        names.insert(name.to_owned(), "[server] admin_token".into());
+    }
+    let hint = if kind == "admin" {
+        "who holds this admin token (a person or a system), e.g. \"alice\" or \"change-bot\""
+    } else {
+        "who holds this read-only token, e.g. \"grafana\""
+    };
     let mut out = Vec::new();
     let mut ok = true;
-    for sec in ctx.tables(root, "reader", "[[reader]]") {
+    for sec in ctx.tables(root, kind, &format!("[[{kind}]]")) {
         ctx.deny_unknown(&sec, &["name", "token", "token_file"]);
-        let name = ctx.required_parsed(
-            &sec,
-            "name",
-            "who holds this read-only token, e.g. \"grafana\"",
-            values::ident,
-        );
+        let name = ctx.required_parsed(&sec, "name", hint, values::ident);
         if sec.get("token").is_none() && sec.get("token_file").is_none() {
-            ctx.missing(
-                &sec,
-                "token",
-                "or \"token_file\": the read-only bearer token",
-            );
+            let what = format!("or \"token_file\": the {kind} bearer token");
+            ctx.missing(&sec, "token", &what);
         }
         let token = ctx.secret(&sec, "token", "token_file");
         let (Some(name), Some(token)) = (name, token) else {
@@ -633,9 +685,20 @@ fn readers(
             continue;
         }
         tokens.insert(token.clone(), sec.path.clone());
-        out.push(ReaderAuth { name, token });
+        out.push(NamedToken { name, token });
     }
     ok.then_some(out)
+}
+
+/// `[maintenance]`: `max_retroactive`, a duration (`"0s"`: no window may start before its
+/// registration).
+fn maintenance(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<MaintenanceConfig> {
+    ctx.deny_unknown(sec, &["max_retroactive"]);
+    let max_retroactive = match sec.get("max_retroactive") {
+        None => DEFAULT_MAX_RETROACTIVE,
+        Some(_) => ctx.parsed(sec, "max_retroactive", values::duration)?,
+    };
+    Some(MaintenanceConfig { max_retroactive })
 }
 
 fn services(

@@ -24,6 +24,12 @@ pub(crate) fn positive_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// A duration that may be zero, where zero means "not at all" (`[maintenance]
+/// max_retroactive = "0s"`: no window may start before it is registered).
+pub(crate) fn duration(s: &str) -> Result<Duration, String> {
+    units::parse_duration(s).map_err(|_| "a duration like \"0s\", \"24h\" or \"7d\"".to_string())
+}
+
 /// A percentage in (0%, 100%]: a 0% target or threshold is always a mistake.
 pub(crate) fn positive_percent(s: &str) -> Result<Ppm, String> {
     match units::parse_percent(s) {

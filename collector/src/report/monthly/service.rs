@@ -95,6 +95,19 @@ impl Reports {
             .map_err(|e| Rejection::new(500, e.clone()))
     }
 
+    /// The signer's public key as the bundle's `report-key.pub` holds it (64 hex digits and
+    /// a newline), and its fingerprint statement; 404 when reports are not signed.
+    pub fn public_key(&self) -> Result<(Vec<u8>, String), Rejection> {
+        let key = self.key()?.ok_or_else(|| {
+            Rejection::new(
+                404,
+                "reports are not signed: set [report] signing_key_file in the collector config",
+            )
+        })?;
+        let (_, bytes) = super::public_key_file(Some(key)).unwrap_or_default();
+        Ok((bytes, super::integrity::statement_for(Some(key))))
+    }
+
     fn templates(&self) -> Result<Templates, Rejection> {
         self.templates.clone().map_err(|e| Rejection::new(500, e))
     }

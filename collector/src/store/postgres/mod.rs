@@ -466,15 +466,16 @@ impl Store for PgStore {
         let (s, e, n) = (ts_ns(w.start)?, ts_ns(w.end)?, ts_ns(now)?);
         let (service, reason) = (w.service.to_owned(), w.reason.to_owned());
         let by = w.registered_by.to_owned();
+        let reference = w.reference.map(str::to_owned);
         self.run(move |pool| async move {
             let mut c = pool.get().await?;
             let row = c
                 .client()?
                 .query_one(
                     "INSERT INTO maintenance
-                       (service, start_ns, end_ns, reason, created_ns, registered_by)
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                    &[&service, &s, &e, &reason, &n, &by],
+                       (service, start_ns, end_ns, reason, created_ns, registered_by, reference)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                    &[&service, &s, &e, &reason, &n, &by, &reference],
                 )
                 .await?;
             Ok(row.try_get(0)?)

@@ -210,7 +210,8 @@ pub(super) async fn maintenance(
 ) -> Result<Vec<MaintenanceRow>, TxError> {
     let rows = client
         .query(
-            "SELECT id, service, start_ns, end_ns, reason, created_ns, cancelled_ns, registered_by
+            "SELECT id, service, start_ns, end_ns, reason, created_ns, cancelled_ns, registered_by,
+                    reference
              FROM maintenance WHERE $1::text IS NULL OR service = $1
              ORDER BY start_ns, id",
             &[&service],
@@ -228,6 +229,7 @@ pub(super) async fn maintenance(
             created_at: from_ns(r.try_get(5)?)?,
             cancelled_at: cancelled.map(from_ns).transpose()?,
             registered_by: r.try_get(7)?,
+            reference: r.try_get(8)?,
         });
     }
     Ok(out)

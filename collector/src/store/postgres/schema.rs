@@ -137,8 +137,11 @@ INSERT INTO meta (key, value)
 /// a secret); NULL for windows registered before it, as in SQLite.
 const V3: &str = "ALTER TABLE maintenance ADD COLUMN registered_by TEXT;";
 
+/// Version 4: a maintenance window's reference (change ticket) as a field of its own.
+const V4: &str = "ALTER TABLE maintenance ADD COLUMN reference TEXT;";
+
 /// Every migration, in order; index + 1 is the version it brings the database to.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;

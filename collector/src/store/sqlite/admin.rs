@@ -84,10 +84,21 @@ pub(super) fn add_maintenance(
 ) -> Result<i64, StoreError> {
     let (s, e, n) = (ts_ns(w.start)?, ts_ns(w.end)?, ts_ns(now)?);
     conn.prepare_cached(
-        "INSERT INTO maintenance (service, start_ns, end_ns, reason, created_ns, registered_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO maintenance
+           (service, start_ns, end_ns, reason, created_ns, registered_by, reference)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
-    .and_then(|mut stmt| stmt.execute(params![w.service, s, e, w.reason, n, w.registered_by]))
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            w.service,
+            s,
+            e,
+            w.reason,
+            n,
+            w.registered_by,
+            w.reference
+        ])
+    })
     .map_err(map_err)?;
     Ok(conn.last_insert_rowid())
 }
@@ -117,7 +128,8 @@ pub(super) fn list_maintenance(
 ) -> Result<Vec<MaintenanceRow>, StoreError> {
     let mut stmt = tx
         .prepare_cached(
-            "SELECT id, service, start_ns, end_ns, reason, created_ns, cancelled_ns, registered_by
+            "SELECT id, service, start_ns, end_ns, reason, created_ns, cancelled_ns, registered_by,
+                    reference
              FROM maintenance WHERE ?1 IS NULL OR service = ?1
              ORDER BY start_ns, id",
         )
@@ -127,7 +139,7 @@ pub(super) fn list_maintenance(
         .map_err(map_err)?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, service, start, end, reason, created, cancelled, registered_by) =
+        let (id, service, start, end, reason, created, cancelled, registered_by, reference) =
             row.map_err(map_err)?;
         out.push(MaintenanceRow {
             id,
@@ -138,12 +150,14 @@ pub(super) fn list_maintenance(
             created_at: from_ns(created)?,
             cancelled_at: cancelled.map(from_ns).transpose()?,
             registered_by,
+            reference,
         });
     }
     Ok(out)
 }
 
-/// id, service, start, end, reason, created, cancelled (timestamps in ns), registered by.
+/// id, service, start, end, reason, created, cancelled (timestamps in ns), registered by,
+/// reference.
 type MaintenanceColumns = (
     i64,
     String,
@@ -152,6 +166,7 @@ type MaintenanceColumns = (
     String,
     i64,
     Option<i64>,
+    Option<String>,
     Option<String>,
 );
 
@@ -165,6 +180,7 @@ fn maintenance_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MaintenanceColumns
         r.get(5)?,
         r.get(6)?,
         r.get(7)?,
+        r.get(8)?,
     ))
 }
 

@@ -165,6 +165,10 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE late_changes ADD COLUMN series BLOB;
     "#,
+    // 6: a maintenance window's reference (change ticket) as a field of its own.
+    r#"
+    ALTER TABLE maintenance ADD COLUMN reference TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.
