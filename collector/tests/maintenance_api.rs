@@ -285,9 +285,9 @@ async fn a_window_over_an_outage_makes_its_bad_minutes_ineligible() {
     assert_eq!(after["eligible_minutes"].as_u64(), Some(eligible));
 }
 
-/// RFC 3339 of now + `minutes` (negative: in the past), whole minutes.
-fn from_now(minutes: i64) -> String {
-    let now = jiff::Timestamp::now().as_second() / 60 * 60;
+/// RFC 3339 of the collector's now + `minutes` (negative: in the past), whole minutes.
+fn from_now(c: &Collector, minutes: i64) -> String {
+    let now = c.app.clock.now_utc().as_second() / 60 * 60;
     jiff::Timestamp::from_second(now + minutes * 60)
         .expect("in range")
         .to_string()
@@ -305,7 +305,10 @@ async fn a_window_registered_too_late_is_422_and_changes_nothing() {
     };
     let tok = Some("alice-secret");
     let (s, e) = api
-        .post(tok, window(&from_now(-25 * 60), &from_now(-24 * 60)))
+        .post(
+            tok,
+            window(&from_now(&api.c, -25 * 60), &from_now(&api.c, -24 * 60)),
+        )
         .await;
     assert_eq!((s, e["field"].as_str()), (422, Some("start")), "{e}");
     let why = e["error"].as_str().unwrap_or_default();
@@ -318,13 +321,17 @@ async fn a_window_registered_too_late_is_422_and_changes_nothing() {
         .await;
     assert_eq!(list, json!([]), "a refused window was stored");
 
-    let (s, late) = api.post(tok, window(&from_now(-120), &from_now(-60))).await;
+    let (s, late) = api
+        .post(tok, window(&from_now(&api.c, -120), &from_now(&api.c, -60)))
+        .await;
     assert_eq!(s, 201, "{late}");
     let after = late["registered_after_start_seconds"]
         .as_i64()
         .expect("late");
     assert!((7_200..7_260).contains(&after), "{late}");
-    let (s, ahead) = api.post(tok, window(&from_now(60), &from_now(120))).await;
+    let (s, ahead) = api
+        .post(tok, window(&from_now(&api.c, 60), &from_now(&api.c, 120)))
+        .await;
     assert_eq!(s, 201, "{ahead}");
     assert_eq!(ahead["registered_after_start_seconds"], Value::Null);
     let (_, list) = api

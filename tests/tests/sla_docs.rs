@@ -179,13 +179,15 @@ fn every_maintenance_view_field_is_documented() {
         created_at: at,
         cancelled_at: Some(at),
         registered_by: Some("admin".into()),
+        reference: Some("CHG-42".into()),
+        registered_after_start_seconds: Some(60),
     };
     let mut all = BTreeSet::new();
     keys(
         &serde_json::to_value(&view).expect("view serialises"),
         &mut all,
     );
-    assert_eq!(all.len(), 8, "{all:?}");
+    assert_eq!(all.len(), 10, "{all:?}");
     let api = words(&read("docs/http-api.md"));
     let missing: Vec<_> = all.iter().filter(|k| !api.contains(*k)).collect();
     assert!(

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use crate::clock::SharedClock;
 use crate::figures::Figures;
 use crate::fleet::Fleet;
-use crate::ingest::{self, Ingest, Rejection};
+use crate::ingest::{Ingest, Rejection};
 use crate::maintenance::Maintenance;
 use crate::metrics::Exporter;
 use crate::report::monthly::service::Reports;

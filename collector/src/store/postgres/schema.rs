@@ -143,6 +143,20 @@ const V4: &str = "ALTER TABLE maintenance ADD COLUMN reference TEXT;";
 /// Every migration, in order; index + 1 is the version it brings the database to.
 const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
+/// The SQL that builds a fresh database at `version` (tests of later migrations start there).
+#[cfg(test)]
+pub(super) fn schema_at(version: usize) -> String {
+    let mut sql = String::from("CREATE TABLE schema_version (version INT NOT NULL);\n");
+    for (i, m) in MIGRATIONS.iter().take(version).enumerate() {
+        sql.push_str(m);
+        sql.push_str(&format!(
+            "\nINSERT INTO schema_version (version) VALUES ({});\n",
+            i + 1
+        ));
+    }
+    sql
+}
+
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 
