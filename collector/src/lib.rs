@@ -23,6 +23,7 @@ pub mod notify;
 pub mod reject;
 pub mod reload;
 pub mod report;
+pub mod seal;
 pub mod server;
 pub mod sla;
 pub mod status;
