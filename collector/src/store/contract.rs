@@ -767,6 +767,68 @@ pub fn raw_roundtrip(store: &dyn InspectStore) {
     );
 }
 
+/// Each stored measurement belongs to the batch that first stored it: a batch's
+/// measurements come back exactly, ordered by (check, ts), without those it repeated, those
+/// of other agents or of batches interleaved with it in time.
+pub fn batch_membership(store: &dyn InspectStore) {
+    let mut rich = fail("web", 0, 10, Some(FailureReason::Tls));
+    rich.failed_phase = Some(Phase::Tls);
+    rich.error = Some("certificate expired".into());
+    rich.phases = BTreeMap::from([(Phase::Resolve, 0.001), (Phase::Connect, 0.002)]);
+    rich.labels = BTreeMap::from([("address".to_owned(), "10.0.0.1:443".to_owned())]);
+    let b1 = vec![ok("web", 0, 0, 0.01), rich.clone(), ok("api", 0, 5, 0.2)];
+    store.commit_batch(&batch("a1", 1, b1)).expect("a1/1");
+    let b2 = vec![ok("web", 0, 10, 0.5), ok("web", 0, 20, 0.03)];
+    let out = store.commit_batch(&batch("a1", 2, b2)).expect("a1/2");
+    assert_eq!((out.stored, out.duplicate_measurements), (1, 1));
+    store
+        .commit_batch(&batch("a2", 1, vec![ok("web", 0, 0, 0.07)]))
+        .expect("a2/1");
+    // Batch 3 spans two hours; batch 4 lands inside that span.
+    store
+        .commit_batch(&batch(
+            "a1",
+            3,
+            vec![ok("web", 130, 0, 0.01), ok("web", 1, 0, 0.01)],
+        ))
+        .expect("a1/3");
+    store
+        .commit_batch(&batch("a1", 4, vec![ok("web", 60, 0, 0.04)]))
+        .expect("a1/4");
+    let of = |agent: &str, seq| store.batch_measurements(agent, seq).expect("batch");
+    assert_eq!(
+        of("a1", 1),
+        vec![ok("api", 0, 5, 0.2), ok("web", 0, 0, 0.01), rich],
+        "ordered by check, then instant; every detail kept"
+    );
+    assert_eq!(
+        of("a1", 2),
+        vec![ok("web", 0, 20, 0.03)],
+        "a repeated measurement belongs to the batch that stored it"
+    );
+    assert_eq!(of("a2", 1), vec![ok("web", 0, 0, 0.07)]);
+    assert_eq!(
+        of("a1", 3),
+        vec![ok("web", 1, 0, 0.01), ok("web", 130, 0, 0.01)]
+    );
+    assert_eq!(of("a1", 4), vec![ok("web", 60, 0, 0.04)]);
+    assert!(of("a1", 99).is_empty(), "a batch never stored");
+    assert!(of("nobody", 1).is_empty(), "an agent never seen");
+    assert!(
+        of("a1", u64::MAX).is_empty(),
+        "a seq beyond the storable range"
+    );
+    let again = store
+        .commit_batch(&batch("a1", 2, vec![ok("web", 0, 30, 0.01)]))
+        .expect("resend");
+    assert!(again.duplicate_batch);
+    assert_eq!(
+        of("a1", 2),
+        vec![ok("web", 0, 20, 0.03)],
+        "a resend adds nothing"
+    );
+}
+
 /// A contract case: runs against one fresh store and panics on a violation.
 pub type Case = fn(&dyn InspectStore);
 
@@ -793,6 +855,7 @@ pub const CASES: &[(&str, Case)] = &[
     ("exact_threshold_counts", exact_threshold_counts),
     ("agent_status", agent_status),
     ("raw_roundtrip", raw_roundtrip),
+    ("batch_membership", batch_membership),
     ("compact_matches_rollups", compact_matches_rollups),
     ("changes_are_journaled", changes_are_journaled),
 ];
@@ -954,7 +1017,8 @@ macro_rules! contract_tests {
             idempotent_resend, dedup_across_batches, late_data_updates_past_minutes,
             reason_counts_give_top_reason, histogram_merge, gaps, host_min_avg_max,
             maintenance_lifecycle, retention, counts, first_seen, first_configured,
-            exact_threshold_counts, agent_status, raw_roundtrip, compact_matches_rollups,
+            exact_threshold_counts, agent_status, raw_roundtrip, batch_membership,
+            compact_matches_rollups,
             changes_are_journaled);
     };
     (@cases $make:expr; $($case:ident),*) => {

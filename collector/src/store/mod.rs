@@ -180,6 +180,11 @@ pub trait Store: Send + Sync + 'static {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<(String, Measurement)>, StoreError>;
+    /// The measurements stored from batch `seq` of `agent` (those its commit newly stored;
+    /// one it repeated belongs to the batch that stored it first), ordered by (check, ts);
+    /// empty for a batch never stored or whose raw measurements retention removed. Bulk
+    /// imports are batches too, under their import seq.
+    fn batch_measurements(&self, agent: &str, seq: u64) -> Result<Vec<Measurement>, StoreError>;
     /// Deletes raw measurements older than `raw_before` and rollups older than `rollups_before`.
     /// Figures read afterwards are unchanged for every minute kept (a backend may compact
     /// rollups here), and a batch replayed after retention is still counted at most once.

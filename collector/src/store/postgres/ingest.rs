@@ -64,11 +64,12 @@ pub(super) async fn commit(client: &mut Client, b: &IngestBatch) -> Result<Commi
         .await?
         .try_get(0)?;
     let agent = ensure_agent(&tx, &b.agent).await?;
+    let (first_ns, last_ns) = crate::store::keys::batch_span(&b.measurements)?;
     let fresh = tx
         .execute(
-            "INSERT INTO batches (agent_id, seq, received_ns) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
-            &[&agent, &seq, &received_ns],
+            "INSERT INTO batches (agent_id, seq, received_ns, first_ns, last_ns)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            &[&agent, &seq, &received_ns, &first_ns, &last_ns],
         )
         .await?;
     let mut out = CommitOutcome {
@@ -88,7 +89,7 @@ pub(super) async fn commit(client: &mut Client, b: &IngestBatch) -> Result<Commi
         .collect();
     let series = ensure_series(&tx, agent, &checks).await?;
     let candidates = candidates(b, &series, horizon, &mut out)?;
-    let new = insert_raw(&tx, b, &candidates).await?;
+    let new = insert_raw(&tx, b, seq, &candidates).await?;
     let names: Vec<&str> = checks.iter().copied().collect();
     let tracked = thresholds::tracked(&tx, &names).await?;
     let mut over = thresholds::OverCounts::new();
@@ -224,6 +225,7 @@ fn candidates(
 async fn insert_raw(
     tx: &Transaction<'_>,
     b: &IngestBatch,
+    seq: i64,
     candidates: &[Candidate],
 ) -> Result<HashSet<(i64, i64)>, TxError> {
     if candidates.is_empty() {
@@ -253,11 +255,11 @@ async fn insert_raw(
     }
     let rows = tx
         .query(
-            "INSERT INTO raw (series, ts_ns, ok, duration_s, reason, extra)
-             SELECT * FROM unnest($1::int8[], $2::int8[], $3::bool[], $4::float8[],
-                                  $5::int2[], $6::bytea[])
+            "INSERT INTO raw (series, ts_ns, ok, duration_s, reason, extra, seq)
+             SELECT u.*, $7::int8 FROM unnest($1::int8[], $2::int8[], $3::bool[],
+                                  $4::float8[], $5::int2[], $6::bytea[]) AS u
              ON CONFLICT DO NOTHING RETURNING series, ts_ns",
-            &[&series, &ts, &ok, &dur, &reason, &extra],
+            &[&series, &ts, &ok, &dur, &reason, &extra, &seq],
         )
         .await?;
     rows.iter()

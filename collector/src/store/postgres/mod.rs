@@ -519,6 +519,16 @@ impl Store for PgStore {
         })
     }
 
+    fn batch_measurements(&self, agent: &str, seq: u64) -> Result<Vec<Measurement>, StoreError> {
+        let Ok(seq) = i64::try_from(seq) else {
+            return Ok(Vec::new());
+        };
+        let agent = agent.to_owned();
+        self.run(
+            move |pool| async move { read::batch(pool.get().await?.client()?, &agent, seq).await },
+        )
+    }
+
     fn apply_retention(
         &self,
         raw_before: Timestamp,

@@ -264,3 +264,40 @@ pub(super) async fn raw(
     }
     Ok(out)
 }
+
+/// The measurements stored from batch `seq` of `agent`, ordered by (check, ts): the raw
+/// rows of the agent's series inside the batch's span of instants whose seq is `seq`.
+pub(super) async fn batch(
+    client: &mut Client,
+    agent: &str,
+    seq: i64,
+) -> Result<Vec<Measurement>, TxError> {
+    let rows = client
+        .query(
+            "SELECT s.check_id, r.ts_ns, r.ok, r.duration_s, r.reason, r.extra
+             FROM agents a JOIN batches b ON b.agent_id = a.id AND b.seq = $2
+             JOIN series s ON s.agent_id = a.id
+             JOIN raw r ON r.series = s.id AND r.ts_ns BETWEEN b.first_ns AND b.last_ns
+                        AND r.seq = $2
+             WHERE a.name = $1",
+            &[&agent, &seq],
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let check: &str = r.try_get(0)?;
+        let extra: Option<&[u8]> = r.try_get(5)?;
+        let reason: Option<i16> = r.try_get(4)?;
+        out.push(rebuild_measurement(
+            check,
+            r.try_get(1)?,
+            r.try_get(2)?,
+            r.try_get(3)?,
+            reason.map(|c| u64::try_from(c).unwrap_or(u64::MAX)),
+            extra,
+        )?);
+    }
+    // Sorted here, not by the server: its collation may not order text by bytes.
+    out.sort_by(|a, b| (&a.check, a.ts).cmp(&(&b.check, b.ts)));
+    Ok(out)
+}

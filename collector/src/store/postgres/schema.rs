@@ -137,8 +137,17 @@ INSERT INTO meta (key, value)
 /// a secret); NULL for windows registered before it, as in SQLite.
 const V3: &str = "ALTER TABLE maintenance ADD COLUMN registered_by TEXT;";
 
+/// Version 4 (issue 20): batch membership, as in SQLite. Each raw row records the seq of
+/// the batch it arrived in (NULL for rows stored before), each batch row the span of its
+/// measurements' instants, so a batch's measurements are found through the raw key
+/// (series, ts) without an index paid at every insert.
+const V4: &str = "
+ALTER TABLE raw ADD COLUMN seq BIGINT;
+ALTER TABLE batches ADD COLUMN first_ns BIGINT, ADD COLUMN last_ns BIGINT;
+";
+
 /// Every migration, in order; index + 1 is the version it brings the database to.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;

@@ -52,6 +52,7 @@ pg_contract_tests!(
     exact_threshold_counts,
     agent_status,
     raw_roundtrip,
+    batch_membership,
     compact_matches_rollups,
     changes_are_journaled,
 );
@@ -220,7 +221,9 @@ fn migration_3_keeps_old_windows_without_a_registrant() {
     admin_exec(
         &db.url,
         "ALTER TABLE maintenance DROP COLUMN registered_by;
-         DELETE FROM schema_version WHERE version = 3;
+         ALTER TABLE raw DROP COLUMN seq;
+         ALTER TABLE batches DROP COLUMN first_ns, DROP COLUMN last_ns;
+         DELETE FROM schema_version WHERE version >= 3;
          INSERT INTO maintenance (service, start_ns, end_ns, reason, created_ns)
          VALUES ('shop', 1000000000, 2000000000, 'old', 0);",
     )

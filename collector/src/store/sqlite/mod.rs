@@ -403,6 +403,10 @@ impl Store for SqliteStore {
         self.read(|tx| read::raw_measurements(tx, check, from, to))
     }
 
+    fn batch_measurements(&self, agent: &str, seq: u64) -> Result<Vec<Measurement>, StoreError> {
+        self.read(|tx| read::batch_measurements(tx, agent, seq))
+    }
+
     fn apply_retention(
         &self,
         raw_before: Timestamp,

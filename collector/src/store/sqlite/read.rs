@@ -235,6 +235,58 @@ pub(super) fn raw_measurements(
     Ok(out)
 }
 
+/// The measurements stored from batch `seq` of `agent`, ordered by (check, ts): the raw
+/// rows inside the batch's span of instants (kept with its batch row) whose seq is `seq`.
+pub(super) fn batch_measurements(
+    tx: &Transaction<'_>,
+    agent: &str,
+    seq: u64,
+) -> Result<Vec<Measurement>, StoreError> {
+    let Ok(seq) = i64::try_from(seq) else {
+        return Ok(Vec::new());
+    };
+    let span: Option<(i64, Option<i64>, Option<i64>)> = tx
+        .prepare_cached(
+            "SELECT a.id, b.first_ns, b.last_ns FROM agents a
+             JOIN batches b ON b.agent_id = a.id AND b.seq = ?2 WHERE a.name = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![agent, seq], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+        })
+        .map_err(map_err)?;
+    let Some((agent_id, Some(first), Some(last))) = span else {
+        return Ok(Vec::new());
+    };
+    // CROSS JOIN keeps raw the outer loop: a range scan of its time-led key.
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT r.ts_ns, s.check_id, r.ok, r.duration_s, r.reason, r.extra
+             FROM raw r CROSS JOIN series s ON s.id = r.series
+             WHERE r.ts_ns >= ?1 AND r.ts_ns <= ?2 AND r.seq = ?3 AND s.agent_id = ?4",
+        )
+        .map_err(map_err)?;
+    let rows = stmt
+        .query_map(params![first, last, seq, agent_id], raw_row)
+        .map_err(map_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (ts, check, ok, duration, reason, extra) = row.map_err(map_err)?;
+        out.push(rebuild_measurement(
+            &check,
+            ts,
+            ok,
+            duration,
+            reason.map(to_u64),
+            extra.as_deref(),
+        )?);
+    }
+    out.sort_by(|a, b| (&a.check, a.ts).cmp(&(&b.check, b.ts)));
+    Ok(out)
+}
+
 pub(super) fn counts(tx: &Transaction<'_>) -> Result<StoreCounts, StoreError> {
     Ok(StoreCounts {
         batches: read_meta(tx, "batches_total")?.map_or(0, to_u64),
@@ -350,7 +402,7 @@ fn compact_series(
     Ok(())
 }
 
-/// ts, agent, ok, duration, reason code, extra JSON.
+/// ts, agent (or check), ok, duration, reason code, extra details.
 type RawColumns = (i64, String, bool, Option<f64>, Option<i64>, Option<Vec<u8>>);
 
 fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawColumns> {

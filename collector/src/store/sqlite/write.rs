@@ -318,11 +318,13 @@ fn write_batch(
         StoreError::Backend(format!("batch seq {} exceeds the storable range", b.seq))
     })?;
     let agent = ensure_agent(tx, &mut ids.agents, &b.agent)?;
+    let (first_ns, last_ns) = crate::store::keys::batch_span(&b.measurements)?;
     let fresh = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO batches (agent_id, seq, received_ns) VALUES (?1, ?2, ?3)",
+            "INSERT OR IGNORE INTO batches (agent_id, seq, received_ns, first_ns, last_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )
-        .and_then(|mut s| s.execute(params![agent, seq, received_ns]))
+        .and_then(|mut s| s.execute(params![agent, seq, received_ns, first_ns, last_ns]))
         .map_err(map_err)?;
     let mut out = CommitOutcome {
         duplicate_batch: fresh == 0,
@@ -333,7 +335,15 @@ fn write_batch(
         return Ok(out);
     }
     let received_minute = b.received_at.as_second().div_euclid(60);
-    let pending = insert_raw(tx, ids, tracked, agent, horizon, &b.measurements, &mut out)?;
+    let pending = insert_raw(
+        tx,
+        ids,
+        tracked,
+        (agent, seq),
+        horizon,
+        &b.measurements,
+        &mut out,
+    )?;
     for &(minute, series) in pending.cells.keys() {
         late.note(series, minute, minute + 1, received_minute);
     }
@@ -395,7 +405,7 @@ fn insert_raw(
     tx: &Transaction<'_>,
     ids: &mut IdCache,
     tracked: &HashMap<String, Vec<u64>>,
-    agent: i64,
+    (agent, seq): (i64, i64),
     horizon: i64,
     measurements: &[Measurement],
     out: &mut CommitOutcome,
@@ -428,13 +438,13 @@ fn insert_raw(
     let mut stored = vec![false; rows.len()];
     for (start, len) in chunks(rows.len()) {
         let sql = values_sql(
-            "INSERT OR IGNORE INTO raw (ts_ns, series, ok, duration_s, reason, extra)",
-            6,
+            "INSERT OR IGNORE INTO raw (ts_ns, series, ok, duration_s, reason, extra, seq)",
+            7,
             len,
             " RETURNING ts_ns, series",
         );
         let mut stmt = tx.prepare_cached(&sql).map_err(map_err)?;
-        let mut params: Vec<&dyn ToSql> = Vec::with_capacity(len * 6);
+        let mut params: Vec<&dyn ToSql> = Vec::with_capacity(len * 7);
         for r in &rows[start..start + len] {
             params.extend([
                 &r.ns as &dyn ToSql,
@@ -443,6 +453,7 @@ fn insert_raw(
                 &r.m.duration_seconds,
                 &r.reason,
                 &r.extra,
+                &seq,
             ]);
         }
         let mut returned: Vec<(i64, i64)> = Vec::with_capacity(len);
