@@ -316,7 +316,8 @@ impl<'a> Columns<'a> {
     fn add(&mut self, m: &'a Measurement) {
         self.reasons
             .push(m.reason.map_or(0, |r| codec::reason_code(r) + 1));
-        self.failed.push(m.failed_phase.map_or(0, |p| phase_code(p) + 1));
+        self.failed
+            .push(m.failed_phase.map_or(0, |p| phase_code(p) + 1));
         let error = m.error.as_deref().map_or(0, |e| self.dict.id(e) + 1);
         codec::put_varint(&mut self.errors, error);
         self.duration.push(m.duration_seconds);
@@ -333,7 +334,10 @@ impl<'a> Columns<'a> {
             let resource = v.resource.as_deref().map_or(0, |r| self.dict.id(r) + 1);
             let slot = self.slots.id(vec![name, resource]);
             layout.push(slot);
-            self.slot_values.entry(slot).or_default().push(Some(v.value));
+            self.slot_values
+                .entry(slot)
+                .or_default()
+                .push(Some(v.value));
         }
         codec::put_varint(&mut self.layout_of, self.layouts.id(layout));
         let mut keys = Vec::with_capacity(m.labels.len());
@@ -462,9 +466,11 @@ fn decode_body(body: &[u8], check: &str) -> Result<Vec<Stored>, CodecError> {
     for e in &mut out {
         e.m.error = match r.varint()? {
             0 => None,
-            i => Some(dict.get(i as usize - 1).cloned().ok_or(CodecError::Malformed(
-                "index outside its table",
-            ))?),
+            i => Some(
+                dict.get(i as usize - 1)
+                    .cloned()
+                    .ok_or(CodecError::Malformed("index outside its table"))?,
+            ),
         };
     }
     for (e, d) in out.iter_mut().zip(read_numbers(&mut r, n)?) {
@@ -546,7 +552,9 @@ fn read_values(r: &mut Reader<'_>, out: &mut [Stored], dict: &[String]) -> Resul
         for &s in &layouts[l] {
             let slot = &slots[s as usize];
             let [n, res] = slot.as_slice() else {
-                return Err(CodecError::Malformed("a value slot is not (name, resource)"));
+                return Err(CodecError::Malformed(
+                    "a value slot is not (name, resource)",
+                ));
             };
             let value = columns[s as usize]
                 .next()
@@ -665,7 +673,10 @@ mod tests {
         assert!(decode(&bad, "web").is_err(), "unknown format");
         let mut huge = vec![FORMAT];
         codec::put_varint(&mut huge, u64::MAX);
-        assert!(decode(&huge, "web").is_err(), "a body length beyond the bound");
+        assert!(
+            decode(&huge, "web").is_err(),
+            "a body length beyond the bound"
+        );
         // A body that decompresses but does not parse.
         for junk in [vec![200u8], vec![2, 0, 0], vec![1, 0, 0, 0, 5]] {
             let mut b = vec![FORMAT];

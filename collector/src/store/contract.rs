@@ -829,6 +829,143 @@ pub fn batch_membership(store: &dyn InspectStore) {
     );
 }
 
+/// Every raw read (`raw_measurements`, `batch_measurements`, the counts and rollups) answers
+/// the same before and after raw measurements are compacted into blocks; per-measurement
+/// idempotence holds across compaction (a replayed batch, a new batch repeating compacted
+/// measurements), late data into a compacted hour is kept once and survives the next
+/// compaction, and retention cuts blocks at the exact instant.
+pub fn raw_reads_survive_compaction(store: &dyn InspectStore) {
+    let mut sent: Vec<(String, u64, Vec<Measurement>)> = Vec::new();
+    for seq in 1..=6u64 {
+        for agent in ["a1", "a2"] {
+            let mut ms = Vec::new();
+            for minute in (seq as i64 - 1) * 35..seq as i64 * 35 {
+                let mut m = ok("web", minute, 3, 0.010 + minute as f64 * 1e-6);
+                m.phases = BTreeMap::from([(Phase::Connect, 0.002_345_678), (Phase::Tls, 0.1)]);
+                m.labels = BTreeMap::from([("address".to_owned(), format!("10.0.0.{seq}"))]);
+                m.values = vec![Value {
+                    name: "http_status".into(),
+                    resource: None,
+                    value: 200.0,
+                }];
+                ms.push(m);
+                if minute % 11 == 0 {
+                    let mut f = fail("api", minute, 7, Some(FailureReason::Timeout));
+                    f.error = Some("timed out after 5 s".into());
+                    f.failed_phase = Some(Phase::Processing);
+                    ms.push(f);
+                }
+            }
+            store
+                .commit_batch(&batch(agent, seq, ms.clone()))
+                .expect("commit");
+            sent.push((agent.to_owned(), seq, ms));
+        }
+    }
+    let all = |store: &dyn InspectStore| {
+        let raw = |check| {
+            store
+                .raw_measurements(check, at(-1000, 0), at(1000, 0))
+                .expect("raw")
+        };
+        let batches: Vec<_> = sent
+            .iter()
+            .map(|(a, s, _)| store.batch_measurements(a, *s).expect("batch"))
+            .collect();
+        (
+            raw("web"),
+            raw("api"),
+            batches,
+            store.counts().expect("counts"),
+        )
+    };
+    let before = all(store);
+    assert_eq!(before.0.len(), 2 * 6 * 35);
+    for ((_, _, ms), got) in sent.iter().zip(&before.2) {
+        assert_eq!(got.len(), ms.len());
+    }
+    let rollups_before = (
+        probes_by_minute(store, "web"),
+        probes_by_minute(store, "api"),
+    );
+    // Hours 0..2 (minutes 0..179) compact; minutes 180..209 stay rows.
+    store.compact(BASE_MINUTE + 180).expect("compact");
+    assert_eq!(all(store), before, "reads are the same from blocks");
+    assert_eq!(
+        (
+            probes_by_minute(store, "web"),
+            probes_by_minute(store, "api")
+        ),
+        rollups_before
+    );
+    // A replayed batch, then a new batch repeating compacted measurements with one late
+    // measurement into a compacted hour.
+    let (agent, seq, ms) = &sent[2];
+    assert!(
+        store
+            .commit_batch(&batch(agent, *seq, ms.clone()))
+            .expect("replay")
+            .duplicate_batch
+    );
+    let late = ok("web", 40, 50, 0.5);
+    let mut again = ms.clone();
+    again.push(late.clone());
+    let out = store
+        .commit_batch(&batch(agent, 99, again))
+        .expect("repeat");
+    assert_eq!(
+        (out.stored, out.duplicate_measurements),
+        (1, ms.len() as u64)
+    );
+    assert_eq!(
+        store.batch_measurements(agent, 99).expect("late batch"),
+        vec![late.clone()]
+    );
+    let mut want = before.clone();
+    want.3.batches += 1;
+    want.3.measurements += 1;
+    let pos = want
+        .0
+        .iter()
+        .position(|(a, m)| (m.ts, a.as_str()) > (late.ts, agent.as_str()));
+    want.0
+        .insert(pos.unwrap_or(want.0.len()), (agent.clone(), late.clone()));
+    let with_late = |store: &dyn InspectStore| {
+        let mut got = all(store);
+        got.2.clear();
+        got
+    };
+    let mut want_no_batches = want.clone();
+    want_no_batches.2.clear();
+    assert_eq!(
+        with_late(store),
+        want_no_batches,
+        "the late measurement is kept once"
+    );
+    // The late row joins its hour's block at the next compaction; nothing changes.
+    store.compact(BASE_MINUTE + 180).expect("compact again");
+    assert_eq!(with_late(store), want_no_batches);
+    assert_eq!(
+        store.batch_measurements(agent, 99).expect("late batch"),
+        vec![late.clone()]
+    );
+    let out = store
+        .commit_batch(&batch(agent, 100, vec![late.clone()]))
+        .expect("late again");
+    assert_eq!((out.stored, out.duplicate_measurements), (0, 1));
+    // Retention cuts inside hour 1 (at minute 90:30): what is kept is exactly the rest.
+    store
+        .apply_retention(at(90, 30), at(-100_000, 0))
+        .expect("retention");
+    let kept: Vec<_> = want_no_batches
+        .0
+        .iter()
+        .filter(|(_, m)| m.ts >= at(90, 30))
+        .cloned()
+        .collect();
+    assert_eq!(with_late(store).0, kept);
+}
+
 /// A contract case: runs against one fresh store and panics on a violation.
 pub type Case = fn(&dyn InspectStore);
 
@@ -856,6 +993,7 @@ pub const CASES: &[(&str, Case)] = &[
     ("agent_status", agent_status),
     ("raw_roundtrip", raw_roundtrip),
     ("batch_membership", batch_membership),
+    ("raw_reads_survive_compaction", raw_reads_survive_compaction),
     ("compact_matches_rollups", compact_matches_rollups),
     ("changes_are_journaled", changes_are_journaled),
 ];
@@ -1018,6 +1156,7 @@ macro_rules! contract_tests {
             reason_counts_give_top_reason, histogram_merge, gaps, host_min_avg_max,
             maintenance_lifecycle, retention, counts, first_seen, first_configured,
             exact_threshold_counts, agent_status, raw_roundtrip, batch_membership,
+            raw_reads_survive_compaction,
             compact_matches_rollups,
             changes_are_journaled);
     };

@@ -260,6 +260,7 @@ pub trait InspectStore: Store {
 
 #[cfg(test)]
 mod bench;
+mod block;
 mod codec;
 #[cfg(test)]
 pub(crate) mod contract;

@@ -53,6 +53,7 @@ pg_contract_tests!(
     agent_status,
     raw_roundtrip,
     batch_membership,
+    raw_reads_survive_compaction,
     compact_matches_rollups,
     changes_are_journaled,
 );

@@ -13,6 +13,7 @@ use attest_config::wire::Measurement;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use super::blocks::{self, hour_of};
 use super::error::{corrupt, map_err};
 use super::packs::{cell_at, for_each_pack};
 use crate::minutes::{GapSpan, HostMinute, SeriesMinutes};
@@ -221,6 +222,7 @@ pub(super) fn raw_measurements(
     for row in rows {
         let (ts, agent, ok, duration, reason, extra) = row.map_err(map_err)?;
         out.push((
+            ts,
             agent,
             rebuild_measurement(
                 check,
@@ -232,7 +234,20 @@ pub(super) fn raw_measurements(
             )?,
         ));
     }
-    Ok(out)
+    // Older hours are in blocks (`blocks`); no instant is in both a row and a block.
+    let wanted = series_of_checks(tx, &[check.to_owned()])?;
+    let checks = wanted.iter().map(|(id, (c, _))| (*id, c.clone())).collect();
+    let hours = (hour_of(from), hour_of(to.saturating_sub(1)));
+    for (id, e) in blocks::read_blocks(tx, &checks, hours, None)? {
+        if e.ns >= from
+            && e.ns < to
+            && let Some((_, agent)) = wanted.get(&id)
+        {
+            out.push((e.ns, agent.clone(), e.m));
+        }
+    }
+    out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    Ok(out.into_iter().map(|(_, a, m)| (a, m)).collect())
 }
 
 /// The measurements stored from batch `seq` of `agent`, ordered by (check, ts): the raw
@@ -282,6 +297,19 @@ pub(super) fn batch_measurements(
             reason.map(to_u64),
             extra.as_deref(),
         )?);
+    }
+    let series: HashMap<i64, String> = tx
+        .prepare_cached("SELECT id, check_id FROM series WHERE agent_id = ?1")
+        .and_then(|mut s| {
+            s.query_map([agent_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .map_err(map_err)?;
+    let hours = (hour_of(first), hour_of(last));
+    for (_, e) in blocks::read_blocks(tx, &series, hours, Some(seq))? {
+        if e.seq == Some(seq) && e.ns >= first && e.ns <= last {
+            out.push(e.m);
+        }
     }
     out.sort_by(|a, b| (&a.check, a.ts).cmp(&(&b.check, b.ts)));
     Ok(out)

@@ -174,6 +174,20 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE batches ADD COLUMN first_ns INTEGER;
     ALTER TABLE batches ADD COLUMN last_ns INTEGER;
     "#,
+    // 7: raw measurements in blocks (issue 20, `blocks.rs`): raw rows older than the recent
+    // hours are compacted into one lossless block per series and hour (`store/block.rs`),
+    // with the range of batch seqs it holds (so a batch's read skips the others).
+    r#"
+    CREATE TABLE raw_block (
+        series INTEGER NOT NULL,
+        hour INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        seq_lo INTEGER,
+        seq_hi INTEGER,
+        data BLOB NOT NULL,
+        PRIMARY KEY (series, hour)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -19,6 +19,7 @@ use rusqlite::{
     Connection, OptionalExtension, Transaction, TransactionBehavior, params, params_from_iter,
 };
 
+use super::blocks::{BlockedInstants, hour_of};
 use super::error::{corrupt, map_err};
 use super::late::LateGroup;
 use super::thresholds;
@@ -73,6 +74,9 @@ pub(super) struct Writer {
     /// Minutes before this were dropped by retention; measurements for them are skipped
     /// so a replay cannot resurrect part of a deleted minute.
     pub(super) rollup_horizon: i64,
+    /// Hours before this may have raw blocks (`blocks`): a measurement of such an hour is
+    /// checked against its block before its row is inserted.
+    pub(super) raw_block_hour: i64,
 }
 
 fn add_meta(tx: &Transaction<'_>, key: &str, delta: i64) -> Result<(), StoreError> {
@@ -202,12 +206,13 @@ struct Pending {
 }
 
 impl Writer {
-    pub(super) fn new(conn: Connection, rollup_horizon: i64) -> Writer {
+    pub(super) fn new(conn: Connection, rollup_horizon: i64, raw_block_hour: i64) -> Writer {
         Writer {
             conn,
             ids: IdCache::default(),
             tracked: thresholds::Tracked::default(),
             rollup_horizon,
+            raw_block_hour,
         }
     }
 }
@@ -260,7 +265,10 @@ impl Writer {
         batches: &[B],
         savepoints: bool,
     ) -> Result<Vec<Result<CommitOutcome, StoreError>>, StoreError> {
-        let horizon = self.rollup_horizon;
+        let horizon = Horizons {
+            rollups: self.rollup_horizon,
+            blocks: self.raw_block_hour,
+        };
         let ids = &mut self.ids;
         let tx = self
             .conn
@@ -302,6 +310,15 @@ impl Writer {
     }
 }
 
+/// The writer's horizons, copied into a group's transaction.
+#[derive(Clone, Copy)]
+struct Horizons {
+    /// Minutes before this were deleted by retention.
+    rollups: i64,
+    /// Hours before this may have raw blocks.
+    blocks: i64,
+}
+
 /// Writes one batch inside the group's transaction: the batch row (which makes a resent
 /// batch a no-op), raw rows, rollups, gaps and the agent's status; notes its late writes in
 /// `late` (logged once for the group).
@@ -309,7 +326,7 @@ fn write_batch(
     tx: &Transaction<'_>,
     ids: &mut IdCache,
     tracked: &HashMap<String, Vec<u64>>,
-    horizon: i64,
+    horizon: Horizons,
     b: &IngestBatch,
     late: &mut LateGroup,
 ) -> Result<CommitOutcome, StoreError> {
@@ -350,7 +367,7 @@ fn write_batch(
     upsert_cells(tx, &pending.cells)?;
     upsert_hosts(tx, &pending.hosts)?;
     thresholds::add(tx, &pending.over)?;
-    insert_gaps(tx, ids, agent, horizon, b, late)?;
+    insert_gaps(tx, ids, agent, horizon.rollups, b, late)?;
     update_agent(
         tx,
         agent,
@@ -406,22 +423,28 @@ fn insert_raw(
     ids: &mut IdCache,
     tracked: &HashMap<String, Vec<u64>>,
     (agent, seq): (i64, i64),
-    horizon: i64,
+    horizon: Horizons,
     measurements: &[Measurement],
     out: &mut CommitOutcome,
 ) -> Result<Pending, StoreError> {
     let mut pending = Pending::default();
     let mut rows = Vec::with_capacity(measurements.len());
+    let mut blocked = BlockedInstants::default();
     for m in measurements {
         let ns = ts_ns(m.ts)?;
         let minute = minute_of(ns);
-        if minute < horizon {
+        if minute < horizon.rollups {
             // Its minute was deleted by retention: counting it now would resurrect a
             // fraction of that minute. Reported as a duplicate: it was stored once.
             out.duplicate_measurements += 1;
             continue;
         }
         let series = ensure_series(tx, &mut ids.series, agent, &m.check, Some(minute))?;
+        if hour_of(ns) < horizon.blocks && blocked.contains(tx, series, ns)? {
+            // Already stored, and since compacted into its hour's block.
+            out.duplicate_measurements += 1;
+            continue;
+        }
         rows.push(RawRow {
             m,
             ns,
