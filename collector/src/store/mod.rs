@@ -195,7 +195,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     fn counts(&self) -> Result<StoreCounts, StoreError>;
     /// Moves rollups of minutes before `before_minute` into the backend's long-term form,
-    /// if it has one; figures read afterwards are unchanged. Returns the rows moved.
+    /// if it has one, and raw measurements of the hours that ended by then into raw blocks
+    /// (`block`); figures and raw reads afterwards are unchanged. Returns the rows moved.
     /// Called hourly with a lag of two hours, so that late data of the last hours stays
     /// cheap to merge and month reads stay fast.
     fn compact(&self, before_minute: i64) -> Result<u64, StoreError> {

@@ -18,7 +18,8 @@
 //! `thresholds.rs` (first-configured instants and exact latency-threshold counts),
 //! `admin.rs` (maintenance windows, agents, retention), `inspect.rs` (reads only tests and
 //! measurements use), `group.rs` (group commit), `late.rs` (the durable late-write log),
-//! `checkpoint.rs` (WAL checkpoints off the commit path). This file opens the connections and maps the [`Store`] calls onto
+//! `checkpoint.rs` (WAL checkpoints off the commit path), `blocks.rs` (raw measurements of
+//! older hours in raw blocks: compaction, reads, retention). This file opens the connections and maps the [`Store`] calls onto
 //! them; the other files never import it.
 
 mod admin;
