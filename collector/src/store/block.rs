@@ -11,10 +11,13 @@
 //! - a dictionary of every text of the block (errors, value names and resources, label
 //!   keys and values), each text once; reasons and failed phases as one code byte each
 //!   (0 = none); errors as dictionary indexes (0 = none);
-//! - numbers (durations, phases, values) as [`NumColumn`]s: a kind byte per number, then
-//!   whole numbers and whole nanoseconds as zigzag deltas from the previous one of their
-//!   column and kind, anything else as its 8 IEEE bytes;
-//! - phases as a presence mask per measurement and one column per phase; values as a
+//! - numbers (phases, durations, values) as [`NumColumn`]s: a kind byte per number, a
+//!   mode byte, then whole numbers and whole nanoseconds as zigzag values or as zigzag
+//!   deltas from the previous one of their column and kind (whichever is shorter for the
+//!   column), anything else as its 8 IEEE bytes; a duration in whole nanoseconds whose
+//!   phases all are is stored as its difference from their sum;
+//! - phases as a presence mask per measurement and one column per phase, then durations;
+//!   values as a
 //!   layout per measurement (the sequence of (name, resource) slots, stored once per
 //!   block) and one column per slot, so a counter's deltas stay small; labels as a key
 //!   set per measurement (stored once per block) and the value indexes.
@@ -163,14 +166,21 @@ const ABSENT: u8 = 0;
 const INTEGER: u8 = 1;
 const NANOS: u8 = 2;
 const IEEE: u8 = 3;
+/// Whole nanoseconds stored as the difference from the sum of the measurement's phases
+/// (durations: a probe's duration is its phases plus a little).
+const FROM_PHASES: u8 = 4;
 
-/// A column of optional numbers: kinds first, then payloads (see the module comment).
+/// Payload modes of a column: whole numbers as zigzag deltas from the previous one of their
+/// kind (counters, steady values) or as zigzag values (independent timings); the encoder
+/// keeps the shorter.
+const MODE_DELTA: u8 = 0;
+const MODE_PLAIN: u8 = 1;
+
+/// A column of optional numbers: kinds first, a mode byte, then payloads (see the module
+/// comment). A number may come with a base (the sum of its measurement's phases).
 #[derive(Default)]
 struct NumColumn {
-    kinds: Vec<u8>,
-    payload: Vec<u8>,
-    last_int: i64,
-    last_nanos: i64,
+    values: Vec<(Option<f64>, Option<i64>)>,
 }
 
 /// `v` as a whole number, if it reads back bit for bit.
@@ -189,53 +199,121 @@ fn as_nanos(v: f64) -> Option<i64> {
     ((n as f64 / 1e9).to_bits() == v.to_bits()).then_some(n)
 }
 
-impl NumColumn {
-    fn push(&mut self, v: Option<f64>) {
-        let Some(v) = v else {
-            self.kinds.push(ABSENT);
-            return;
-        };
-        if let Some(i) = as_integer(v) {
-            self.kinds.push(INTEGER);
-            codec::put_varint(&mut self.payload, zigzag(i.wrapping_sub(self.last_int)));
-            self.last_int = i;
-        } else if let Some(n) = as_nanos(v) {
-            self.kinds.push(NANOS);
-            codec::put_varint(&mut self.payload, zigzag(n.wrapping_sub(self.last_nanos)));
-            self.last_nanos = n;
-        } else {
-            self.kinds.push(IEEE);
-            self.payload.extend_from_slice(&v.to_bits().to_le_bytes());
-        }
+/// The sum of a measurement's phases in whole nanoseconds, when every phase is one.
+fn phase_base(phases: &BTreeMap<Phase, f64>) -> Option<i64> {
+    if phases.is_empty() {
+        return None;
     }
+    phases
+        .values()
+        .try_fold(0i64, |sum, &v| sum.checked_add(as_nanos(v)?))
+}
 
-    fn put(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.kinds);
-        out.extend_from_slice(&self.payload);
+/// The kind and whole payload of a number (`None` payload: IEEE bytes or absent).
+fn classify(v: Option<f64>, base: Option<i64>) -> (u8, Option<i64>) {
+    let Some(v) = v else {
+        return (ABSENT, None);
+    };
+    if let Some(i) = as_integer(v) {
+        (INTEGER, Some(i))
+    } else if let Some(n) = as_nanos(v) {
+        match base {
+            Some(b) => (FROM_PHASES, Some(n.wrapping_sub(b))),
+            None => (NANOS, Some(n)),
+        }
+    } else {
+        (IEEE, None)
     }
 }
 
-/// Reads a column of `n` numbers written by [`NumColumn::put`].
-fn read_numbers(r: &mut Reader<'_>, n: usize) -> Result<Vec<Option<f64>>, CodecError> {
+impl NumColumn {
+    fn push(&mut self, v: Option<f64>) {
+        self.values.push((v, None));
+    }
+
+    fn push_with_base(&mut self, v: Option<f64>, base: Option<i64>) {
+        self.values.push((v, base));
+    }
+
+    fn payload(&self, mode: u8) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.values.len() * 4);
+        let mut last = [0i64; 5];
+        for &(v, base) in &self.values {
+            match classify(v, base) {
+                (_, None) if v.is_some() => {
+                    out.extend_from_slice(&v.unwrap_or_default().to_bits().to_le_bytes());
+                }
+                (kind @ (INTEGER | NANOS), Some(x)) if mode == MODE_DELTA => {
+                    let k = usize::from(kind);
+                    codec::put_varint(&mut out, zigzag(x.wrapping_sub(last[k])));
+                    last[k] = x;
+                }
+                (_, Some(x)) => codec::put_varint(&mut out, zigzag(x)),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn put(&self, out: &mut Vec<u8>) {
+        out.extend(self.values.iter().map(|&(v, b)| classify(v, b).0));
+        let delta = self.payload(MODE_DELTA);
+        let plain = self.payload(MODE_PLAIN);
+        if plain.len() < delta.len() {
+            out.push(MODE_PLAIN);
+            out.extend_from_slice(&plain);
+        } else {
+            out.push(MODE_DELTA);
+            out.extend_from_slice(&delta);
+        }
+    }
+}
+
+/// Reads a column of `n` numbers written by [`NumColumn::put`]; `bases` gives each
+/// number's base (for [`FROM_PHASES`]), `None` for a column without bases.
+fn read_numbers_based(
+    r: &mut Reader<'_>,
+    n: usize,
+    bases: Option<&[Option<i64>]>,
+) -> Result<Vec<Option<f64>>, CodecError> {
     let kinds = r.take(n)?;
-    let (mut last_int, mut last_nanos) = (0i64, 0i64);
+    let delta = match r.u8()? {
+        MODE_DELTA => true,
+        MODE_PLAIN => false,
+        _ => return Err(CodecError::Malformed("unknown number column mode")),
+    };
+    let mut last = [0i64; 5];
+    let mut whole = |r: &mut Reader<'_>, kind: u8| -> Result<i64, CodecError> {
+        let x = unzigzag(r.varint()?);
+        if delta && kind != FROM_PHASES {
+            let k = usize::from(kind);
+            last[k] = last[k].wrapping_add(x);
+            Ok(last[k])
+        } else {
+            Ok(x)
+        }
+    };
     let mut out = Vec::with_capacity(n);
-    for &k in kinds {
+    for (i, &k) in kinds.iter().enumerate() {
         out.push(match k {
             ABSENT => None,
-            INTEGER => {
-                last_int = last_int.wrapping_add(unzigzag(r.varint()?));
-                Some(last_int as f64)
-            }
-            NANOS => {
-                last_nanos = last_nanos.wrapping_add(unzigzag(r.varint()?));
-                Some(last_nanos as f64 / 1e9)
+            INTEGER => Some(whole(r, k)? as f64),
+            NANOS => Some(whole(r, k)? as f64 / 1e9),
+            FROM_PHASES => {
+                let base = bases
+                    .and_then(|b| b.get(i).copied().flatten())
+                    .ok_or(CodecError::Malformed("a number relative to missing phases"))?;
+                Some(base.wrapping_add(whole(r, k)?) as f64 / 1e9)
             }
             IEEE => Some(f64::from_bits(r.u64_le()?)),
             _ => return Err(CodecError::Malformed("unknown number kind")),
         });
     }
     Ok(out)
+}
+
+fn read_numbers(r: &mut Reader<'_>, n: usize) -> Result<Vec<Option<f64>>, CodecError> {
+    read_numbers_based(r, n, None)
 }
 
 fn body(entries: &[Stored]) -> Vec<u8> {
@@ -320,7 +398,8 @@ impl<'a> Columns<'a> {
             .push(m.failed_phase.map_or(0, |p| phase_code(p) + 1));
         let error = m.error.as_deref().map_or(0, |e| self.dict.id(e) + 1);
         codec::put_varint(&mut self.errors, error);
-        self.duration.push(m.duration_seconds);
+        self.duration
+            .push_with_base(m.duration_seconds, phase_base(&m.phases));
         let mut mask = 0u64;
         for (&p, &v) in &m.phases {
             let code = phase_code(p);
@@ -357,11 +436,11 @@ impl<'a> Columns<'a> {
         out.extend_from_slice(&self.reasons);
         out.extend_from_slice(&self.failed);
         out.extend_from_slice(&self.errors);
-        self.duration.put(out);
         out.extend_from_slice(&self.masks);
         for p in &self.phases {
             p.put(out);
         }
+        self.duration.put(out);
         self.slots.put(out);
         self.layouts.put(out);
         out.extend_from_slice(&self.layout_of);
@@ -473,10 +552,14 @@ fn decode_body(body: &[u8], check: &str) -> Result<Vec<Stored>, CodecError> {
             ),
         };
     }
-    for (e, d) in out.iter_mut().zip(read_numbers(&mut r, n)?) {
+    read_phases(&mut r, &mut out)?;
+    let bases: Vec<Option<i64>> = out.iter().map(|e| phase_base(&e.m.phases)).collect();
+    for (e, d) in out
+        .iter_mut()
+        .zip(read_numbers_based(&mut r, n, Some(&bases))?)
+    {
         e.m.duration_seconds = d;
     }
-    read_phases(&mut r, &mut out)?;
     read_values(&mut r, &mut out, &dict)?;
     let keysets = read_table(&mut r)?;
     let mut sets = Vec::with_capacity(n);
