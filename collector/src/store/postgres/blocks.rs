@@ -4,8 +4,9 @@
 //! retention.
 //!
 //! Invariants:
-//! - Compaction moves one hour per transaction (rows deleted and blocks written together),
-//!   so a crash leaves rows or a block for every measurement, never both, never neither.
+//! - Compaction moves one chunk per transaction (up to [`CHUNK_SERIES`] series of one hour:
+//!   rows deleted and blocks written together), so a crash leaves rows or a block for every
+//!   measurement, never both, never neither, and commits wait for one chunk at most.
 //! - The `raw_block_hour` meta row is above every hour that has a block. Compaction and the
 //!   retention trim hold it `FOR UPDATE`; every commit holds it `FOR SHARE` for its whole
 //!   transaction and checks a measurement of an hour before it against that hour's block.
@@ -56,11 +57,16 @@ pub(super) async fn blocked_instants(
     Ok(out)
 }
 
-/// Compacts the raw rows of the earliest hour before `before_hour` that has rows into
-/// blocks, in one transaction; returns the rows moved, or `None` when no hour is left.
-pub(super) async fn compact_one_hour(
+/// Series per compaction transaction: the lock every commit shares is held for one chunk.
+pub(super) const CHUNK_SERIES: i64 = 256;
+
+/// Compacts the raw rows of up to `chunk` series (the lowest ids) of the earliest hour
+/// before `before_hour` that has rows into blocks, in one transaction; returns the rows
+/// moved, or `None` when no hour is left.
+pub(super) async fn compact_one_chunk(
     client: &mut Client,
     before_hour: i64,
+    chunk: i64,
 ) -> Result<Option<u64>, TxError> {
     let tx = client.transaction().await?;
     tx.execute(
@@ -77,7 +83,16 @@ pub(super) async fn compact_one_hour(
         return Ok(None);
     };
     let (lo, hi) = (hour * NS_PER_HOUR, (hour + 1) * NS_PER_HOUR);
-    let by_series = rows_between(&tx, lo, hi).await?;
+    // The lowest `chunk` series with rows in the hour are exactly those in [first, last].
+    let span = tx
+        .query_one(
+            "SELECT min(series), max(series) FROM (SELECT DISTINCT series FROM raw
+             WHERE ts_ns >= $1 AND ts_ns < $2 ORDER BY series LIMIT $3) AS c",
+            &[&lo, &hi, &chunk.max(1)],
+        )
+        .await?;
+    let (first, last): (i64, i64) = (span.try_get(0)?, span.try_get(1)?);
+    let by_series = rows_between(&tx, (lo, hi), (first, last)).await?;
     let ids: Vec<i64> = by_series.keys().copied().collect();
     let mut existing: HashMap<i64, Vec<u8>> = HashMap::new();
     for r in tx
@@ -103,8 +118,8 @@ pub(super) async fn compact_one_hour(
     }
     cols.write(&tx).await?;
     tx.execute(
-        "DELETE FROM raw WHERE ts_ns >= $1 AND ts_ns < $2",
-        &[&lo, &hi],
+        "DELETE FROM raw WHERE ts_ns >= $1 AND ts_ns < $2 AND series >= $3 AND series <= $4",
+        &[&lo, &hi, &first, &last],
     )
     .await?;
     tx.execute(
@@ -116,18 +131,19 @@ pub(super) async fn compact_one_hour(
     Ok(Some(moved))
 }
 
-/// Raw rows with instants in `[lo, hi)`, by series: (check, entries).
+/// Raw rows with instants in `[lo, hi)` of series `[first, last]`, by series: (check,
+/// entries).
 async fn rows_between(
     tx: &Transaction<'_>,
-    lo: i64,
-    hi: i64,
+    (lo, hi): (i64, i64),
+    (first, last): (i64, i64),
 ) -> Result<BTreeMap<i64, (String, Vec<Stored>)>, TxError> {
     let rows = tx
         .query(
             "SELECT r.series, s.check_id, r.ts_ns, r.ok, r.duration_s, r.reason, r.extra, r.seq
              FROM raw r JOIN series s ON s.id = r.series
-             WHERE r.ts_ns >= $1 AND r.ts_ns < $2",
-            &[&lo, &hi],
+             WHERE r.ts_ns >= $1 AND r.ts_ns < $2 AND r.series >= $3 AND r.series <= $4",
+            &[&lo, &hi, &first, &last],
         )
         .await?;
     let mut out: BTreeMap<i64, (String, Vec<Stored>)> = BTreeMap::new();

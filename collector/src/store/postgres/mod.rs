@@ -531,13 +531,13 @@ impl Store for PgStore {
     }
 
     /// Compacts raw rows of the hours that end by `before_minute` into raw blocks
-    /// (`blocks`), one hour per transaction; returns the rows moved.
+    /// (`blocks`), a chunk of series of one hour per transaction; returns the rows moved.
     fn compact(&self, before_minute: i64) -> Result<u64, StoreError> {
         let before_hour = before_minute.div_euclid(60);
         let mut moved = 0;
         loop {
             let step = self.run_retrying(move |mut c| async move {
-                blocks::compact_one_hour(c.client()?, before_hour).await
+                blocks::compact_one_chunk(c.client()?, before_hour, blocks::CHUNK_SERIES).await
             })?;
             match step {
                 Some(n) => moved += n,

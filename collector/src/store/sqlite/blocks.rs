@@ -3,9 +3,10 @@
 //! their retention.
 //!
 //! Invariants:
-//! - Compaction moves one hour per transaction: the hour's rows are deleted and its blocks
-//!   written (merged with a block already there) in the same transaction, so a crash leaves
-//!   rows or a block for every measurement, never both and never neither.
+//! - Compaction moves one chunk per transaction (up to [`CHUNK_SERIES`] series of one hour,
+//!   so that ingest interleaves with a large hour): the chunk's rows are deleted and its
+//!   blocks written (merged with a block already there) in the same transaction, so a crash
+//!   leaves rows or a block for every measurement, never both and never neither.
 //! - `raw_block_hour` (meta, and the writer's copy) is above every hour that has a block.
 //!   The writer checks a measurement of an earlier hour against that hour's block before
 //!   inserting its row, so a measurement already in a block is a duplicate, as one already
@@ -65,12 +66,17 @@ impl BlockedInstants {
     }
 }
 
-/// Compacts the raw rows of the earliest hour before `before_hour` that has rows (late data
-/// into an hour already compacted included) into blocks; one transaction. Returns the rows
-/// moved and the hour, or `None` when no such hour is left.
-pub(super) fn compact_one_hour(
+/// Series per compaction transaction: about a second of work for a large hour.
+pub(super) const CHUNK_SERIES: i64 = 256;
+
+/// Compacts the raw rows of up to `chunk` series (the lowest ids) of the earliest hour before
+/// `before_hour` that has rows (late data into an hour already compacted included) into
+/// blocks; one transaction. Returns the rows moved and the hour, or `None` when no such hour
+/// is left.
+pub(super) fn compact_one_chunk(
     conn: &mut Connection,
     before_hour: i64,
+    chunk: i64,
 ) -> Result<Option<(u64, i64)>, StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -82,7 +88,16 @@ pub(super) fn compact_one_hour(
         return Ok(None);
     };
     let (lo, hi) = (hour * NS_PER_HOUR, (hour + 1) * NS_PER_HOUR);
-    let by_series = rows_between(&tx, lo, hi)?;
+    // The lowest `chunk` series with rows in the hour are exactly those in [first, last].
+    let (first, last): (i64, i64) = tx
+        .query_row(
+            "SELECT min(series), max(series) FROM (SELECT DISTINCT series FROM raw
+             WHERE ts_ns >= ?1 AND ts_ns < ?2 ORDER BY series LIMIT ?3)",
+            params![lo, hi, chunk.max(1)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(map_err)?;
+    let by_series = rows_between(&tx, (lo, hi), (first, last))?;
     let mut moved = 0u64;
     for (series, (check, rows)) in by_series {
         moved += rows.len() as u64;
@@ -95,8 +110,8 @@ pub(super) fn compact_one_hour(
         write_block(&tx, series, hour, entries)?;
     }
     tx.execute(
-        "DELETE FROM raw WHERE ts_ns >= ?1 AND ts_ns < ?2",
-        params![lo, hi],
+        "DELETE FROM raw WHERE ts_ns >= ?1 AND ts_ns < ?2 AND series >= ?3 AND series <= ?4",
+        params![lo, hi, first, last],
     )
     .map_err(map_err)?;
     tx.execute(
@@ -109,20 +124,21 @@ pub(super) fn compact_one_hour(
     Ok(Some((moved, hour)))
 }
 
-/// Raw rows with instants in `[lo, hi)`, by series: (check, entries).
+/// Raw rows with instants in `[lo, hi)` of series `[first, last]`, by series: (check,
+/// entries).
 fn rows_between(
     tx: &Transaction<'_>,
-    lo: i64,
-    hi: i64,
+    (lo, hi): (i64, i64),
+    (first, last): (i64, i64),
 ) -> Result<BTreeMap<i64, (String, Vec<Stored>)>, StoreError> {
     let mut stmt = tx
         .prepare_cached(
             "SELECT r.series, s.check_id, r.ts_ns, r.ok, r.duration_s, r.reason, r.extra, r.seq
              FROM raw r CROSS JOIN series s ON s.id = r.series
-             WHERE r.ts_ns >= ?1 AND r.ts_ns < ?2",
+             WHERE r.ts_ns >= ?1 AND r.ts_ns < ?2 AND r.series >= ?3 AND r.series <= ?4",
         )
         .map_err(map_err)?;
-    let mut rows = stmt.query(params![lo, hi]).map_err(map_err)?;
+    let mut rows = stmt.query(params![lo, hi, first, last]).map_err(map_err)?;
     let mut out: BTreeMap<i64, (String, Vec<Stored>)> = BTreeMap::new();
     while let Some(r) = rows.next().map_err(map_err)? {
         let series: i64 = r.get(0).map_err(map_err)?;

@@ -185,7 +185,7 @@ impl SqliteStore {
     }
 
     /// Moves hot minute rows before `before_minute` into hourly packs, and raw rows of the
-    /// hours that end by then into raw blocks, one hour per transaction so ingest can
+    /// hours that end by then into raw blocks, in short transactions so ingest can
     /// interleave. Returns the number of hot and raw rows moved.
     pub fn compact_before(&self, before_minute: i64) -> Result<u64, StoreError> {
         let mut moved = self.compact_raw_before(before_minute.div_euclid(60))?;
@@ -204,12 +204,13 @@ impl SqliteStore {
     }
 
     /// Moves the raw rows of hours before `before_hour` into raw blocks (late data into an
-    /// hour already compacted is merged into its block), one hour per transaction.
+    /// hour already compacted is merged into its block), a chunk of series of one hour per
+    /// transaction (the writer is released between chunks, so ingest interleaves).
     fn compact_raw_before(&self, before_hour: i64) -> Result<u64, StoreError> {
         let mut moved = 0;
         loop {
             let mut w = lock(&self.writer);
-            match blocks::compact_one_hour(&mut w.conn, before_hour)? {
+            match blocks::compact_one_chunk(&mut w.conn, before_hour, blocks::CHUNK_SERIES)? {
                 Some((n, hour)) => {
                     moved += n;
                     w.raw_block_hour = w.raw_block_hour.max(hour + 1);

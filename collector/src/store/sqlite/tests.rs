@@ -485,3 +485,41 @@ fn a_failed_compaction_leaves_rows_or_blocks_never_both_or_neither() {
     assert_eq!(read(&store), before);
     assert_eq!(store.counts().expect("counts").measurements, 400);
 }
+
+/// An hour is compacted a chunk of series per transaction: with one series per chunk, two
+/// hours of three series take six transactions, and the blocks read back what the rows held.
+#[test]
+fn raw_compaction_runs_in_chunks_of_series() {
+    let store = SqliteStore::open_temp().expect("open");
+    let ms: Vec<Measurement> = (0..120)
+        .flat_map(|m| {
+            [
+                ok("web", m, 1, 0.01),
+                ok("api", m, 2, 0.02),
+                ok("dns", m, 3, 0.03),
+            ]
+        })
+        .collect();
+    store.commit_batch(&batch("a1", 1, ms)).expect("commit");
+    let read = |s: &SqliteStore| {
+        ["web", "api", "dns"].map(|c| s.raw_measurements(c, at(0, 0), at(200, 0)).expect("raw"))
+    };
+    let before = read(&store);
+    let mut chunks = Vec::new();
+    {
+        let mut w = lock(&store.writer);
+        while let Some((n, hour)) =
+            blocks::compact_one_chunk(&mut w.conn, (BASE_MINUTE + 120) / 60, 1).expect("chunk")
+        {
+            chunks.push((hour - BASE_MINUTE / 60, n));
+            w.raw_block_hour = w.raw_block_hour.max(hour + 1);
+        }
+    }
+    assert_eq!(
+        chunks,
+        [(0, 60), (0, 60), (0, 60), (1, 60), (1, 60), (1, 60)],
+        "one series of one hour per transaction"
+    );
+    assert_eq!(raw_held(&store), (0, 360));
+    assert_eq!(read(&store), before);
+}
