@@ -966,6 +966,37 @@ pub fn raw_reads_survive_compaction(store: &dyn InspectStore) {
     assert_eq!(with_late(store).0, kept);
 }
 
+/// A threshold tracked after raw measurements were compacted into blocks is back-filled
+/// from the blocks exactly as one tracked while they were rows: two checks with the same
+/// probes, one tracked before compaction, one after, count the same probes over it.
+pub fn threshold_back_fill_reads_blocks(store: &dyn InspectStore) {
+    let t = 300_000;
+    let durations = [0.3, 0.300_001, 0.301, 0.9, 0.300_5, 0.1];
+    let ms: Vec<Measurement> = (0..150)
+        .flat_map(|m| {
+            let d = durations[m as usize % durations.len()];
+            [ok("web", m, 0, d), ok("api", m, 0, d)]
+        })
+        .collect();
+    store.commit_batch(&batch("a1", 1, ms)).expect("commit");
+    store.track_threshold("web", t).expect("track from rows");
+    store.compact(BASE_MINUTE + 150).expect("compact");
+    store.track_threshold("api", t).expect("track from blocks");
+    let over = |check: &str| {
+        store
+            .threshold_over(&checks(&[check]), t, BASE_MINUTE - 10, BASE_MINUTE + 200)
+            .expect("threshold_over")
+    };
+    let (web, api) = (over("web"), over("api"));
+    assert_eq!(
+        web.over.len(),
+        75,
+        "0.300001, 0.301 and 0.3005 are in the threshold's bucket and over: half the minutes"
+    );
+    assert_eq!(api.over, web.over);
+    assert_eq!(api.exact_from, web.exact_from);
+}
+
 /// A contract case: runs against one fresh store and panics on a violation.
 pub type Case = fn(&dyn InspectStore);
 
@@ -994,6 +1025,10 @@ pub const CASES: &[(&str, Case)] = &[
     ("raw_roundtrip", raw_roundtrip),
     ("batch_membership", batch_membership),
     ("raw_reads_survive_compaction", raw_reads_survive_compaction),
+    (
+        "threshold_back_fill_reads_blocks",
+        threshold_back_fill_reads_blocks,
+    ),
     ("compact_matches_rollups", compact_matches_rollups),
     ("changes_are_journaled", changes_are_journaled),
 ];
@@ -1156,7 +1191,7 @@ macro_rules! contract_tests {
             reason_counts_give_top_reason, histogram_merge, gaps, host_min_avg_max,
             maintenance_lifecycle, retention, counts, first_seen, first_configured,
             exact_threshold_counts, agent_status, raw_roundtrip, batch_membership,
-            raw_reads_survive_compaction,
+            raw_reads_survive_compaction, threshold_back_fill_reads_blocks,
             compact_matches_rollups,
             changes_are_journaled);
     };

@@ -54,6 +54,7 @@ pg_contract_tests!(
     raw_roundtrip,
     batch_membership,
     raw_reads_survive_compaction,
+    threshold_back_fill_reads_blocks,
     compact_matches_rollups,
     changes_are_journaled,
 );
