@@ -602,3 +602,59 @@ fn raw_compaction_moves_rows_into_blocks_atomically() {
     );
     assert_eq!(store.counts().expect("counts").measurements, 400);
 }
+
+/// Two collectors on one database: one compacts raw hours again and again while the other
+/// commits batches that repeat measurements already compacted and add one late measurement
+/// each into a compacted hour. Every late measurement is stored once, no repeat is stored
+/// again, and rows plus block entries always equal the measurements counted.
+#[test]
+fn compaction_and_commits_of_two_collectors_count_every_measurement_once() {
+    let Some(db) = TestDb::create() else { return };
+    let (a, b) = (db.store(), db.store());
+    let ms: Vec<Measurement> = (0..150)
+        .flat_map(|m| [ok("web", m, 1, 0.01), ok("api", m, 2, 0.02)])
+        .collect();
+    a.commit_batch(&batch("a1", 1, ms.clone())).expect("commit");
+    const LATE: u64 = 40;
+    std::thread::scope(|s| {
+        let committer = s.spawn(|| {
+            for i in 0..LATE {
+                let mut late = ok("web", (i % 100) as i64, 30, 0.5);
+                late.ts = late
+                    .ts
+                    .checked_add(jiff::SignedDuration::from_millis(i as i64))
+                    .expect("ts");
+                let repeat = ms[(i as usize * 7) % ms.len()].clone();
+                let out = b
+                    .commit_batch(&batch("a1", 100 + i, vec![repeat, late]))
+                    .expect("commit");
+                assert_eq!(
+                    (out.stored, out.duplicate_measurements),
+                    (1, 1),
+                    "batch {i}"
+                );
+            }
+        });
+        while !committer.is_finished() {
+            a.compact(BASE_MINUTE + 120).expect("compact");
+        }
+        committer.join().expect("committer");
+    });
+    a.compact(BASE_MINUTE + 120).expect("final compact");
+    let total = 300 + LATE as i64;
+    assert_eq!(a.counts().expect("counts").measurements, total as u64);
+    let rows = admin_count(&db.url, "SELECT count(*) FROM raw");
+    let blocked = admin_count(
+        &db.url,
+        "SELECT coalesce(sum(count), 0)::int8 FROM raw_block",
+    );
+    assert_eq!(rows + blocked, total, "held once each");
+    assert_eq!(rows, 60, "minutes 120..149 stay rows");
+    let web = a
+        .raw_measurements("web", contract::at(-10, 0), contract::at(200, 0))
+        .expect("raw");
+    assert_eq!(web.len(), 150 + LATE as usize);
+    let mut keys: Vec<_> = web.iter().map(|(agent, m)| (agent.clone(), m.ts)).collect();
+    keys.dedup();
+    assert_eq!(keys.len(), web.len(), "no measurement read twice");
+}
