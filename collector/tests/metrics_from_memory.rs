@@ -101,6 +101,9 @@ impl Store for Counting {
     ) -> Result<Vec<(String, Measurement)>, StoreError> {
         self.count().raw_measurements(check, from, to)
     }
+    fn batch_measurements(&self, agent: &str, seq: u64) -> Result<Vec<Measurement>, StoreError> {
+        self.count().batch_measurements(agent, seq)
+    }
     fn apply_retention(&self, raw: Timestamp, rollups: Timestamp) -> Result<(), StoreError> {
         self.count().apply_retention(raw, rollups)
     }

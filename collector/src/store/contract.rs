@@ -767,6 +767,205 @@ pub fn raw_roundtrip(store: &dyn InspectStore) {
     );
 }
 
+/// Each stored measurement belongs to the batch that first stored it: a batch's
+/// measurements come back exactly, ordered by (check, ts), without those it repeated, those
+/// of other agents or of batches interleaved with it in time.
+pub fn batch_membership(store: &dyn InspectStore) {
+    let mut rich = fail("web", 0, 10, Some(FailureReason::Tls));
+    rich.failed_phase = Some(Phase::Tls);
+    rich.error = Some("certificate expired".into());
+    rich.phases = BTreeMap::from([(Phase::Resolve, 0.001), (Phase::Connect, 0.002)]);
+    rich.labels = BTreeMap::from([("address".to_owned(), "10.0.0.1:443".to_owned())]);
+    let b1 = vec![ok("web", 0, 0, 0.01), rich.clone(), ok("api", 0, 5, 0.2)];
+    store.commit_batch(&batch("a1", 1, b1)).expect("a1/1");
+    let b2 = vec![ok("web", 0, 10, 0.5), ok("web", 0, 20, 0.03)];
+    let out = store.commit_batch(&batch("a1", 2, b2)).expect("a1/2");
+    assert_eq!((out.stored, out.duplicate_measurements), (1, 1));
+    store
+        .commit_batch(&batch("a2", 1, vec![ok("web", 0, 0, 0.07)]))
+        .expect("a2/1");
+    // Batch 3 spans two hours; batch 4 lands inside that span.
+    store
+        .commit_batch(&batch(
+            "a1",
+            3,
+            vec![ok("web", 130, 0, 0.01), ok("web", 1, 0, 0.01)],
+        ))
+        .expect("a1/3");
+    store
+        .commit_batch(&batch("a1", 4, vec![ok("web", 60, 0, 0.04)]))
+        .expect("a1/4");
+    let of = |agent: &str, seq| store.batch_measurements(agent, seq).expect("batch");
+    assert_eq!(
+        of("a1", 1),
+        vec![ok("api", 0, 5, 0.2), ok("web", 0, 0, 0.01), rich],
+        "ordered by check, then instant; every detail kept"
+    );
+    assert_eq!(
+        of("a1", 2),
+        vec![ok("web", 0, 20, 0.03)],
+        "a repeated measurement belongs to the batch that stored it"
+    );
+    assert_eq!(of("a2", 1), vec![ok("web", 0, 0, 0.07)]);
+    assert_eq!(
+        of("a1", 3),
+        vec![ok("web", 1, 0, 0.01), ok("web", 130, 0, 0.01)]
+    );
+    assert_eq!(of("a1", 4), vec![ok("web", 60, 0, 0.04)]);
+    assert!(of("a1", 99).is_empty(), "a batch never stored");
+    assert!(of("nobody", 1).is_empty(), "an agent never seen");
+    assert!(
+        of("a1", u64::MAX).is_empty(),
+        "a seq beyond the storable range"
+    );
+    let again = store
+        .commit_batch(&batch("a1", 2, vec![ok("web", 0, 30, 0.01)]))
+        .expect("resend");
+    assert!(again.duplicate_batch);
+    assert_eq!(
+        of("a1", 2),
+        vec![ok("web", 0, 20, 0.03)],
+        "a resend adds nothing"
+    );
+}
+
+/// Every raw read (`raw_measurements`, `batch_measurements`, the counts and rollups) answers
+/// the same before and after raw measurements are compacted into blocks; per-measurement
+/// idempotence holds across compaction (a replayed batch, a new batch repeating compacted
+/// measurements), late data into a compacted hour is kept once and survives the next
+/// compaction, and retention cuts blocks at the exact instant.
+pub fn raw_reads_survive_compaction(store: &dyn InspectStore) {
+    let mut sent: Vec<(String, u64, Vec<Measurement>)> = Vec::new();
+    for seq in 1..=6u64 {
+        for agent in ["a1", "a2"] {
+            let mut ms = Vec::new();
+            for minute in (seq as i64 - 1) * 35..seq as i64 * 35 {
+                let mut m = ok("web", minute, 3, 0.010 + minute as f64 * 1e-6);
+                m.phases = BTreeMap::from([(Phase::Connect, 0.002_345_678), (Phase::Tls, 0.1)]);
+                m.labels = BTreeMap::from([("address".to_owned(), format!("10.0.0.{seq}"))]);
+                m.values = vec![Value {
+                    name: "http_status".into(),
+                    resource: None,
+                    value: 200.0,
+                }];
+                ms.push(m);
+                if minute % 11 == 0 {
+                    let mut f = fail("api", minute, 7, Some(FailureReason::Timeout));
+                    f.error = Some("timed out after 5 s".into());
+                    f.failed_phase = Some(Phase::Processing);
+                    ms.push(f);
+                }
+            }
+            store
+                .commit_batch(&batch(agent, seq, ms.clone()))
+                .expect("commit");
+            sent.push((agent.to_owned(), seq, ms));
+        }
+    }
+    let all = |store: &dyn InspectStore| {
+        let raw = |check| {
+            store
+                .raw_measurements(check, at(-1000, 0), at(1000, 0))
+                .expect("raw")
+        };
+        let batches: Vec<_> = sent
+            .iter()
+            .map(|(a, s, _)| store.batch_measurements(a, *s).expect("batch"))
+            .collect();
+        (
+            raw("web"),
+            raw("api"),
+            batches,
+            store.counts().expect("counts"),
+        )
+    };
+    let before = all(store);
+    assert_eq!(before.0.len(), 2 * 6 * 35);
+    for ((_, _, ms), got) in sent.iter().zip(&before.2) {
+        assert_eq!(got.len(), ms.len());
+    }
+    let rollups_before = (
+        probes_by_minute(store, "web"),
+        probes_by_minute(store, "api"),
+    );
+    // Hours 0..2 (minutes 0..179) compact; minutes 180..209 stay rows.
+    store.compact(BASE_MINUTE + 180).expect("compact");
+    assert_eq!(all(store), before, "reads are the same from blocks");
+    assert_eq!(
+        (
+            probes_by_minute(store, "web"),
+            probes_by_minute(store, "api")
+        ),
+        rollups_before
+    );
+    // A replayed batch, then a new batch repeating compacted measurements with one late
+    // measurement into a compacted hour.
+    let (agent, seq, ms) = &sent[2];
+    assert!(
+        store
+            .commit_batch(&batch(agent, *seq, ms.clone()))
+            .expect("replay")
+            .duplicate_batch
+    );
+    let late = ok("web", 40, 50, 0.5);
+    let mut again = ms.clone();
+    again.push(late.clone());
+    let out = store
+        .commit_batch(&batch(agent, 99, again))
+        .expect("repeat");
+    assert_eq!(
+        (out.stored, out.duplicate_measurements),
+        (1, ms.len() as u64)
+    );
+    assert_eq!(
+        store.batch_measurements(agent, 99).expect("late batch"),
+        vec![late.clone()]
+    );
+    let mut want = before.clone();
+    want.3.batches += 1;
+    want.3.measurements += 1;
+    let pos = want
+        .0
+        .iter()
+        .position(|(a, m)| (m.ts, a.as_str()) > (late.ts, agent.as_str()));
+    want.0
+        .insert(pos.unwrap_or(want.0.len()), (agent.clone(), late.clone()));
+    let with_late = |store: &dyn InspectStore| {
+        let mut got = all(store);
+        got.2.clear();
+        got
+    };
+    let mut want_no_batches = want.clone();
+    want_no_batches.2.clear();
+    assert_eq!(
+        with_late(store),
+        want_no_batches,
+        "the late measurement is kept once"
+    );
+    // The late row joins its hour's block at the next compaction; nothing changes.
+    store.compact(BASE_MINUTE + 180).expect("compact again");
+    assert_eq!(with_late(store), want_no_batches);
+    assert_eq!(
+        store.batch_measurements(agent, 99).expect("late batch"),
+        vec![late.clone()]
+    );
+    let out = store
+        .commit_batch(&batch(agent, 100, vec![late.clone()]))
+        .expect("late again");
+    assert_eq!((out.stored, out.duplicate_measurements), (0, 1));
+    // Retention cuts inside hour 1 (at minute 90:30): what is kept is exactly the rest.
+    store
+        .apply_retention(at(90, 30), at(-100_000, 0))
+        .expect("retention");
+    let kept: Vec<_> = want_no_batches
+        .0
+        .iter()
+        .filter(|(_, m)| m.ts >= at(90, 30))
+        .cloned()
+        .collect();
+    assert_eq!(with_late(store).0, kept);
+}
+
 /// A contract case: runs against one fresh store and panics on a violation.
 pub type Case = fn(&dyn InspectStore);
 
@@ -793,6 +992,8 @@ pub const CASES: &[(&str, Case)] = &[
     ("exact_threshold_counts", exact_threshold_counts),
     ("agent_status", agent_status),
     ("raw_roundtrip", raw_roundtrip),
+    ("batch_membership", batch_membership),
+    ("raw_reads_survive_compaction", raw_reads_survive_compaction),
     ("compact_matches_rollups", compact_matches_rollups),
     ("changes_are_journaled", changes_are_journaled),
 ];
@@ -954,7 +1155,9 @@ macro_rules! contract_tests {
             idempotent_resend, dedup_across_batches, late_data_updates_past_minutes,
             reason_counts_give_top_reason, histogram_merge, gaps, host_min_avg_max,
             maintenance_lifecycle, retention, counts, first_seen, first_configured,
-            exact_threshold_counts, agent_status, raw_roundtrip, compact_matches_rollups,
+            exact_threshold_counts, agent_status, raw_roundtrip, batch_membership,
+            raw_reads_survive_compaction,
+            compact_matches_rollups,
             changes_are_journaled);
     };
     (@cases $make:expr; $($case:ident),*) => {

@@ -211,7 +211,7 @@ fn flag(set: bool, bit: u8) -> u8 {
 }
 
 /// The stable code of a phase (append-only, see the module invariants).
-fn phase_code(p: Phase) -> u8 {
+pub(super) fn phase_code(p: Phase) -> u8 {
     match p {
         Phase::Resolve => 0,
         Phase::Connect => 1,
@@ -225,7 +225,7 @@ fn phase_code(p: Phase) -> u8 {
     }
 }
 
-fn phase_from(code: u8) -> Result<Phase, CodecError> {
+pub(super) fn phase_from(code: u8) -> Result<Phase, CodecError> {
     Ok(match code {
         0 => Phase::Resolve,
         1 => Phase::Connect,

@@ -118,6 +118,10 @@ impl Store for FaultyStore {
     fn list_maintenance(&self, service: Option<&str>) -> Result<Vec<MaintenanceRow>, StoreError> {
         self.up()?.list_maintenance(service)
     }
+    fn batch_measurements(&self, agent: &str, seq: u64) -> Result<Vec<Measurement>, StoreError> {
+        self.up()?.batch_measurements(agent, seq)
+    }
+
     fn raw_measurements(
         &self,
         check: &str,

@@ -72,6 +72,18 @@ pub(super) fn gap_span(g: &Gap, horizon: i64) -> Result<Option<(i64, i64)>, Stor
     Ok((to >= horizon).then_some((from, to)))
 }
 
+/// The span `(first, last)` of a batch's measurement instants in stored nanoseconds, kept
+/// with the batch row so that its measurements are found by a range scan of the raw rows
+/// (`Store::batch_measurements`); `(None, None)` for a batch without measurements.
+pub(super) fn batch_span(ms: &[Measurement]) -> Result<(Option<i64>, Option<i64>), StoreError> {
+    let mut span: Option<(i64, i64)> = None;
+    for m in ms {
+        let ns = ts_ns(m.ts)?;
+        span = Some(span.map_or((ns, ns), |(a, z)| (a.min(ns), z.max(ns))));
+    }
+    Ok((span.map(|s| s.0), span.map(|s| s.1)))
+}
+
 /// Rebuilds a raw measurement from its columns. `reason` is the stored reason code, already
 /// widened by the backend (each backend keeps its own rule for out-of-range codes).
 pub(super) fn rebuild_measurement(

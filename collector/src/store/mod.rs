@@ -180,6 +180,11 @@ pub trait Store: Send + Sync + 'static {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<(String, Measurement)>, StoreError>;
+    /// The measurements stored from batch `seq` of `agent` (those its commit newly stored;
+    /// one it repeated belongs to the batch that stored it first), ordered by (check, ts);
+    /// empty for a batch never stored or whose raw measurements retention removed. Bulk
+    /// imports are batches too, under their import seq.
+    fn batch_measurements(&self, agent: &str, seq: u64) -> Result<Vec<Measurement>, StoreError>;
     /// Deletes raw measurements older than `raw_before` and rollups older than `rollups_before`.
     /// Figures read afterwards are unchanged for every minute kept (a backend may compact
     /// rollups here), and a batch replayed after retention is still counted at most once.
@@ -190,7 +195,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     fn counts(&self) -> Result<StoreCounts, StoreError>;
     /// Moves rollups of minutes before `before_minute` into the backend's long-term form,
-    /// if it has one; figures read afterwards are unchanged. Returns the rows moved.
+    /// if it has one, and raw measurements of the hours that ended by then into raw blocks
+    /// (`block`); figures and raw reads afterwards are unchanged. Returns the rows moved.
     /// Called hourly with a lag of two hours, so that late data of the last hours stays
     /// cheap to merge and month reads stay fast.
     fn compact(&self, before_minute: i64) -> Result<u64, StoreError> {
@@ -255,6 +261,7 @@ pub trait InspectStore: Store {
 
 #[cfg(test)]
 mod bench;
+mod block;
 mod codec;
 #[cfg(test)]
 pub(crate) mod contract;

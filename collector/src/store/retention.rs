@@ -1,6 +1,7 @@
 //! The background retention loop: once an hour (and once at start) it applies the
 //! configured retention and compacts the rollups of minutes older than
-//! [`COMPACT_LAG_MINUTES`] into hourly packs.
+//! [`COMPACT_LAG_MINUTES`] into hourly packs, and the raw measurements of the hours that
+//! ended by then into raw blocks (`store::block`).
 //!
 //! Invariants:
 //! - Store calls run on tokio's blocking pool (the [`Store`] is synchronous).

@@ -19,6 +19,7 @@ use attest_config::wire::{Measurement, SpoolStatus};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Transaction};
 
+use super::blocks::{self, hour_of};
 use super::{TxError, thresholds};
 use crate::store::codec;
 use crate::store::keys::{gap_span, minute_of, to_i64, ts_ns};
@@ -56,19 +57,27 @@ pub(super) async fn commit(client: &mut Client, b: &IngestBatch) -> Result<Commi
         StoreError::Backend(format!("batch seq {} exceeds the storable range", b.seq))
     })?;
     let tx = client.transaction().await?;
-    let horizon: i64 = tx
-        .query_one(
-            "SELECT value FROM meta WHERE key = 'rollup_horizon_minute' FOR SHARE",
+    let (mut horizon, mut blocked) = (i64::MIN, i64::MIN);
+    for r in tx
+        .query(
+            "SELECT key, value FROM meta
+             WHERE key IN ('raw_block_hour', 'rollup_horizon_minute') ORDER BY key FOR SHARE",
             &[],
         )
         .await?
-        .try_get(0)?;
+    {
+        match r.try_get::<_, &str>(0)? {
+            "raw_block_hour" => blocked = r.try_get(1)?,
+            _ => horizon = r.try_get(1)?,
+        }
+    }
     let agent = ensure_agent(&tx, &b.agent).await?;
+    let (first_ns, last_ns) = crate::store::keys::batch_span(&b.measurements)?;
     let fresh = tx
         .execute(
-            "INSERT INTO batches (agent_id, seq, received_ns) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
-            &[&agent, &seq, &received_ns],
+            "INSERT INTO batches (agent_id, seq, received_ns, first_ns, last_ns)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            &[&agent, &seq, &received_ns, &first_ns, &last_ns],
         )
         .await?;
     let mut out = CommitOutcome {
@@ -88,7 +97,8 @@ pub(super) async fn commit(client: &mut Client, b: &IngestBatch) -> Result<Commi
         .collect();
     let series = ensure_series(&tx, agent, &checks).await?;
     let candidates = candidates(b, &series, horizon, &mut out)?;
-    let new = insert_raw(&tx, b, &candidates).await?;
+    let candidates = drop_blocked(&tx, candidates, blocked, &mut out).await?;
+    let new = insert_raw(&tx, b, seq, &candidates).await?;
     let names: Vec<&str> = checks.iter().copied().collect();
     let tracked = thresholds::tracked(&tx, &names).await?;
     let mut over = thresholds::OverCounts::new();
@@ -220,10 +230,43 @@ fn candidates(
     Ok(list)
 }
 
+/// Drops the candidates already stored and since compacted into their hour's raw block
+/// (hours before `blocked`), counting them as duplicates.
+async fn drop_blocked(
+    tx: &Transaction<'_>,
+    candidates: Vec<Candidate>,
+    blocked: i64,
+    out: &mut CommitOutcome,
+) -> Result<Vec<Candidate>, TxError> {
+    let keys: BTreeSet<(i64, i64)> = candidates
+        .iter()
+        .map(|c| (c.series, hour_of(c.ns)))
+        .filter(|k| k.1 < blocked)
+        .collect();
+    if keys.is_empty() {
+        return Ok(candidates);
+    }
+    let keys: Vec<(i64, i64)> = keys.into_iter().collect();
+    let held = blocks::blocked_instants(tx, &keys).await?;
+    let mut kept = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        if held
+            .get(&(c.series, hour_of(c.ns)))
+            .is_some_and(|s| s.contains(&c.ns))
+        {
+            out.duplicate_measurements += 1;
+        } else {
+            kept.push(c);
+        }
+    }
+    Ok(kept)
+}
+
 /// Inserts the candidates' raw rows; returns the keys that were new.
 async fn insert_raw(
     tx: &Transaction<'_>,
     b: &IngestBatch,
+    seq: i64,
     candidates: &[Candidate],
 ) -> Result<HashSet<(i64, i64)>, TxError> {
     if candidates.is_empty() {
@@ -253,11 +296,11 @@ async fn insert_raw(
     }
     let rows = tx
         .query(
-            "INSERT INTO raw (series, ts_ns, ok, duration_s, reason, extra)
-             SELECT * FROM unnest($1::int8[], $2::int8[], $3::bool[], $4::float8[],
-                                  $5::int2[], $6::bytea[])
+            "INSERT INTO raw (series, ts_ns, ok, duration_s, reason, extra, seq)
+             SELECT u.*, $7::int8 FROM unnest($1::int8[], $2::int8[], $3::bool[],
+                                  $4::float8[], $5::int2[], $6::bytea[]) AS u
              ON CONFLICT DO NOTHING RETURNING series, ts_ns",
-            &[&series, &ts, &ok, &dur, &reason, &extra],
+            &[&series, &ts, &ok, &dur, &reason, &extra, &seq],
         )
         .await?;
     rows.iter()

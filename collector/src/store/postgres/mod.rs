@@ -22,6 +22,7 @@
 //! - Every connection is made with the configured TLS (`tls.rs`: libpq's `sslmode` on
 //!   rustls with ring); the default `prefer` encrypts when the server offers it.
 
+mod blocks;
 mod ingest;
 mod read;
 mod retention;
@@ -517,6 +518,32 @@ impl Store for PgStore {
         self.run(move |pool| async move {
             read::raw(pool.get().await?.client()?, &check, from, to).await
         })
+    }
+
+    fn batch_measurements(&self, agent: &str, seq: u64) -> Result<Vec<Measurement>, StoreError> {
+        let Ok(seq) = i64::try_from(seq) else {
+            return Ok(Vec::new());
+        };
+        let agent = agent.to_owned();
+        self.run(
+            move |pool| async move { read::batch(pool.get().await?.client()?, &agent, seq).await },
+        )
+    }
+
+    /// Compacts raw rows of the hours that end by `before_minute` into raw blocks
+    /// (`blocks`), one hour per transaction; returns the rows moved.
+    fn compact(&self, before_minute: i64) -> Result<u64, StoreError> {
+        let before_hour = before_minute.div_euclid(60);
+        let mut moved = 0;
+        loop {
+            let step = self.run_retrying(move |mut c| async move {
+                blocks::compact_one_hour(c.client()?, before_hour).await
+            })?;
+            match step {
+                Some(n) => moved += n,
+                None => return Ok(moved),
+            }
+        }
     }
 
     fn apply_retention(

@@ -6,10 +6,13 @@
 //! - Column values are read with `try_get`: a schema or type mismatch is an error, never a
 //!   panic; stored codec bytes that do not decode are reported as corruption.
 
+use std::collections::HashMap;
+
 use attest_config::wire::SpoolStatus;
 use tokio_postgres::{Client, IsolationLevel, Row};
 
 use super::TxError;
+use super::blocks::{hour_of, read_blocks};
 use crate::minutes::{GapSpan, HostMinute, SeriesMinutes};
 use crate::store::keys::{from_ns, host_avg, rebuild_measurement, to_u64};
 use crate::store::rollup::SeriesMinuteAgg;
@@ -239,12 +242,13 @@ pub(super) async fn raw(
     from: i64,
     to: i64,
 ) -> Result<Vec<(String, Measurement)>, TxError> {
-    let rows = client
+    // One snapshot for rows and blocks: a compaction in between moves rows into blocks.
+    let tx = snapshot(client).await?;
+    let rows = tx
         .query(
             "SELECT r.ts_ns, a.name, r.ok, r.duration_s, r.reason, r.extra
              FROM raw r JOIN series s ON s.id = r.series JOIN agents a ON a.id = s.agent_id
-             WHERE s.check_id = $1 AND r.ts_ns >= $2 AND r.ts_ns < $3
-             ORDER BY r.ts_ns, a.name",
+             WHERE s.check_id = $1 AND r.ts_ns >= $2 AND r.ts_ns < $3",
             &[&check, &from, &to],
         )
         .await?;
@@ -252,15 +256,119 @@ pub(super) async fn raw(
     for r in &rows {
         let extra: Option<&[u8]> = r.try_get(5)?;
         let reason: Option<i16> = r.try_get(4)?;
+        let ns: i64 = r.try_get(0)?;
         let m = rebuild_measurement(
             check,
-            r.try_get(0)?,
+            ns,
             r.try_get(2)?,
             r.try_get(3)?,
             reason.map(|c| u64::try_from(c).unwrap_or(u64::MAX)),
             extra,
         )?;
-        out.push((r.try_get(1)?, m));
+        out.push((ns, r.try_get::<_, String>(1)?, m));
     }
+    let mut agents: HashMap<i64, String> = HashMap::new();
+    let mut series: HashMap<i64, String> = HashMap::new();
+    for r in tx
+        .query(
+            "SELECT s.id, a.name FROM series s JOIN agents a ON a.id = s.agent_id
+             WHERE s.check_id = $1",
+            &[&check],
+        )
+        .await?
+    {
+        let id: i64 = r.try_get(0)?;
+        agents.insert(id, r.try_get(1)?);
+        series.insert(id, check.to_owned());
+    }
+    let hours = (hour_of(from), hour_of(to.saturating_sub(1)));
+    for (id, e) in read_blocks(&tx, &series, hours, None).await? {
+        if e.ns >= from
+            && e.ns < to
+            && let Some(agent) = agents.get(&id)
+        {
+            out.push((e.ns, agent.clone(), e.m));
+        }
+    }
+    tx.commit().await?;
+    // Sorted here, not by the server: its collation may not order text by bytes.
+    out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    Ok(out.into_iter().map(|(_, a, m)| (a, m)).collect())
+}
+
+/// A read-only repeatable-read transaction: one snapshot across statements.
+async fn snapshot(client: &mut Client) -> Result<tokio_postgres::Transaction<'_>, TxError> {
+    Ok(client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?)
+}
+
+/// The measurements stored from batch `seq` of `agent`, ordered by (check, ts): the raw
+/// rows of the agent's series inside the batch's span of instants whose seq is `seq`.
+pub(super) async fn batch(
+    client: &mut Client,
+    agent: &str,
+    seq: i64,
+) -> Result<Vec<Measurement>, TxError> {
+    let tx = snapshot(client).await?;
+    let rows = tx
+        .query(
+            "SELECT s.check_id, r.ts_ns, r.ok, r.duration_s, r.reason, r.extra
+             FROM agents a JOIN batches b ON b.agent_id = a.id AND b.seq = $2
+             JOIN series s ON s.agent_id = a.id
+             JOIN raw r ON r.series = s.id AND r.ts_ns BETWEEN b.first_ns AND b.last_ns
+                        AND r.seq = $2
+             WHERE a.name = $1",
+            &[&agent, &seq],
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let check: &str = r.try_get(0)?;
+        let extra: Option<&[u8]> = r.try_get(5)?;
+        let reason: Option<i16> = r.try_get(4)?;
+        out.push(rebuild_measurement(
+            check,
+            r.try_get(1)?,
+            r.try_get(2)?,
+            r.try_get(3)?,
+            reason.map(|c| u64::try_from(c).unwrap_or(u64::MAX)),
+            extra,
+        )?);
+    }
+    let span = tx
+        .query_opt(
+            "SELECT a.id, b.first_ns, b.last_ns FROM agents a
+             JOIN batches b ON b.agent_id = a.id AND b.seq = $2 WHERE a.name = $1",
+            &[&agent, &seq],
+        )
+        .await?;
+    if let Some(r) = span {
+        let (agent_id, first, last): (i64, Option<i64>, Option<i64>) =
+            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+        if let (Some(first), Some(last)) = (first, last) {
+            let series: HashMap<i64, String> = tx
+                .query(
+                    "SELECT id, check_id FROM series WHERE agent_id = $1",
+                    &[&agent_id],
+                )
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<Result<_, TxError>>()?;
+            let hours = (hour_of(first), hour_of(last));
+            for (_, e) in read_blocks(&tx, &series, hours, Some(seq)).await? {
+                if e.seq == Some(seq) && e.ns >= first && e.ns <= last {
+                    out.push(e.m);
+                }
+            }
+        }
+    }
+    tx.commit().await?;
+    // Sorted here, not by the server: its collation may not order text by bytes.
+    out.sort_by(|a, b| (&a.check, a.ts).cmp(&(&b.check, b.ts)));
     Ok(out)
 }

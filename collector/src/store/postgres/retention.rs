@@ -101,6 +101,7 @@ pub(super) async fn delete_expired(
         );
         deleted += until_done(client, &sql, &[&cut, &chunks.rows], chunks).await?;
     }
+    deleted += super::blocks::delete_expired(client, raw_ns).await?;
     Ok(deleted)
 }
 

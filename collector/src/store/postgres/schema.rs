@@ -137,8 +137,34 @@ INSERT INTO meta (key, value)
 /// a secret); NULL for windows registered before it, as in SQLite.
 const V3: &str = "ALTER TABLE maintenance ADD COLUMN registered_by TEXT;";
 
+/// Version 4 (issue 20): batch membership, as in SQLite. Each raw row records the seq of
+/// the batch it arrived in (NULL for rows stored before), each batch row the span of its
+/// measurements' instants, so a batch's measurements are found through the raw key
+/// (series, ts) without an index paid at every insert.
+const V4: &str = "
+ALTER TABLE raw ADD COLUMN seq BIGINT;
+ALTER TABLE batches ADD COLUMN first_ns BIGINT, ADD COLUMN last_ns BIGINT;
+";
+
+/// Version 5 (issue 20): raw measurements in blocks, as in SQLite (`blocks.rs`): raw rows
+/// older than the recent hours are compacted into one lossless block per series and hour,
+/// with the range of batch seqs it holds; `raw_block_hour` is above every hour with a block
+/// and is the lock compaction and commits order themselves by.
+const V5: &str = "
+CREATE TABLE raw_block (
+  series BIGINT NOT NULL,
+  hour BIGINT NOT NULL,
+  count BIGINT NOT NULL,
+  seq_lo BIGINT,
+  seq_hi BIGINT,
+  data BYTEA NOT NULL,
+  PRIMARY KEY (series, hour)
+);
+INSERT INTO meta (key, value) VALUES ('raw_block_hour', -9223372036854775808);
+";
+
 /// Every migration, in order; index + 1 is the version it brings the database to.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;

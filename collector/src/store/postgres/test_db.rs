@@ -49,6 +49,32 @@ pub fn admin_exec(url: &str, sql: &str) -> Result<(), String> {
     .map_err(|_| "the admin thread panicked".to_string())?
 }
 
+/// The single integer `sql` answers on the database at `url`, on a thread of its own.
+pub fn admin_count(url: &str, sql: &str) -> i64 {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        let config: Config = url.parse().expect("URL");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (client, conn) = config.connect(NoTls).await.expect("connect");
+            let task = tokio::spawn(conn);
+            let n: i64 = client
+                .query_one(&sql, &[])
+                .await
+                .and_then(|r| r.try_get(0))
+                .expect("count");
+            drop(client);
+            let _ = task.await;
+            n
+        })
+    })
+    .join()
+    .expect("the admin thread")
+}
+
 fn bootstrap_role() -> Result<(), String> {
     let mut child = Command::new("su")
         .args([

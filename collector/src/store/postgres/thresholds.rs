@@ -14,6 +14,7 @@ use jiff::Timestamp;
 use tokio_postgres::{Client, Transaction};
 
 use super::TxError;
+use super::blocks::{hour_of, read_blocks};
 use crate::minutes::ThresholdOver;
 use crate::minutes::latency::{micros_of_seconds, over_in_threshold_bucket};
 use crate::store::keys::{NS_PER_MINUTE, from_ns, minute_of, to_i64, to_u64, ts_ns};
@@ -177,6 +178,30 @@ pub(super) async fn track(
         };
         if minute >= exact_from && over_in_threshold_bucket(us, threshold_us) {
             *over.entry((series, t, minute)).or_default() += 1;
+        }
+    }
+    // Older hours are in raw blocks: the same filter over their measurements.
+    let series: HashMap<i64, String> = tx
+        .query(
+            "SELECT id, check_id FROM series WHERE check_id = $1",
+            &[&check],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, TxError>>()?;
+    let from_hour = hour_of(exact_from.saturating_mul(NS_PER_MINUTE));
+    for (id, e) in read_blocks(&tx, &series, (from_hour, i64::MAX), None).await? {
+        let minute = minute_of(e.ns);
+        let Some(us) =
+            e.m.duration_seconds
+                .filter(|d| e.m.ok && *d >= lo && *d <= hi)
+                .and_then(micros_of_seconds)
+        else {
+            continue;
+        };
+        if minute >= exact_from && over_in_threshold_bucket(us, threshold_us) {
+            *over.entry((id, t, minute)).or_default() += 1;
         }
     }
     add(&tx, &over).await?;

@@ -184,6 +184,7 @@ pub(super) fn delete_expired(
         .map_err(map_err)?;
     let run = |sql: &str, p: i64| tx.execute(sql, [p]).map(|_| ()).map_err(map_err);
     run("DELETE FROM raw WHERE ts_ns < ?1", raw_ns)?;
+    super::blocks::delete_expired(&tx, raw_ns)?;
     run("DELETE FROM minute_rollup WHERE minute < ?1", horizon)?;
     run(
         "DELETE FROM hour_pack WHERE hour < ?1",

@@ -18,10 +18,12 @@
 //! `thresholds.rs` (first-configured instants and exact latency-threshold counts),
 //! `admin.rs` (maintenance windows, agents, retention), `inspect.rs` (reads only tests and
 //! measurements use), `group.rs` (group commit), `late.rs` (the durable late-write log),
-//! `checkpoint.rs` (WAL checkpoints off the commit path). This file opens the connections and maps the [`Store`] calls onto
+//! `checkpoint.rs` (WAL checkpoints off the commit path), `blocks.rs` (raw measurements of
+//! older hours in raw blocks: compaction, reads, retention). This file opens the connections and maps the [`Store`] calls onto
 //! them; the other files never import it.
 
 mod admin;
+mod blocks;
 mod checkpoint;
 mod error;
 mod group;
@@ -144,9 +146,10 @@ impl SqliteStore {
         configure_writer(&conn)?;
         schema::migrate(&mut conn)?;
         let rollup_horizon = read::read_meta(&conn, "rollup_horizon_minute")?.unwrap_or(i64::MIN);
+        let blocked = blocks::blocked_hour(&conn)?;
         let reader = open_reader(&path)?;
         Ok(SqliteStore {
-            writer: Mutex::new(Writer::new(conn, rollup_horizon)),
+            writer: Mutex::new(Writer::new(conn, rollup_horizon, blocked)),
             group: group::Queue::default(),
             reader: Mutex::new(reader),
             journal: Mutex::new(ChangeJournal::default()),
@@ -181,10 +184,11 @@ impl SqliteStore {
             .map_err(map_err)
     }
 
-    /// Moves hot minute rows before `before_minute` into hourly packs, one hour per
-    /// transaction so ingest can interleave. Returns the number of hot rows moved.
+    /// Moves hot minute rows before `before_minute` into hourly packs, and raw rows of the
+    /// hours that end by then into raw blocks, one hour per transaction so ingest can
+    /// interleave. Returns the number of hot and raw rows moved.
     pub fn compact_before(&self, before_minute: i64) -> Result<u64, StoreError> {
-        let mut moved = 0;
+        let mut moved = self.compact_raw_before(before_minute.div_euclid(60))?;
         loop {
             let mut w = lock(&self.writer);
             let step = packs::compact_one_hour(&mut w.conn, before_minute);
@@ -195,6 +199,23 @@ impl SqliteStore {
                 }
                 Ok(None) => return Ok(moved),
                 Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Moves the raw rows of hours before `before_hour` into raw blocks (late data into an
+    /// hour already compacted is merged into its block), one hour per transaction.
+    fn compact_raw_before(&self, before_hour: i64) -> Result<u64, StoreError> {
+        let mut moved = 0;
+        loop {
+            let mut w = lock(&self.writer);
+            match blocks::compact_one_hour(&mut w.conn, before_hour)? {
+                Some((n, hour)) => {
+                    moved += n;
+                    w.raw_block_hour = w.raw_block_hour.max(hour + 1);
+                    self.checkpointer.committed();
+                }
+                None => return Ok(moved),
             }
         }
     }
@@ -401,6 +422,10 @@ impl Store for SqliteStore {
         to: Timestamp,
     ) -> Result<Vec<(String, Measurement)>, StoreError> {
         self.read(|tx| read::raw_measurements(tx, check, from, to))
+    }
+
+    fn batch_measurements(&self, agent: &str, seq: u64) -> Result<Vec<Measurement>, StoreError> {
+        self.read(|tx| read::batch_measurements(tx, agent, seq))
     }
 
     fn apply_retention(

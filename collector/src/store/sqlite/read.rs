@@ -13,6 +13,7 @@ use attest_config::wire::Measurement;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use super::blocks::{self, hour_of};
 use super::error::{corrupt, map_err};
 use super::packs::{cell_at, for_each_pack};
 use crate::minutes::{GapSpan, HostMinute, SeriesMinutes};
@@ -221,6 +222,7 @@ pub(super) fn raw_measurements(
     for row in rows {
         let (ts, agent, ok, duration, reason, extra) = row.map_err(map_err)?;
         out.push((
+            ts,
             agent,
             rebuild_measurement(
                 check,
@@ -232,6 +234,84 @@ pub(super) fn raw_measurements(
             )?,
         ));
     }
+    // Older hours are in blocks (`blocks`); no instant is in both a row and a block.
+    let wanted = series_of_checks(tx, &[check.to_owned()])?;
+    let checks = wanted.iter().map(|(id, (c, _))| (*id, c.clone())).collect();
+    let hours = (hour_of(from), hour_of(to.saturating_sub(1)));
+    for (id, e) in blocks::read_blocks(tx, &checks, hours, None)? {
+        if e.ns >= from
+            && e.ns < to
+            && let Some((_, agent)) = wanted.get(&id)
+        {
+            out.push((e.ns, agent.clone(), e.m));
+        }
+    }
+    out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    Ok(out.into_iter().map(|(_, a, m)| (a, m)).collect())
+}
+
+/// The measurements stored from batch `seq` of `agent`, ordered by (check, ts): the raw
+/// rows inside the batch's span of instants (kept with its batch row) whose seq is `seq`.
+pub(super) fn batch_measurements(
+    tx: &Transaction<'_>,
+    agent: &str,
+    seq: u64,
+) -> Result<Vec<Measurement>, StoreError> {
+    let Ok(seq) = i64::try_from(seq) else {
+        return Ok(Vec::new());
+    };
+    let span: Option<(i64, Option<i64>, Option<i64>)> = tx
+        .prepare_cached(
+            "SELECT a.id, b.first_ns, b.last_ns FROM agents a
+             JOIN batches b ON b.agent_id = a.id AND b.seq = ?2 WHERE a.name = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![agent, seq], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+        })
+        .map_err(map_err)?;
+    let Some((agent_id, Some(first), Some(last))) = span else {
+        return Ok(Vec::new());
+    };
+    // CROSS JOIN keeps raw the outer loop: a range scan of its time-led key.
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT r.ts_ns, s.check_id, r.ok, r.duration_s, r.reason, r.extra
+             FROM raw r CROSS JOIN series s ON s.id = r.series
+             WHERE r.ts_ns >= ?1 AND r.ts_ns <= ?2 AND r.seq = ?3 AND s.agent_id = ?4",
+        )
+        .map_err(map_err)?;
+    let rows = stmt
+        .query_map(params![first, last, seq, agent_id], raw_row)
+        .map_err(map_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (ts, check, ok, duration, reason, extra) = row.map_err(map_err)?;
+        out.push(rebuild_measurement(
+            &check,
+            ts,
+            ok,
+            duration,
+            reason.map(to_u64),
+            extra.as_deref(),
+        )?);
+    }
+    let series: HashMap<i64, String> = tx
+        .prepare_cached("SELECT id, check_id FROM series WHERE agent_id = ?1")
+        .and_then(|mut s| {
+            s.query_map([agent_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .map_err(map_err)?;
+    let hours = (hour_of(first), hour_of(last));
+    for (_, e) in blocks::read_blocks(tx, &series, hours, Some(seq))? {
+        if e.seq == Some(seq) && e.ns >= first && e.ns <= last {
+            out.push(e.m);
+        }
+    }
+    out.sort_by(|a, b| (&a.check, a.ts).cmp(&(&b.check, b.ts)));
     Ok(out)
 }
 
@@ -350,7 +430,7 @@ fn compact_series(
     Ok(())
 }
 
-/// ts, agent, ok, duration, reason code, extra JSON.
+/// ts, agent (or check), ok, duration, reason code, extra details.
 type RawColumns = (i64, String, bool, Option<f64>, Option<i64>, Option<Vec<u8>>);
 
 fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawColumns> {

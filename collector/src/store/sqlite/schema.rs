@@ -165,6 +165,29 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE late_changes ADD COLUMN series BLOB;
     "#,
+    // 6: batch membership (issue 20). Each raw row records the seq of the batch it arrived
+    // in (NULL for rows stored before this version), and each batch row the span of its
+    // measurements' instants, so that a batch's measurements are found by a range scan of
+    // the time-led raw key instead of an index on (series, seq) paid at every insert.
+    r#"
+    ALTER TABLE raw ADD COLUMN seq INTEGER;
+    ALTER TABLE batches ADD COLUMN first_ns INTEGER;
+    ALTER TABLE batches ADD COLUMN last_ns INTEGER;
+    "#,
+    // 7: raw measurements in blocks (issue 20, `blocks.rs`): raw rows older than the recent
+    // hours are compacted into one lossless block per series and hour (`store/block.rs`),
+    // with the range of batch seqs it holds (so a batch's read skips the others).
+    r#"
+    CREATE TABLE raw_block (
+        series INTEGER NOT NULL,
+        hour INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        seq_lo INTEGER,
+        seq_hi INTEGER,
+        data BLOB NOT NULL,
+        PRIMARY KEY (series, hour)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

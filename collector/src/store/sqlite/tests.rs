@@ -426,3 +426,62 @@ fn multi_row_statements_store_each_key_once() {
     let probes: Vec<u32> = rows.iter().map(|r| r.probes).collect();
     assert_eq!(probes, vec![60, 60, 60, 60, 60]);
 }
+
+/// Raw measurements held as rows plus as block entries.
+fn raw_held(store: &SqliteStore) -> (i64, i64) {
+    (
+        count(store, "SELECT count(*) FROM raw"),
+        count(store, "SELECT coalesce(sum(count), 0) FROM raw_block"),
+    )
+}
+
+/// Compaction moves old hours from rows into blocks one hour per transaction: when writing
+/// an hour's block fails midway (an injected abort), that hour keeps all its rows and no
+/// block, the hours before it stay compacted, every measurement is held exactly once and
+/// reads do not change; the next compaction finishes the job.
+#[test]
+fn a_failed_compaction_leaves_rows_or_blocks_never_both_or_neither() {
+    let store = SqliteStore::open_temp().expect("open");
+    let ms: Vec<Measurement> = (0..200)
+        .flat_map(|m| [ok("web", m, 1, 0.01), ok("api", m, 2, 0.02)])
+        .collect();
+    store.commit_batch(&batch("a1", 1, ms)).expect("commit");
+    let read = |s: &SqliteStore| {
+        s.raw_measurements("web", at(0, 0), at(300, 0))
+            .expect("raw")
+    };
+    let before = read(&store);
+    let hour1 = (BASE_MINUTE + 60) / 60;
+    lock(&store.writer)
+        .conn
+        .execute_batch(&format!(
+            "CREATE TRIGGER fail_block BEFORE INSERT ON raw_block
+             WHEN NEW.hour = {hour1} AND NEW.series = 2
+             BEGIN SELECT RAISE(ABORT, 'injected fault'); END;"
+        ))
+        .expect("trigger");
+    let err = store.compact(BASE_MINUTE + 180).expect_err("hour 1 fails");
+    assert!(err.to_string().contains("injected fault"), "{err}");
+    assert_eq!(
+        raw_held(&store),
+        (280, 120),
+        "hour 0 in blocks, hours 1.. in rows"
+    );
+    assert_eq!(
+        count(
+            &store,
+            &format!("SELECT count(*) FROM raw_block WHERE hour = {hour1}")
+        ),
+        0,
+        "the failed hour wrote no block, not even for its first series"
+    );
+    assert_eq!(read(&store), before);
+    lock(&store.writer)
+        .conn
+        .execute_batch("DROP TRIGGER fail_block")
+        .expect("drop trigger");
+    store.compact(BASE_MINUTE + 180).expect("compact");
+    assert_eq!(raw_held(&store), (40, 360), "minutes 180.. stay rows");
+    assert_eq!(read(&store), before);
+    assert_eq!(store.counts().expect("counts").measurements, 400);
+}

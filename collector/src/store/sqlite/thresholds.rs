@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
+use super::blocks::{hour_of, read_blocks};
 use super::error::map_err;
 use super::read::{read_meta, series_of_checks};
 use crate::minutes::ThresholdOver;
@@ -192,6 +193,18 @@ pub(super) fn track(
             let (ns, id, d) = row.map_err(map_err)?;
             let minute = minute_of(ns);
             if series.contains_key(&id) && minute >= exact_from {
+                count(&mut over, (id, minute), Some(d), &[threshold_us]);
+            }
+        }
+        // Older hours are in raw blocks: the same filter over their measurements.
+        let checks = series.iter().map(|(id, (c, _))| (*id, c.clone())).collect();
+        let from_hour = hour_of(exact_from.saturating_mul(NS_PER_MINUTE));
+        for (id, e) in read_blocks(&tx, &checks, (from_hour, i64::MAX), None)? {
+            let minute = minute_of(e.ns);
+            if let Some(d) = e.m.duration_seconds.filter(|d| *d >= lo && *d <= hi)
+                && e.m.ok
+                && minute >= exact_from
+            {
                 count(&mut over, (id, minute), Some(d), &[threshold_us]);
             }
         }

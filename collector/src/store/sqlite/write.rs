@@ -19,6 +19,7 @@ use rusqlite::{
     Connection, OptionalExtension, Transaction, TransactionBehavior, params, params_from_iter,
 };
 
+use super::blocks::{BlockedInstants, hour_of};
 use super::error::{corrupt, map_err};
 use super::late::LateGroup;
 use super::thresholds;
@@ -73,6 +74,9 @@ pub(super) struct Writer {
     /// Minutes before this were dropped by retention; measurements for them are skipped
     /// so a replay cannot resurrect part of a deleted minute.
     pub(super) rollup_horizon: i64,
+    /// Hours before this may have raw blocks (`blocks`): a measurement of such an hour is
+    /// checked against its block before its row is inserted.
+    pub(super) raw_block_hour: i64,
 }
 
 fn add_meta(tx: &Transaction<'_>, key: &str, delta: i64) -> Result<(), StoreError> {
@@ -202,12 +206,13 @@ struct Pending {
 }
 
 impl Writer {
-    pub(super) fn new(conn: Connection, rollup_horizon: i64) -> Writer {
+    pub(super) fn new(conn: Connection, rollup_horizon: i64, raw_block_hour: i64) -> Writer {
         Writer {
             conn,
             ids: IdCache::default(),
             tracked: thresholds::Tracked::default(),
             rollup_horizon,
+            raw_block_hour,
         }
     }
 }
@@ -260,7 +265,10 @@ impl Writer {
         batches: &[B],
         savepoints: bool,
     ) -> Result<Vec<Result<CommitOutcome, StoreError>>, StoreError> {
-        let horizon = self.rollup_horizon;
+        let horizon = Horizons {
+            rollups: self.rollup_horizon,
+            blocks: self.raw_block_hour,
+        };
         let ids = &mut self.ids;
         let tx = self
             .conn
@@ -302,6 +310,15 @@ impl Writer {
     }
 }
 
+/// The writer's horizons, copied into a group's transaction.
+#[derive(Clone, Copy)]
+struct Horizons {
+    /// Minutes before this were deleted by retention.
+    rollups: i64,
+    /// Hours before this may have raw blocks.
+    blocks: i64,
+}
+
 /// Writes one batch inside the group's transaction: the batch row (which makes a resent
 /// batch a no-op), raw rows, rollups, gaps and the agent's status; notes its late writes in
 /// `late` (logged once for the group).
@@ -309,7 +326,7 @@ fn write_batch(
     tx: &Transaction<'_>,
     ids: &mut IdCache,
     tracked: &HashMap<String, Vec<u64>>,
-    horizon: i64,
+    horizon: Horizons,
     b: &IngestBatch,
     late: &mut LateGroup,
 ) -> Result<CommitOutcome, StoreError> {
@@ -318,11 +335,13 @@ fn write_batch(
         StoreError::Backend(format!("batch seq {} exceeds the storable range", b.seq))
     })?;
     let agent = ensure_agent(tx, &mut ids.agents, &b.agent)?;
+    let (first_ns, last_ns) = crate::store::keys::batch_span(&b.measurements)?;
     let fresh = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO batches (agent_id, seq, received_ns) VALUES (?1, ?2, ?3)",
+            "INSERT OR IGNORE INTO batches (agent_id, seq, received_ns, first_ns, last_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )
-        .and_then(|mut s| s.execute(params![agent, seq, received_ns]))
+        .and_then(|mut s| s.execute(params![agent, seq, received_ns, first_ns, last_ns]))
         .map_err(map_err)?;
     let mut out = CommitOutcome {
         duplicate_batch: fresh == 0,
@@ -333,14 +352,22 @@ fn write_batch(
         return Ok(out);
     }
     let received_minute = b.received_at.as_second().div_euclid(60);
-    let pending = insert_raw(tx, ids, tracked, agent, horizon, &b.measurements, &mut out)?;
+    let pending = insert_raw(
+        tx,
+        ids,
+        tracked,
+        (agent, seq),
+        horizon,
+        &b.measurements,
+        &mut out,
+    )?;
     for &(minute, series) in pending.cells.keys() {
         late.note(series, minute, minute + 1, received_minute);
     }
     upsert_cells(tx, &pending.cells)?;
     upsert_hosts(tx, &pending.hosts)?;
     thresholds::add(tx, &pending.over)?;
-    insert_gaps(tx, ids, agent, horizon, b, late)?;
+    insert_gaps(tx, ids, agent, horizon.rollups, b, late)?;
     update_agent(
         tx,
         agent,
@@ -395,23 +422,29 @@ fn insert_raw(
     tx: &Transaction<'_>,
     ids: &mut IdCache,
     tracked: &HashMap<String, Vec<u64>>,
-    agent: i64,
-    horizon: i64,
+    (agent, seq): (i64, i64),
+    horizon: Horizons,
     measurements: &[Measurement],
     out: &mut CommitOutcome,
 ) -> Result<Pending, StoreError> {
     let mut pending = Pending::default();
     let mut rows = Vec::with_capacity(measurements.len());
+    let mut blocked = BlockedInstants::default();
     for m in measurements {
         let ns = ts_ns(m.ts)?;
         let minute = minute_of(ns);
-        if minute < horizon {
+        if minute < horizon.rollups {
             // Its minute was deleted by retention: counting it now would resurrect a
             // fraction of that minute. Reported as a duplicate: it was stored once.
             out.duplicate_measurements += 1;
             continue;
         }
         let series = ensure_series(tx, &mut ids.series, agent, &m.check, Some(minute))?;
+        if hour_of(ns) < horizon.blocks && blocked.contains(tx, series, ns)? {
+            // Already stored, and since compacted into its hour's block.
+            out.duplicate_measurements += 1;
+            continue;
+        }
         rows.push(RawRow {
             m,
             ns,
@@ -428,13 +461,13 @@ fn insert_raw(
     let mut stored = vec![false; rows.len()];
     for (start, len) in chunks(rows.len()) {
         let sql = values_sql(
-            "INSERT OR IGNORE INTO raw (ts_ns, series, ok, duration_s, reason, extra)",
-            6,
+            "INSERT OR IGNORE INTO raw (ts_ns, series, ok, duration_s, reason, extra, seq)",
+            7,
             len,
             " RETURNING ts_ns, series",
         );
         let mut stmt = tx.prepare_cached(&sql).map_err(map_err)?;
-        let mut params: Vec<&dyn ToSql> = Vec::with_capacity(len * 6);
+        let mut params: Vec<&dyn ToSql> = Vec::with_capacity(len * 7);
         for r in &rows[start..start + len] {
             params.extend([
                 &r.ns as &dyn ToSql,
@@ -443,6 +476,7 @@ fn insert_raw(
                 &r.m.duration_seconds,
                 &r.reason,
                 &r.extra,
+                &seq,
             ]);
         }
         let mut returned: Vec<(i64, i64)> = Vec::with_capacity(len);
