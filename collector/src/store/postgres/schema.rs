@@ -163,8 +163,30 @@ CREATE TABLE raw_block (
 INSERT INTO meta (key, value) VALUES ('raw_block_hour', -9223372036854775808);
 ";
 
+/// Version 6 (issue 21): the evidence of signed batches, as in SQLite (`store/seals.rs`).
+const V6: &str = "
+CREATE TABLE agent_key (
+  id BIGSERIAL PRIMARY KEY,
+  agent_id BIGINT NOT NULL,
+  public_key BYTEA NOT NULL,
+  first_ns BIGINT NOT NULL,
+  UNIQUE (agent_id, public_key)
+);
+CREATE TABLE batch_seal (
+  agent_id BIGINT NOT NULL,
+  seq BIGINT NOT NULL,
+  digest BYTEA NOT NULL,
+  prev BYTEA,
+  signature BYTEA NOT NULL,
+  key_id BIGINT NOT NULL,
+  ts_shift_ms BIGINT,
+  gaps BYTEA,
+  PRIMARY KEY (agent_id, seq)
+);
+";
+
 /// Every migration, in order; index + 1 is the version it brings the database to.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;

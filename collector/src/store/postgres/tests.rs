@@ -56,6 +56,7 @@ pg_contract_tests!(
     raw_reads_survive_compaction,
     compact_matches_rollups,
     changes_are_journaled,
+    seals_are_kept_with_their_batch,
 );
 
 fn web_probes(store: &dyn InspectStore) -> Vec<(i64, u32, u32, u64)> {
