@@ -321,7 +321,7 @@ mod tests {
 
     fn assignment(agent: &str, checks: &str) -> Assignment {
         Assignment {
-            version: wire::PROTOCOL_VERSION,
+            version: wire::ASSIGNMENT_VERSION,
             agent: agent.into(),
             revision: attest_config::fleet::revision(checks),
             check_ids: vec![],

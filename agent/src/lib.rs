@@ -8,6 +8,7 @@
 pub mod assignment;
 pub mod clock;
 pub mod control;
+pub mod keys;
 pub mod memory;
 pub mod notify;
 pub mod probe;

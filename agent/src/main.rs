@@ -14,7 +14,7 @@ use attest_agent::spool::{self, SharedSpool, Spool};
 use attest_agent::telemetry::{self, Telemetry};
 use attest_agent::transport::collectors::Collectors;
 use attest_agent::transport::{self, Transport};
-use attest_agent::{notify, probe};
+use attest_agent::{keys, notify, probe};
 use attest_config::AgentConfig;
 use attest_config::wire::Measurement;
 use attest_web::WebSecurity;
@@ -54,6 +54,11 @@ enum Command {
         #[arg(long = "web.config.file", value_name = "FILE")]
         web_config_file: Option<PathBuf>,
     },
+    /// The agent's signing key (docs/wire.md, "Agent keys").
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Validate a configuration file (and a web configuration) and exit (0 valid, 78 invalid).
     CheckConfig {
         #[arg(long, short)]
@@ -61,6 +66,19 @@ enum Command {
         /// Also validate this web configuration, certificates included.
         #[arg(long = "web.config.file", value_name = "FILE")]
         web_config_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Print the public key (for the collector's `[[agent]] public_key`), its SHA256
+    /// fingerprint and the key file.
+    Show {
+        #[arg(long, short, env = "ATTEST_AGENT_CONFIG")]
+        config: PathBuf,
+        /// Create the agent's own key when it does not exist yet (run as the agent's user).
+        #[arg(long)]
+        create: bool,
     },
 }
 
@@ -73,6 +91,9 @@ fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Command::Completions { .. } | Command::Man => ExitCode::SUCCESS,
+        Command::Key {
+            command: KeyCommand::Show { config, create },
+        } => key_show(&config, create),
         Command::CheckConfig {
             config,
             web_config_file,
@@ -146,6 +167,35 @@ fn load_web(path: Option<&std::path::Path>) -> Result<WebSecurity, ExitCode> {
     })
 }
 
+/// `key show`: exit 0 with the key printed, 78 for an invalid configuration, 1 when the key
+/// cannot be read (or does not exist yet without `--create`).
+fn key_show(path: &std::path::Path, create: bool) -> ExitCode {
+    let cfg = match attest_config::load_agent(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(attest_config::EXIT_CONFIG_INVALID as u8);
+        }
+    };
+    match keys::load(&cfg, create) {
+        Ok(k) => {
+            print!("{}", keys::show(&k));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "attest-agent: {e}{}",
+                if create || cfg.agent.signing_key_file.is_some() {
+                    ""
+                } else {
+                    " (the agent creates its key at first start; or pass --create)"
+                }
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn check_config(path: &std::path::Path, web: Option<&std::path::Path>) -> ExitCode {
     match load_web(web) {
         Ok(web) => {
@@ -199,6 +249,15 @@ async fn run(mut cfg: AgentConfig, path: PathBuf, web: WebSecurity) -> anyhow::R
             return Ok(ExitCode::from(EXIT_SPOOL));
         }
     };
+    // After the spool (its directory exists and is locked): the key that signs every batch.
+    let key = keys::load(&cfg, true).context("cannot load the batch signing key")?;
+    tracing::info!(
+        public_key = %key.public(),
+        fingerprint = %key.public().fingerprint(),
+        file = %key.path.display(),
+        created = key.created,
+        "batches are signed"
+    );
     // Bound before anything runs, so a taken port stops the agent before it measures.
     let metrics_listener = match cfg.agent.listen {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
@@ -218,7 +277,8 @@ async fn run(mut cfg: AgentConfig, path: PathBuf, web: WebSecurity) -> anyhow::R
         spool.reader(),
         cfg.spool.dir.clone(),
     )
-    .context("cannot set up delivery to the collector")?;
+    .context("cannot set up delivery to the collector")?
+    .with_signing_key(key.secret);
     let schedule_stats = Arc::new(ScheduleStats::default());
     let telemetry = Arc::new(Telemetry::new(
         schedule_stats.clone(),

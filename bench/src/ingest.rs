@@ -21,7 +21,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use attest_config::wire::{
-    Batch, FailureReason, Measurement, PROTOCOL_VERSION, Phase, SpoolStatus,
+    Batch, FailureReason, Measurement, PROTOCOL_VERSION_UNSIGNED, Phase, SpoolStatus,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -134,7 +134,7 @@ fn bodies(
                 .collect();
             let light = matches!(mode.shape, Shape::Light);
             let batch = Batch {
-                version: PROTOCOL_VERSION,
+                version: PROTOCOL_VERSION_UNSIGNED,
                 agent: name.clone(),
                 seq: b as u64 + 1,
                 // The light generator's historical quirk (an agent an hour behind) is kept
@@ -148,6 +148,7 @@ fn bodies(
                     dropped_total: 0,
                     corrupt_records_total: 0,
                 }),
+                evidence: None,
             };
             let json = serde_json::to_vec(&batch)?;
             Ok(Body {

@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use attest_collector::store::{SeriesMinuteSummary, SqliteStore};
-use attest_config::wire::{Batch, Measurement, PROTOCOL_VERSION, Phase};
+use attest_config::wire::{Batch, Measurement, PROTOCOL_VERSION_UNSIGNED, Phase};
 use jiff::Timestamp;
 
 const AGENTS: [&str; 3] = ["a1", "a2", "a3"];
@@ -272,13 +272,14 @@ fn batch_body(agent: &str, seq: u64, n: u64, offset: u64, distinct: u64) -> Vec<
         })
         .collect();
     let batch = Batch {
-        version: PROTOCOL_VERSION,
+        version: PROTOCOL_VERSION_UNSIGNED,
         agent: agent.to_owned(),
         seq,
         sent_at: now,
         measurements,
         gaps: Vec::new(),
         spool: None,
+        evidence: None,
     };
     let json = serde_json::to_vec(&batch).expect("encode batch");
     zstd::bulk::compress(&json, 3).expect("compress batch")

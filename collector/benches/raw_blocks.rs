@@ -65,6 +65,7 @@ fn batches(agents: usize, checks: usize, hours: usize) -> Vec<IngestBatch> {
                 measurements: chunk.to_vec(),
                 gaps: Vec::new(),
                 spool: None,
+                seal: None,
             });
         }
     }

@@ -9,6 +9,7 @@
 //! the writers to figures; `clock` is the one source of "now".
 
 pub mod app;
+pub mod audit;
 pub mod changed;
 pub mod clock;
 pub mod export;

@@ -107,6 +107,16 @@ enum Command {
         #[arg(long)]
         fail_on_breach: bool,
     },
+    /// Check a month of the store against the agents' signed batches: recompute every
+    /// signed batch's digest from the stored rows, check signatures, keys and chain links,
+    /// and find measurements of no signed batch. Exit 4 on any finding.
+    Audit {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// UTC calendar month, `YYYY-MM`.
+        #[arg(long)]
+        month: String,
+    },
     /// Write a monthly availability report (html, pdf, csv, json, md, bundle), or verify one.
     Report(attest_collector::report::monthly::cli::ReportArgs),
     /// Write each service's availability objective for another SLO tool: OpenSLO v1, Sloth
@@ -156,6 +166,7 @@ fn main() -> ExitCode {
         | Command::Import { config, .. }
         | Command::Agents { config, .. }
         | Command::Sla { config, .. }
+        | Command::Audit { config, .. }
         | Command::Export { config, .. } => config.clone(),
         Command::Report(_) | Command::Completions { .. } | Command::Man => {
             return ExitCode::SUCCESS;
@@ -228,6 +239,9 @@ fn main() -> ExitCode {
             print_sla(&cfg, store, &q)
         }),
         Command::Report(_) => ExitCode::SUCCESS,
+        Command::Audit { month, .. } => {
+            with_store(&cfg, |store| run_audit(&cfg, store.as_ref(), &month))
+        }
         Command::Export {
             format,
             output,
@@ -296,6 +310,26 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .init();
+}
+
+/// Exit code of `audit` when it found something.
+const EXIT_AUDIT_FINDINGS: u8 = 4;
+
+fn run_audit(cfg: &CollectorConfig, store: &dyn Store, month: &str) -> anyhow::Result<ExitCode> {
+    let (from, to) = match attest_collector::audit::month_bounds(month) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("attest-collector audit: {e}");
+            return Ok(ExitCode::from(65));
+        }
+    };
+    let report = attest_collector::audit::audit(store, cfg, from, to)?;
+    print!("{}", attest_collector::audit::render(month, &report));
+    Ok(if report.findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_AUDIT_FINDINGS)
+    })
 }
 
 fn with_store(

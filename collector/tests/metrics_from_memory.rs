@@ -104,6 +104,23 @@ impl Store for Counting {
     fn batch_measurements(&self, agent: &str, seq: u64) -> Result<Vec<Measurement>, StoreError> {
         self.count().batch_measurements(agent, seq)
     }
+    fn seal_links(
+        &self,
+        agent: &str,
+        seq: u64,
+    ) -> Result<Vec<attest_collector::store::Link>, StoreError> {
+        self.count().seal_links(agent, seq)
+    }
+    fn agent_keys(&self) -> Result<Vec<attest_collector::store::AgentKeyRow>, StoreError> {
+        self.count().agent_keys()
+    }
+    fn batch_seals(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<attest_collector::store::StoredSeal>, StoreError> {
+        self.count().batch_seals(from, to)
+    }
     fn apply_retention(&self, raw: Timestamp, rollups: Timestamp) -> Result<(), StoreError> {
         self.count().apply_retention(raw, rollups)
     }

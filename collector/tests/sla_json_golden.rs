@@ -113,6 +113,7 @@ fn load(store: &dyn Store) {
                     measurements,
                     gaps,
                     spool: None,
+                    seal: None,
                 })
                 .expect("commit");
         }

@@ -28,6 +28,7 @@ fn gap_before_first_measurement_moves_first_seen() {
             count: 360,
         }],
         spool: None,
+        seal: None,
     };
     store.commit_batch(&batch).unwrap();
     let first = store.first_seen(&["web".to_string()]).unwrap();

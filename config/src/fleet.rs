@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 
 use crate::model::{AgentAuth, AssignRule, CentralCheck, CollectorConfig};
-use crate::wire::{Assignment, PROTOCOL_VERSION};
+use crate::wire::{ASSIGNMENT_VERSION, Assignment};
 
 /// True when `rule` selects `agent`.
 pub fn selects(rule: &AssignRule, agent: &AgentAuth) -> bool {
@@ -50,7 +50,7 @@ pub fn assignment(cfg: &CollectorConfig, agent_id: &str) -> Assignment {
         .collect::<Vec<_>>()
         .join("\n");
     Assignment {
-        version: PROTOCOL_VERSION,
+        version: ASSIGNMENT_VERSION,
         agent: agent_id.to_string(),
         revision: revision(&text),
         check_ids: checks.iter().map(|c| c.check.id.clone()).collect(),

@@ -10,6 +10,7 @@
 //! - `wire` is the only module whose types cross the network; changing them is a protocol
 //!   change and the golden-file test must be updated deliberately.
 
+pub mod evidence;
 pub mod fleet;
 pub mod http;
 pub mod load;

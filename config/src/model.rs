@@ -42,6 +42,9 @@ pub struct AgentIdentity {
     pub allow_targets: Vec<Cidr>,
     /// Networks probes never reach; wins over `allow_targets`.
     pub deny_targets: Vec<Cidr>,
+    /// The Ed25519 key that signs every batch (docs/wire.md, "Agent keys"); `None`: the
+    /// agent's own key in `<spool.dir>/agent.key`, created at first start.
+    pub signing_key_file: Option<PathBuf>,
 }
 
 impl AgentIdentity {
@@ -401,6 +404,18 @@ pub struct IngestLimits {
     pub checks: AcceptChecks,
     /// Request bodies being read at once, summed over all connections; beyond it 503.
     pub max_inflight_body_bytes: u64,
+    /// What a signed batch from an agent without a configured `public_key` does.
+    pub trust_new_agent_keys: TrustNewKeys,
+}
+
+/// `[ingest] trust_new_agent_keys`: whether the collector pins an agent's key on first use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustNewKeys {
+    /// The first signed batch of an agent without a configured key pins its key (default);
+    /// `attest-collector agents` shows the pinned key until it is configured.
+    FirstUse,
+    /// Signed batches of an agent without a configured key are refused (403).
+    Never,
 }
 
 /// `[ingest] checks`: which check ids are accepted.
@@ -437,6 +452,9 @@ pub struct AgentAuth {
     pub token: String,
     /// Free-form labels (`site = "ams"`) that `[[assign]] match` selects on.
     pub labels: BTreeMap<String, String>,
+    /// The agent's batch signing key (`public_key = "ed25519:…"`): only batches it signed
+    /// are accepted. `None`: `[ingest] trust_new_agent_keys` decides.
+    pub public_key: Option<crate::evidence::keys::PublicKey>,
 }
 
 /// A bearer token with the name of who holds it: the name is what logs and records show

@@ -1,4 +1,4 @@
-//! The agent → collector protocol, version 1: JSON bodies over HTTP(S), optionally
+//! The agent → collector protocol, version 2 (version 1 still accepted): JSON bodies over HTTP(S), optionally
 //! `Content-Encoding: zstd`. Documented in `docs/wire.md`; `config/tests/wire_golden.rs` pins the format
 //! against `config/testdata/wire/batch-v1.json`.
 //!
@@ -14,7 +14,16 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change; the collector refuses versions it does not know.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version 2 adds [`Batch::evidence`] (signed, chained batches, docs/wire.md).
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The version before signed batches: no `evidence`. The collector still accepts it (the
+/// batch is recorded as unsigned), and an agent speaks it to a collector that refuses
+/// version 2 with `400` on the field `version` (docs/wire.md, "Versioning").
+pub const PROTOCOL_VERSION_UNSIGNED: u32 = 1;
+
+/// Version of an [`Assignment`] (unchanged by the batch protocol's version 2).
+pub const ASSIGNMENT_VERSION: u32 = 1;
 
 /// Route the agent posts batches to.
 pub const INGEST_PATH: &str = "/api/v1/ingest";
@@ -42,6 +51,27 @@ pub struct Batch {
     /// The agent's spool state when the batch was cut, for the collector's fleet metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spool: Option<SpoolStatus>,
+    /// Version 2: the batch's place in the agent's hash chain and its signature. Required in
+    /// version 2, absent in version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+}
+
+/// What makes a batch evidence (docs/wire.md, "Signed batches"): the digest of its canonical
+/// form (`attest_config::evidence::canonical`), the digest of the agent's previous batch, and
+/// the agent's Ed25519 signature over the digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evidence {
+    /// Lowercase hex of the previous batch's digest; omitted for the first batch of a chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
+    /// Lowercase hex of this batch's digest; the collector recomputes and compares it.
+    pub digest: String,
+    /// The agent's public key, `ed25519:` + base64 (pinned on first use when allowed).
+    pub key: String,
+    /// Standard base64 of the Ed25519 signature over the 32 digest bytes.
+    pub signature: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

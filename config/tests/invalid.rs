@@ -279,7 +279,14 @@ const CASES: &[(&str, &[&str])] = &[
     (
         "collector-agent-misspelt-key.toml",
         &[
-            "testdata/collector-agent-misspelt-key.toml:4:1: error: agent[0]: unknown key \"lables\" in [[agent]]: did you mean \"labels\"? (expected one of: id, token, token_file, labels)",
+            "testdata/collector-agent-misspelt-key.toml:4:1: error: agent[0]: unknown key \"lables\" in [[agent]]: did you mean \"labels\"? (expected one of: id, token, token_file, labels, public_key)",
+        ],
+    ),
+    (
+        "collector-agent-bad-key.toml",
+        &[
+            "testdata/collector-agent-bad-key.toml:2:24: error: ingest.trust_new_agent_keys: expected one of \"first_use\", \"never\", found \"always\"",
+            "testdata/collector-agent-bad-key.toml:7:14: error: agent[0].public_key: expected an Ed25519 public key as `attest-agent key show` prints it, `ed25519:` and the base64 of 32 bytes (3 bytes instead of 32), found \"ed25519:AAAA\"",
         ],
     ),
     (

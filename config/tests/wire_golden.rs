@@ -1,5 +1,6 @@
-//! Pins protocol version 1 byte for byte: a fixed `Batch` using every optional field must
-//! serialize to `testdata/wire/batch-v1.json`, and that file must decode back to it.
+//! Pins protocol versions 1 and 2 byte for byte: a fixed `Batch` using every optional field
+//! must serialize to `testdata/wire/batch-v1.json` (and, signed and chained, to
+//! `batch-v2.json`), and each file must decode back to it.
 //! If this fails, the wire format changed: either revert the change, or bump
 //! `PROTOCOL_VERSION`, update `docs/wire.md` and regenerate the file deliberately.
 
@@ -9,6 +10,7 @@ use attest_config::wire::*;
 use jiff::Timestamp;
 
 const GOLDEN: &str = include_str!("../testdata/wire/batch-v1.json");
+const GOLDEN_V2: &str = include_str!("../testdata/wire/batch-v2.json");
 
 fn ts(s: &str) -> Timestamp {
     s.parse().expect("fixed timestamp")
@@ -47,7 +49,7 @@ fn batch() -> Batch {
         value: 0.8125,
     }];
     Batch {
-        version: PROTOCOL_VERSION,
+        version: PROTOCOL_VERSION_UNSIGNED,
         agent: "web-01".into(),
         seq: 42,
         sent_at: ts("2026-03-01T10:00:01.25Z"),
@@ -64,7 +66,46 @@ fn batch() -> Batch {
             dropped_total: 10,
             corrupt_records_total: 0,
         }),
+        evidence: None,
     }
+}
+
+/// The same batch in version 2, signed by the key with seed 7,7,…,7 and chained to a
+/// previous digest of 0xab bytes; the digest is the canonical form's (docs/wire.md).
+fn batch_v2() -> Batch {
+    use attest_config::evidence::{canonical, keys};
+    let mut b = batch();
+    b.version = PROTOCOL_VERSION;
+    let key = keys::secret_from_seed(&[7; 32]);
+    let prev = [0xab; 32];
+    let header = canonical::Header {
+        agent: &b.agent,
+        seq: b.seq,
+        prev: Some(&prev),
+    };
+    let digest = canonical::digest(&header, &b.measurements, &b.gaps);
+    b.evidence = Some(Evidence {
+        prev: Some(keys::hex(&prev)),
+        digest: keys::hex(&digest),
+        key: keys::public_of(&key).to_string(),
+        signature: keys::signature_text(&keys::sign(&key, &digest)),
+    });
+    b
+}
+
+#[test]
+fn signed_batch_serializes_to_the_v2_golden_file() {
+    let json = serde_json::to_string_pretty(&batch_v2()).expect("serializable");
+    if std::env::var_os("ATTEST_WRITE_GOLDEN").is_some() {
+        std::fs::write("testdata/wire/batch-v2.json", format!("{json}\n")).expect("write");
+    }
+    assert_eq!(
+        json.trim_end(),
+        GOLDEN_V2.trim_end(),
+        "wire format of a v2 Batch changed"
+    );
+    let decoded: Batch = serde_json::from_str(GOLDEN_V2).expect("v2 golden file decodes");
+    assert_eq!(decoded, batch_v2());
 }
 
 #[test]
@@ -100,6 +141,7 @@ fn minimal_batch_omits_empty_optionals() {
         measurements: vec![Measurement::new("c", ts("2026-03-01T10:00:00Z"), true)],
         gaps: vec![],
         spool: None,
+        evidence: None,
     };
     assert_eq!(
         serde_json::to_string(&b).expect("serializable"),

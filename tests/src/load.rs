@@ -117,13 +117,14 @@ impl WireAgent {
     /// A batch of this agent with the given seq; `sent_at` is set when it is posted.
     pub fn batch(&self, seq: u64, measurements: Vec<Measurement>, gaps: Vec<Gap>) -> Batch {
         Batch {
-            version: wire::PROTOCOL_VERSION,
+            version: wire::PROTOCOL_VERSION_UNSIGNED,
             agent: self.id.clone(),
             seq,
             sent_at: crate::wall_now(),
             measurements,
             gaps,
             spool: None,
+            evidence: None,
         }
     }
 

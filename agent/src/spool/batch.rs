@@ -11,6 +11,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use attest_config::evidence::BatchDigest;
 use attest_config::wire::{Gap, Measurement};
 
 /// A batch cut from the spool, to be sent as-is until acked.
@@ -19,6 +20,9 @@ pub struct PendingBatch {
     pub seq: u64,
     pub measurements: StoredMeasurements,
     pub gaps: Vec<Gap>,
+    /// Digest of the batch acked before this one was cut: the link of the agent's hash
+    /// chain this batch carries. `None` at a chain start.
+    pub prev: Option<BatchDigest>,
 }
 
 /// The wire JSON of a batch's measurements as stored in the spool (see the module header).

@@ -30,6 +30,9 @@ pub struct Cut {
     pub end: u64,
     /// Gaps sent with this batch.
     pub gaps: Vec<Gap>,
+    /// The previous batch's digest (hex) this batch is chained to; absent at a chain start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +45,11 @@ pub struct Meta {
     pub pending: Option<Cut>,
     /// Drops not yet attached to a cut batch.
     pub open_gaps: Vec<Gap>,
+    /// Digest (hex) of the newest batch that left the spool by an ack (the collector's or
+    /// quarantine's): the next cut batch is chained to it. `None` starts a new chain (a new
+    /// spool, a lost `meta`, or an ack without a digest). Older agents' files lack it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_head: Option<String>,
 }
 
 impl Meta {
@@ -52,6 +60,7 @@ impl Meta {
             uncut_from: 1,
             pending: None,
             open_gaps: Vec::new(),
+            chain_head: None,
         }
     }
 
@@ -143,7 +152,9 @@ mod tests {
             first: 10,
             end: 30,
             gaps: vec![],
+            prev: Some("ab".repeat(32)),
         });
+        m.chain_head = Some("cd".repeat(32));
         store(dir.path(), &m).unwrap();
         match load(dir.path()).unwrap() {
             Loaded::Found(got) => assert_eq!(got, m),
@@ -169,6 +180,7 @@ mod tests {
             first: 1,
             end: 2,
             gaps: vec![],
+            prev: None,
         });
         store(dir.path(), &m).unwrap();
         assert!(

@@ -23,7 +23,10 @@
 //!   anything referred to. Segments rotate at `segment_bytes` (default `max_bytes / 32`,
 //!   between 4 KiB and 64 MiB) and are deleted whole once none of their records is live.
 //! - `meta`: `ATSM | crc32 | JSON` with the next batch seq, the cut-but-unacked batch (seq, id
-//!   range, gaps), where uncut data starts, and gaps not yet sent. Replaced by write `meta.tmp`
+//!   range, gaps, the previous digest it is chained to), where uncut data starts, gaps not yet
+//!   sent, and the chain head (digest of the newest acked batch, docs/wire.md "Signed
+//!   batches"): the chain continues across restarts; a lost `meta` starts a new chain under a
+//!   seq far above the old ones (a declared gap, not a broken link). Replaced by write `meta.tmp`
 //!   + fsync + rename + fsync(dir).
 //!
 //! # fsync policy
@@ -39,7 +42,7 @@
 //!   exactly one of: pending (cut or uncut), acked, dropped (counted and carried by a gap until
 //!   the gap's batch is acked), or counted corrupt (only possible if stored bytes change after
 //!   they were synced, i.e. media corruption).
-//! - A cut batch keeps its seq and content until acked, also across restarts; seqs strictly
+//! - A cut batch keeps its seq, content and chain link until acked, also across restarts; seqs strictly
 //!   increase and are never reused (if `meta` itself is lost, the next seq jumps to the current
 //!   Unix time in microseconds, far above any counter value).
 //! - Recovery never fails on bad data: a torn or corrupt tail is detected by checksum, cut off and

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use attest_config::wire::Measurement;
 use jiff::Timestamp;
 
+use attest_config::evidence::keys;
+
 use crate::clock;
 
 use super::meta::{self, Loaded, Meta};
@@ -290,6 +292,7 @@ impl Spool {
             seq: c.seq,
             measurements: out.items.finish(),
             gaps: c.gaps,
+            prev: c.prev.as_deref().and_then(keys::parse_digest),
         });
         Ok(())
     }

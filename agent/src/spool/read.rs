@@ -4,6 +4,7 @@
 //! Invariant: a cut batch carries the records' stored bytes; a record is in a batch only if
 //! its payload decodes as a measurement, otherwise it is counted corrupt and skipped.
 
+use attest_config::evidence::{BatchDigest, keys};
 use attest_config::wire::Measurement;
 
 use super::meta::Cut;
@@ -28,12 +29,14 @@ impl Spool {
         new_meta.uncut_from = next_pos.id;
         let gaps = std::mem::take(&mut new_meta.open_gaps);
         let cut_something = !out.heads.is_empty() || !gaps.is_empty();
+        let prev = self.meta.chain_head.clone();
         if cut_something {
             new_meta.pending = Some(Cut {
                 seq: self.meta.next_seq,
                 first: self.meta.uncut_from,
                 end: next_pos.id,
                 gaps: gaps.clone(),
+                prev: prev.clone(),
             });
             new_meta.next_seq += 1;
         }
@@ -57,14 +60,23 @@ impl Spool {
             seq: self.meta.next_seq - 1,
             measurements: out.items.finish(),
             gaps,
+            prev: prev.as_deref().and_then(keys::parse_digest),
         };
         self.pending = Some(batch.clone());
         Ok(Some(batch))
     }
 
-    /// The collector durably committed batch `seq`: its measurements may be deleted. Acking a
-    /// seq that was already acked is a no-op (the transport may see a duplicate answer).
+    /// [`Spool::ack_linked`] without a digest: the next batch starts a new chain. For tests
+    /// and tools; the transport always passes the digest it signed.
     pub fn ack(&mut self, seq: u64) -> Result<(), SpoolError> {
+        self.ack_linked(seq, None)
+    }
+
+    /// The collector durably committed batch `seq` (or it went to quarantine): its
+    /// measurements may be deleted, and `digest` — the batch's digest — becomes the chain
+    /// head the next cut batch links to, in the same durable `meta` write. Acking a seq that
+    /// was already acked is a no-op (the transport may see a duplicate answer).
+    pub fn ack_linked(&mut self, seq: u64, digest: Option<BatchDigest>) -> Result<(), SpoolError> {
         let pending_seq = self.meta.pending.as_ref().map(|c| c.seq);
         match pending_seq {
             Some(p) if p == seq => {}
@@ -79,6 +91,7 @@ impl Spool {
         }
         let mut new_meta = self.meta.clone();
         new_meta.pending = None;
+        new_meta.chain_head = digest.map(|d| keys::hex(&d));
         self.store_meta(&new_meta)?;
         self.meta = new_meta;
         let acked = self

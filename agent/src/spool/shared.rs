@@ -14,6 +14,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use attest_config::evidence::BatchDigest;
 use attest_config::wire::Measurement;
 
 use super::{PendingBatch, Spool, SpoolError, SpoolStats};
@@ -84,6 +85,11 @@ impl SpoolReader {
     /// See [`Spool::ack`]. Blocks on fsync.
     pub fn ack(&self, seq: u64) -> Result<(), SpoolError> {
         self.0.lock().ack(seq)
+    }
+
+    /// See [`Spool::ack_linked`]. Blocks on fsync.
+    pub fn ack_linked(&self, seq: u64, digest: Option<BatchDigest>) -> Result<(), SpoolError> {
+        self.0.lock().ack_linked(seq, digest)
     }
 
     pub fn stats(&self) -> SpoolStats {

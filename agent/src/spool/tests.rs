@@ -578,3 +578,51 @@ fn stored_payloads_are_checked_when_cut_and_kept_verbatim() {
     s.ack(b.seq).unwrap();
     assert_eq!(s.stats().depth, 0);
 }
+
+/// The hash chain: an ack with a digest makes it the next batch's `prev`, a cut batch keeps
+/// its `prev` across a restart, and an ack without a digest or a lost `meta` starts a new
+/// chain (the collector sees a declared gap there, never a broken link).
+#[test]
+fn chain_head_links_batches_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = small(dir.path(), WhenFull::DropOldest);
+    s.append(&[m("a", 1)]).unwrap();
+    let first = s.next_batch(10).unwrap().unwrap();
+    assert_eq!(first.prev, None, "a new spool starts a chain");
+    s.ack_linked(first.seq, Some([1; 32])).unwrap();
+    s.append(&[m("a", 2)]).unwrap();
+    let second = s.next_batch(10).unwrap().unwrap();
+    assert_eq!(second.prev, Some([1; 32]));
+    drop(s);
+
+    let mut s = small(dir.path(), WhenFull::DropOldest);
+    let again = s.next_batch(10).unwrap().unwrap();
+    assert_eq!(
+        (again.seq, again.prev),
+        (second.seq, Some([1; 32])),
+        "kept across a restart"
+    );
+    s.ack_linked(again.seq, Some([2; 32])).unwrap();
+    drop(s);
+
+    let mut s = small(dir.path(), WhenFull::DropOldest);
+    s.append(&[m("a", 3)]).unwrap();
+    let third = s.next_batch(10).unwrap().unwrap();
+    assert_eq!(third.prev, Some([2; 32]), "the head survives a restart");
+    s.ack(third.seq).unwrap();
+    s.append(&[m("a", 4)]).unwrap();
+    let fourth = s.next_batch(10).unwrap().unwrap();
+    assert_eq!(fourth.prev, None, "an ack without a digest ends the chain");
+    s.ack_linked(fourth.seq, Some([4; 32])).unwrap();
+    s.append(&[m("a", 5)]).unwrap();
+    drop(s);
+
+    fs::remove_file(dir.path().join(meta::META_FILE)).unwrap();
+    let mut s = small(dir.path(), WhenFull::DropOldest);
+    let after_loss = s.next_batch(10).unwrap().unwrap();
+    assert_eq!(after_loss.prev, None, "a lost meta starts a new chain");
+    assert!(
+        after_loss.seq > fourth.seq + 1,
+        "under a seq far above: a declared gap"
+    );
+}

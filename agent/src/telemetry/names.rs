@@ -19,6 +19,7 @@ pub const BATCHES_ACKED: &str = "attest_agent_batches_acked";
 pub const MEASUREMENTS_ACKED: &str = "attest_agent_measurements_acked";
 pub const SEND_ERRORS: &str = "attest_agent_send_errors";
 pub const BATCHES_QUARANTINED: &str = "attest_agent_batches_quarantined";
+pub const BATCHES_SENT_UNSIGNED: &str = "attest_agent_batches_sent_unsigned";
 pub const LAST_ACK: &str = "attest_agent_last_ack_timestamp_seconds";
 pub const COLLECTOR_ACTIVE: &str = "attest_agent_collector_active";
 pub const COLLECTOR_FAILOVERS: &str = "attest_agent_collector_failovers";

@@ -287,6 +287,12 @@ impl Telemetry {
             "Batches the collector rejected as malformed, kept in the quarantine directory",
             t.batches_quarantined_total.load(Ordering::Relaxed),
         )?;
+        counter(
+            enc,
+            BATCHES_SENT_UNSIGNED,
+            "Delivery attempts sent unsigned (protocol version 1) to a collector that refused signed batches",
+            t.batches_sent_unsigned_total.load(Ordering::Relaxed),
+        )?;
         gauge(
             enc,
             LAST_ACK,

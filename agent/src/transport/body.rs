@@ -15,11 +15,14 @@ use crate::spool::{PendingBatch, StoredMeasurements};
 /// What goes around the measurements in one attempt.
 #[derive(Debug, Clone, Copy)]
 pub struct Envelope<'a> {
+    /// `wire::PROTOCOL_VERSION` with `evidence`, or `PROTOCOL_VERSION_UNSIGNED` without.
+    pub version: u32,
     pub agent: &'a str,
     pub seq: u64,
     pub sent_at: Timestamp,
     pub gaps: &'a [Gap],
     pub spool: Option<&'a SpoolStatus>,
+    pub evidence: Option<&'a wire::Evidence>,
 }
 
 /// The batch as JSON (uncompressed), byte-identical to serde's encoding of `wire::Batch`.
@@ -28,7 +31,7 @@ pub fn batch_json(
     measurements: &StoredMeasurements,
 ) -> Result<Vec<u8>, serde_json::Error> {
     let mut out = Vec::with_capacity(measurements.json_items().len() + 256);
-    field(&mut out, '{', "version", &wire::PROTOCOL_VERSION)?;
+    field(&mut out, '{', "version", &env.version)?;
     field(&mut out, ',', "agent", env.agent)?;
     field(&mut out, ',', "seq", &env.seq)?;
     field(&mut out, ',', "sent_at", &env.sent_at)?;
@@ -40,6 +43,9 @@ pub fn batch_json(
     }
     if let Some(spool) = env.spool {
         field(&mut out, ',', "spool", spool)?;
+    }
+    if let Some(evidence) = env.evidence {
+        field(&mut out, ',', "evidence", evidence)?;
     }
     out.push(b'}');
     Ok(out)
@@ -127,13 +133,14 @@ mod tests {
     /// The old path: decode the stored records and let serde encode the whole batch.
     fn old_body(env: &Envelope<'_>, b: &PendingBatch) -> (Batch, Vec<u8>) {
         let wire = Batch {
-            version: wire::PROTOCOL_VERSION,
+            version: env.version,
             agent: env.agent.to_string(),
             seq: env.seq,
             sent_at: env.sent_at,
             measurements: b.measurements.decode().unwrap(),
             gaps: env.gaps.to_vec(),
             spool: env.spool.cloned(),
+            evidence: env.evidence.cloned(),
         };
         let bytes = serde_json::to_vec(&wire).unwrap();
         (wire, bytes)
@@ -156,16 +163,24 @@ mod tests {
         let sent_at = Timestamp::new(1_790_000_100, 5).unwrap();
         for ms in [varied(), varied()[..1].to_vec(), Vec::new()] {
             let (_dir, b) = cut(&ms);
-            for (gaps, spool, agent) in [
-                (&gaps[..], Some(&status), "a1"),
-                (&[][..], None, "agent \"x\"\t\u{2028}"),
+            let evidence = wire::Evidence {
+                prev: Some("ab".repeat(32)),
+                digest: "cd".repeat(32),
+                key: "ed25519:key".into(),
+                signature: "sig/+=".into(),
+            };
+            for (gaps, spool, agent, evidence) in [
+                (&gaps[..], Some(&status), "a1", Some(&evidence)),
+                (&[][..], None, "agent \"x\"\t\u{2028}", None),
             ] {
                 let env = Envelope {
+                    version: if evidence.is_some() { 2 } else { 1 },
                     agent,
                     seq: b.seq,
                     sent_at,
                     gaps,
                     spool,
+                    evidence,
                 };
                 let new = batch_json(&env, &b.measurements).unwrap();
                 let (expected, old) = old_body(&env, &b);

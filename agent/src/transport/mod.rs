@@ -20,14 +20,22 @@
 //!   timeout or a 5xx is a fault of that collector: the next one takes over and the batch is
 //!   resent there at once, until every collector failed once since the last answer; after
 //!   that the backoff applies. 4xx answers keep the handling above and never fail over.
+//! - With a signing key, every batch is sent in protocol version 2 with its `evidence`
+//!   (`seal.rs`): digest, previous digest and signature, computed once per batch; the digest
+//!   goes into the spool with the ack, so the next batch links to it. A collector that
+//!   refuses version 2 (`400` on the field `version`: an older collector) gets the same batch
+//!   at once in version 1, unsigned, and version 2 is tried there again after
+//!   [`UNSIGNED_RETRY`] (docs/wire.md, "Versioning").
 
 pub mod backoff;
 pub mod body;
 pub mod collectors;
+pub mod seal;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use attest_config::TransportConfig;
@@ -42,6 +50,11 @@ use crate::spool::{PendingBatch, SpoolReader};
 use backoff::{Backoff, BackoffConfig};
 use body::Envelope;
 use collectors::{Collectors, Target};
+use seal::Sealed;
+
+/// How long the agent sends unsigned (version 1) batches to a collector that refused
+/// version 2, before it tries version 2 there again.
+pub const UNSIGNED_RETRY: Duration = Duration::from_secs(3600);
 
 /// Counters exported by the agent's telemetry.
 #[derive(Debug, Default)]
@@ -51,6 +64,8 @@ pub struct TransportStats {
     pub measurements_acked_total: AtomicU64,
     pub send_errors_total: AtomicU64,
     pub batches_quarantined_total: AtomicU64,
+    /// Batches sent unsigned (version 1) because the collector refused version 2.
+    pub batches_sent_unsigned_total: AtomicU64,
     /// Unix seconds of the last ack, 0 before the first.
     pub last_ack_unix: AtomicU64,
 }
@@ -89,6 +104,11 @@ enum Outcome {
         status: StatusCode,
         why: String,
     },
+    /// The collector does not speak this protocol version (an older collector refusing a
+    /// signed batch): resend at once in version 1.
+    OldCollector {
+        why: String,
+    },
 }
 
 pub struct Transport {
@@ -101,6 +121,10 @@ pub struct Transport {
     quarantine_dir: PathBuf,
     backoff: Backoff,
     clock: Arc<dyn Clock>,
+    /// Signs batches (version 2) when set; without it batches go out unsigned (version 1).
+    key: Option<attest_config::evidence::keys::SecretKey>,
+    /// Collectors (by base URL) that refused version 2, and since when.
+    unsigned_since: Mutex<HashMap<String, std::time::Instant>>,
     pub stats: Arc<TransportStats>,
 }
 
@@ -131,8 +155,16 @@ impl Transport {
             quarantine_dir: spool_dir.join("quarantine"),
             backoff,
             clock,
+            key: None,
+            unsigned_since: Mutex::new(HashMap::new()),
             stats: Arc::new(TransportStats::default()),
         })
+    }
+
+    /// Signs every batch with `key` from now on (protocol version 2).
+    pub fn with_signing_key(mut self, key: attest_config::evidence::keys::SecretKey) -> Self {
+        self.key = Some(key);
+        self
     }
 
     /// The HTTP client deliveries use (a handle: clones share its connections and TLS
@@ -147,6 +179,8 @@ impl Transport {
         // Failovers since the last answer that settled a batch: while some collector has not
         // been tried since, a failover resends at once instead of backing off.
         let mut failovers_in_row = 0usize;
+        // The seal of the batch being delivered: computed once, reused by every attempt.
+        let mut sealed: Option<(u64, Option<Sealed>)> = None;
         loop {
             if cancel.is_cancelled() {
                 return;
@@ -154,17 +188,29 @@ impl Transport {
             let Some(batch) = self.wait_for_batch(&appended, &cancel).await else {
                 return;
             };
+            if sealed.as_ref().is_none_or(|(seq, _)| *seq != batch.seq) {
+                sealed = Some((batch.seq, self.seal(&batch)));
+            }
+            let seal = sealed.as_ref().and_then(|(_, s)| s.as_ref());
             let target = self.collectors.active();
-            match self.deliver(&batch, &target).await {
+            match self.deliver(&batch, &target, seal).await {
                 Outcome::Acked(ack) => {
                     backoff.reset();
                     failovers_in_row = 0;
-                    self.on_ack(&batch, &ack).await;
+                    self.on_ack(&batch, &ack, seal).await;
                 }
                 Outcome::Rejected { status, why } => {
                     backoff.reset();
                     failovers_in_row = 0;
-                    self.quarantine(&batch, status, &why).await;
+                    self.quarantine(&batch, status, &why, seal).await;
+                }
+                Outcome::OldCollector { why } => {
+                    tracing::warn!(
+                        collector = %Collectors::label(&target.base),
+                        "the collector does not accept signed batches (version 2); sending unsigned \
+                         batches (version 1) to it for the next hour: {why}"
+                    );
+                    self.mark_unsigned(&target.base);
                 }
                 Outcome::Retry {
                     retry_after,
@@ -251,8 +297,60 @@ impl Transport {
         }
     }
 
-    async fn deliver(&self, batch: &PendingBatch, target: &Target) -> Outcome {
-        let body = match self.encode(batch) {
+    /// The batch's digest and, with a key, its evidence; `None` without a key, or when the
+    /// stored measurements no longer decode (they did when cut: only media corruption).
+    fn seal(&self, batch: &PendingBatch) -> Option<Sealed> {
+        let key = self.key.as_ref()?;
+        match seal::seal(&self.agent, batch, key) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(
+                    seq = batch.seq,
+                    "cannot compute the batch digest; sending it unsigned: {e}"
+                );
+                None
+            }
+        }
+    }
+
+    /// Whether `base` refused version 2 within the last [`UNSIGNED_RETRY`].
+    fn speaks_unsigned(&self, base: &str) -> bool {
+        let mut map = self
+            .unsigned_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match map.get(base) {
+            Some(since) if since.elapsed() < UNSIGNED_RETRY => true,
+            Some(_) => {
+                map.remove(base);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn mark_unsigned(&self, base: &str) {
+        self.unsigned_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(base.to_string(), std::time::Instant::now());
+    }
+
+    async fn deliver(
+        &self,
+        batch: &PendingBatch,
+        target: &Target,
+        seal: Option<&Sealed>,
+    ) -> Outcome {
+        let evidence = seal
+            .filter(|_| !self.speaks_unsigned(&target.base))
+            .map(|s| &s.evidence);
+        if evidence.is_none() && seal.is_some() {
+            self.stats
+                .batches_sent_unsigned_total
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        let body = match self.encode(batch, evidence) {
             Ok(b) => b,
             Err(e) => {
                 return Outcome::Rejected {
@@ -274,7 +372,7 @@ impl Transport {
             .send()
             .await;
         match resp {
-            Ok(r) => classify(r, batch.seq).await,
+            Ok(r) => classify(r, batch.seq, evidence.is_some()).await,
             Err(e) => Outcome::Retry {
                 retry_after: None,
                 why: format!("collector unreachable: {}", error_chain(&e)),
@@ -285,23 +383,36 @@ impl Transport {
 
     /// The compressed `wire::Batch` of this attempt: fresh `sent_at` and spool figures around
     /// the measurements' stored bytes.
-    fn encode(&self, batch: &PendingBatch) -> Result<Vec<u8>, String> {
+    fn encode(
+        &self,
+        batch: &PendingBatch,
+        evidence: Option<&wire::Evidence>,
+    ) -> Result<Vec<u8>, String> {
         let status = self.spool.stats().to_wire();
         let env = Envelope {
+            version: if evidence.is_some() {
+                wire::PROTOCOL_VERSION
+            } else {
+                wire::PROTOCOL_VERSION_UNSIGNED
+            },
             agent: &self.agent,
             seq: batch.seq,
             sent_at: self.clock.now_utc(),
             gaps: &batch.gaps,
             spool: Some(&status),
+            evidence,
         };
         let json = body::batch_json(&env, &batch.measurements).map_err(|e| e.to_string())?;
         zstd::bulk::compress(&json, 3).map_err(|e| e.to_string())
     }
 
-    async fn on_ack(&self, batch: &PendingBatch, ack: &Ack) {
+    /// Removes the batch from the spool; its digest becomes the chain head the next batch
+    /// links to (also when it went unsigned to an older collector, so the chain stays whole).
+    async fn on_ack(&self, batch: &PendingBatch, ack: &Ack, seal: Option<&Sealed>) {
         let spool = self.spool.clone();
         let seq = batch.seq;
-        match tokio::task::spawn_blocking(move || spool.ack(seq)).await {
+        let digest = seal.map(|s| s.digest);
+        match tokio::task::spawn_blocking(move || spool.ack_linked(seq, digest)).await {
             Ok(Ok(())) => {
                 self.stats
                     .batches_acked_total
@@ -328,7 +439,13 @@ impl Transport {
         }
     }
 
-    async fn quarantine(&self, batch: &PendingBatch, status: StatusCode, why: &str) {
+    async fn quarantine(
+        &self,
+        batch: &PendingBatch,
+        status: StatusCode,
+        why: &str,
+        seal: Option<&Sealed>,
+    ) {
         self.stats
             .batches_quarantined_total
             .fetch_add(1, Ordering::Relaxed);
@@ -366,6 +483,7 @@ impl Transport {
                         duplicate: false,
                         stored: 0,
                     },
+                    seal,
                 )
                 .await;
             }
@@ -377,7 +495,7 @@ impl Transport {
 }
 
 /// Maps the collector's answer to an outcome. Only an `Ack` for this very seq removes data.
-async fn classify(r: reqwest::Response, seq: u64) -> Outcome {
+async fn classify(r: reqwest::Response, seq: u64, signed: bool) -> Outcome {
     let status = r.status();
     let retry_after = r
         .headers()
@@ -400,13 +518,20 @@ async fn classify(r: reqwest::Response, seq: u64) -> Outcome {
             },
         };
     }
-    let why = serde_json::from_slice::<ErrorBody>(&body).map_or_else(
-        |_| format!("{status}: {}", String::from_utf8_lossy(&body)),
+    let parsed = serde_json::from_slice::<ErrorBody>(&body).ok();
+    let version_refused = parsed
+        .as_ref()
+        .is_some_and(|e| e.field.as_deref() == Some("version"));
+    let why = parsed.map_or_else(
+        || format!("{status}: {}", String::from_utf8_lossy(&body)),
         |e| match e.field {
             Some(f) => format!("{status}: {} (field {f})", e.error),
             None => format!("{status}: {}", e.error),
         },
     );
+    if signed && status == StatusCode::BAD_REQUEST && version_refused {
+        return Outcome::OldCollector { why };
+    }
     if refuses_the_batch(status) {
         Outcome::Rejected { status, why }
     } else {

@@ -104,11 +104,13 @@ mod tests {
                 id: "a1".into(),
                 token: "secret-one".into(),
                 labels: Default::default(),
+                public_key: None,
             },
             AgentAuth {
                 id: "a2".into(),
                 token: "secret-two".into(),
                 labels: Default::default(),
+                public_key: None,
             },
         ])
     }

@@ -3,7 +3,7 @@
 
 use std::io::Read;
 
-use attest_config::wire::{Batch, PROTOCOL_VERSION};
+use attest_config::wire::{Batch, PROTOCOL_VERSION, PROTOCOL_VERSION_UNSIGNED};
 
 use super::Rejection;
 
@@ -62,11 +62,31 @@ fn too_large(limit: u64) -> Rejection {
     )
 }
 
+/// Whether this collector speaks protocol version `v`: 2 (signed) and 1 (unsigned).
+fn known_version(v: u64) -> bool {
+    v == u64::from(PROTOCOL_VERSION) || v == u64::from(PROTOCOL_VERSION_UNSIGNED)
+}
+
 /// The batch `json` holds. An accepted batch is parsed once, with the plain deserializer;
 /// only a refused one is parsed again by [`explain`], to say what is wrong and where.
+/// Version 2 requires `evidence`, version 1 refuses it.
 pub(crate) fn parse(json: &[u8]) -> Result<Batch, Rejection> {
     match serde_json::from_slice::<Batch>(json) {
-        Ok(batch) if batch.version == PROTOCOL_VERSION => Ok(batch),
+        Ok(batch) if known_version(u64::from(batch.version)) => {
+            match (batch.version == PROTOCOL_VERSION, batch.evidence.is_some()) {
+                (true, true) | (false, false) => Ok(batch),
+                (true, false) => Err(Rejection::new(
+                    400,
+                    "a version 2 batch must carry `evidence` (send version 1 for an unsigned batch)",
+                )
+                .field("evidence")),
+                (false, true) => Err(Rejection::new(
+                    400,
+                    "`evidence` needs protocol version 2 (this batch says version 1)",
+                )
+                .field("evidence")),
+            }
+        }
         _ => explain(json),
     }
 }
@@ -82,9 +102,9 @@ fn explain(json: &[u8]) -> Result<Batch, Rejection> {
     let v: Probe = serde_json::from_slice(json)
         .map_err(|e| Rejection::new(400, format!("body is not a JSON object: {e}")))?;
     match v.version.as_ref().and_then(serde_json::Value::as_u64) {
-        Some(n) if n == u64::from(PROTOCOL_VERSION) => {}
+        Some(n) if known_version(n) => {}
         Some(n) => {
-            return Err(Rejection::new(400, format!("unsupported protocol version {n}; this collector speaks version {PROTOCOL_VERSION}")).field("version"));
+            return Err(Rejection::new(400, format!("unsupported protocol version {n}; this collector speaks versions {PROTOCOL_VERSION_UNSIGNED} and {PROTOCOL_VERSION}")).field("version"));
         }
         None => {
             return Err(
@@ -145,12 +165,18 @@ mod tests {
         let e = parse(j).unwrap_err();
         assert_eq!(e.status, 400);
         assert_eq!(e.field.as_deref(), Some("measurements[0].ts"));
-        let e = parse(br#"{"version":2}"#).unwrap_err();
+        let e = parse(br#"{"version":3}"#).unwrap_err();
         assert!(
-            e.reason.contains("unsupported protocol version 2"),
+            e.reason.contains("unsupported protocol version 3"),
             "{}",
             e.reason
         );
+        assert_eq!(e.field.as_deref(), Some("version"));
+        // Version 2 needs evidence; version 1 must not carry it.
+        let v2 = br#"{"version":2,"agent":"a","seq":1,"sent_at":"2026-10-01T00:00:00Z"}"#;
+        assert_eq!(parse(v2).unwrap_err().field.as_deref(), Some("evidence"));
+        let v1 = br#"{"version":1,"agent":"a","seq":1,"sent_at":"2026-10-01T00:00:00Z","evidence":{"digest":"00","key":"k","signature":"s"}}"#;
+        assert_eq!(parse(v1).unwrap_err().field.as_deref(), Some("evidence"));
         let e = parse(b"[1,2]").unwrap_err();
         assert_eq!(e.status, 400);
         assert_eq!(decompress(b"x", Some("br"), 10).unwrap_err().status, 415);

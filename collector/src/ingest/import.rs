@@ -110,6 +110,7 @@ pub fn import_with_progress(
                 measurements,
                 gaps: Vec::new(),
                 spool: None,
+                seal: None,
             };
             let out = store.commit_batch(&batch).map_err(|e| ImportError::Store {
                 stored: summary.stored,

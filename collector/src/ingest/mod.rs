@@ -4,8 +4,9 @@
 //! authenticate the bearer token (401) → rate limit per agent (429 + Retry-After) → decode
 //! (zstd bounded by the decompressed limit: 413; JSON: 400 naming the field) → check the
 //! protocol version (400) → bind the token's agent id to the batch's (403) → validate every
-//! field (400/413) → measure clock offset and apply the skew policy → commit (503 when the
-//! disk is full) → ack.
+//! field (400/413) → verify the evidence of a signed batch (`evidence.rs`: digest,
+//! signature, key, chain link; 400/403/409) → measure clock offset and apply the skew policy
+//! → commit (503 when the disk is full; a signed batch's seal in the same transaction) → ack.
 //!
 //! Invariants:
 //! - Nothing of a rejected batch is stored: validation happens before the single commit.
@@ -18,6 +19,7 @@
 mod auth;
 mod checks;
 mod decode;
+pub mod evidence;
 pub mod import;
 mod validate;
 
@@ -60,6 +62,10 @@ pub struct IngestStats {
     /// Refused because request bodies in flight reached `max_inflight_body_bytes` (503).
     pub rejected_busy: AtomicU64,
     pub store_unavailable: AtomicU64,
+    /// Refused for their evidence (`evidence.rs`; by reason in [`evidence::EvidenceStats`]).
+    pub rejected_evidence: AtomicU64,
+    /// Signed and unsigned batches that passed verification, and refusals by reason.
+    pub evidence: evidence::EvidenceStats,
 }
 
 /// The newest result of each check of one agent: check → (ts, ok).
@@ -125,6 +131,7 @@ pub struct Ingest {
     limits: IngestLimits,
     rate: RateLimiter,
     checks: checks::CheckBook,
+    trust: std::sync::RwLock<evidence::Trust>,
     changed: DataChanged,
     /// When and why the latest commit failed (cleared by a successful one).
     write_failure: std::sync::Mutex<Option<(Timestamp, String)>>,
@@ -148,7 +155,18 @@ impl Ingest {
             );
             Vec::new()
         });
+        let keys = store.agent_keys().unwrap_or_else(|e| {
+            tracing::warn!(
+                "cannot read the stored agent keys; keys pinned before are learnt again at their next batch: {e}"
+            );
+            Vec::new()
+        });
         Ingest {
+            trust: std::sync::RwLock::new(evidence::Trust::new(
+                agents,
+                limits.trust_new_agent_keys,
+                keys,
+            )),
             checks: checks::CheckBook::new(&limits, known),
             store,
             tokens: std::sync::RwLock::new(auth::Tokens::new(agents)),
@@ -205,6 +223,11 @@ impl Ingest {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *tokens = auth::Tokens::new(agents);
+        drop(tokens);
+        self.trust
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .set_agents(agents);
     }
 
     /// The rest of the pipeline for a request [`Ingest::admit`] let in; blocking.
@@ -279,7 +302,15 @@ impl Ingest {
             .field("agent"));
         }
         validate::batch(&batch, &self.limits)?;
-        let ingest = self.apply_skew(batch, received_at)?;
+        let seal = {
+            let trust = self
+                .trust
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            evidence::verify(&batch, &trust, &*self.store, &self.stats.evidence)?
+        };
+        let version = batch.version;
+        let ingest = self.apply_skew(batch, received_at, seal)?;
         validate::horizon(
             &ingest.measurements,
             &ingest.gaps,
@@ -288,10 +319,17 @@ impl Ingest {
         )?;
         self.checks
             .admit(&ingest.agent, &ingest.measurements, &ingest.gaps)?;
-        self.commit(ingest)
+        self.commit(ingest, version)
     }
 
-    fn apply_skew(&self, batch: Batch, received_at: Timestamp) -> Result<IngestBatch, Rejection> {
+    /// Applies the skew policy; a signed batch's seal records the shift (`correct`), so the
+    /// digest can be recomputed from the stored, shifted timestamps.
+    fn apply_skew(
+        &self,
+        batch: Batch,
+        received_at: Timestamp,
+        mut seal: Option<crate::store::BatchSeal>,
+    ) -> Result<IngestBatch, Rejection> {
         let offset = batch.sent_at.duration_since(received_at);
         let offset_ms = offset.as_millis() as i64;
         let bound = self.limits.max_clock_skew;
@@ -308,6 +346,9 @@ impl Ingest {
                     .field("sent_at"));
                 }
                 SkewPolicy::Correct => {
+                    if let Some(s) = &mut seal {
+                        s.ts_shift_ms = -offset_ms;
+                    }
                     let shift = jiff::SignedDuration::from_millis(-offset_ms);
                     for m in &mut measurements {
                         m.ts = m.ts.checked_add(shift).map_err(|_| {
@@ -326,10 +367,12 @@ impl Ingest {
             measurements,
             gaps: batch.gaps,
             spool: batch.spool,
+            seal,
         })
     }
 
-    fn commit(&self, batch: IngestBatch) -> Result<Ack, Rejection> {
+    /// Commits and acks in the batch's protocol `version`.
+    fn commit(&self, batch: IngestBatch, version: u32) -> Result<Ack, Rejection> {
         let batch = Arc::new(batch);
         let res = self.store.commit_shared(batch.clone());
         self.note_write(
@@ -351,8 +394,14 @@ impl Ingest {
                 s.measurements_duplicate
                     .fetch_add(out.duplicate_measurements, Ordering::Relaxed);
                 self.latest.record(&batch.agent, &batch.measurements);
+                if let Some(seal) = &batch.seal {
+                    self.trust
+                        .read()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .note_stored(&batch.agent, seal.key);
+                }
                 Ok(Ack {
-                    version: wire::PROTOCOL_VERSION,
+                    version,
                     acked_seq: batch.seq,
                     duplicate: out.duplicate_batch,
                     stored: out.stored,
@@ -374,6 +423,13 @@ impl Ingest {
     fn count_rejection(&self, r: &Rejection) {
         let s = &self.stats;
         let c = match r.status {
+            _ if r
+                .field
+                .as_deref()
+                .is_some_and(|f| f.starts_with("evidence")) =>
+            {
+                &s.rejected_evidence
+            }
             401 => &s.rejected_unauthorized,
             403 => &s.rejected_forbidden,
             413 => &s.rejected_too_large,

@@ -129,7 +129,7 @@ impl Exporter {
 
 fn snapshot_ingest(s: &IngestStats) -> Vec<(&'static str, &'static str, u64)> {
     let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    vec![
+    let mut out = vec![
         ("batches", "accepted", l(&s.batches_accepted)),
         ("batches", "duplicate", l(&s.batches_duplicate)),
         ("measurements", "stored", l(&s.measurements_stored)),
@@ -144,7 +144,14 @@ fn snapshot_ingest(s: &IngestStats) -> Vec<(&'static str, &'static str, u64)> {
         ("rejected", "slow_body", l(&s.rejected_slow)),
         ("rejected", "busy", l(&s.rejected_busy)),
         ("rejected", "storage_unavailable", l(&s.store_unavailable)),
-    ]
+        ("rejected", "evidence", l(&s.rejected_evidence)),
+    ];
+    out.push(("evidence", "signed", l(&s.evidence.signed)));
+    out.push(("evidence", "unsigned", l(&s.evidence.unsigned)));
+    for r in crate::ingest::evidence::Refusal::ALL {
+        out.push(("evidence_refused", r.label(), s.evidence.refused(r)));
+    }
+    out
 }
 
 /// (open, limit, accepted, cap reached, timed out).
@@ -652,6 +659,16 @@ impl Scrape {
             INGEST_REJECTED,
             "Batches refused, by reason",
             pick("rejected"),
+        )?;
+        e.counters(
+            INGEST_EVIDENCE_BATCHES,
+            "Batches that passed evidence verification, signed or unsigned",
+            pick("evidence"),
+        )?;
+        e.counters(
+            INGEST_EVIDENCE_REFUSED,
+            "Batches refused for their evidence (signature, key, chain link), by reason",
+            pick("evidence_refused"),
         )?;
         e.gauges(
             STORE_MEASUREMENTS,

@@ -65,6 +65,8 @@ pub const AGENT_SPOOL_DROPPED: &str = "attest_agent_spool_dropped_measurements";
 pub const INGEST_BATCHES: &str = "attest_ingest_batches";
 pub const INGEST_MEASUREMENTS: &str = "attest_ingest_measurements";
 pub const INGEST_REJECTED: &str = "attest_ingest_rejected_batches";
+pub const INGEST_EVIDENCE_BATCHES: &str = "attest_ingest_evidence_batches";
+pub const INGEST_EVIDENCE_REFUSED: &str = "attest_ingest_evidence_refused_batches";
 pub const STORE_MEASUREMENTS: &str = "attest_store_measurements";
 /// Monthly report archive (`[report] archive_dir`).
 pub const REPORT_ARCHIVE_DIFFERENCES: &str = "attest_report_archive_differences";

@@ -71,6 +71,7 @@ fn commit(
             measurements: chunk.to_vec(),
             gaps: Vec::new(),
             spool: None,
+            seal: None,
         };
         store.commit_batch(&b).expect("commit");
     }

@@ -45,6 +45,7 @@ pub fn batch(agent: &str, seq: u64, measurements: Vec<Measurement>) -> IngestBat
         measurements,
         gaps: Vec::new(),
         spool: None,
+        seal: None,
     }
 }
 
@@ -1039,7 +1040,112 @@ pub const CASES: &[(&str, Case)] = &[
     ),
     ("compact_matches_rollups", compact_matches_rollups),
     ("changes_are_journaled", changes_are_journaled),
+    (
+        "seals_are_kept_with_their_batch",
+        seals_are_kept_with_their_batch,
+    ),
 ];
+
+/// A signed batch's seal is stored with it (not again with a resend), keys once per agent
+/// and key, links around a seq come back in seq order, and `batch_seals` finds the batches
+/// of a time range with everything the audit needs.
+pub fn seals_are_kept_with_their_batch(store: &dyn InspectStore) {
+    use crate::store::BatchSeal;
+    let seal = |d: u8, prev: Option<u8>, key: u8| BatchSeal {
+        digest: [d; 32],
+        prev: prev.map(|p| [p; 32]),
+        signature: [d ^ 0x55; 64],
+        key: [key; 32],
+        ts_shift_ms: if d == 2 { -1500 } else { 0 },
+        gaps: (d == 2).then(|| vec![0, 0, 0, 0]),
+    };
+    let signed = |agent: &str, seq, ms, s| IngestBatch {
+        seal: Some(s),
+        ..batch(agent, seq, ms)
+    };
+    store
+        .commit_batch(&signed(
+            "a1",
+            1,
+            vec![ok("web", 0, 0, 0.1)],
+            seal(1, None, 7),
+        ))
+        .expect("a1/1");
+    store
+        .commit_batch(&signed(
+            "a1",
+            2,
+            vec![ok("web", 1, 0, 0.1)],
+            seal(2, Some(1), 7),
+        ))
+        .expect("a1/2");
+    let again = store
+        .commit_batch(&signed(
+            "a1",
+            2,
+            vec![ok("web", 1, 0, 0.1)],
+            seal(2, Some(1), 7),
+        ))
+        .expect("resend");
+    assert!(again.duplicate_batch);
+    store
+        .commit_batch(&batch("a1", 3, vec![ok("web", 2, 0, 0.1)]))
+        .expect("unsigned a1/3");
+    store
+        .commit_batch(&signed(
+            "a2",
+            1,
+            vec![ok("web", 0, 0, 0.1)],
+            seal(9, None, 8),
+        ))
+        .expect("a2/1");
+    store
+        .commit_batch(&signed(
+            "a1",
+            4,
+            vec![ok("web", 3, 0, 0.1)],
+            seal(4, Some(3), 6),
+        ))
+        .expect("a1/4 under a new key");
+    let links = store.seal_links("a1", 2).expect("links");
+    assert_eq!(
+        links,
+        vec![(1, [1; 32], None), (2, [2; 32], Some([1; 32]))],
+        "seq 3 is unsigned: no link stored"
+    );
+    assert_eq!(store.seal_links("a1", 9).expect("none"), vec![]);
+    let keys: Vec<(String, [u8; 32])> = store
+        .agent_keys()
+        .expect("keys")
+        .into_iter()
+        .map(|k| (k.agent, k.key))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("a1".into(), [7; 32]),
+            ("a2".into(), [8; 32]),
+            ("a1".into(), [6; 32])
+        ]
+    );
+    let from = Timestamp::from_second(BASE_MINUTE * 60).expect("from");
+    let to = Timestamp::from_second((BASE_MINUTE + 2) * 60).expect("to");
+    let seals: Vec<(String, u64, BatchSeal)> = store
+        .batch_seals(from, to)
+        .expect("seals")
+        .into_iter()
+        .map(|s| (s.agent, s.seq, s.seal))
+        .collect();
+    assert_eq!(
+        seals,
+        vec![
+            ("a1".into(), 1, seal(1, None, 7)),
+            ("a1".into(), 2, seal(2, Some(1), 7)),
+            ("a2".into(), 1, seal(9, None, 8)),
+        ],
+        "minutes 0 and 1 of both agents, with shift and gaps"
+    );
+}
 
 /// `changed_since` never misses a change: late data into a compacted hour, a gap and
 /// retention all show up for the touched minutes; a backend with a journal also keeps
@@ -1201,7 +1307,7 @@ macro_rules! contract_tests {
             exact_threshold_counts, agent_status, raw_roundtrip, batch_membership,
             raw_reads_survive_compaction, threshold_back_fill_reads_blocks,
             compact_matches_rollups,
-            changes_are_journaled);
+            changes_are_journaled, seals_are_kept_with_their_batch);
     };
     (@cases $make:expr; $($case:ident),*) => {
         $(

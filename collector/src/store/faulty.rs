@@ -121,6 +121,19 @@ impl Store for FaultyStore {
     fn batch_measurements(&self, agent: &str, seq: u64) -> Result<Vec<Measurement>, StoreError> {
         self.up()?.batch_measurements(agent, seq)
     }
+    fn seal_links(&self, agent: &str, seq: u64) -> Result<Vec<crate::store::Link>, StoreError> {
+        self.up()?.seal_links(agent, seq)
+    }
+    fn agent_keys(&self) -> Result<Vec<crate::store::AgentKeyRow>, StoreError> {
+        self.up()?.agent_keys()
+    }
+    fn batch_seals(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<crate::store::StoredSeal>, StoreError> {
+        self.up()?.batch_seals(from, to)
+    }
 
     fn raw_measurements(
         &self,

@@ -27,6 +27,8 @@ pub struct IngestBatch {
     pub measurements: Vec<Measurement>,
     pub gaps: Vec<Gap>,
     pub spool: Option<SpoolStatus>,
+    /// The batch's verified evidence; `None` for an unsigned batch (or an import).
+    pub seal: Option<BatchSeal>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +191,14 @@ pub trait Store: Send + Sync + 'static {
     /// empty for a batch never stored or whose raw measurements retention removed. Bulk
     /// imports are batches too, under their import seq.
     fn batch_measurements(&self, agent: &str, seq: u64) -> Result<Vec<Measurement>, StoreError>;
+    /// The chain links stored for `agent` at seqs `seq - 1`, `seq` and `seq + 1`, in seq
+    /// order: what ingest checks a signed batch's link against.
+    fn seal_links(&self, agent: &str, seq: u64) -> Result<Vec<Link>, StoreError>;
+    /// Every key any agent's batches were stored under, in the order first seen.
+    fn agent_keys(&self) -> Result<Vec<AgentKeyRow>, StoreError>;
+    /// The seals of batches whose measurement instants (or, with none, receipt) overlap
+    /// `[from, to)`, by agent and seq: what `audit` checks.
+    fn batch_seals(&self, from: Timestamp, to: Timestamp) -> Result<Vec<StoredSeal>, StoreError>;
     /// Deletes raw measurements older than `raw_before` and rollups older than `rollups_before`.
     /// Figures read afterwards are unchanged for every minute kept (a backend may compact
     /// rollups here), and a batch replayed after retention is still counted at most once.
@@ -277,7 +287,10 @@ mod keys;
 pub mod postgres;
 pub mod retention;
 mod rollup;
+pub mod seals;
 pub mod sqlite;
+
+pub use seals::{AgentKeyRow, BatchSeal, Link, StoredSeal};
 
 pub use sqlite::SqliteStore;
 

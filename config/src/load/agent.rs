@@ -81,6 +81,7 @@ fn identity(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<AgentIdentity> {
             "max_concurrency",
             "allow_targets",
             "deny_targets",
+            "signing_key_file",
         ],
     );
     let id = ctx.required_parsed(sec, "id", "a stable id like \"web-01\"", values::ident);
@@ -99,6 +100,7 @@ fn identity(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<AgentIdentity> {
         .unwrap_or(DEFAULT_MAX_CONCURRENCY);
     let allow_targets = cidrs(ctx, sec, "allow_targets");
     let deny_targets = cidrs(ctx, sec, "deny_targets");
+    let signing_key_file = ctx.path(sec, "signing_key_file");
     Some(AgentIdentity {
         id: id?,
         collector_urls: collector_urls?,
@@ -107,6 +109,7 @@ fn identity(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<AgentIdentity> {
         max_concurrency,
         allow_targets,
         deny_targets,
+        signing_key_file,
     })
 }
 

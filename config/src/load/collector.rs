@@ -24,7 +24,7 @@ use super::walk::{Ctx, Section};
 use crate::model::{
     ADMIN_TOKEN_NAME, AcceptChecks, AdminAuth, AgentAuth, CapacityConfig, CollectorConfig,
     IngestLimits, MaintenanceConfig, NamedToken, PostgresSslMode, PostgresTls, ReaderAuth,
-    ReportConfig, ServerConfig, SkewPolicy, StorageBackend, StorageConfig,
+    ReportConfig, ServerConfig, SkewPolicy, StorageBackend, StorageConfig, TrustNewKeys,
 };
 use crate::units::Ppm;
 
@@ -356,6 +356,7 @@ fn ingest(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<IngestLimits> {
             "max_checks_per_agent",
             "checks",
             "max_inflight_body_bytes",
+            "trust_new_agent_keys",
         ],
     );
     let max_body_bytes = ctx
@@ -413,6 +414,16 @@ fn ingest(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<IngestLimits> {
     let max_inflight_body_bytes = ctx
         .bytes(sec, "max_inflight_body_bytes")
         .unwrap_or(DEFAULT_MAX_INFLIGHT_BODY_BYTES);
+    let trust_new_agent_keys = ctx
+        .choice(
+            sec,
+            "trust_new_agent_keys",
+            &[
+                ("first_use", TrustNewKeys::FirstUse),
+                ("never", TrustNewKeys::Never),
+            ],
+        )
+        .unwrap_or(TrustNewKeys::FirstUse);
     let mut ok = true;
     if max_inflight_body_bytes < max_body_bytes {
         // One full-size body must always fit, or no agent could ever deliver one.
@@ -462,6 +473,7 @@ fn ingest(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<IngestLimits> {
         max_checks_per_agent,
         checks,
         max_inflight_body_bytes,
+        trust_new_agent_keys,
     })
 }
 
@@ -549,7 +561,16 @@ fn agents(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Option<Vec<AgentAuth>> {
     let mut out = Vec::new();
     let mut ok = true;
     for sec in ctx.tables(root, "agent", "[[agent]]") {
-        ctx.deny_unknown(&sec, &["id", "token", "token_file", "labels"]);
+        ctx.deny_unknown(&sec, &["id", "token", "token_file", "labels", "public_key"]);
+        let public_key = ctx.parsed(&sec, "public_key", |s: &str| {
+            use crate::evidence::keys::{KeyError, PublicKey};
+            PublicKey::parse(s).map_err(|e| {
+                let (KeyError::Public(detail) | KeyError::Secret(detail)) = e;
+                format!(
+                    "an Ed25519 public key as `attest-agent key show` prints it, `ed25519:` and the base64 of 32 bytes ({detail})"
+                )
+            })
+        });
         let labels = fleet::labels(ctx, &sec, "labels");
         let id = ctx.required_parsed(
             &sec,
@@ -589,7 +610,12 @@ fn agents(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Option<Vec<AgentAuth>> {
         }
         ids.insert(id.clone(), sec.path.clone());
         tokens.insert(token.clone(), sec.path.clone());
-        out.push(AgentAuth { id, token, labels });
+        out.push(AgentAuth {
+            id,
+            token,
+            labels,
+            public_key,
+        });
     }
     ok.then_some(out)
 }

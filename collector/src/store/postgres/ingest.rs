@@ -89,6 +89,9 @@ pub(super) async fn commit(client: &mut Client, b: &IngestBatch) -> Result<Commi
         tx.commit().await?;
         return Ok(out);
     }
+    if let Some(seal) = &b.seal {
+        super::seals::insert(&tx, agent, seq, received_ns, seal).await?;
+    }
     let checks: BTreeSet<&str> = b
         .measurements
         .iter()

@@ -27,6 +27,7 @@ mod ingest;
 mod read;
 mod retention;
 mod schema;
+mod seals;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_db;
 #[cfg(test)]
@@ -519,6 +520,27 @@ impl Store for PgStore {
         self.run(move |pool| async move {
             read::raw(pool.get().await?.client()?, &check, from, to).await
         })
+    }
+
+    fn seal_links(&self, agent: &str, seq: u64) -> Result<Vec<crate::store::Link>, StoreError> {
+        let agent = agent.to_owned();
+        self.run(
+            move |pool| async move { seals::links(pool.get().await?.client()?, &agent, seq).await },
+        )
+    }
+
+    fn agent_keys(&self) -> Result<Vec<crate::store::AgentKeyRow>, StoreError> {
+        self.run(|pool| async move { seals::keys(pool.get().await?.client()?).await })
+    }
+
+    fn batch_seals(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<crate::store::StoredSeal>, StoreError> {
+        self.run(
+            move |pool| async move { seals::in_range(pool.get().await?.client()?, from, to).await },
+        )
     }
 
     fn batch_measurements(&self, agent: &str, seq: u64) -> Result<Vec<Measurement>, StoreError> {

@@ -163,11 +163,33 @@ CREATE TABLE raw_block (
 INSERT INTO meta (key, value) VALUES ('raw_block_hour', -9223372036854775808);
 ";
 
-/// Version 6: a maintenance window's reference (change ticket) as a field of its own.
-const V6: &str = "ALTER TABLE maintenance ADD COLUMN reference TEXT;";
+/// Version 6 (issue 21): the evidence of signed batches, as in SQLite (`store/seals.rs`).
+const V6: &str = "
+CREATE TABLE agent_key (
+  id BIGSERIAL PRIMARY KEY,
+  agent_id BIGINT NOT NULL,
+  public_key BYTEA NOT NULL,
+  first_ns BIGINT NOT NULL,
+  UNIQUE (agent_id, public_key)
+);
+CREATE TABLE batch_seal (
+  agent_id BIGINT NOT NULL,
+  seq BIGINT NOT NULL,
+  digest BYTEA NOT NULL,
+  prev BYTEA,
+  signature BYTEA NOT NULL,
+  key_id BIGINT NOT NULL,
+  ts_shift_ms BIGINT,
+  gaps BYTEA,
+  PRIMARY KEY (agent_id, seq)
+);
+";
+
+/// Version 7: a maintenance window's reference (change ticket) as a field of its own.
+const V7: &str = "ALTER TABLE maintenance ADD COLUMN reference TEXT;";
 
 /// Every migration, in order; index + 1 is the version it brings the database to.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The SQL that builds a fresh database at `version` (tests of later migrations start there).
 #[cfg(test)]

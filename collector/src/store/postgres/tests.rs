@@ -57,6 +57,7 @@ pg_contract_tests!(
     threshold_back_fill_reads_blocks,
     compact_matches_rollups,
     changes_are_journaled,
+    seals_are_kept_with_their_batch,
 );
 
 fn web_probes(store: &dyn InspectStore) -> Vec<(i64, u32, u32, u64)> {

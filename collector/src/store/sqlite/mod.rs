@@ -33,6 +33,7 @@ mod late;
 mod packs;
 mod read;
 mod schema;
+mod seals;
 #[cfg(test)]
 mod tests;
 mod thresholds;
@@ -427,6 +428,22 @@ impl Store for SqliteStore {
 
     fn batch_measurements(&self, agent: &str, seq: u64) -> Result<Vec<Measurement>, StoreError> {
         self.read(|tx| read::batch_measurements(tx, agent, seq))
+    }
+
+    fn seal_links(&self, agent: &str, seq: u64) -> Result<Vec<crate::store::Link>, StoreError> {
+        self.read(|tx| seals::links(tx, agent, seq))
+    }
+
+    fn agent_keys(&self) -> Result<Vec<crate::store::AgentKeyRow>, StoreError> {
+        self.read(seals::keys)
+    }
+
+    fn batch_seals(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<crate::store::StoredSeal>, StoreError> {
+        self.read(|tx| seals::in_range(tx, from, to))
     }
 
     fn apply_retention(

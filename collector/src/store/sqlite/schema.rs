@@ -188,7 +188,30 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (series, hour)
     ) WITHOUT ROWID;
     "#,
-    // 8: a maintenance window's reference (change ticket) as a field of its own.
+    // 8: the evidence of signed batches (issue 21, `store/seals.rs`): each key an agent's
+    // batches were stored under, and per signed batch its digest, previous digest,
+    // signature and key, the clock correction applied to it and its gaps (canonical form).
+    r#"
+    CREATE TABLE agent_key (
+        id INTEGER PRIMARY KEY,
+        agent_id INTEGER NOT NULL,
+        public_key BLOB NOT NULL,
+        first_ns INTEGER NOT NULL,
+        UNIQUE (agent_id, public_key)
+    );
+    CREATE TABLE batch_seal (
+        agent_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        digest BLOB NOT NULL,
+        prev BLOB,
+        signature BLOB NOT NULL,
+        key_id INTEGER NOT NULL,
+        ts_shift_ms INTEGER,
+        gaps BLOB,
+        PRIMARY KEY (agent_id, seq)
+    ) WITHOUT ROWID;
+    "#,
+    // 9: a maintenance window's reference (change ticket) as a field of its own.
     r#"
     ALTER TABLE maintenance ADD COLUMN reference TEXT;
     "#,

@@ -351,6 +351,9 @@ fn write_batch(
     if out.duplicate_batch {
         return Ok(out);
     }
+    if let Some(seal) = &b.seal {
+        super::seals::insert(tx, agent, seq, received_ns, seal)?;
+    }
     let received_minute = b.received_at.as_second().div_euclid(60);
     let pending = insert_raw(
         tx,
