@@ -6,7 +6,7 @@ use attest_config::{CollectorConfig, Service};
 use jiff::Timestamp;
 
 use super::rows::windows;
-use super::{Figures, completed, engine_err};
+use super::{Figures, completed, engine_err, store_err};
 use crate::reject::Rejection;
 use crate::sla::{self, HostInput, Month, Period, ServiceReport};
 use crate::store::MaintenanceRow;
@@ -90,5 +90,26 @@ pub fn select_services<'a>(
         )
         .field("service")),
         _ => Ok(services),
+    }
+}
+
+impl Figures {
+    /// What the seal of a closed month rests on, from the store: the seals of the batches
+    /// whose measurements fall in `[from, to)` (the month's span over every service's zone)
+    /// and every API maintenance window (cancelled ones too) overlapping it.
+    pub fn seal_inputs(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<(Vec<crate::store::StoredSeal>, Vec<MaintenanceRow>), Rejection> {
+        let seals = self.store.batch_seals(from, to).map_err(store_err)?;
+        let windows = self
+            .store
+            .list_maintenance(None)
+            .map_err(store_err)?
+            .into_iter()
+            .filter(|r| r.start < to && r.end > from)
+            .collect();
+        Ok((seals, windows))
     }
 }

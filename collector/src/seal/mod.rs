@@ -14,6 +14,9 @@
 
 pub mod merkle;
 
+use std::fmt::Write as _;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 pub use merkle::Hash;
@@ -44,8 +47,13 @@ pub enum Leaf<'a> {
     },
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Lowercase hex of `bytes` (every digest and key in seals and reports).
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
 }
 
 impl Leaf<'_> {
@@ -81,6 +89,147 @@ pub fn seal(leaves: &[Leaf<'_>]) -> (Vec<Vec<u8>>, Hash) {
     encoded.dedup();
     let root = merkle::root(&encoded);
     (encoded, root)
+}
+
+/// The first line of a seal file; a later format gets another.
+pub const SEAL_V1: &str = "attest-seal v1";
+
+/// The last sealed batch of one agent in the month: where an offline check of its chain ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub agent: String,
+    pub seq: u64,
+    pub digest: Hash,
+}
+
+/// The seal file (`seal/SEAL` in an archived bundle): the month, its span, the number of
+/// leaves, their root, each agent's chain head, then `signature ed25519 <key> <signature>`
+/// over every byte before that line — or `not signed`.
+pub fn seal_file(
+    month: &str,
+    span: (jiff::Timestamp, jiff::Timestamp),
+    leaves: usize,
+    root: &Hash,
+    heads: &[Head],
+    key: Option<&SigningKey>,
+) -> String {
+    let mut body = format!(
+        "{SEAL_V1}\nmonth {month}\nfrom {}\nto {}\nleaves {leaves}\nroot {}\n",
+        span.0,
+        span.1,
+        hex(root)
+    );
+    for h in heads {
+        body.push_str(&format!("head {} {} {}\n", h.agent, h.seq, hex(&h.digest)));
+    }
+    match key {
+        Some(k) => {
+            let sig = k.sign(body.as_bytes());
+            body.push_str(&format!(
+                "signature ed25519 {} {}\n",
+                hex(k.verifying_key().as_bytes()),
+                hex(&sig.to_bytes())
+            ));
+        }
+        None => body.push_str("not signed\n"),
+    }
+    body
+}
+
+/// What checking a seal file against its leaves found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealCheck {
+    /// The root the leaves give (equal to the file's, else `check_seal` fails).
+    pub root: Hash,
+    pub leaves: usize,
+    /// The signer's key when signed (and the signature is valid for it).
+    pub signed_by: Option<[u8; 32]>,
+}
+
+/// Checks `seal` (a seal file) against `leaves` (the leaf file: one leaf per line): the
+/// leaves must be sorted and distinct, give the stated count and root, and a signature must
+/// be valid for the key it names — and be that of `trusted` when given. Says exactly what
+/// disagrees.
+pub fn check_seal(
+    seal: &str,
+    leaves: &str,
+    trusted: Option<&VerifyingKey>,
+) -> Result<SealCheck, String> {
+    let lines: Vec<&str> = leaves.lines().collect();
+    if lines.windows(2).any(|w| w[0] >= w[1]) {
+        return Err("seal leaves are not sorted and distinct (reordered or repeated)".into());
+    }
+    let root = merkle::root(&lines);
+    let field = |name: &str| {
+        seal.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .ok_or_else(|| format!("seal: no {name} line"))
+    };
+    if seal.lines().next() != Some(SEAL_V1) {
+        return Err(format!("seal: not a {SEAL_V1:?} file"));
+    }
+    let stated: usize = field("leaves")?
+        .parse()
+        .map_err(|_| "seal: leaves is not a number".to_string())?;
+    if stated != lines.len() {
+        return Err(format!(
+            "seal: states {stated} leaves, the leaf file has {}",
+            lines.len()
+        ));
+    }
+    if field("root")? != hex(&root) {
+        return Err(format!(
+            "seal: root {} differs from the leaves' root {} (a leaf was added, removed or changed)",
+            field("root")?,
+            hex(&root)
+        ));
+    }
+    let signed_by = check_signature(seal, trusted)?;
+    Ok(SealCheck {
+        root,
+        leaves: lines.len(),
+        signed_by,
+    })
+}
+
+fn check_signature(seal: &str, trusted: Option<&VerifyingKey>) -> Result<Option<[u8; 32]>, String> {
+    let Some(at) = seal.find("signature ed25519 ") else {
+        return match trusted {
+            Some(_) => Err("seal: not signed, but a public key was given".into()),
+            None => Ok(None),
+        };
+    };
+    let (body, line) = seal.split_at(at);
+    let mut parts = line.trim_end().split(' ').skip(2);
+    let (Some(key_hex), Some(sig_hex)) = (parts.next(), parts.next()) else {
+        return Err("seal: malformed signature line".into());
+    };
+    let key_bytes: [u8; 32] = unhex(key_hex)
+        .and_then(|b| b.try_into().ok())
+        .ok_or("seal: malformed key")?;
+    let sig_bytes: [u8; 64] = unhex(sig_hex)
+        .and_then(|b| b.try_into().ok())
+        .ok_or("seal: malformed signature")?;
+    let key = VerifyingKey::from_bytes(&key_bytes).map_err(|_| "seal: not an Ed25519 key")?;
+    if let Some(t) = trusted
+        && t.as_bytes() != &key_bytes
+    {
+        return Err("seal: signed by another key than the one given".into());
+    }
+    key.verify(body.as_bytes(), &Signature::from_bytes(&sig_bytes))
+        .map_err(|_| "seal: signature does not match its content (edited after signing)")?;
+    Ok(Some(key_bytes))
+}
+
+/// The bytes of lowercase or uppercase hex; `None` for anything else.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -156,5 +305,85 @@ mod tests {
             root, replayed,
             "a batch moved to another agent changes the root"
         );
+    }
+
+    fn sealed(key: Option<&SigningKey>) -> (String, String) {
+        let d = [7; 32];
+        let leaves = [
+            Leaf::Batch {
+                agent: "a",
+                seq: 1,
+                digest: &d,
+            },
+            Leaf::Definition {
+                service: "shop",
+                sha256: "00ff",
+            },
+        ];
+        let (encoded, root) = seal(&leaves);
+        let heads = [Head {
+            agent: "a".into(),
+            seq: 1,
+            digest: d,
+        }];
+        let span = (ts("2026-11-01T00:00:00Z"), ts("2026-12-01T00:00:00Z"));
+        let file = seal_file("2026-11", span, encoded.len(), &root, &heads, key);
+        let text: String = encoded
+            .iter()
+            .map(|l| format!("{}\n", String::from_utf8_lossy(l)))
+            .collect();
+        (file, text)
+    }
+
+    /// A signed seal checks with its key; an edited leaf, a removed leaf, a reordering, an
+    /// edited seal line and another key are each refused with the reason.
+    #[test]
+    fn a_seal_checks_and_every_edit_is_named() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let (file, leaves) = sealed(Some(&key));
+        let ok = check_seal(&file, &leaves, Some(&key.verifying_key())).expect("valid");
+        assert_eq!(
+            (ok.leaves, ok.signed_by),
+            (2, Some(*key.verifying_key().as_bytes()))
+        );
+        let edited = leaves.replace("shop", "shoq");
+        assert!(
+            check_seal(&file, &edited, None)
+                .unwrap_err()
+                .contains("root")
+        );
+        let first = leaves.lines().next().expect("a line");
+        let removed = leaves.replacen(&format!("{first}\n"), "", 1);
+        assert!(
+            check_seal(&file, &removed, None)
+                .unwrap_err()
+                .contains("leaves")
+        );
+        let reordered: String = leaves.lines().rev().map(|l| format!("{l}\n")).collect();
+        assert!(
+            check_seal(&file, &reordered, None)
+                .unwrap_err()
+                .contains("sorted")
+        );
+        let moved = file.replace("head a 1", "head a 2");
+        assert!(
+            check_seal(&moved, &leaves, None)
+                .unwrap_err()
+                .contains("edited")
+        );
+        let other = SigningKey::from_bytes(&[4; 32]);
+        assert!(
+            check_seal(&file, &leaves, Some(&other.verifying_key()))
+                .unwrap_err()
+                .contains("another key")
+        );
+        let (unsigned, leaves) = sealed(None);
+        assert_eq!(
+            check_seal(&unsigned, &leaves, None)
+                .expect("intact")
+                .signed_by,
+            None
+        );
+        assert!(check_seal(&unsigned, &leaves, Some(&key.verifying_key())).is_err());
     }
 }

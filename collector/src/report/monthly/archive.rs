@@ -18,7 +18,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use super::model::{Addendum, MonthlyReport};
-use super::{BundleError, JsonFile, RenderOptions, Templates, write_bundle};
+use super::{BundleError, JsonFile, RenderOptions, Templates, write_bundle_with};
 use crate::sla::detail::MinuteStates;
 use ed25519_dalek::SigningKey;
 
@@ -65,6 +65,14 @@ impl ArchiveDifferences {
     }
 }
 
+/// What a closing month's bundle is built from: the report, its minute tables and extra
+/// files (relative path, bytes).
+pub type Built = (
+    MonthlyReport,
+    Vec<(String, MinuteStates)>,
+    Vec<(String, Vec<u8>)>,
+);
+
 /// What [`Archive::close`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Closed {
@@ -103,10 +111,25 @@ impl Archive {
     pub fn close(
         &self,
         month: &str,
-        (end, now): (Timestamp, Timestamp),
+        when: (Timestamp, Timestamp),
         key: Option<&SigningKey>,
         templates: &Templates,
         build: impl FnOnce() -> Option<(MonthlyReport, Vec<(String, MinuteStates)>)>,
+    ) -> Result<Closed, ArchiveError> {
+        self.close_sealed(month, when, key, templates, || {
+            build().map(|(r, m)| (r, m, Vec::new()))
+        })
+    }
+
+    /// [`Archive::close`] whose `build` also gives extra files for the bundle (the month's
+    /// seal), written and listed in its MANIFEST with the rest.
+    pub fn close_sealed(
+        &self,
+        month: &str,
+        (end, now): (Timestamp, Timestamp),
+        key: Option<&SigningKey>,
+        templates: &Templates,
+        build: impl FnOnce() -> Option<Built>,
     ) -> Result<Closed, ArchiveError> {
         if self.is_archived(month) {
             return Ok(Closed::AlreadyArchived);
@@ -114,7 +137,7 @@ impl Archive {
         if !self.due(end, now) {
             return Ok(Closed::NotDue);
         }
-        let Some((r, minutes)) = build() else {
+        let Some((r, minutes, extra)) = build() else {
             return Ok(Closed::NotDue);
         };
         let opts = RenderOptions {
@@ -127,7 +150,7 @@ impl Archive {
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
         }
-        write_bundle(&tmp, &r, &opts)?;
+        write_bundle_with(&tmp, &r, &opts, &extra)?;
         let dest = self.month_dir(month);
         std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
         Ok(Closed::Written(dest))

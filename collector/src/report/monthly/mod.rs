@@ -19,6 +19,7 @@ pub mod fixture;
 pub mod integrity;
 pub mod method;
 pub mod model;
+pub mod month_seal;
 #[cfg(feature = "pdf")]
 pub mod pdf;
 pub mod service;
@@ -263,6 +264,17 @@ pub fn write_bundle(
     r: &MonthlyReport,
     o: &RenderOptions<'_>,
 ) -> Result<u64, BundleError> {
+    write_bundle_with(dir, r, o, &[])
+}
+
+/// [`write_bundle`] with `extra` files (relative path, bytes) beside the rendered ones, listed
+/// in the MANIFEST like them: an archive's month seal.
+pub fn write_bundle_with(
+    dir: &std::path::Path,
+    r: &MonthlyReport,
+    o: &RenderOptions<'_>,
+    extra: &[(String, Vec<u8>)],
+) -> Result<u64, BundleError> {
     let lean = RenderOptions {
         key: o.key,
         templates: o.templates.clone(),
@@ -284,6 +296,10 @@ pub fn write_bundle(
         Ok(())
     };
     for (rel, bytes) in &files {
+        put(rel, bytes)?;
+        digests.push((rel.clone(), integrity::sha256_hex(bytes)));
+    }
+    for (rel, bytes) in extra {
         put(rel, bytes)?;
         digests.push((rel.clone(), integrity::sha256_hex(bytes)));
     }

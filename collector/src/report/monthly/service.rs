@@ -230,9 +230,12 @@ impl Reports {
             let name = month.to_string();
             let end = self.latest_end(month)?;
             let templates = self.templates()?;
+            let key = self.key()?;
             let outcome = archive
-                .close(&name, (end, now), self.key()?, &templates, || {
-                    self.build(month, None, now).ok()
+                .close_sealed(&name, (end, now), key, &templates, || {
+                    let (r, minutes) = self.build(month, None, now).ok()?;
+                    let seal = self.seal_files(month, end, key).ok()?;
+                    Some((r, minutes, seal))
                 })
                 .map_err(err)?;
             if let Closed::Written(dir) = &outcome {
@@ -249,6 +252,36 @@ impl Reports {
             }
         }
         Ok(checked)
+    }
+
+    /// The seal files of `month` (see `month_seal.rs`), whose span over every service's zone
+    /// ends at `end`.
+    fn seal_files(
+        &self,
+        month: Month,
+        end: Timestamp,
+        key: Option<&SigningKey>,
+    ) -> Result<Vec<(String, Vec<u8>)>, Rejection> {
+        let cfg = self.figures.config();
+        let mut start = Period::month(month, "UTC")
+            .map_err(|e| Rejection::new(500, e.to_string()))?
+            .start;
+        for s in &cfg.services {
+            if let Ok(p) = Period::month(month, &s.time_zone) {
+                start = start.min(p.start);
+            }
+        }
+        let (batches, windows) = self.figures.seal_inputs(start, end)?;
+        let services: Vec<&attest_config::Service> = cfg.services.iter().collect();
+        let name = month.to_string();
+        let inputs = super::month_seal::SealInputs {
+            month: &name,
+            span: (start, end),
+            services: &services,
+            batches: &batches,
+            windows: &windows,
+        };
+        Ok(super::month_seal::files(&inputs, key))
     }
 
     /// The latest period end of `month` over every service (zones differ).

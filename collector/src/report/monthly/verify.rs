@@ -16,6 +16,7 @@ use std::path::Path;
 use ed25519_dalek::VerifyingKey;
 
 use super::integrity::{self, Findings, KIND_FILE, KIND_MANIFEST, Seal};
+use super::month_seal;
 use super::{JsonFile, RenderOptions, csv, text};
 
 /// What `report verify` concludes from its findings.
@@ -202,8 +203,32 @@ fn verify_dir(dir: &Path, trusted: Option<&VerifyingKey>) -> std::io::Result<Fin
             "{extra}: present but not listed in MANIFEST (added after sealing)"
         ));
     }
+    if listed.iter().any(|(_, rel)| rel == month_seal::SEAL) {
+        verify_month_seal(dir, trusted, &mut f);
+    }
     explain_changes(dir, &listed, &changed, &mut f);
     Ok(f)
+}
+
+/// An archived month's seal: its leaves give its root, and its signature is the trusted
+/// key's (a note, not an authentication, when no key was given).
+fn verify_month_seal(dir: &Path, trusted: Option<&VerifyingKey>, f: &mut Findings) {
+    let read = |rel: &str| std::fs::read_to_string(dir.join(rel)).unwrap_or_default();
+    match crate::seal::check_seal(&read(month_seal::SEAL), &read(month_seal::LEAVES), trusted) {
+        Ok(c) => f.notes.push(format!(
+            "{}: {} leaves under root {}{}",
+            month_seal::SEAL,
+            c.leaves,
+            integrity::hex(&c.root),
+            match (c.signed_by, trusted) {
+                (Some(_), Some(_)) => ", signed by the given key",
+                (Some(_), None) =>
+                    ", signed by the key it names (not authenticated: pass --public-key)",
+                (None, _) => ", not signed",
+            }
+        )),
+        Err(why) => f.problems.push(format!("{}: {why}", month_seal::SEAL)),
+    }
 }
 
 fn merge(into: &mut Findings, from: Findings) {
