@@ -258,6 +258,18 @@ async fn a_running_collector_archives_a_closed_month_once() {
         text(&out.stderr)
     );
     assert!(text(&out.stdout).contains("OK"), "{}", text(&out.stdout));
+    // The month is sealed: an imported month has no signed batches, so its leaves are the
+    // service's definition; the seal is signed by the report key and checked by verify.
+    let seal = std::fs::read_to_string(month_dir.join("seal/SEAL")).expect("seal");
+    assert!(
+        seal.contains("\nleaves 1\n") && seal.contains("\nsignature ed25519 "),
+        "{seal}"
+    );
+    assert!(
+        text(&out.stdout).contains("seal/SEAL: 1 leaves under root"),
+        "{}",
+        text(&out.stdout)
+    );
 
     // The archived figures are the imported truth and what the collector computes now.
     let archived_bytes = std::fs::read(month_dir.join("report.json")).expect("report.json");
