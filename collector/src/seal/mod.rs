@@ -14,11 +14,10 @@
 
 pub mod merkle;
 
-use std::fmt::Write as _;
-
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use sha2::{Digest, Sha256};
 
+pub use attest_config::evidence::keys::{hex, unhex};
 pub use merkle::Hash;
 
 /// One thing the month's figures rest on.
@@ -47,14 +46,6 @@ pub enum Leaf<'a> {
     },
 }
 
-/// Lowercase hex of `bytes` (every digest and key in seals and reports).
-pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
 
 impl Leaf<'_> {
     /// The leaf's bytes as they enter the tree (see the module's invariants).
@@ -221,16 +212,6 @@ fn check_signature(seal: &str, trusted: Option<&VerifyingKey>) -> Result<Option<
     Ok(Some(key_bytes))
 }
 
-/// The bytes of lowercase or uppercase hex; `None` for anything else.
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
-}
 
 #[cfg(test)]
 mod tests {
