@@ -9,7 +9,8 @@
 //!
 //! Printed (sizes only; they do not depend on the machine or the build profile):
 //! - `*.rows_bytes_per_measurement`: the raw table while measurements are rows (SQLite: its
-//!   pages from `dbstat`; PostgreSQL: `pg_total_relation_size('raw')`, indexes included);
+//!   pages from `dbstat`; PostgreSQL: `pg_total_relation_size` of its partitions, indexes
+//!   included);
 //! - `*.blocks_bytes_per_measurement`: the `raw_block` table after every hour was compacted
 //!   (same measures), beside the 12 B target;
 //! - `*.block_payload_bytes_per_measurement`: the blocks' bytes alone.
@@ -136,7 +137,14 @@ fn postgres(batches: &[IngestBatch], checks: &[String], hours: usize) {
     let store = db.store();
     let n = commit_all(&store, batches);
     let size = |sql: &str| admin_count(&db.url, sql) as u64;
-    let rows = size("SELECT pg_total_relation_size('raw')");
+    // Partitioned tables keep no storage of their own: their partitions' sizes, summed.
+    let total = |table: &str| {
+        size(&format!(
+            "SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0)::int8 FROM pg_inherits
+             WHERE inhparent = '{table}'::regclass"
+        ))
+    };
+    let rows = total("raw");
     let before = read_all(&store, checks, hours);
     let end_minute = BASE_SECOND / 60 + hours as i64 * 60 + 1;
     store.compact(end_minute).expect("compact");
@@ -144,7 +152,7 @@ fn postgres(batches: &[IngestBatch], checks: &[String], hours: usize) {
         read_all(&store, checks, hours) == before,
         "blocks read back differently"
     );
-    let blocks = size("SELECT pg_total_relation_size('raw_block')");
+    let blocks = total("raw_block");
     let payload = size("SELECT coalesce(sum(length(data)), 0)::int8 FROM raw_block");
     assert_eq!(
         size("SELECT coalesce(sum(count), 0)::int8 FROM raw_block"),

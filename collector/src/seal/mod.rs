@@ -46,7 +46,6 @@ pub enum Leaf<'a> {
     },
 }
 
-
 impl Leaf<'_> {
     /// The leaf's bytes as they enter the tree (see the module's invariants).
     pub fn encode(&self) -> Vec<u8> {
@@ -211,7 +210,6 @@ fn check_signature(seal: &str, trusted: Option<&VerifyingKey>) -> Result<Option<
         .map_err(|_| "seal: signature does not match its content (edited after signing)")?;
     Ok(Some(key_bytes))
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -24,6 +24,7 @@
 
 mod blocks;
 mod ingest;
+mod partitions;
 mod read;
 mod retention;
 mod schema;
@@ -556,6 +557,11 @@ impl Store for PgStore {
     /// Compacts raw rows of the hours that end by `before_minute` into raw blocks
     /// (`blocks`), a chunk of series of one hour per transaction; returns the rows moved.
     fn compact(&self, before_minute: i64) -> Result<u64, StoreError> {
+        // The pass runs `COMPACT_LAG_MINUTES` behind its clock: partitions for its days.
+        let now_minute = before_minute.saturating_add(crate::store::retention::COMPACT_LAG_MINUTES);
+        self.run_retrying(move |mut c| async move {
+            partitions::ensure_around(c.client()?, now_minute).await
+        })?;
         let before_hour = before_minute.div_euclid(60);
         let mut moved = 0;
         loop {

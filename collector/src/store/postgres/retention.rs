@@ -70,6 +70,15 @@ pub(super) async fn delete_expired(
     chunks: &Chunks,
 ) -> Result<u64, TxError> {
     let horizon = raise_horizons(client, raw_ns, roll_ns).await?;
+    // Whole days behind the cut-offs go as partitions; the rest row by row below.
+    for (table, _, per_day) in super::partitions::TABLES {
+        let cut = match table {
+            "raw" => raw_ns,
+            "raw_block" => raw_ns.div_euclid(super::blocks::NS_PER_HOUR),
+            _ => horizon,
+        };
+        super::partitions::drop_before(client, table, per_day, cut).await?;
+    }
     let series: Vec<i64> = client
         .query("SELECT id FROM series ORDER BY id", &[])
         .await?
@@ -84,9 +93,13 @@ pub(super) async fn delete_expired(
                 Bound::Raw => raw_ns,
                 Bound::Horizon => horizon,
             };
+            // The outer condition repeats the inner one: on a partitioned table a ctid is
+            // unique only within its partition, so a row of another partition with the same
+            // ctid must not go unless it expired too.
             let sql = format!(
                 "DELETE FROM {table} WHERE ctid = ANY(ARRAY(
-                   SELECT ctid FROM {table} WHERE series = ANY($1) AND {expired} LIMIT $3))"
+                   SELECT ctid FROM {table} WHERE series = ANY($1) AND {expired} LIMIT $3))
+                 AND series = ANY($1) AND {expired}"
             );
             deleted += until_done(client, &sql, &[&ids, &cut, &chunks.rows], chunks).await?;
         }

@@ -185,11 +185,68 @@ CREATE TABLE batch_seal (
 );
 ";
 
-/// Version 7: a maintenance window's reference (change ticket) as a field of its own.
-const V7: &str = "ALTER TABLE maintenance ADD COLUMN reference TEXT;";
+/// Version 7 (issue 20): the large time-keyed tables become natively partitioned by range
+/// of their time key (`partitions.rs`: one partition per day, created by the compaction
+/// pass, dropped by retention), each with a default partition that takes the rows of days
+/// without one. The rows are copied over in this migration's transaction.
+const V7: &str = "
+ALTER TABLE raw RENAME TO raw_v5;
+ALTER INDEX raw_pkey RENAME TO raw_v5_pkey;
+ALTER INDEX raw_ts RENAME TO raw_v5_ts;
+CREATE TABLE raw (
+  series BIGINT NOT NULL,
+  ts_ns BIGINT NOT NULL,
+  ok BOOLEAN NOT NULL,
+  duration_s DOUBLE PRECISION,
+  reason SMALLINT,
+  extra BYTEA,
+  seq BIGINT,
+  PRIMARY KEY (series, ts_ns)
+) PARTITION BY RANGE (ts_ns);
+CREATE INDEX raw_ts ON raw USING brin (ts_ns);
+CREATE TABLE raw_default PARTITION OF raw DEFAULT;
+INSERT INTO raw SELECT series, ts_ns, ok, duration_s, reason, extra, seq FROM raw_v5;
+DROP TABLE raw_v5;
+
+ALTER TABLE raw_block RENAME TO raw_block_v5;
+ALTER INDEX raw_block_pkey RENAME TO raw_block_v5_pkey;
+CREATE TABLE raw_block (
+  series BIGINT NOT NULL,
+  hour BIGINT NOT NULL,
+  count BIGINT NOT NULL,
+  seq_lo BIGINT,
+  seq_hi BIGINT,
+  data BYTEA NOT NULL,
+  PRIMARY KEY (series, hour)
+) PARTITION BY RANGE (hour);
+CREATE TABLE raw_block_default PARTITION OF raw_block DEFAULT;
+INSERT INTO raw_block SELECT series, hour, count, seq_lo, seq_hi, data FROM raw_block_v5;
+DROP TABLE raw_block_v5;
+
+ALTER TABLE minute_rollup RENAME TO minute_rollup_v5;
+ALTER INDEX minute_rollup_pkey RENAME TO minute_rollup_v5_pkey;
+ALTER INDEX minute_rollup_minute RENAME TO minute_rollup_v5_minute;
+CREATE TABLE minute_rollup (
+  series BIGINT NOT NULL,
+  minute BIGINT NOT NULL,
+  probes BIGINT NOT NULL,
+  failures BIGINT NOT NULL,
+  reasons BYTEA,
+  latency BYTEA,
+  PRIMARY KEY (series, minute)
+) PARTITION BY RANGE (minute);
+CREATE INDEX minute_rollup_minute ON minute_rollup USING brin (minute);
+CREATE TABLE minute_rollup_default PARTITION OF minute_rollup DEFAULT;
+INSERT INTO minute_rollup
+  SELECT series, minute, probes, failures, reasons, latency FROM minute_rollup_v5;
+DROP TABLE minute_rollup_v5;
+";
+
+/// Version 8: a maintenance window's reference (change ticket) as a field of its own.
+const V8: &str = "ALTER TABLE maintenance ADD COLUMN reference TEXT;";
 
 /// Every migration, in order; index + 1 is the version it brings the database to.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The SQL that builds a fresh database at `version` (tests of later migrations start there).
 #[cfg(test)]

@@ -652,3 +652,116 @@ fn compaction_and_commits_of_two_collectors_count_every_measurement_once() {
     keys.dedup();
     assert_eq!(keys.len(), web.len(), "no measurement read twice");
 }
+
+/// A database at version 6 keeps its raw rows, blocks and rollups through migration 7
+/// (the tables become partitioned; the rows land in the default partitions).
+#[test]
+fn migration_7_moves_rows_into_partitioned_tables() {
+    let Some(db) = TestDb::create() else { return };
+    admin_exec(
+        &db.url,
+        &format!(
+            "{}
+             INSERT INTO agents (name) VALUES ('a1');
+             INSERT INTO series (agent_id, check_id, first_minute) VALUES (1, 'web', 0);
+             INSERT INTO raw (series, ts_ns, ok, duration_s, seq)
+             VALUES (1, {ns}, true, 0.25, 7);
+             INSERT INTO minute_rollup (series, minute, probes, failures)
+             VALUES (1, {minute}, 1, 0);",
+            schema::schema_at(6),
+            ns = BASE_MINUTE * 60_000_000_000,
+            minute = BASE_MINUTE,
+        ),
+    )
+    .expect("version 6 with rows");
+    let store = db.store();
+    let got = store
+        .raw_measurements("web", contract::at(0, 0), contract::at(1, 0))
+        .expect("raw");
+    assert_eq!(got, vec![("a1".to_owned(), ok("web", 0, 0, 0.25))]);
+    assert_eq!(admin_count(&db.url, "SELECT count(*) FROM raw_default"), 1);
+    assert_eq!(
+        admin_count(&db.url, "SELECT count(*) FROM minute_rollup_default"),
+        1
+    );
+    assert_eq!(
+        admin_count(
+            &db.url,
+            "SELECT count(*) FROM pg_class WHERE relkind = 'p'
+             AND relname IN ('raw', 'raw_block', 'minute_rollup')"
+        ),
+        3
+    );
+}
+
+/// Compaction creates the day partitions around its clock and moves their rows out of the
+/// default partition; retention drops the partitions of whole days behind its cut-offs, and
+/// what is kept reads the same.
+#[test]
+fn day_partitions_are_created_by_compaction_and_dropped_by_retention() {
+    let Some(db) = TestDb::create() else { return };
+    let store = db.store();
+    let day = BASE_MINUTE.div_euclid(1440);
+    let ms: Vec<Measurement> = (0..200)
+        .map(|m| ok("web", m, 1, 0.01))
+        .chain((0..10).map(|m| ok("web", 1440 + m, 1, 0.02)))
+        .collect();
+    store.commit_batch(&batch("a1", 1, ms)).expect("commit");
+    let count = |sql: &str| admin_count(&db.url, sql);
+    assert_eq!(count("SELECT count(*) FROM raw_default"), 210);
+    store.compact(BASE_MINUTE + 180).expect("compact");
+    assert_eq!(count("SELECT count(*) FROM raw_default"), 0, "moved");
+    assert_eq!(count(&format!("SELECT count(*) FROM raw_d{day}")), 20);
+    assert_eq!(count(&format!("SELECT count(*) FROM raw_d{}", day + 1)), 10);
+    assert_eq!(count(&format!("SELECT count(*) FROM raw_block_d{day}")), 3);
+    assert_eq!(count("SELECT count(*) FROM minute_rollup_default"), 0);
+    let kept = store
+        .raw_measurements("web", contract::at(1440, 0), contract::at(2000, 0))
+        .expect("raw");
+    store
+        .apply_retention(contract::at(1440, 0), contract::at(1440, 0))
+        .expect("retention");
+    let exists = |rel: String| {
+        count(&format!(
+            "SELECT (to_regclass('{rel}') IS NOT NULL)::int::int8"
+        ))
+    };
+    for t in ["raw", "raw_block", "minute_rollup"] {
+        assert_eq!(exists(format!("{t}_d{day}")), 0, "{t} of day 0 dropped");
+        assert_eq!(exists(format!("{t}_d{}", day + 1)), 1, "{t} of day 1 kept");
+    }
+    assert_eq!(
+        store
+            .raw_measurements("web", contract::at(-10, 0), contract::at(2000, 0))
+            .expect("raw"),
+        kept
+    );
+    assert_eq!(store.counts().expect("counts").measurements, 210);
+}
+
+/// Row-by-row retention on partitioned tables deletes only expired rows: a row of another
+/// day's partition that has the same physical position (ctid) as an expired one stays.
+#[test]
+fn retention_inside_a_day_keeps_the_rows_of_other_partitions() {
+    let Some(db) = TestDb::create() else { return };
+    let store = db.store();
+    let ms: Vec<Measurement> = (0..10)
+        .map(|m| ok("web", m, 1, 0.01))
+        .chain((0..10).map(|m| ok("web", 1440 + m, 1, 0.02)))
+        .collect();
+    store.commit_batch(&batch("a1", 1, ms)).expect("commit");
+    // Creates the day partitions (and compacts nothing: no hour has ended before minute 0).
+    store.compact(BASE_MINUTE).expect("partitions");
+    let day = BASE_MINUTE.div_euclid(1440);
+    assert_eq!(
+        admin_count(&db.url, &format!("SELECT count(*) FROM raw_d{}", day + 1)),
+        10
+    );
+    store
+        .apply_retention(contract::at(5, 0), contract::at(-100_000, 0))
+        .expect("retention");
+    let left = store
+        .raw_measurements("web", contract::at(-10, 0), contract::at(2000, 0))
+        .expect("raw");
+    assert_eq!(left.len(), 5 + 10, "minutes 5..9 of day 0 and all of day 1");
+}
