@@ -504,9 +504,17 @@ const CASES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "collector-service-info-bad.toml",
+        &[
+            "testdata/collector-service-info-bad.toml:6:9: error: service[0].owner: expected a non-empty text of at most 200 characters on one line (no control characters), found \"ops team\\nsecond line\"",
+            "testdata/collector-service-info-bad.toml:7:12: error: service[0].customer: expected a non-empty text of at most 200 characters on one line (no control characters), found \"  \"",
+            "testdata/collector-service-info-bad.toml:8:13: error: service[0].agreement: expected a non-empty text of at most 200 characters on one line (no control characters), found integer 42",
+        ],
+    ),
+    (
         "collector-unknown-service-key.toml",
         &[
-            "testdata/collector-unknown-service-key.toml:6:1: error: service[0]: unknown key \"timezone\" in [[service]]: did you mean \"time_zone\"? (expected one of: name, checks, target, time_zone, quorum, min_reporters, min_coverage, service_hours, holidays, maintenance, latency, start, hosts, hosts_match, capacity)",
+            "testdata/collector-unknown-service-key.toml:6:1: error: service[0]: unknown key \"timezone\" in [[service]]: did you mean \"time_zone\"? (expected one of: name, checks, target, time_zone, quorum, min_reporters, min_coverage, service_hours, holidays, maintenance, latency, start, hosts, hosts_match, capacity, description, owner, customer, agreement)",
         ],
     ),
     (

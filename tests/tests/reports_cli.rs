@@ -58,11 +58,24 @@ signing_key_file = "report.key"
 id = "a"
 token = "token-a"
 
+[[check]]
+id = "web"
+kind = "http"
+url = "http://127.0.0.1:9/health"
+interval = "30s"
+
+[[assign]]
+agents = ["a"]
+checks = ["web"]
+
 [[service]]
 name = "web"
 checks = ["web"]
 target = "99.9%"
 time_zone = "Europe/Berlin"
+customer = "Example Retail GmbH"
+agreement = "SLA-2026-014"
+owner = "Web team"
 
 [[service.maintenance]]
 start = "2026-10-20T22:00:00Z"
@@ -485,6 +498,19 @@ fn report_writes_every_format_deterministically_and_verify_catches_edits() {
     }
     assert_eq!(s["verdict"], "met");
     assert_eq!(json["cover"]["organisation"], "Example Org");
+    // The agreed method and parties come from the configuration file.
+    assert_eq!(json["cover"]["parties"][0]["agreement"], "SLA-2026-014");
+    let terms = &json["services"][0]["terms"];
+    assert_eq!(terms["customer"], "Example Retail GmbH");
+    assert_eq!(
+        terms["quorum"],
+        "majority: bad when more than half of the reporting agents fail"
+    );
+    assert_eq!(terms["reporting_agents"][0], "a");
+    let check = &json["services"][0]["checks"][0];
+    assert_eq!(check["target"], "GET http://127.0.0.1:9/health");
+    assert_eq!(check["interval_seconds"], 30.0);
+    assert_eq!(check["assigned_agents"][0], "a");
     assert_eq!(json["services"][0]["daily"][24]["eligible_minutes"], 1_500);
     assert_eq!(json["services"][0]["unknown"][0]["silent_agents"][0], "a");
     assert_eq!(

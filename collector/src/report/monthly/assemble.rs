@@ -9,8 +9,8 @@
 use attest_config::CollectorConfig;
 use jiff::Timestamp;
 
-use super::method;
 use super::model::{ApiMaintenance, Meta, MonthlyReport, ServiceParts, definitions_sha256};
+use super::{method, terms};
 use crate::figures::Figures;
 use crate::reject::Rejection;
 use crate::sla::detail::MinuteStates;
@@ -92,12 +92,17 @@ pub fn assemble(
         .iter()
         .zip(&results)
         .zip(&per_service)
-        .map(|((svc, (report, detail, api)), cap)| ServiceParts {
-            service: svc,
-            report,
-            detail,
-            api_maintenance: api,
-            capacity: cap,
+        .map(|((svc, (report, detail, api)), cap)| {
+            let (terms, checks) = terms::of(cfg, svc, &detail.agents);
+            ServiceParts {
+                service: svc,
+                report,
+                detail,
+                api_maintenance: api,
+                capacity: cap,
+                terms,
+                checks,
+            }
         })
         .collect();
     let meta = Meta {

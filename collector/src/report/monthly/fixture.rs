@@ -14,8 +14,8 @@ use attest_config::{
 use jiff::Timestamp;
 use jiff::civil::{Date, Time, Weekday};
 
-use super::method;
 use super::model::{ApiMaintenance, Meta, MonthlyReport, ServiceParts, definitions_sha256};
+use super::{method, terms};
 use crate::minutes::{GapSpan, HostMinute, SeriesMinuteDetail, SeriesMinutes};
 use crate::sla::detail::MinuteStates;
 use crate::sla::{
@@ -46,6 +46,7 @@ fn base(name: &str) -> Service {
         start: None,
         hosts: Vec::new(),
         capacity: Vec::new(),
+        info: attest_config::ServiceInfo::default(),
     }
 }
 
@@ -73,6 +74,14 @@ pub fn service(i: usize) -> Service {
         }
         if i == 0 {
             s.capacity = capacity_config().services.remove(0).capacity;
+            s.info = attest_config::ServiceInfo {
+                description: Some("Customer-facing web shop".into()),
+                owner: Some("Web team (J. Doe)".into()),
+                customer: Some("Example Retail GmbH".into()),
+                agreement: Some("SLA-2026-014".into()),
+            };
+            s.start = Some(ts("2026-09-01T00:00:00+02:00"));
+            s.hosts = vec!["a1".into(), "a2".into()];
         }
         s.maintenance.push(MaintenanceWindow::Once {
             start: ts("2026-10-20T22:00:00Z"),
@@ -101,6 +110,45 @@ pub fn service(i: usize) -> Service {
         s.holidays.push(Date::constant(2026, 10, 26));
         s
     }
+}
+
+/// The central checks of the fixture: `web-http` and `api-http` are `[[check]]`s of the
+/// collector assigned to a1 and a2 (by id and by label); the others are defined on the
+/// agents. Through the real loader.
+pub fn central_checks() -> attest_config::CollectorConfig {
+    let toml = r#"
+[[agent]]
+id = "a1"
+token = "fixture-token-a1-0123"
+labels = { role = "probe" }
+
+[[agent]]
+id = "a2"
+token = "fixture-token-a2-0123"
+labels = { role = "probe" }
+
+[[check]]
+id = "web-http"
+kind = "http"
+url = "https://web.example/health"
+interval = "10s"
+timeout = "5s"
+
+[[check]]
+id = "api-http"
+kind = "http"
+url = "https://api.example/v1/ping"
+interval = "10s"
+
+[[assign]]
+agents = ["a1", "a2"]
+checks = ["web-http"]
+
+[[assign]]
+match = { role = "probe" }
+checks = ["api-http"]
+"#;
+    attest_config::parse_collector("fixture.toml", toml).unwrap_or_else(|e| panic!("fixture: {e}"))
 }
 
 /// The `[capacity]` settings (defaults) and service 0's objectives, through the real loader.
@@ -365,6 +413,7 @@ pub fn sample(n: usize) -> (MonthlyReport, Vec<(String, MinuteStates)>) {
     let month = Month::new(2026, 10).unwrap_or_else(|e| panic!("{e}"));
     let now = ts("2026-11-01T06:00:00Z");
     let services: Vec<Service> = (0..n).map(service).collect();
+    let central = central_checks();
     let results: Vec<(ServiceReport, MonthDetail)> = services
         .iter()
         .enumerate()
@@ -380,15 +429,18 @@ pub fn sample(n: usize) -> (MonthlyReport, Vec<(String, MinuteStates)>) {
         .zip(&results)
         .zip(&api)
         .zip(&capacity)
-        .map(
-            |(((service, (report, detail)), api), capacity)| ServiceParts {
+        .map(|(((service, (report, detail)), api), capacity)| {
+            let (terms, checks) = terms::of(&central, service, &detail.agents);
+            ServiceParts {
                 service,
                 report,
                 detail,
                 api_maintenance: api,
                 capacity,
-            },
-        )
+                terms,
+                checks,
+            }
+        })
         .collect();
     let refs: Vec<&Service> = services.iter().collect();
     let meta = Meta {

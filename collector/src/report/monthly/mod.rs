@@ -23,6 +23,7 @@ pub mod model;
 pub mod pdf;
 pub mod service;
 pub mod svg;
+pub mod terms;
 pub mod text;
 pub mod verdict;
 pub mod verify;
@@ -193,6 +194,8 @@ pub fn csv_files(r: &MonthlyReport) -> Vec<(String, Vec<u8>)> {
         ("incidents.csv".into(), csv::incidents(r).into_bytes()),
         ("unknown.csv".into(), csv::unknown(r).into_bytes()),
         ("maintenance.csv".into(), csv::maintenance(r).into_bytes()),
+        ("terms.csv".into(), csv::terms(r).into_bytes()),
+        ("checks.csv".into(), csv::checks(r).into_bytes()),
     ]
 }
 

@@ -51,6 +51,70 @@ pub struct Cover {
     pub tzdb_version: String,
     /// SHA-256 of the service definitions in force (their canonical JSON), hex.
     pub definitions_sha256: String,
+    /// The customer, agreement and owner of each service that names any (config order).
+    #[serde(default)]
+    pub parties: Vec<CoverParty>,
+}
+
+/// Whose service a report covers and under which agreement (`[[service]]` `customer`,
+/// `agreement`, `owner`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoverParty {
+    pub service: String,
+    pub customer: Option<String>,
+    pub agreement: Option<String>,
+    pub owner: Option<String>,
+}
+
+/// The agreed method of one service as configured when the report was made (see
+/// `terms.rs`): flat, so that `terms.csv` has one row per service.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Terms {
+    pub description: Option<String>,
+    pub owner: Option<String>,
+    pub customer: Option<String>,
+    /// The agreement's reference (contract or SLA document).
+    pub agreement: Option<String>,
+    pub time_zone: String,
+    /// The availability target as an exact percentage (`99.9`).
+    pub target_percent: String,
+    /// The quorum and what it means: `majority: bad when more than half of the reporting
+    /// agents fail`.
+    pub quorum: String,
+    pub min_reporters: u32,
+    pub min_coverage_percent: Option<String>,
+    pub latency_threshold_seconds: Option<f64>,
+    pub latency_target_percent: Option<String>,
+    /// `[[service]] start`: minutes from it on are eligible, measured or not.
+    pub agreement_start: Option<Timestamp>,
+    /// Local weekly windows (`Mon,Tue 08:00-18:00`); empty = 24x7.
+    pub service_hours: Vec<String>,
+    pub holidays: Vec<String>,
+    /// Agents the collector assigns the service's central checks to.
+    pub assigned_agents: Vec<String>,
+    /// Agents that reported for the service during the month.
+    pub reporting_agents: Vec<String>,
+    /// `[[service]] hosts` (with `hosts_match` resolved); empty = the reporting agents.
+    pub capacity_hosts: Vec<String>,
+    /// Each capacity objective as agreed: `cpu:p95 ≤ 70 %`.
+    pub capacity_objectives: Vec<String>,
+}
+
+/// One check that measures a service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckTerm {
+    pub id: String,
+    /// `http`, `tcp`, `dns`, `icmp`, `tls`, `host`; null when defined on the agents.
+    pub kind: Option<String>,
+    /// What it probes: `GET https://…`, `host:port`, `name TYPE @server`.
+    pub target: Option<String>,
+    pub interval_seconds: Option<f64>,
+    pub timeout_seconds: Option<f64>,
+    /// `collector` (a central `[[check]]`) or `agent` (the agents' own configuration,
+    /// which the collector does not know).
+    pub defined_in: String,
+    /// Agents the collector assigns it to (central checks only).
+    pub assigned_agents: Vec<String>,
 }
 
 /// Met, breached, or not determinable (nothing known, or coverage below the minimum).
@@ -148,6 +212,12 @@ pub struct SummaryRow {
 pub struct ServiceSection {
     pub service: String,
     pub time_zone: String,
+    /// The agreed method and parties, from the configuration in force.
+    #[serde(default)]
+    pub terms: Terms,
+    /// The checks that measure the service.
+    #[serde(default)]
+    pub checks: Vec<CheckTerm>,
     pub pessimistic: Option<f64>,
     pub optimistic: Option<f64>,
     pub daily: Vec<Day>,
@@ -315,6 +385,9 @@ pub struct ServiceParts<'a> {
     pub api_maintenance: &'a [ApiMaintenance],
     /// Capacity of the hosts whose agents measure the service.
     pub capacity: &'a [CapacityFigure],
+    /// The agreed method (`terms::of`).
+    pub terms: Terms,
+    pub checks: Vec<CheckTerm>,
 }
 
 impl MonthlyReport {
@@ -335,6 +408,10 @@ impl MonthlyReport {
                 attest_version: meta.attest_version,
                 tzdb_version: meta.tzdb_version,
                 definitions_sha256: meta.definitions_sha256,
+                parties: parts
+                    .iter()
+                    .filter_map(|p| party(&p.service.name, &p.terms))
+                    .collect(),
             },
             summary: parts.iter().map(|p| summary(p.service, p.report)).collect(),
             services: parts.iter().map(section).collect(),
@@ -342,6 +419,17 @@ impl MonthlyReport {
             addenda: Vec::new(),
         }
     }
+}
+
+/// The cover's line for a service that names any party; `None` when it names none.
+fn party(service: &str, t: &Terms) -> Option<CoverParty> {
+    let any = t.customer.is_some() || t.agreement.is_some() || t.owner.is_some();
+    any.then(|| CoverParty {
+        service: service.to_string(),
+        customer: t.customer.clone(),
+        agreement: t.agreement.clone(),
+        owner: t.owner.clone(),
+    })
 }
 
 /// `ppm` as an exact percentage: 999000 → "99.9", 995000 → "99.5", 1000000 → "100".
@@ -416,6 +504,8 @@ fn section(p: &ServiceParts<'_>) -> ServiceSection {
     ServiceSection {
         service: r.service.clone(),
         time_zone: r.period.time_zone.clone(),
+        terms: p.terms.clone(),
+        checks: p.checks.clone(),
         pessimistic: r.bounds.pessimistic,
         optimistic: r.bounds.optimistic,
         daily: p.detail.days.iter().map(day).collect(),

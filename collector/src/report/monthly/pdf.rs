@@ -19,7 +19,7 @@ use krilla::{Document, SerializeSettings};
 
 use super::model::{MaintenanceRow, MonthlyReport, SummaryRow};
 use super::text::{
-    FIGURES_HEAD, SummaryCells, VERDICT_HEAD, fmt_num, fmt_opt_pct, fmt_ratio, fmt_secs,
+    FIGURES_HEAD, SummaryCells, VERDICT_HEAD, fmt_num, fmt_opt_pct, fmt_ratio, fmt_secs, terms_rows,
 };
 
 static REGULAR: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
@@ -459,7 +459,43 @@ fn cover(f: &mut Flow, r: &MonthlyReport, digest: &str, signed: &str) {
         ("Report content", format!("SHA-256 {digest}")),
         ("Signature", signed.to_string()),
     ] {
-        f.cells(8.5, false, &[0.0, 100.0], vec![k.to_string(), v]);
+        f.table_row(8.5, false, &[100.0, TEXT_W - 100.0], &[k.to_string(), v]);
+    }
+    if !c.parties.is_empty() {
+        f.row(4.0, Vec::new());
+        let na = |v: &Option<String>| v.clone().unwrap_or_else(|| "n/a".into());
+        let rows: Vec<Vec<String>> = c
+            .parties
+            .iter()
+            .map(|p| {
+                vec![
+                    p.service.clone(),
+                    na(&p.customer),
+                    na(&p.agreement),
+                    na(&p.owner),
+                ]
+            })
+            .collect();
+        f.table(
+            8.0,
+            &PARTY_COLS,
+            &["Service", "Customer", "Agreement", "Service owner"],
+            &rows,
+        );
+    }
+}
+
+/// Width of the text between the margins.
+const TEXT_W: f32 = PAGE_W - 2.0 * MARGIN;
+/// Column widths of the cover's parties table and a service's agreed method.
+const PARTY_COLS: [f32; 4] = [100.0, 150.0, 120.0, 141.0];
+const TERMS_COLS: [f32; 2] = [100.0, 411.0];
+
+/// A service's agreed method as a two-column table (the rows of [`terms_rows`]).
+fn terms(f: &mut Flow, s: &super::model::ServiceSection) {
+    f.text(10.0, true, "Agreed method");
+    for (label, text) in terms_rows(s) {
+        f.table_row(7.5, false, &TERMS_COLS, &[label, text]);
     }
 }
 
@@ -500,6 +536,9 @@ fn summary(f: &mut Flow, rows: &[SummaryRow]) {
 fn service(f: &mut Flow, s: &super::model::ServiceSection, sum: &SummaryRow) {
     f.text(14.0, true, s.service.clone());
     f.row(4.0, vec![Item::Rule]);
+    if let Some(d) = &s.terms.description {
+        f.para(8.5, d);
+    }
     f.para(
         8.5,
         &format!(
@@ -522,6 +561,7 @@ fn service(f: &mut Flow, s: &super::model::ServiceSection, sum: &SummaryRow) {
             s.time_zone
         ),
     );
+    terms(f, s);
     f.text(10.0, true, "Daily availability");
     let values = s.daily.iter().map(|d| d.availability).collect();
     f.row(

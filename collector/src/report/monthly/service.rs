@@ -32,7 +32,15 @@ pub struct Reports {
 }
 
 /// The CSV tables a route serves by `table=` (each `NAME.csv` of the `csv` format).
-pub const CSV_TABLES: &[&str] = &["services", "daily", "incidents", "unknown", "maintenance"];
+pub const CSV_TABLES: &[&str] = &[
+    "services",
+    "daily",
+    "incidents",
+    "unknown",
+    "maintenance",
+    "terms",
+    "checks",
+];
 
 /// The files of one request: name, content type, bytes.
 pub struct Served {

@@ -135,6 +135,78 @@ fn capacity_objectives_reach_every_format() {
     }
 }
 
+/// The agreed method of each service — checks with kind, target and interval, agents,
+/// quorum and minimum reporters, objectives, agreement start, calendar, parties — is taken
+/// from the configuration and shown in every format (JSON fields, HTML, Markdown, PDF, CSV).
+#[test]
+fn the_agreed_method_and_parties_reach_every_format() {
+    let (r, _) = sample();
+    let web = &r.services[0];
+    assert_eq!(web.terms.customer.as_deref(), Some("Example Retail GmbH"));
+    assert_eq!(web.terms.agreement.as_deref(), Some("SLA-2026-014"));
+    assert_eq!(web.terms.owner.as_deref(), Some("Web team (J. Doe)"));
+    assert_eq!(web.terms.capacity_hosts, ["a1", "a2"]);
+    assert_eq!(
+        web.terms.agreement_start.map(|t| t.to_string()).as_deref(),
+        Some("2026-08-31T22:00:00Z")
+    );
+    assert_eq!(web.checks.len(), 1);
+    let c = &web.checks[0];
+    assert_eq!(
+        (c.kind.as_deref(), c.target.as_deref(), c.interval_seconds),
+        (
+            Some("http"),
+            Some("GET https://web.example/health"),
+            Some(10.0)
+        )
+    );
+    assert_eq!(c.assigned_agents, ["a1", "a2"]);
+    // erp's check is defined on the agents: the report does not guess its target.
+    let erp = &r.services[1];
+    assert_eq!(erp.checks[0].defined_in, "agent");
+    assert_eq!(erp.checks[0].target, None);
+    assert!(erp.terms.quorum.starts_with("majority: "));
+    assert_eq!(erp.terms.holidays, ["2026-10-26"]);
+    assert_eq!(r.services[2].terms.latency_threshold_seconds, Some(0.5));
+    assert_eq!(
+        r.services[3].terms.min_coverage_percent.as_deref(),
+        Some("99.9")
+    );
+    assert_eq!(r.cover.parties.len(), 1, "only web names its parties");
+    let wanted = [
+        "SLA-2026-014",
+        "Example Retail GmbH",
+        "Web team (J. Doe)",
+        "Customer-facing web shop",
+        "web-http: http GET https://web.example/health every 10 s, on a1, a2",
+        "erp-http: defined in the agents' configuration",
+        "2026-09-01 00:00 +02:00",
+        "majority: bad when more than half of the reporting agents fail",
+        "99 % of probes ≤ 0.5 s",
+        "99.9 % of eligible minutes known",
+        "memory:max ≤ 90 %",
+    ];
+    for f in [Format::Html, Format::Md] {
+        let text = String::from_utf8(one(r, f, None)).unwrap();
+        for w in wanted {
+            let w = if f == Format::Html {
+                html_escaped(w)
+            } else {
+                w.to_string()
+            };
+            assert!(text.contains(&w), "{f:?} lacks {w:?}");
+        }
+    }
+    let terms = csv::parse(&csv::terms(r)).unwrap();
+    assert_eq!(terms.len(), 1 + r.services.len());
+    assert!(terms[1].contains(&"SLA-2026-014".to_string()));
+    let checks = csv::parse(&csv::checks(r)).unwrap();
+    assert_eq!(
+        checks[1][..4],
+        ["web", "web-http", "http", "GET https://web.example/health"]
+    );
+}
+
 /// The service's verdict is the worst of every objective, names the objectives that
 /// decided it and says why, in every format.
 #[test]
@@ -330,6 +402,29 @@ fn csv_read_back_equals_the_json() {
             s.unknown
                 .iter()
                 .map(|d| serde_json::to_value(d).unwrap())
+                .collect()
+        }),
+    );
+    assert_csv_matches(
+        &csv::terms(r),
+        csv::TERMS,
+        r.services
+            .iter()
+            .map(|s| {
+                (
+                    Some(s.service.as_str()),
+                    serde_json::to_value(&s.terms).unwrap(),
+                )
+            })
+            .collect(),
+    );
+    assert_csv_matches(
+        &csv::checks(r),
+        csv::CHECKS,
+        per(&|s| {
+            s.checks
+                .iter()
+                .map(|c| serde_json::to_value(c).unwrap())
                 .collect()
         }),
     );
@@ -556,6 +651,14 @@ fn pdf_text_shows_the_json_figures() {
         }
         for u in &s.unknown {
             assert!(text.contains(&u.silent_agents.join(", ")));
+        }
+        for (label, value) in text::terms_rows(s) {
+            let first = pdf::wrap_width(&value, 7.5, false, 407.0).remove(0);
+            assert!(
+                text.contains(label.as_str()) && text.contains(&first),
+                "PDF lacks the agreed method's {label} of {}: {first:?}",
+                s.service
+            );
         }
         for m in s.excluded.maintenance.iter().filter(|m| m.source == "api") {
             let by = format!("by {}", m.registered_by.as_deref().unwrap_or("?"));

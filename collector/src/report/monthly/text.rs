@@ -12,8 +12,9 @@ use minijinja::value::{Serde, Value};
 use minijinja::{Environment, context};
 use serde::Serialize;
 
-use super::model::{AVAILABILITY_DECIMALS, MonthlyReport, SummaryRow, Verdict};
+use super::model::{AVAILABILITY_DECIMALS, MonthlyReport, ServiceSection, SummaryRow, Verdict};
 use super::svg;
+use super::terms::check_text;
 
 pub const HTML_TEMPLATE: &str = include_str!("templates/report.html");
 pub const MD_TEMPLATE: &str = include_str!("templates/report.md");
@@ -74,6 +75,16 @@ pub fn fmt_ratio(x: Option<f64>) -> String {
 /// Seconds with millisecond precision, or `n/a`.
 pub fn fmt_secs(x: Option<f64>) -> String {
     x.map_or_else(|| "n/a".to_string(), |x| format!("{x:.3} s"))
+}
+
+/// An instant as local wall-clock time of `zone` with its UTC offset:
+/// `2026-10-25 02:50 +02:00`. Falls back to UTC (`…Z`) for an unknown zone, which a
+/// validated configuration never has.
+pub fn fmt_local(t: jiff::Timestamp, zone: &str) -> String {
+    match t.in_tz(zone) {
+        Ok(z) => z.strftime("%Y-%m-%d %H:%M %:z").to_string(),
+        Err(_) => t.to_string(),
+    }
 }
 
 /// Headers of the summary's verdict table (every format shows these columns).
@@ -197,6 +208,84 @@ impl SummaryCells {
     }
 }
 
+/// The agreed method of a service as (label, text) rows, worded once for HTML, Markdown
+/// and PDF alike; every row is present (`not stated`, `none agreed`) so that a missing
+/// term is visible rather than silently left out.
+pub fn terms_rows(s: &ServiceSection) -> Vec<(String, String)> {
+    let t = &s.terms;
+    let stated = |v: &Option<String>| v.clone().unwrap_or_else(|| "not stated".into());
+    let list = |v: &[String], none: &str| {
+        if v.is_empty() {
+            none.to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let checks: Vec<String> = s.checks.iter().map(check_text).collect();
+    let start = t.agreement_start.map_or_else(
+        || "not set: minutes count from the first measurement or configuration".to_string(),
+        |s| fmt_local(s, &t.time_zone),
+    );
+    let agents = format!(
+        "assigned: {}; reported in the month: {}",
+        list(&t.assigned_agents, "none (checks defined on the agents)"),
+        list(&t.reporting_agents, "none")
+    );
+    let capacity = if t.capacity_objectives.is_empty() {
+        "none agreed".to_string()
+    } else {
+        format!(
+            "{} on {}",
+            t.capacity_objectives.join("; "),
+            list(&t.capacity_hosts, "the reporting agents' hosts")
+        )
+    };
+    let calendar = format!(
+        "{}; service hours {}; holidays {}",
+        t.time_zone,
+        if t.service_hours.is_empty() {
+            "24x7".to_string()
+        } else {
+            format!("{} (local time)", t.service_hours.join("; "))
+        },
+        list(&t.holidays, "none")
+    );
+    let latency = match (t.latency_threshold_seconds, &t.latency_target_percent) {
+        (Some(s), Some(p)) => format!("{p} % of probes ≤ {s} s"),
+        _ => "none agreed".to_string(),
+    };
+    vec![
+        ("Description".into(), stated(&t.description)),
+        ("Customer".into(), stated(&t.customer)),
+        ("Agreement".into(), stated(&t.agreement)),
+        ("Service owner".into(), stated(&t.owner)),
+        ("Agreement start".into(), start),
+        ("Checks".into(), checks.join("; ")),
+        ("Agents".into(), agents),
+        (
+            "Quorum".into(),
+            format!(
+                "{}; a minute with fewer than min_reporters = {} reporting agents is unknown",
+                t.quorum, t.min_reporters
+            ),
+        ),
+        (
+            "Availability target".into(),
+            format!("{} % of known minutes", t.target_percent),
+        ),
+        (
+            "Coverage minimum".into(),
+            t.min_coverage_percent.as_ref().map_or_else(
+                || "none agreed".to_string(),
+                |m| format!("{m} % of eligible minutes known"),
+            ),
+        ),
+        ("Latency objective".into(), latency),
+        ("Capacity objectives".into(), capacity),
+        ("Calendar".into(), calendar),
+    ]
+}
+
 #[derive(Serialize)]
 struct Charts {
     daily: Value,
@@ -264,6 +353,7 @@ fn render(
         r => Value::from(Serde(r)),
         charts => Value::from(Serde(charts(r))),
         cells => Value::from(Serde(r.summary.iter().map(SummaryCells::of).collect::<Vec<_>>())),
+        terms => Value::from(Serde(r.services.iter().map(terms_rows).collect::<Vec<_>>())),
         content_sha256 => digest,
         signed => signed,
         decimals => AVAILABILITY_DECIMALS,
