@@ -75,6 +75,7 @@ pub const INCIDENTS: &[&str] = &[
     "downtime_minutes",
     "agents",
     "reason",
+    "eligible_segments",
 ];
 pub const UNKNOWN: &[&str] = &["start", "end", "minutes", "silent_agents"];
 pub const TERMS: &[&str] = &[

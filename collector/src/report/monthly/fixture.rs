@@ -4,8 +4,9 @@
 //! silent agents, and a gap; service 0 (`web`) also has host data from both agents and two
 //! capacity objectives (CPU p95 met, memory max breached on one afternoon: availability met,
 //! service breached); service 2 (`api`) has latency histograms and misses its latency
-//! objective; service 3 (`db`) falls below its coverage minimum (not determinable). Built
-//! through the real engine; nothing here reads a clock.
+//! objective; service 3 (`db`) falls below its coverage minimum (not determinable); the
+//! office-hours services (`erp`) have an incident over a weekend (20 bad minutes in 2
+//! segments of service hours). Built through the real engine; nothing here reads a clock.
 
 use attest_config::units::Ppm;
 use attest_config::{
@@ -271,6 +272,20 @@ fn events(
                 Some("connect_refused"),
             ),
             ("a2", "2026-10-22T12:00:00Z", "2026-10-22T13:00:00Z", None),
+            // Friday 17:50 to Monday 08:10 local: one incident over the weekend, 20 bad
+            // minutes in 2 segments of service hours.
+            (
+                "a1",
+                "2026-10-16T15:50:00Z",
+                "2026-10-19T06:10:00Z",
+                Some("status"),
+            ),
+            (
+                "a2",
+                "2026-10-16T15:50:00Z",
+                "2026-10-19T06:10:00Z",
+                Some("status"),
+            ),
             ("a1", "2026-10-22T12:00:00Z", "2026-10-22T12:20:00Z", None),
         ]
     }

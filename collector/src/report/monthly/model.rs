@@ -15,6 +15,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::verdict;
+use crate::sla::detail::{MinuteStates, minute_ts};
+use crate::sla::timeline::INELIGIBLE;
 use crate::sla::{self, CapacityFigure, MonthDetail, ServiceReport};
 
 /// The JSON schema name and version; bump the version on any incompatible change.
@@ -255,6 +257,11 @@ pub struct IncidentRow {
     pub downtime_minutes: u64,
     pub agents: Vec<String>,
     pub reason: Option<String>,
+    /// The runs of eligible minutes inside `[start, end)` as ISO 8601 intervals
+    /// (`START/END`, UTC): an incident merged across ineligible time (an evening, a weekend,
+    /// maintenance) has several; only these count and only these are drawn.
+    #[serde(default)]
+    pub eligible_segments: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -281,7 +288,8 @@ pub struct Excluded {
 pub struct MaintenanceRow {
     /// `once` or `weekly`.
     pub kind: String,
-    /// RFC 3339 start and end for one-off windows; local days and times for weekly ones.
+    /// One-off windows: start – end in the service's local time with the UTC offset;
+    /// weekly ones: local days and times.
     pub when: String,
     pub reason: String,
     /// `config` or `api`.
@@ -520,6 +528,7 @@ fn section(p: &ServiceParts<'_>) -> ServiceSection {
                 downtime_minutes: i.downtime_minutes,
                 agents: i.agents.clone(),
                 reason: i.reason.clone(),
+                eligible_segments: eligible_segments(&p.detail.minutes, i.start, i.end),
             })
             .collect(),
         unknown: p
@@ -578,6 +587,31 @@ fn section(p: &ServiceParts<'_>) -> ServiceSection {
     }
 }
 
+/// The runs of eligible minutes of `m` in `[start, end)`, as `START/END` (UTC).
+fn eligible_segments(m: &MinuteStates, start: Timestamp, end: Timestamp) -> Vec<String> {
+    let minute = |t: Timestamp| t.as_second().div_euclid(60) - m.from;
+    let len = m.states.len() as i64;
+    let (a, b) = (minute(start).clamp(0, len), minute(end).clamp(0, len));
+    let mut out = Vec::new();
+    let mut run: Option<i64> = None;
+    for i in a..=b {
+        let eligible = i < b && m.states[i as usize] != INELIGIBLE;
+        match (eligible, run) {
+            (true, None) => run = Some(i),
+            (false, Some(r)) => {
+                out.push(format!(
+                    "{}/{}",
+                    minute_ts(m.from + r),
+                    minute_ts(m.from + i)
+                ));
+                run = None;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 fn verdict_word(v: sla::capacity_objectives::Verdict) -> &'static str {
     use sla::capacity_objectives::Verdict as V;
     match v {
@@ -626,7 +660,7 @@ fn excluded(p: &ServiceParts<'_>) -> Excluded {
         .map(|m| match m {
             MaintenanceWindow::Once { start, end, reason } => MaintenanceRow {
                 kind: "once".into(),
-                when: format!("{start} – {end}"),
+                when: local_span(*start, *end, &svc.time_zone),
                 reason: reason.clone(),
                 source: "config".into(),
                 registered_at: None,
@@ -634,7 +668,7 @@ fn excluded(p: &ServiceParts<'_>) -> Excluded {
             },
             MaintenanceWindow::Weekly { window, reason } => MaintenanceRow {
                 kind: "weekly".into(),
-                when: weekly_text(window),
+                when: format!("{} (local time)", weekly_text(window)),
                 reason: reason.clone(),
                 source: "config".into(),
                 registered_at: None,
@@ -644,7 +678,7 @@ fn excluded(p: &ServiceParts<'_>) -> Excluded {
         .collect();
     maintenance.extend(p.api_maintenance.iter().map(|m| MaintenanceRow {
         kind: "once".into(),
-        when: format!("{} – {}", m.start, m.end),
+        when: local_span(m.start, m.end, &svc.time_zone),
         reason: m.reason.clone(),
         source: "api".into(),
         registered_at: Some(m.registered_at),
@@ -660,6 +694,22 @@ fn excluded(p: &ServiceParts<'_>) -> Excluded {
             .collect(),
         maintenance,
         ineligible_minutes: period.saturating_sub(p.report.eligible_minutes),
+    }
+}
+
+/// `2026-10-21 00:00 +02:00 – 2026-10-21 01:00 +02:00`: a window in the service's local
+/// time with its UTC offset (a reader compares it with local change records).
+pub fn local_span(start: Timestamp, end: Timestamp, zone: &str) -> String {
+    format!("{} – {}", local_time(start, zone), local_time(end, zone))
+}
+
+/// An instant as local wall-clock time of `zone` with its UTC offset:
+/// `2026-10-25 02:50 +02:00`; RFC 3339 UTC for an unknown zone (a validated configuration
+/// has none).
+pub fn local_time(t: Timestamp, zone: &str) -> String {
+    match t.in_tz(zone) {
+        Ok(z) => z.strftime("%Y-%m-%d %H:%M %:z").to_string(),
+        Err(_) => t.to_string(),
     }
 }
 

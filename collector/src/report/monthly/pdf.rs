@@ -19,7 +19,8 @@ use krilla::{Document, SerializeSettings};
 
 use super::model::{MaintenanceRow, MonthlyReport, SummaryRow};
 use super::text::{
-    FIGURES_HEAD, SummaryCells, VERDICT_HEAD, fmt_num, fmt_opt_pct, fmt_ratio, fmt_secs, terms_rows,
+    FIGURES_HEAD, SummaryCells, VERDICT_HEAD, fmt_num, fmt_opt_pct, fmt_ratio, fmt_secs,
+    incident_cells, terms_rows, unknown_cells,
 };
 
 static REGULAR: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
@@ -217,32 +218,6 @@ impl Flow {
             self.row(line_h, items);
         }
         self.y += 2.0;
-    }
-
-    /// A table row: cells at fixed x offsets (relative to the margin).
-    fn cells(&mut self, size: f32, bold: bool, cols: &[f32], cells: Vec<String>) {
-        let items = cols
-            .iter()
-            .zip(cells)
-            .map(|(x, text)| Item::Text {
-                x: MARGIN + x,
-                size,
-                bold,
-                text,
-            })
-            .collect();
-        self.row(size * 1.5, items);
-    }
-}
-
-/// Shortens `s` to `n` characters (table cells have fixed widths).
-fn fit(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
-        t.push('…');
-        t
     }
 }
 
@@ -591,34 +566,7 @@ fn service(f: &mut Flow, s: &super::model::ServiceSection, sum: &SummaryRow) {
             &format!("Days with bad or unknown minutes: {}.", days.join("; ")),
         );
     }
-    f.text(10.0, true, "Incidents");
-    if s.incidents.is_empty() {
-        f.text(8.5, false, "No incidents.");
-    } else {
-        let cols = [0.0, 95.0, 190.0, 240.0, 360.0];
-        f.cells(
-            7.5,
-            true,
-            &cols,
-            ["Start", "End", "Down min", "Agents", "Reason"]
-                .map(String::from)
-                .to_vec(),
-        );
-        for i in &s.incidents {
-            f.cells(
-                7.5,
-                false,
-                &cols,
-                vec![
-                    i.start.to_string(),
-                    i.end.to_string(),
-                    i.downtime_minutes.to_string(),
-                    fit(&i.agents.join(", "), 28),
-                    fit(i.reason.as_deref().unwrap_or("n/a"), 30),
-                ],
-            );
-        }
-    }
+    incidents(f, s);
     f.text(10.0, true, "Excluded time");
     let hours = if s.excluded.service_hours.is_empty() {
         "24x7".to_string()
@@ -650,38 +598,7 @@ fn service(f: &mut Flow, s: &super::model::ServiceSection, sum: &SummaryRow) {
             ),
         );
     }
-    f.text(10.0, true, "Unknown time");
-    if s.unknown.is_empty() {
-        f.text(8.5, false, "No unknown time.");
-    } else {
-        let cols = [0.0, 95.0, 190.0, 240.0];
-        f.cells(
-            7.5,
-            true,
-            &cols,
-            ["Start", "End", "Minutes", "Silent agents"]
-                .map(String::from)
-                .to_vec(),
-        );
-        for u in &s.unknown {
-            let silent = if u.silent_agents.is_empty() {
-                "n/a".to_string()
-            } else {
-                u.silent_agents.join(", ")
-            };
-            f.cells(
-                7.5,
-                false,
-                &cols,
-                vec![
-                    u.start.to_string(),
-                    u.end.to_string(),
-                    u.minutes.to_string(),
-                    fit(&silent, 50),
-                ],
-            );
-        }
-    }
+    unknown(f, s);
     f.text(10.0, true, "Latency");
     let l = &s.latency;
     f.para(
@@ -740,6 +657,59 @@ fn service(f: &mut Flow, s: &super::model::ServiceSection, sum: &SummaryRow) {
             );
         }
     }
+}
+
+/// Column widths of the incident and unknown-time tables.
+const INCIDENT_COLS: [f32; 5] = [102.0, 102.0, 110.0, 80.0, 117.0];
+const UNKNOWN_COLS: [f32; 4] = [102.0, 102.0, 60.0, 247.0];
+
+/// The incident table in local time; a merged incident lists its eligible segments.
+fn incidents(f: &mut Flow, s: &super::model::ServiceSection) {
+    f.text(10.0, true, "Incidents");
+    if s.incidents.is_empty() {
+        f.text(8.5, false, "No incidents.");
+        return;
+    }
+    f.para(
+        7.5,
+        &format!("Local time ({}) with the UTC offset.", s.time_zone),
+    );
+    let rows: Vec<Vec<String>> = incident_cells(s)
+        .into_iter()
+        .map(|c| {
+            let downtime = if c.segments.is_empty() {
+                c.downtime
+            } else {
+                format!("{}: {}", c.downtime, c.segments.join("; "))
+            };
+            vec![c.start, c.end, downtime, c.agents, c.reason]
+        })
+        .collect();
+    f.table(
+        7.5,
+        &INCIDENT_COLS,
+        &["Start", "End", "Downtime", "Agents", "Reason"],
+        &rows,
+    );
+}
+
+/// Unknown intervals in local time with the agents that were silent.
+fn unknown(f: &mut Flow, s: &super::model::ServiceSection) {
+    f.text(10.0, true, "Unknown time");
+    if s.unknown.is_empty() {
+        f.text(8.5, false, "No unknown time.");
+        return;
+    }
+    let rows: Vec<Vec<String>> = unknown_cells(s)
+        .into_iter()
+        .map(|u| vec![u.start, u.end, u.minutes, u.silent_agents])
+        .collect();
+    f.table(
+        7.5,
+        &UNKNOWN_COLS,
+        &["Start", "End", "Minutes", "Silent agents"],
+        &rows,
+    );
 }
 
 /// ` at INSTANT by NAME` of an API window (`(not recorded)` when the store has no

@@ -115,8 +115,15 @@ fn fmt_pct(a: f64) -> String {
     format!("{:.2} %", (a * 10_000.0).floor() / 100.0)
 }
 
-/// The month as a bar with each incident as a red mark at its position.
-pub fn incident_timeline(start: Timestamp, end: Timestamp, incidents: &[IncidentRow]) -> String {
+/// The month as a bar with each incident's eligible segments as red marks at their
+/// position (ineligible time inside a merged incident — an evening, a weekend, maintenance —
+/// is not drawn), and local dates of the service's zone on the axis every seven days.
+pub fn incident_timeline(
+    (start, end): (Timestamp, Timestamp),
+    zone: &str,
+    days: &[Day],
+    incidents: &[IncidentRow],
+) -> String {
     let (a, b) = (start.as_second() as f64, end.as_second() as f64);
     let span = (b - a).max(1.0);
     let x = |t: Timestamp| {
@@ -125,26 +132,54 @@ pub fn incident_timeline(start: Timestamp, end: Timestamp, incidents: &[Incident
     let mut s = String::new();
     let _ = write!(
         s,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} 40" width="100%" role="img" aria-label="Incident timeline"><rect x="{LEFT}" y="12" width="{:.1}" height="14" fill="#e8f5e9" stroke="#9e9e9e" stroke-width="0.5"/>"##,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} 44" width="100%" role="img" aria-label="Incident timeline"><rect x="{LEFT}" y="12" width="{:.1}" height="14" fill="#e8f5e9" stroke="#9e9e9e" stroke-width="0.5"/>"##,
         W - LEFT - 4.0
     );
     for i in incidents {
-        let (x1, x2) = (x(i.start), x(i.end));
         let title = escape(&format!(
             "{} – {} ({} min)",
-            i.start, i.end, i.downtime_minutes
+            super::model::local_time(i.start, zone),
+            super::model::local_time(i.end, zone),
+            i.downtime_minutes
         ));
+        for (t1, t2) in segments(i) {
+            let (x1, x2) = (x(t1), x(t2));
+            let _ = write!(
+                s,
+                r##"<rect x="{x1:.1}" y="10" width="{:.1}" height="18" fill="#c62828"><title>{title}</title></rect>"##,
+                (x2 - x1).max(1.5)
+            );
+        }
+    }
+    for d in days.iter().step_by(7) {
+        let tx = x(d.start);
         let _ = write!(
             s,
-            r##"<rect x="{x1:.1}" y="10" width="{:.1}" height="18" fill="#c62828"><title>{title}</title></rect>"##,
-            (x2 - x1).max(1.5)
+            r##"<line x1="{tx:.1}" y1="26" x2="{tx:.1}" y2="30" stroke="#555" stroke-width="0.5"/><text x="{tx:.1}" y="39" font-size="9" text-anchor="middle" fill="#555">{}</text>"##,
+            escape(d.date.get(5..).unwrap_or(&d.date))
         );
     }
     let _ = write!(
         s,
-        r##"<text x="{LEFT}" y="38" font-size="9" fill="#555">{}</text><text x="{W}" y="38" font-size="9" text-anchor="end" fill="#555">{}</text></svg>"##,
-        escape(&start.to_string()),
-        escape(&end.to_string())
+        r##"<text x="{LEFT}" y="8" font-size="8" fill="#555">local dates, {}</text></svg>"##,
+        escape(zone)
     );
     s
+}
+
+/// The eligible segments of an incident; the whole incident for a report without them.
+fn segments(i: &IncidentRow) -> Vec<(Timestamp, Timestamp)> {
+    let parsed: Vec<(Timestamp, Timestamp)> = i
+        .eligible_segments
+        .iter()
+        .filter_map(|seg| {
+            let (a, b) = seg.split_once('/')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        })
+        .collect();
+    if parsed.is_empty() {
+        vec![(i.start, i.end)]
+    } else {
+        parsed
+    }
 }

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use ed25519_dalek::SigningKey;
 
-use super::model::MonthlyReport;
+use super::model::{IncidentRow, MonthlyReport};
 use super::*;
 use crate::sla::detail::MinuteStates;
 
@@ -89,7 +89,8 @@ fn fixture_has_dst_hours_maintenance_unknown_time_and_incidents() {
     assert_eq!(r.services[0].unknown[0].silent_agents, ["a1", "a2"]);
     let erp = &r.summary[1];
     assert_eq!(erp.verdict, model::Verdict::Breached);
-    assert_eq!(erp.bad_minutes, 120);
+    // 120 on 14 October + 20 over the weekend of 16–19 October (service hours only).
+    assert_eq!(erp.bad_minutes, 140);
     assert!(
         r.services[1]
             .excluded
@@ -205,6 +206,80 @@ fn the_agreed_method_and_parties_reach_every_format() {
         checks[1][..4],
         ["web", "web-http", "http", "GET https://web.example/health"]
     );
+}
+
+/// Times are local with their UTC offset; an incident merged across ineligible time shows
+/// its downtime within service hours and its segments, and the timeline draws only those.
+#[test]
+fn incidents_are_local_and_show_their_segments_of_service_hours() {
+    let (r, _) = sample();
+    let erp = &r.services[1];
+    let weekend = erp
+        .incidents
+        .iter()
+        .find(|i| i.start.to_string() == "2026-10-16T15:50:00Z")
+        .expect("the weekend incident");
+    assert_eq!(weekend.downtime_minutes, 20);
+    assert_eq!(
+        weekend.eligible_segments,
+        [
+            "2026-10-16T15:50:00Z/2026-10-16T16:00:00Z",
+            "2026-10-19T06:00:00Z/2026-10-19T06:10:00Z"
+        ]
+    );
+    let cells = text::incident_cells(erp);
+    let c = cells
+        .iter()
+        .find(|c| c.start == "2026-10-16 17:50 +02:00")
+        .expect("local start");
+    assert_eq!(c.end, "2026-10-19 08:10 +02:00");
+    assert_eq!(c.downtime, "20 min within service hours over 2 segments");
+    assert_eq!(
+        c.segments,
+        [
+            "2026-10-16 17:50 +02:00 – 2026-10-16 18:00 +02:00",
+            "2026-10-19 08:00 +02:00 – 2026-10-19 08:10 +02:00"
+        ]
+    );
+    // The DST night's incident of web: local times on both sides of the change.
+    let dst = text::incident_cells(&r.services[0]);
+    assert!(
+        dst.iter().any(|c| c.start == "2026-10-25 02:50 +02:00"),
+        "{dst:?}"
+    );
+    // The timeline draws the two segments, not the 2.5 days between them.
+    let svg = svg::incident_timeline(
+        (r.summary[1].period_start, r.summary[1].period_end),
+        &erp.time_zone,
+        &erp.daily,
+        std::slice::from_ref(weekend),
+    );
+    assert_eq!(svg.matches(r##"fill="#c62828""##).count(), 2, "{svg}");
+    let full = IncidentRow {
+        eligible_segments: Vec::new(),
+        ..weekend.clone()
+    };
+    let wide = svg::incident_timeline(
+        (r.summary[1].period_start, r.summary[1].period_end),
+        &erp.time_zone,
+        &erp.daily,
+        &[full],
+    );
+    assert_eq!(wide.matches(r##"fill="#c62828""##).count(), 1);
+    // Maintenance one-off windows are local too, in every format.
+    let m = &r.services[0].excluded.maintenance[0];
+    assert_eq!(m.when, "2026-10-21 00:00 +02:00 – 2026-10-21 01:00 +02:00");
+    for f in [Format::Html, Format::Md] {
+        let t = String::from_utf8(one(r, f, None)).unwrap();
+        for w in [
+            "2026-10-16 17:50 +02:00",
+            "20 min within service hours over 2 segments",
+            "2026-10-21 00:00 +02:00",
+        ] {
+            assert!(t.contains(w), "{f:?} lacks {w}");
+        }
+        assert!(!t.contains("2026-10-16T15:50:00Z"), "{f:?} shows UTC");
+    }
 }
 
 /// The service's verdict is the worst of every objective, names the objectives that
@@ -642,12 +717,8 @@ fn pdf_text_shows_the_json_figures() {
         }
     }
     for s in &r.services {
-        for i in &s.incidents {
-            assert!(
-                text.contains(&i.start.to_string()),
-                "incident start {}",
-                i.start
-            );
+        for i in text::incident_cells(s) {
+            assert!(text.contains(&i.start), "incident start {}", i.start);
         }
         for u in &s.unknown {
             assert!(text.contains(&u.silent_agents.join(", ")));

@@ -77,15 +77,7 @@ pub fn fmt_secs(x: Option<f64>) -> String {
     x.map_or_else(|| "n/a".to_string(), |x| format!("{x:.3} s"))
 }
 
-/// An instant as local wall-clock time of `zone` with its UTC offset:
-/// `2026-10-25 02:50 +02:00`. Falls back to UTC (`…Z`) for an unknown zone, which a
-/// validated configuration never has.
-pub fn fmt_local(t: jiff::Timestamp, zone: &str) -> String {
-    match t.in_tz(zone) {
-        Ok(z) => z.strftime("%Y-%m-%d %H:%M %:z").to_string(),
-        Err(_) => t.to_string(),
-    }
-}
+pub use super::model::local_time as fmt_local;
 
 /// Headers of the summary's verdict table (every format shows these columns).
 pub const VERDICT_HEAD: [&str; 6] = [
@@ -286,6 +278,104 @@ pub fn terms_rows(s: &ServiceSection) -> Vec<(String, String)> {
     ]
 }
 
+/// One incident as every format prints it: local times with their UTC offset, and the
+/// downtime with the segments of eligible time it fell in when the incident was merged
+/// across ineligible time (`20 min within service hours over 2 segments`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IncidentCells {
+    pub start: String,
+    pub end: String,
+    pub downtime: String,
+    pub agents: String,
+    pub reason: String,
+    /// Each eligible segment in local time, when there is more than one.
+    pub segments: Vec<String>,
+}
+
+pub fn incident_cells(s: &ServiceSection) -> Vec<IncidentCells> {
+    let zone = s.time_zone.as_str();
+    let within = if s.excluded.service_hours.is_empty() {
+        "eligible time"
+    } else {
+        "service hours"
+    };
+    s.incidents
+        .iter()
+        .map(|i| {
+            let n = i.eligible_segments.len();
+            let segments: Vec<String> = if n > 1 {
+                i.eligible_segments
+                    .iter()
+                    .map(|seg| local_interval(seg, zone))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            IncidentCells {
+                start: format!(
+                    "{}{}",
+                    fmt_local(i.start, zone),
+                    if i.open_at_start {
+                        " (open at start)"
+                    } else {
+                        ""
+                    }
+                ),
+                end: format!(
+                    "{}{}",
+                    fmt_local(i.end, zone),
+                    if i.open_at_end { " (open at end)" } else { "" }
+                ),
+                downtime: if n > 1 {
+                    format!(
+                        "{} min within {within} over {n} segments",
+                        i.downtime_minutes
+                    )
+                } else {
+                    format!("{} min", i.downtime_minutes)
+                },
+                agents: i.agents.join(", "),
+                reason: i.reason.clone().unwrap_or_else(|| "n/a".into()),
+                segments,
+            }
+        })
+        .collect()
+}
+
+/// `START/END` (RFC 3339) as local `START – END`.
+fn local_interval(seg: &str, zone: &str) -> String {
+    let parse = |t: &str| t.parse::<jiff::Timestamp>().ok();
+    match seg.split_once('/').map(|(a, b)| (parse(a), parse(b))) {
+        Some((Some(a), Some(b))) => super::model::local_span(a, b, zone),
+        _ => seg.to_string(),
+    }
+}
+
+/// One unknown interval as every format prints it (local times with their UTC offset).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnknownCells {
+    pub start: String,
+    pub end: String,
+    pub minutes: String,
+    pub silent_agents: String,
+}
+
+pub fn unknown_cells(s: &ServiceSection) -> Vec<UnknownCells> {
+    s.unknown
+        .iter()
+        .map(|u| UnknownCells {
+            start: fmt_local(u.start, &s.time_zone),
+            end: fmt_local(u.end, &s.time_zone),
+            minutes: u.minutes.to_string(),
+            silent_agents: if u.silent_agents.is_empty() {
+                "n/a".into()
+            } else {
+                u.silent_agents.join(", ")
+            },
+        })
+        .collect()
+}
+
 #[derive(Serialize)]
 struct Charts {
     daily: Value,
@@ -328,8 +418,9 @@ fn charts(r: &MonthlyReport) -> Vec<Charts> {
                 f64::from(sum.target_ppm) / 1e6,
             )),
             timeline: Value::from_safe_string(svg::incident_timeline(
-                sum.period_start,
-                sum.period_end,
+                (sum.period_start, sum.period_end),
+                &s.time_zone,
+                &s.daily,
                 &s.incidents,
             )),
         })
@@ -354,6 +445,8 @@ fn render(
         charts => Value::from(Serde(charts(r))),
         cells => Value::from(Serde(r.summary.iter().map(SummaryCells::of).collect::<Vec<_>>())),
         terms => Value::from(Serde(r.services.iter().map(terms_rows).collect::<Vec<_>>())),
+        incidents => Value::from(Serde(r.services.iter().map(incident_cells).collect::<Vec<_>>())),
+        unknown => Value::from(Serde(r.services.iter().map(unknown_cells).collect::<Vec<_>>())),
         content_sha256 => digest,
         signed => signed,
         decimals => AVAILABILITY_DECIMALS,
