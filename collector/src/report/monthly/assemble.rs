@@ -1,12 +1,14 @@
 //! Builds the monthly report of a month from the collector's figures: for each service one
-//! read of its rows runs the engine (figures and month detail); the capacity of the hosts
-//! whose agents measure it is added; the cover gets the versions and the definitions digest.
+//! read of its rows runs the engine (figures and month detail); the capacity of its hosts
+//! (`hosts`, else the agents that measure it) over its local month is added; the cover gets the versions and the definitions digest.
 //!
 //! Invariants: every figure comes from `Figures` (the engine); the instant `at` is both the
 //! "as of" of the figures and the report's generation instant, so the same store, config
 //! and `at` give the same report.
 
-use attest_config::CollectorConfig;
+use std::collections::BTreeMap;
+
+use attest_config::{CollectorConfig, Service};
 use jiff::Timestamp;
 
 use super::model::{ApiMaintenance, Meta, MonthlyReport, ServiceParts, definitions_sha256};
@@ -51,6 +53,45 @@ pub fn tzdb_version() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// The per-host capacity of each service over its own local month: the hosts it names
+/// (`hosts`, with `hosts_match` resolved) or, without any, the agents that measured it.
+/// One computation per distinct zone.
+fn service_capacity(
+    figures: &Figures,
+    services: &[&Service],
+    results: &[(ServiceReport, MonthDetail, Vec<ApiMaintenance>)],
+    month: Month,
+    at: Timestamp,
+) -> Result<Vec<Vec<CapacityFigure>>, Rejection> {
+    let mut by_zone: BTreeMap<&str, Vec<CapacityFigure>> = BTreeMap::new();
+    let mut out = Vec::with_capacity(services.len());
+    for (svc, (_, detail, _)) in services.iter().zip(results) {
+        let zone = svc.time_zone.as_str();
+        if !by_zone.contains_key(zone) {
+            by_zone.insert(zone, figures.month_capacity(month, zone, at)?);
+        }
+        let hosts = capacity_hosts(svc, &detail.agents);
+        out.push(
+            by_zone[zone]
+                .iter()
+                .filter(|c| hosts.contains(&c.agent))
+                .cloned()
+                .collect(),
+        );
+    }
+    Ok(out)
+}
+
+/// The hosts whose capacity a service's report shows: its `hosts` (with `hosts_match`
+/// resolved), else the agents that reported for it (`reporting`).
+pub fn capacity_hosts<'a>(svc: &'a Service, reporting: &'a [String]) -> &'a [String] {
+    if svc.hosts.is_empty() {
+        reporting
+    } else {
+        &svc.hosts
+    }
+}
+
 /// The report of `month` for every service (or the one named) as of `at`, with each
 /// service's minute states for the bundle.
 pub fn assemble(
@@ -77,17 +118,7 @@ pub fn assemble(
             .collect();
         results.push((report, detail, api));
     }
-    let capacity = figures.month_capacity(month, at)?;
-    let per_service: Vec<Vec<CapacityFigure>> = results
-        .iter()
-        .map(|(_, d, _)| {
-            capacity
-                .iter()
-                .filter(|c| d.agents.contains(&c.agent))
-                .cloned()
-                .collect()
-        })
-        .collect();
+    let per_service = service_capacity(figures, &services, &results, month, at)?;
     let parts: Vec<ServiceParts<'_>> = services
         .iter()
         .zip(&results)

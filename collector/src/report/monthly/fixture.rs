@@ -82,7 +82,8 @@ pub fn service(i: usize) -> Service {
                 agreement: Some("SLA-2026-014".into()),
             };
             s.start = Some(ts("2026-09-01T00:00:00+02:00"));
-            s.hosts = vec!["a1".into(), "a2".into()];
+            // db1 runs no check of web: its capacity counts because web names it.
+            s.hosts = vec!["a1".into(), "a2".into(), "db1".into()];
         }
         s.maintenance.push(MaintenanceWindow::Once {
             start: ts("2026-10-20T22:00:00Z"),
@@ -166,8 +167,8 @@ fn capacity_settings() -> CapacityConfig {
     capacity_config().capacity
 }
 
-/// Host minutes of both agents for service 0 over `[from, to)`: CPU between 20 % and 50 %
-/// (p95 well under 70 %), memory at 60 % except 14:00–15:00 local on 14 October, when
+/// Host minutes of agents a1, a2 and the database host db1 (which runs no check) over
+/// `[from, to)`: CPU between 20 % and 50 % (p95 well under 70 %), memory at 60 % except 14:00–15:00 local on 14 October, when
 /// a2 peaks at 95 % (above the 90 % limit).
 pub fn host_minutes(from: i64, to: i64) -> Vec<HostMinute> {
     let peak = (
@@ -175,7 +176,7 @@ pub fn host_minutes(from: i64, to: i64) -> Vec<HostMinute> {
         minute("2026-10-14T13:00:00Z"),
     );
     let mut rows = Vec::with_capacity(((to - from) * 4) as usize);
-    for agent in ["a1", "a2"] {
+    for agent in ["a1", "a2", "db1"] {
         for m in from..to {
             let cpu = 0.2 + 0.3 * ((m % 60) as f64 / 60.0);
             let mem = if agent == "a2" && peak.0 <= m && m < peak.1 {
@@ -407,20 +408,28 @@ pub fn evaluate(
     (report, detail)
 }
 
-/// Per-host capacity figures of the month (UTC, as the collector computes them) for a
-/// service with host data; none for the others.
-fn host_capacity(svc: &Service, month: Month, now: Timestamp) -> Vec<CapacityFigure> {
+/// Per-host capacity figures of the service's local month (as the collector computes them)
+/// for a service with host data, of its `hosts`; none for the others.
+fn host_capacity(
+    svc: &Service,
+    month: Month,
+    now: Timestamp,
+    reporting: &[String],
+) -> Vec<CapacityFigure> {
     if svc.capacity.is_empty() {
         return Vec::new();
     }
     let settings = capacity_settings();
-    let Ok(period) = Period::month(month, "UTC") else {
+    let Ok(period) = Period::month(month, &svc.time_zone) else {
         return Vec::new();
     };
     let end = now.min(period.end);
     let end_min = end.as_second().div_euclid(60);
     let from = period.start_minute - sla::capacity::lookback_minutes(&settings);
     sla::capacity(&host_minutes(from, end_min + 1), &settings, &period, end)
+        .into_iter()
+        .filter(|c| super::assemble::capacity_hosts(svc, reporting).contains(&c.agent))
+        .collect()
 }
 
 /// The fixture month for `n` services, with each service's minute states.
@@ -437,7 +446,8 @@ pub fn sample(n: usize) -> (MonthlyReport, Vec<(String, MinuteStates)>) {
     let api: Vec<Vec<ApiMaintenance>> = (0..n).map(api_maintenance).collect();
     let capacity: Vec<Vec<CapacityFigure>> = services
         .iter()
-        .map(|s| host_capacity(s, month, now))
+        .zip(&results)
+        .map(|(s, (_, d))| host_capacity(s, month, now, &d.agents))
         .collect();
     let parts: Vec<ServiceParts<'_>> = services
         .iter()

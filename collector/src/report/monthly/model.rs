@@ -341,6 +341,14 @@ pub struct CapacityObjectiveRow {
     pub host: Option<String>,
     pub resource: Option<String>,
     pub counted_minutes: u64,
+    /// What the agreement requires, with threshold, unit and direction: `≤ 70 %`,
+    /// `≤ 60 min above 90 %`, `≥ 30 days to 95 %`.
+    #[serde(default)]
+    pub agreed: String,
+    /// The measured side in the same unit: `48.000 %`, `22.5 days to 95 %`; null when
+    /// nothing was measured.
+    #[serde(default)]
+    pub measured: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -582,6 +590,11 @@ fn section(p: &ServiceParts<'_>) -> ServiceSection {
                 host: o.constraint.as_ref().map(|c| c.host.clone()),
                 resource: o.constraint.as_ref().map(|c| c.resource.clone()),
                 counted_minutes: o.counted_minutes,
+                agreed: verdict::rule_of(p.service, &o.name)
+                    .map(verdict::capacity_rule)
+                    .unwrap_or_default(),
+                measured: verdict::rule_of(p.service, &o.name)
+                    .and_then(|rule| verdict::capacity_measured(o, rule)),
             })
             .collect(),
     }

@@ -646,11 +646,10 @@ fn service(f: &mut Flow, s: &super::model::ServiceSection, sum: &SummaryRow) {
             f.para(
                 8.0,
                 &format!(
-                    "{} ({}): limit {}, value {}, {}{by}; {} minutes counted",
+                    "{}: {} {}: {}{by}; {} minutes counted",
                     o.name,
-                    o.statistic,
-                    objective_number(&o.statistic, Some(o.limit)),
-                    objective_number(&o.statistic, o.value),
+                    o.measured.as_deref().unwrap_or("no host data"),
+                    o.agreed,
                     o.verdict,
                     o.counted_minutes
                 ),
@@ -724,14 +723,4 @@ fn registration(m: &MaintenanceRow) -> String {
     }
     let by = m.registered_by.as_deref().unwrap_or("(not recorded)");
     format!("{at} by {by}")
-}
-
-/// A capacity objective's limit or value: a percentage for the ratio statistics, else
-/// minutes or days with one decimal.
-fn objective_number(statistic: &str, x: Option<f64>) -> String {
-    if matches!(statistic, "p95" | "max" | "average") {
-        fmt_ratio(x)
-    } else {
-        fmt_num(x, 1)
-    }
 }

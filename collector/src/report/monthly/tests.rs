@@ -125,12 +125,29 @@ fn capacity_objectives_reach_every_format() {
         ]
     );
     assert_eq!(web.capacity_objectives[1].value, Some(0.95));
+    // Threshold, unit and direction beside the measured value.
+    assert_eq!(web.capacity_objectives[1].agreed, "≤ 90 %");
+    assert_eq!(
+        web.capacity_objectives[1].measured.as_deref(),
+        Some("95.000 %")
+    );
+    // The per-host table covers the hosts the service names, also db1, which runs none of
+    // its checks.
+    let mut hosts: Vec<&str> = web.capacity.iter().map(|c| c.agent.as_str()).collect();
+    hosts.dedup();
+    assert_eq!(hosts, ["a1", "a2", "db1"]);
     assert!(r.services[1].capacity_objectives.is_empty());
     assert_eq!(r.services[1].capacity_verdict, None);
     for f in [Format::Html, Format::Md] {
         let text = String::from_utf8(one(r, f, None)).unwrap();
         assert!(
-            text.contains("Capacity objectives: breached") && text.contains("memory:max"),
+            text.contains("Capacity objectives: breached")
+                && text.contains("memory:max")
+                && (text.contains("95.000 % | ≤ 90 %")
+                    || text.contains(&format!(
+                        "95.000 %</td><td class=\"n\">{}",
+                        html_escaped("≤ 90 %")
+                    ))),
             "{f:?}"
         );
     }
@@ -146,7 +163,7 @@ fn the_agreed_method_and_parties_reach_every_format() {
     assert_eq!(web.terms.customer.as_deref(), Some("Example Retail GmbH"));
     assert_eq!(web.terms.agreement.as_deref(), Some("SLA-2026-014"));
     assert_eq!(web.terms.owner.as_deref(), Some("Web team (J. Doe)"));
-    assert_eq!(web.terms.capacity_hosts, ["a1", "a2"]);
+    assert_eq!(web.terms.capacity_hosts, ["a1", "a2", "db1"]);
     assert_eq!(
         web.terms.agreement_start.map(|t| t.to_string()).as_deref(),
         Some("2026-08-31T22:00:00Z")
@@ -186,6 +203,7 @@ fn the_agreed_method_and_parties_reach_every_format() {
         "99 % of probes ≤ 0.5 s",
         "99.9 % of eligible minutes known",
         "memory:max ≤ 90 %",
+        "on a1, a2, db1",
     ];
     for f in [Format::Html, Format::Md] {
         let text = String::from_utf8(one(r, f, None)).unwrap();
