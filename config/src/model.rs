@@ -292,6 +292,12 @@ pub struct ReportConfig {
     pub grace: Duration,
     /// Directory with `report.html` / `report.md` replacing the built-in templates.
     pub templates_dir: Option<PathBuf>,
+    /// The sign-off block: who prepares the report (a person or role).
+    pub prepared_by: Option<String>,
+    /// Who approves it.
+    pub approved_by: Option<String>,
+    /// Who receives it, in this order.
+    pub distribution: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -394,6 +394,33 @@ target = "99.5%"
     assert_eq!(cfg.services[1].info, ServiceInfo::default());
 }
 
+/// The sign-off keys of `[report]` load; omitted, they are empty.
+#[test]
+fn report_sign_off_keys_load_and_default_to_empty() {
+    let src = r#"
+[report]
+prepared_by = "Service level manager"
+approved_by = "Head of IT operations"
+distribution = ["Customer", "Service owner"]
+"#;
+    let cfg = parse_collector("/etc/attest/collector.toml", src).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        cfg.report.prepared_by.as_deref(),
+        Some("Service level manager")
+    );
+    assert_eq!(
+        cfg.report.approved_by.as_deref(),
+        Some("Head of IT operations")
+    );
+    assert_eq!(cfg.report.distribution, ["Customer", "Service owner"]);
+    let bare = parse_collector("/etc/attest/collector.toml", "").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (bare.report.prepared_by, bare.report.approved_by),
+        (None, None)
+    );
+    assert!(bare.report.distribution.is_empty());
+}
+
 #[test]
 fn host_network_speeds_are_bytes_per_second() {
     let src = "[agent]\nid = \"a\"\ncollector_url = \"http://127.0.0.1:9850\"\ntoken = \"t\"\n\n[[check]]\nid = \"h\"\nkind = \"host\"\nnetwork_speed = { eth0 = \"1Gbit/s\", ens3 = \"2.5Gbit/s\", wg0 = \"100Mbit/s\" }\n";

@@ -110,7 +110,7 @@ fn info(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> ServiceInfo {
     }
 }
 
-fn one_line(s: &str, max: usize) -> Result<String, String> {
+pub(crate) fn one_line(s: &str, max: usize) -> Result<String, String> {
     let ok = !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control);
     if ok {
         Ok(s.trim().to_string())

@@ -8,10 +8,12 @@
 
 use std::collections::BTreeMap;
 
-use attest_config::{CollectorConfig, Service};
+use attest_config::{CollectorConfig, ReportConfig, Service};
 use jiff::Timestamp;
 
-use super::model::{ApiMaintenance, Meta, MonthlyReport, ServiceParts, definitions_sha256};
+use super::model::{
+    ApiMaintenance, Meta, MonthlyReport, ServiceParts, SignOff, definitions_sha256,
+};
 use super::{method, terms};
 use crate::figures::Figures;
 use crate::reject::Rejection;
@@ -23,6 +25,7 @@ use crate::sla::{CapacityFigure, Month, MonthDetail, ServiceReport};
 pub struct Settings {
     pub organisation: String,
     pub title: String,
+    pub sign_off: SignOff,
 }
 
 impl Default for Settings {
@@ -30,6 +33,21 @@ impl Default for Settings {
         Settings {
             organisation: String::new(),
             title: "Monthly availability report".into(),
+            sign_off: SignOff::default(),
+        }
+    }
+}
+
+impl Settings {
+    pub fn from_config(r: &ReportConfig) -> Settings {
+        Settings {
+            organisation: r.organisation.clone(),
+            title: r.title.clone(),
+            sign_off: SignOff {
+                prepared_by: r.prepared_by.clone(),
+                approved_by: r.approved_by.clone(),
+                distribution: r.distribution.clone(),
+            },
         }
     }
 }
@@ -145,6 +163,7 @@ pub fn assemble(
         attest_version: env!("CARGO_PKG_VERSION").to_string(),
         tzdb_version: tzdb_version(),
         definitions_sha256: definitions_sha256(&services),
+        sign_off: settings.sign_off.clone(),
     };
     let report = MonthlyReport::build(meta, &parts, method::items());
     let minutes = services

@@ -168,10 +168,7 @@ fn write_report(
     };
     let store = open_store(&cfg)?;
     let figures = Figures::new(Arc::new(cfg.clone()), store);
-    let settings = Settings {
-        organisation: cfg.report.organisation.clone(),
-        title: cfg.report.title.clone(),
-    };
+    let settings = Settings::from_config(&cfg.report);
     let (report, minutes) = match assemble::assemble(
         &figures,
         &cfg,

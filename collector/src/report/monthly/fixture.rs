@@ -477,6 +477,11 @@ pub fn sample(n: usize) -> (MonthlyReport, Vec<(String, MinuteStates)>) {
         attest_version: "0.1.0".into(),
         tzdb_version: "2025b".into(),
         definitions_sha256: definitions_sha256(&refs),
+        sign_off: super::model::SignOff {
+            prepared_by: Some("Service level manager (A. Smith)".into()),
+            approved_by: Some("Head of IT operations".into()),
+            distribution: vec!["Example Retail GmbH".into(), "Web team".into()],
+        },
     };
     let report = MonthlyReport::build(meta, &parts, method::items());
     let minutes = services

@@ -35,6 +35,25 @@ pub struct MonthlyReport {
     pub method: Vec<MethodItem>,
     /// Later differences from an archived month (late data after close), dated.
     pub addenda: Vec<Addendum>,
+    /// Who prepared, approved and receives the report (`[report]`); rendered with empty
+    /// signature and date lines, since a signature is given on paper or in a document
+    /// system, not by the collector.
+    #[serde(default)]
+    pub sign_off: SignOff,
+}
+
+/// `[report] prepared_by`, `approved_by`, `distribution`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SignOff {
+    pub prepared_by: Option<String>,
+    pub approved_by: Option<String>,
+    pub distribution: Vec<String>,
+}
+
+impl SignOff {
+    pub fn is_empty(&self) -> bool {
+        self.prepared_by.is_none() && self.approved_by.is_none() && self.distribution.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -379,6 +398,7 @@ pub struct Meta {
     pub attest_version: String,
     pub tzdb_version: String,
     pub definitions_sha256: String,
+    pub sign_off: SignOff,
 }
 
 /// A maintenance window registered through the API, as the store keeps it.
@@ -433,6 +453,7 @@ impl MonthlyReport {
             services: parts.iter().map(section).collect(),
             method,
             addenda: Vec::new(),
+            sign_off: meta.sign_off,
         }
     }
 }

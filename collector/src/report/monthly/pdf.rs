@@ -394,6 +394,7 @@ fn layout(r: &MonthlyReport, digest: &str, signed: &str) -> Flow {
             );
         }
     }
+    sign_off(&mut f, &r.sign_off);
     f.page_break();
     f.text(13.0, true, "Method");
     f.row(4.0, vec![Item::Rule]);
@@ -458,6 +459,41 @@ fn cover(f: &mut Flow, r: &MonthlyReport, digest: &str, signed: &str) {
             &rows,
         );
     }
+}
+
+/// Column widths of the sign-off table.
+const SIGN_OFF_COLS: [f32; 4] = [80.0, 180.0, 150.0, 101.0];
+/// An empty line to sign or date on.
+const SIGN_LINE: &str = "______________________________";
+const DATE_LINE: &str = "____________________";
+
+/// The sign-off table (prepared by, approved by) with empty signature and date lines, and
+/// the distribution list; nothing when `[report]` names none of them.
+fn sign_off(f: &mut Flow, s: &super::model::SignOff) {
+    if s.is_empty() {
+        return;
+    }
+    f.row(8.0, Vec::new());
+    f.text(13.0, true, "Sign-off");
+    f.row(4.0, vec![Item::Rule]);
+    let head = ["Role", "Name", "Signature", "Date"];
+    let head: Vec<String> = head.iter().map(|h| (*h).to_string()).collect();
+    f.table_row(8.5, true, &SIGN_OFF_COLS, &head);
+    for (role, name) in [
+        ("Prepared by", &s.prepared_by),
+        ("Approved by", &s.approved_by),
+    ] {
+        f.row(18.0, Vec::new());
+        let name = name.clone().unwrap_or_else(|| "n/a".into());
+        let cells = [role.to_string(), name, SIGN_LINE.into(), DATE_LINE.into()];
+        f.table_row(8.5, false, &SIGN_OFF_COLS, &cells);
+    }
+    let to = if s.distribution.is_empty() {
+        "n/a".to_string()
+    } else {
+        s.distribution.join("; ")
+    };
+    f.para(8.5, &format!("Distribution: {to}."));
 }
 
 /// Width of the text between the margins.

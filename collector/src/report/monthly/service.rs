@@ -114,10 +114,7 @@ impl Reports {
         service: Option<&str>,
         at: Timestamp,
     ) -> Result<(MonthlyReport, Vec<(String, MinuteStates)>), Rejection> {
-        let settings = Settings {
-            organisation: self.cfg.report.organisation.clone(),
-            title: self.cfg.report.title.clone(),
-        };
+        let settings = Settings::from_config(&self.cfg.report);
         let (mut r, minutes) = assemble::assemble(
             &self.figures,
             &self.figures.config(),

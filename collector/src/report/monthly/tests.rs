@@ -300,6 +300,33 @@ fn incidents_are_local_and_show_their_segments_of_service_hours() {
     }
 }
 
+/// `[report] prepared_by`, `approved_by` and `distribution` are JSON fields and a sign-off
+/// table with empty signature and date lines in HTML, Markdown and PDF; a report without
+/// them has no sign-off block.
+#[test]
+fn the_sign_off_block_names_who_prepares_approves_and_receives() {
+    let (r, _) = sample();
+    let json: serde_json::Value = serde_json::from_slice(&json(r, None).unwrap()).unwrap();
+    assert_eq!(
+        json["sign_off"]["prepared_by"],
+        "Service level manager (A. Smith)"
+    );
+    assert_eq!(json["sign_off"]["distribution"][1], "Web team");
+    let html = String::from_utf8(one(r, Format::Html, None)).unwrap();
+    assert!(html.contains(
+        r#"<tr><td>Approved by</td><td>Head of IT operations</td><td class="sign"></td><td class="sign"></td></tr>"#
+    ));
+    assert!(html.contains("Distribution: Example Retail GmbH; Web team."));
+    let md = String::from_utf8(one(r, Format::Md, None)).unwrap();
+    assert!(md.contains("| Prepared by | Service level manager (A. Smith) | | |"));
+    let mut bare = r.clone();
+    bare.sign_off = model::SignOff::default();
+    for f in [Format::Html, Format::Md] {
+        let t = String::from_utf8(one(&bare, f, None)).unwrap();
+        assert!(!t.contains("Sign-off"), "{f:?}");
+    }
+}
+
 /// The service's verdict is the worst of every objective, names the objectives that
 /// decided it and says why, in every format.
 #[test]
@@ -754,6 +781,11 @@ fn pdf_text_shows_the_json_figures() {
             assert!(text.contains(&by), "maintenance registrant {by:?}");
         }
     }
+    assert!(
+        text.contains("Approved by") && text.contains("Head of IT operations"),
+        "sign-off block"
+    );
+    assert!(text.contains("Distribution: Example Retail GmbH; Web team."));
     golden("report.pdf.txt", text.as_bytes());
 }
 
