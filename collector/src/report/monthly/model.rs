@@ -773,5 +773,5 @@ pub fn definitions_sha256(services: &[&Service]) -> String {
             })
         })
         .collect();
-    super::integrity::sha256_hex(&serde_json::to_vec(&list).unwrap_or_default())
+    super::digest::sha256_hex(&serde_json::to_vec(&list).unwrap_or_default())
 }

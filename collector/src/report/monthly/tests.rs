@@ -789,6 +789,72 @@ fn pdf_text_shows_the_json_figures() {
     golden("report.pdf.txt", text.as_bytes());
 }
 
+/// `(page width, page height, words outside the page)` of a PDF, via `pdftotext -bbox`.
+fn words_outside_the_page(pdf: &[u8]) -> (f64, f64, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .arg("-bbox")
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) must be installed: scripts/test installs it");
+    assert!(out.status.success());
+    let html = String::from_utf8(out.stdout).unwrap();
+    let attr = |tag: &str, name: &str| -> f64 {
+        let at = tag.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        tag[at..].split('"').next().unwrap().parse().unwrap()
+    };
+    let page = html.split("<page ").nth(1).unwrap();
+    let (w, h) = (attr(page, "width"), attr(page, "height"));
+    let mut outside = Vec::new();
+    for word in html.split("<word ").skip(1) {
+        let (x0, y0, x1, y1) = (
+            attr(word, "xMin"),
+            attr(word, "yMin"),
+            attr(word, "xMax"),
+            attr(word, "yMax"),
+        );
+        if x0 < 0.0 || y0 < 0.0 || x1 > w || y1 > h {
+            let text = word
+                .split('>')
+                .nth(1)
+                .unwrap_or("")
+                .split('<')
+                .next()
+                .unwrap_or("");
+            outside.push(format!("{text} [{x0:.1},{y0:.1} – {x1:.1},{y1:.1}]"));
+        }
+    }
+    (w, h, outside)
+}
+
+/// Every word of the PDF lies inside the page: the footer's digest, a long title, a long
+/// organisation and a long service name wrap inside the margins.
+#[test]
+fn no_pdf_text_lies_outside_the_page() {
+    let (r, _) = sample();
+    let mut long = r.clone();
+    long.cover.title = "Monthly service level report of the customer-facing web shop, ERP, API and database services under agreement SLA-2026-014".into();
+    long.cover.organisation = "Example Retail GmbH — Information Technology Operations, Service Level Management and Continual Improvement".into();
+    long.services[0].service =
+        "customer-facing-web-shop-with-a-deliberately-long-service-name-that-does-not-fit".into();
+    let (w, h, outside) = words_outside_the_page(&one(&long, Format::Pdf, None));
+    assert!(
+        (w - 595.28).abs() < 0.1 && (h - 841.89).abs() < 0.1,
+        "A4: {w} × {h}"
+    );
+    assert!(outside.is_empty(), "outside the page: {outside:?}");
+    long.cover.title = long.cover.title.repeat(2);
+    let lines = pdf::footer_lines(&long, (1, 12), &"f".repeat(64));
+    for l in &lines {
+        assert!(pdf::text_width(l, 6.5, false) <= 595.28 - 84.0, "{l}");
+    }
+    assert!(lines[0].contains('…') && lines[0].ends_with(" — 2026-10 — page 1 of 12"));
+    assert_eq!(lines[1], format!("content SHA-256 {}", "f".repeat(64)));
+}
+
 fn edit_one_byte(bytes: &[u8], at: usize) -> Vec<u8> {
     let mut b = bytes.to_vec();
     b[at] = if b[at] == b'7' { b'8' } else { b'7' };
