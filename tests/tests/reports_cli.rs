@@ -76,6 +76,7 @@ time_zone = "Europe/Berlin"
 customer = "Example Retail GmbH"
 agreement = "SLA-2026-014"
 owner = "Web team"
+start = "2026-10-01T00:00:00+02:00"
 
 [[service.maintenance]]
 start = "2026-10-20T22:00:00Z"
@@ -188,6 +189,12 @@ async fn a_running_collector_serves_reports_and_chromium_renders_them() {
         .expect("index");
     assert_eq!(status, 200);
     assert!(text(&index).contains("/reports/"), "{}", text(&index));
+    // The agreement starts in October 2026: no earlier month is listed.
+    assert!(
+        !text(&index).contains("2026-09"),
+        "a month before the agreement is listed: {}",
+        text(&index)
+    );
     let month_url = format!("{base}/reports/2026-10");
     let (status, html) = get_text(&month_url, token).await.expect("html");
     assert_eq!(status, 200, "{}", text(&html));

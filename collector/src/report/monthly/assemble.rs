@@ -11,10 +11,12 @@ use std::collections::BTreeMap;
 use attest_config::{CollectorConfig, ReportConfig, Service};
 use jiff::Timestamp;
 
+use super::archive::Archive;
+use super::model::TrendRow;
 use super::model::{
     ApiMaintenance, Meta, MonthlyReport, ServiceParts, SignOff, definitions_sha256,
 };
-use super::{method, terms};
+use super::{method, terms, trend};
 use crate::figures::Figures;
 use crate::reject::Rejection;
 use crate::sla::detail::MinuteStates;
@@ -110,15 +112,46 @@ pub fn capacity_hosts<'a>(svc: &'a Service, reporting: &'a [String]) -> &'a [Str
     }
 }
 
+/// One earlier month of `svc`: from the archived report of `m` when there is one (read
+/// once per month into `cache`), else computed by the engine as of `at`.
+fn trend_row(
+    figures: &Figures,
+    (archive, cache): (
+        Option<&Archive>,
+        &mut BTreeMap<Month, Option<MonthlyReport>>,
+    ),
+    svc: &Service,
+    m: Month,
+    at: Timestamp,
+) -> Result<Option<TrendRow>, Rejection> {
+    if let Some(a) = archive {
+        let old = match cache.entry(m) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(
+                a.archived(&m.to_string())
+                    .map_err(|e| Rejection::new(500, e.to_string()))?,
+            ),
+        };
+        let row = old
+            .as_ref()
+            .and_then(|r| r.summary.iter().find(|s| s.service == svc.name));
+        if let Some(s) = row {
+            return Ok(Some(trend::archived(m, s)));
+        }
+    }
+    let r = figures.evaluate(svc, m, at)?;
+    Ok(trend::computed(svc, m, &r))
+}
+
 /// The report of `month` for every service (or the one named) as of `at`, with each
 /// service's minute states for the bundle.
 pub fn assemble(
     figures: &Figures,
     cfg: &CollectorConfig,
     settings: &Settings,
-    month: Month,
-    service: Option<&str>,
+    (month, service): (Month, Option<&str>),
     at: Timestamp,
+    archive: Option<&Archive>,
 ) -> Result<(MonthlyReport, Vec<(String, MinuteStates)>), Rejection> {
     let services = crate::figures::select_services(cfg, service)?;
     let mut results: Vec<(ServiceReport, MonthDetail, Vec<ApiMaintenance>)> = Vec::new();
@@ -165,7 +198,11 @@ pub fn assemble(
         definitions_sha256: definitions_sha256(&services),
         sign_off: settings.sign_off.clone(),
     };
-    let report = MonthlyReport::build(meta, &parts, method::items());
+    let mut report = MonthlyReport::build(meta, &parts, method::items());
+    let mut archived: BTreeMap<Month, Option<MonthlyReport>> = BTreeMap::new();
+    trend::fill(&mut report, &services, month, |svc, m| {
+        trend_row(figures, (archive, &mut archived), svc, m, at)
+    })?;
     let minutes = services
         .iter()
         .zip(results)

@@ -1,7 +1,8 @@
 //! CSV files of a monthly report (RFC 4180: comma separated, CRLF line ends, fields with a
 //! comma, quote, CR or LF quoted, quotes doubled): `services.csv` (the summary), `daily.csv`,
 //! `incidents.csv`, `unknown.csv`, `maintenance.csv` (excluded maintenance windows),
-//! `terms.csv` (the agreed method per service), `checks.csv` (the checks per service), and
+//! `terms.csv` (the agreed method per service), `checks.csv` (the checks per service),
+//! `trend.csv` (the months before, per service), and
 //! the per-service minute table of the bundle.
 //!
 //! Invariants:
@@ -106,6 +107,15 @@ pub const CHECKS: &[&str] = &[
     "timeout_seconds",
     "defined_in",
     "assigned_agents",
+];
+pub const TREND: &[&str] = &[
+    "month",
+    "availability",
+    "availability_percent",
+    "verdict",
+    "downtime_minutes",
+    "budget_remaining_minutes",
+    "source",
 ];
 pub const MAINTENANCE: &[&str] = &[
     "kind",
@@ -232,6 +242,16 @@ pub fn checks(r: &MonthlyReport) -> String {
         .flat_map(|s| s.checks.iter().map(move |c| (Some(s.service.as_str()), c)))
         .collect();
     with_header(CHECKS, table(CHECKS, &rows))
+}
+
+/// The months before: one row per service and earlier month.
+pub fn trend(r: &MonthlyReport) -> String {
+    let rows: Vec<_> = r
+        .services
+        .iter()
+        .flat_map(|s| s.trend.iter().map(move |t| (Some(s.service.as_str()), t)))
+        .collect();
+    with_header(TREND, table(TREND, &rows))
 }
 
 /// An empty table still gets its header with the service column.

@@ -57,6 +57,7 @@ fn base(name: &str) -> Service {
 pub fn service(i: usize) -> Service {
     if i == 2 {
         let mut s = base("api");
+        s.start = Some(ts("2026-10-01T00:00:00+02:00"));
         s.latency = Some(LatencyObjective {
             threshold: std::time::Duration::from_millis(500),
             target: Ppm(990_000),
@@ -65,6 +66,7 @@ pub fn service(i: usize) -> Service {
     }
     if i == 3 {
         let mut s = base("db");
+        s.start = Some(ts("2026-10-01T00:00:00+02:00"));
         s.min_coverage = Some(Ppm(999_000));
         return s;
     }
@@ -93,7 +95,9 @@ pub fn service(i: usize) -> Service {
         s
     } else {
         let mut s = base(if i == 1 { "erp" } else { "" });
-        if i != 1 {
+        if i == 1 {
+            s.start = Some(ts("2026-08-01T00:00:00+02:00"));
+        } else {
             s.name = format!("erp-{i:04}");
         }
         s.target = Ppm(995_000);
@@ -430,6 +434,24 @@ fn host_capacity(
         .into_iter()
         .filter(|c| super::assemble::capacity_hosts(svc, reporting).contains(&c.agent))
         .collect()
+}
+
+/// Adds the months before to the fixture report of `n` services, computed by the engine
+/// (web from September, erp from August, api and db start in October: none).
+pub fn with_trend(r: &mut MonthlyReport, n: usize) {
+    let month = Month::new(2026, 10).unwrap_or_else(|e| panic!("{e}"));
+    let now = ts("2026-11-01T06:00:00Z");
+    let services: Vec<Service> = (0..n).map(service).collect();
+    let refs: Vec<&Service> = services.iter().collect();
+    let filled = super::trend::fill(r, &refs, month, |svc, m| {
+        let i = services
+            .iter()
+            .position(|s| s.name == svc.name)
+            .unwrap_or(0);
+        let (report, _) = evaluate(svc, i, m, now);
+        Ok(super::trend::computed(svc, m, &report))
+    });
+    filled.unwrap_or_else(|e| panic!("fixture: {}", e.reason));
 }
 
 /// The fixture month for `n` services, with each service's minute states.

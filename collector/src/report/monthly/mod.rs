@@ -26,6 +26,7 @@ pub mod service;
 pub mod svg;
 pub mod terms;
 pub mod text;
+pub mod trend;
 pub mod verdict;
 pub mod verify;
 
@@ -197,6 +198,7 @@ pub fn csv_files(r: &MonthlyReport) -> Vec<(String, Vec<u8>)> {
         ("maintenance.csv".into(), csv::maintenance(r).into_bytes()),
         ("terms.csv".into(), csv::terms(r).into_bytes()),
         ("checks.csv".into(), csv::checks(r).into_bytes()),
+        ("trend.csv".into(), csv::trend(r).into_bytes()),
     ]
 }
 

@@ -121,6 +121,22 @@ pub struct Terms {
     pub capacity_objectives: Vec<String>,
 }
 
+/// One earlier month of a service (see `trend.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendRow {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub availability: Option<f64>,
+    /// Rounded down to [`AVAILABILITY_DECIMALS`].
+    pub availability_percent: Option<String>,
+    /// The verdict over every objective, as in that month's summary.
+    pub verdict: Verdict,
+    pub downtime_minutes: u64,
+    pub budget_remaining_minutes: f64,
+    /// `archive` (the archived report of that month) or `computed` (the engine, now).
+    pub source: String,
+}
+
 /// One check that measures a service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckTerm {
@@ -239,6 +255,9 @@ pub struct ServiceSection {
     /// The checks that measure the service.
     #[serde(default)]
     pub checks: Vec<CheckTerm>,
+    /// The months before this one (at most 12, none before the agreement), oldest first.
+    #[serde(default)]
+    pub trend: Vec<TrendRow>,
     pub pessimistic: Option<f64>,
     pub optimistic: Option<f64>,
     pub daily: Vec<Day>,
@@ -543,6 +562,7 @@ fn section(p: &ServiceParts<'_>) -> ServiceSection {
         time_zone: r.period.time_zone.clone(),
         terms: p.terms.clone(),
         checks: p.checks.clone(),
+        trend: Vec::new(),
         pessimistic: r.bounds.pessimistic,
         optimistic: r.bounds.optimistic,
         daily: p.detail.days.iter().map(day).collect(),

@@ -597,6 +597,7 @@ fn service(f: &mut Flow, s: &ServiceSection, sum: &SummaryRow) {
     service_heading(f, s, sum);
     terms(f, s);
     daily(f, s, sum);
+    trend(f, s);
     incidents(f, s);
     excluded(f, s);
     unknown(f, s);
@@ -774,6 +775,41 @@ fn capacity(f: &mut Flow, s: &ServiceSection) {
             );
         }
     }
+}
+
+/// Column widths of the previous months' table.
+const TREND_COLS: [f32; 6] = [70.0, 90.0, 100.0, 80.0, 90.0, 81.0];
+
+/// The months before, as a table.
+fn trend(f: &mut Flow, s: &ServiceSection) {
+    f.text(10.0, true, "Previous months");
+    if s.trend.is_empty() {
+        f.text(8.5, false, "No earlier month under the agreement.");
+        return;
+    }
+    let rows: Vec<Vec<String>> = s
+        .trend
+        .iter()
+        .map(|t| {
+            vec![
+                t.month.clone(),
+                fmt_opt_pct(t.availability_percent.as_deref()),
+                t.verdict.label().to_string(),
+                t.downtime_minutes.to_string(),
+                fmt_num(Some(t.budget_remaining_minutes), 1),
+                t.source.clone(),
+            ]
+        })
+        .collect();
+    let head = [
+        "Month",
+        "Availability",
+        "Verdict",
+        "Downtime (min)",
+        "Budget left (min)",
+        "Source",
+    ];
+    f.table(7.5, &TREND_COLS, &head, &rows);
 }
 
 /// Column widths of the incident and unknown-time tables.

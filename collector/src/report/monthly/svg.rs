@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use jiff::Timestamp;
 
-use super::model::{Day, IncidentRow};
+use super::model::{Day, IncidentRow, TrendRow};
 
 const W: f64 = 680.0;
 const H: f64 = 180.0;
@@ -216,6 +216,55 @@ fn bar(
 /// A clipped day's availability: `84.5` (percent, rounded down to one decimal).
 pub fn fmt_short(a: f64) -> String {
     format!("{:.1}", (a * 1_000.0).floor() / 10.0)
+}
+
+/// The months before as bars on the daily chart's fixed axis, one per month with its
+/// `MM` label; green at or above the target, red below, grey when nothing was known.
+pub fn trend_chart(rows: &[TrendRow], target: f64) -> String {
+    const TH: f64 = 90.0;
+    let lo = axis_floor(target);
+    let plot_h = TH - 30.0;
+    let y = |a: f64| 8.0 + plot_h * (1.0 - ((a - lo) / (1.0 - lo)).clamp(0.0, 1.0));
+    let bw = ((W - LEFT - 4.0) / 12.0).min(40.0);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {TH}" width="100%" role="img" aria-label="Previous months">"#
+    );
+    axis(&mut s, lo, &y);
+    for (i, r) in rows.iter().enumerate() {
+        let x = LEFT + bw * i as f64;
+        let (top, colour) = match r.availability {
+            Some(a) if a >= target => (y(a), DayKind::Good.colour()),
+            Some(a) => (y(a).min(8.0 + plot_h - 3.0), DayKind::Bad.colour()),
+            None => (8.0, DayKind::Unknown.colour()),
+        };
+        let title = escape(&format!(
+            "{}: {} ({}, {})",
+            r.month,
+            r.availability_percent
+                .as_deref()
+                .map_or("n/a".into(), |p| format!("{p} %")),
+            r.verdict.label(),
+            r.source
+        ));
+        let _ = write!(
+            s,
+            r##"<rect x="{:.1}" y="{top:.1}" width="{:.1}" height="{:.1}" fill="{colour}"><title>{title}</title></rect><text x="{:.1}" y="{:.1}" font-size="8" text-anchor="middle" fill="#555">{}</text>"##,
+            x + 2.0,
+            (bw - 4.0).max(0.5),
+            (8.0 + plot_h - top).max(0.5),
+            x + bw / 2.0,
+            TH - 10.0,
+            escape(&r.month)
+        );
+    }
+    let ty = y(target);
+    let _ = write!(
+        s,
+        r##"<line x1="{LEFT}" y1="{ty:.1}" x2="{W}" y2="{ty:.1}" stroke="#1565c0" stroke-dasharray="4 3"/></svg>"##
+    );
+    s
 }
 
 /// A tick label: `92 %`.

@@ -21,7 +21,11 @@ const SERVICES: usize = 4;
 
 fn sample() -> &'static Sample {
     static S: OnceLock<Sample> = OnceLock::new();
-    S.get_or_init(|| fixture::sample(SERVICES))
+    S.get_or_init(|| {
+        let (mut r, m) = fixture::sample(SERVICES);
+        fixture::with_trend(&mut r, SERVICES);
+        (r, m)
+    })
 }
 
 fn key(seed: u8) -> SigningKey {
@@ -327,6 +331,75 @@ fn the_sign_off_block_names_who_prepares_approves_and_receives() {
     }
 }
 
+/// The months before are listed from the agreement's start on (none before it), oldest
+/// first, with availability, verdict, downtime and budget, in every format.
+#[test]
+fn the_trend_lists_the_months_of_the_agreement_before_this_one() {
+    let (r, _) = sample();
+    let months = |i: usize| -> Vec<&str> {
+        r.services[i]
+            .trend
+            .iter()
+            .map(|t| t.month.as_str())
+            .collect()
+    };
+    assert_eq!(months(0), ["2026-09"], "web starts on 1 September");
+    assert_eq!(months(1), ["2026-08", "2026-09"], "erp starts on 1 August");
+    assert!(
+        months(2).is_empty() && months(3).is_empty(),
+        "api and db start in October"
+    );
+    let sep = &r.services[0].trend[0];
+    assert_eq!(sep.source, "computed");
+    assert_eq!(sep.verdict, model::Verdict::Met);
+    assert_eq!(sep.downtime_minutes, 0);
+    let mut svc = fixture::service(1);
+    svc.start = None;
+    let m = crate::sla::Month::new(2026, 10).unwrap();
+    assert_eq!(trend::months_before(&svc, m).len(), trend::MONTHS);
+    for f in [Format::Html, Format::Md] {
+        let t = String::from_utf8(one(r, f, None)).unwrap();
+        assert!(
+            t.contains("Previous months") && t.contains("2026-08"),
+            "{f:?}"
+        );
+        assert!(t.contains("No earlier month under the agreement."), "{f:?}");
+    }
+    let csv = csv::parse(&csv::trend(r)).unwrap();
+    assert_eq!(csv.len(), 1 + 3);
+    // /reports/ lists a month while any agreement covers it.
+    let both = [fixture::service(0), fixture::service(3)];
+    let sep = crate::sla::Month::new(2026, 9).unwrap();
+    assert!(trend::any_covered(&both, sep), "web covers September");
+    assert!(!trend::any_covered(&both[1..], sep), "db starts in October");
+    assert!(trend::any_covered(&both[1..], m));
+}
+
+/// The daily chart has a fixed axis from 90 % (or below a lower target) with ticks, dates
+/// and a legend; a day below the axis is a stub with its number.
+#[test]
+fn the_daily_chart_has_a_fixed_axis_legend_and_clipped_days() {
+    assert!((svg::axis_floor(0.999) - 0.9).abs() < 1e-9);
+    assert!((svg::axis_floor(0.85) - 0.8).abs() < 1e-9);
+    assert!((svg::axis_floor(0.8) - 0.7).abs() < 1e-9);
+    let (r, _) = sample();
+    let erp = &r.services[1];
+    let chart = svg::daily_chart(&erp.daily, 0.995);
+    for w in [
+        "90 %",
+        "92 %",
+        "100 %",
+        "good (≥ target)",
+        "unknown",
+        "ineligible",
+        "10-01",
+    ] {
+        assert!(chart.contains(&svg::escape(w)), "chart lacks {w}");
+    }
+    // 14 October: 80 % (120 bad of 600 minutes) is below the axis: a stub with its number.
+    assert!(chart.contains(">80.0</text>"), "{chart}");
+}
+
 /// The service's verdict is the worst of every objective, names the objectives that
 /// decided it and says why, in every format.
 #[test]
@@ -423,7 +496,8 @@ fn golden_files_of_every_text_format() {
 fn every_format_is_byte_identical_across_runs() {
     let (r, minutes) = sample();
     let k = key(7);
-    let again = fixture::sample(SERVICES).0;
+    let mut again = fixture::sample(SERVICES).0;
+    fixture::with_trend(&mut again, SERVICES);
     for f in Format::ALL {
         let a = render(r, f, &opts(Some(&k), minutes)).unwrap();
         let b = render(&again, f, &opts(Some(&k), minutes)).unwrap();
@@ -545,6 +619,16 @@ fn csv_read_back_equals_the_json() {
             s.checks
                 .iter()
                 .map(|c| serde_json::to_value(c).unwrap())
+                .collect()
+        }),
+    );
+    assert_csv_matches(
+        &csv::trend(r),
+        csv::TREND,
+        per(&|s| {
+            s.trend
+                .iter()
+                .map(|t| serde_json::to_value(t).unwrap())
                 .collect()
         }),
     );
@@ -683,10 +767,11 @@ fn html_is_well_formed_and_self_contained() {
     assert_well_formed_self_contained(&html);
     assert!(html.contains("@page { size: A4"));
     assert!(html.contains(r.summary[0].availability_percent.as_deref().unwrap()));
+    let with_trend = r.services.iter().filter(|s| !s.trend.is_empty()).count();
     assert_eq!(
         html.matches("<svg").count(),
-        2 * SERVICES,
-        "two charts per service"
+        2 * SERVICES + with_trend,
+        "two charts per service, and one of the months before where there are any"
     );
 }
 

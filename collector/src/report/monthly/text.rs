@@ -380,6 +380,7 @@ pub fn unknown_cells(s: &ServiceSection) -> Vec<UnknownCells> {
 struct Charts {
     daily: Value,
     timeline: Value,
+    trend: Value,
 }
 
 fn environment<'a>() -> Environment<'a> {
@@ -415,6 +416,10 @@ fn charts(r: &MonthlyReport) -> Vec<Charts> {
         .map(|(s, sum)| Charts {
             daily: Value::from_safe_string(svg::daily_chart(
                 &s.daily,
+                f64::from(sum.target_ppm) / 1e6,
+            )),
+            trend: Value::from_safe_string(svg::trend_chart(
+                &s.trend,
                 f64::from(sum.target_ppm) / 1e6,
             )),
             timeline: Value::from_safe_string(svg::incident_timeline(

@@ -276,6 +276,7 @@ fn explain_changes(
             "maintenance.csv" => Some(csv::maintenance(&r).into_bytes()),
             "terms.csv" => Some(csv::terms(&r).into_bytes()),
             "checks.csv" => Some(csv::checks(&r).into_bytes()),
+            "trend.csv" => Some(csv::trend(&r).into_bytes()),
             _ => None,
         };
         let Some(fresh) = fresh else {
