@@ -277,6 +277,13 @@ fn events(
                 Some("connect_refused"),
             ),
             ("a2", "2026-10-22T12:00:00Z", "2026-10-22T13:00:00Z", None),
+            // a1 alone fails for 15 minutes: the majority of 2 does not count it (outvoted).
+            (
+                "a1",
+                "2026-10-21T08:00:00Z",
+                "2026-10-21T08:15:00Z",
+                Some("status"),
+            ),
             // Friday 17:50 to Monday 08:10 local: one incident over the weekend, 20 bad
             // minutes in 2 segments of service hours.
             (

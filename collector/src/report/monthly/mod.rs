@@ -22,6 +22,7 @@ pub mod method;
 pub mod model;
 #[cfg(feature = "pdf")]
 pub mod pdf;
+pub mod redundancy;
 pub mod service;
 pub mod svg;
 pub mod terms;

@@ -14,6 +14,7 @@ use attest_config::{MaintenanceWindow, Service, WeeklyWindow};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::redundancy::Redundancy;
 use super::verdict;
 use crate::sla::detail::{MinuteStates, minute_ts};
 use crate::sla::timeline::INELIGIBLE;
@@ -258,6 +259,9 @@ pub struct ServiceSection {
     /// The months before this one (at most 12, none before the agreement), oldest first.
     #[serde(default)]
     pub trend: Vec<TrendRow>,
+    /// Minutes with fewer reporting agents than expected and failures the quorum outvoted.
+    #[serde(default)]
+    pub redundancy: Redundancy,
     pub pessimistic: Option<f64>,
     pub optimistic: Option<f64>,
     pub daily: Vec<Day>,
@@ -563,6 +567,7 @@ fn section(p: &ServiceParts<'_>) -> ServiceSection {
         terms: p.terms.clone(),
         checks: p.checks.clone(),
         trend: Vec::new(),
+        redundancy: super::redundancy::of(&p.detail.minutes, expected_agents(p)),
         pessimistic: r.bounds.pessimistic,
         optimistic: r.bounds.optimistic,
         daily: p.detail.days.iter().map(day).collect(),
@@ -639,6 +644,17 @@ fn section(p: &ServiceParts<'_>) -> ServiceSection {
             })
             .collect(),
     }
+}
+
+/// Agents expected each minute: those the central checks are assigned to, else those that
+/// reported in the month.
+fn expected_agents(p: &ServiceParts<'_>) -> u32 {
+    let n = if p.terms.assigned_agents.is_empty() {
+        p.detail.agents.len()
+    } else {
+        p.terms.assigned_agents.len()
+    };
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// The runs of eligible minutes of `m` in `[start, end)`, as `START/END` (UTC).

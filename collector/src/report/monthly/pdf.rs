@@ -20,7 +20,7 @@ use krilla::{Document, SerializeSettings};
 use super::model::{MaintenanceRow, MonthlyReport, ServiceSection, SummaryRow};
 use super::text::{
     FIGURES_HEAD, SummaryCells, VERDICT_HEAD, fmt_num, fmt_opt_pct, fmt_ratio, fmt_secs,
-    incident_cells, terms_rows, unknown_cells,
+    incident_cells, redundancy_lines, terms_rows, unknown_cells,
 };
 
 static REGULAR: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
@@ -601,6 +601,8 @@ fn service(f: &mut Flow, s: &ServiceSection, sum: &SummaryRow) {
     incidents(f, s);
     excluded(f, s);
     unknown(f, s);
+    f.text(10.0, true, "Measurement redundancy");
+    f.para(8.0, &redundancy_lines(s).join(" "));
     latency(f, s, sum);
     capacity(f, s);
 }

@@ -400,6 +400,48 @@ fn the_daily_chart_has_a_fixed_axis_legend_and_clipped_days() {
     assert!(chart.contains(">80.0</text>"), "{chart}");
 }
 
+/// Reduced measurement redundancy is visible: minutes with fewer reporting agents than
+/// expected, the longest such stretch, and failures the quorum outvoted (not bad).
+#[test]
+fn reduced_redundancy_and_outvoted_failures_are_listed() {
+    let (r, _) = sample();
+    let web = &r.services[0].redundancy;
+    assert_eq!(web.expected_agents, 2);
+    // a2's gap (04:45 to 04:49 inclusive, UTC) while a1 reported; both silent before it:
+    // unknown time, not reduced redundancy.
+    assert_eq!(web.reduced_minutes, 5, "{web:?}");
+    assert_eq!(
+        web.longest_reduced.as_deref(),
+        Some("2026-10-12T04:45:00Z/2026-10-12T04:50:00Z")
+    );
+    assert_eq!(
+        web.outvoted_failure_minutes, 0,
+        "quorum any counts every failure"
+    );
+    let erp = &r.services[1].redundancy;
+    // 22 October 14:20–15:00 local: a2 silent, a1 back.
+    assert_eq!((erp.reduced_minutes, erp.longest_reduced_minutes), (40, 40));
+    assert_eq!(erp.outvoted_failure_minutes, 15);
+    assert_eq!(
+        erp.outvoted_failures,
+        ["2026-10-21T08:00:00Z/2026-10-21T08:15:00Z"]
+    );
+    assert_eq!(
+        r.summary[1].bad_minutes, 140,
+        "an outvoted failure is not bad"
+    );
+    let lines = text::redundancy_lines(&r.services[1]).join(" ");
+    assert!(
+        lines.contains("15: 2026-10-21 10:00 +02:00 – 2026-10-21 10:15 +02:00"),
+        "{lines}"
+    );
+    for f in [Format::Html, Format::Md] {
+        let t = String::from_utf8(one(r, f, None)).unwrap();
+        assert!(t.contains("Measurement redundancy"), "{f:?}");
+        assert!(t.contains("2026-10-21 10:00 +02:00"), "{f:?}");
+    }
+}
+
 /// The service's verdict is the worst of every objective, names the objectives that
 /// decided it and says why, in every format.
 #[test]

@@ -376,6 +376,38 @@ pub fn unknown_cells(s: &ServiceSection) -> Vec<UnknownCells> {
         .collect()
 }
 
+/// The measurement redundancy of a service in sentences, local times with their offset.
+pub fn redundancy_lines(s: &ServiceSection) -> Vec<String> {
+    let r = &s.redundancy;
+    let zone = s.time_zone.as_str();
+    let mut out = vec![format!(
+        "Expected reporting agents per minute: {}. Eligible minutes with fewer (but at least one): {}.",
+        r.expected_agents, r.reduced_minutes
+    )];
+    if let Some(run) = &r.longest_reduced {
+        out.push(format!(
+            "Longest such stretch: {} ({} min).",
+            local_interval(run, zone),
+            r.longest_reduced_minutes
+        ));
+    }
+    if r.outvoted_failure_minutes == 0 {
+        out.push("No failure was outvoted by the quorum.".into());
+    } else {
+        let listed: Vec<String> = r
+            .outvoted_failures
+            .iter()
+            .map(|i| local_interval(i, zone))
+            .collect();
+        out.push(format!(
+            "Minutes judged good although an agent failed (seen by fewer agents than the quorum needs; not counted as bad): {}: {}.",
+            r.outvoted_failure_minutes,
+            listed.join("; ")
+        ));
+    }
+    out
+}
+
 #[derive(Serialize)]
 struct Charts {
     daily: Value,
@@ -452,6 +484,7 @@ fn render(
         terms => Value::from(Serde(r.services.iter().map(terms_rows).collect::<Vec<_>>())),
         incidents => Value::from(Serde(r.services.iter().map(incident_cells).collect::<Vec<_>>())),
         unknown => Value::from(Serde(r.services.iter().map(unknown_cells).collect::<Vec<_>>())),
+        redundancy => Value::from(Serde(r.services.iter().map(redundancy_lines).collect::<Vec<_>>())),
         content_sha256 => digest,
         signed => signed,
         decimals => AVAILABILITY_DECIMALS,
