@@ -299,6 +299,12 @@ pub struct ReportConfig {
     pub grace: Duration,
     /// Directory with `report.html` / `report.md` replacing the built-in templates.
     pub templates_dir: Option<PathBuf>,
+    /// The sign-off block: who prepares the report (a person or role).
+    pub prepared_by: Option<String>,
+    /// Who approves it.
+    pub approved_by: Option<String>,
+    /// Who receives it, in this order.
+    pub distribution: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -568,6 +574,22 @@ pub struct Service {
     pub hosts: Vec<String>,
     /// Agreed capacity levels, each judged per month.
     pub capacity: Vec<CapacityObjective>,
+    /// Who and what the agreement is about, printed in reports (no effect on figures).
+    pub info: ServiceInfo,
+}
+
+/// The optional `[[service]]` keys that name the agreement's parties for the report's
+/// reader: an auditor needs to know whose service it is and under which contract.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceInfo {
+    /// What the service is, in a sentence.
+    pub description: Option<String>,
+    /// The service owner (a person or team) accountable for the service level.
+    pub owner: Option<String>,
+    /// The customer the service level is agreed with.
+    pub customer: Option<String>,
+    /// The agreement's reference (contract or SLA document number).
+    pub agreement: Option<String>,
 }
 
 /// Resource kinds a capacity objective may name (the utilisation series of the engine).

@@ -511,9 +511,25 @@ const CASES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "collector-service-info-bad.toml",
+        &[
+            "testdata/collector-service-info-bad.toml:6:9: error: service[0].owner: expected a non-empty text of at most 200 characters on one line (no control characters), found \"ops team\\nsecond line\"",
+            "testdata/collector-service-info-bad.toml:7:12: error: service[0].customer: expected a non-empty text of at most 200 characters on one line (no control characters), found \"  \"",
+            "testdata/collector-service-info-bad.toml:8:13: error: service[0].agreement: expected a non-empty text of at most 200 characters on one line (no control characters), found integer 42",
+        ],
+    ),
+    (
+        "collector-report-sign-off-bad.toml",
+        &[
+            "testdata/collector-report-sign-off-bad.toml:2:15: error: report.prepared_by: expected a non-empty text of at most 200 characters on one line (no control characters), found \"\"",
+            "testdata/collector-report-sign-off-bad.toml:3:29: error: report.distribution[1]: recipient \"Customer\" is listed twice",
+            "testdata/collector-report-sign-off-bad.toml:3:41: error: report.distribution[2]: expected a non-empty text of at most 200 characters on one line (no control characters), found integer 7",
+        ],
+    ),
+    (
         "collector-unknown-service-key.toml",
         &[
-            "testdata/collector-unknown-service-key.toml:6:1: error: service[0]: unknown key \"timezone\" in [[service]]: did you mean \"time_zone\"? (expected one of: name, checks, target, time_zone, quorum, min_reporters, min_coverage, service_hours, holidays, maintenance, latency, start, hosts, hosts_match, capacity)",
+            "testdata/collector-unknown-service-key.toml:6:1: error: service[0]: unknown key \"timezone\" in [[service]]: did you mean \"time_zone\"? (expected one of: name, checks, target, time_zone, quorum, min_reporters, min_coverage, service_hours, holidays, maintenance, latency, start, hosts, hosts_match, capacity, description, owner, customer, agreement)",
         ],
     ),
     (

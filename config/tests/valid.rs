@@ -383,6 +383,64 @@ hosts_match = { site = "ams", role = "db" }
     assert_eq!(cfg.services[1].hosts, ["db-01"]);
 }
 
+/// `description`, `owner`, `customer` and `agreement` load trimmed; omitted ones are `None`.
+#[test]
+fn service_info_keys_load_and_default_to_none() {
+    let src = r#"
+[[service]]
+name = "web"
+checks = ["web-home"]
+target = "99.9%"
+description = "Customer-facing web shop "
+owner = "Web team (J. Doe)"
+customer = "Example Retail GmbH"
+agreement = "SLA-2026-014"
+
+[[service]]
+name = "erp"
+checks = ["erp-home"]
+target = "99.5%"
+"#;
+    let cfg = parse_collector("/etc/attest/collector.toml", src).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        cfg.services[0].info,
+        ServiceInfo {
+            description: Some("Customer-facing web shop".into()),
+            owner: Some("Web team (J. Doe)".into()),
+            customer: Some("Example Retail GmbH".into()),
+            agreement: Some("SLA-2026-014".into()),
+        }
+    );
+    assert_eq!(cfg.services[1].info, ServiceInfo::default());
+}
+
+/// The sign-off keys of `[report]` load; omitted, they are empty.
+#[test]
+fn report_sign_off_keys_load_and_default_to_empty() {
+    let src = r#"
+[report]
+prepared_by = "Service level manager"
+approved_by = "Head of IT operations"
+distribution = ["Customer", "Service owner"]
+"#;
+    let cfg = parse_collector("/etc/attest/collector.toml", src).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        cfg.report.prepared_by.as_deref(),
+        Some("Service level manager")
+    );
+    assert_eq!(
+        cfg.report.approved_by.as_deref(),
+        Some("Head of IT operations")
+    );
+    assert_eq!(cfg.report.distribution, ["Customer", "Service owner"]);
+    let bare = parse_collector("/etc/attest/collector.toml", "").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (bare.report.prepared_by, bare.report.approved_by),
+        (None, None)
+    );
+    assert!(bare.report.distribution.is_empty());
+}
+
 #[test]
 fn host_network_speeds_are_bytes_per_second() {
     let src = "[agent]\nid = \"a\"\ncollector_url = \"http://127.0.0.1:9850\"\ntoken = \"t\"\n\n[[check]]\nid = \"h\"\nkind = \"host\"\nnetwork_speed = { eth0 = \"1Gbit/s\", ens3 = \"2.5Gbit/s\", wg0 = \"100Mbit/s\" }\n";

@@ -58,11 +58,25 @@ signing_key_file = "report.key"
 id = "a"
 token = "token-a"
 
+[[check]]
+id = "web"
+kind = "http"
+url = "http://127.0.0.1:9/health"
+interval = "30s"
+
+[[assign]]
+agents = ["a"]
+checks = ["web"]
+
 [[service]]
 name = "web"
 checks = ["web"]
 target = "99.9%"
 time_zone = "Europe/Berlin"
+customer = "Example Retail GmbH"
+agreement = "SLA-2026-014"
+owner = "Web team"
+start = "2026-10-01T00:00:00+02:00"
 
 [[service.maintenance]]
 start = "2026-10-20T22:00:00Z"
@@ -182,6 +196,12 @@ async fn a_running_collector_serves_reports_and_chromium_renders_them() {
     let (status, key) = get_text(&key_url, token).await.expect("key");
     assert_eq!(status, 200, "{}", text(&key));
     assert_eq!(text(&key), format!("{}\n", public_key_of(SEED)));
+    // The agreement starts in October 2026: no earlier month is listed.
+    assert!(
+        !text(&index).contains("2026-09"),
+        "a month before the agreement is listed: {}",
+        text(&index)
+    );
     let month_url = format!("{base}/reports/2026-10");
     let (status, html) = get_text(&month_url, token).await.expect("html");
     assert_eq!(status, 200, "{}", text(&html));
@@ -284,9 +304,108 @@ async fn a_running_collector_serves_reports_and_chromium_renders_them() {
         report_png > 10 * blank_png,
         "screenshot looks blank: {report_png} bytes vs blank {blank_png}"
     );
+    // At 1280 px the report is one centred column (190 mm + padding ≈ 748 px): nothing —
+    // no summary table — may be drawn right of it.
+    let wide = dir.path().join("report-1280.png");
+    let out = chromium(
+        &dir.path().join("profile-1280"),
+        &[
+            &format!("--screenshot={}", wide.display()),
+            "--window-size=1280,1400",
+            "--hide-scrollbars",
+            "--virtual-time-budget=30000",
+        ],
+        &month_url,
+    );
+    assert!(wide.is_file(), "no screenshot: {}", text(&out.stderr));
+    let (w, h, rgb) = png_rgb(&std::fs::read(&wide).expect("png"));
+    assert_eq!(w, 1280, "screenshot width");
+    let drawn: Vec<(usize, usize)> = (0..h)
+        .flat_map(|y| (1030..w).map(move |x| (x, y)))
+        .filter(|&(x, y)| rgb[(y * w + x) * 3..][..3].iter().any(|&c| c < 235))
+        .take(5)
+        .collect();
+    assert!(
+        drawn.is_empty(),
+        "the report overflows its column at 1280 px: drawn pixels at {drawn:?}"
+    );
     if let Some(dir) = std::env::var_os("ATTEST_SCREENSHOT_DIR") {
         std::fs::copy(&shot, Path::new(&dir).join("report-html.png")).expect("copy screenshot");
+        std::fs::copy(&wide, Path::new(&dir).join("report-html-1280.png"))
+            .expect("copy screenshot");
     }
+}
+
+/// Width, height and 8-bit RGB pixels of a PNG as Chromium writes it (8-bit RGB or RGBA,
+/// not interlaced): the chunks' IDAT inflated and each row unfiltered (PNG spec, 9.2).
+fn png_rgb(png: &[u8]) -> (usize, usize, Vec<u8>) {
+    use std::io::Read as _;
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let (mut pos, mut idat) = (8, Vec::new());
+    let (mut w, mut h, mut channels) = (0, 0, 0);
+    while pos + 8 <= png.len() {
+        let len = u32::from_be_bytes(png[pos..pos + 4].try_into().expect("len")) as usize;
+        let kind = &png[pos + 4..pos + 8];
+        let data = &png[pos + 8..pos + 8 + len];
+        match kind {
+            b"IHDR" => {
+                w = u32::from_be_bytes(data[0..4].try_into().expect("w")) as usize;
+                h = u32::from_be_bytes(data[4..8].try_into().expect("h")) as usize;
+                assert_eq!((data[8], data[12]), (8, 0), "8-bit, not interlaced");
+                channels = match data[9] {
+                    2 => 3,
+                    6 => 4,
+                    t => panic!("PNG colour type {t}"),
+                };
+            }
+            b"IDAT" => idat.extend_from_slice(data),
+            _ => {}
+        }
+        pos += 12 + len;
+    }
+    let mut raw = Vec::new();
+    flate2::read::ZlibDecoder::new(&idat[..])
+        .read_to_end(&mut raw)
+        .expect("inflate");
+    let stride = w * channels;
+    let mut prev = vec![0u8; stride];
+    let mut rgb = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        let line = &raw[y * (stride + 1)..(y + 1) * (stride + 1)];
+        let mut cur = line[1..].to_vec();
+        for i in 0..stride {
+            let a = if i >= channels { cur[i - channels] } else { 0 };
+            let (b, c) = (prev[i], if i >= channels { prev[i - channels] } else { 0 });
+            let predicted = match line[0] {
+                0 => 0,
+                1 => a,
+                2 => b,
+                3 => ((u16::from(a) + u16::from(b)) / 2) as u8,
+                4 => {
+                    let p = i16::from(a) + i16::from(b) - i16::from(c);
+                    let (pa, pb, pc) = (
+                        (p - i16::from(a)).abs(),
+                        (p - i16::from(b)).abs(),
+                        (p - i16::from(c)).abs(),
+                    );
+                    if pa <= pb && pa <= pc {
+                        a
+                    } else if pb <= pc {
+                        b
+                    } else {
+                        c
+                    }
+                }
+                f => panic!("PNG filter {f}"),
+            };
+            cur[i] = cur[i].wrapping_add(predicted);
+        }
+        for px in cur.chunks(channels) {
+            rgb.extend_from_slice(&px[..3]);
+        }
+        prev = cur;
+    }
+    (w, h, rgb)
 }
 
 /// One probe a minute from 27 Sep to 2 Nov; failing 3 Oct 10:00–10:10 and in the DST
@@ -492,6 +611,19 @@ fn report_writes_every_format_deterministically_and_verify_catches_edits() {
     }
     assert_eq!(s["verdict"], "met");
     assert_eq!(json["cover"]["organisation"], "Example Org");
+    // The agreed method and parties come from the configuration file.
+    assert_eq!(json["cover"]["parties"][0]["agreement"], "SLA-2026-014");
+    let terms = &json["services"][0]["terms"];
+    assert_eq!(terms["customer"], "Example Retail GmbH");
+    assert_eq!(
+        terms["quorum"],
+        "majority: bad when more than half of the reporting agents fail"
+    );
+    assert_eq!(terms["reporting_agents"][0], "a");
+    let check = &json["services"][0]["checks"][0];
+    assert_eq!(check["target"], "GET http://127.0.0.1:9/health");
+    assert_eq!(check["interval_seconds"], 30.0);
+    assert_eq!(check["assigned_agents"][0], "a");
     assert_eq!(json["services"][0]["daily"][24]["eligible_minutes"], 1_500);
     assert_eq!(json["services"][0]["unknown"][0]["silent_agents"][0], "a");
     assert_eq!(

@@ -28,13 +28,15 @@ impl Figures {
             .map_err(store_err)
     }
 
-    /// Capacity figures of every host for `month` (UTC calendar month) as of `now`.
+    /// Capacity figures of every host for `month` (the calendar month in `zone`: a service's
+    /// report covers its own local month) as of `now`.
     pub fn month_capacity(
         &self,
         month: Month,
+        zone: &str,
         now: Timestamp,
     ) -> Result<Vec<CapacityFigure>, Rejection> {
-        let period = Period::month(month, "UTC").map_err(|e| Rejection::new(500, e.to_string()))?;
+        let period = Period::month(month, zone).map_err(|e| Rejection::new(500, e.to_string()))?;
         let end = now.min(period.end);
         let lookback = sla::capacity::lookback_minutes(&self.config().capacity);
         let end_min = end.as_second().div_euclid(60);

@@ -149,7 +149,7 @@ async fn file(
             return reject(Rejection::new(
                 400,
                 format!(
-                    "{e}; expected ?format=html|pdf|json|md|csv[&service=NAME][&table=services|daily|incidents|unknown|maintenance][&at=RFC3339]"
+                    "{e}; expected ?format=html|pdf|json|md|csv[&service=NAME][&table=services|daily|incidents|unknown|maintenance|terms|checks|trend][&at=RFC3339]"
                 ),
             ));
         }

@@ -74,6 +74,7 @@ fn service() -> Service {
         start: None,
         hosts: Vec::new(),
         capacity: Vec::new(),
+        info: attest_config::ServiceInfo::default(),
     }
 }
 

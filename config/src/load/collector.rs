@@ -539,8 +539,12 @@ fn report(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<ReportConfig> {
             "archive_dir",
             "grace",
             "templates_dir",
+            "prepared_by",
+            "approved_by",
+            "distribution",
         ],
     );
+    let name = |s: &str| super::service::one_line(s, super::service::MAX_NAME_CHARS);
     Some(ReportConfig {
         organisation: ctx.string(sec, "organisation").unwrap_or_default(),
         title: ctx
@@ -552,7 +556,40 @@ fn report(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<ReportConfig> {
             .parsed(sec, "grace", values::positive_duration)
             .unwrap_or(DEFAULT_REPORT_GRACE),
         templates_dir: ctx.path(sec, "templates_dir"),
+        prepared_by: ctx.parsed(sec, "prepared_by", name),
+        approved_by: ctx.parsed(sec, "approved_by", name),
+        distribution: distribution(ctx, sec)?,
     })
+}
+
+/// `[report] distribution`: the recipients of the report, one-line names, each once.
+fn distribution(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<Vec<String>> {
+    let Some(v) = sec.get("distribution") else {
+        return Some(Vec::new());
+    };
+    let path = sec.key_path("distribution");
+    let items = ctx.array(
+        v,
+        &path,
+        "an array of recipients like [\"Service owner\", \"Customer\"]",
+    )?;
+    let mut out: Vec<String> = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        let parsed = ctx.parsed_value(item, &p, |s| {
+            super::service::one_line(s, super::service::MAX_NAME_CHARS)
+        });
+        match parsed {
+            Some(r) if out.contains(&r) => {
+                ctx.error(item.span(), &p, format!("recipient {r:?} is listed twice"));
+                ok = false;
+            }
+            Some(r) => out.push(r),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
 }
 
 fn agents(ctx: &mut Ctx<'_>, root: &Section<'_, '_>) -> Option<Vec<AgentAuth>> {

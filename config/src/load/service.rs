@@ -13,7 +13,9 @@ use toml::de::DeValue;
 
 use super::values;
 use super::walk::{Ctx, Section, Val};
-use crate::model::{LatencyObjective, MaintenanceWindow, Quorum, Service, WeeklyWindow};
+use crate::model::{
+    LatencyObjective, MaintenanceWindow, Quorum, Service, ServiceInfo, WeeklyWindow,
+};
 
 pub const DEFAULT_TIME_ZONE: &str = "UTC";
 pub const DEFAULT_MIN_REPORTERS: u32 = 1;
@@ -34,7 +36,15 @@ const KEYS: &[&str] = &[
     "hosts",
     "hosts_match",
     "capacity",
+    "description",
+    "owner",
+    "customer",
+    "agreement",
 ];
+
+/// Longest `description`; the other [`ServiceInfo`] keys are names and references.
+pub const MAX_DESCRIPTION_CHARS: usize = 1000;
+pub const MAX_NAME_CHARS: usize = 200;
 
 pub(crate) fn service(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<Service> {
     ctx.deny_unknown(sec, KEYS);
@@ -68,6 +78,7 @@ pub(crate) fn service(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<Servic
         .and_then(|v| timestamp(ctx, v, &sec.key_path("start"), ""));
     let hosts = super::capacity::hosts(ctx, sec);
     let capacity = super::capacity::objectives(ctx, sec);
+    let info = info(ctx, sec);
     Some(Service {
         name: name?,
         checks: checks?,
@@ -83,7 +94,31 @@ pub(crate) fn service(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> Option<Servic
         start,
         hosts: hosts?,
         capacity: capacity?,
+        info,
     })
+}
+
+/// `description`, `owner`, `customer`, `agreement`: optional one-line texts printed on
+/// the report (a line break or tab would break its tables and the CSV's one-row-per-service).
+fn info(ctx: &mut Ctx<'_>, sec: &Section<'_, '_>) -> ServiceInfo {
+    let mut text = |key: &str, max: usize| ctx.parsed(sec, key, |s| one_line(s, max));
+    ServiceInfo {
+        description: text("description", MAX_DESCRIPTION_CHARS),
+        owner: text("owner", MAX_NAME_CHARS),
+        customer: text("customer", MAX_NAME_CHARS),
+        agreement: text("agreement", MAX_NAME_CHARS),
+    }
+}
+
+pub(crate) fn one_line(s: &str, max: usize) -> Result<String, String> {
+    let ok = !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control);
+    if ok {
+        Ok(s.trim().to_string())
+    } else {
+        Err(format!(
+            "a non-empty text of at most {max} characters on one line (no control characters)"
+        ))
+    }
 }
 
 fn service_name(s: &str) -> Result<String, String> {

@@ -168,17 +168,22 @@ fn write_report(
     };
     let store = open_store(&cfg)?;
     let figures = Figures::new(Arc::new(cfg.clone()), store);
-    let settings = Settings {
-        organisation: cfg.report.organisation.clone(),
-        title: cfg.report.title.clone(),
-    };
+    let settings = Settings::from_config(&cfg.report);
+    let archive = cfg
+        .report
+        .archive_dir
+        .clone()
+        .map(|dir| super::archive::Archive {
+            dir,
+            grace: cfg.report.grace,
+        });
     let (report, minutes) = match assemble::assemble(
         &figures,
         &cfg,
         &settings,
-        month,
-        args.service.as_deref(),
+        (month, args.service.as_deref()),
         at,
+        archive.as_ref(),
     ) {
         Ok(r) => r,
         Err(e) if e.status < 500 => return data_error(e.reason),

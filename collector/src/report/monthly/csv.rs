@@ -1,6 +1,8 @@
 //! CSV files of a monthly report (RFC 4180: comma separated, CRLF line ends, fields with a
 //! comma, quote, CR or LF quoted, quotes doubled): `services.csv` (the summary), `daily.csv`,
-//! `incidents.csv`, `unknown.csv`, `maintenance.csv` (excluded maintenance windows), and
+//! `incidents.csv`, `unknown.csv`, `maintenance.csv` (excluded maintenance windows),
+//! `terms.csv` (the agreed method per service), `checks.csv` (the checks per service),
+//! `trend.csv` (the months before, per service), and
 //! the per-service minute table of the bundle.
 //!
 //! Invariants:
@@ -74,8 +76,47 @@ pub const INCIDENTS: &[&str] = &[
     "downtime_minutes",
     "agents",
     "reason",
+    "eligible_segments",
 ];
 pub const UNKNOWN: &[&str] = &["start", "end", "minutes", "silent_agents"];
+pub const TERMS: &[&str] = &[
+    "description",
+    "owner",
+    "customer",
+    "agreement",
+    "time_zone",
+    "target_percent",
+    "quorum",
+    "min_reporters",
+    "min_coverage_percent",
+    "latency_threshold_seconds",
+    "latency_target_percent",
+    "agreement_start",
+    "service_hours",
+    "holidays",
+    "assigned_agents",
+    "reporting_agents",
+    "capacity_hosts",
+    "capacity_objectives",
+];
+pub const CHECKS: &[&str] = &[
+    "id",
+    "kind",
+    "target",
+    "interval_seconds",
+    "timeout_seconds",
+    "defined_in",
+    "assigned_agents",
+];
+pub const TREND: &[&str] = &[
+    "month",
+    "availability",
+    "availability_percent",
+    "verdict",
+    "downtime_minutes",
+    "budget_remaining_minutes",
+    "source",
+];
 pub const MAINTENANCE: &[&str] = &[
     "kind",
     "when",
@@ -181,6 +222,36 @@ pub fn maintenance(r: &MonthlyReport) -> String {
         })
         .collect();
     with_header(MAINTENANCE, table(MAINTENANCE, &rows))
+}
+
+/// The agreed method: one row per service.
+pub fn terms(r: &MonthlyReport) -> String {
+    let rows: Vec<_> = r
+        .services
+        .iter()
+        .map(|s| (Some(s.service.as_str()), &s.terms))
+        .collect();
+    with_header(TERMS, table(TERMS, &rows))
+}
+
+/// The checks that measure each service: one row per service and check.
+pub fn checks(r: &MonthlyReport) -> String {
+    let rows: Vec<_> = r
+        .services
+        .iter()
+        .flat_map(|s| s.checks.iter().map(move |c| (Some(s.service.as_str()), c)))
+        .collect();
+    with_header(CHECKS, table(CHECKS, &rows))
+}
+
+/// The months before: one row per service and earlier month.
+pub fn trend(r: &MonthlyReport) -> String {
+    let rows: Vec<_> = r
+        .services
+        .iter()
+        .flat_map(|s| s.trend.iter().map(move |t| (Some(s.service.as_str()), t)))
+        .collect();
+    with_header(TREND, table(TREND, &rows))
 }
 
 /// An empty table still gets its header with the service column.

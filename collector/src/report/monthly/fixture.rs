@@ -4,8 +4,9 @@
 //! silent agents, and a gap; service 0 (`web`) also has host data from both agents and two
 //! capacity objectives (CPU p95 met, memory max breached on one afternoon: availability met,
 //! service breached); service 2 (`api`) has latency histograms and misses its latency
-//! objective; service 3 (`db`) falls below its coverage minimum (not determinable). Built
-//! through the real engine; nothing here reads a clock.
+//! objective; service 3 (`db`) falls below its coverage minimum (not determinable); the
+//! office-hours services (`erp`) have an incident over a weekend (20 bad minutes in 2
+//! segments of service hours). Built through the real engine; nothing here reads a clock.
 
 use attest_config::units::Ppm;
 use attest_config::{
@@ -14,8 +15,8 @@ use attest_config::{
 use jiff::Timestamp;
 use jiff::civil::{Date, Time, Weekday};
 
-use super::method;
 use super::model::{ApiMaintenance, Meta, MonthlyReport, ServiceParts, definitions_sha256};
+use super::{method, terms};
 use crate::minutes::{GapSpan, HostMinute, SeriesMinuteDetail, SeriesMinutes};
 use crate::sla::detail::MinuteStates;
 use crate::sla::{
@@ -46,6 +47,7 @@ fn base(name: &str) -> Service {
         start: None,
         hosts: Vec::new(),
         capacity: Vec::new(),
+        info: attest_config::ServiceInfo::default(),
     }
 }
 
@@ -55,6 +57,7 @@ fn base(name: &str) -> Service {
 pub fn service(i: usize) -> Service {
     if i == 2 {
         let mut s = base("api");
+        s.start = Some(ts("2026-10-01T00:00:00+02:00"));
         s.latency = Some(LatencyObjective {
             threshold: std::time::Duration::from_millis(500),
             target: Ppm(990_000),
@@ -63,6 +66,7 @@ pub fn service(i: usize) -> Service {
     }
     if i == 3 {
         let mut s = base("db");
+        s.start = Some(ts("2026-10-01T00:00:00+02:00"));
         s.min_coverage = Some(Ppm(999_000));
         return s;
     }
@@ -73,6 +77,15 @@ pub fn service(i: usize) -> Service {
         }
         if i == 0 {
             s.capacity = capacity_config().services.remove(0).capacity;
+            s.info = attest_config::ServiceInfo {
+                description: Some("Customer-facing web shop".into()),
+                owner: Some("Web team (J. Doe)".into()),
+                customer: Some("Example Retail GmbH".into()),
+                agreement: Some("SLA-2026-014".into()),
+            };
+            s.start = Some(ts("2026-09-01T00:00:00+02:00"));
+            // db1 runs no check of web: its capacity counts because web names it.
+            s.hosts = vec!["a1".into(), "a2".into(), "db1".into()];
         }
         s.maintenance.push(MaintenanceWindow::Once {
             start: ts("2026-10-20T22:00:00Z"),
@@ -82,7 +95,9 @@ pub fn service(i: usize) -> Service {
         s
     } else {
         let mut s = base(if i == 1 { "erp" } else { "" });
-        if i != 1 {
+        if i == 1 {
+            s.start = Some(ts("2026-08-01T00:00:00+02:00"));
+        } else {
             s.name = format!("erp-{i:04}");
         }
         s.target = Ppm(995_000);
@@ -103,6 +118,45 @@ pub fn service(i: usize) -> Service {
     }
 }
 
+/// The central checks of the fixture: `web-http` and `api-http` are `[[check]]`s of the
+/// collector assigned to a1 and a2 (by id and by label); the others are defined on the
+/// agents. Through the real loader.
+pub fn central_checks() -> attest_config::CollectorConfig {
+    let toml = r#"
+[[agent]]
+id = "a1"
+token = "fixture-token-a1-0123"
+labels = { role = "probe" }
+
+[[agent]]
+id = "a2"
+token = "fixture-token-a2-0123"
+labels = { role = "probe" }
+
+[[check]]
+id = "web-http"
+kind = "http"
+url = "https://web.example/health"
+interval = "10s"
+timeout = "5s"
+
+[[check]]
+id = "api-http"
+kind = "http"
+url = "https://api.example/v1/ping"
+interval = "10s"
+
+[[assign]]
+agents = ["a1", "a2"]
+checks = ["web-http"]
+
+[[assign]]
+match = { role = "probe" }
+checks = ["api-http"]
+"#;
+    attest_config::parse_collector("fixture.toml", toml).unwrap_or_else(|e| panic!("fixture: {e}"))
+}
+
 /// The `[capacity]` settings (defaults) and service 0's objectives, through the real loader.
 fn capacity_config() -> attest_config::CollectorConfig {
     let toml = "[[agent]]\nid = \"a1\"\ntoken = \"fixture-token-a1-0123\"\n\
@@ -117,8 +171,8 @@ fn capacity_settings() -> CapacityConfig {
     capacity_config().capacity
 }
 
-/// Host minutes of both agents for service 0 over `[from, to)`: CPU between 20 % and 50 %
-/// (p95 well under 70 %), memory at 60 % except 14:00–15:00 local on 14 October, when
+/// Host minutes of agents a1, a2 and the database host db1 (which runs no check) over
+/// `[from, to)`: CPU between 20 % and 50 % (p95 well under 70 %), memory at 60 % except 14:00–15:00 local on 14 October, when
 /// a2 peaks at 95 % (above the 90 % limit).
 pub fn host_minutes(from: i64, to: i64) -> Vec<HostMinute> {
     let peak = (
@@ -126,7 +180,7 @@ pub fn host_minutes(from: i64, to: i64) -> Vec<HostMinute> {
         minute("2026-10-14T13:00:00Z"),
     );
     let mut rows = Vec::with_capacity(((to - from) * 4) as usize);
-    for agent in ["a1", "a2"] {
+    for agent in ["a1", "a2", "db1"] {
         for m in from..to {
             let cpu = 0.2 + 0.3 * ((m % 60) as f64 / 60.0);
             let mem = if agent == "a2" && peak.0 <= m && m < peak.1 {
@@ -223,6 +277,27 @@ fn events(
                 Some("connect_refused"),
             ),
             ("a2", "2026-10-22T12:00:00Z", "2026-10-22T13:00:00Z", None),
+            // a1 alone fails for 15 minutes: the majority of 2 does not count it (outvoted).
+            (
+                "a1",
+                "2026-10-21T08:00:00Z",
+                "2026-10-21T08:15:00Z",
+                Some("status"),
+            ),
+            // Friday 17:50 to Monday 08:10 local: one incident over the weekend, 20 bad
+            // minutes in 2 segments of service hours.
+            (
+                "a1",
+                "2026-10-16T15:50:00Z",
+                "2026-10-19T06:10:00Z",
+                Some("status"),
+            ),
+            (
+                "a2",
+                "2026-10-16T15:50:00Z",
+                "2026-10-19T06:10:00Z",
+                Some("status"),
+            ),
             ("a1", "2026-10-22T12:00:00Z", "2026-10-22T12:20:00Z", None),
         ]
     }
@@ -344,20 +419,46 @@ pub fn evaluate(
     (report, detail)
 }
 
-/// Per-host capacity figures of the month (UTC, as the collector computes them) for a
-/// service with host data; none for the others.
-fn host_capacity(svc: &Service, month: Month, now: Timestamp) -> Vec<CapacityFigure> {
+/// Per-host capacity figures of the service's local month (as the collector computes them)
+/// for a service with host data, of its `hosts`; none for the others.
+fn host_capacity(
+    svc: &Service,
+    month: Month,
+    now: Timestamp,
+    reporting: &[String],
+) -> Vec<CapacityFigure> {
     if svc.capacity.is_empty() {
         return Vec::new();
     }
     let settings = capacity_settings();
-    let Ok(period) = Period::month(month, "UTC") else {
+    let Ok(period) = Period::month(month, &svc.time_zone) else {
         return Vec::new();
     };
     let end = now.min(period.end);
     let end_min = end.as_second().div_euclid(60);
     let from = period.start_minute - sla::capacity::lookback_minutes(&settings);
     sla::capacity(&host_minutes(from, end_min + 1), &settings, &period, end)
+        .into_iter()
+        .filter(|c| super::assemble::capacity_hosts(svc, reporting).contains(&c.agent))
+        .collect()
+}
+
+/// Adds the months before to the fixture report of `n` services, computed by the engine
+/// (web from September, erp from August, api and db start in October: none).
+pub fn with_trend(r: &mut MonthlyReport, n: usize) {
+    let month = Month::new(2026, 10).unwrap_or_else(|e| panic!("{e}"));
+    let now = ts("2026-11-01T06:00:00Z");
+    let services: Vec<Service> = (0..n).map(service).collect();
+    let refs: Vec<&Service> = services.iter().collect();
+    let filled = super::trend::fill(r, &refs, month, |svc, m| {
+        let i = services
+            .iter()
+            .position(|s| s.name == svc.name)
+            .unwrap_or(0);
+        let (report, _) = evaluate(svc, i, m, now);
+        Ok(super::trend::computed(svc, m, &report))
+    });
+    filled.unwrap_or_else(|e| panic!("fixture: {}", e.reason));
 }
 
 /// The fixture month for `n` services, with each service's minute states.
@@ -365,6 +466,7 @@ pub fn sample(n: usize) -> (MonthlyReport, Vec<(String, MinuteStates)>) {
     let month = Month::new(2026, 10).unwrap_or_else(|e| panic!("{e}"));
     let now = ts("2026-11-01T06:00:00Z");
     let services: Vec<Service> = (0..n).map(service).collect();
+    let central = central_checks();
     let results: Vec<(ServiceReport, MonthDetail)> = services
         .iter()
         .enumerate()
@@ -373,22 +475,26 @@ pub fn sample(n: usize) -> (MonthlyReport, Vec<(String, MinuteStates)>) {
     let api: Vec<Vec<ApiMaintenance>> = (0..n).map(api_maintenance).collect();
     let capacity: Vec<Vec<CapacityFigure>> = services
         .iter()
-        .map(|s| host_capacity(s, month, now))
+        .zip(&results)
+        .map(|(s, (_, d))| host_capacity(s, month, now, &d.agents))
         .collect();
     let parts: Vec<ServiceParts<'_>> = services
         .iter()
         .zip(&results)
         .zip(&api)
         .zip(&capacity)
-        .map(
-            |(((service, (report, detail)), api), capacity)| ServiceParts {
+        .map(|(((service, (report, detail)), api), capacity)| {
+            let (terms, checks) = terms::of(&central, service, &detail.agents);
+            ServiceParts {
                 service,
                 report,
                 detail,
                 api_maintenance: api,
                 capacity,
-            },
-        )
+                terms,
+                checks,
+            }
+        })
         .collect();
     let refs: Vec<&Service> = services.iter().collect();
     let meta = Meta {
@@ -400,6 +506,11 @@ pub fn sample(n: usize) -> (MonthlyReport, Vec<(String, MinuteStates)>) {
         attest_version: "0.1.0".into(),
         tzdb_version: "2025b".into(),
         definitions_sha256: definitions_sha256(&refs),
+        sign_off: super::model::SignOff {
+            prepared_by: Some("Service level manager (A. Smith)".into()),
+            approved_by: Some("Head of IT operations".into()),
+            distribution: vec!["Example Retail GmbH".into(), "Web team".into()],
+        },
     };
     let report = MonthlyReport::build(meta, &parts, method::items());
     let minutes = services

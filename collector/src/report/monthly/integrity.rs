@@ -18,8 +18,8 @@ use std::fmt::Write as _;
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
-use sha2::{Digest, Sha256};
 
+pub use super::digest::{hex, sha256_hex};
 use super::model::MonthlyReport;
 
 /// Marks the trailer in HTML/Markdown (`<!-- … -->`) and PDF (`%…` after `%%EOF`).
@@ -33,11 +33,7 @@ pub enum KeyError {
     Bad { path: String, detail: String },
 }
 
-pub use crate::seal::{hex, unhex};
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
+pub use crate::seal::unhex;
 
 /// The canonical JSON bytes of `report`.
 pub fn canonical(report: &MonthlyReport) -> Vec<u8> {

@@ -15,6 +15,7 @@ pub mod archive;
 pub mod assemble;
 pub mod cli;
 pub mod csv;
+pub mod digest;
 pub mod fixture;
 pub mod integrity;
 pub mod method;
@@ -22,9 +23,12 @@ pub mod model;
 pub mod month_seal;
 #[cfg(feature = "pdf")]
 pub mod pdf;
+pub mod redundancy;
 pub mod service;
 pub mod svg;
+pub mod terms;
 pub mod text;
+pub mod trend;
 pub mod verdict;
 pub mod verify;
 
@@ -194,6 +198,9 @@ pub fn csv_files(r: &MonthlyReport) -> Vec<(String, Vec<u8>)> {
         ("incidents.csv".into(), csv::incidents(r).into_bytes()),
         ("unknown.csv".into(), csv::unknown(r).into_bytes()),
         ("maintenance.csv".into(), csv::maintenance(r).into_bytes()),
+        ("terms.csv".into(), csv::terms(r).into_bytes()),
+        ("checks.csv".into(), csv::checks(r).into_bytes()),
+        ("trend.csv".into(), csv::trend(r).into_bytes()),
     ]
 }
 

@@ -14,7 +14,10 @@ use attest_config::{MaintenanceWindow, Service, WeeklyWindow};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::redundancy::Redundancy;
 use super::verdict;
+use crate::sla::detail::{MinuteStates, minute_ts};
+use crate::sla::timeline::INELIGIBLE;
 use crate::sla::{self, CapacityFigure, MonthDetail, ServiceReport};
 
 /// The JSON schema name and version; bump the version on any incompatible change.
@@ -33,6 +36,25 @@ pub struct MonthlyReport {
     pub method: Vec<MethodItem>,
     /// Later differences from an archived month (late data after close), dated.
     pub addenda: Vec<Addendum>,
+    /// Who prepared, approved and receives the report (`[report]`); rendered with empty
+    /// signature and date lines, since a signature is given on paper or in a document
+    /// system, not by the collector.
+    #[serde(default)]
+    pub sign_off: SignOff,
+}
+
+/// `[report] prepared_by`, `approved_by`, `distribution`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SignOff {
+    pub prepared_by: Option<String>,
+    pub approved_by: Option<String>,
+    pub distribution: Vec<String>,
+}
+
+impl SignOff {
+    pub fn is_empty(&self) -> bool {
+        self.prepared_by.is_none() && self.approved_by.is_none() && self.distribution.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +73,86 @@ pub struct Cover {
     pub tzdb_version: String,
     /// SHA-256 of the service definitions in force (their canonical JSON), hex.
     pub definitions_sha256: String,
+    /// The customer, agreement and owner of each service that names any (config order).
+    #[serde(default)]
+    pub parties: Vec<CoverParty>,
+}
+
+/// Whose service a report covers and under which agreement (`[[service]]` `customer`,
+/// `agreement`, `owner`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoverParty {
+    pub service: String,
+    pub customer: Option<String>,
+    pub agreement: Option<String>,
+    pub owner: Option<String>,
+}
+
+/// The agreed method of one service as configured when the report was made (see
+/// `terms.rs`): flat, so that `terms.csv` has one row per service.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Terms {
+    pub description: Option<String>,
+    pub owner: Option<String>,
+    pub customer: Option<String>,
+    /// The agreement's reference (contract or SLA document).
+    pub agreement: Option<String>,
+    pub time_zone: String,
+    /// The availability target as an exact percentage (`99.9`).
+    pub target_percent: String,
+    /// The quorum and what it means: `majority: bad when more than half of the reporting
+    /// agents fail`.
+    pub quorum: String,
+    pub min_reporters: u32,
+    pub min_coverage_percent: Option<String>,
+    pub latency_threshold_seconds: Option<f64>,
+    pub latency_target_percent: Option<String>,
+    /// `[[service]] start`: minutes from it on are eligible, measured or not.
+    pub agreement_start: Option<Timestamp>,
+    /// Local weekly windows (`Mon,Tue 08:00-18:00`); empty = 24x7.
+    pub service_hours: Vec<String>,
+    pub holidays: Vec<String>,
+    /// Agents the collector assigns the service's central checks to.
+    pub assigned_agents: Vec<String>,
+    /// Agents that reported for the service during the month.
+    pub reporting_agents: Vec<String>,
+    /// `[[service]] hosts` (with `hosts_match` resolved); empty = the reporting agents.
+    pub capacity_hosts: Vec<String>,
+    /// Each capacity objective as agreed: `cpu:p95 ≤ 70 %`.
+    pub capacity_objectives: Vec<String>,
+}
+
+/// One earlier month of a service (see `trend.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendRow {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub availability: Option<f64>,
+    /// Rounded down to [`AVAILABILITY_DECIMALS`].
+    pub availability_percent: Option<String>,
+    /// The verdict over every objective, as in that month's summary.
+    pub verdict: Verdict,
+    pub downtime_minutes: u64,
+    pub budget_remaining_minutes: f64,
+    /// `archive` (the archived report of that month) or `computed` (the engine, now).
+    pub source: String,
+}
+
+/// One check that measures a service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckTerm {
+    pub id: String,
+    /// `http`, `tcp`, `dns`, `icmp`, `tls`, `host`; null when defined on the agents.
+    pub kind: Option<String>,
+    /// What it probes: `GET https://…`, `host:port`, `name TYPE @server`.
+    pub target: Option<String>,
+    pub interval_seconds: Option<f64>,
+    pub timeout_seconds: Option<f64>,
+    /// `collector` (a central `[[check]]`) or `agent` (the agents' own configuration,
+    /// which the collector does not know).
+    pub defined_in: String,
+    /// Agents the collector assigns it to (central checks only).
+    pub assigned_agents: Vec<String>,
 }
 
 /// Met, breached, or not determinable (nothing known, or coverage below the minimum).
@@ -148,6 +250,18 @@ pub struct SummaryRow {
 pub struct ServiceSection {
     pub service: String,
     pub time_zone: String,
+    /// The agreed method and parties, from the configuration in force.
+    #[serde(default)]
+    pub terms: Terms,
+    /// The checks that measure the service.
+    #[serde(default)]
+    pub checks: Vec<CheckTerm>,
+    /// The months before this one (at most 12, none before the agreement), oldest first.
+    #[serde(default)]
+    pub trend: Vec<TrendRow>,
+    /// Minutes with fewer reporting agents than expected and failures the quorum outvoted.
+    #[serde(default)]
+    pub redundancy: Redundancy,
     pub pessimistic: Option<f64>,
     pub optimistic: Option<f64>,
     pub daily: Vec<Day>,
@@ -185,6 +299,11 @@ pub struct IncidentRow {
     pub downtime_minutes: u64,
     pub agents: Vec<String>,
     pub reason: Option<String>,
+    /// The runs of eligible minutes inside `[start, end)` as ISO 8601 intervals
+    /// (`START/END`, UTC): an incident merged across ineligible time (an evening, a weekend,
+    /// maintenance) has several; only these count and only these are drawn.
+    #[serde(default)]
+    pub eligible_segments: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -211,7 +330,8 @@ pub struct Excluded {
 pub struct MaintenanceRow {
     /// `once` or `weekly`.
     pub kind: String,
-    /// RFC 3339 start and end for one-off windows; local days and times for weekly ones.
+    /// One-off windows: start – end in the service's local time with the UTC offset;
+    /// weekly ones: local days and times.
     pub when: String,
     pub reason: String,
     /// `config` or `api`.
@@ -263,6 +383,14 @@ pub struct CapacityObjectiveRow {
     pub host: Option<String>,
     pub resource: Option<String>,
     pub counted_minutes: u64,
+    /// What the agreement requires, with threshold, unit and direction: `≤ 70 %`,
+    /// `≤ 60 min above 90 %`, `≥ 30 days to 95 %`.
+    #[serde(default)]
+    pub agreed: String,
+    /// The measured side in the same unit: `48.000 %`, `22.5 days to 95 %`; null when
+    /// nothing was measured.
+    #[serde(default)]
+    pub measured: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -293,6 +421,7 @@ pub struct Meta {
     pub attest_version: String,
     pub tzdb_version: String,
     pub definitions_sha256: String,
+    pub sign_off: SignOff,
 }
 
 /// A maintenance window registered through the API, as the store keeps it.
@@ -315,6 +444,9 @@ pub struct ServiceParts<'a> {
     pub api_maintenance: &'a [ApiMaintenance],
     /// Capacity of the hosts whose agents measure the service.
     pub capacity: &'a [CapacityFigure],
+    /// The agreed method (`terms::of`).
+    pub terms: Terms,
+    pub checks: Vec<CheckTerm>,
 }
 
 impl MonthlyReport {
@@ -335,13 +467,29 @@ impl MonthlyReport {
                 attest_version: meta.attest_version,
                 tzdb_version: meta.tzdb_version,
                 definitions_sha256: meta.definitions_sha256,
+                parties: parts
+                    .iter()
+                    .filter_map(|p| party(&p.service.name, &p.terms))
+                    .collect(),
             },
             summary: parts.iter().map(|p| summary(p.service, p.report)).collect(),
             services: parts.iter().map(section).collect(),
             method,
             addenda: Vec::new(),
+            sign_off: meta.sign_off,
         }
     }
+}
+
+/// The cover's line for a service that names any party; `None` when it names none.
+fn party(service: &str, t: &Terms) -> Option<CoverParty> {
+    let any = t.customer.is_some() || t.agreement.is_some() || t.owner.is_some();
+    any.then(|| CoverParty {
+        service: service.to_string(),
+        customer: t.customer.clone(),
+        agreement: t.agreement.clone(),
+        owner: t.owner.clone(),
+    })
 }
 
 /// `ppm` as an exact percentage: 999000 → "99.9", 995000 → "99.5", 1000000 → "100".
@@ -416,6 +564,10 @@ fn section(p: &ServiceParts<'_>) -> ServiceSection {
     ServiceSection {
         service: r.service.clone(),
         time_zone: r.period.time_zone.clone(),
+        terms: p.terms.clone(),
+        checks: p.checks.clone(),
+        trend: Vec::new(),
+        redundancy: super::redundancy::of(&p.detail.minutes, expected_agents(p)),
         pessimistic: r.bounds.pessimistic,
         optimistic: r.bounds.optimistic,
         daily: p.detail.days.iter().map(day).collect(),
@@ -430,6 +582,7 @@ fn section(p: &ServiceParts<'_>) -> ServiceSection {
                 downtime_minutes: i.downtime_minutes,
                 agents: i.agents.clone(),
                 reason: i.reason.clone(),
+                eligible_segments: eligible_segments(&p.detail.minutes, i.start, i.end),
             })
             .collect(),
         unknown: p
@@ -483,9 +636,50 @@ fn section(p: &ServiceParts<'_>) -> ServiceSection {
                 host: o.constraint.as_ref().map(|c| c.host.clone()),
                 resource: o.constraint.as_ref().map(|c| c.resource.clone()),
                 counted_minutes: o.counted_minutes,
+                agreed: verdict::rule_of(p.service, &o.name)
+                    .map(verdict::capacity_rule)
+                    .unwrap_or_default(),
+                measured: verdict::rule_of(p.service, &o.name)
+                    .and_then(|rule| verdict::capacity_measured(o, rule)),
             })
             .collect(),
     }
+}
+
+/// Agents expected each minute: those the central checks are assigned to, else those that
+/// reported in the month.
+fn expected_agents(p: &ServiceParts<'_>) -> u32 {
+    let n = if p.terms.assigned_agents.is_empty() {
+        p.detail.agents.len()
+    } else {
+        p.terms.assigned_agents.len()
+    };
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The runs of eligible minutes of `m` in `[start, end)`, as `START/END` (UTC).
+fn eligible_segments(m: &MinuteStates, start: Timestamp, end: Timestamp) -> Vec<String> {
+    let minute = |t: Timestamp| t.as_second().div_euclid(60) - m.from;
+    let len = m.states.len() as i64;
+    let (a, b) = (minute(start).clamp(0, len), minute(end).clamp(0, len));
+    let mut out = Vec::new();
+    let mut run: Option<i64> = None;
+    for i in a..=b {
+        let eligible = i < b && m.states[i as usize] != INELIGIBLE;
+        match (eligible, run) {
+            (true, None) => run = Some(i),
+            (false, Some(r)) => {
+                out.push(format!(
+                    "{}/{}",
+                    minute_ts(m.from + r),
+                    minute_ts(m.from + i)
+                ));
+                run = None;
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 fn verdict_word(v: sla::capacity_objectives::Verdict) -> &'static str {
@@ -536,7 +730,7 @@ fn excluded(p: &ServiceParts<'_>) -> Excluded {
         .map(|m| match m {
             MaintenanceWindow::Once { start, end, reason } => MaintenanceRow {
                 kind: "once".into(),
-                when: format!("{start} – {end}"),
+                when: local_span(*start, *end, &svc.time_zone),
                 reason: reason.clone(),
                 source: "config".into(),
                 registered_at: None,
@@ -544,7 +738,7 @@ fn excluded(p: &ServiceParts<'_>) -> Excluded {
             },
             MaintenanceWindow::Weekly { window, reason } => MaintenanceRow {
                 kind: "weekly".into(),
-                when: weekly_text(window),
+                when: format!("{} (local time)", weekly_text(window)),
                 reason: reason.clone(),
                 source: "config".into(),
                 registered_at: None,
@@ -554,7 +748,7 @@ fn excluded(p: &ServiceParts<'_>) -> Excluded {
         .collect();
     maintenance.extend(p.api_maintenance.iter().map(|m| MaintenanceRow {
         kind: "once".into(),
-        when: format!("{} – {}", m.start, m.end),
+        when: local_span(m.start, m.end, &svc.time_zone),
         reason: m.reason.clone(),
         source: "api".into(),
         registered_at: Some(m.registered_at),
@@ -570,6 +764,22 @@ fn excluded(p: &ServiceParts<'_>) -> Excluded {
             .collect(),
         maintenance,
         ineligible_minutes: period.saturating_sub(p.report.eligible_minutes),
+    }
+}
+
+/// `2026-10-21 00:00 +02:00 – 2026-10-21 01:00 +02:00`: a window in the service's local
+/// time with its UTC offset (a reader compares it with local change records).
+pub fn local_span(start: Timestamp, end: Timestamp, zone: &str) -> String {
+    format!("{} – {}", local_time(start, zone), local_time(end, zone))
+}
+
+/// An instant as local wall-clock time of `zone` with its UTC offset:
+/// `2026-10-25 02:50 +02:00`; RFC 3339 UTC for an unknown zone (a validated configuration
+/// has none).
+pub fn local_time(t: Timestamp, zone: &str) -> String {
+    match t.in_tz(zone) {
+        Ok(z) => z.strftime("%Y-%m-%d %H:%M %:z").to_string(),
+        Err(_) => t.to_string(),
     }
 }
 
@@ -599,5 +809,5 @@ pub fn definitions_sha256(services: &[&Service]) -> String {
             })
         })
         .collect();
-    super::integrity::sha256_hex(&serde_json::to_vec(&list).unwrap_or_default())
+    super::digest::sha256_hex(&serde_json::to_vec(&list).unwrap_or_default())
 }

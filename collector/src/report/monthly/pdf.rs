@@ -17,9 +17,10 @@ use krilla::surface::Surface;
 use krilla::text::{Font, TextDirection};
 use krilla::{Document, SerializeSettings};
 
-use super::model::{MaintenanceRow, MonthlyReport, SummaryRow};
+use super::model::{MaintenanceRow, MonthlyReport, ServiceSection, SummaryRow};
 use super::text::{
     FIGURES_HEAD, SummaryCells, VERDICT_HEAD, fmt_num, fmt_opt_pct, fmt_ratio, fmt_secs,
+    incident_cells, redundancy_lines, terms_rows, unknown_cells,
 };
 
 static REGULAR: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
@@ -155,16 +156,20 @@ impl Flow {
         self.y = MARGIN;
     }
 
+    /// A line of text; wrapped inside the margins when it is wider than the page allows
+    /// (a long title, organisation or service name).
     fn text(&mut self, size: f32, bold: bool, text: impl Into<String>) {
-        self.row(
-            size * 1.45,
-            vec![Item::Text {
-                x: MARGIN,
-                size,
-                bold,
-                text: text.into(),
-            }],
-        );
+        for line in wrap_width(&text.into(), size, bold, TEXT_W) {
+            self.row(
+                size * 1.45,
+                vec![Item::Text {
+                    x: MARGIN,
+                    size,
+                    bold,
+                    text: line,
+                }],
+            );
+        }
     }
 
     /// Long text wrapped inside the margins.
@@ -173,9 +178,7 @@ impl Flow {
     }
 
     fn para_styled(&mut self, size: f32, bold: bool, text: &str) {
-        for line in wrap_width(text, size, bold, PAGE_W - 2.0 * MARGIN) {
-            self.text(size, bold, line);
-        }
+        self.text(size, bold, text);
     }
 
     /// A table whose cells wrap inside their columns (`widths` in points, summing to at
@@ -218,32 +221,6 @@ impl Flow {
         }
         self.y += 2.0;
     }
-
-    /// A table row: cells at fixed x offsets (relative to the margin).
-    fn cells(&mut self, size: f32, bold: bool, cols: &[f32], cells: Vec<String>) {
-        let items = cols
-            .iter()
-            .zip(cells)
-            .map(|(x, text)| Item::Text {
-                x: MARGIN + x,
-                size,
-                bold,
-                text,
-            })
-            .collect();
-        self.row(size * 1.5, items);
-    }
-}
-
-/// Shortens `s` to `n` characters (table cells have fixed widths).
-fn fit(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    }
 }
 
 /// Renders the report; `content_sha256` is printed in the footer of every page.
@@ -269,28 +246,54 @@ pub fn render(
                 draw(&mut s, *y, item, &regular, &bold);
             }
         }
-        let footer = format!(
-            "{} — {} — page {} of {} — content SHA-256 {}",
-            r.cover.title,
-            r.cover.month,
-            n + 1,
-            total,
-            content_sha256
-        );
-        set_color(&mut s, (97, 97, 97));
-        s.draw_text(
-            Point::from_xy(MARGIN, PAGE_H - 24.0),
-            regular.clone(),
-            6.5,
-            &footer,
-            false,
-            TextDirection::Auto,
-        );
+        footer(&mut s, &regular, r, (n + 1, total), content_sha256);
         s.finish();
         page.finish();
     }
     doc.set_metadata(metadata(r));
     doc.finish().map_err(|e| PdfError::Write(format!("{e:?}")))
+}
+
+/// Size of the footer text.
+const FOOTER_SIZE: f32 = 6.5;
+
+/// The footer's two lines: title, month and page number (the title shortened with `…` to
+/// fit one line; it is printed in full on the cover), then the content digest; both inside
+/// the margins.
+pub fn footer_lines(r: &MonthlyReport, (page, total): (usize, usize), digest: &str) -> [String; 2] {
+    let tail = format!(" — {} — page {page} of {total}", r.cover.month);
+    let fits = |t: &str| text_width(t, FOOTER_SIZE, false) <= TEXT_W;
+    let mut title = r.cover.title.clone();
+    if !fits(&format!("{title}{tail}")) {
+        while !title.is_empty() && !fits(&format!("{title}…{tail}")) {
+            title.pop();
+        }
+        title.push('…');
+    }
+    [
+        format!("{title}{tail}"),
+        format!("content SHA-256 {digest}"),
+    ]
+}
+
+fn footer(
+    s: &mut Surface<'_>,
+    font: &Font,
+    r: &MonthlyReport,
+    pages: (usize, usize),
+    digest: &str,
+) {
+    set_color(s, (97, 97, 97));
+    for (i, line) in footer_lines(r, pages, digest).iter().enumerate() {
+        s.draw_text(
+            Point::from_xy(MARGIN, PAGE_H - 28.0 + 8.0 * i as f32),
+            font.clone(),
+            FOOTER_SIZE,
+            line,
+            false,
+            TextDirection::Auto,
+        );
+    }
 }
 
 fn metadata(r: &MonthlyReport) -> Metadata {
@@ -355,45 +358,65 @@ fn draw(s: &mut Surface<'_>, y: f32, item: &Item, regular: &Font, bold: &Font) {
             set_color(s, (158, 158, 158));
             rect(s, MARGIN, y - 3.0, PAGE_W - 2.0 * MARGIN, 0.6);
         }
-        Item::Bars { values, target } => bars(s, y, values, *target),
+        Item::Bars { values, target } => bars(s, y, (values, *target), regular),
     }
 }
 
-/// The daily chart: one bar per day, 60 pt high, scaled from `lo` to 100 %.
-fn bars(s: &mut Surface<'_>, bottom: f32, values: &[Option<f64>], target: f64) {
+/// Width of the daily chart's tick labels, left of the bars.
+const AXIS_W: f32 = 26.0;
+
+/// The daily chart: one bar per day, 60 pt high, on the fixed axis of the HTML chart (the
+/// floor to 100 %, ticks labelled); a day below the floor is a stub with its number.
+fn bars(s: &mut Surface<'_>, bottom: f32, (values, target): (&[Option<f64>], f64), font: &Font) {
     let h = 60.0f32;
-    let lo = super::svg::axis_floor(target, values.iter().copied());
-    let w = (PAGE_W - 2.0 * MARGIN) / values.len().max(1) as f32;
+    let lo = super::svg::axis_floor(target);
+    let frac = |a: f64| (((a - lo) / (1.0 - lo)).clamp(0.0, 1.0)) as f32;
+    let left = MARGIN + AXIS_W;
+    let w = (TEXT_W - AXIS_W) / values.len().max(1) as f32;
+    for t in super::svg::axis_ticks(lo) {
+        let ty = bottom - h * frac(t);
+        set_color(s, (224, 224, 224));
+        rect(s, left, ty, TEXT_W - AXIS_W, 0.3);
+        set_color(s, (85, 85, 85));
+        s.draw_text(
+            Point::from_xy(MARGIN, ty + 2.0),
+            font.clone(),
+            5.5,
+            &super::svg::fmt_tick(t),
+            false,
+            TextDirection::Auto,
+        );
+    }
     for (i, v) in values.iter().enumerate() {
-        let x = MARGIN + w * i as f32 + 0.5;
+        let x = left + w * i as f32 + 0.5;
         match v {
-            Some(a) => {
-                let frac = (((a - lo) / (1.0 - lo)).clamp(0.0, 1.0)) as f32;
-                set_color(
-                    s,
-                    if *a >= target {
-                        (46, 125, 50)
-                    } else {
-                        (198, 40, 40)
-                    },
-                );
-                rect(
-                    s,
-                    x,
-                    bottom - h * frac.max(0.02),
-                    w - 1.0,
-                    h * frac.max(0.02),
+            Some(a) if *a < lo => {
+                set_color(s, (198, 40, 40));
+                rect(s, x, bottom - 1.5, w - 1.0, 1.5);
+                s.draw_text(
+                    Point::from_xy(x, bottom - 3.0),
+                    font.clone(),
+                    4.5,
+                    &super::svg::fmt_short(*a),
+                    false,
+                    TextDirection::Auto,
                 );
             }
+            Some(a) => {
+                let good = *a >= target;
+                set_color(s, if good { (46, 125, 50) } else { (198, 40, 40) });
+                let bh = h * frac(*a).max(0.02);
+                rect(s, x, bottom - bh, w - 1.0, bh);
+            }
             None => {
-                set_color(s, (221, 221, 221));
+                set_color(s, (189, 189, 189));
                 rect(s, x, bottom - h, w - 1.0, h);
             }
         }
     }
-    let ty = bottom - h * (((target - lo) / (1.0 - lo)).clamp(0.0, 1.0) as f32);
+    let ty = bottom - h * frac(target);
     set_color(s, (21, 101, 192));
-    rect(s, MARGIN, ty, PAGE_W - 2.0 * MARGIN, 0.5);
+    rect(s, left, ty, TEXT_W - AXIS_W, 0.5);
 }
 
 fn layout(r: &MonthlyReport, digest: &str, signed: &str) -> Flow {
@@ -419,6 +442,7 @@ fn layout(r: &MonthlyReport, digest: &str, signed: &str) -> Flow {
             );
         }
     }
+    sign_off(&mut f, &r.sign_off);
     f.page_break();
     f.text(13.0, true, "Method");
     f.row(4.0, vec![Item::Rule]);
@@ -459,7 +483,78 @@ fn cover(f: &mut Flow, r: &MonthlyReport, digest: &str, signed: &str) {
         ("Report content", format!("SHA-256 {digest}")),
         ("Signature", signed.to_string()),
     ] {
-        f.cells(8.5, false, &[0.0, 100.0], vec![k.to_string(), v]);
+        f.table_row(8.5, false, &[100.0, TEXT_W - 100.0], &[k.to_string(), v]);
+    }
+    if !c.parties.is_empty() {
+        f.row(4.0, Vec::new());
+        let na = |v: &Option<String>| v.clone().unwrap_or_else(|| "n/a".into());
+        let rows: Vec<Vec<String>> = c
+            .parties
+            .iter()
+            .map(|p| {
+                vec![
+                    p.service.clone(),
+                    na(&p.customer),
+                    na(&p.agreement),
+                    na(&p.owner),
+                ]
+            })
+            .collect();
+        f.table(
+            8.0,
+            &PARTY_COLS,
+            &["Service", "Customer", "Agreement", "Service owner"],
+            &rows,
+        );
+    }
+}
+
+/// Column widths of the sign-off table.
+const SIGN_OFF_COLS: [f32; 4] = [80.0, 180.0, 150.0, 101.0];
+/// An empty line to sign or date on.
+const SIGN_LINE: &str = "______________________________";
+const DATE_LINE: &str = "____________________";
+
+/// The sign-off table (prepared by, approved by) with empty signature and date lines, and
+/// the distribution list; nothing when `[report]` names none of them.
+fn sign_off(f: &mut Flow, s: &super::model::SignOff) {
+    if s.is_empty() {
+        return;
+    }
+    f.row(8.0, Vec::new());
+    f.text(13.0, true, "Sign-off");
+    f.row(4.0, vec![Item::Rule]);
+    let head = ["Role", "Name", "Signature", "Date"];
+    let head: Vec<String> = head.iter().map(|h| (*h).to_string()).collect();
+    f.table_row(8.5, true, &SIGN_OFF_COLS, &head);
+    for (role, name) in [
+        ("Prepared by", &s.prepared_by),
+        ("Approved by", &s.approved_by),
+    ] {
+        f.row(18.0, Vec::new());
+        let name = name.clone().unwrap_or_else(|| "n/a".into());
+        let cells = [role.to_string(), name, SIGN_LINE.into(), DATE_LINE.into()];
+        f.table_row(8.5, false, &SIGN_OFF_COLS, &cells);
+    }
+    let to = if s.distribution.is_empty() {
+        "n/a".to_string()
+    } else {
+        s.distribution.join("; ")
+    };
+    f.para(8.5, &format!("Distribution: {to}."));
+}
+
+/// Width of the text between the margins.
+const TEXT_W: f32 = PAGE_W - 2.0 * MARGIN;
+/// Column widths of the cover's parties table and a service's agreed method.
+const PARTY_COLS: [f32; 4] = [100.0, 150.0, 120.0, 141.0];
+const TERMS_COLS: [f32; 2] = [100.0, 411.0];
+
+/// A service's agreed method as a two-column table (the rows of [`terms_rows`]).
+fn terms(f: &mut Flow, s: &ServiceSection) {
+    f.text(10.0, true, "Agreed method");
+    for (label, text) in terms_rows(s) {
+        f.table_row(7.5, false, &TERMS_COLS, &[label, text]);
     }
 }
 
@@ -497,9 +592,28 @@ fn summary(f: &mut Flow, rows: &[SummaryRow]) {
     );
 }
 
-fn service(f: &mut Flow, s: &super::model::ServiceSection, sum: &SummaryRow) {
+/// One service's section, in named steps.
+fn service(f: &mut Flow, s: &ServiceSection, sum: &SummaryRow) {
+    service_heading(f, s, sum);
+    terms(f, s);
+    daily(f, s, sum);
+    trend(f, s);
+    incidents(f, s);
+    excluded(f, s);
+    unknown(f, s);
+    f.text(10.0, true, "Measurement redundancy");
+    f.para(8.0, &redundancy_lines(s).join(" "));
+    latency(f, s, sum);
+    capacity(f, s);
+}
+
+/// The service's name, description and verdict with its figures.
+fn service_heading(f: &mut Flow, s: &ServiceSection, sum: &SummaryRow) {
     f.text(14.0, true, s.service.clone());
     f.row(4.0, vec![Item::Rule]);
+    if let Some(d) = &s.terms.description {
+        f.para(8.5, d);
+    }
     f.para(
         8.5,
         &format!(
@@ -522,6 +636,10 @@ fn service(f: &mut Flow, s: &super::model::ServiceSection, sum: &SummaryRow) {
             s.time_zone
         ),
     );
+}
+
+/// The daily chart, its legend and the days with bad or unknown minutes.
+fn daily(f: &mut Flow, s: &ServiceSection, sum: &SummaryRow) {
     f.text(10.0, true, "Daily availability");
     let values = s.daily.iter().map(|d| d.availability).collect();
     f.row(
@@ -530,6 +648,14 @@ fn service(f: &mut Flow, s: &super::model::ServiceSection, sum: &SummaryRow) {
             values,
             target: sum.target_ppm as f64 / 1e6,
         }],
+    );
+    f.para(
+        7.0,
+        &format!(
+            "Axis {} to 100 %; green: at or above the target, red: below it (a stub with its number below the axis), grey: nothing known; blue: the target. Local days, {}.",
+            super::svg::fmt_tick(super::svg::axis_floor(sum.target_ppm as f64 / 1e6)),
+            s.time_zone
+        ),
     );
     let days: Vec<String> = s
         .daily
@@ -551,34 +677,10 @@ fn service(f: &mut Flow, s: &super::model::ServiceSection, sum: &SummaryRow) {
             &format!("Days with bad or unknown minutes: {}.", days.join("; ")),
         );
     }
-    f.text(10.0, true, "Incidents");
-    if s.incidents.is_empty() {
-        f.text(8.5, false, "No incidents.");
-    } else {
-        let cols = [0.0, 95.0, 190.0, 240.0, 360.0];
-        f.cells(
-            7.5,
-            true,
-            &cols,
-            ["Start", "End", "Down min", "Agents", "Reason"]
-                .map(String::from)
-                .to_vec(),
-        );
-        for i in &s.incidents {
-            f.cells(
-                7.5,
-                false,
-                &cols,
-                vec![
-                    i.start.to_string(),
-                    i.end.to_string(),
-                    i.downtime_minutes.to_string(),
-                    fit(&i.agents.join(", "), 28),
-                    fit(i.reason.as_deref().unwrap_or("n/a"), 30),
-                ],
-            );
-        }
-    }
+}
+
+/// Service hours, holidays, ineligible minutes and each maintenance window.
+fn excluded(f: &mut Flow, s: &ServiceSection) {
     f.text(10.0, true, "Excluded time");
     let hours = if s.excluded.service_hours.is_empty() {
         "24x7".to_string()
@@ -610,38 +712,10 @@ fn service(f: &mut Flow, s: &super::model::ServiceSection, sum: &SummaryRow) {
             ),
         );
     }
-    f.text(10.0, true, "Unknown time");
-    if s.unknown.is_empty() {
-        f.text(8.5, false, "No unknown time.");
-    } else {
-        let cols = [0.0, 95.0, 190.0, 240.0];
-        f.cells(
-            7.5,
-            true,
-            &cols,
-            ["Start", "End", "Minutes", "Silent agents"]
-                .map(String::from)
-                .to_vec(),
-        );
-        for u in &s.unknown {
-            let silent = if u.silent_agents.is_empty() {
-                "n/a".to_string()
-            } else {
-                u.silent_agents.join(", ")
-            };
-            f.cells(
-                7.5,
-                false,
-                &cols,
-                vec![
-                    u.start.to_string(),
-                    u.end.to_string(),
-                    u.minutes.to_string(),
-                    fit(&silent, 50),
-                ],
-            );
-        }
-    }
+}
+
+/// Probes and percentiles, and the latency objective.
+fn latency(f: &mut Flow, s: &ServiceSection, sum: &SummaryRow) {
     f.text(10.0, true, "Latency");
     let l = &s.latency;
     f.para(
@@ -658,6 +732,10 @@ fn service(f: &mut Flow, s: &super::model::ServiceSection, sum: &SummaryRow) {
             }
         ),
     );
+}
+
+/// The per-host capacity and the capacity objectives.
+fn capacity(f: &mut Flow, s: &ServiceSection) {
     if !s.capacity.is_empty() {
         f.text(10.0, true, "Capacity");
         for c in &s.capacity {
@@ -689,17 +767,104 @@ fn service(f: &mut Flow, s: &super::model::ServiceSection, sum: &SummaryRow) {
             f.para(
                 8.0,
                 &format!(
-                    "{} ({}): limit {}, value {}, {}{by}; {} minutes counted",
+                    "{}: {} {}: {}{by}; {} minutes counted",
                     o.name,
-                    o.statistic,
-                    objective_number(&o.statistic, Some(o.limit)),
-                    objective_number(&o.statistic, o.value),
+                    o.measured.as_deref().unwrap_or("no host data"),
+                    o.agreed,
                     o.verdict,
                     o.counted_minutes
                 ),
             );
         }
     }
+}
+
+/// Column widths of the previous months' table.
+const TREND_COLS: [f32; 6] = [70.0, 90.0, 100.0, 80.0, 90.0, 81.0];
+
+/// The months before, as a table.
+fn trend(f: &mut Flow, s: &ServiceSection) {
+    f.text(10.0, true, "Previous months");
+    if s.trend.is_empty() {
+        f.text(8.5, false, "No earlier month under the agreement.");
+        return;
+    }
+    let rows: Vec<Vec<String>> = s
+        .trend
+        .iter()
+        .map(|t| {
+            vec![
+                t.month.clone(),
+                fmt_opt_pct(t.availability_percent.as_deref()),
+                t.verdict.label().to_string(),
+                t.downtime_minutes.to_string(),
+                fmt_num(Some(t.budget_remaining_minutes), 1),
+                t.source.clone(),
+            ]
+        })
+        .collect();
+    let head = [
+        "Month",
+        "Availability",
+        "Verdict",
+        "Downtime (min)",
+        "Budget left (min)",
+        "Source",
+    ];
+    f.table(7.5, &TREND_COLS, &head, &rows);
+}
+
+/// Column widths of the incident and unknown-time tables.
+const INCIDENT_COLS: [f32; 5] = [102.0, 102.0, 110.0, 80.0, 117.0];
+const UNKNOWN_COLS: [f32; 4] = [102.0, 102.0, 60.0, 247.0];
+
+/// The incident table in local time; a merged incident lists its eligible segments.
+fn incidents(f: &mut Flow, s: &ServiceSection) {
+    f.text(10.0, true, "Incidents");
+    if s.incidents.is_empty() {
+        f.text(8.5, false, "No incidents.");
+        return;
+    }
+    f.para(
+        7.5,
+        &format!("Local time ({}) with the UTC offset.", s.time_zone),
+    );
+    let rows: Vec<Vec<String>> = incident_cells(s)
+        .into_iter()
+        .map(|c| {
+            let downtime = if c.segments.is_empty() {
+                c.downtime
+            } else {
+                format!("{}: {}", c.downtime, c.segments.join("; "))
+            };
+            vec![c.start, c.end, downtime, c.agents, c.reason]
+        })
+        .collect();
+    f.table(
+        7.5,
+        &INCIDENT_COLS,
+        &["Start", "End", "Downtime", "Agents", "Reason"],
+        &rows,
+    );
+}
+
+/// Unknown intervals in local time with the agents that were silent.
+fn unknown(f: &mut Flow, s: &ServiceSection) {
+    f.text(10.0, true, "Unknown time");
+    if s.unknown.is_empty() {
+        f.text(8.5, false, "No unknown time.");
+        return;
+    }
+    let rows: Vec<Vec<String>> = unknown_cells(s)
+        .into_iter()
+        .map(|u| vec![u.start, u.end, u.minutes, u.silent_agents])
+        .collect();
+    f.table(
+        7.5,
+        &UNKNOWN_COLS,
+        &["Start", "End", "Minutes", "Silent agents"],
+        &rows,
+    );
 }
 
 /// ` at INSTANT by NAME` of an API window (`(not recorded)` when the store has no
@@ -714,14 +879,4 @@ fn registration(m: &MaintenanceRow) -> String {
     }
     let by = m.registered_by.as_deref().unwrap_or("(not recorded)");
     format!("{at} by {by}")
-}
-
-/// A capacity objective's limit or value: a percentage for the ratio statistics, else
-/// minutes or days with one decimal.
-fn objective_number(statistic: &str, x: Option<f64>) -> String {
-    if matches!(statistic, "p95" | "max" | "average") {
-        fmt_ratio(x)
-    } else {
-        fmt_num(x, 1)
-    }
 }

@@ -32,7 +32,16 @@ pub struct Reports {
 }
 
 /// The CSV tables a route serves by `table=` (each `NAME.csv` of the `csv` format).
-pub const CSV_TABLES: &[&str] = &["services", "daily", "incidents", "unknown", "maintenance"];
+pub const CSV_TABLES: &[&str] = &[
+    "services",
+    "daily",
+    "incidents",
+    "unknown",
+    "maintenance",
+    "terms",
+    "checks",
+    "trend",
+];
 
 /// The files of one request: name, content type, bytes.
 pub struct Served {
@@ -119,17 +128,14 @@ impl Reports {
         service: Option<&str>,
         at: Timestamp,
     ) -> Result<(MonthlyReport, Vec<(String, MinuteStates)>), Rejection> {
-        let settings = Settings {
-            organisation: self.cfg.report.organisation.clone(),
-            title: self.cfg.report.title.clone(),
-        };
+        let settings = Settings::from_config(&self.cfg.report);
         let (mut r, minutes) = assemble::assemble(
             &self.figures,
             &self.figures.config(),
             &settings,
-            month,
-            service,
+            (month, service),
             at,
+            self.archive.as_ref(),
         )?;
         if let Some(a) = &self.archive {
             r.addenda = a
@@ -199,14 +205,19 @@ impl Reports {
         })
     }
 
-    /// The months the index lists: the twelve up to the current one (UTC), newest first,
-    /// each with whether it is archived.
+    /// The months the index lists: of the twelve up to the current one (UTC), newest first,
+    /// those some service's agreement covers (none before every `start`), each with whether
+    /// it is archived.
     pub fn months(&self, now: Timestamp) -> Vec<(String, bool)> {
         let Ok(mut m) = Month::containing(now, "UTC") else {
             return Vec::new();
         };
+        let cfg = self.figures.config();
         let mut out = Vec::new();
         for _ in 0..12 {
+            if !super::trend::any_covered(&cfg.services, m) {
+                break;
+            }
             let name = m.to_string();
             let archived = self.archive.as_ref().is_some_and(|a| a.is_archived(&name));
             out.push((name, archived));

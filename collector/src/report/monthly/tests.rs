@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use ed25519_dalek::SigningKey;
 
-use super::model::MonthlyReport;
+use super::model::{IncidentRow, MonthlyReport};
 use super::*;
 use crate::sla::detail::MinuteStates;
 
@@ -21,7 +21,11 @@ const SERVICES: usize = 4;
 
 fn sample() -> &'static Sample {
     static S: OnceLock<Sample> = OnceLock::new();
-    S.get_or_init(|| fixture::sample(SERVICES))
+    S.get_or_init(|| {
+        let (mut r, m) = fixture::sample(SERVICES);
+        fixture::with_trend(&mut r, SERVICES);
+        (r, m)
+    })
 }
 
 fn key(seed: u8) -> SigningKey {
@@ -89,7 +93,8 @@ fn fixture_has_dst_hours_maintenance_unknown_time_and_incidents() {
     assert_eq!(r.services[0].unknown[0].silent_agents, ["a1", "a2"]);
     let erp = &r.summary[1];
     assert_eq!(erp.verdict, model::Verdict::Breached);
-    assert_eq!(erp.bad_minutes, 120);
+    // 120 on 14 October + 20 over the weekend of 16–19 October (service hours only).
+    assert_eq!(erp.bad_minutes, 140);
     assert!(
         r.services[1]
             .excluded
@@ -124,14 +129,316 @@ fn capacity_objectives_reach_every_format() {
         ]
     );
     assert_eq!(web.capacity_objectives[1].value, Some(0.95));
+    // Threshold, unit and direction beside the measured value.
+    assert_eq!(web.capacity_objectives[1].agreed, "≤ 90 %");
+    assert_eq!(
+        web.capacity_objectives[1].measured.as_deref(),
+        Some("95.000 %")
+    );
+    // The per-host table covers the hosts the service names, also db1, which runs none of
+    // its checks.
+    let mut hosts: Vec<&str> = web.capacity.iter().map(|c| c.agent.as_str()).collect();
+    hosts.dedup();
+    assert_eq!(hosts, ["a1", "a2", "db1"]);
     assert!(r.services[1].capacity_objectives.is_empty());
     assert_eq!(r.services[1].capacity_verdict, None);
     for f in [Format::Html, Format::Md] {
         let text = String::from_utf8(one(r, f, None)).unwrap();
         assert!(
-            text.contains("Capacity objectives: breached") && text.contains("memory:max"),
+            text.contains("Capacity objectives: breached")
+                && text.contains("memory:max")
+                && (text.contains("95.000 % | ≤ 90 %")
+                    || text.contains(&format!(
+                        "95.000 %</td><td class=\"n\">{}",
+                        html_escaped("≤ 90 %")
+                    ))),
             "{f:?}"
         );
+    }
+}
+
+/// The agreed method of each service — checks with kind, target and interval, agents,
+/// quorum and minimum reporters, objectives, agreement start, calendar, parties — is taken
+/// from the configuration and shown in every format (JSON fields, HTML, Markdown, PDF, CSV).
+#[test]
+fn the_agreed_method_and_parties_reach_every_format() {
+    let (r, _) = sample();
+    let web = &r.services[0];
+    assert_eq!(web.terms.customer.as_deref(), Some("Example Retail GmbH"));
+    assert_eq!(web.terms.agreement.as_deref(), Some("SLA-2026-014"));
+    assert_eq!(web.terms.owner.as_deref(), Some("Web team (J. Doe)"));
+    assert_eq!(web.terms.capacity_hosts, ["a1", "a2", "db1"]);
+    assert_eq!(
+        web.terms.agreement_start.map(|t| t.to_string()).as_deref(),
+        Some("2026-08-31T22:00:00Z")
+    );
+    assert_eq!(web.checks.len(), 1);
+    let c = &web.checks[0];
+    assert_eq!(
+        (c.kind.as_deref(), c.target.as_deref(), c.interval_seconds),
+        (
+            Some("http"),
+            Some("GET https://web.example/health"),
+            Some(10.0)
+        )
+    );
+    assert_eq!(c.assigned_agents, ["a1", "a2"]);
+    // erp's check is defined on the agents: the report does not guess its target.
+    let erp = &r.services[1];
+    assert_eq!(erp.checks[0].defined_in, "agent");
+    assert_eq!(erp.checks[0].target, None);
+    assert!(erp.terms.quorum.starts_with("majority: "));
+    assert_eq!(erp.terms.holidays, ["2026-10-26"]);
+    assert_eq!(r.services[2].terms.latency_threshold_seconds, Some(0.5));
+    assert_eq!(
+        r.services[3].terms.min_coverage_percent.as_deref(),
+        Some("99.9")
+    );
+    assert_eq!(r.cover.parties.len(), 1, "only web names its parties");
+    let wanted = [
+        "SLA-2026-014",
+        "Example Retail GmbH",
+        "Web team (J. Doe)",
+        "Customer-facing web shop",
+        "web-http: http GET https://web.example/health every 10 s, on a1, a2",
+        "erp-http: defined in the agents' configuration",
+        "2026-09-01 00:00 +02:00",
+        "majority: bad when more than half of the reporting agents fail",
+        "99 % of probes ≤ 0.5 s",
+        "99.9 % of eligible minutes known",
+        "memory:max ≤ 90 %",
+        "on a1, a2, db1",
+    ];
+    for f in [Format::Html, Format::Md] {
+        let text = String::from_utf8(one(r, f, None)).unwrap();
+        for w in wanted {
+            let w = if f == Format::Html {
+                html_escaped(w)
+            } else {
+                w.to_string()
+            };
+            assert!(text.contains(&w), "{f:?} lacks {w:?}");
+        }
+    }
+    let terms = csv::parse(&csv::terms(r)).unwrap();
+    assert_eq!(terms.len(), 1 + r.services.len());
+    assert!(terms[1].contains(&"SLA-2026-014".to_string()));
+    let checks = csv::parse(&csv::checks(r)).unwrap();
+    assert_eq!(
+        checks[1][..4],
+        ["web", "web-http", "http", "GET https://web.example/health"]
+    );
+}
+
+/// Times are local with their UTC offset; an incident merged across ineligible time shows
+/// its downtime within service hours and its segments, and the timeline draws only those.
+#[test]
+fn incidents_are_local_and_show_their_segments_of_service_hours() {
+    let (r, _) = sample();
+    let erp = &r.services[1];
+    let weekend = erp
+        .incidents
+        .iter()
+        .find(|i| i.start.to_string() == "2026-10-16T15:50:00Z")
+        .expect("the weekend incident");
+    assert_eq!(weekend.downtime_minutes, 20);
+    assert_eq!(
+        weekend.eligible_segments,
+        [
+            "2026-10-16T15:50:00Z/2026-10-16T16:00:00Z",
+            "2026-10-19T06:00:00Z/2026-10-19T06:10:00Z"
+        ]
+    );
+    let cells = text::incident_cells(erp);
+    let c = cells
+        .iter()
+        .find(|c| c.start == "2026-10-16 17:50 +02:00")
+        .expect("local start");
+    assert_eq!(c.end, "2026-10-19 08:10 +02:00");
+    assert_eq!(c.downtime, "20 min within service hours over 2 segments");
+    assert_eq!(
+        c.segments,
+        [
+            "2026-10-16 17:50 +02:00 – 2026-10-16 18:00 +02:00",
+            "2026-10-19 08:00 +02:00 – 2026-10-19 08:10 +02:00"
+        ]
+    );
+    // The DST night's incident of web: local times on both sides of the change.
+    let dst = text::incident_cells(&r.services[0]);
+    assert!(
+        dst.iter().any(|c| c.start == "2026-10-25 02:50 +02:00"),
+        "{dst:?}"
+    );
+    // The timeline draws the two segments, not the 2.5 days between them.
+    let svg = svg::incident_timeline(
+        (r.summary[1].period_start, r.summary[1].period_end),
+        &erp.time_zone,
+        &erp.daily,
+        std::slice::from_ref(weekend),
+    );
+    assert_eq!(svg.matches(r##"fill="#c62828""##).count(), 2, "{svg}");
+    let full = IncidentRow {
+        eligible_segments: Vec::new(),
+        ..weekend.clone()
+    };
+    let wide = svg::incident_timeline(
+        (r.summary[1].period_start, r.summary[1].period_end),
+        &erp.time_zone,
+        &erp.daily,
+        &[full],
+    );
+    assert_eq!(wide.matches(r##"fill="#c62828""##).count(), 1);
+    // Maintenance one-off windows are local too, in every format.
+    let m = &r.services[0].excluded.maintenance[0];
+    assert_eq!(m.when, "2026-10-21 00:00 +02:00 – 2026-10-21 01:00 +02:00");
+    for f in [Format::Html, Format::Md] {
+        let t = String::from_utf8(one(r, f, None)).unwrap();
+        for w in [
+            "2026-10-16 17:50 +02:00",
+            "20 min within service hours over 2 segments",
+            "2026-10-21 00:00 +02:00",
+        ] {
+            assert!(t.contains(w), "{f:?} lacks {w}");
+        }
+        assert!(!t.contains("2026-10-16T15:50:00Z"), "{f:?} shows UTC");
+    }
+}
+
+/// `[report] prepared_by`, `approved_by` and `distribution` are JSON fields and a sign-off
+/// table with empty signature and date lines in HTML, Markdown and PDF; a report without
+/// them has no sign-off block.
+#[test]
+fn the_sign_off_block_names_who_prepares_approves_and_receives() {
+    let (r, _) = sample();
+    let json: serde_json::Value = serde_json::from_slice(&json(r, None).unwrap()).unwrap();
+    assert_eq!(
+        json["sign_off"]["prepared_by"],
+        "Service level manager (A. Smith)"
+    );
+    assert_eq!(json["sign_off"]["distribution"][1], "Web team");
+    let html = String::from_utf8(one(r, Format::Html, None)).unwrap();
+    assert!(html.contains(
+        r#"<tr><td>Approved by</td><td>Head of IT operations</td><td class="sign"></td><td class="sign"></td></tr>"#
+    ));
+    assert!(html.contains("Distribution: Example Retail GmbH; Web team."));
+    let md = String::from_utf8(one(r, Format::Md, None)).unwrap();
+    assert!(md.contains("| Prepared by | Service level manager (A. Smith) | | |"));
+    let mut bare = r.clone();
+    bare.sign_off = model::SignOff::default();
+    for f in [Format::Html, Format::Md] {
+        let t = String::from_utf8(one(&bare, f, None)).unwrap();
+        assert!(!t.contains("Sign-off"), "{f:?}");
+    }
+}
+
+/// The months before are listed from the agreement's start on (none before it), oldest
+/// first, with availability, verdict, downtime and budget, in every format.
+#[test]
+fn the_trend_lists_the_months_of_the_agreement_before_this_one() {
+    let (r, _) = sample();
+    let months = |i: usize| -> Vec<&str> {
+        r.services[i]
+            .trend
+            .iter()
+            .map(|t| t.month.as_str())
+            .collect()
+    };
+    assert_eq!(months(0), ["2026-09"], "web starts on 1 September");
+    assert_eq!(months(1), ["2026-08", "2026-09"], "erp starts on 1 August");
+    assert!(
+        months(2).is_empty() && months(3).is_empty(),
+        "api and db start in October"
+    );
+    let sep = &r.services[0].trend[0];
+    assert_eq!(sep.source, "computed");
+    assert_eq!(sep.verdict, model::Verdict::Met);
+    assert_eq!(sep.downtime_minutes, 0);
+    let mut svc = fixture::service(1);
+    svc.start = None;
+    let m = crate::sla::Month::new(2026, 10).unwrap();
+    assert_eq!(trend::months_before(&svc, m).len(), trend::MONTHS);
+    for f in [Format::Html, Format::Md] {
+        let t = String::from_utf8(one(r, f, None)).unwrap();
+        assert!(
+            t.contains("Previous months") && t.contains("2026-08"),
+            "{f:?}"
+        );
+        assert!(t.contains("No earlier month under the agreement."), "{f:?}");
+    }
+    let csv = csv::parse(&csv::trend(r)).unwrap();
+    assert_eq!(csv.len(), 1 + 3);
+    // /reports/ lists a month while any agreement covers it.
+    let both = [fixture::service(0), fixture::service(3)];
+    let sep = crate::sla::Month::new(2026, 9).unwrap();
+    assert!(trend::any_covered(&both, sep), "web covers September");
+    assert!(!trend::any_covered(&both[1..], sep), "db starts in October");
+    assert!(trend::any_covered(&both[1..], m));
+}
+
+/// The daily chart has a fixed axis from 90 % (or below a lower target) with ticks, dates
+/// and a legend; a day below the axis is a stub with its number.
+#[test]
+fn the_daily_chart_has_a_fixed_axis_legend_and_clipped_days() {
+    assert!((svg::axis_floor(0.999) - 0.9).abs() < 1e-9);
+    assert!((svg::axis_floor(0.85) - 0.8).abs() < 1e-9);
+    assert!((svg::axis_floor(0.8) - 0.7).abs() < 1e-9);
+    let (r, _) = sample();
+    let erp = &r.services[1];
+    let chart = svg::daily_chart(&erp.daily, 0.995);
+    for w in [
+        "90 %",
+        "92 %",
+        "100 %",
+        "good (≥ target)",
+        "unknown",
+        "ineligible",
+        "10-01",
+    ] {
+        assert!(chart.contains(&svg::escape(w)), "chart lacks {w}");
+    }
+    // 14 October: 80 % (120 bad of 600 minutes) is below the axis: a stub with its number.
+    assert!(chart.contains(">80.0</text>"), "{chart}");
+}
+
+/// Reduced measurement redundancy is visible: minutes with fewer reporting agents than
+/// expected, the longest such stretch, and failures the quorum outvoted (not bad).
+#[test]
+fn reduced_redundancy_and_outvoted_failures_are_listed() {
+    let (r, _) = sample();
+    let web = &r.services[0].redundancy;
+    assert_eq!(web.expected_agents, 2);
+    // a2's gap (04:45 to 04:49 inclusive, UTC) while a1 reported; both silent before it:
+    // unknown time, not reduced redundancy.
+    assert_eq!(web.reduced_minutes, 5, "{web:?}");
+    assert_eq!(
+        web.longest_reduced.as_deref(),
+        Some("2026-10-12T04:45:00Z/2026-10-12T04:50:00Z")
+    );
+    assert_eq!(
+        web.outvoted_failure_minutes, 0,
+        "quorum any counts every failure"
+    );
+    let erp = &r.services[1].redundancy;
+    // 22 October 14:20–15:00 local: a2 silent, a1 back.
+    assert_eq!((erp.reduced_minutes, erp.longest_reduced_minutes), (40, 40));
+    assert_eq!(erp.outvoted_failure_minutes, 15);
+    assert_eq!(
+        erp.outvoted_failures,
+        ["2026-10-21T08:00:00Z/2026-10-21T08:15:00Z"]
+    );
+    assert_eq!(
+        r.summary[1].bad_minutes, 140,
+        "an outvoted failure is not bad"
+    );
+    let lines = text::redundancy_lines(&r.services[1]).join(" ");
+    assert!(
+        lines.contains("15: 2026-10-21 10:00 +02:00 – 2026-10-21 10:15 +02:00"),
+        "{lines}"
+    );
+    for f in [Format::Html, Format::Md] {
+        let t = String::from_utf8(one(r, f, None)).unwrap();
+        assert!(t.contains("Measurement redundancy"), "{f:?}");
+        assert!(t.contains("2026-10-21 10:00 +02:00"), "{f:?}");
     }
 }
 
@@ -231,7 +538,8 @@ fn golden_files_of_every_text_format() {
 fn every_format_is_byte_identical_across_runs() {
     let (r, minutes) = sample();
     let k = key(7);
-    let again = fixture::sample(SERVICES).0;
+    let mut again = fixture::sample(SERVICES).0;
+    fixture::with_trend(&mut again, SERVICES);
     for f in Format::ALL {
         let a = render(r, f, &opts(Some(&k), minutes)).unwrap();
         let b = render(&again, f, &opts(Some(&k), minutes)).unwrap();
@@ -330,6 +638,39 @@ fn csv_read_back_equals_the_json() {
             s.unknown
                 .iter()
                 .map(|d| serde_json::to_value(d).unwrap())
+                .collect()
+        }),
+    );
+    assert_csv_matches(
+        &csv::terms(r),
+        csv::TERMS,
+        r.services
+            .iter()
+            .map(|s| {
+                (
+                    Some(s.service.as_str()),
+                    serde_json::to_value(&s.terms).unwrap(),
+                )
+            })
+            .collect(),
+    );
+    assert_csv_matches(
+        &csv::checks(r),
+        csv::CHECKS,
+        per(&|s| {
+            s.checks
+                .iter()
+                .map(|c| serde_json::to_value(c).unwrap())
+                .collect()
+        }),
+    );
+    assert_csv_matches(
+        &csv::trend(r),
+        csv::TREND,
+        per(&|s| {
+            s.trend
+                .iter()
+                .map(|t| serde_json::to_value(t).unwrap())
                 .collect()
         }),
     );
@@ -468,10 +809,11 @@ fn html_is_well_formed_and_self_contained() {
     assert_well_formed_self_contained(&html);
     assert!(html.contains("@page { size: A4"));
     assert!(html.contains(r.summary[0].availability_percent.as_deref().unwrap()));
+    let with_trend = r.services.iter().filter(|s| !s.trend.is_empty()).count();
     assert_eq!(
         html.matches("<svg").count(),
-        2 * SERVICES,
-        "two charts per service"
+        2 * SERVICES + with_trend,
+        "two charts per service, and one of the months before where there are any"
     );
 }
 
@@ -547,22 +889,97 @@ fn pdf_text_shows_the_json_figures() {
         }
     }
     for s in &r.services {
-        for i in &s.incidents {
-            assert!(
-                text.contains(&i.start.to_string()),
-                "incident start {}",
-                i.start
-            );
+        for i in text::incident_cells(s) {
+            assert!(text.contains(&i.start), "incident start {}", i.start);
         }
         for u in &s.unknown {
             assert!(text.contains(&u.silent_agents.join(", ")));
+        }
+        for (label, value) in text::terms_rows(s) {
+            let first = pdf::wrap_width(&value, 7.5, false, 407.0).remove(0);
+            assert!(
+                text.contains(label.as_str()) && text.contains(&first),
+                "PDF lacks the agreed method's {label} of {}: {first:?}",
+                s.service
+            );
         }
         for m in s.excluded.maintenance.iter().filter(|m| m.source == "api") {
             let by = format!("by {}", m.registered_by.as_deref().unwrap_or("?"));
             assert!(text.contains(&by), "maintenance registrant {by:?}");
         }
     }
+    assert!(
+        text.contains("Approved by") && text.contains("Head of IT operations"),
+        "sign-off block"
+    );
+    assert!(text.contains("Distribution: Example Retail GmbH; Web team."));
     golden("report.pdf.txt", text.as_bytes());
+}
+
+/// `(page width, page height, words outside the page)` of a PDF, via `pdftotext -bbox`.
+fn words_outside_the_page(pdf: &[u8]) -> (f64, f64, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .arg("-bbox")
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) must be installed: scripts/test installs it");
+    assert!(out.status.success());
+    let html = String::from_utf8(out.stdout).unwrap();
+    let attr = |tag: &str, name: &str| -> f64 {
+        let at = tag.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        tag[at..].split('"').next().unwrap().parse().unwrap()
+    };
+    let page = html.split("<page ").nth(1).unwrap();
+    let (w, h) = (attr(page, "width"), attr(page, "height"));
+    let mut outside = Vec::new();
+    for word in html.split("<word ").skip(1) {
+        let (x0, y0, x1, y1) = (
+            attr(word, "xMin"),
+            attr(word, "yMin"),
+            attr(word, "xMax"),
+            attr(word, "yMax"),
+        );
+        if x0 < 0.0 || y0 < 0.0 || x1 > w || y1 > h {
+            let text = word
+                .split('>')
+                .nth(1)
+                .unwrap_or("")
+                .split('<')
+                .next()
+                .unwrap_or("");
+            outside.push(format!("{text} [{x0:.1},{y0:.1} – {x1:.1},{y1:.1}]"));
+        }
+    }
+    (w, h, outside)
+}
+
+/// Every word of the PDF lies inside the page: the footer's digest, a long title, a long
+/// organisation and a long service name wrap inside the margins.
+#[test]
+fn no_pdf_text_lies_outside_the_page() {
+    let (r, _) = sample();
+    let mut long = r.clone();
+    long.cover.title = "Monthly service level report of the customer-facing web shop, ERP, API and database services under agreement SLA-2026-014".into();
+    long.cover.organisation = "Example Retail GmbH — Information Technology Operations, Service Level Management and Continual Improvement".into();
+    long.services[0].service =
+        "customer-facing-web-shop-with-a-deliberately-long-service-name-that-does-not-fit".into();
+    let (w, h, outside) = words_outside_the_page(&one(&long, Format::Pdf, None));
+    assert!(
+        (w - 595.28).abs() < 0.1 && (h - 841.89).abs() < 0.1,
+        "A4: {w} × {h}"
+    );
+    assert!(outside.is_empty(), "outside the page: {outside:?}");
+    long.cover.title = long.cover.title.repeat(2);
+    let lines = pdf::footer_lines(&long, (1, 12), &"f".repeat(64));
+    for l in &lines {
+        assert!(pdf::text_width(l, 6.5, false) <= 595.28 - 84.0, "{l}");
+    }
+    assert!(lines[0].contains('…') && lines[0].ends_with(" — 2026-10 — page 1 of 12"));
+    assert_eq!(lines[1], format!("content SHA-256 {}", "f".repeat(64)));
 }
 
 fn edit_one_byte(bytes: &[u8], at: usize) -> Vec<u8> {

@@ -12,8 +12,9 @@ use minijinja::value::{Serde, Value};
 use minijinja::{Environment, context};
 use serde::Serialize;
 
-use super::model::{AVAILABILITY_DECIMALS, MonthlyReport, SummaryRow, Verdict};
+use super::model::{AVAILABILITY_DECIMALS, MonthlyReport, ServiceSection, SummaryRow, Verdict};
 use super::svg;
+use super::terms::check_text;
 
 pub const HTML_TEMPLATE: &str = include_str!("templates/report.html");
 pub const MD_TEMPLATE: &str = include_str!("templates/report.md");
@@ -75,6 +76,8 @@ pub fn fmt_ratio(x: Option<f64>) -> String {
 pub fn fmt_secs(x: Option<f64>) -> String {
     x.map_or_else(|| "n/a".to_string(), |x| format!("{x:.3} s"))
 }
+
+pub use super::model::local_time as fmt_local;
 
 /// Headers of the summary's verdict table (every format shows these columns).
 pub const VERDICT_HEAD: [&str; 6] = [
@@ -197,10 +200,219 @@ impl SummaryCells {
     }
 }
 
+/// The agreed method of a service as (label, text) rows, worded once for HTML, Markdown
+/// and PDF alike; every row is present (`not stated`, `none agreed`) so that a missing
+/// term is visible rather than silently left out.
+pub fn terms_rows(s: &ServiceSection) -> Vec<(String, String)> {
+    let t = &s.terms;
+    let stated = |v: &Option<String>| v.clone().unwrap_or_else(|| "not stated".into());
+    let list = |v: &[String], none: &str| {
+        if v.is_empty() {
+            none.to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let checks: Vec<String> = s.checks.iter().map(check_text).collect();
+    let start = t.agreement_start.map_or_else(
+        || "not set: minutes count from the first measurement or configuration".to_string(),
+        |s| fmt_local(s, &t.time_zone),
+    );
+    let agents = format!(
+        "assigned: {}; reported in the month: {}",
+        list(&t.assigned_agents, "none (checks defined on the agents)"),
+        list(&t.reporting_agents, "none")
+    );
+    let capacity = if t.capacity_objectives.is_empty() {
+        "none agreed".to_string()
+    } else {
+        format!(
+            "{} on {}",
+            t.capacity_objectives.join("; "),
+            list(&t.capacity_hosts, "the reporting agents' hosts")
+        )
+    };
+    let calendar = format!(
+        "{}; service hours {}; holidays {}",
+        t.time_zone,
+        if t.service_hours.is_empty() {
+            "24x7".to_string()
+        } else {
+            format!("{} (local time)", t.service_hours.join("; "))
+        },
+        list(&t.holidays, "none")
+    );
+    let latency = match (t.latency_threshold_seconds, &t.latency_target_percent) {
+        (Some(s), Some(p)) => format!("{p} % of probes ≤ {s} s"),
+        _ => "none agreed".to_string(),
+    };
+    vec![
+        ("Description".into(), stated(&t.description)),
+        ("Customer".into(), stated(&t.customer)),
+        ("Agreement".into(), stated(&t.agreement)),
+        ("Service owner".into(), stated(&t.owner)),
+        ("Agreement start".into(), start),
+        ("Checks".into(), checks.join("; ")),
+        ("Agents".into(), agents),
+        (
+            "Quorum".into(),
+            format!(
+                "{}; a minute with fewer than min_reporters = {} reporting agents is unknown",
+                t.quorum, t.min_reporters
+            ),
+        ),
+        (
+            "Availability target".into(),
+            format!("{} % of known minutes", t.target_percent),
+        ),
+        (
+            "Coverage minimum".into(),
+            t.min_coverage_percent.as_ref().map_or_else(
+                || "none agreed".to_string(),
+                |m| format!("{m} % of eligible minutes known"),
+            ),
+        ),
+        ("Latency objective".into(), latency),
+        ("Capacity objectives".into(), capacity),
+        ("Calendar".into(), calendar),
+    ]
+}
+
+/// One incident as every format prints it: local times with their UTC offset, and the
+/// downtime with the segments of eligible time it fell in when the incident was merged
+/// across ineligible time (`20 min within service hours over 2 segments`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IncidentCells {
+    pub start: String,
+    pub end: String,
+    pub downtime: String,
+    pub agents: String,
+    pub reason: String,
+    /// Each eligible segment in local time, when there is more than one.
+    pub segments: Vec<String>,
+}
+
+pub fn incident_cells(s: &ServiceSection) -> Vec<IncidentCells> {
+    let zone = s.time_zone.as_str();
+    let within = if s.excluded.service_hours.is_empty() {
+        "eligible time"
+    } else {
+        "service hours"
+    };
+    s.incidents
+        .iter()
+        .map(|i| {
+            let n = i.eligible_segments.len();
+            let segments: Vec<String> = if n > 1 {
+                i.eligible_segments
+                    .iter()
+                    .map(|seg| local_interval(seg, zone))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            IncidentCells {
+                start: format!(
+                    "{}{}",
+                    fmt_local(i.start, zone),
+                    if i.open_at_start {
+                        " (open at start)"
+                    } else {
+                        ""
+                    }
+                ),
+                end: format!(
+                    "{}{}",
+                    fmt_local(i.end, zone),
+                    if i.open_at_end { " (open at end)" } else { "" }
+                ),
+                downtime: if n > 1 {
+                    format!(
+                        "{} min within {within} over {n} segments",
+                        i.downtime_minutes
+                    )
+                } else {
+                    format!("{} min", i.downtime_minutes)
+                },
+                agents: i.agents.join(", "),
+                reason: i.reason.clone().unwrap_or_else(|| "n/a".into()),
+                segments,
+            }
+        })
+        .collect()
+}
+
+/// `START/END` (RFC 3339) as local `START – END`.
+fn local_interval(seg: &str, zone: &str) -> String {
+    let parse = |t: &str| t.parse::<jiff::Timestamp>().ok();
+    match seg.split_once('/').map(|(a, b)| (parse(a), parse(b))) {
+        Some((Some(a), Some(b))) => super::model::local_span(a, b, zone),
+        _ => seg.to_string(),
+    }
+}
+
+/// One unknown interval as every format prints it (local times with their UTC offset).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnknownCells {
+    pub start: String,
+    pub end: String,
+    pub minutes: String,
+    pub silent_agents: String,
+}
+
+pub fn unknown_cells(s: &ServiceSection) -> Vec<UnknownCells> {
+    s.unknown
+        .iter()
+        .map(|u| UnknownCells {
+            start: fmt_local(u.start, &s.time_zone),
+            end: fmt_local(u.end, &s.time_zone),
+            minutes: u.minutes.to_string(),
+            silent_agents: if u.silent_agents.is_empty() {
+                "n/a".into()
+            } else {
+                u.silent_agents.join(", ")
+            },
+        })
+        .collect()
+}
+
+/// The measurement redundancy of a service in sentences, local times with their offset.
+pub fn redundancy_lines(s: &ServiceSection) -> Vec<String> {
+    let r = &s.redundancy;
+    let zone = s.time_zone.as_str();
+    let mut out = vec![format!(
+        "Expected reporting agents per minute: {}. Eligible minutes with fewer (but at least one): {}.",
+        r.expected_agents, r.reduced_minutes
+    )];
+    if let Some(run) = &r.longest_reduced {
+        out.push(format!(
+            "Longest such stretch: {} ({} min).",
+            local_interval(run, zone),
+            r.longest_reduced_minutes
+        ));
+    }
+    if r.outvoted_failure_minutes == 0 {
+        out.push("No failure was outvoted by the quorum.".into());
+    } else {
+        let listed: Vec<String> = r
+            .outvoted_failures
+            .iter()
+            .map(|i| local_interval(i, zone))
+            .collect();
+        out.push(format!(
+            "Minutes judged good although an agent failed (seen by fewer agents than the quorum needs; not counted as bad): {}: {}.",
+            r.outvoted_failure_minutes,
+            listed.join("; ")
+        ));
+    }
+    out
+}
+
 #[derive(Serialize)]
 struct Charts {
     daily: Value,
     timeline: Value,
+    trend: Value,
 }
 
 fn environment<'a>() -> Environment<'a> {
@@ -238,9 +450,14 @@ fn charts(r: &MonthlyReport) -> Vec<Charts> {
                 &s.daily,
                 f64::from(sum.target_ppm) / 1e6,
             )),
+            trend: Value::from_safe_string(svg::trend_chart(
+                &s.trend,
+                f64::from(sum.target_ppm) / 1e6,
+            )),
             timeline: Value::from_safe_string(svg::incident_timeline(
-                sum.period_start,
-                sum.period_end,
+                (sum.period_start, sum.period_end),
+                &s.time_zone,
+                &s.daily,
                 &s.incidents,
             )),
         })
@@ -264,6 +481,10 @@ fn render(
         r => Value::from(Serde(r)),
         charts => Value::from(Serde(charts(r))),
         cells => Value::from(Serde(r.summary.iter().map(SummaryCells::of).collect::<Vec<_>>())),
+        terms => Value::from(Serde(r.services.iter().map(terms_rows).collect::<Vec<_>>())),
+        incidents => Value::from(Serde(r.services.iter().map(incident_cells).collect::<Vec<_>>())),
+        unknown => Value::from(Serde(r.services.iter().map(unknown_cells).collect::<Vec<_>>())),
+        redundancy => Value::from(Serde(r.services.iter().map(redundancy_lines).collect::<Vec<_>>())),
         content_sha256 => digest,
         signed => signed,
         decimals => AVAILABILITY_DECIMALS,

@@ -299,6 +299,9 @@ fn explain_changes(
             "incidents.csv" => Some(csv::incidents(&r).into_bytes()),
             "unknown.csv" => Some(csv::unknown(&r).into_bytes()),
             "maintenance.csv" => Some(csv::maintenance(&r).into_bytes()),
+            "terms.csv" => Some(csv::terms(&r).into_bytes()),
+            "checks.csv" => Some(csv::checks(&r).into_bytes()),
+            "trend.csv" => Some(csv::trend(&r).into_bytes()),
             _ => None,
         };
         let Some(fresh) = fresh else {
