@@ -165,6 +165,7 @@ pub fn assemble(
                 reason: r.reason,
                 registered_at: r.created_at,
                 registered_by: r.registered_by,
+                reference: r.reference,
             })
             .collect();
         results.push((report, detail, api));

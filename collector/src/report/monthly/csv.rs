@@ -124,6 +124,8 @@ pub const MAINTENANCE: &[&str] = &[
     "source",
     "registered_at",
     "registered_by",
+    "reference",
+    "registered_after_start",
 ];
 
 /// A field, quoted when RFC 4180 requires it.

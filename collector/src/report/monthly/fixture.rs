@@ -369,8 +369,10 @@ pub fn api_maintenance(i: usize) -> Vec<ApiMaintenance> {
             start: ts("2026-10-07T16:00:00Z"),
             end: ts("2026-10-07T17:00:00Z"),
             reason: "ERP patch day".into(),
-            registered_at: ts("2026-10-01T09:12:00Z"),
-            registered_by: Some("admin".into()),
+            // Registered after it began: the report marks it (and counts its minutes apart).
+            registered_at: ts("2026-10-07T18:30:00Z"),
+            registered_by: Some("alice".into()),
+            reference: Some("CHG-4711".into()),
         }]
     } else {
         Vec::new()

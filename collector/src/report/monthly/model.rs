@@ -324,6 +324,11 @@ pub struct Excluded {
     /// Minutes of the period that were not eligible (outside hours, holidays, maintenance,
     /// before the service or its checks existed, not yet elapsed).
     pub ineligible_minutes: u64,
+    /// Minutes of the period inside maintenance windows registered after their start
+    /// (the windows' own span, before service hours apply), counted apart so that a reader
+    /// sees how much excluded time was decided after the fact.
+    #[serde(default)]
+    pub after_the_fact_minutes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -341,6 +346,13 @@ pub struct MaintenanceRow {
     /// Who registered an API window: the admin credential's name (null for config windows
     /// and for API windows stored before registrants were recorded).
     pub registered_by: Option<String>,
+    /// The change ticket or other reference given at registration.
+    #[serde(default)]
+    pub reference: Option<String>,
+    /// For an API window registered after its start: how long after, e.g. `16 d 2 h`
+    /// (null otherwise). Reports mark such windows "registered after the fact".
+    #[serde(default)]
+    pub registered_after_start: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -433,6 +445,8 @@ pub struct ApiMaintenance {
     pub registered_at: Timestamp,
     /// The registering credential's name; `None` when the store has none.
     pub registered_by: Option<String>,
+    /// The change ticket or other reference given at registration.
+    pub reference: Option<String>,
 }
 
 /// What one service contributes: its definition and the engine's results.
@@ -735,6 +749,8 @@ fn excluded(p: &ServiceParts<'_>) -> Excluded {
                 source: "config".into(),
                 registered_at: None,
                 registered_by: None,
+                reference: None,
+                registered_after_start: None,
             },
             MaintenanceWindow::Weekly { window, reason } => MaintenanceRow {
                 kind: "weekly".into(),
@@ -743,18 +759,35 @@ fn excluded(p: &ServiceParts<'_>) -> Excluded {
                 source: "config".into(),
                 registered_at: None,
                 registered_by: None,
+                reference: None,
+                registered_after_start: None,
             },
         })
         .collect();
-    maintenance.extend(p.api_maintenance.iter().map(|m| MaintenanceRow {
-        kind: "once".into(),
-        when: local_span(m.start, m.end, &svc.time_zone),
-        reason: m.reason.clone(),
-        source: "api".into(),
-        registered_at: Some(m.registered_at),
-        registered_by: m.registered_by.clone(),
+    maintenance.extend(p.api_maintenance.iter().map(|m| {
+        MaintenanceRow {
+            kind: "once".into(),
+            when: local_span(m.start, m.end, &svc.time_zone),
+            reason: m.reason.clone(),
+            source: "api".into(),
+            registered_at: Some(m.registered_at),
+            registered_by: m.registered_by.clone(),
+            reference: m.reference.clone(),
+            registered_after_start: (m.registered_at > m.start)
+                .then(|| late_by(m.registered_at.as_second() - m.start.as_second())),
+        }
     }));
     let period = p.report.period.minutes.max(0) as u64;
+    let (from, to) = (p.report.period.start, p.report.period.end);
+    let after_the_fact_minutes = p
+        .api_maintenance
+        .iter()
+        .filter(|m| m.registered_at > m.start)
+        .map(|m| {
+            let (s, e) = (m.start.max(from), m.end.min(to));
+            u64::try_from((e.as_second() - s.as_second()) / 60).unwrap_or(0)
+        })
+        .sum();
     Excluded {
         service_hours: svc.service_hours.iter().map(weekly_text).collect(),
         holidays: svc
@@ -764,6 +797,18 @@ fn excluded(p: &ServiceParts<'_>) -> Excluded {
             .collect(),
         maintenance,
         ineligible_minutes: period.saturating_sub(p.report.eligible_minutes),
+        after_the_fact_minutes,
+    }
+}
+
+/// `16 d 2 h`, `3 h 5 min`, `40 min`: how long after its start a window was registered.
+fn late_by(seconds: i64) -> String {
+    let minutes = seconds.max(0) / 60;
+    let (d, h, m) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
+    match (d, h) {
+        (0, 0) => format!("{m} min"),
+        (0, _) => format!("{h} h {m} min"),
+        _ => format!("{d} d {h} h"),
     }
 }
 

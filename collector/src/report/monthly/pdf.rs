@@ -695,8 +695,16 @@ fn excluded(f: &mut Flow, s: &ServiceSection) {
     f.para(
         8.0,
         &format!(
-            "Service hours: {hours}. Holidays: {holidays}. Ineligible minutes in the period: {}.",
-            s.excluded.ineligible_minutes
+            "Service hours: {hours}. Holidays: {holidays}. Ineligible minutes in the period: {}{}.",
+            s.excluded.ineligible_minutes,
+            if s.excluded.after_the_fact_minutes > 0 {
+                format!(
+                    ", of which up to {} in maintenance registered after the fact",
+                    s.excluded.after_the_fact_minutes
+                )
+            } else {
+                String::new()
+            }
         ),
     );
     for m in &s.excluded.maintenance {
@@ -878,5 +886,15 @@ fn registration(m: &MaintenanceRow) -> String {
         return at;
     }
     let by = m.registered_by.as_deref().unwrap_or("(not recorded)");
-    format!("{at} by {by}")
+    let reference = m
+        .reference
+        .as_deref()
+        .map(|r| format!(", ref. {r}"))
+        .unwrap_or_default();
+    let late = m
+        .registered_after_start
+        .as_deref()
+        .map(|l| format!("; REGISTERED AFTER THE FACT ({l} after its start)"))
+        .unwrap_or_default();
+    format!("{at} by {by}{reference}{late}")
 }

@@ -687,44 +687,60 @@ fn csv_read_back_equals_the_json() {
     );
 }
 
-/// An API window names who registered it in every format; a config window names nobody;
-/// an API window stored before registrants were recorded says so instead of guessing.
+/// An API window names who registered it, its reference, and — registered after its start —
+/// says "registered after the fact" and how long after, in every format, with its minutes
+/// counted apart; a config window names nobody; an API window stored before registrants were
+/// recorded says so instead of guessing.
 #[test]
 fn api_maintenance_names_its_registrant_in_every_format() {
     let (r, _) = sample();
     let erp = &r.services[1].excluded.maintenance;
     let api: Vec<_> = erp.iter().filter(|m| m.source == "api").collect();
     assert_eq!(api.len(), 1);
-    assert_eq!(api[0].registered_by.as_deref(), Some("admin"));
+    assert_eq!(api[0].registered_by.as_deref(), Some("alice"));
+    assert_eq!(api[0].reference.as_deref(), Some("CHG-4711"));
+    assert_eq!(api[0].registered_after_start.as_deref(), Some("2 h 30 min"));
+    assert_eq!(r.services[1].excluded.after_the_fact_minutes, 60);
+    assert_eq!(r.services[0].excluded.after_the_fact_minutes, 0);
     assert!(
         erp.iter()
             .filter(|m| m.source == "config")
-            .all(|m| m.registered_by.is_none())
+            .all(|m| m.registered_by.is_none() && m.registered_after_start.is_none())
     );
     let json: serde_json::Value = serde_json::from_slice(&one(r, Format::Json, None)).unwrap();
     let rows = json["services"][1]["excluded"]["maintenance"]
         .as_array()
         .unwrap();
-    assert!(rows.iter().any(|m| m["registered_by"] == "admin"));
-    let by = "at 2026-10-01T09:12:00Z by admin";
+    assert!(rows.iter().any(|m| m["registered_by"] == "alice"
+        && m["reference"] == "CHG-4711"
+        && m["registered_after_start"] == "2 h 30 min"));
+    let by = "at 2026-10-07T18:30:00Z by alice, ref. CHG-4711";
     for f in [Format::Html, Format::Md] {
         let text = String::from_utf8(one(r, f, None)).unwrap();
         assert!(text.contains(by), "{f:?} lacks {by:?}");
+        assert!(
+            text.contains("registered after the fact")
+                && text.contains("2 h 30 min after its start"),
+            "{f:?} does not mark the late window"
+        );
+        assert!(
+            text.contains("of which up to 60 in maintenance registered after the fact"),
+            "{f:?} does not count its minutes apart"
+        );
     }
     let table = csv::parse(&csv::maintenance(r)).unwrap();
-    let col = table[0].iter().position(|c| c == "registered_by").unwrap();
-    assert!(
-        table[1..]
-            .iter()
-            .any(|row| row[0] == "erp" && row[col] == "admin")
-    );
+    let col = |name: &str| table[0].iter().position(|c| c == name).unwrap();
+    assert!(table[1..].iter().any(|row| row[0] == "erp"
+        && row[col("registered_by")] == "alice"
+        && row[col("reference")] == "CHG-4711"
+        && row[col("registered_after_start")] == "2 h 30 min"));
     let mut unrecorded = r.clone();
     for m in &mut unrecorded.services[1].excluded.maintenance {
         m.registered_by = None;
     }
     let md = String::from_utf8(one(&unrecorded, Format::Md, None)).unwrap();
     assert!(
-        md.contains("at 2026-10-01T09:12:00Z by (not recorded)"),
+        md.contains("at 2026-10-07T18:30:00Z by (not recorded)"),
         "{md}"
     );
 }
