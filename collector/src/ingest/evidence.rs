@@ -356,14 +356,32 @@ mod tests {
     }
 
     struct Rig {
-        _dir: tempfile::TempDir,
-        store: Arc<SqliteStore>,
+        _dir: Option<tempfile::TempDir>,
+        _db: Option<crate::store::postgres::test_db::TestDb>,
+        store: Arc<dyn Store>,
         ingest: Ingest,
     }
 
     fn rig(agents: &[attest_config::AgentAuth], policy: TrustNewKeys) -> Rig {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        rig_on(store, Some(dir), None, agents, policy)
+    }
+
+    /// The same on a fresh PostgreSQL database; `None` when none is available.
+    fn pg_rig(agents: &[attest_config::AgentAuth], policy: TrustNewKeys) -> Option<Rig> {
+        let db = crate::store::postgres::test_db::TestDb::create()?;
+        let store: Arc<dyn Store> = Arc::new(db.store());
+        Some(rig_on(store, None, Some(db), agents, policy))
+    }
+
+    fn rig_on(
+        store: Arc<dyn Store>,
+        dir: Option<tempfile::TempDir>,
+        db: Option<crate::store::postgres::test_db::TestDb>,
+        agents: &[attest_config::AgentAuth],
+        policy: TrustNewKeys,
+    ) -> Rig {
         let mut limits = attest_config::parse_collector("c.toml", "").unwrap().ingest;
         limits.trust_new_agent_keys = policy;
         let ingest = Ingest::new(
@@ -374,6 +392,7 @@ mod tests {
         );
         Rig {
             _dir: dir,
+            _db: db,
             store,
             ingest,
         }
@@ -446,10 +465,25 @@ mod tests {
 
     #[test]
     fn a_chain_is_accepted_and_every_bad_link_or_signature_refused() {
-        let r = rig(
+        chain_case(&rig(
             &[agent("a1", None), agent("a2", None)],
             TrustNewKeys::FirstUse,
-        );
+        ));
+    }
+
+    #[test]
+    fn a_chain_is_accepted_and_every_bad_link_or_signature_refused_on_postgres() {
+        let Some(r) = pg_rig(
+            &[agent("a1", None), agent("a2", None)],
+            TrustNewKeys::FirstUse,
+        ) else {
+            return;
+        };
+        chain_case(&r);
+    }
+
+    /// Every refusal of a chain, on the store `r` holds.
+    fn chain_case(r: &Rig) {
         let k = key(1);
         let (b1, d1) = signed("a1", 1, None, &k);
         assert_eq!(send(&r, &b1).unwrap().stored, 3);
