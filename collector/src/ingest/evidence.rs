@@ -486,11 +486,11 @@ mod tests {
     fn chain_case(r: &Rig) {
         let k = key(1);
         let (b1, d1) = signed("a1", 1, None, &k);
-        assert_eq!(send(&r, &b1).unwrap().stored, 3);
+        assert_eq!(send(r, &b1).unwrap().stored, 3);
         let (b2, d2) = signed("a1", 2, Some(d1), &k);
-        assert_eq!(send(&r, &b2).unwrap().version, 2);
+        assert_eq!(send(r, &b2).unwrap().version, 2);
         // A resend is idempotent.
-        assert!(send(&r, &b2).unwrap().duplicate);
+        assert!(send(r, &b2).unwrap().duplicate);
 
         // Bad signature: another key's signature over the right digest.
         let (mut bad, _) = signed("a1", 3, Some(d2), &k);
@@ -498,29 +498,29 @@ mod tests {
             &key(9),
             &keys::parse_digest(&bad.evidence.as_ref().unwrap().digest).unwrap(),
         ));
-        refused(&r, &bad, 400, Refusal::BadSignature);
+        refused(r, &bad, 400, Refusal::BadSignature);
         // A success flag flipped in transit: the digest no longer matches.
         let (mut flipped, _) = signed("a1", 3, Some(d2), &k);
         flipped.measurements[1].ok = true;
-        refused(&r, &flipped, 400, Refusal::DigestMismatch);
+        refused(r, &flipped, 400, Refusal::DigestMismatch);
         // A foreign chain link: seq 3 chained to something else than batch 2.
         let (foreign, _) = signed("a1", 3, Some([7; 32]), &k);
-        let e = refused(&r, &foreign, 409, Refusal::BrokenChain);
+        let e = refused(r, &foreign, 409, Refusal::BrokenChain);
         assert_eq!(e.field.as_deref(), Some("evidence.prev"));
         // Replay of a1's batch 2 by agent a2 (its own token): the digest covers the agent.
         let mut replay = b2.clone();
         replay.agent = "a2".into();
-        refused(&r, &replay, 400, Refusal::DigestMismatch);
+        refused(r, &replay, 400, Refusal::DigestMismatch);
         // A swapped key: a1 pinned key 1 on first use.
         let (swapped, _) = signed("a1", 3, Some(d2), &key(2));
-        let e = refused(&r, &swapped, 403, Refusal::KeyMismatch);
+        let e = refused(r, &swapped, 403, Refusal::KeyMismatch);
         assert!(e.reason.contains("public_key"), "{}", e.reason);
         // Unsigned from an agent with a key.
         let mut unsigned = b2.clone();
         unsigned.seq = 3;
         unsigned.version = 1;
         unsigned.evidence = None;
-        refused(&r, &unsigned, 403, Refusal::Unsigned);
+        refused(r, &unsigned, 403, Refusal::Unsigned);
         // A different batch under the stored seq 2.
         let (mut other, _) = signed("a1", 2, Some(d1), &k);
         other.measurements.pop();
@@ -536,10 +536,10 @@ mod tests {
         let ev = other.evidence.as_mut().unwrap();
         ev.digest = keys::hex(&d);
         ev.signature = keys::signature_text(&keys::sign(&k, &d));
-        refused(&r, &other, 409, Refusal::SeqConflict);
+        refused(r, &other, 409, Refusal::SeqConflict);
         // A seq gap (batches 3..9 never stored) is declared, not broken.
         let (after_gap, _) = signed("a1", 10, Some([3; 32]), &k);
-        assert_eq!(send(&r, &after_gap).unwrap().stored, 3);
+        assert_eq!(send(r, &after_gap).unwrap().stored, 3);
         let links = r.store.seal_links("a1", 2).unwrap();
         assert_eq!(links.len(), 2);
         assert_eq!(r.ingest.stats.evidence.signed.load(Ordering::Relaxed), 4);
