@@ -205,6 +205,24 @@ async fn signed_chain_is_verified_and_every_forgery_refused() {
         )
     );
     drop(store);
+    // `agents` shows it as pinned, to be confirmed.
+    let agents = std::process::Command::new(attest_tests::bin("attest-collector"))
+        .args(["agents", "--config", &collector_cfg])
+        .current_dir(dir.path())
+        .output()
+        .expect("agents");
+    let table = String::from_utf8_lossy(&agents.stdout);
+    let fp = keys::PublicKey::parse(&public)
+        .expect("parses")
+        .fingerprint();
+    let signer_line = table
+        .lines()
+        .find(|l| l.starts_with("signer"))
+        .expect("signer row");
+    assert!(
+        signer_line.contains(&format!("{}… pinned", &fp[..7 + 16])),
+        "{table}"
+    );
 
     // The agent's own secret (its state directory), to forge with and without it.
     let secret = keys::parse_secret(
