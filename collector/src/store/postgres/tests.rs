@@ -226,6 +226,8 @@ fn migration_3_keeps_old_windows_without_a_registrant() {
          ALTER TABLE raw DROP COLUMN seq;
          ALTER TABLE batches DROP COLUMN first_ns, DROP COLUMN last_ns;
          DROP TABLE raw_block;
+         DROP TABLE agent_key;
+         DROP TABLE batch_seal;
          DELETE FROM meta WHERE key = 'raw_block_hour';
          DELETE FROM schema_version WHERE version >= 3;
          INSERT INTO maintenance (service, start_ns, end_ns, reason, created_ns)
