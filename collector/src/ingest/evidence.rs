@@ -622,3 +622,147 @@ mod tests {
         assert_eq!(e.status, 403);
     }
 }
+
+/// The cost of verification, measured (not a test): the same load ingested unsigned
+/// (version 1) and signed (version 2), on fresh SQLite stores in the same process, by CPU
+/// time of the whole process (`/proc/self/stat`: ingest and the store's writer thread).
+/// Run with `cargo test --profile profiling -p attest-collector --lib -- evidence_cost
+/// --ignored --nocapture`.
+#[cfg(test)]
+mod cost {
+    use std::sync::Arc;
+
+    use attest_config::wire::{Evidence, Measurement, Phase};
+    use jiff::Timestamp;
+
+    use super::*;
+    use crate::ingest::Ingest;
+    use crate::store::SqliteStore;
+
+    const AGENTS: usize = 4;
+    const CHECKS: usize = 1000;
+    const BATCHES: u64 = 20;
+    const NOW: i64 = 1_790_000_000;
+
+    /// CPU seconds of this process so far (user + system).
+    fn cpu() -> f64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+        let after = &stat[stat.rfind(')').expect("comm") + 2..];
+        let f: Vec<&str> = after.split(' ').collect();
+        let ticks: f64 =
+            f[11].parse::<f64>().expect("utime") + f[12].parse::<f64>().expect("stime");
+        ticks / 100.0
+    }
+
+    /// Bodies of every batch, in the order sent: (agent, json).
+    fn bodies(signed: bool) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for a in 0..AGENTS {
+            let agent = format!("agent-{a}");
+            let key = keys::secret_from_seed(&[a as u8 + 1; 32]);
+            let mut prev: Option<[u8; 32]> = None;
+            for seq in 1..=BATCHES {
+                let ms: Vec<Measurement> = (0..CHECKS)
+                    .map(|c| {
+                        let ts = Timestamp::from_second(NOW - 3000 + seq as i64 * 10).expect("ts");
+                        let mut m = Measurement::new(format!("check-{c}"), ts, c % 37 != 0);
+                        m.duration_seconds = Some(0.01 + c as f64 * 1e-5);
+                        m.phases.insert(Phase::Connect, 0.002);
+                        m.phases.insert(Phase::Processing, 0.007);
+                        m
+                    })
+                    .collect();
+                let mut b = Batch {
+                    version: 1,
+                    agent: agent.clone(),
+                    seq,
+                    sent_at: Timestamp::from_second(NOW).expect("ts"),
+                    measurements: ms,
+                    gaps: vec![],
+                    spool: None,
+                    evidence: None,
+                };
+                if signed {
+                    let d = canonical::digest(
+                        &Header {
+                            agent: &agent,
+                            seq,
+                            prev: prev.as_ref(),
+                        },
+                        &b.measurements,
+                        &[],
+                    );
+                    b.version = 2;
+                    b.evidence = Some(Evidence {
+                        prev: prev.map(|p| keys::hex(&p)),
+                        digest: keys::hex(&d),
+                        key: keys::public_of(&key).to_string(),
+                        signature: keys::signature_text(&keys::sign(&key, &d)),
+                    });
+                    prev = Some(d);
+                }
+                out.push((agent.clone(), serde_json::to_vec(&b).expect("json")));
+            }
+        }
+        out
+    }
+
+    /// CPU seconds to ingest `bodies` into a fresh store.
+    fn run(bodies: &[(String, Vec<u8>)]) -> f64 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(SqliteStore::open(dir.path()).expect("store"));
+        let limits = attest_config::parse_collector("c.toml", "")
+            .expect("defaults")
+            .ingest;
+        let ingest = Ingest::new(store, &[], limits, crate::changed::DataChanged::new());
+        let start = cpu();
+        for (agent, body) in bodies {
+            ingest
+                .handle_admitted(agent, None, body, Timestamp::from_second(NOW).expect("ts"))
+                .expect("accepted");
+        }
+        cpu() - start
+    }
+
+    #[test]
+    #[ignore = "measurement"]
+    fn evidence_cost() {
+        let (plain, signed) = (bodies(false), bodies(true));
+        let n = (AGENTS * CHECKS) as f64 * BATCHES as f64;
+        // Interleaved, best of three each: the machine is shared.
+        let (mut best_plain, mut best_signed) = (f64::MAX, f64::MAX);
+        for _ in 0..3 {
+            best_plain = best_plain.min(run(&plain));
+            best_signed = best_signed.min(run(&signed));
+        }
+        // The agent's side: digest and signature of every batch, from decoded measurements.
+        let batches: Vec<Batch> = signed
+            .iter()
+            .map(|(_, b)| serde_json::from_slice(b).expect("batch"))
+            .collect();
+        let key = keys::secret_from_seed(&[1; 32]);
+        let start = cpu();
+        for _ in 0..5 {
+            for b in &batches {
+                let d = canonical::digest(
+                    &Header {
+                        agent: &b.agent,
+                        seq: b.seq,
+                        prev: None,
+                    },
+                    &b.measurements,
+                    &[],
+                );
+                std::hint::black_box(keys::sign(&key, &d));
+            }
+        }
+        let seal_us = (cpu() - start) / (5.0 * n) * 1e6;
+        eprintln!(
+            "ingest CPU per measurement: unsigned {:.2} µs, signed {:.2} µs: {:.3}× (target ≤ 1.10×); \
+             agent-side seal (digest + signature) {seal_us:.3} µs per measurement; {n} measurements per run",
+            best_plain / n * 1e6,
+            best_signed / n * 1e6,
+            best_signed / best_plain
+        );
+    }
+}
