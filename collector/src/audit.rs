@@ -562,6 +562,52 @@ mod tests {
         assert_eq!(r.findings.len(), 6);
     }
 
+    /// `clock_skew_policy = "correct"` stores shifted timestamps; the seal's shift lets the
+    /// audit recompute the digest the agent signed, and an edit is still found.
+    #[test]
+    fn corrected_clocks_still_audit_clean() {
+        let mut cfg = config(None);
+        cfg.ingest.clock_skew_policy = attest_config::SkewPolicy::Correct;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let ingest = Ingest::new(
+            store.clone(),
+            &cfg.agents,
+            cfg.ingest.clone(),
+            crate::changed::DataChanged::new(),
+        );
+        let mut prev = None;
+        for seq in 1..=2 {
+            let (mut b, d) = signed("a1", seq, prev, &key(1));
+            // The agent's clock runs 2 minutes ahead (sent_at is outside the digest).
+            b.sent_at = Timestamp::from_second(NOW + 120).unwrap();
+            ingest
+                .handle_admitted(
+                    "a1",
+                    None,
+                    &serde_json::to_vec(&b).unwrap(),
+                    Timestamp::from_second(NOW).unwrap(),
+                )
+                .expect("stored, shifted");
+            prev = Some(d);
+        }
+        let (first, _) = signed("a1", 1, None, &key(1));
+        let kept = store.batch_measurements("a1", 1).unwrap();
+        assert_eq!(
+            kept[0].ts,
+            first.measurements[0].ts - jiff::SignedDuration::from_secs(120),
+            "stored shifted"
+        );
+        drop((ingest, store));
+        let r = run(&dir, &cfg);
+        assert_eq!(r.findings, vec![], "{}", render("2026-09", &r));
+        tamper(
+            &dir,
+            "UPDATE raw SET ok = 0 WHERE seq = 1 AND ts_ns = (SELECT min(ts_ns) FROM raw WHERE seq = 1)",
+        );
+        assert_eq!(run(&dir, &cfg).findings.len(), 1);
+    }
+
     #[test]
     fn a_bad_month_is_refused() {
         for bad in ["2026", "2026-13", "26-01", "x-01"] {

@@ -186,6 +186,20 @@ async fn authentication_and_agent_binding() {
 #[tokio::test]
 async fn malformed_batches_are_400_naming_the_field() {
     let c = Collector::start(config(TOML)).await;
+    // Versions 1 (unsigned) and 2 (signed) are known; 3 is not; a version 2 batch without
+    // evidence is refused naming it.
+    let mut v3 = batch("a", 1, 1);
+    v3["version"] = json!(3);
+    let e = refused(
+        &c,
+        Some("token-a"),
+        None,
+        serde_json::to_vec(&v3).expect("json"),
+        400,
+    )
+    .await;
+    assert_eq!(e["field"], "version");
+    assert!(e["error"].as_str().is_some_and(|s| s.contains('3')), "{e}");
     let mut v2 = batch("a", 1, 1);
     v2["version"] = json!(2);
     let e = refused(
@@ -196,8 +210,7 @@ async fn malformed_batches_are_400_naming_the_field() {
         400,
     )
     .await;
-    assert_eq!(e["field"], "version");
-    assert!(e["error"].as_str().is_some_and(|s| s.contains('2')), "{e}");
+    assert_eq!(e["field"], "evidence");
 
     let mut bad_ts = batch("a", 1, 2);
     bad_ts["measurements"][1]["ts"] = json!("yesterday");

@@ -364,6 +364,13 @@ pub struct AgentInfo {
     pub spool_depth: Option<u64>,
     pub spool_dropped_total: Option<u64>,
     pub last_error: Option<String>,
+    /// Fingerprint (`SHA256:…`) of the key the agent's signed batches are checked against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Where that key comes from: `configured` (`[[agent]] public_key`) or `pinned` (on first
+    /// use; confirm it by configuring it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_trust: Option<String>,
 }
 
 #[cfg(test)]

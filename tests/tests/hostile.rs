@@ -409,7 +409,8 @@ async fn json_missing_version_is_400_version() {
 #[tokio::test]
 async fn json_unknown_version_is_400_version() {
     let r = rig().await;
-    let body = with(good_batch(1), "/version", json!(2));
+    // Versions 1 (unsigned) and 2 (signed) are known; 3 is not.
+    let body = with(good_batch(1), "/version", json!(3));
     expect(&r, &post_a(&r, &body).await, 400, Some("version"));
 }
 

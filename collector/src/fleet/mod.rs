@@ -176,8 +176,13 @@ impl Fleet {
         conflict
     }
 
-    /// One row per configured agent, in configuration order, joined with the store's rows.
-    pub fn list(&self, stored: &[AgentStatus]) -> Vec<AgentInfo> {
+    /// One row per configured agent, in configuration order, joined with the store's rows
+    /// and the keys its batches were stored under (`keys`, in the order first seen).
+    pub fn list(
+        &self,
+        stored: &[AgentStatus],
+        keys: &[crate::store::AgentKeyRow],
+    ) -> Vec<AgentInfo> {
         let state = self.state();
         let seen = self
             .seen
@@ -191,6 +196,7 @@ impl Fleet {
                 let st = stored.iter().find(|s| s.agent == a.id);
                 let s = seen.get(&a.id).cloned().unwrap_or_default();
                 let last_seen = [st.map(|s| s.last_seen), s.at].into_iter().flatten().max();
+                let (key, key_trust) = key_of(a, keys);
                 AgentInfo {
                     id: a.id.clone(),
                     labels: a.labels.clone(),
@@ -208,10 +214,31 @@ impl Fleet {
                         .map(|s| s.depth_measurements),
                     spool_dropped_total: st.and_then(|s| s.spool.as_ref()).map(|s| s.dropped_total),
                     last_error: s.last_error,
+                    key,
+                    key_trust,
                 }
             })
             .collect()
     }
+}
+
+/// The fingerprint of the key `a`'s batches are checked against, and whether it is
+/// configured or pinned on first use (the newest key stored for it).
+fn key_of(
+    a: &attest_config::AgentAuth,
+    keys: &[crate::store::AgentKeyRow],
+) -> (Option<String>, Option<String>) {
+    use attest_config::evidence::keys::PublicKey;
+    if let Some(k) = a.public_key {
+        return (Some(k.fingerprint()), Some("configured".into()));
+    }
+    keys.iter()
+        .rev()
+        .find(|r| r.agent == a.id)
+        .and_then(|r| PublicKey::from_bytes(&r.key).ok())
+        .map_or((None, None), |k| {
+            (Some(k.fingerprint()), Some("pinned".into()))
+        })
 }
 
 #[cfg(test)]
@@ -312,7 +339,7 @@ mod tests {
             conflict.starts_with("check id c1 defined both"),
             "{conflict}"
         );
-        let rows = fleet.list(&[]);
+        let rows = fleet.list(&[], &[]);
         assert_eq!(rows[0].version.as_deref(), Some("9.9.9"));
         assert_eq!(rows[0].last_seen, Some(now));
         assert_eq!(rows[0].last_error.as_deref(), Some(conflict.as_str()));
@@ -323,6 +350,6 @@ mod tests {
             ..fetch
         };
         assert!(fleet.record_fetch(&fixed, &served).is_none());
-        assert_eq!(fleet.list(&[])[0].last_error, None);
+        assert_eq!(fleet.list(&[], &[])[0].last_error, None);
     }
 }

@@ -6,7 +6,7 @@
 use attest_config::wire::AgentInfo;
 use jiff::Timestamp;
 
-const HEADER: [&str; 9] = [
+const HEADER: [&str; 10] = [
     "agent",
     "version",
     "last seen",
@@ -15,16 +15,17 @@ const HEADER: [&str; 9] = [
     "dropped",
     "checks",
     "labels",
+    "key",
     "error",
 ];
 
 /// The table; ages are relative to `now` ("12s ago").
 pub fn render(rows: &[AgentInfo], now: Timestamp) -> String {
-    let mut lines: Vec<[String; 9]> = vec![HEADER.map(str::to_string)];
+    let mut lines: Vec<[String; 10]> = vec![HEADER.map(str::to_string)];
     for r in rows {
         lines.push(row(r, now));
     }
-    let mut widths = [0usize; 9];
+    let mut widths = [0usize; 10];
     for l in &lines {
         for (w, c) in widths.iter_mut().zip(l) {
             *w = (*w).max(c.chars().count());
@@ -37,7 +38,7 @@ pub fn render(rows: &[AgentInfo], now: Timestamp) -> String {
             .zip(widths)
             .enumerate()
             .map(|(i, (c, w))| {
-                if i == 8 {
+                if i == 9 {
                     c.clone()
                 } else {
                     format!("{c:<w$}")
@@ -50,7 +51,7 @@ pub fn render(rows: &[AgentInfo], now: Timestamp) -> String {
     out
 }
 
-fn row(r: &AgentInfo, now: Timestamp) -> [String; 9] {
+fn row(r: &AgentInfo, now: Timestamp) -> [String; 10] {
     let dash = || "-".to_string();
     let labels: Vec<String> = r.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     [
@@ -70,8 +71,19 @@ fn row(r: &AgentInfo, now: Timestamp) -> [String; 9] {
         } else {
             labels.join(",")
         },
+        key_cell(r),
         r.last_error.clone().unwrap_or_else(dash),
     ]
+}
+
+/// `SHA256:` and the first 16 hex digits of the key's fingerprint, and how it is trusted:
+/// a `pinned` key is one to confirm with `[[agent]] public_key`.
+fn key_cell(r: &AgentInfo) -> String {
+    match (&r.key, &r.key_trust) {
+        (Some(k), Some(t)) => format!("{}… {t}", k.chars().take(7 + 16).collect::<String>()),
+        (Some(k), None) => k.clone(),
+        _ => "-".to_string(),
+    }
 }
 
 fn ago(t: Timestamp, now: Timestamp) -> String {
@@ -103,6 +115,8 @@ mod tests {
                 spool_depth: Some(0),
                 spool_dropped_total: Some(0),
                 last_error: None,
+                key: Some(format!("SHA256:{}", "ab".repeat(32))),
+                key_trust: Some("pinned".into()),
             },
             AgentInfo {
                 id: "db-1".into(),
@@ -115,13 +129,15 @@ mod tests {
                 spool_depth: None,
                 spool_dropped_total: None,
                 last_error: Some("check id x defined both".into()),
+                key: None,
+                key_trust: None,
             },
         ];
         assert_eq!(
             render(&rows, now),
-            "agent   version  last seen  offset  spool  dropped  checks         labels    error\n\
-             web-01  0.1.0    12s ago    -3ms    0      0        shop-home,dns  role=web  -\n\
-             db-1    -        -          -       -      -        -              -         check id x defined both\n"
+            "agent   version  last seen  offset  spool  dropped  checks         labels    key                              error\n\
+             web-01  0.1.0    12s ago    -3ms    0      0        shop-home,dns  role=web  SHA256:abababababababab… pinned  -\n\
+             db-1    -        -          -       -      -        -              -         -                                check id x defined both\n"
         );
     }
 }

@@ -16,14 +16,15 @@ use attest_config::wire::{LOCAL_CHECKS_HEADER, MAX_WAIT_SECONDS};
 
 pub(super) async fn list(State(st): State<AppState>) -> Response {
     let store = st.store.clone();
-    let stored = match tokio::task::spawn_blocking(move || store.agents()).await {
+    let read = move || Ok::<_, crate::store::StoreError>((store.agents()?, store.agent_keys()?));
+    let (stored, keys) = match tokio::task::spawn_blocking(read).await {
         Ok(Ok(rows)) => rows,
         Ok(Err(e)) => {
             return reject(Rejection::new(503, format!("cannot read agents: {e}")).retry_after(5));
         }
         Err(e) => return reject(Rejection::new(500, format!("agents task failed: {e}"))),
     };
-    axum::Json(st.fleet.list(&stored)).into_response()
+    axum::Json(st.fleet.list(&stored, &keys)).into_response()
 }
 
 #[derive(Deserialize)]

@@ -356,14 +356,32 @@ mod tests {
     }
 
     struct Rig {
-        _dir: tempfile::TempDir,
-        store: Arc<SqliteStore>,
+        _dir: Option<tempfile::TempDir>,
+        _db: Option<crate::store::postgres::test_db::TestDb>,
+        store: Arc<dyn Store>,
         ingest: Ingest,
     }
 
     fn rig(agents: &[attest_config::AgentAuth], policy: TrustNewKeys) -> Rig {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        rig_on(store, Some(dir), None, agents, policy)
+    }
+
+    /// The same on a fresh PostgreSQL database; `None` when none is available.
+    fn pg_rig(agents: &[attest_config::AgentAuth], policy: TrustNewKeys) -> Option<Rig> {
+        let db = crate::store::postgres::test_db::TestDb::create()?;
+        let store: Arc<dyn Store> = Arc::new(db.store());
+        Some(rig_on(store, None, Some(db), agents, policy))
+    }
+
+    fn rig_on(
+        store: Arc<dyn Store>,
+        dir: Option<tempfile::TempDir>,
+        db: Option<crate::store::postgres::test_db::TestDb>,
+        agents: &[attest_config::AgentAuth],
+        policy: TrustNewKeys,
+    ) -> Rig {
         let mut limits = attest_config::parse_collector("c.toml", "").unwrap().ingest;
         limits.trust_new_agent_keys = policy;
         let ingest = Ingest::new(
@@ -374,6 +392,7 @@ mod tests {
         );
         Rig {
             _dir: dir,
+            _db: db,
             store,
             ingest,
         }
@@ -446,17 +465,32 @@ mod tests {
 
     #[test]
     fn a_chain_is_accepted_and_every_bad_link_or_signature_refused() {
-        let r = rig(
+        chain_case(&rig(
             &[agent("a1", None), agent("a2", None)],
             TrustNewKeys::FirstUse,
-        );
+        ));
+    }
+
+    #[test]
+    fn a_chain_is_accepted_and_every_bad_link_or_signature_refused_on_postgres() {
+        let Some(r) = pg_rig(
+            &[agent("a1", None), agent("a2", None)],
+            TrustNewKeys::FirstUse,
+        ) else {
+            return;
+        };
+        chain_case(&r);
+    }
+
+    /// Every refusal of a chain, on the store `r` holds.
+    fn chain_case(r: &Rig) {
         let k = key(1);
         let (b1, d1) = signed("a1", 1, None, &k);
-        assert_eq!(send(&r, &b1).unwrap().stored, 3);
+        assert_eq!(send(r, &b1).unwrap().stored, 3);
         let (b2, d2) = signed("a1", 2, Some(d1), &k);
-        assert_eq!(send(&r, &b2).unwrap().version, 2);
+        assert_eq!(send(r, &b2).unwrap().version, 2);
         // A resend is idempotent.
-        assert!(send(&r, &b2).unwrap().duplicate);
+        assert!(send(r, &b2).unwrap().duplicate);
 
         // Bad signature: another key's signature over the right digest.
         let (mut bad, _) = signed("a1", 3, Some(d2), &k);
@@ -464,29 +498,29 @@ mod tests {
             &key(9),
             &keys::parse_digest(&bad.evidence.as_ref().unwrap().digest).unwrap(),
         ));
-        refused(&r, &bad, 400, Refusal::BadSignature);
+        refused(r, &bad, 400, Refusal::BadSignature);
         // A success flag flipped in transit: the digest no longer matches.
         let (mut flipped, _) = signed("a1", 3, Some(d2), &k);
         flipped.measurements[1].ok = true;
-        refused(&r, &flipped, 400, Refusal::DigestMismatch);
+        refused(r, &flipped, 400, Refusal::DigestMismatch);
         // A foreign chain link: seq 3 chained to something else than batch 2.
         let (foreign, _) = signed("a1", 3, Some([7; 32]), &k);
-        let e = refused(&r, &foreign, 409, Refusal::BrokenChain);
+        let e = refused(r, &foreign, 409, Refusal::BrokenChain);
         assert_eq!(e.field.as_deref(), Some("evidence.prev"));
         // Replay of a1's batch 2 by agent a2 (its own token): the digest covers the agent.
         let mut replay = b2.clone();
         replay.agent = "a2".into();
-        refused(&r, &replay, 400, Refusal::DigestMismatch);
+        refused(r, &replay, 400, Refusal::DigestMismatch);
         // A swapped key: a1 pinned key 1 on first use.
         let (swapped, _) = signed("a1", 3, Some(d2), &key(2));
-        let e = refused(&r, &swapped, 403, Refusal::KeyMismatch);
+        let e = refused(r, &swapped, 403, Refusal::KeyMismatch);
         assert!(e.reason.contains("public_key"), "{}", e.reason);
         // Unsigned from an agent with a key.
         let mut unsigned = b2.clone();
         unsigned.seq = 3;
         unsigned.version = 1;
         unsigned.evidence = None;
-        refused(&r, &unsigned, 403, Refusal::Unsigned);
+        refused(r, &unsigned, 403, Refusal::Unsigned);
         // A different batch under the stored seq 2.
         let (mut other, _) = signed("a1", 2, Some(d1), &k);
         other.measurements.pop();
@@ -502,10 +536,10 @@ mod tests {
         let ev = other.evidence.as_mut().unwrap();
         ev.digest = keys::hex(&d);
         ev.signature = keys::signature_text(&keys::sign(&k, &d));
-        refused(&r, &other, 409, Refusal::SeqConflict);
+        refused(r, &other, 409, Refusal::SeqConflict);
         // A seq gap (batches 3..9 never stored) is declared, not broken.
         let (after_gap, _) = signed("a1", 10, Some([3; 32]), &k);
-        assert_eq!(send(&r, &after_gap).unwrap().stored, 3);
+        assert_eq!(send(r, &after_gap).unwrap().stored, 3);
         let links = r.store.seal_links("a1", 2).unwrap();
         assert_eq!(links.len(), 2);
         assert_eq!(r.ingest.stats.evidence.signed.load(Ordering::Relaxed), 4);
@@ -586,5 +620,149 @@ mod tests {
             )
             .expect_err("the pinned key holds after a restart");
         assert_eq!(e.status, 403);
+    }
+}
+
+/// The cost of verification, measured (not a test): the same load ingested unsigned
+/// (version 1) and signed (version 2), on fresh SQLite stores in the same process, by CPU
+/// time of the whole process (`/proc/self/stat`: ingest and the store's writer thread).
+/// Run with `cargo test --profile profiling -p attest-collector --lib -- evidence_cost
+/// --ignored --nocapture`.
+#[cfg(test)]
+mod cost {
+    use std::sync::Arc;
+
+    use attest_config::wire::{Evidence, Measurement, Phase};
+    use jiff::Timestamp;
+
+    use super::*;
+    use crate::ingest::Ingest;
+    use crate::store::SqliteStore;
+
+    const AGENTS: usize = 4;
+    const CHECKS: usize = 1000;
+    const BATCHES: u64 = 20;
+    const NOW: i64 = 1_790_000_000;
+
+    /// CPU seconds of this process so far (user + system).
+    fn cpu() -> f64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+        let after = &stat[stat.rfind(')').expect("comm") + 2..];
+        let f: Vec<&str> = after.split(' ').collect();
+        let ticks: f64 =
+            f[11].parse::<f64>().expect("utime") + f[12].parse::<f64>().expect("stime");
+        ticks / 100.0
+    }
+
+    /// Bodies of every batch, in the order sent: (agent, json).
+    fn bodies(signed: bool) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for a in 0..AGENTS {
+            let agent = format!("agent-{a}");
+            let key = keys::secret_from_seed(&[a as u8 + 1; 32]);
+            let mut prev: Option<[u8; 32]> = None;
+            for seq in 1..=BATCHES {
+                let ms: Vec<Measurement> = (0..CHECKS)
+                    .map(|c| {
+                        let ts = Timestamp::from_second(NOW - 3000 + seq as i64 * 10).expect("ts");
+                        let mut m = Measurement::new(format!("check-{c}"), ts, c % 37 != 0);
+                        m.duration_seconds = Some(0.01 + c as f64 * 1e-5);
+                        m.phases.insert(Phase::Connect, 0.002);
+                        m.phases.insert(Phase::Processing, 0.007);
+                        m
+                    })
+                    .collect();
+                let mut b = Batch {
+                    version: 1,
+                    agent: agent.clone(),
+                    seq,
+                    sent_at: Timestamp::from_second(NOW).expect("ts"),
+                    measurements: ms,
+                    gaps: vec![],
+                    spool: None,
+                    evidence: None,
+                };
+                if signed {
+                    let d = canonical::digest(
+                        &Header {
+                            agent: &agent,
+                            seq,
+                            prev: prev.as_ref(),
+                        },
+                        &b.measurements,
+                        &[],
+                    );
+                    b.version = 2;
+                    b.evidence = Some(Evidence {
+                        prev: prev.map(|p| keys::hex(&p)),
+                        digest: keys::hex(&d),
+                        key: keys::public_of(&key).to_string(),
+                        signature: keys::signature_text(&keys::sign(&key, &d)),
+                    });
+                    prev = Some(d);
+                }
+                out.push((agent.clone(), serde_json::to_vec(&b).expect("json")));
+            }
+        }
+        out
+    }
+
+    /// CPU seconds to ingest `bodies` into a fresh store.
+    fn run(bodies: &[(String, Vec<u8>)]) -> f64 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(SqliteStore::open(dir.path()).expect("store"));
+        let limits = attest_config::parse_collector("c.toml", "")
+            .expect("defaults")
+            .ingest;
+        let ingest = Ingest::new(store, &[], limits, crate::changed::DataChanged::new());
+        let start = cpu();
+        for (agent, body) in bodies {
+            ingest
+                .handle_admitted(agent, None, body, Timestamp::from_second(NOW).expect("ts"))
+                .expect("accepted");
+        }
+        cpu() - start
+    }
+
+    #[test]
+    #[ignore = "measurement"]
+    fn evidence_cost() {
+        let (plain, signed) = (bodies(false), bodies(true));
+        let n = (AGENTS * CHECKS) as f64 * BATCHES as f64;
+        // Interleaved, best of three each: the machine is shared.
+        let (mut best_plain, mut best_signed) = (f64::MAX, f64::MAX);
+        for _ in 0..3 {
+            best_plain = best_plain.min(run(&plain));
+            best_signed = best_signed.min(run(&signed));
+        }
+        // The agent's side: digest and signature of every batch, from decoded measurements.
+        let batches: Vec<Batch> = signed
+            .iter()
+            .map(|(_, b)| serde_json::from_slice(b).expect("batch"))
+            .collect();
+        let key = keys::secret_from_seed(&[1; 32]);
+        let start = cpu();
+        for _ in 0..5 {
+            for b in &batches {
+                let d = canonical::digest(
+                    &Header {
+                        agent: &b.agent,
+                        seq: b.seq,
+                        prev: None,
+                    },
+                    &b.measurements,
+                    &[],
+                );
+                std::hint::black_box(keys::sign(&key, &d));
+            }
+        }
+        let seal_us = (cpu() - start) / (5.0 * n) * 1e6;
+        eprintln!(
+            "ingest CPU per measurement: unsigned {:.2} µs, signed {:.2} µs: {:.3}× (target ≤ 1.10×); \
+             agent-side seal (digest + signature) {seal_us:.3} µs per measurement; {n} measurements per run",
+            best_plain / n * 1e6,
+            best_signed / n * 1e6,
+            best_signed / best_plain
+        );
     }
 }

@@ -213,3 +213,80 @@ fn month_of_rollups_size() {
         10 * 360
     );
 }
+
+/// Batches and measurements per batch of [`seal_bytes_per_measurement`].
+const SEAL_BATCHES: u64 = 200;
+const SEAL_BATCH_SIZE: usize = 1000;
+
+/// A seal with incompressible bytes, as real digests and signatures are.
+fn bench_seal(rng: &mut Rng, seq: u64) -> super::BatchSeal {
+    let mut bytes = |n: usize| (0..n).map(|_| rng.next() as u8).collect::<Vec<u8>>();
+    super::BatchSeal {
+        digest: bytes(32).try_into().expect("32"),
+        prev: (seq > 1).then(|| bytes(32).try_into().expect("32")),
+        signature: bytes(64).try_into().expect("64"),
+        key: [7; 32],
+        ts_shift_ms: 0,
+        gaps: None,
+    }
+}
+
+/// The same batches of 1,000 measurements committed with and without their seals; the
+/// difference of the stores' sizes over the measurements is what the evidence adds
+/// (issue 21 target: at most 0.5 B per measurement). SQLite: the database file after a
+/// WAL checkpoint; PostgreSQL (when reachable): `pg_total_relation_size` of the two tables.
+#[test]
+#[ignore = "measurement"]
+fn seal_bytes_per_measurement() {
+    let make_range = |sealed: bool, store: &dyn Store, seqs: std::ops::RangeInclusive<u64>| {
+        let mut rng = Rng(0x5eed ^ seqs.start());
+        for seq in seqs {
+            let ms = (0..SEAL_BATCH_SIZE)
+                .map(|i| probes(&mut rng, 100, 10, (seq as usize - 1) * SEAL_BATCH_SIZE + i))
+                .collect();
+            let seal = bench_seal(&mut rng, seq);
+            let mut b = batch("a1", seq, ms);
+            b.seal = sealed.then_some(seal);
+            store.commit_batch(&b).expect("commit");
+        }
+    };
+    let make = |sealed: bool, store: &dyn Store| make_range(sealed, store, 1..=SEAL_BATCHES);
+    let measurements = (SEAL_BATCHES as usize * SEAL_BATCH_SIZE) as f64;
+    let mut sizes = Vec::new();
+    for sealed in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        make(sealed, &SqliteStore::open(dir.path()).expect("open"));
+        let path = dir.path().join(super::sqlite::DB_FILE);
+        let conn = Connection::open(&path).expect("reopen");
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")
+            .expect("checkpoint");
+        sizes.push(std::fs::metadata(&path).expect("size").len() as f64);
+    }
+    eprintln!(
+        "SQLite: {} batches of {SEAL_BATCH_SIZE}: {:.0} B without seals, {:.0} B with: {:.3} B per measurement added (target 0.5)",
+        SEAL_BATCHES,
+        sizes[0],
+        sizes[1],
+        (sizes[1] - sizes[0]) / measurements
+    );
+    if let Some(db) = super::postgres::test_db::TestDb::create() {
+        // Marginal: the growth from the first half to all, so the tables' fixed first
+        // pages (one key row, empty index pages) do not count as per-measurement cost.
+        let store = db.store();
+        let size = || {
+            super::postgres::test_db::admin_count(
+                &db.url,
+                "SELECT pg_total_relation_size('batch_seal') + pg_total_relation_size('agent_key')",
+            ) as f64
+        };
+        let half = SEAL_BATCHES / 2;
+        make_range(true, &store, 1..=half);
+        let first = size();
+        make_range(true, &store, half + 1..=SEAL_BATCHES);
+        let all = size();
+        eprintln!(
+            "PostgreSQL: batch_seal + agent_key {first:.0} B after {half} batches, {all:.0} B after {SEAL_BATCHES}: {:.3} B per measurement added (target 0.5)",
+            (all - first) / (measurements / 2.0)
+        );
+    }
+}

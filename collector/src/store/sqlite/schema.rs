@@ -315,4 +315,35 @@ mod tests {
             vec![("old".into(), None), ("new".into(), Some("admin".into()))]
         );
     }
+
+    /// A database at version 7 with a stored batch gets the evidence tables at version 8,
+    /// keeps its batch (as unsigned: no seal row) and takes seal rows afterwards.
+    #[test]
+    fn migration_8_adds_the_evidence_tables_and_keeps_batches() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        for sql in &MIGRATIONS[..7] {
+            conn.execute_batch(sql).expect("v1..v7");
+        }
+        conn.pragma_update(None, "user_version", 7)
+            .expect("version");
+        conn.execute(
+            "INSERT INTO batches (agent_id, seq, received_ns) VALUES (1, 1, 0)",
+            [],
+        )
+        .expect("old batch");
+        migrate(&mut conn).expect("migrate");
+        let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).expect(sql);
+        assert_eq!(count("SELECT count(*) FROM batches"), 1);
+        assert_eq!(
+            count("SELECT count(*) FROM batch_seal"),
+            0,
+            "an old batch is unsigned"
+        );
+        conn.execute(
+            "INSERT INTO batch_seal (agent_id, seq, digest, signature, key_id) VALUES (1, 2, x'00', x'00', 1)",
+            [],
+        )
+        .expect("a seal row");
+        assert_eq!(count("PRAGMA user_version"), 8);
+    }
 }
