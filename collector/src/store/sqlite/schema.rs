@@ -344,6 +344,6 @@ mod tests {
             [],
         )
         .expect("a seal row");
-        assert_eq!(count("PRAGMA user_version"), 8);
+        assert_eq!(count("PRAGMA user_version"), SCHEMA_VERSION);
     }
 }
