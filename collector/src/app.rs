@@ -115,6 +115,7 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         store: store.clone(),
         figures: figures.clone(),
         maintenance: maintenance.clone(),
+        notes: Arc::new(crate::notes::Notes::new(cfg.clone(), store.clone())),
         exporter: exporter.clone(),
         fleet: fleet.clone(),
         clock: clock.clone(),
