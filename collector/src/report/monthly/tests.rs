@@ -1234,6 +1234,24 @@ fn archive_writes_a_month_once_and_records_late_differences_as_addenda() {
     let lines = std::fs::read_to_string(dir.path().join("archive/2026-10.addenda.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 1);
     assert!(archive.addenda_before("2026-10").unwrap().is_empty());
+
+    // A note written after archiving becomes an addendum (the archive stays as it was).
+    let mut noted = changed.clone();
+    let mut later = fixture::note();
+    later.written_at = "2026-11-07T09:00:00Z".parse().unwrap();
+    later.cause = "late root cause".into();
+    noted.services[0].notes.push(later);
+    let diff = archive
+        .check("2026-10", &noted, "2026-11-07T10:00:00Z".parse().unwrap())
+        .unwrap();
+    let notes: Vec<_> = diff.iter().filter(|a| a.field == "note").collect();
+    assert_eq!(notes.len(), 1, "only the note the archive lacks: {diff:?}");
+    assert!(notes[0].now.contains("late root cause"));
+    assert!(notes[0].now.contains(text::NOTE_ADDENDUM));
+    assert_eq!(
+        std::fs::read(archive.month_dir("2026-10").join("report.json")).unwrap(),
+        before
+    );
 }
 
 /// A forgery that recomputes every digest (an edited figure, re-sealed unsigned or signed
