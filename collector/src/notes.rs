@@ -71,13 +71,25 @@ impl From<NoteRow> for NoteView {
 }
 
 pub struct Notes {
-    cfg: Arc<CollectorConfig>,
+    /// The services a note may name; replaced by a configuration reload.
+    cfg: std::sync::RwLock<Arc<CollectorConfig>>,
     store: Arc<dyn Store>,
 }
 
 impl Notes {
     pub fn new(cfg: Arc<CollectorConfig>, store: Arc<dyn Store>) -> Notes {
-        Notes { cfg, store }
+        Notes {
+            cfg: std::sync::RwLock::new(cfg),
+            store,
+        }
+    }
+
+    /// Takes the services of a reloaded configuration.
+    pub fn replace_config(&self, cfg: Arc<CollectorConfig>) {
+        *self
+            .cfg
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = cfg;
     }
 
     /// The notes of `service`'s `month`, in the order written.
@@ -144,7 +156,12 @@ impl Notes {
     /// A month `YYYY-MM` and a configured service, or a refusal naming which.
     fn target(&self, month: &str, service: &str) -> Result<(), Rejection> {
         crate::report::parse_month(month)?;
-        if !self.cfg.services.iter().any(|s| s.name == service) {
+        let cfg = self
+            .cfg
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if !cfg.services.iter().any(|s| s.name == service) {
             return Err(Rejection::new(
                 400,
                 format!("no service named {service:?} in the collector config"),

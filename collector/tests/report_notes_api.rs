@@ -190,3 +190,18 @@ async fn a_refused_note_changes_nothing() {
         assert_eq!(s, 400, "{path}");
     }
 }
+
+/// A service added by a configuration reload takes notes at once.
+#[tokio::test]
+async fn a_reloaded_service_takes_notes() {
+    let api = Api::start().await;
+    let path = "/api/v1/reports/2026-09/mail/notes";
+    let (s, _) = api.post(path, Some("admin-secret"), note()).await;
+    assert_eq!(s, 400, "not configured yet");
+    let more = format!(
+        "{TOML}\n[[service]]\nname = \"mail\"\nchecks = [\"web\"]\ntarget = \"99%\"\ntime_zone = \"UTC\"\n"
+    );
+    api.c.app.reload(config(&more));
+    let (s, v) = api.post(path, Some("admin-secret"), note()).await;
+    assert_eq!(s, 201, "{v}");
+}
