@@ -52,6 +52,8 @@ pub struct App {
     pub listener: Arc<ListenerStats>,
     /// The live status page and its day history.
     pub status: Arc<StatusBoard>,
+    /// Report notes; follows a reload (a service added by it takes notes at once).
+    pub notes: Arc<crate::notes::Notes>,
     router: axum::Router,
 }
 
@@ -110,11 +112,13 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         Arc::new(History::default()),
         clock.clone(),
     ));
+    let notes = Arc::new(crate::notes::Notes::new(cfg.clone(), store.clone()));
     let state = AppState {
         ingest: ingest.clone(),
         store: store.clone(),
         figures: figures.clone(),
         maintenance: maintenance.clone(),
+        notes: notes.clone(),
         exporter: exporter.clone(),
         fleet: fleet.clone(),
         clock: clock.clone(),
@@ -142,6 +146,7 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         access,
         listener,
         status,
+        notes,
         router,
     }
 }
@@ -159,6 +164,7 @@ impl App {
         self.access.set_readers(&cfg.readers);
         self.access.set_admins(&cfg.admins);
         self.figures.replace_config(cfg.clone());
+        self.notes.replace_config(cfg.clone());
         self.changed.signal();
         self.fleet.replace(cfg)
     }

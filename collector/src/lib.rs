@@ -20,6 +20,7 @@ pub mod ingest;
 pub mod maintenance;
 pub mod metrics;
 pub mod minutes;
+pub mod notes;
 pub mod notify;
 pub mod reject;
 pub mod reload;

@@ -93,6 +93,20 @@ impl Store for Counting {
     fn list_maintenance(&self, s: Option<&str>) -> Result<Vec<MaintenanceRow>, StoreError> {
         self.count().list_maintenance(s)
     }
+    fn add_report_note(
+        &self,
+        n: &attest_collector::store::NewNote<'_>,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        self.count().add_report_note(n, now)
+    }
+    fn report_notes(
+        &self,
+        month: &str,
+        service: Option<&str>,
+    ) -> Result<Vec<attest_collector::store::NoteRow>, StoreError> {
+        self.count().report_notes(month, service)
+    }
     fn raw_measurements(
         &self,
         check: &str,

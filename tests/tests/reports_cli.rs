@@ -695,3 +695,80 @@ fn bad_report_arguments_exit_65_with_the_reason() {
     let out = verify(&dir.path().join("missing.html"), None);
     assert_eq!(out.status.code(), Some(EXIT_DATA));
 }
+
+/// `report note` stores a note as `cli` through the store; a refused one exits 65 naming
+/// the flag and stores nothing.
+#[test]
+fn report_note_stores_a_note_as_cli_and_refusals_exit_65() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path());
+    let base = ["report", "note", "--config", &cfg];
+    let web = ["--month", "2026-10", "--service", "web"];
+    let ok = ["--cause", "c", "--action", "a"];
+    let refused: [(Vec<&str>, &str); 4] = [
+        (
+            [&["--cause", "", "--action", "a"][..], &web].concat(),
+            "--cause",
+        ),
+        ([&ok[..], &web, &["--due", "15.11.2026"]].concat(), "--due"),
+        (
+            [&ok[..], &["--month", "2026-10", "--service", "nope"]].concat(),
+            "--service",
+        ),
+        (
+            [&ok[..], &["--month", "2026-13", "--service", "web"]].concat(),
+            "--month",
+        ),
+    ];
+    for (extra, words) in refused {
+        let mut args = base.to_vec();
+        args.extend_from_slice(&extra);
+        let out = run(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(EXIT_DATA),
+            "{extra:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(text(&out.stderr).contains(words), "{}", text(&out.stderr));
+    }
+    let mut args = base.to_vec();
+    args.extend_from_slice(&web);
+    args.extend_from_slice(&[
+        "--cause",
+        "certificate expired on the load balancer",
+        "--action",
+        "renewal automated",
+        "--owner",
+        "Web team",
+        "--due",
+        "2026-11-30",
+    ]);
+    let out = run(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("by cli"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let loaded = attest_config::load_collector(Path::new(&cfg)).expect("config");
+    let store = attest_collector::store::open(&loaded.storage).expect("store");
+    let notes = store.report_notes("2026-10", None).expect("notes");
+    assert_eq!(notes.len(), 1, "only the accepted note: {notes:?}");
+    let n = &notes[0];
+    assert_eq!(
+        (
+            n.service.as_str(),
+            n.written_by.as_str(),
+            n.owner.as_deref(),
+            n.due
+        ),
+        (
+            "web",
+            "cli",
+            Some("Web team"),
+            Some(jiff::civil::date(2026, 11, 30))
+        )
+    );
+}

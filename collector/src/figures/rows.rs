@@ -67,6 +67,17 @@ impl Figures {
     }
 
     /// The service's maintenance windows registered through the API (cancelled ones left out).
+    /// The report notes of `service`'s `month` (`YYYY-MM`), in the order written.
+    pub fn report_notes(
+        &self,
+        month: &str,
+        service: &str,
+    ) -> Result<Vec<crate::store::NoteRow>, Rejection> {
+        self.store
+            .report_notes(month, Some(service))
+            .map_err(store_err)
+    }
+
     pub(super) fn api_maintenance_rows(
         &self,
         service: &str,

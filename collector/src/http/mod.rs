@@ -38,6 +38,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub figures: Arc<Figures>,
     pub maintenance: Arc<Maintenance>,
+    /// Report notes (comments, causes and actions per service and month).
+    pub notes: Arc<crate::notes::Notes>,
     pub exporter: Arc<Exporter>,
     pub fleet: Arc<Fleet>,
     pub clock: SharedClock,
@@ -69,6 +71,10 @@ pub fn router(state: AppState) -> Router {
             get(list_maintenance).post(add_maintenance),
         )
         .route("/api/v1/maintenance/{id}", delete(cancel_maintenance))
+        .route(
+            "/api/v1/reports/{month}/{service}/notes",
+            get(list_notes).post(add_note),
+        )
         .merge(reports::routes())
         .merge(status::routes())
         .route("/api/v1/agents", get(agents::list))
@@ -350,6 +356,54 @@ async fn cancel_maintenance(
     let (maintenance, now) = (st.maintenance.clone(), st.clock.now_utc());
     match tokio::task::spawn_blocking(move || maintenance.cancel(id, now)).await {
         Ok(Ok(v)) => axum::Json(v).into_response(),
+        Ok(Err(r)) => reject(r),
+        Err(e) => reject(Rejection::new(500, e.to_string())),
+    }
+}
+
+/// `GET /api/v1/reports/{month}/{service}/notes`: a read route (the auth middleware asks
+/// for a read credential when readers are configured).
+async fn list_notes(
+    State(st): State<AppState>,
+    Path((month, service)): Path<(String, String)>,
+) -> Response {
+    let notes = st.notes.clone();
+    match tokio::task::spawn_blocking(move || notes.list(&month, &service)).await {
+        Ok(Ok(v)) => axum::Json(v).into_response(),
+        Ok(Err(r)) => reject(r),
+        Err(e) => reject(Rejection::new(500, e.to_string())),
+    }
+}
+
+/// The admin token is checked before the body is read (like maintenance's); the note is
+/// stored under the admin credential's name.
+async fn add_note(
+    State(st): State<AppState>,
+    Path((month, service)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    const ROUTE: &str = "/api/v1/reports/{month}/{service}/notes";
+    let limit = crate::notes::NOTE_BODY_LIMIT;
+    let (parts, body) = req.into_parts();
+    let peer = peer_of(&parts.extensions);
+    let writer = match admin(&st, &parts.headers) {
+        Ok(name) => name,
+        Err(r) => return refuse(&st, ROUTE, peer, None, r),
+    };
+    let read = async {
+        let held = st.guard.reserve(&parts.headers, limit)?;
+        Ok::<_, Rejection>((st.guard.read_body(body, limit).await?, held))
+    };
+    let body = match read.await {
+        Ok((b, _held)) => b,
+        Err(r) => return refuse(&st, ROUTE, peer, Some("admin"), r),
+    };
+    let (notes, now) = (st.notes.clone(), st.clock.now_utc());
+    let res =
+        tokio::task::spawn_blocking(move || notes.add_json(&month, &service, &body, &writer, now))
+            .await;
+    match res {
+        Ok(Ok(v)) => (StatusCode::CREATED, axum::Json(v)).into_response(),
         Ok(Err(r)) => reject(r),
         Err(e) => reject(Rejection::new(500, e.to_string())),
     }

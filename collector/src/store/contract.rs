@@ -1044,7 +1044,86 @@ pub const CASES: &[(&str, Case)] = &[
         "seals_are_kept_with_their_batch",
         seals_are_kept_with_their_batch,
     ),
+    ("report_notes_roundtrip", report_notes_roundtrip),
 ];
+
+/// Report notes come back per month (and service) in the order written, with every field
+/// as stored; another month's notes never show.
+pub fn report_notes_roundtrip(store: &dyn InspectStore) {
+    use super::NewNote;
+    let note = |month, service, cause, owner, due| NewNote {
+        month,
+        service,
+        written_by: "ops-oncall",
+        cause,
+        action: "raised connection pool size",
+        owner,
+        due,
+    };
+    let due = jiff::civil::date(2026, 12, 15);
+    let a = store
+        .add_report_note(
+            &note(
+                "2026-11",
+                "shop",
+                "pool exhausted",
+                Some("db team"),
+                Some(due),
+            ),
+            at(5, 0),
+        )
+        .expect("add");
+    let b = store
+        .add_report_note(&note("2026-11", "mail", "relay down", None, None), at(1, 0))
+        .expect("add");
+    let c = store
+        .add_report_note(
+            &note("2026-11", "shop", "second look", None, None),
+            at(5, 0),
+        )
+        .expect("add");
+    store
+        .add_report_note(&note("2026-10", "shop", "older", None, None), at(0, 0))
+        .expect("add");
+    let all = store.report_notes("2026-11", None).expect("notes");
+    assert_eq!(
+        all.iter().map(|n| n.id).collect::<Vec<_>>(),
+        vec![b, a, c],
+        "ordered by written_at, then id"
+    );
+    let shop = store.report_notes("2026-11", Some("shop")).expect("notes");
+    assert_eq!(shop.len(), 2);
+    let first = &shop[0];
+    assert_eq!(
+        (
+            first.month.as_str(),
+            first.service.as_str(),
+            first.written_at,
+            first.written_by.as_str(),
+            first.cause.as_str(),
+            first.action.as_str(),
+            first.owner.as_deref(),
+            first.due
+        ),
+        (
+            "2026-11",
+            "shop",
+            at(5, 0),
+            "ops-oncall",
+            "pool exhausted",
+            "raised connection pool size",
+            Some("db team"),
+            Some(due)
+        )
+    );
+    assert_eq!((shop[1].owner.as_deref(), shop[1].due), (None, None));
+    assert!(
+        store
+            .report_notes("2026-12", None)
+            .expect("notes")
+            .is_empty()
+    );
+}
 
 /// A signed batch's seal is stored with it (not again with a resend), keys once per agent
 /// and key, links around a seq come back in seq order, and `batch_seals` finds the batches
@@ -1307,7 +1386,7 @@ macro_rules! contract_tests {
             exact_threshold_counts, agent_status, raw_roundtrip, batch_membership,
             raw_reads_survive_compaction, threshold_back_fill_reads_blocks,
             compact_matches_rollups,
-            changes_are_journaled, seals_are_kept_with_their_batch);
+            changes_are_journaled, seals_are_kept_with_their_batch, report_notes_roundtrip);
     };
     (@cases $make:expr; $($case:ident),*) => {
         $(

@@ -118,6 +118,20 @@ impl Store for FaultyStore {
     fn list_maintenance(&self, service: Option<&str>) -> Result<Vec<MaintenanceRow>, StoreError> {
         self.up()?.list_maintenance(service)
     }
+    fn add_report_note(
+        &self,
+        n: &crate::store::NewNote<'_>,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        self.up()?.add_report_note(n, now)
+    }
+    fn report_notes(
+        &self,
+        month: &str,
+        service: Option<&str>,
+    ) -> Result<Vec<crate::store::NoteRow>, StoreError> {
+        self.up()?.report_notes(month, service)
+    }
     fn batch_measurements(&self, agent: &str, seq: u64) -> Result<Vec<Measurement>, StoreError> {
         self.up()?.batch_measurements(agent, seq)
     }

@@ -106,6 +106,12 @@ pub(super) fn rebuild_measurement(
     Ok(m)
 }
 
+/// A stored due date; only validated dates are ever written.
+pub(crate) fn parse_due(s: &str) -> Result<jiff::civil::Date, StoreError> {
+    s.parse()
+        .map_err(|e| StoreError::Backend(format!("stored report note due date {s:?}: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

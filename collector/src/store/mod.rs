@@ -95,6 +95,36 @@ pub struct NewMaintenance<'a> {
     pub reference: Option<&'a str>,
 }
 
+/// A note on one service's month ("Comments and actions" of the monthly report), as the
+/// notes API or `report note` validated it. Notes are only ever added: an auditor reads
+/// what was written when, so a correction is a new note, not an edit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NewNote<'a> {
+    /// The report month, `YYYY-MM`.
+    pub month: &'a str,
+    pub service: &'a str,
+    /// The name of the admin credential (or `cli`) that wrote it (never a secret).
+    pub written_by: &'a str,
+    pub cause: &'a str,
+    pub action: &'a str,
+    pub owner: Option<&'a str>,
+    pub due: Option<jiff::civil::Date>,
+}
+
+/// A stored report note.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoteRow {
+    pub id: i64,
+    pub month: String,
+    pub service: String,
+    pub written_at: Timestamp,
+    pub written_by: String,
+    pub cause: String,
+    pub action: String,
+    pub owner: Option<String>,
+    pub due: Option<jiff::civil::Date>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StoreCounts {
     pub batches: u64,
@@ -179,6 +209,11 @@ pub trait Store: Send + Sync + 'static {
     fn add_maintenance(&self, w: &NewMaintenance<'_>, now: Timestamp) -> Result<i64, StoreError>;
     fn cancel_maintenance(&self, id: i64, now: Timestamp) -> Result<(), StoreError>;
     fn list_maintenance(&self, service: Option<&str>) -> Result<Vec<MaintenanceRow>, StoreError>;
+    /// Stores report note `n`, written at `now`; answers its id.
+    fn add_report_note(&self, n: &NewNote<'_>, now: Timestamp) -> Result<i64, StoreError>;
+    /// The notes of `month` (`YYYY-MM`), of one service or all, ordered by (written_at, id):
+    /// the order the report shows them in.
+    fn report_notes(&self, month: &str, service: Option<&str>) -> Result<Vec<NoteRow>, StoreError>;
     /// Raw measurements of one check in `[from, to)`, for incident drill-down.
     fn raw_measurements(
         &self,

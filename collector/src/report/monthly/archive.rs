@@ -286,5 +286,45 @@ pub fn differences(
             }
         }
     }
+    out.extend(later_notes(archived, now, month, found_at));
+    out
+}
+
+/// Report notes the archive does not hold (written after it was archived), one addendum
+/// each (`field` `note`): the archive is never rewritten, so a cause or action written later
+/// reaches readers as an addendum in the reports of later months.
+fn later_notes(
+    archived: &MonthlyReport,
+    now: &MonthlyReport,
+    month: &str,
+    found_at: Timestamp,
+) -> Vec<Addendum> {
+    let mut out = Vec::new();
+    for s in &now.services {
+        let held = archived
+            .services
+            .iter()
+            .find(|a| a.service == s.service)
+            .map_or(&[][..], |a| a.notes.as_slice());
+        for n in s.notes.iter().filter(|n| !held.contains(n)) {
+            out.push(Addendum {
+                month: month.to_string(),
+                found_at,
+                service: s.service.clone(),
+                field: "note".to_string(),
+                archived: String::new(),
+                now: format!(
+                    "{} by {} ({}): cause: {}; action: {}; owner: {}; due: {}",
+                    n.written_at,
+                    n.written_by,
+                    super::text::NOTE_ADDENDUM,
+                    n.cause,
+                    n.action,
+                    n.owner.as_deref().unwrap_or("n/a"),
+                    n.due.as_deref().unwrap_or("n/a"),
+                ),
+            });
+        }
+    }
     out
 }

@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use super::archive::Archive;
 use super::model::TrendRow;
 use super::model::{
-    ApiMaintenance, Meta, MonthlyReport, ServiceParts, SignOff, definitions_sha256,
+    ApiMaintenance, Meta, MonthlyReport, NoteItem, ServiceParts, SignOff, definitions_sha256,
 };
 use super::{method, terms, trend};
 use crate::figures::Figures;
@@ -177,7 +177,12 @@ pub fn assemble(
         .zip(&per_service)
         .map(|((svc, (report, detail, api)), cap)| {
             let (terms, checks) = terms::of(cfg, svc, &detail.agents);
-            ServiceParts {
+            let notes = figures
+                .report_notes(&month.to_string(), &svc.name)?
+                .into_iter()
+                .map(NoteItem::from)
+                .collect();
+            Ok(ServiceParts {
                 service: svc,
                 report,
                 detail,
@@ -185,9 +190,10 @@ pub fn assemble(
                 capacity: cap,
                 terms,
                 checks,
-            }
+                notes,
+            })
         })
-        .collect();
+        .collect::<Result<_, Rejection>>()?;
     let meta = Meta {
         organisation: settings.organisation.clone(),
         title: settings.title.clone(),

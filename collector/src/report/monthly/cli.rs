@@ -56,6 +56,9 @@ pub struct ReportArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ReportAction {
+    /// Add a dated note (cause, action, owner, due date) to a service's month; written to
+    /// the store directly, as `cli`, and shown under "Comments and actions" of the report.
+    Note(Box<NoteArgs>),
     /// Check a report file or directory offline; says what changed when it fails.
     Verify {
         path: PathBuf,
@@ -70,6 +73,35 @@ pub enum ReportAction {
     },
 }
 
+/// `report note`: its own flags, because flags after a subcommand belong to it.
+#[derive(Debug, clap::Args)]
+pub struct NoteArgs {
+    #[arg(long, short, env = "ATTEST_COLLECTOR_CONFIG")]
+    pub config: PathBuf,
+    /// The report month, `YYYY-MM`.
+    #[arg(long)]
+    pub month: String,
+    /// A configured service.
+    #[arg(long)]
+    pub service: String,
+    /// What caused it (1..2000 characters).
+    #[arg(long)]
+    pub cause: String,
+    /// What was or will be done (1..2000 characters).
+    #[arg(long)]
+    pub action: String,
+    /// Who is responsible for the action (at most 200 characters).
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// When the action is due, `YYYY-MM-DD`.
+    #[arg(long)]
+    pub due: Option<String>,
+}
+
+/// The name notes written by `report note` are recorded under: the command line has no
+/// admin credential, and whoever runs it could read the store directly anyway.
+pub const CLI_WRITER: &str = "cli";
+
 /// Runs the subcommand; `open_store` opens the configured store.
 pub fn run(
     args: ReportArgs,
@@ -83,6 +115,15 @@ pub fn run(
     {
         return run_verify(path, public_key.as_deref(), *allow_unsigned);
     }
+    if let Some(ReportAction::Note(note)) = &args.action {
+        return match write_note(note, open_store) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("{e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match write_report(&args, open_store) {
         Ok(code) => code,
         Err(e) => {
@@ -95,6 +136,44 @@ pub fn run(
 fn data_error(msg: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
     eprintln!("{msg}");
     Ok(ExitCode::from(EXIT_DATA))
+}
+
+/// Validates and stores one note; a refusal exits 65 naming the flag to fix.
+fn write_note(
+    args: &NoteArgs,
+    open_store: impl FnOnce(&CollectorConfig) -> anyhow::Result<Arc<dyn Store>>,
+) -> anyhow::Result<ExitCode> {
+    let cfg = match attest_config::load_collector(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(attest_config::EXIT_CONFIG_INVALID as u8));
+        }
+    };
+    let body = crate::notes::NoteBody {
+        cause: args.cause.clone(),
+        action: args.action.clone(),
+        owner: args.owner.clone(),
+        due: args.due.clone(),
+    };
+    let cfg = Arc::new(cfg);
+    let store = open_store(&cfg)?;
+    let notes = crate::notes::Notes::new(cfg, store);
+    let now = crate::clock::system().now_utc();
+    match notes.add(&args.month, &args.service, &body, CLI_WRITER, now) {
+        Ok(n) => {
+            println!(
+                "note {} stored for {} in {} (written {} by {})",
+                n.id, n.service, n.month, n.written_at, n.written_by
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(r) if r.status == 400 => match &r.field {
+            Some(f) => data_error(format!("--{f}: {}", r.reason)),
+            None => data_error(r.reason),
+        },
+        Err(r) => anyhow::bail!("cannot store the note: {}", r.reason),
+    }
 }
 
 fn write_report(

@@ -2,7 +2,8 @@
 //! comma, quote, CR or LF quoted, quotes doubled): `services.csv` (the summary), `daily.csv`,
 //! `incidents.csv`, `unknown.csv`, `maintenance.csv` (excluded maintenance windows),
 //! `terms.csv` (the agreed method per service), `checks.csv` (the checks per service),
-//! `trend.csv` (the months before, per service), and
+//! `trend.csv` (the months before, per service), `notes.csv` (comments and actions per
+//! service), and
 //! the per-service minute table of the bundle.
 //!
 //! Invariants:
@@ -108,6 +109,16 @@ pub const CHECKS: &[&str] = &[
     "defined_in",
     "assigned_agents",
 ];
+/// `notes.csv`: the fields of `NoteItem`.
+pub const NOTES: &[&str] = &[
+    "written_at",
+    "written_by",
+    "cause",
+    "action",
+    "owner",
+    "due",
+];
+
 pub const TREND: &[&str] = &[
     "month",
     "availability",
@@ -244,6 +255,16 @@ pub fn checks(r: &MonthlyReport) -> String {
         .flat_map(|s| s.checks.iter().map(move |c| (Some(s.service.as_str()), c)))
         .collect();
     with_header(CHECKS, table(CHECKS, &rows))
+}
+
+/// Report notes: one row per service and note, in the order written.
+pub fn notes(r: &MonthlyReport) -> String {
+    let rows: Vec<_> = r
+        .services
+        .iter()
+        .flat_map(|s| s.notes.iter().map(move |n| (Some(s.service.as_str()), n)))
+        .collect();
+    with_header(NOTES, table(NOTES, &rows))
 }
 
 /// The months before: one row per service and earlier month.

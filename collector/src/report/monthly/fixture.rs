@@ -495,6 +495,7 @@ pub fn sample(n: usize) -> (MonthlyReport, Vec<(String, MinuteStates)>) {
                 capacity,
                 terms,
                 checks,
+                notes: Vec::new(),
             }
         })
         .collect();
@@ -514,11 +515,26 @@ pub fn sample(n: usize) -> (MonthlyReport, Vec<(String, MinuteStates)>) {
             distribution: vec!["Example Retail GmbH".into(), "Web team".into()],
         },
     };
-    let report = MonthlyReport::build(meta, &parts, method::items());
+    let mut report = MonthlyReport::build(meta, &parts, method::items());
+    if let Some(first) = report.services.first_mut() {
+        first.notes = vec![note()];
+    }
     let minutes = services
         .iter()
         .zip(results)
         .map(|(s, (_, d))| (s.name.clone(), d.minutes))
         .collect();
     (report, minutes)
+}
+
+/// The fixture's one report note (on the first service).
+pub fn note() -> super::model::NoteItem {
+    super::model::NoteItem {
+        written_at: ts("2026-11-01T05:30:00Z"),
+        written_by: "alice".into(),
+        cause: "Certificate of the load balancer expired on 12 October".into(),
+        action: "Renewal automated; expiry alert at 14 days".into(),
+        owner: Some("Web team".into()),
+        due: Some("2026-11-30".into()),
+    }
 }

@@ -201,6 +201,7 @@ pub fn csv_files(r: &MonthlyReport) -> Vec<(String, Vec<u8>)> {
         ("terms.csv".into(), csv::terms(r).into_bytes()),
         ("checks.csv".into(), csv::checks(r).into_bytes()),
         ("trend.csv".into(), csv::trend(r).into_bytes()),
+        ("notes.csv".into(), csv::notes(r).into_bytes()),
     ]
 }
 

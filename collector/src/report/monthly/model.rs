@@ -274,6 +274,37 @@ pub struct ServiceSection {
     /// `not determinable`); null when it has none.
     pub capacity_verdict: Option<String>,
     pub capacity_objectives: Vec<CapacityObjectiveRow>,
+    /// Comments and actions on the service's month, in the order written (report notes).
+    /// Default: archives written before notes existed still read.
+    #[serde(default)]
+    pub notes: Vec<NoteItem>,
+}
+
+/// A report note: why something happened and what is done about it, dated and attributed
+/// (notes are only ever added, so the date and writer are part of the record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoteItem {
+    pub written_at: Timestamp,
+    /// The admin credential's name, or `cli`.
+    pub written_by: String,
+    pub cause: String,
+    pub action: String,
+    pub owner: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub due: Option<String>,
+}
+
+impl From<crate::store::NoteRow> for NoteItem {
+    fn from(n: crate::store::NoteRow) -> Self {
+        NoteItem {
+            written_at: n.written_at,
+            written_by: n.written_by,
+            cause: n.cause,
+            action: n.action,
+            owner: n.owner,
+            due: n.due.map(|d| d.to_string()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -461,6 +492,8 @@ pub struct ServiceParts<'a> {
     /// The agreed method (`terms::of`).
     pub terms: Terms,
     pub checks: Vec<CheckTerm>,
+    /// The service's report notes of the month, in the order written.
+    pub notes: Vec<NoteItem>,
 }
 
 impl MonthlyReport {
@@ -657,6 +690,7 @@ fn section(p: &ServiceParts<'_>) -> ServiceSection {
                     .and_then(|rule| verdict::capacity_measured(o, rule)),
             })
             .collect(),
+        notes: p.notes.clone(),
     }
 }
 

@@ -20,7 +20,7 @@ use krilla::{Document, SerializeSettings};
 use super::model::{MaintenanceRow, MonthlyReport, ServiceSection, SummaryRow};
 use super::text::{
     FIGURES_HEAD, SummaryCells, VERDICT_HEAD, fmt_num, fmt_opt_pct, fmt_ratio, fmt_secs,
-    incident_cells, redundancy_lines, terms_rows, unknown_cells,
+    incident_cells, note_cells, redundancy_lines, terms_rows, unknown_cells,
 };
 
 static REGULAR: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
@@ -428,7 +428,7 @@ fn layout(r: &MonthlyReport, digest: &str, signed: &str) -> Flow {
             continue;
         };
         f.page_break();
-        service(&mut f, s, sum);
+        service(&mut f, s, sum, r.cover.generated_at);
     }
     if !r.addenda.is_empty() {
         f.text(12.0, true, "Addenda");
@@ -593,7 +593,7 @@ fn summary(f: &mut Flow, rows: &[SummaryRow]) {
 }
 
 /// One service's section, in named steps.
-fn service(f: &mut Flow, s: &ServiceSection, sum: &SummaryRow) {
+fn service(f: &mut Flow, s: &ServiceSection, sum: &SummaryRow, generated_at: jiff::Timestamp) {
     service_heading(f, s, sum);
     terms(f, s);
     daily(f, s, sum);
@@ -603,8 +603,30 @@ fn service(f: &mut Flow, s: &ServiceSection, sum: &SummaryRow) {
     unknown(f, s);
     f.text(10.0, true, "Measurement redundancy");
     f.para(8.0, &redundancy_lines(s).join(" "));
+    notes(f, s, generated_at);
     latency(f, s, sum);
     capacity(f, s);
+}
+
+/// "Comments and actions": each note as a paragraph (the texts run to 2000 characters,
+/// too long for table cells).
+fn notes(f: &mut Flow, s: &ServiceSection, generated_at: jiff::Timestamp) {
+    f.text(10.0, true, "Comments and actions");
+    let cells = note_cells(s, generated_at);
+    if cells.is_empty() {
+        f.text(8.5, false, "No comments.");
+        return;
+    }
+    for n in cells {
+        let late = n.addendum.map(|a| format!(" ({a})")).unwrap_or_default();
+        f.para(
+            8.0,
+            &format!(
+                "{} by {}{late}. Cause: {} Action: {} Owner: {}. Due: {}.",
+                n.date, n.by, n.cause, n.action, n.owner, n.due
+            ),
+        );
+    }
 }
 
 /// The service's name, description and verdict with its figures.

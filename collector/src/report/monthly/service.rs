@@ -41,6 +41,7 @@ pub const CSV_TABLES: &[&str] = &[
     "terms",
     "checks",
     "trend",
+    "notes",
 ];
 
 /// The files of one request: name, content type, bytes.

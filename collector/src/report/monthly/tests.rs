@@ -675,6 +675,16 @@ fn csv_read_back_equals_the_json() {
         }),
     );
     assert_csv_matches(
+        &csv::notes(r),
+        csv::NOTES,
+        per(&|s| {
+            s.notes
+                .iter()
+                .map(|n| serde_json::to_value(n).unwrap())
+                .collect()
+        }),
+    );
+    assert_csv_matches(
         &csv::maintenance(r),
         csv::MAINTENANCE,
         per(&|s| {
@@ -1224,6 +1234,24 @@ fn archive_writes_a_month_once_and_records_late_differences_as_addenda() {
     let lines = std::fs::read_to_string(dir.path().join("archive/2026-10.addenda.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 1);
     assert!(archive.addenda_before("2026-10").unwrap().is_empty());
+
+    // A note written after archiving becomes an addendum (the archive stays as it was).
+    let mut noted = changed.clone();
+    let mut later = fixture::note();
+    later.written_at = "2026-11-07T09:00:00Z".parse().unwrap();
+    later.cause = "late root cause".into();
+    noted.services[0].notes.push(later);
+    let diff = archive
+        .check("2026-10", &noted, "2026-11-07T10:00:00Z".parse().unwrap())
+        .unwrap();
+    let notes: Vec<_> = diff.iter().filter(|a| a.field == "note").collect();
+    assert_eq!(notes.len(), 1, "only the note the archive lacks: {diff:?}");
+    assert!(notes[0].now.contains("late root cause"));
+    assert!(notes[0].now.contains(text::NOTE_ADDENDUM));
+    assert_eq!(
+        std::fs::read(archive.month_dir("2026-10").join("report.json")).unwrap(),
+        before
+    );
 }
 
 /// A forgery that recomputes every digest (an edited figure, re-sealed unsigned or signed
@@ -1309,4 +1337,47 @@ fn a_signed_bundle_carries_its_public_key() {
     assert!(String::from_utf8_lossy(manifest).contains("  report-key.pub\n"));
     let unsigned = render(r, Format::Bundle, &opts(None, minutes)).unwrap();
     assert!(unsigned.iter().all(|(n, _)| n != "report-key.pub"));
+}
+
+/// A service's notes show under "Comments and actions" with date, writer, cause, action,
+/// owner and due date in HTML, Markdown and JSON (`services[].notes`) and `notes.csv`; a
+/// note written after the report's generation (on an archived month: after archiving) is
+/// marked; a report without notes still reads when `notes` is absent (older archives).
+#[test]
+fn notes_render_in_every_text_format() {
+    let (r, _) = sample();
+    let n = fixture::note();
+    assert_eq!(r.services[0].notes, vec![n.clone()]);
+    let date = "2026-11-01 06:30 +01:00";
+    for f in [Format::Html, Format::Md] {
+        let text = String::from_utf8(one(r, f, None)).unwrap();
+        assert!(text.contains("Comments and actions"), "{f:?}");
+        for want in [date, "alice", &n.cause, &n.action, "Web team", "2026-11-30"] {
+            assert!(text.contains(want), "{f:?} lacks {want:?}");
+        }
+        assert!(!text.contains(text::NOTE_ADDENDUM), "{f:?}");
+        assert!(
+            text.contains("No comments."),
+            "{f:?}: other services say so"
+        );
+    }
+    let json: serde_json::Value = serde_json::from_slice(&one(r, Format::Json, None)).unwrap();
+    assert_eq!(json["services"][0]["notes"][0]["written_by"], "alice");
+    assert_eq!(json["services"][0]["notes"][0]["due"], "2026-11-30");
+    let rows = csv::parse(&csv::notes(r)).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1][0], r.services[0].service);
+
+    let mut late = r.clone();
+    late.services[0].notes[0].written_at =
+        late.cover.generated_at + jiff::SignedDuration::from_secs(60);
+    let text = String::from_utf8(one(&late, Format::Html, None)).unwrap();
+    assert!(text.contains(text::NOTE_ADDENDUM));
+
+    let mut old = serde_json::to_value(r).unwrap();
+    for s in old["services"].as_array_mut().unwrap() {
+        s.as_object_mut().unwrap().remove("notes");
+    }
+    let back: MonthlyReport = serde_json::from_value(old).unwrap();
+    assert!(back.services.iter().all(|s| s.notes.is_empty()));
 }

@@ -376,6 +376,38 @@ pub fn unknown_cells(s: &ServiceSection) -> Vec<UnknownCells> {
         .collect()
 }
 
+/// One report note as every format prints it (local time with its UTC offset); `addendum`
+/// is set for a note written after the report's generation instant — on an archived month,
+/// one added after the report was archived (the archive itself is never rewritten).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NoteCells {
+    pub date: String,
+    pub by: String,
+    pub cause: String,
+    pub action: String,
+    pub owner: String,
+    pub due: String,
+    pub addendum: Option<String>,
+}
+
+/// The words that mark a note written after the report.
+pub const NOTE_ADDENDUM: &str = "added after the report was archived";
+
+pub fn note_cells(s: &ServiceSection, generated_at: jiff::Timestamp) -> Vec<NoteCells> {
+    s.notes
+        .iter()
+        .map(|n| NoteCells {
+            date: super::model::local_time(n.written_at, &s.time_zone),
+            by: n.written_by.clone(),
+            cause: n.cause.clone(),
+            action: n.action.clone(),
+            owner: n.owner.clone().unwrap_or_else(|| "n/a".into()),
+            due: n.due.clone().unwrap_or_else(|| "n/a".into()),
+            addendum: (n.written_at > generated_at).then(|| NOTE_ADDENDUM.to_string()),
+        })
+        .collect()
+}
+
 /// The measurement redundancy of a service in sentences, local times with their offset.
 pub fn redundancy_lines(s: &ServiceSection) -> Vec<String> {
     let r = &s.redundancy;
@@ -485,6 +517,7 @@ fn render(
         incidents => Value::from(Serde(r.services.iter().map(incident_cells).collect::<Vec<_>>())),
         unknown => Value::from(Serde(r.services.iter().map(unknown_cells).collect::<Vec<_>>())),
         redundancy => Value::from(Serde(r.services.iter().map(redundancy_lines).collect::<Vec<_>>())),
+        notes => Value::from(Serde(r.services.iter().map(|s| note_cells(s, r.cover.generated_at)).collect::<Vec<_>>())),
         content_sha256 => digest,
         signed => signed,
         decimals => AVAILABILITY_DECIMALS,

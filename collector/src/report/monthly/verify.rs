@@ -302,6 +302,7 @@ fn explain_changes(
             "terms.csv" => Some(csv::terms(&r).into_bytes()),
             "checks.csv" => Some(csv::checks(&r).into_bytes()),
             "trend.csv" => Some(csv::trend(&r).into_bytes()),
+            "notes.csv" => Some(csv::notes(&r).into_bytes()),
             _ => None,
         };
         let Some(fresh) = fresh else {

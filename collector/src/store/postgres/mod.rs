@@ -57,8 +57,8 @@ use attest_config::wire::Measurement;
 
 use super::keys::{to_u64, ts_ns};
 use super::{
-    AgentStatus, CommitOutcome, IngestBatch, MaintenanceRow, NewMaintenance, Store, StoreCounts,
-    StoreError,
+    AgentStatus, CommitOutcome, IngestBatch, MaintenanceRow, NewMaintenance, NewNote, NoteRow,
+    Store, StoreCounts, StoreError,
 };
 use crate::minutes::{GapSpan, HostMinute, SeriesMinutes, ThresholdOver};
 
@@ -507,6 +507,38 @@ impl Store for PgStore {
         let service = service.map(str::to_owned);
         self.run(move |pool| async move {
             read::maintenance(pool.get().await?.client()?, service.as_deref()).await
+        })
+    }
+
+    fn add_report_note(&self, n: &NewNote<'_>, now: Timestamp) -> Result<i64, StoreError> {
+        let at = ts_ns(now)?;
+        let (month, service) = (n.month.to_owned(), n.service.to_owned());
+        let (by, cause, action) = (
+            n.written_by.to_owned(),
+            n.cause.to_owned(),
+            n.action.to_owned(),
+        );
+        let owner = n.owner.map(str::to_owned);
+        let due = n.due.map(|d| d.to_string());
+        self.run(move |pool| async move {
+            let mut c = pool.get().await?;
+            let row = c
+                .client()?
+                .query_one(
+                    "INSERT INTO report_note
+                       (month, service, written_ns, written_by, cause, action, owner, due)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                    &[&month, &service, &at, &by, &cause, &action, &owner, &due],
+                )
+                .await?;
+            Ok(row.try_get(0)?)
+        })
+    }
+
+    fn report_notes(&self, month: &str, service: Option<&str>) -> Result<Vec<NoteRow>, StoreError> {
+        let (month, service) = (month.to_owned(), service.map(str::to_owned));
+        self.run(move |pool| async move {
+            read::report_notes(pool.get().await?.client()?, &month, service.as_deref()).await
         })
     }
 

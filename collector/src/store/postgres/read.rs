@@ -16,7 +16,7 @@ use super::blocks::{hour_of, read_blocks};
 use crate::minutes::{GapSpan, HostMinute, SeriesMinutes};
 use crate::store::keys::{from_ns, host_avg, rebuild_measurement, to_u64};
 use crate::store::rollup::SeriesMinuteAgg;
-use crate::store::{AgentStatus, MaintenanceRow, Measurement, StoreError};
+use crate::store::{AgentStatus, MaintenanceRow, Measurement, NoteRow, StoreError};
 
 /// Rollup rows of the checks in `[from, to)`, ordered by check, agent and minute.
 const ROLLUPS_SQL: &str = "
@@ -233,6 +233,40 @@ pub(super) async fn maintenance(
             cancelled_at: cancelled.map(from_ns).transpose()?,
             registered_by: r.try_get(7)?,
             reference: r.try_get(8)?,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) async fn report_notes(
+    client: &mut Client,
+    month: &str,
+    service: Option<&str>,
+) -> Result<Vec<NoteRow>, TxError> {
+    let rows = client
+        .query(
+            "SELECT id, month, service, written_ns, written_by, cause, action, owner, due
+             FROM report_note WHERE month = $1 AND ($2::text IS NULL OR service = $2)
+             ORDER BY written_ns, id",
+            &[&month, &service],
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let due: Option<String> = r.try_get(8)?;
+        out.push(NoteRow {
+            id: r.try_get(0)?,
+            month: r.try_get(1)?,
+            service: r.try_get(2)?,
+            written_at: from_ns(r.try_get(3)?)?,
+            written_by: r.try_get(4)?,
+            cause: r.try_get(5)?,
+            action: r.try_get(6)?,
+            owner: r.try_get(7)?,
+            due: due
+                .as_deref()
+                .map(crate::store::keys::parse_due)
+                .transpose()?,
         });
     }
     Ok(out)

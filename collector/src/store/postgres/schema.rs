@@ -245,8 +245,25 @@ DROP TABLE minute_rollup_v5;
 /// Version 8: a maintenance window's reference (change ticket) as a field of its own.
 const V8: &str = "ALTER TABLE maintenance ADD COLUMN reference TEXT;";
 
+/// Version 9: report notes (comments, causes and actions per service and month); added
+/// only, never edited. `due` is a civil date `YYYY-MM-DD`.
+const V9: &str = "
+CREATE TABLE report_note (
+  id BIGSERIAL PRIMARY KEY,
+  month TEXT NOT NULL,
+  service TEXT NOT NULL,
+  written_ns BIGINT NOT NULL,
+  written_by TEXT NOT NULL,
+  cause TEXT NOT NULL,
+  action TEXT NOT NULL,
+  owner TEXT,
+  due TEXT
+);
+CREATE INDEX report_note_by_month ON report_note (month, service, written_ns);
+";
+
 /// Every migration, in order; index + 1 is the version it brings the database to.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// The SQL that builds a fresh database at `version` (tests of later migrations start there).
 #[cfg(test)]

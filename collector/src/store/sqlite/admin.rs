@@ -13,8 +13,8 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use super::error::map_err;
 use super::packs::trim_boundary_packs;
 use super::thresholds::raw_horizon_minute;
-use crate::store::keys::{batches_before, from_ns, to_u64, ts_ns};
-use crate::store::{AgentStatus, MaintenanceRow, NewMaintenance, StoreError};
+use crate::store::keys::{batches_before, from_ns, parse_due, to_u64, ts_ns};
+use crate::store::{AgentStatus, MaintenanceRow, NewMaintenance, NewNote, NoteRow, StoreError};
 
 /// Every (agent, check) series the store knows, measured or only gapped.
 pub(super) fn agent_checks(tx: &Transaction<'_>) -> Result<Vec<(String, String)>, StoreError> {
@@ -182,6 +182,80 @@ fn maintenance_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MaintenanceColumns
         r.get(7)?,
         r.get(8)?,
     ))
+}
+
+pub(super) fn add_report_note(
+    conn: &Connection,
+    n: &NewNote<'_>,
+    now: Timestamp,
+) -> Result<i64, StoreError> {
+    let at = ts_ns(now)?;
+    let due = n.due.map(|d| d.to_string());
+    conn.prepare_cached(
+        "INSERT INTO report_note
+           (month, service, written_ns, written_by, cause, action, owner, due)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            n.month,
+            n.service,
+            at,
+            n.written_by,
+            n.cause,
+            n.action,
+            n.owner,
+            due
+        ])
+    })
+    .map_err(map_err)?;
+    Ok(conn.last_insert_rowid())
+}
+
+pub(super) fn report_notes(
+    tx: &Transaction<'_>,
+    month: &str,
+    service: Option<&str>,
+) -> Result<Vec<NoteRow>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT id, month, service, written_ns, written_by, cause, action, owner, due
+             FROM report_note WHERE month = ?1 AND (?2 IS NULL OR service = ?2)
+             ORDER BY written_ns, id",
+        )
+        .map_err(map_err)?;
+    let rows = stmt
+        .query_map(params![month, service], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, Option<String>>(7)?,
+                r.get::<_, Option<String>>(8)?,
+            ))
+        })
+        .map_err(map_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, month, service, at, written_by, cause, action, owner, due) =
+            row.map_err(map_err)?;
+        out.push(NoteRow {
+            id,
+            month,
+            service,
+            written_at: from_ns(at)?,
+            written_by,
+            cause,
+            action,
+            owner,
+            due: due.as_deref().map(parse_due).transpose()?,
+        });
+    }
+    Ok(out)
 }
 
 /// Deletes what retention expired, in one transaction.

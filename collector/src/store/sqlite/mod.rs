@@ -51,8 +51,8 @@ use super::InspectStore;
 use super::journal::ChangeJournal;
 use super::keys::{minute_of, ts_ns};
 use super::{
-    AgentStatus, CommitOutcome, IngestBatch, MaintenanceRow, NewMaintenance, SeriesMinuteSummary,
-    Store, StoreCounts, StoreError,
+    AgentStatus, CommitOutcome, IngestBatch, MaintenanceRow, NewMaintenance, NewNote, NoteRow,
+    SeriesMinuteSummary, Store, StoreCounts, StoreError,
 };
 use crate::minutes::{GapSpan, HostMinute, SeriesMinutes, ThresholdOver};
 use error::map_err;
@@ -415,6 +415,14 @@ impl Store for SqliteStore {
 
     fn list_maintenance(&self, service: Option<&str>) -> Result<Vec<MaintenanceRow>, StoreError> {
         self.read(|tx| admin::list_maintenance(tx, service))
+    }
+
+    fn add_report_note(&self, n: &NewNote<'_>, now: Timestamp) -> Result<i64, StoreError> {
+        admin::add_report_note(&lock(&self.writer).conn, n, now)
+    }
+
+    fn report_notes(&self, month: &str, service: Option<&str>) -> Result<Vec<NoteRow>, StoreError> {
+        self.read(|tx| admin::report_notes(tx, month, service))
     }
 
     fn raw_measurements(

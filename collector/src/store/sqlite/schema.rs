@@ -215,6 +215,22 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE maintenance ADD COLUMN reference TEXT;
     "#,
+    // 10: report notes (comments, causes and actions per service and month); added only,
+    // never edited. `due` is a civil date `YYYY-MM-DD`.
+    r#"
+    CREATE TABLE report_note (
+        id INTEGER PRIMARY KEY,
+        month TEXT NOT NULL,
+        service TEXT NOT NULL,
+        written_ns INTEGER NOT NULL,
+        written_by TEXT NOT NULL,
+        cause TEXT NOT NULL,
+        action TEXT NOT NULL,
+        owner TEXT,
+        due TEXT
+    );
+    CREATE INDEX report_note_by_month ON report_note (month, service, written_ns);
+    "#,
 ];
 
 /// The schema version this build writes.
