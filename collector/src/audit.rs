@@ -328,7 +328,7 @@ mod tests {
     use std::sync::Arc;
 
     use attest_config::evidence::keys::SecretKey;
-    use attest_config::wire::{Batch, Evidence, Measurement};
+    use attest_config::wire::{Batch, Measurement};
 
     use super::*;
     use crate::ingest::Ingest;
@@ -359,7 +359,7 @@ mod tests {
                 Measurement::new(format!("c{i}"), ts, true)
             })
             .collect();
-        let d = canonical::digest(
+        let (d, evidence) = attest_config::evidence::seal(
             &Header {
                 agent,
                 seq,
@@ -367,6 +367,7 @@ mod tests {
             },
             &ms,
             &[],
+            k,
         );
         let b = Batch {
             version: 2,
@@ -376,12 +377,7 @@ mod tests {
             measurements: ms,
             gaps: vec![],
             spool: None,
-            evidence: Some(Evidence {
-                prev: prev.map(|p| keys::hex(&p)),
-                digest: keys::hex(&d),
-                key: keys::public_of(k).to_string(),
-                signature: keys::signature_text(&keys::sign(k, &d)),
-            }),
+            evidence: Some(evidence),
         };
         (b, d)
     }

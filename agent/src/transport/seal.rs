@@ -4,8 +4,8 @@
 //! Invariant: computed from the measurements decoded from the spool's stored bytes — the
 //! very values the collector decodes from the body — so both sides hash the same values.
 
-use attest_config::evidence::keys::{self, SecretKey};
-use attest_config::evidence::{BatchDigest, Header, digest};
+use attest_config::evidence::keys::SecretKey;
+use attest_config::evidence::{self, BatchDigest, Header};
 use attest_config::wire::Evidence;
 
 use crate::spool::PendingBatch;
@@ -30,15 +30,6 @@ pub fn seal(
         seq: batch.seq,
         prev: batch.prev.as_ref(),
     };
-    let d = digest(&header, &measurements, &batch.gaps);
-    let signature = keys::sign(key, &d);
-    Ok(Sealed {
-        digest: d,
-        evidence: Evidence {
-            prev: batch.prev.as_ref().map(|p| keys::hex(p)),
-            digest: keys::hex(&d),
-            key: keys::public_of(key).to_string(),
-            signature: keys::signature_text(&signature),
-        },
-    })
+    let (digest, evidence) = evidence::seal(&header, &measurements, &batch.gaps, key);
+    Ok(Sealed { digest, evidence })
 }

@@ -333,7 +333,7 @@ mod tests {
     use std::sync::Arc;
 
     use attest_config::evidence::keys::SecretKey;
-    use attest_config::wire::{Evidence, Measurement};
+    use attest_config::wire::Measurement;
     use jiff::Timestamp;
 
     use super::*;
@@ -410,7 +410,7 @@ mod tests {
     /// A batch of `agent` signed with `k`, chained to `prev`; returns it and its digest.
     fn signed(agent: &str, seq: u64, prev: Option<[u8; 32]>, k: &SecretKey) -> (Batch, [u8; 32]) {
         let ms = measurements(seq);
-        let d = canonical::digest(
+        let (d, evidence) = attest_config::evidence::seal(
             &Header {
                 agent,
                 seq,
@@ -418,6 +418,7 @@ mod tests {
             },
             &ms,
             &[],
+            k,
         );
         let batch = Batch {
             version: 2,
@@ -427,12 +428,7 @@ mod tests {
             measurements: ms,
             gaps: vec![],
             spool: None,
-            evidence: Some(Evidence {
-                prev: prev.map(|p| keys::hex(&p)),
-                digest: keys::hex(&d),
-                key: keys::public_of(k).to_string(),
-                signature: keys::signature_text(&keys::sign(k, &d)),
-            }),
+            evidence: Some(evidence),
         };
         (batch, d)
     }

@@ -7,3 +7,22 @@ pub mod canonical;
 pub mod keys;
 
 pub use canonical::{BatchDigest, Header, digest};
+
+/// The evidence a batch is sent with: its canonical digest (chained to `header.prev`) and
+/// `key`'s signature over it, in their wire text forms. One place for what the agent sends
+/// and what tests forge, so both follow docs/wire.md the same way.
+pub fn seal(
+    header: &Header<'_>,
+    measurements: &[crate::wire::Measurement],
+    gaps: &[crate::wire::Gap],
+    key: &keys::SecretKey,
+) -> (BatchDigest, crate::wire::Evidence) {
+    let d = digest(header, measurements, gaps);
+    let evidence = crate::wire::Evidence {
+        prev: header.prev.map(|p| keys::hex(p)),
+        digest: keys::hex(&d),
+        key: keys::public_of(key).to_string(),
+        signature: keys::signature_text(&keys::sign(key, &d)),
+    };
+    (d, evidence)
+}
