@@ -46,6 +46,7 @@
 
 mod capacity;
 mod current;
+mod failures;
 mod month;
 mod past;
 pub mod published;

@@ -182,6 +182,11 @@ pub fn assemble(
                 .into_iter()
                 .map(NoteItem::from)
                 .collect();
+            let incident_details = report
+                .incidents
+                .iter()
+                .map(|i| figures.failure_detail(&svc.checks, (i.start, i.end), i.reason.as_deref()))
+                .collect::<Result<_, Rejection>>()?;
             Ok(ServiceParts {
                 service: svc,
                 report,
@@ -191,6 +196,7 @@ pub fn assemble(
                 terms,
                 checks,
                 notes,
+                incident_details,
             })
         })
         .collect::<Result<_, Rejection>>()?;

@@ -77,6 +77,7 @@ pub const INCIDENTS: &[&str] = &[
     "downtime_minutes",
     "agents",
     "reason",
+    "reason_detail",
     "eligible_segments",
 ];
 pub const UNKNOWN: &[&str] = &["start", "end", "minutes", "silent_agents"];

@@ -207,6 +207,16 @@ pub fn host_minutes(from: i64, to: i64) -> Vec<HostMinute> {
     rows
 }
 
+/// What the fixture's probes said when they failed, as the raw measurements of a real
+/// store give it (`Figures::failure_detail`): the HTTP status of a `status` failure.
+fn fixture_detail(reason: Option<&str>) -> Option<String> {
+    match reason {
+        Some("status") => Some("status 503".into()),
+        Some("timeout") => Some("connect timeout after 5s".into()),
+        _ => None,
+    }
+}
+
 /// (agent, from, to, reason): failures; `reason = None` marks silence.
 fn events(
     i: usize,
@@ -496,6 +506,11 @@ pub fn sample(n: usize) -> (MonthlyReport, Vec<(String, MinuteStates)>) {
                 terms,
                 checks,
                 notes: Vec::new(),
+                incident_details: report
+                    .incidents
+                    .iter()
+                    .map(|i| fixture_detail(i.reason.as_deref()))
+                    .collect(),
             }
         })
         .collect();

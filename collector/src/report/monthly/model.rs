@@ -330,6 +330,10 @@ pub struct IncidentRow {
     pub downtime_minutes: u64,
     pub agents: Vec<String>,
     pub reason: Option<String>,
+    /// What the probes said about that reason (`status 503`, `connect timeout`): the most
+    /// common failure text of the incident's first hour; `None` when none was kept.
+    #[serde(default)]
+    pub reason_detail: Option<String>,
     /// The runs of eligible minutes inside `[start, end)` as ISO 8601 intervals
     /// (`START/END`, UTC): an incident merged across ineligible time (an evening, a weekend,
     /// maintenance) has several; only these count and only these are drawn.
@@ -494,6 +498,9 @@ pub struct ServiceParts<'a> {
     pub checks: Vec<CheckTerm>,
     /// The service's report notes of the month, in the order written.
     pub notes: Vec<NoteItem>,
+    /// Each incident's failure detail (`Figures::failure_detail`), in incident order;
+    /// shorter than the incidents when not read (the rest have none).
+    pub incident_details: Vec<Option<String>>,
 }
 
 impl MonthlyReport {
@@ -621,7 +628,8 @@ fn section(p: &ServiceParts<'_>) -> ServiceSection {
         incidents: r
             .incidents
             .iter()
-            .map(|i| IncidentRow {
+            .enumerate()
+            .map(|(k, i)| IncidentRow {
                 start: i.start,
                 end: i.end,
                 open_at_start: i.open_at_start,
@@ -629,6 +637,7 @@ fn section(p: &ServiceParts<'_>) -> ServiceSection {
                 downtime_minutes: i.downtime_minutes,
                 agents: i.agents.clone(),
                 reason: i.reason.clone(),
+                reason_detail: p.incident_details.get(k).cloned().flatten(),
                 eligible_segments: eligible_segments(&p.detail.minutes, i.start, i.end),
             })
             .collect(),

@@ -335,11 +335,23 @@ pub fn incident_cells(s: &ServiceSection) -> Vec<IncidentCells> {
                     format!("{} min", i.downtime_minutes)
                 },
                 agents: i.agents.join(", "),
-                reason: i.reason.clone().unwrap_or_else(|| "n/a".into()),
+                reason: reason_text(i.reason.as_deref(), i.reason_detail.as_deref()),
                 segments,
             }
         })
         .collect()
+}
+
+/// The reason code with the probes' own words beside it: `status (status 503)`; the code
+/// alone when the detail says nothing more than it.
+pub fn reason_text(code: Option<&str>, detail: Option<&str>) -> String {
+    match (code, detail) {
+        (None, None) => "n/a".into(),
+        (Some(c), None) => c.to_string(),
+        (None, Some(d)) => d.to_string(),
+        (Some(c), Some(d)) if c == d => c.to_string(),
+        (Some(c), Some(d)) => format!("{c} ({d})"),
+    }
 }
 
 /// `START/END` (RFC 3339) as local `START – END`.
