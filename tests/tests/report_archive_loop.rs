@@ -5,9 +5,10 @@
 //! - the month's bundle appears in `archive_dir/YYYY-MM/` (waited for on the condition, with
 //!   a bound) and `attest-collector report verify` (a child process) accepts it with the
 //!   signer's public key;
-//! - its figures are the imported truth (30 bad, 20 unknown minutes) and equal what the
-//!   running collector computes now (`/api/v1/reports/{month}?format=json&service=web`);
-//!   the all-services route serves the archived file byte for byte;
+//! - its figures are the imported truth (30 bad, 20 unknown minutes); the all-services
+//!   route serves the archived file byte for byte, and one service's page and JSON are its
+//!   part of the archived report (`X-Attest-Source: archive`, no engine run), equal to what
+//!   the archive holds; a service the archive lacks is a 404;
 //! - after a restart the loop checks the archived month again (its
 //!   `attest_report_archive_differences` gauge appears, 0) and rewrites nothing: every file
 //!   keeps its bytes and modification time, and no addenda are recorded.
@@ -168,6 +169,24 @@ async fn get(url: &str) -> Option<(u16, Vec<u8>)> {
     Some((status, r.bytes().await.ok()?.to_vec()))
 }
 
+/// Status, `X-Attest-Source` header and body of a GET.
+async fn get_source(url: &str) -> (u16, String, Vec<u8>) {
+    let r = attest_tests::client()
+        .get(url)
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    let source = r
+        .headers()
+        .get("x-attest-source")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (status, source, r.bytes().await.expect("body").to_vec())
+}
+
 /// Polls `f` until it answers `Some`, at most [`BOUND`]; on timeout the panic names `what`
 /// and shows `proc`'s log.
 async fn until<T, Fut>(what: &str, proc: &Proc, mut f: impl FnMut() -> Fut) -> T
@@ -285,14 +304,31 @@ async fn a_running_collector_archives_a_closed_month_once() {
     let api = format!("{base}/api/v1/reports/{month}?format=json");
     let (served, _) = get_json(&api).await;
     assert_eq!(served, archived_bytes, "the route serves the archived file");
-    let (_, live) = get_json(&format!("{api}&service=web")).await;
-    assert_eq!(live["summary"], archived["summary"], "summary figures");
-    for part in ["daily", "incidents", "unknown", "excluded"] {
+    for url in [
+        format!("{api}&service=web"),
+        format!("{base}/reports/{month}/web"),
+    ] {
+        let (status, source, _) = get_source(&url).await;
+        assert_eq!((status, source.as_str()), (200, "archive"), "{url}");
+    }
+    let (_, one) = get_json(&format!("{api}&service=web")).await;
+    assert_eq!(one["cover"]["service"], "web");
+    assert_eq!(one["summary"], archived["summary"], "summary figures");
+    for part in [
+        "daily",
+        "incidents",
+        "unknown",
+        "excluded",
+        "trend",
+        "terms",
+    ] {
         assert_eq!(
-            live["services"][0][part], archived["services"][0][part],
+            one["services"][0][part], archived["services"][0][part],
             "{part}"
         );
     }
+    let (status, _, body) = get_source(&format!("{base}/reports/{month}/nosuch")).await;
+    assert_eq!(status, 404, "{}", text(&body));
 
     // A restart: the loop runs again at start, checks the archived month against a
     // recomputation (its gauge appears) and leaves every archived byte as it was.

@@ -55,6 +55,10 @@ fn served(s: Served) -> Response {
         [
             (header::CONTENT_TYPE, s.content_type.to_string()),
             (header::CONTENT_DISPOSITION, disposition),
+            (
+                header::HeaderName::from_static("x-attest-source"),
+                s.source.as_str().to_string(),
+            ),
         ],
         s.bytes,
     )

@@ -43,6 +43,39 @@ pub struct MonthlyReport {
     pub sign_off: SignOff,
 }
 
+impl MonthlyReport {
+    /// The part of this (whole-month) report about one service: its summary row, section,
+    /// party and addenda, under a cover naming it. `None` when the report has no such
+    /// service. How an archived month serves a service's page without running the engine:
+    /// every figure is the archived one.
+    pub fn only_service(&self, service: &str) -> Option<MonthlyReport> {
+        let section = self.services.iter().find(|s| s.service == service)?.clone();
+        let mut cover = self.cover.clone();
+        cover.service = Some(service.to_string());
+        cover.time_zones = vec![section.time_zone.clone()];
+        cover.parties.retain(|p| p.service == service);
+        Some(MonthlyReport {
+            schema: self.schema.clone(),
+            cover,
+            summary: self
+                .summary
+                .iter()
+                .filter(|s| s.service == service)
+                .cloned()
+                .collect(),
+            services: vec![section],
+            method: self.method.clone(),
+            addenda: self
+                .addenda
+                .iter()
+                .filter(|a| a.service == service)
+                .cloned()
+                .collect(),
+            sign_off: self.sign_off.clone(),
+        })
+    }
+}
+
 /// `[report] prepared_by`, `approved_by`, `distribution`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SignOff {

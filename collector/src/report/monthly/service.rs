@@ -44,11 +44,49 @@ pub const CSV_TABLES: &[&str] = &[
     "notes",
 ];
 
-/// The files of one request: name, content type, bytes.
+/// The files of one request: name, content type, bytes, and where its figures came from.
 pub struct Served {
     pub name: String,
     pub content_type: &'static str,
     pub bytes: Vec<u8>,
+    pub source: Source,
+}
+
+/// Where a served report's figures came from (the `X-Attest-Source` header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The month's archive: the record, no engine run.
+    Archive,
+    /// The engine, from the store, at the time of the request.
+    Computed,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Archive => "archive",
+            Source::Computed => "computed",
+        }
+    }
+}
+
+/// The file called `name` among `files`.
+fn one_of(
+    files: Vec<(String, Vec<u8>)>,
+    name: String,
+    source: Source,
+) -> Result<Served, Rejection> {
+    let bytes = files
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, b)| b)
+        .ok_or_else(|| Rejection::new(500, format!("{name} was not rendered")))?;
+    Ok(Served {
+        content_type: content_type(&name),
+        name,
+        bytes,
+        source,
+    })
 }
 
 pub fn content_type(name: &str) -> &'static str {
@@ -146,8 +184,9 @@ impl Reports {
         Ok((r, minutes))
     }
 
-    /// One file of `month` in `format` (not `bundle`); archived months (all services) come
-    /// from the archive. `table` picks the CSV table (one of [`CSV_TABLES`]).
+    /// One file of `month` in `format` (not `bundle`); an archived month comes from the
+    /// archive (one service: its part of the archived report), any other is computed.
+    /// `table` picks the CSV table (one of [`CSV_TABLES`]).
     pub fn file(
         &self,
         month: Month,
@@ -177,33 +216,65 @@ impl Reports {
             }
             f => format!("report.{}", f.name()),
         };
-        if service.is_none()
-            && let Some(a) = &self.archive
-            && let Ok(bytes) = std::fs::read(a.month_dir(&month.to_string()).join(&name))
-        {
-            return Ok(Served {
-                content_type: content_type(&name),
-                name,
-                bytes,
-            });
+        if let Some(served) = self.archived_file(month, service, format, &name)? {
+            return Ok(served);
         }
         let (r, minutes) = self.build(month, service, at)?;
+        let files = self.render_files(&r, format, &minutes)?;
+        one_of(files, name, Source::Computed)
+    }
+
+    /// `name` of an archived `month` without an engine run: the archived file itself for
+    /// the whole month; for one service, its part of the archived report rendered anew (every
+    /// figure the archived one). `None` when the month is not archived, archived under
+    /// another schema, or archived without that service: then it is computed.
+    fn archived_file(
+        &self,
+        month: Month,
+        service: Option<&str>,
+        format: Format,
+        name: &str,
+    ) -> Result<Option<Served>, Rejection> {
+        let Some(a) = &self.archive else {
+            return Ok(None);
+        };
+        let m = month.to_string();
+        let Some(service) = service else {
+            return Ok(std::fs::read(a.month_dir(&m).join(name))
+                .ok()
+                .map(|bytes| Served {
+                    content_type: content_type(name),
+                    name: name.to_string(),
+                    bytes,
+                    source: Source::Archive,
+                }));
+        };
+        let Some(whole) = a
+            .archived(&m)
+            .map_err(|e| Rejection::new(500, e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        // A service configured after the month was archived is not in the record: computed.
+        let Some(part) = whole.only_service(service) else {
+            return Ok(None);
+        };
+        let files = self.render_files(&part, format, &[])?;
+        one_of(files, name.to_string(), Source::Archive).map(Some)
+    }
+
+    fn render_files(
+        &self,
+        r: &MonthlyReport,
+        format: Format,
+        minutes: &[(String, MinuteStates)],
+    ) -> Result<Vec<(String, Vec<u8>)>, Rejection> {
         let opts = RenderOptions {
             key: self.key()?,
             templates: self.templates()?,
-            minutes: &minutes,
+            minutes,
         };
-        let files = render(&r, format, &opts).map_err(|e| Rejection::new(500, e.to_string()))?;
-        let bytes = files
-            .into_iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, b)| b)
-            .ok_or_else(|| Rejection::new(500, format!("{name} was not rendered")))?;
-        Ok(Served {
-            content_type: content_type(&name),
-            name,
-            bytes,
-        })
+        render(r, format, &opts).map_err(|e| Rejection::new(500, e.to_string()))
     }
 
     /// The months the index lists: of the twelve up to the current one (UTC), newest first,
