@@ -100,6 +100,20 @@ impl Store for Counting {
     ) -> Result<i64, StoreError> {
         self.count().add_report_note(n, now)
     }
+    fn record_definition(
+        &self,
+        d: &attest_collector::store::DefinitionRow,
+    ) -> Result<bool, StoreError> {
+        self.count().record_definition(d)
+    }
+    fn definitions(
+        &self,
+        service: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<attest_collector::store::DefinitionRow>, StoreError> {
+        self.count().definitions(service, from, to)
+    }
     fn report_notes(
         &self,
         month: &str,

@@ -1045,7 +1045,62 @@ pub const CASES: &[(&str, Case)] = &[
         seals_are_kept_with_their_batch,
     ),
     ("report_notes_roundtrip", report_notes_roundtrip),
+    ("definition_history", definition_history),
 ];
+
+/// A definition is recorded only when it differs from the service's latest one; a span
+/// gets the one in force at its start and every later one inside it, oldest first.
+pub fn definition_history(store: &dyn InspectStore) {
+    use super::DefinitionRow;
+    let def = |service: &str, sha: &str, minute, cause: &str| DefinitionRow {
+        service: service.into(),
+        sha256: sha.into(),
+        first_seen: at(minute, 0),
+        definition: format!("{{\"v\":\"{sha}\"}}"),
+        cause: cause.into(),
+    };
+    let record = |d: DefinitionRow| store.record_definition(&d).expect("record");
+    assert!(record(def("web", "aa", 0, "start")));
+    assert!(
+        !record(def("web", "aa", 5, "reload")),
+        "same digest: not again"
+    );
+    assert!(record(def("db", "aa", 6, "start")), "another service");
+    assert!(record(def("web", "bb", 100, "reload")));
+    assert!(record(def("web", "cc", 200, "reload")));
+    assert!(
+        record(def("web", "aa", 300, "reload")),
+        "back to an earlier one"
+    );
+    let shas = |from, to| -> Vec<(String, i64)> {
+        store
+            .definitions("web", at(from, 0), at(to, 0))
+            .expect("definitions")
+            .into_iter()
+            .map(|d| (d.sha256, d.first_seen.as_second()))
+            .collect()
+    };
+    let m = |minute| at(minute, 0).as_second();
+    assert_eq!(
+        shas(150, 250),
+        vec![("bb".into(), m(100)), ("cc".into(), m(200))],
+        "in force at the start, then the change inside"
+    );
+    assert_eq!(
+        shas(0, 100),
+        vec![("aa".into(), m(0))],
+        "the end is exclusive"
+    );
+    assert_eq!(shas(400, 500), vec![("aa".into(), m(300))]);
+    assert!(shas(-10, 0).is_empty(), "nothing recorded before");
+    let all = store
+        .definitions("web", at(0, 0), at(1000, 0))
+        .expect("all");
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0].definition, "{\"v\":\"aa\"}");
+    assert_eq!(all[0].cause, "start");
+    assert_eq!(all[3].cause, "reload");
+}
 
 /// Report notes come back per month (and service) in the order written, with every field
 /// as stored; another month's notes never show.

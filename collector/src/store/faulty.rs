@@ -118,6 +118,17 @@ impl Store for FaultyStore {
     fn list_maintenance(&self, service: Option<&str>) -> Result<Vec<MaintenanceRow>, StoreError> {
         self.up()?.list_maintenance(service)
     }
+    fn record_definition(&self, d: &crate::store::DefinitionRow) -> Result<bool, StoreError> {
+        self.up()?.record_definition(d)
+    }
+    fn definitions(
+        &self,
+        service: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<crate::store::DefinitionRow>, StoreError> {
+        self.up()?.definitions(service, from, to)
+    }
     fn add_report_note(
         &self,
         n: &crate::store::NewNote<'_>,

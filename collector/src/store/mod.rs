@@ -111,6 +111,21 @@ pub struct NewNote<'a> {
     pub due: Option<jiff::civil::Date>,
 }
 
+/// A service definition as recorded: in force from `first_seen` until the next one of the
+/// same service. The definition history a report lists (ISO/IEC 20000-1 asks what the
+/// agreement measured when, not only what it measures now).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionRow {
+    pub service: String,
+    /// Hex SHA-256 of `[definition]` (the report's `definitions_sha256` of this service).
+    pub sha256: String,
+    pub first_seen: Timestamp,
+    /// The canonical JSON object the digest is over (`crate::definitions::json`).
+    pub definition: String,
+    /// What made the collector record it: `start` or `reload`.
+    pub cause: String,
+}
+
 /// A stored report note.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NoteRow {
@@ -214,6 +229,17 @@ pub trait Store: Send + Sync + 'static {
     /// The notes of `month` (`YYYY-MM`), of one service or all, ordered by (written_at, id):
     /// the order the report shows them in.
     fn report_notes(&self, month: &str, service: Option<&str>) -> Result<Vec<NoteRow>, StoreError>;
+    /// Records `d` unless the latest definition recorded for its service has the same digest;
+    /// answers whether it was recorded. Added only, never edited.
+    fn record_definition(&self, d: &DefinitionRow) -> Result<bool, StoreError>;
+    /// The definitions of `service` in force during `[from, to)`, oldest first: the last one
+    /// recorded before `from` and every one recorded in the span.
+    fn definitions(
+        &self,
+        service: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<DefinitionRow>, StoreError>;
     /// Raw measurements of one check in `[from, to)`, for incident drill-down.
     fn raw_measurements(
         &self,

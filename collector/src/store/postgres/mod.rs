@@ -535,6 +535,41 @@ impl Store for PgStore {
         })
     }
 
+    fn record_definition(&self, d: &super::DefinitionRow) -> Result<bool, StoreError> {
+        let at = ts_ns(d.first_seen)?;
+        let d = d.clone();
+        self.run(move |pool| async move {
+            let mut c = pool.get().await?;
+            // Two collectors recording at once may both insert the same digest: harmless (the
+            // report shows the earlier), and no lock is worth holding for it.
+            let n = c
+                .client()?
+                .execute(
+                    "INSERT INTO service_definition (service, sha256, first_seen_ns, definition, cause)
+                     SELECT $1, $2, $3, $4, $5
+                     WHERE NOT EXISTS (
+                       SELECT 1 FROM (SELECT sha256 FROM service_definition WHERE service = $1
+                                      ORDER BY first_seen_ns DESC, id DESC LIMIT 1) AS latest
+                       WHERE latest.sha256 = $2)",
+                    &[&d.service, &d.sha256, &at, &d.definition, &d.cause],
+                )
+                .await?;
+            Ok(n > 0)
+        })
+    }
+
+    fn definitions(
+        &self,
+        service: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<super::DefinitionRow>, StoreError> {
+        let (service, from, to) = (service.to_owned(), ts_ns(from)?, ts_ns(to)?);
+        self.run(move |pool| async move {
+            read::definitions(pool.get().await?.client()?, &service, (from, to)).await
+        })
+    }
+
     fn report_notes(&self, month: &str, service: Option<&str>) -> Result<Vec<NoteRow>, StoreError> {
         let (month, service) = (month.to_owned(), service.map(str::to_owned));
         self.run(move |pool| async move {

@@ -238,6 +238,34 @@ pub(super) async fn maintenance(
     Ok(out)
 }
 
+pub(super) async fn definitions(
+    client: &mut Client,
+    service: &str,
+    (from, to): (i64, i64),
+) -> Result<Vec<crate::store::DefinitionRow>, TxError> {
+    let rows = client
+        .query(
+            "SELECT service, sha256, first_seen_ns, definition, cause FROM service_definition
+             WHERE service = $1 AND first_seen_ns < $3 AND (first_seen_ns >= $2 OR id = (
+               SELECT id FROM service_definition WHERE service = $1 AND first_seen_ns < $2
+               ORDER BY first_seen_ns DESC, id DESC LIMIT 1))
+             ORDER BY first_seen_ns, id",
+            &[&service, &from, &to],
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        out.push(crate::store::DefinitionRow {
+            service: r.try_get(0)?,
+            sha256: r.try_get(1)?,
+            first_seen: from_ns(r.try_get(2)?)?,
+            definition: r.try_get(3)?,
+            cause: r.try_get(4)?,
+        });
+    }
+    Ok(out)
+}
+
 pub(super) async fn report_notes(
     client: &mut Client,
     month: &str,

@@ -262,8 +262,22 @@ CREATE TABLE report_note (
 CREATE INDEX report_note_by_month ON report_note (month, service, written_ns);
 ";
 
+/// Version 10: the definition history: each distinct service definition, from when it was
+/// in force; added only, never edited.
+const V10: &str = "
+CREATE TABLE service_definition (
+  id BIGSERIAL PRIMARY KEY,
+  service TEXT NOT NULL,
+  sha256 TEXT NOT NULL,
+  first_seen_ns BIGINT NOT NULL,
+  definition TEXT NOT NULL,
+  cause TEXT NOT NULL
+);
+CREATE INDEX service_definition_by_service ON service_definition (service, first_seen_ns);
+";
+
 /// Every migration, in order; index + 1 is the version it brings the database to.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 /// The SQL that builds a fresh database at `version` (tests of later migrations start there).
 #[cfg(test)]

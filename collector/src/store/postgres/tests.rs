@@ -59,6 +59,7 @@ pg_contract_tests!(
     changes_are_journaled,
     seals_are_kept_with_their_batch,
     report_notes_roundtrip,
+    definition_history,
 );
 
 fn web_probes(store: &dyn InspectStore) -> Vec<(i64, u32, u32, u64)> {

@@ -14,7 +14,9 @@ use super::error::map_err;
 use super::packs::trim_boundary_packs;
 use super::thresholds::raw_horizon_minute;
 use crate::store::keys::{batches_before, from_ns, parse_due, to_u64, ts_ns};
-use crate::store::{AgentStatus, MaintenanceRow, NewMaintenance, NewNote, NoteRow, StoreError};
+use crate::store::{
+    AgentStatus, DefinitionRow, MaintenanceRow, NewMaintenance, NewNote, NoteRow, StoreError,
+};
 
 /// Every (agent, check) series the store knows, measured or only gapped.
 pub(super) fn agent_checks(tx: &Transaction<'_>) -> Result<Vec<(String, String)>, StoreError> {
@@ -303,4 +305,61 @@ pub(super) fn delete_expired(
     )
     .map_err(map_err)?;
     tx.commit().map_err(map_err)
+}
+
+/// The service's latest definition first: the insert happens only when its digest differs.
+pub(super) fn record_definition(conn: &Connection, d: &DefinitionRow) -> Result<bool, StoreError> {
+    let at = ts_ns(d.first_seen)?;
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO service_definition (service, sha256, first_seen_ns, definition, cause)
+             SELECT ?1, ?2, ?3, ?4, ?5
+             WHERE NOT EXISTS (
+               SELECT 1 FROM (SELECT sha256 FROM service_definition WHERE service = ?1
+                              ORDER BY first_seen_ns DESC, id DESC LIMIT 1) AS latest
+               WHERE latest.sha256 = ?2)",
+        )
+        .and_then(|mut stmt| stmt.execute(params![d.service, d.sha256, at, d.definition, d.cause]))
+        .map_err(map_err)?;
+    Ok(n > 0)
+}
+
+pub(super) fn definitions(
+    tx: &Transaction<'_>,
+    service: &str,
+    (from, to): (Timestamp, Timestamp),
+) -> Result<Vec<DefinitionRow>, StoreError> {
+    let (from, to) = (ts_ns(from)?, ts_ns(to)?);
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT service, sha256, first_seen_ns, definition, cause FROM service_definition
+             WHERE service = ?1 AND first_seen_ns < ?3 AND (first_seen_ns >= ?2 OR id = (
+               SELECT id FROM service_definition WHERE service = ?1 AND first_seen_ns < ?2
+               ORDER BY first_seen_ns DESC, id DESC LIMIT 1))
+             ORDER BY first_seen_ns, id",
+        )
+        .map_err(map_err)?;
+    let rows = stmt
+        .query_map(params![service, from, to], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })
+        .map_err(map_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (service, sha256, at, definition, cause) = row.map_err(map_err)?;
+        out.push(DefinitionRow {
+            service,
+            sha256,
+            first_seen: from_ns(at)?,
+            definition,
+            cause,
+        });
+    }
+    Ok(out)
 }

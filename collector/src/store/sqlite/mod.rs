@@ -421,6 +421,19 @@ impl Store for SqliteStore {
         admin::add_report_note(&lock(&self.writer).conn, n, now)
     }
 
+    fn record_definition(&self, d: &super::DefinitionRow) -> Result<bool, StoreError> {
+        admin::record_definition(&lock(&self.writer).conn, d)
+    }
+
+    fn definitions(
+        &self,
+        service: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<super::DefinitionRow>, StoreError> {
+        self.read(|tx| admin::definitions(tx, service, (from, to)))
+    }
+
     fn report_notes(&self, month: &str, service: Option<&str>) -> Result<Vec<NoteRow>, StoreError> {
         self.read(|tx| admin::report_notes(tx, month, service))
     }

@@ -231,6 +231,19 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX report_note_by_month ON report_note (month, service, written_ns);
     "#,
+    // 11: the definition history: each distinct service definition, from when it was in
+    // force; added only, never edited.
+    r#"
+    CREATE TABLE service_definition (
+        id INTEGER PRIMARY KEY,
+        service TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        first_seen_ns INTEGER NOT NULL,
+        definition TEXT NOT NULL,
+        cause TEXT NOT NULL
+    );
+    CREATE INDEX service_definition_by_service ON service_definition (service, first_seen_ns);
+    "#,
 ];
 
 /// The schema version this build writes.
