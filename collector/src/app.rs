@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::changed::DataChanged;
 use crate::clock::{self, SharedClock};
+use crate::definitions::DefinitionLog;
 use crate::figures::Figures;
 use crate::fleet::Fleet;
 use crate::http::auth::Access;
@@ -54,6 +55,8 @@ pub struct App {
     pub status: Arc<StatusBoard>,
     /// Report notes; follows a reload (a service added by it takes notes at once).
     pub notes: Arc<crate::notes::Notes>,
+    /// The service definitions waiting to be recorded in the definition history.
+    pub definitions: Arc<DefinitionLog>,
     router: axum::Router,
 }
 
@@ -113,6 +116,7 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         clock.clone(),
     ));
     let notes = Arc::new(crate::notes::Notes::new(cfg.clone(), store.clone()));
+    let definitions = Arc::new(DefinitionLog::new(cfg.clone(), clock.now_utc()));
     let state = AppState {
         ingest: ingest.clone(),
         store: store.clone(),
@@ -147,6 +151,7 @@ pub fn build_with_clock(cfg: CollectorConfig, store: Arc<dyn Store>, clock: Shar
         listener,
         status,
         notes,
+        definitions,
         router,
     }
 }
@@ -165,6 +170,7 @@ impl App {
         self.access.set_admins(&cfg.admins);
         self.figures.replace_config(cfg.clone());
         self.notes.replace_config(cfg.clone());
+        self.definitions.reloaded(cfg.clone(), self.clock.now_utc());
         self.changed.signal();
         self.fleet.replace(cfg)
     }
@@ -186,8 +192,14 @@ impl App {
     }
 
     /// Starts the figures refresh loop (the first refresh at once), the status page's day
-    /// history and, with `[report] archive_dir`, the month-close loop; all end on `cancel`.
+    /// history, the definition history's recorder and, with `[report] archive_dir`, the
+    /// month-close loop; all end on `cancel`.
     pub fn spawn_background(&self, cancel: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(
+            self.definitions
+                .clone()
+                .run(self.store.clone(), cancel.clone()),
+        );
         tokio::spawn(self.status.history().refresh_loop(
             self.figures.clone(),
             self.store.clone(),

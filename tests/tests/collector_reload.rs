@@ -1,6 +1,8 @@
 //! A SIGHUP reload of the collector applies services and `[capacity]` without a restart
 //! (real process, SQLite, loopback): a changed target shows on `/metrics` at once, a new
-//! service gets figures and a removed one disappears. An invalid file changes nothing.
+//! service gets figures and a removed one disappears. An invalid file changes nothing. The
+//! definition history records the start and the reload: this month's report of `web` lists
+//! both definitions, the second with its changed target.
 
 use std::time::Duration;
 
@@ -92,6 +94,26 @@ async fn sighup_applies_services_without_a_restart() {
         !log.contains("take effect only after a restart"),
         "services need no restart: {log}"
     );
+
+    // The report of the month lists the definition in force since the start and the one
+    // the reload brought (recorded by a background task: waited for, bounded).
+    let month = attest_tests::wall_now().strftime("%Y-%m").to_string();
+    let report = format!("{url}/api/v1/reports/{month}?format=json&service=web");
+    let defs = wait_for("both definitions in the report", BOUND, || async {
+        let (status, body) = get(&report).await?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let defs = v["services"][0]["definitions"].as_array()?.clone();
+        (status == 200 && defs.len() == 2).then_some(defs)
+    })
+    .await;
+    assert_eq!(defs[0]["cause"], "start", "{defs:?}");
+    assert_eq!(defs[1]["cause"], "reload", "{defs:?}");
+    assert_eq!(
+        defs[1]["changes"],
+        serde_json::json!(["target: 99.9 % → 99.5 %"]),
+        "{defs:?}"
+    );
+    assert_ne!(defs[0]["sha256"], defs[1]["sha256"]);
 
     signal(&proc, "TERM");
     let exit = proc.signal_and_wait("TERM", Duration::from_secs(20));

@@ -46,6 +46,7 @@
 
 mod capacity;
 mod current;
+mod definitions;
 mod failures;
 mod month;
 mod past;

@@ -120,7 +120,7 @@ pub struct DefinitionRow {
     /// Hex SHA-256 of `[definition]` (the report's `definitions_sha256` of this service).
     pub sha256: String,
     pub first_seen: Timestamp,
-    /// The canonical JSON object the digest is over (`crate::definitions::json`).
+    /// The canonical JSON object the digest is over (written by the definition history).
     pub definition: String,
     /// What made the collector record it: `start` or `reload`.
     pub cause: String,

@@ -187,6 +187,8 @@ pub fn assemble(
                 .iter()
                 .map(|i| figures.failure_detail(&svc.checks, (i.start, i.end), i.reason.as_deref()))
                 .collect::<Result<_, Rejection>>()?;
+            let definitions =
+                figures.definitions(&svc.name, (report.period.start, report.period.end))?;
             Ok(ServiceParts {
                 service: svc,
                 report,
@@ -196,6 +198,7 @@ pub fn assemble(
                 terms,
                 checks,
                 notes,
+                definitions,
                 incident_details,
             })
         })

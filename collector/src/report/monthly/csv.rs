@@ -111,6 +111,7 @@ pub const CHECKS: &[&str] = &[
     "assigned_agents",
 ];
 /// `notes.csv`: the fields of `NoteItem`.
+pub const DEFINITIONS: &[&str] = &["from", "sha256", "cause", "changes", "before_period"];
 pub const NOTES: &[&str] = &[
     "written_at",
     "written_by",
@@ -266,6 +267,20 @@ pub fn notes(r: &MonthlyReport) -> String {
         .flat_map(|s| s.notes.iter().map(move |n| (Some(s.service.as_str()), n)))
         .collect();
     with_header(NOTES, table(NOTES, &rows))
+}
+
+/// The definition history: one row per service and definition in force.
+pub fn definitions(r: &MonthlyReport) -> String {
+    let rows: Vec<_> = r
+        .services
+        .iter()
+        .flat_map(|s| {
+            s.definitions
+                .iter()
+                .map(move |d| (Some(s.service.as_str()), d))
+        })
+        .collect();
+    with_header(DEFINITIONS, table(DEFINITIONS, &rows))
 }
 
 /// The months before: one row per service and earlier month.

@@ -207,6 +207,22 @@ pub fn host_minutes(from: i64, to: i64) -> Vec<HostMinute> {
     rows
 }
 
+/// The definition history of the fixture: every service recorded at a start before the
+/// month; the first one's target was raised from 99.95 % to its configured value by a
+/// reload on 20 October (a mid-month definition change the report must show).
+fn fixture_definitions(svc: &Service) -> Vec<crate::store::DefinitionRow> {
+    let start = ts("2026-09-01T06:00:00Z");
+    if svc.name != service(0).name {
+        return vec![crate::definitions::row(svc, start, "start")];
+    }
+    let mut before = svc.clone();
+    before.target = attest_config::units::Ppm(999_500);
+    vec![
+        crate::definitions::row(&before, start, "start"),
+        crate::definitions::row(svc, ts("2026-10-20T08:00:00Z"), "reload"),
+    ]
+}
+
 /// What the fixture's probes said when they failed, as the raw measurements of a real
 /// store give it (`Figures::failure_detail`): the HTTP status of a `status` failure.
 fn fixture_detail(reason: Option<&str>) -> Option<String> {
@@ -506,6 +522,7 @@ pub fn sample(n: usize) -> (MonthlyReport, Vec<(String, MinuteStates)>) {
                 terms,
                 checks,
                 notes: Vec::new(),
+                definitions: fixture_definitions(service),
                 incident_details: report
                     .incidents
                     .iter()

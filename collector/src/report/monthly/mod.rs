@@ -202,6 +202,7 @@ pub fn csv_files(r: &MonthlyReport) -> Vec<(String, Vec<u8>)> {
         ("checks.csv".into(), csv::checks(r).into_bytes()),
         ("trend.csv".into(), csv::trend(r).into_bytes()),
         ("notes.csv".into(), csv::notes(r).into_bytes()),
+        ("definitions.csv".into(), csv::definitions(r).into_bytes()),
     ]
 }
 

@@ -10,7 +10,7 @@
 //!   `report verify` shows what changed in a bundle).
 //! - No clock: the generation instant is an input ([`Meta::generated_at`]).
 
-use attest_config::{MaintenanceWindow, Service, WeeklyWindow};
+use attest_config::{MaintenanceWindow, Service};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -311,6 +311,26 @@ pub struct ServiceSection {
     /// Default: archives written before notes existed still read.
     #[serde(default)]
     pub notes: Vec<NoteItem>,
+    /// The service's definitions in force during the period, oldest first (the definition
+    /// history); empty when none was recorded. Default: archives written before it existed.
+    #[serde(default)]
+    pub definitions: Vec<DefinitionItem>,
+}
+
+/// One service definition in force during the period (see `crate::definitions`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DefinitionItem {
+    /// When it took effect; before the period start for the one in force at the start.
+    pub from: Timestamp,
+    /// Hex SHA-256 of the definition (the `definitions_sha256` of this one service).
+    pub sha256: String,
+    /// What made the collector record it: `start` or `reload`.
+    pub cause: String,
+    /// What differs from the definition before it (`target_ppm: 999000 → 995000`); empty
+    /// for the first one listed.
+    pub changes: Vec<String>,
+    /// Whether it took effect before the period started (the one in force at its start).
+    pub before_period: bool,
 }
 
 /// A report note: why something happened and what is done about it, dated and attributed
@@ -531,6 +551,8 @@ pub struct ServiceParts<'a> {
     pub checks: Vec<CheckTerm>,
     /// The service's report notes of the month, in the order written.
     pub notes: Vec<NoteItem>,
+    /// The definition history of the period (`Store::definitions`), oldest first.
+    pub definitions: Vec<crate::store::DefinitionRow>,
     /// Each incident's failure detail (`Figures::failure_detail`), in incident order;
     /// shorter than the incidents when not read (the rest have none).
     pub incident_details: Vec<Option<String>>,
@@ -733,6 +755,7 @@ fn section(p: &ServiceParts<'_>) -> ServiceSection {
             })
             .collect(),
         notes: p.notes.clone(),
+        definitions: definition_items(&p.definitions, r.period.start),
     }
 }
 
@@ -800,16 +823,27 @@ fn day(d: &sla::DayFigure) -> Day {
 }
 
 /// `Mon,Tue 08:00-18:00`.
-pub fn weekly_text(w: &WeeklyWindow) -> String {
-    let days: Vec<String> = w
-        .days
-        .iter()
-        .map(|d| format!("{d:?}").chars().take(3).collect())
-        .collect();
-    let end = w
-        .end
-        .map_or_else(|| "24:00".to_string(), |t| t.strftime("%H:%M").to_string());
-    format!("{} {}-{}", days.join(","), w.start.strftime("%H:%M"), end)
+pub use crate::definitions::weekly_text;
+
+/// The recorded definitions as the report lists them, each with what changed since the one
+/// before it.
+fn definition_items(
+    rows: &[crate::store::DefinitionRow],
+    period_start: Timestamp,
+) -> Vec<DefinitionItem> {
+    rows.iter()
+        .enumerate()
+        .map(|(k, d)| DefinitionItem {
+            from: d.first_seen,
+            sha256: d.sha256.clone(),
+            cause: d.cause.clone(),
+            changes: k
+                .checked_sub(1)
+                .map(|j| crate::definitions::changes(&rows[j].definition, &d.definition))
+                .unwrap_or_default(),
+            before_period: d.first_seen <= period_start,
+        })
+        .collect()
 }
 
 fn excluded(p: &ServiceParts<'_>) -> Excluded {
@@ -910,25 +944,7 @@ pub fn local_time(t: Timestamp, zone: &str) -> String {
 pub fn definitions_sha256(services: &[&Service]) -> String {
     let list: Vec<serde_json::Value> = services
         .iter()
-        .map(|s| {
-            serde_json::json!({
-                "name": s.name,
-                "checks": s.checks,
-                "target_ppm": s.target.0,
-                "time_zone": s.time_zone,
-                "quorum": format!("{:?}", s.quorum),
-                "min_reporters": s.min_reporters,
-                "min_coverage_ppm": s.min_coverage.map(|p| p.0),
-                "service_hours": s.service_hours.iter().map(weekly_text).collect::<Vec<_>>(),
-                "holidays": s.holidays.iter().map(std::string::ToString::to_string).collect::<Vec<_>>(),
-                "maintenance": s.maintenance.iter().map(|m| match m {
-                    MaintenanceWindow::Once { start, end, reason } => format!("once {start} {end} {reason}"),
-                    MaintenanceWindow::Weekly { window, reason } => format!("weekly {} {reason}", weekly_text(window)),
-                }).collect::<Vec<_>>(),
-                "latency": s.latency.as_ref().map(|l| (l.threshold.as_secs_f64(), l.target.0)),
-                "start": s.start.map(|t| t.to_string()),
-            })
-        })
+        .map(|s| crate::definitions::json(s))
         .collect();
     super::digest::sha256_hex(&serde_json::to_vec(&list).unwrap_or_default())
 }

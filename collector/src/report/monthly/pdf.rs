@@ -19,8 +19,8 @@ use krilla::{Document, SerializeSettings};
 
 use super::model::{MaintenanceRow, MonthlyReport, ServiceSection, SummaryRow};
 use super::text::{
-    FIGURES_HEAD, SummaryCells, VERDICT_HEAD, fmt_num, fmt_opt_pct, fmt_ratio, fmt_secs,
-    incident_cells, note_cells, redundancy_lines, terms_rows, unknown_cells,
+    FIGURES_HEAD, SummaryCells, VERDICT_HEAD, definition_lines, fmt_num, fmt_opt_pct, fmt_ratio,
+    fmt_secs, incident_cells, note_cells, redundancy_lines, terms_rows, unknown_cells,
 };
 
 static REGULAR: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
@@ -603,6 +603,10 @@ fn service(f: &mut Flow, s: &ServiceSection, sum: &SummaryRow, generated_at: jif
     unknown(f, s);
     f.text(10.0, true, "Measurement redundancy");
     f.para(8.0, &redundancy_lines(s).join(" "));
+    f.text(10.0, true, "Service definition");
+    for line in definition_lines(s) {
+        f.para(8.0, &line);
+    }
     notes(f, s, generated_at);
     latency(f, s, sum);
     capacity(f, s);

@@ -42,6 +42,7 @@ pub const CSV_TABLES: &[&str] = &[
     "checks",
     "trend",
     "notes",
+    "definitions",
 ];
 
 /// The files of one request: name, content type, bytes, and where its figures came from.

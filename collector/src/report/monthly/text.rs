@@ -420,6 +420,39 @@ pub fn note_cells(s: &ServiceSection, generated_at: jiff::Timestamp) -> Vec<Note
         .collect()
 }
 
+/// The definition history of a service as sentences, local times with their offset.
+pub fn definition_lines(s: &ServiceSection) -> Vec<String> {
+    if s.definitions.is_empty() {
+        return vec!["No definition history was recorded for this period (a running collector records each distinct definition at start and at every configuration reload).".into()];
+    }
+    s.definitions
+        .iter()
+        .map(|d| {
+            let when = super::model::local_time(d.from, &s.time_zone);
+            let short: String = d.sha256.chars().take(16).collect();
+            let what = if d.before_period {
+                "in force at the start of the period".to_string()
+            } else if d.changes.is_empty() {
+                "first recorded".to_string()
+            } else {
+                format!("changed {}", d.changes.join("; "))
+            };
+            format!(
+                "From {when} (recorded at {}): definition {short}…, {what}.",
+                cause_text(&d.cause)
+            )
+        })
+        .collect()
+}
+
+fn cause_text(cause: &str) -> &'static str {
+    match cause {
+        "start" => "the collector's start",
+        "reload" => "a configuration reload",
+        _ => "an unknown event",
+    }
+}
+
 /// The measurement redundancy of a service in sentences, local times with their offset.
 pub fn redundancy_lines(s: &ServiceSection) -> Vec<String> {
     let r = &s.redundancy;
@@ -530,6 +563,7 @@ fn render(
         unknown => Value::from(Serde(r.services.iter().map(unknown_cells).collect::<Vec<_>>())),
         redundancy => Value::from(Serde(r.services.iter().map(redundancy_lines).collect::<Vec<_>>())),
         notes => Value::from(Serde(r.services.iter().map(|s| note_cells(s, r.cover.generated_at)).collect::<Vec<_>>())),
+        definitions => Value::from(Serde(r.services.iter().map(definition_lines).collect::<Vec<_>>())),
         content_sha256 => digest,
         signed => signed,
         decimals => AVAILABILITY_DECIMALS,
