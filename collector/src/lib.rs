@@ -12,6 +12,7 @@ pub mod app;
 pub mod audit;
 pub mod changed;
 pub mod clock;
+pub mod evidence;
 pub mod export;
 pub mod figures;
 pub mod fleet;

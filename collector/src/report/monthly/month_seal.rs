@@ -31,6 +31,24 @@ pub struct SealInputs<'a> {
     pub windows: &'a [MaintenanceRow],
 }
 
+/// The month's span over every service's zone: the earliest local start of `month` to the
+/// latest local end (the UTC month without services). The seal's `from`/`to`, and what
+/// `evidence export` reads.
+pub fn span(
+    services: &[Service],
+    month: crate::sla::Month,
+) -> Result<(Timestamp, Timestamp), crate::sla::SlaError> {
+    let utc = crate::sla::Period::month(month, "UTC")?;
+    let (mut start, mut end) = (utc.start, utc.end);
+    for s in services {
+        if let Ok(p) = crate::sla::Period::month(month, &s.time_zone) {
+            start = start.min(p.start);
+            end = end.max(p.end);
+        }
+    }
+    Ok((start, end))
+}
+
 /// The two seal files of a bundle, by relative path.
 pub fn files(i: &SealInputs<'_>, key: Option<&SigningKey>) -> Vec<(String, Vec<u8>)> {
     let definitions: Vec<(&str, String)> = i

@@ -275,14 +275,8 @@ impl Reports {
         key: Option<&SigningKey>,
     ) -> Result<Vec<(String, Vec<u8>)>, Rejection> {
         let cfg = self.figures.config();
-        let mut start = Period::month(month, "UTC")
-            .map_err(|e| Rejection::new(500, e.to_string()))?
-            .start;
-        for s in &cfg.services {
-            if let Ok(p) = Period::month(month, &s.time_zone) {
-                start = start.min(p.start);
-            }
-        }
+        let (start, _) = super::month_seal::span(&cfg.services, month)
+            .map_err(|e| Rejection::new(500, e.to_string()))?;
         let (batches, windows) = self.figures.seal_inputs(start, end)?;
         let services: Vec<&attest_config::Service> = cfg.services.iter().collect();
         let name = month.to_string();
