@@ -246,4 +246,4 @@ mod tests {
 }
 
 #[cfg(test)]
-mod round_trip;
+pub(crate) mod round_trip;
