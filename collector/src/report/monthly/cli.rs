@@ -304,7 +304,12 @@ fn write_report(
         if let Some(code) = refuse_non_empty(&dir) {
             return Ok(code);
         }
-        let bytes = super::write_bundle(&dir, &report, &opts)?;
+        // The month's seal as of now: what `report verify --deep` checks the evidence with.
+        let seal = match super::month_seal::build(&figures, month, key.as_ref()) {
+            Ok(files) => files,
+            Err(e) => anyhow::bail!("{}", e.reason),
+        };
+        let bytes = super::write_bundle_with(&dir, &report, &opts, &seal)?;
         eprintln!("wrote the bundle ({bytes} bytes) to {}", dir.display());
         return Ok(ExitCode::SUCCESS);
     }

@@ -49,6 +49,30 @@ pub fn span(
     Ok((start, end))
 }
 
+/// The seal files of `month` as the store holds it now: the batches and API windows of its
+/// span, the definitions of `figures`' configuration, signed by `key`. What the month-close
+/// loop archives and what `report --format bundle` writes.
+pub fn build(
+    figures: &crate::figures::Figures,
+    month: crate::sla::Month,
+    key: Option<&SigningKey>,
+) -> Result<Vec<(String, Vec<u8>)>, crate::reject::Rejection> {
+    let cfg = figures.config();
+    let span = span(&cfg.services, month)
+        .map_err(|e| crate::reject::Rejection::new(500, e.to_string()))?;
+    let (batches, windows) = figures.seal_inputs(span.0, span.1)?;
+    let services: Vec<&Service> = cfg.services.iter().collect();
+    let name = month.to_string();
+    let inputs = SealInputs {
+        month: &name,
+        span,
+        services: &services,
+        batches: &batches,
+        windows: &windows,
+    };
+    Ok(files(&inputs, key))
+}
+
 /// The two seal files of a bundle, by relative path.
 pub fn files(i: &SealInputs<'_>, key: Option<&SigningKey>) -> Vec<(String, Vec<u8>)> {
     let definitions: Vec<(&str, String)> = i
