@@ -289,6 +289,11 @@ pub fn check(
             });
         }
     }
+    for (agent, n) in &manifest.unsigned_measurements {
+        c.notes.push(format!(
+            "agent {agent}: the collector stored {n} measurement(s) of the span in no signed batch (an unsigned agent or an import); they are no evidence, and the recomputation leaves them out"
+        ));
+    }
     if let Some(s) = &manifest.service {
         c.notes.push(format!(
             "the evidence holds only the {} agent(s) that measured service {s}; sealed batches of other agents are not checked",

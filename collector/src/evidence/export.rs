@@ -95,10 +95,20 @@ pub fn export(
     let mut files = Files::new(req.output);
     let mut out = Exported::default();
     let mut agents = Vec::new();
+    let mut signed = SignedRows::new();
     for (agent, batches) in by_agent(&seals) {
-        let entry = write_agent(store, cfg, agent, &batches, &mut files, &mut out)?;
+        let entry = write_agent(
+            store,
+            cfg,
+            agent,
+            &batches,
+            &mut files,
+            &mut out,
+            &mut signed,
+        )?;
         agents.push(entry);
     }
+    let unsigned = unsigned(store, cfg, req.service, (from, to), &signed)?;
     out.agents = agents.len();
     files.put(DEFINITIONS, definitions.as_bytes())?;
     let windows = windows(store, (from, to))?;
@@ -114,10 +124,43 @@ pub fn export(
         measurements: out.measurements,
         services: services(store, cfg)?,
         maintenance_windows: windows.len() as u64,
+        unsigned_measurements: unsigned,
     };
     let json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
     files.put(MANIFEST_JSON, &[json.as_slice(), b"\n"].concat())?;
     files.finish()?;
+    Ok(out)
+}
+
+/// (agent, check, stored instant) of every measurement in an exported batch.
+type SignedRows = BTreeSet<(String, String, jiff::Timestamp)>;
+
+/// Stored measurements of the span (of `service`'s checks, or every check) in no exported
+/// batch, per agent: not evidence, so a recomputation from the export leaves them out.
+fn unsigned(
+    store: &dyn Store,
+    cfg: &CollectorConfig,
+    service: Option<&str>,
+    (from, to): (jiff::Timestamp, jiff::Timestamp),
+    signed: &SignedRows,
+) -> Result<BTreeMap<String, u64>, StoreError> {
+    let checks: BTreeSet<String> = match service {
+        Some(s) => cfg
+            .services
+            .iter()
+            .filter(|x| x.name == s)
+            .flat_map(|x| x.checks.iter().cloned())
+            .collect(),
+        None => store.agent_checks()?.into_iter().map(|(_, c)| c).collect(),
+    };
+    let mut out: BTreeMap<String, u64> = BTreeMap::new();
+    for check in checks {
+        for (agent, m) in store.raw_measurements(&check, from, to)? {
+            if !signed.contains(&(agent.clone(), m.check, m.ts)) {
+                *out.entry(agent).or_default() += 1;
+            }
+        }
+    }
     Ok(out)
 }
 
@@ -159,13 +202,15 @@ fn write_agent(
     batches: &[&StoredSeal],
     files: &mut Files,
     out: &mut Exported,
+    signed: &mut SignedRows,
 ) -> Result<AgentEntry, ExportError> {
     let file = file_safe(agent);
     let mut chain = format!("{} {agent}\n", super::CHAIN_V1);
     let mut stream = Vec::new();
     let mut measurements = 0u64;
     for b in batches {
-        let bytes = canonical_bytes(store, b)?;
+        let (bytes, stored) = canonical_bytes(store, b)?;
+        signed.extend(stored.into_iter().map(|(c, t)| (agent.to_string(), c, t)));
         if Sha256::digest(&bytes).as_slice() != b.seal.digest {
             out.differing.push((agent.to_string(), b.seq));
         }
@@ -204,9 +249,13 @@ fn write_agent(
 }
 
 /// The canonical bytes of a stored batch: its rows with the clock correction undone and
-/// its stored gaps, under its stored header.
-fn canonical_bytes(store: &dyn Store, b: &StoredSeal) -> Result<Vec<u8>, StoreError> {
+/// its stored gaps, under its stored header; and the rows' (check, stored instant).
+fn canonical_bytes(
+    store: &dyn Store,
+    b: &StoredSeal,
+) -> Result<(Vec<u8>, Vec<(String, jiff::Timestamp)>), StoreError> {
     let mut rows = store.batch_measurements(&b.agent, b.seq)?;
+    let stored = rows.iter().map(|m| (m.check.clone(), m.ts)).collect();
     let shift = jiff::SignedDuration::from_millis(-b.seal.ts_shift_ms);
     for m in &mut rows {
         m.ts = m.ts.checked_add(shift).unwrap_or(m.ts);
@@ -222,7 +271,7 @@ fn canonical_bytes(store: &dyn Store, b: &StoredSeal) -> Result<Vec<u8>, StoreEr
         seq: b.seq,
         prev: b.seal.prev.as_ref(),
     };
-    Ok(canonical::encode(&header, &rows, &gaps))
+    Ok((canonical::encode(&header, &rows, &gaps), stored))
 }
 
 fn count_of(bytes: &[u8]) -> u64 {

@@ -61,6 +61,10 @@ pub struct Manifest {
     pub measurements: u64,
     pub services: Vec<ServiceEntry>,
     pub maintenance_windows: u64,
+    /// Stored measurements of the span in no signed batch, per agent (unsigned agents,
+    /// imports): not evidence, not exported.
+    #[serde(default)]
+    pub unsigned_measurements: std::collections::BTreeMap<String, u64>,
 }
 
 /// One exported agent.

@@ -102,11 +102,19 @@ pub fn signed(agent: &str, seq: u64, prev: Option<[u8; 32]>, k: &SecretKey) -> (
 pub fn written() -> (tempfile::TempDir, attest_config::CollectorConfig) {
     let cfg = attest_config::parse_collector("c.toml", &config_text()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("data")).unwrap());
+    fill(
+        Arc::new(SqliteStore::open(&dir.path().join("data")).unwrap()),
+        &cfg,
+    );
+    (dir, cfg)
+}
+
+/// Writes the batches of [`written`] into `store` through ingest.
+pub fn fill(store: Arc<dyn Store>, cfg: &attest_config::CollectorConfig) {
     let now = Timestamp::from_second(NOW).unwrap();
     crate::store::note_config(
         store.as_ref(),
-        &cfg,
+        cfg,
         now - jiff::SignedDuration::from_hours(24 * 30),
     )
     .unwrap();
@@ -126,7 +134,6 @@ pub fn written() -> (tempfile::TempDir, attest_config::CollectorConfig) {
             prev = Some(d);
         }
     }
-    (dir, cfg)
 }
 
 /// The month's sealed leaves as the archive would write them from `store`.
@@ -164,19 +171,30 @@ pub fn exported(
     let out = dir
         .path()
         .join(format!("evidence-{}", service.unwrap_or("all")));
+    let leaves = export_from(&store, cfg, &out, service);
+    (out, leaves)
+}
+
+/// Exports 2026-09 of `store` into `out`; answers the month's sealed leaves.
+pub fn export_from(
+    store: &dyn Store,
+    cfg: &attest_config::CollectorConfig,
+    out: &std::path::Path,
+    service: Option<&str>,
+) -> String {
     let done = export::export(
-        &store,
+        store,
         cfg,
         &Request {
             month: crate::report::parse_month("2026-09").unwrap(),
             service,
             config_text: &config_text(),
-            output: &out,
+            output: out,
         },
     )
     .unwrap();
     assert!(done.differing.is_empty(), "{:?}", done.differing);
-    (out, leaves(&store, cfg))
+    leaves(store, cfg)
 }
 
 #[test]
@@ -268,5 +286,83 @@ fn an_export_refuses_a_used_directory_and_an_unknown_service() {
     assert!(
         err.to_string().contains("name one of the configured"),
         "{err}"
+    );
+}
+
+/// The same batches stored in PostgreSQL export byte for byte what SQLite exports, and
+/// check back clean (skipped when the test server is not reachable).
+#[test]
+fn a_postgres_store_exports_the_same_evidence() {
+    let Some(db) = crate::store::postgres::test_db::TestDb::create() else {
+        eprintln!("PostgreSQL test server not reachable; skipped");
+        return;
+    };
+    let (dir, cfg) = written();
+    let (sqlite_out, _) = exported(&dir, &cfg, None);
+    let store: Arc<dyn Store> = Arc::new(db.store());
+    fill(store.clone(), &cfg);
+    let pg_out = dir.path().join("evidence-pg");
+    let leaves = export_from(store.as_ref(), &cfg, &pg_out, None);
+    let c = check::check(&pg_out, &agent_keys(), &Sealed::parse(&leaves), &mut |_| {
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(c.findings, vec![]);
+    assert_eq!(c.passed, 5);
+    for rel in [
+        "agents/a1.chain",
+        "agents/a1.batches.zst",
+        "agents/a2.chain",
+        "agents/a2.batches.zst",
+        "definitions.toml",
+    ] {
+        assert_eq!(
+            std::fs::read(sqlite_out.join(rel)).unwrap(),
+            std::fs::read(pg_out.join(rel)).unwrap(),
+            "{rel}"
+        );
+    }
+}
+
+/// A measurement in no signed batch (an old agent's) is counted in the manifest and named
+/// as no evidence when the export is checked.
+#[test]
+fn unsigned_measurements_are_counted_and_named() {
+    let (dir, cfg) = written();
+    let store = SqliteStore::open(&dir.path().join("data")).unwrap();
+    let ts = Timestamp::from_second(NOW - 600).unwrap();
+    store
+        .commit_batch(&crate::store::IngestBatch {
+            agent: "old-agent".into(),
+            seq: 1,
+            received_at: ts,
+            clock_offset_ms: 0,
+            measurements: vec![Measurement::new("c0", ts, true)],
+            gaps: vec![],
+            spool: None,
+            seal: None,
+        })
+        .unwrap();
+    drop(store);
+    let (out, leaves) = exported(&dir, &cfg, None);
+    let c = check::check(
+        &out,
+        &agent_keys(),
+        &Sealed::parse(&leaves),
+        &mut |_| Ok(()),
+    )
+    .unwrap();
+    assert_eq!(c.findings, vec![]);
+    let m = c.manifest.unwrap();
+    assert_eq!(
+        m.unsigned_measurements,
+        std::collections::BTreeMap::from([("old-agent".to_string(), 1)])
+    );
+    assert!(
+        c.notes.iter().any(|n| n.contains(
+            "agent old-agent: the collector stored 1 measurement(s) of the span in no signed batch"
+        )),
+        "{:?}",
+        c.notes
     );
 }
