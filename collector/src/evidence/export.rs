@@ -132,6 +132,9 @@ pub fn export(
     Ok(out)
 }
 
+/// (check, stored instant) of the measurements of one batch.
+type StoredKeys = Vec<(String, jiff::Timestamp)>;
+
 /// (agent, check, stored instant) of every measurement in an exported batch.
 type SignedRows = BTreeSet<(String, String, jiff::Timestamp)>;
 
@@ -250,10 +253,7 @@ fn write_agent(
 
 /// The canonical bytes of a stored batch: its rows with the clock correction undone and
 /// its stored gaps, under its stored header; and the rows' (check, stored instant).
-fn canonical_bytes(
-    store: &dyn Store,
-    b: &StoredSeal,
-) -> Result<(Vec<u8>, Vec<(String, jiff::Timestamp)>), StoreError> {
+fn canonical_bytes(store: &dyn Store, b: &StoredSeal) -> Result<(Vec<u8>, StoredKeys), StoreError> {
     let mut rows = store.batch_measurements(&b.agent, b.seq)?;
     let stored = rows.iter().map(|m| (m.check.clone(), m.ts)).collect();
     let shift = jiff::SignedDuration::from_millis(-b.seal.ts_shift_ms);
