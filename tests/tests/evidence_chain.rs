@@ -529,7 +529,22 @@ async fn a_month_with_a_restart_and_a_spool_drop_proves_itself() {
         out_text(&out)
     );
 
-    // The report the evidence proves carries `sla`'s figures; the drops are unknown minutes.
+    // The drops are in the evidence: gaps declared in the small-spool agent's signed batches.
+    let stream = zstd::stream::decode_all(
+        &std::fs::read(evidence.join("agents/ev-a2.batches.zst")).expect("stream")[..],
+    )
+    .expect("zstd");
+    let (mut rest, mut declared) = (&stream[..], 0u64);
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes(rest[..4].try_into().expect("len")) as usize;
+        let batch =
+            attest_config::evidence::canonical::decode(&rest[4..4 + len]).expect("canonical");
+        declared += batch.gaps.iter().map(|g| g.count).sum::<u64>();
+        rest = &rest[4 + len..];
+    }
+    assert!(declared >= 30, "{declared} dropped measurements declared");
+
+    // The report the evidence proves carries `sla`'s figures.
     let out = collector_cli(
         dir.path(),
         &[
