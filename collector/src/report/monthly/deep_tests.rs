@@ -378,3 +378,109 @@ fn any_single_byte_change_fails() {
         .unwrap();
     assert!(deep(&c, &agent_keys()).ok(), "restored");
 }
+
+/// Measurement, not a test (`--ignored --nocapture`): export and `verify --deep` time for
+/// 4 agents × 100 batches × 100 measurements (40,000 measurements).
+#[test]
+#[ignore = "measurement"]
+fn deep_cost() {
+    use attest_config::evidence::keys::SecretKey;
+    use attest_config::wire::{Batch, Measurement};
+    let mut text = String::new();
+    let ks: Vec<SecretKey> = (0..4u8).map(|i| rt::key(10 + i)).collect();
+    for (i, k) in ks.iter().enumerate() {
+        text.push_str(&format!(
+            "[[agent]]\nid = \"m{i}\"\ntoken = \"t{i}\"\npublic_key = \"{}\"\n",
+            keys::public_of(k)
+        ));
+    }
+    text.push_str("[[service]]\nname = \"web\"\nchecks = [\"c0\", \"c1\"]\ntarget = \"99%\"\ntime_zone = \"UTC\"\n");
+    let cfg = attest_config::parse_collector("c.toml", &text).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("data")).unwrap());
+    let now = jiff::Timestamp::from_second(rt::NOW).unwrap();
+    crate::store::note_config(store.as_ref(), &cfg, now).unwrap();
+    let ingest = crate::ingest::Ingest::new(
+        store.clone(),
+        &cfg.agents,
+        cfg.ingest.clone(),
+        crate::changed::DataChanged::new(),
+    );
+    for (i, k) in ks.iter().enumerate() {
+        let agent = format!("m{i}");
+        let mut prev = None;
+        for seq in 1..=100u64 {
+            let ms: Vec<Measurement> = (0..100)
+                .map(|j| {
+                    let t = rt::NOW - 86_400 + (seq as i64 * 50 + j / 2) * 10;
+                    Measurement::new(
+                        format!("c{}", j % 2),
+                        jiff::Timestamp::from_second(t).unwrap(),
+                        j % 37 != 0,
+                    )
+                })
+                .collect();
+            let h = canonical::Header {
+                agent: &agent,
+                seq,
+                prev: prev.as_ref(),
+            };
+            let (d, evidence) = attest_config::evidence::seal(&h, &ms, &[], k);
+            let b = Batch {
+                version: 2,
+                agent: agent.clone(),
+                seq,
+                sent_at: now,
+                measurements: ms,
+                gaps: vec![],
+                spool: None,
+                evidence: Some(evidence),
+            };
+            ingest
+                .handle_admitted(&agent, None, &serde_json::to_vec(&b).unwrap(), now)
+                .unwrap();
+            prev = Some(d);
+        }
+    }
+    drop(ingest);
+    let b = bundle(&dir, &cfg);
+    let out = dir.path().join("ev");
+    let t = std::time::Instant::now();
+    let _ = crate::evidence::export::export(
+        store.as_ref(),
+        &cfg,
+        &crate::evidence::export::Request {
+            month: crate::report::parse_month("2026-09").unwrap(),
+            service: None,
+            config_text: &text,
+            output: &out,
+        },
+    )
+    .unwrap();
+    let export = t.elapsed();
+    let keys = AgentKeys::parse(
+        &ks.iter()
+            .enumerate()
+            .map(|(i, k)| format!("m{i} {}\n", keys::public_of(k)))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let t = std::time::Instant::now();
+    let d = verify_deep(&b, &out, &keys).unwrap();
+    let deep = t.elapsed();
+    assert!(d.ok(), "{:#?}", d.problems);
+    let bytes: u64 = [
+        "agents/m0.batches.zst",
+        "agents/m1.batches.zst",
+        "agents/m2.batches.zst",
+        "agents/m3.batches.zst",
+    ]
+    .iter()
+    .map(|r| std::fs::metadata(out.join(r)).unwrap().len())
+    .sum();
+    eprintln!(
+        "40,000 measurements in 400 batches: export {export:?}, verify --deep {deep:?} ({} figures), batch streams {bytes} bytes ({:.1} B per measurement)",
+        d.figures,
+        bytes as f64 / 40_000.0
+    );
+}
