@@ -13,6 +13,7 @@ pub mod audit;
 pub mod changed;
 pub mod clock;
 pub mod definitions;
+pub mod evidence;
 pub mod export;
 pub mod figures;
 pub mod fleet;

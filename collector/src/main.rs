@@ -117,6 +117,12 @@ enum Command {
         #[arg(long)]
         month: String,
     },
+    /// Export a month's signed batches as evidence that a third party can check without
+    /// the collector (`report verify --deep`; docs/reports.md, "Evidence export").
+    Evidence {
+        #[command(subcommand)]
+        action: EvidenceAction,
+    },
     /// Write a monthly availability report (html, pdf, csv, json, md, bundle), or verify one.
     Report(attest_collector::report::monthly::cli::ReportArgs),
     /// Write each service's availability objective for another SLO tool: OpenSLO v1, Sloth
@@ -136,6 +142,25 @@ enum Command {
         /// Kubernetes namespace of the Pyrra objects.
         #[arg(long, default_value = "monitoring")]
         namespace: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvidenceAction {
+    /// Write the month's batches in the canonical form with their signatures and chain
+    /// links (zstd), the definitions and maintenance windows the seal covers, a manifest.
+    Export {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Calendar month in the services' zones, `YYYY-MM` (the sealed month's span).
+        #[arg(long)]
+        month: String,
+        /// Only the batches of the agents that measured this service.
+        #[arg(long)]
+        service: Option<String>,
+        /// A new or empty directory.
+        #[arg(long, short)]
+        output: PathBuf,
     },
 }
 
@@ -167,6 +192,9 @@ fn main() -> ExitCode {
         | Command::Agents { config, .. }
         | Command::Sla { config, .. }
         | Command::Audit { config, .. }
+        | Command::Evidence {
+            action: EvidenceAction::Export { config, .. },
+        }
         | Command::Export { config, .. } => config.clone(),
         Command::Report(_) | Command::Completions { .. } | Command::Man => {
             return ExitCode::SUCCESS;
@@ -242,6 +270,29 @@ fn main() -> ExitCode {
         Command::Audit { month, .. } => {
             with_store(&cfg, |store| run_audit(&cfg, store.as_ref(), &month))
         }
+        Command::Evidence {
+            action:
+                EvidenceAction::Export {
+                    month,
+                    service,
+                    output,
+                    ..
+                },
+        } => {
+            let Ok(month) = report::parse_month(&month) else {
+                eprintln!("--month {month:?} is not YYYY-MM, e.g. 2026-10");
+                return ExitCode::from(EXIT_DATA);
+            };
+            with_store(&cfg, |store| {
+                export_evidence(
+                    &cfg,
+                    store.as_ref(),
+                    &config_path,
+                    (month, service.as_deref()),
+                    &output,
+                )
+            })
+        }
         Command::Export {
             format,
             output,
@@ -298,6 +349,48 @@ fn write_export(
         dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn export_evidence(
+    cfg: &CollectorConfig,
+    store: &dyn Store,
+    config_path: &Path,
+    (month, service): (attest_collector::sla::Month, Option<&str>),
+    output: &Path,
+) -> anyhow::Result<ExitCode> {
+    use attest_collector::evidence::export::{self, ExportError, Request};
+    let config_text = std::fs::read_to_string(config_path)
+        .with_context(|| format!("cannot read {}", config_path.display()))?;
+    let req = Request {
+        month,
+        service,
+        config_text: &config_text,
+        output,
+    };
+    match export::export(store, cfg, &req) {
+        Ok(done) => {
+            for (agent, seq) in &done.differing {
+                eprintln!(
+                    "warning: agent {agent} batch {seq}: the stored rows no longer give its signed digest; exported as stored (run `audit --month`)"
+                );
+            }
+            println!(
+                "exported {} batches ({} measurements) of {} agent(s) for {month} to {}",
+                done.batches,
+                done.measurements,
+                done.agents,
+                output.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(
+            e @ (ExportError::NotEmpty(_) | ExportError::UnknownService(_) | ExportError::Month(_)),
+        ) => {
+            eprintln!("attest-collector evidence export: {e}");
+            Ok(ExitCode::from(EXIT_DATA))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn init_logging() {

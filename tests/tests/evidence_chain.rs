@@ -5,6 +5,12 @@
 //! agent whose key was swapped has every batch refused (and keeps it) until the key is
 //! configured. `attest-agent key show` prints the key the collector pinned; `audit` finds
 //! nothing in the untouched store.
+//!
+//! The second test proves a month end to end: two real agents, a collector restart in the
+//! middle during which one agent's small spool drops measurements (declared as gaps), then
+//! the month's bundle (sealed), `evidence export`, and `report verify --deep` against the
+//! agents' keys as `attest-agent key show` prints them: it passes, recomputing the figures
+//! that `sla --format json` prints; one byte changed in the export fails it with exit 5.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU16;
@@ -17,6 +23,7 @@ use attest_config::wire::{Batch, Evidence, Measurement};
 use attest_tests::fixtures::switchable_target;
 use attest_tests::load::{Reply, WireAgent};
 use attest_tests::{Proc, free_port, get, sample, wait_for};
+use jiff::Timestamp;
 
 fn write_configs(dir: &std::path::Path, port: u16, target: u16) -> (String, String) {
     let collector = format!(
@@ -343,5 +350,234 @@ async fn signed_chain_is_verified_and_every_forgery_refused() {
     assert!(
         !dir.path().join("spool/quarantine").exists(),
         "a key mismatch is retried, never quarantined"
+    );
+}
+
+fn collector_cli(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(attest_tests::bin("attest-collector"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("attest-collector")
+}
+
+fn out_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+async fn agent_metric(port: u16, name: &str) -> Option<f64> {
+    let m = attest_tests::fixtures::metrics(port).await?;
+    sample(&m, name, &[])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_with_a_restart_and_a_spool_drop_proves_itself() {
+    use attest_tests::fixtures::{
+        AgentCred, AgentSetup, Collector, ServiceDef, loopback_check_ids, loopback_checks,
+        ok_target, path_str, wait_progress,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = ok_target().await;
+    let creds = [AgentCred::new("ev-a1"), AgentCred::new("ev-a2")];
+    let svc = ServiceDef {
+        name: "web".into(),
+        checks: loopback_check_ids("ev", 2),
+    };
+    let mut collector = Collector::new(dir.path(), None, &creds, &[svc]);
+    collector.start().await;
+    let setups: Vec<AgentSetup> = creds
+        .iter()
+        .zip(["4MiB", "32KiB"])
+        .map(|(cred, max_bytes)| AgentSetup {
+            cred: cred.clone(),
+            collector_port: collector.port,
+            listen_port: free_port(),
+            spool_dir: dir.path().join(format!("spool-{}", cred.id)),
+            max_bytes: max_bytes.into(),
+            checks_toml: loopback_checks("ev", target, 2, "200ms"),
+        })
+        .collect();
+    let mut agents: Vec<Proc> = setups.iter().map(|s| s.spawn(dir.path())).collect();
+    wait_progress(&collector.data_dir, 0, 40, Duration::from_secs(60)).await;
+
+    // The collector restarts; meanwhile the second agent's 32 KiB spool overflows.
+    collector.stop();
+    let small = setups[1].listen_port;
+    wait_for(
+        "the small spool to drop 30 measurements",
+        Duration::from_secs(90),
+        || async move {
+            let d = agent_metric(small, "attest_agent_spool_dropped_measurements_total").await?;
+            (d >= 30.0).then_some(())
+        },
+    )
+    .await;
+    collector.start().await;
+    for s in &setups {
+        let port = s.listen_port;
+        wait_for(
+            "the spool to drain",
+            Duration::from_secs(90),
+            || async move {
+                let d = agent_metric(port, "attest_agent_spool_depth_measurements").await?;
+                (d < 5.0).then_some(())
+            },
+        )
+        .await;
+    }
+    for a in &mut agents {
+        let exit = a.signal_and_wait("TERM", Duration::from_secs(20));
+        assert!(exit.success(), "agent exit {exit:?}:\n{}", a.log_text());
+    }
+    collector.stop();
+
+    let cfg = path_str(&collector.config);
+    let at = Timestamp::from_second(attest_tests::wall_now().as_second() + 1).expect("at");
+    let at_text = at.to_string();
+    let month = at.strftime("%Y-%m").to_string();
+    let bundle = dir.path().join("bundle");
+    let out = collector_cli(
+        dir.path(),
+        &[
+            "report",
+            "--config",
+            &cfg,
+            "--month",
+            &month,
+            "--at",
+            &at_text,
+            "--format",
+            "bundle",
+            "--output",
+            &path_str(&bundle),
+        ],
+    );
+    assert!(out.status.success(), "report: {}", out_text(&out));
+    let leaves = std::fs::read_to_string(bundle.join("seal/leaves.txt")).expect("sealed");
+    assert!(
+        leaves
+            .lines()
+            .filter(|l| l.starts_with("batch ev-a2 "))
+            .count()
+            >= 2,
+        "{leaves}"
+    );
+
+    let evidence = dir.path().join("bundle.evidence");
+    let out = collector_cli(
+        dir.path(),
+        &[
+            "evidence",
+            "export",
+            "--config",
+            &cfg,
+            "--month",
+            &month,
+            "--output",
+            &path_str(&evidence),
+        ],
+    );
+    assert!(out.status.success(), "export: {}", out_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("of 2 agent(s)"),
+        "{}",
+        out_text(&out)
+    );
+
+    // The auditor's keys, as each agent shows its own.
+    let mut keys_file = String::new();
+    for (s, cred) in setups.iter().zip(&creds) {
+        let agent_cfg = s.write(dir.path(), &format!("{}.toml", cred.id), false);
+        let shown = std::process::Command::new(attest_tests::bin("attest-agent"))
+            .args(["key", "show", "--config", &path_str(&agent_cfg)])
+            .output()
+            .expect("key show");
+        let first = String::from_utf8_lossy(&shown.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        keys_file.push_str(&format!("{} {first}\n", cred.id));
+    }
+    let keys_path = dir.path().join("agent-keys.txt");
+    std::fs::write(&keys_path, keys_file).expect("keys");
+
+    // --evidence defaults to BUNDLE.evidence beside the bundle.
+    let deep = |extra: &[&str]| {
+        let mut args = vec!["report", "verify", "--deep", "--agent-keys"];
+        let keys = path_str(&keys_path);
+        let b = path_str(&bundle);
+        args.extend([keys.as_str(), "--allow-unsigned"]);
+        args.extend(extra);
+        args.push(b.as_str());
+        collector_cli(dir.path(), &args)
+    };
+    let out = deep(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "verify --deep: {}",
+        out_text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("DEEP OK:"),
+        "{}",
+        out_text(&out)
+    );
+
+    // The drops are in the evidence: gaps declared in the small-spool agent's signed batches.
+    let stream = zstd::stream::decode_all(
+        &std::fs::read(evidence.join("agents/ev-a2.batches.zst")).expect("stream")[..],
+    )
+    .expect("zstd");
+    let (mut rest, mut declared) = (&stream[..], 0u64);
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes(rest[..4].try_into().expect("len")) as usize;
+        let batch =
+            attest_config::evidence::canonical::decode(&rest[4..4 + len]).expect("canonical");
+        declared += batch.gaps.iter().map(|g| g.count).sum::<u64>();
+        rest = &rest[4 + len..];
+    }
+    assert!(declared >= 30, "{declared} dropped measurements declared");
+
+    // The report the evidence proves carries `sla`'s figures.
+    let out = collector_cli(
+        dir.path(),
+        &[
+            "sla", "--config", &cfg, "--month", &month, "--at", &at_text, "--format", "json",
+        ],
+    );
+    assert!(out.status.success(), "sla: {}", out_text(&out));
+    let sla: serde_json::Value = serde_json::from_slice(&out.stdout).expect("sla json");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("report.json")).expect("report"))
+            .expect("report json");
+    for key in [
+        "eligible_minutes",
+        "good_minutes",
+        "bad_minutes",
+        "unknown_minutes",
+        "availability",
+    ] {
+        assert_eq!(report["summary"][0][key], sla[0][key], "{key}");
+    }
+
+    // One byte of the export changed: the bundle is intact, the deep check fails (exit 5).
+    let chain = evidence.join("agents/ev-a2.chain");
+    let mut bytes = std::fs::read(&chain).expect("chain");
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x01;
+    std::fs::write(&chain, &bytes).expect("tamper");
+    let out = deep(&[]);
+    assert_eq!(out.status.code(), Some(5), "{}", out_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("FAILED (deep): evidence agents/ev-a2.chain: changed"),
+        "{}",
+        out_text(&out)
     );
 }

@@ -90,6 +90,128 @@ pub fn decode_gaps(mut bytes: &[u8]) -> Option<Vec<Gap>> {
     bytes.is_empty().then_some(gaps)
 }
 
+/// A batch read back from its canonical bytes ([`decode`]): what an offline verifier gets
+/// out of an evidence export, with owned fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub agent: String,
+    pub seq: u64,
+    pub prev: Option<BatchDigest>,
+    pub measurements: Vec<Measurement>,
+    pub gaps: Vec<Gap>,
+}
+
+impl Decoded {
+    /// The header the bytes were encoded under.
+    pub fn header(&self) -> Header<'_> {
+        Header {
+            agent: &self.agent,
+            seq: self.seq,
+            prev: self.prev.as_ref(),
+        }
+    }
+}
+
+/// Reads back what [`encode`] wrote; `None` for any other bytes, including bytes that
+/// decode but are not in canonical order (re-encoding must give exactly `bytes`), so a
+/// verifier that accepts a decoded batch has the one encoding its digest covers.
+pub fn decode(bytes: &[u8]) -> Option<Decoded> {
+    let mut rest = bytes;
+    if take(&mut rest, DOMAIN_TAG.len())? != DOMAIN_TAG || take(&mut rest, 1)? != [FORM_VERSION] {
+        return None;
+    }
+    let agent = take_str(&mut rest)?;
+    let seq = take_u64(&mut rest)?;
+    let prev = take_opt(&mut rest, |b| take(b, 32)?.try_into().ok())?;
+    let measurements = take_list(&mut rest, take_measurement)?;
+    let gaps = take_list(&mut rest, take_gap)?;
+    if !rest.is_empty() {
+        return None;
+    }
+    let d = Decoded {
+        agent,
+        seq,
+        prev,
+        measurements,
+        gaps,
+    };
+    (encode(&d.header(), &d.measurements, &d.gaps) == bytes).then_some(d)
+}
+
+/// A list as `put_sorted` writes it; each item must fill exactly its stated length.
+fn take_list<T>(bytes: &mut &[u8], item: fn(&mut &[u8]) -> Option<T>) -> Option<Vec<T>> {
+    let n = take_u32(bytes)?;
+    let mut out = Vec::with_capacity(n.min(4096) as usize);
+    for _ in 0..n {
+        let len = take_u32(bytes)? as usize;
+        let mut enc = take(bytes, len)?;
+        out.push(item(&mut enc)?);
+        if !enc.is_empty() {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+fn take_measurement(b: &mut &[u8]) -> Option<Measurement> {
+    let mut m = Measurement::new(take_str(b)?, take_ts(b)?, false);
+    m.ok = match take(b, 1)? {
+        [0] => false,
+        [1] => true,
+        _ => return None,
+    };
+    m.duration_seconds = take_opt(b, take_f64)?;
+    m.reason = take_opt(b, |b| wire_name(&take_str(b)?))?;
+    m.failed_phase = take_opt(b, |b| wire_name(&take_str(b)?))?;
+    m.error = take_opt(b, take_str)?;
+    for _ in 0..take_u32(b)? {
+        let phase: Phase = wire_name(&take_str(b)?)?;
+        m.phases.insert(phase, take_f64(b)?);
+    }
+    for _ in 0..take_u32(b)? {
+        m.values.push(crate::wire::Value {
+            name: take_str(b)?,
+            resource: take_opt(b, take_str)?,
+            value: take_f64(b)?,
+        });
+    }
+    for _ in 0..take_u32(b)? {
+        let k = take_str(b)?;
+        m.labels.insert(k, take_str(b)?);
+    }
+    Some(m)
+}
+
+fn take_gap(b: &mut &[u8]) -> Option<Gap> {
+    Some(Gap {
+        check: take_str(b)?,
+        from: take_ts(b)?,
+        to: take_ts(b)?,
+        count: take_u64(b)?,
+    })
+}
+
+/// A phase or failure reason from its stable wire string.
+fn wire_name<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+}
+
+fn take_opt<T>(b: &mut &[u8], inner: impl FnOnce(&mut &[u8]) -> Option<T>) -> Option<Option<T>> {
+    match take(b, 1)? {
+        [0] => Some(None),
+        [1] => inner(b).map(Some),
+        _ => None,
+    }
+}
+
+fn take_u64(b: &mut &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(take(b, 8)?.try_into().ok()?))
+}
+
+fn take_f64(b: &mut &[u8]) -> Option<f64> {
+    take_u64(b).map(f64::from_bits)
+}
+
 /// Count (u32), then each item as u32 length + its encoding, items sorted by encoding.
 fn put_sorted<T>(out: &mut Vec<u8>, items: &[T], put: fn(&mut Vec<u8>, &T)) {
     let mut buf = Vec::with_capacity(items.len() * 96);

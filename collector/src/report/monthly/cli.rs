@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 written / verified authentic; 1 verification failed or storage failure;
 //! 3 intact but unauthenticated (`verify` without `--public-key`, unless
-//! `--allow-unsigned`); 65 bad input (month, service, format, output path, key); 78
+//! `--allow-unsigned`); 5 `verify --deep`: the bundle is intact but its evidence does not
+//! prove it; 65 bad input (month, service, format, output path, key, agent keys file); 78
 //! invalid configuration.
 
 use std::io::Write as _;
@@ -22,6 +23,9 @@ use crate::store::Store;
 const EXIT_DATA: u8 = 65;
 /// `report verify`: every digest matches, but no public key was given to prove who wrote it.
 pub const EXIT_UNAUTHENTICATED: u8 = 3;
+/// `report verify --deep`: the bundle is intact, but its evidence does not prove it (a batch,
+/// an agent's chain or a recomputed figure disagrees).
+pub const EXIT_DEEP_FAILED: u8 = 5;
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -70,6 +74,19 @@ pub enum ReportAction {
         /// unauthenticated).
         #[arg(long)]
         allow_unsigned: bool,
+        /// Also prove the archived month from the agents' evidence: check every batch's
+        /// signature and chain link against --agent-keys and the month's seal, and recompute
+        /// every figure (exit 5 when anything disagrees).
+        #[arg(long, requires = "agent_keys")]
+        deep: bool,
+        /// The agents' public keys, one `AGENT ed25519:KEY` per line (the trust anchor of
+        /// --deep; `#` comments).
+        #[arg(long, value_name = "FILE")]
+        agent_keys: Option<PathBuf>,
+        /// The month's evidence export (`evidence export`); default: `PATH.evidence` beside
+        /// the bundle.
+        #[arg(long, value_name = "DIR")]
+        evidence: Option<PathBuf>,
     },
 }
 
@@ -111,9 +128,18 @@ pub fn run(
         path,
         public_key,
         allow_unsigned,
+        deep,
+        agent_keys,
+        evidence,
     }) = &args.action
     {
-        return run_verify(path, public_key.as_deref(), *allow_unsigned);
+        let deep = deep.then(|| DeepArgs {
+            agent_keys: agent_keys.clone().unwrap_or_default(),
+            evidence: evidence
+                .clone()
+                .unwrap_or_else(|| super::deep::default_evidence_dir(path)),
+        });
+        return run_verify(path, public_key.as_deref(), *allow_unsigned, deep.as_ref());
     }
     if let Some(ReportAction::Note(note)) = &args.action {
         return match write_note(note, open_store) {
@@ -278,7 +304,12 @@ fn write_report(
         if let Some(code) = refuse_non_empty(&dir) {
             return Ok(code);
         }
-        let bytes = super::write_bundle(&dir, &report, &opts)?;
+        // The month's seal as of now: what `report verify --deep` checks the evidence with.
+        let seal = match super::month_seal::build(&figures, month, key.as_ref()) {
+            Ok(files) => files,
+            Err(e) => anyhow::bail!("{}", e.reason),
+        };
+        let bytes = super::write_bundle_with(&dir, &report, &opts, &seal)?;
         eprintln!("wrote the bundle ({bytes} bytes) to {}", dir.display());
         return Ok(ExitCode::SUCCESS);
     }
@@ -350,7 +381,63 @@ pub fn write_dir(dir: &Path, files: &[(String, Vec<u8>)]) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn run_verify(path: &Path, public_key: Option<&Path>, allow_unsigned: bool) -> ExitCode {
+/// `--deep` and where its inputs are.
+pub struct DeepArgs {
+    pub agent_keys: PathBuf,
+    pub evidence: PathBuf,
+}
+
+/// Runs the deep check and prints what it found; `None` when its inputs cannot be read
+/// (exit 65, already printed), else whether it passed.
+fn run_deep(path: &Path, d: &DeepArgs) -> Option<bool> {
+    let keys = match std::fs::read_to_string(&d.agent_keys) {
+        Ok(t) => match crate::evidence::check::AgentKeys::parse(&t) {
+            Ok(k) => k,
+            Err(e) => {
+                eprintln!("--agent-keys {}: {e}", d.agent_keys.display());
+                return None;
+            }
+        },
+        Err(e) => {
+            eprintln!("cannot read --agent-keys {}: {e}", d.agent_keys.display());
+            return None;
+        }
+    };
+    if !d.evidence.is_dir() {
+        eprintln!(
+            "cannot read the evidence {}: not a directory; write it with `attest-collector evidence export` and pass --evidence DIR",
+            d.evidence.display()
+        );
+        return None;
+    }
+    let deep = match super::deep::verify_deep(path, &d.evidence, &keys) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return Some(false);
+        }
+    };
+    for n in &deep.notes {
+        println!("note: {n}");
+    }
+    for p in &deep.problems {
+        println!("FAILED (deep): {p}");
+    }
+    if deep.ok() {
+        println!(
+            "DEEP OK: {} batches signed by the given agent keys, chained and sealed; {} figures recomputed from them equal the report's",
+            deep.loaded, deep.figures
+        );
+    }
+    Some(deep.ok())
+}
+
+fn run_verify(
+    path: &Path,
+    public_key: Option<&Path>,
+    allow_unsigned: bool,
+    deep: Option<&DeepArgs>,
+) -> ExitCode {
     let key = match public_key {
         Some(p) => match std::fs::read_to_string(p) {
             Ok(t) => match integrity::load_public_key(&p.display().to_string(), &t) {
@@ -377,7 +464,20 @@ fn run_verify(path: &Path, public_key: Option<&Path>, allow_unsigned: bool) -> E
     for n in &findings.notes {
         println!("note: {n}");
     }
-    match verify::outcome(&findings, key.is_some()) {
+    let deep_ok = match deep.map(|d| run_deep(path, d)) {
+        None => true,
+        Some(None) => return ExitCode::from(EXIT_DATA),
+        Some(Some(ok)) => ok,
+    };
+    let outcome = verify::outcome(&findings, key.is_some());
+    if !deep_ok && outcome != verify::Outcome::Failed {
+        println!(
+            "DEEP CHECK FAILED: {} is intact, but the agents' evidence does not prove it (see the FAILED (deep) lines)",
+            path.display()
+        );
+        return ExitCode::from(EXIT_DEEP_FAILED);
+    }
+    match outcome {
         verify::Outcome::Authentic => {
             println!(
                 "OK: {} is intact and signed by the given public key",

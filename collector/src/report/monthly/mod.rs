@@ -15,6 +15,7 @@ pub mod archive;
 pub mod assemble;
 pub mod cli;
 pub mod csv;
+pub mod deep;
 pub mod digest;
 pub mod fixture;
 pub mod integrity;

@@ -31,6 +31,48 @@ pub struct SealInputs<'a> {
     pub windows: &'a [MaintenanceRow],
 }
 
+/// The month's span over every service's zone: the earliest local start of `month` to the
+/// latest local end (the UTC month without services). The seal's `from`/`to`, and what
+/// `evidence export` reads.
+pub fn span(
+    services: &[Service],
+    month: crate::sla::Month,
+) -> Result<(Timestamp, Timestamp), crate::sla::SlaError> {
+    let utc = crate::sla::Period::month(month, "UTC")?;
+    let (mut start, mut end) = (utc.start, utc.end);
+    for s in services {
+        if let Ok(p) = crate::sla::Period::month(month, &s.time_zone) {
+            start = start.min(p.start);
+            end = end.max(p.end);
+        }
+    }
+    Ok((start, end))
+}
+
+/// The seal files of `month` as the store holds it now: the batches and API windows of its
+/// span, the definitions of `figures`' configuration, signed by `key`. What the month-close
+/// loop archives and what `report --format bundle` writes.
+pub fn build(
+    figures: &crate::figures::Figures,
+    month: crate::sla::Month,
+    key: Option<&SigningKey>,
+) -> Result<Vec<(String, Vec<u8>)>, crate::reject::Rejection> {
+    let cfg = figures.config();
+    let span = span(&cfg.services, month)
+        .map_err(|e| crate::reject::Rejection::new(500, e.to_string()))?;
+    let (batches, windows) = figures.seal_inputs(span.0, span.1)?;
+    let services: Vec<&Service> = cfg.services.iter().collect();
+    let name = month.to_string();
+    let inputs = SealInputs {
+        month: &name,
+        span,
+        services: &services,
+        batches: &batches,
+        windows: &windows,
+    };
+    Ok(files(&inputs, key))
+}
+
 /// The two seal files of a bundle, by relative path.
 pub fn files(i: &SealInputs<'_>, key: Option<&SigningKey>) -> Vec<(String, Vec<u8>)> {
     let definitions: Vec<(&str, String)> = i

@@ -318,7 +318,7 @@ impl Reports {
             let outcome = archive
                 .close_sealed(&name, (end, now), key, &templates, || {
                     let (r, minutes) = self.build(month, None, now).ok()?;
-                    let seal = self.seal_files(month, end, key).ok()?;
+                    let seal = super::month_seal::build(&self.figures, month, key).ok()?;
                     Some((r, minutes, seal))
                 })
                 .map_err(err)?;
@@ -336,36 +336,6 @@ impl Reports {
             }
         }
         Ok(checked)
-    }
-
-    /// The seal files of `month` (see `month_seal.rs`), whose span over every service's zone
-    /// ends at `end`.
-    fn seal_files(
-        &self,
-        month: Month,
-        end: Timestamp,
-        key: Option<&SigningKey>,
-    ) -> Result<Vec<(String, Vec<u8>)>, Rejection> {
-        let cfg = self.figures.config();
-        let mut start = Period::month(month, "UTC")
-            .map_err(|e| Rejection::new(500, e.to_string()))?
-            .start;
-        for s in &cfg.services {
-            if let Ok(p) = Period::month(month, &s.time_zone) {
-                start = start.min(p.start);
-            }
-        }
-        let (batches, windows) = self.figures.seal_inputs(start, end)?;
-        let services: Vec<&attest_config::Service> = cfg.services.iter().collect();
-        let name = month.to_string();
-        let inputs = super::month_seal::SealInputs {
-            month: &name,
-            span: (start, end),
-            services: &services,
-            batches: &batches,
-            windows: &windows,
-        };
-        Ok(super::month_seal::files(&inputs, key))
     }
 
     /// The latest period end of `month` over every service (zones differ).

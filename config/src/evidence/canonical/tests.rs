@@ -231,7 +231,60 @@ fn change(m: &mut Measurement, which: u8) {
     }
 }
 
+/// The example batch decodes to its own fields; bytes out of canonical order, a trailing
+/// byte and a cut are refused.
+#[test]
+fn decode_reads_back_what_encode_wrote_and_nothing_else() {
+    let prev = [0xab; 32];
+    let bytes = encode(&header(Some(&prev)), &[full()], &[gap()]);
+    let d = decode(&bytes).expect("decodes");
+    assert_eq!(d.header(), header(Some(&prev)));
+    assert_eq!((d.measurements, d.gaps), (vec![full()], vec![gap()]));
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_eq!(decode(&longer), None, "a trailing byte");
+    assert_eq!(decode(&bytes[..bytes.len() - 1]), None, "a cut");
+    // Two measurements in the wrong order: well-formed, but not the canonical encoding.
+    let (a, b) = (
+        Measurement::new("a", ts("2026-03-01T10:00:00Z"), true),
+        full(),
+    );
+    let sorted = encode(&header(None), &[a.clone(), b.clone()], &[]);
+    let enc = |m: &Measurement| {
+        let mut v = Vec::new();
+        put_measurement(&mut v, m);
+        v
+    };
+    let (ea, eb) = (enc(&a), enc(&b));
+    let (first, second) = if ea < eb { (&eb, &ea) } else { (&ea, &eb) };
+    let mut swapped = encode(&header(None), &[], &[]);
+    swapped.truncate(swapped.len() - 8);
+    swapped.extend_from_slice(&2u32.to_be_bytes());
+    for e in [first, second] {
+        swapped.extend_from_slice(&(e.len() as u32).to_be_bytes());
+        swapped.extend_from_slice(e);
+    }
+    swapped.extend_from_slice(&0u32.to_be_bytes());
+    assert_eq!(swapped.len(), sorted.len());
+    assert!(decode(&sorted).is_some());
+    assert_eq!(decode(&swapped), None, "out of canonical order");
+}
+
 proptest! {
+    #[test]
+    fn decode_inverts_encode(
+        ms in proptest::collection::vec(arb_measurement(), 0..8),
+        seq in any::<u64>(),
+    ) {
+        let prev = [seq as u8; 32];
+        let h = Header { agent: "a-1", seq, prev: (seq % 2 == 0).then_some(&prev) };
+        let bytes = encode(&h, &ms, &[gap()]);
+        let d = decode(&bytes).expect("decodes");
+        prop_assert_eq!(d.header(), h);
+        prop_assert_eq!(encode(&d.header(), &d.measurements, &d.gaps), bytes);
+        prop_assert_eq!(d.measurements.len(), ms.len());
+    }
+
     #[test]
     fn permutations_give_the_same_digest(
         ms in proptest::collection::vec(arb_measurement(), 0..12),
