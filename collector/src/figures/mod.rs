@@ -46,6 +46,8 @@
 
 mod capacity;
 mod current;
+mod evidence;
+pub use evidence::{Count as EvidenceCount, EvidenceRows};
 mod month;
 mod past;
 pub mod published;

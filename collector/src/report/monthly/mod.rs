@@ -16,6 +16,7 @@ pub mod assemble;
 pub mod cli;
 pub mod csv;
 pub mod digest;
+pub mod evidence;
 pub mod fixture;
 pub mod integrity;
 pub mod method;
@@ -202,6 +203,11 @@ pub fn csv_files(r: &MonthlyReport) -> Vec<(String, Vec<u8>)> {
         ("checks.csv".into(), csv::checks(r).into_bytes()),
         ("trend.csv".into(), csv::trend(r).into_bytes()),
         ("notes.csv".into(), csv::notes(r).into_bytes()),
+        ("evidence.csv".into(), csv::evidence(r).into_bytes()),
+        (
+            "evidence_agents.csv".into(),
+            csv::evidence_agents(r).into_bytes(),
+        ),
     ]
 }
 

@@ -14,6 +14,7 @@ use attest_config::{MaintenanceWindow, Service, WeeklyWindow};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::evidence::Evidence;
 use super::redundancy::Redundancy;
 use super::verdict;
 use crate::sla::detail::{MinuteStates, minute_ts};
@@ -278,6 +279,10 @@ pub struct ServiceSection {
     /// Default: archives written before notes existed still read.
     #[serde(default)]
     pub notes: Vec<NoteItem>,
+    /// The share of the service's measurements signed by their agents and each agent's
+    /// chain state (`evidence.rs`). Default: archives written before it still read.
+    #[serde(default)]
+    pub evidence: Evidence,
 }
 
 /// A report note: why something happened and what is done about it, dated and attributed
@@ -494,6 +499,8 @@ pub struct ServiceParts<'a> {
     pub checks: Vec<CheckTerm>,
     /// The service's report notes of the month, in the order written.
     pub notes: Vec<NoteItem>,
+    /// The evidence statement (`evidence::of`).
+    pub evidence: Evidence,
 }
 
 impl MonthlyReport {
@@ -691,6 +698,7 @@ fn section(p: &ServiceParts<'_>) -> ServiceSection {
             })
             .collect(),
         notes: p.notes.clone(),
+        evidence: p.evidence.clone(),
     }
 }
 

@@ -42,6 +42,8 @@ pub const CSV_TABLES: &[&str] = &[
     "checks",
     "trend",
     "notes",
+    "evidence",
+    "evidence_agents",
 ];
 
 /// The files of one request: name, content type, bytes.
