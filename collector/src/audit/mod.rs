@@ -59,6 +59,13 @@ pub enum Finding {
         check: String,
         count: u64,
     },
+    /// The newest batch the collector acknowledged to an agent (its `last_seq`) has no
+    /// stored seal although the agent signs: the head of its chain was deleted.
+    MissingHead {
+        agent: String,
+        seq: u64,
+        last_stored: u64,
+    },
     /// A leaf of the month's archived seal (a signed batch or an API maintenance window)
     /// that the store no longer gives: deleted or edited since the month was sealed (also a
     /// deleted chain head, which leaves no link to miss).
@@ -110,6 +117,14 @@ impl std::fmt::Display for Finding {
             } => write!(
                 f,
                 "agent {agent} check {check}: {count} stored measurement(s) of the month belong to no signed batch"
+            ),
+            Finding::MissingHead {
+                agent,
+                seq,
+                last_stored,
+            } => write!(
+                f,
+                "agent {agent}: the newest batch acknowledged to it (seq {seq}) is not stored; its newest stored signed batch is {last_stored} (the head of the chain was deleted)"
             ),
             Finding::SealedButGone { leaf } => write!(
                 f,
@@ -194,6 +209,7 @@ pub fn audit(
         )?;
     }
     check_chains(&seals, &mut report.findings);
+    check_heads(store, &seals, &mut report.findings)?;
     check_unsigned(store, &anchors, from, to, &signed, &mut report)?;
     if let Some(dir) = &cfg.report.archive_dir {
         sealed::check(store, dir, &month_of(from), &mut report)?;
@@ -310,6 +326,40 @@ fn check_chains(seals: &[StoredSeal], findings: &mut Vec<Finding>) {
             });
         }
     }
+}
+
+/// Compares each signing agent's newest seal of the month with the newest seq the
+/// collector acknowledged to it (`agents.last_seq`, which only grows): a later seq without a
+/// stored seal is a deleted chain head (a keyed agent's unsigned batch is refused at ingest,
+/// so every batch it stored has a seal). Import seqs are not batches of the chain.
+fn check_heads(
+    store: &dyn Store,
+    seals: &[StoredSeal],
+    findings: &mut Vec<Finding>,
+) -> Result<(), AuditError> {
+    let mut newest: BTreeMap<&str, u64> = BTreeMap::new();
+    for s in seals {
+        let n = newest.entry(s.agent.as_str()).or_default();
+        *n = (*n).max(s.seq);
+    }
+    for status in store.agents()? {
+        let Some(&last_stored) = newest.get(status.agent.as_str()) else {
+            continue;
+        };
+        let seq = status.last_seq;
+        if seq <= last_stored || seq >= attest_config::wire::IMPORT_SEQ_BIT {
+            continue;
+        }
+        let links = store.seal_links(&status.agent, seq)?;
+        if !links.iter().any(|(s, _, _)| *s == seq) {
+            findings.push(Finding::MissingHead {
+                agent: status.agent,
+                seq,
+                last_stored,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Stored measurements of the month outside every signed batch: findings for agents that

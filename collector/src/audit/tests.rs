@@ -437,8 +437,32 @@ fn a_maintenance_window_inserted_after_the_seal_is_found() {
     });
 }
 
-/// The newest batch of a chain deleted leaves no link to miss; the sealed month still
-/// names it.
+/// The newest batch of a chain deleted leaves no link to miss; the agent's last
+/// acknowledged seq still names it, and so does the sealed month when that is lowered too.
+#[test]
+fn a_deleted_chain_head_is_found_by_the_last_acknowledged_seq() {
+    both(|db| {
+        let cfg = config(None, None);
+        let Some(db) = written(db(), &cfg) else {
+            return;
+        };
+        delete_batch(&db, 3);
+        let r = run(&db, &cfg);
+        assert_eq!(
+            r.findings,
+            vec![Finding::MissingHead {
+                agent: "a1".into(),
+                seq: 3,
+                last_stored: 2
+            }],
+            "{}",
+            render("2026-09", &r)
+        );
+    });
+}
+
+/// The newest batch of a chain deleted and the agent's last seq lowered to match: the
+/// sealed month still names it.
 #[test]
 fn a_deleted_chain_head_is_found_against_the_seal() {
     both(|db| {
@@ -449,6 +473,7 @@ fn a_deleted_chain_head_is_found_against_the_seal() {
         };
         seal_month(&db, &cfg, archive.path());
         delete_batch(&db, 3);
+        db.tamper(&format!("UPDATE agents SET last_seq = 2 WHERE id = {A1}"));
         let r = run(&db, &cfg);
         assert!(
             matches!(r.findings.as_slice(), [Finding::SealedButGone { leaf }] if leaf.starts_with("batch a1 3 ")),
