@@ -277,8 +277,13 @@ async fn run(mut cfg: AgentConfig, path: PathBuf, web: WebSecurity) -> anyhow::R
         spool.reader(),
         cfg.spool.dir.clone(),
     )
-    .context("cannot set up delivery to the collector")?
-    .with_signing_key(key.secret);
+    .context("cannot set up delivery to the collector")?;
+    // Feature `bench-unsigned` (bench/agent-signing only, never shipped): the same agent
+    // without signing, the baseline its cost is measured against.
+    #[cfg(not(feature = "bench-unsigned"))]
+    let transport = transport.with_signing_key(key.secret);
+    #[cfg(feature = "bench-unsigned")]
+    let _ = key.secret;
     let schedule_stats = Arc::new(ScheduleStats::default());
     let telemetry = Arc::new(Telemetry::new(
         schedule_stats.clone(),

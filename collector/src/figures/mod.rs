@@ -47,7 +47,9 @@
 mod capacity;
 mod current;
 mod definitions;
+mod evidence;
 mod failures;
+pub use evidence::{Count as EvidenceCount, EvidenceRows};
 mod month;
 mod past;
 pub mod published;

@@ -6,12 +6,13 @@
 //! "as of" of the figures and the report's generation instant, so the same store, config
 //! and `at` give the same report.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use attest_config::{CollectorConfig, ReportConfig, Service};
 use jiff::Timestamp;
 
 use super::archive::Archive;
+use super::evidence::{self, Evidence};
 use super::model::TrendRow;
 use super::model::{
     ApiMaintenance, Meta, MonthlyReport, NoteItem, ServiceParts, SignOff, definitions_sha256,
@@ -112,6 +113,37 @@ pub fn capacity_hosts<'a>(svc: &'a Service, reporting: &'a [String]) -> &'a [Str
     }
 }
 
+/// The evidence statement of each service over its own period up to `at`: the seals and
+/// counts are read once per distinct span (services of one zone share it).
+fn service_evidence(
+    figures: &Figures,
+    services: &[&Service],
+    results: &[(ServiceReport, MonthDetail, Vec<ApiMaintenance>)],
+    at: Timestamp,
+) -> Result<Vec<Evidence>, Rejection> {
+    let span = |r: &ServiceReport| (r.period.start, r.period.end.min(at));
+    let mut checks: BTreeMap<(Timestamp, Timestamp), BTreeSet<String>> = BTreeMap::new();
+    for (svc, (r, _, _)) in services.iter().zip(results) {
+        checks
+            .entry(span(r))
+            .or_default()
+            .extend(svc.checks.iter().cloned());
+    }
+    let mut read = BTreeMap::new();
+    for (s, c) in &checks {
+        let rows = figures.evidence(c, *s)?;
+        read.insert(*s, (evidence::chains(&rows.seals), rows.counts));
+    }
+    Ok(services
+        .iter()
+        .zip(results)
+        .map(|(svc, (r, _, _))| {
+            let (chains, counts) = &read[&span(r)];
+            evidence::of(&svc.checks, counts, chains)
+        })
+        .collect())
+}
+
 /// One earlier month of `svc`: from the archived report of `m` when there is one (read
 /// once per month into `cache`), else computed by the engine as of `at`.
 fn trend_row(
@@ -171,11 +203,12 @@ pub fn assemble(
         results.push((report, detail, api));
     }
     let per_service = service_capacity(figures, &services, &results, month, at)?;
+    let statements = service_evidence(figures, &services, &results, at)?;
     let parts: Vec<ServiceParts<'_>> = services
         .iter()
         .zip(&results)
-        .zip(&per_service)
-        .map(|((svc, (report, detail, api)), cap)| {
+        .zip(per_service.iter().zip(statements))
+        .map(|((svc, (report, detail, api)), (cap, evidence))| {
             let (terms, checks) = terms::of(cfg, svc, &detail.agents);
             let notes = figures
                 .report_notes(&month.to_string(), &svc.name)?
@@ -200,6 +233,7 @@ pub fn assemble(
                 notes,
                 definitions,
                 incident_details,
+                evidence,
             })
         })
         .collect::<Result<_, Rejection>>()?;

@@ -3,7 +3,8 @@
 //! `incidents.csv`, `unknown.csv`, `maintenance.csv` (excluded maintenance windows),
 //! `terms.csv` (the agreed method per service), `checks.csv` (the checks per service),
 //! `trend.csv` (the months before, per service), `notes.csv` (comments and actions per
-//! service), and
+//! service), `evidence.csv` and `evidence_agents.csv` (the evidence statement per service
+//! and per service and agent), and
 //! the per-service minute table of the bundle.
 //!
 //! Invariants:
@@ -119,6 +120,27 @@ pub const NOTES: &[&str] = &[
     "action",
     "owner",
     "due",
+];
+
+/// `evidence.csv`: per service, the signed share (`services[].evidence`).
+pub const EVIDENCE: &[&str] = &[
+    "measurements",
+    "signed_measurements",
+    "signed_ratio",
+    "signed_percent",
+];
+/// `evidence_agents.csv`: per service and agent, the fields of `AgentEvidence`.
+pub const EVIDENCE_AGENTS: &[&str] = &[
+    "agent",
+    "measurements",
+    "signed_measurements",
+    "signed_percent",
+    "chain",
+    "batches",
+    "seq_gaps",
+    "new_chains",
+    "broken_links",
+    "dropped_measurements",
 ];
 
 pub const TREND: &[&str] = &[
@@ -281,6 +303,31 @@ pub fn definitions(r: &MonthlyReport) -> String {
         })
         .collect();
     with_header(DEFINITIONS, table(DEFINITIONS, &rows))
+}
+
+/// The evidence statement: one row per service.
+pub fn evidence(r: &MonthlyReport) -> String {
+    let rows: Vec<_> = r
+        .services
+        .iter()
+        .map(|s| (Some(s.service.as_str()), &s.evidence))
+        .collect();
+    with_header(EVIDENCE, table(EVIDENCE, &rows))
+}
+
+/// The evidence statement's agents: one row per service and agent.
+pub fn evidence_agents(r: &MonthlyReport) -> String {
+    let rows: Vec<_> = r
+        .services
+        .iter()
+        .flat_map(|s| {
+            s.evidence
+                .agents
+                .iter()
+                .map(move |a| (Some(s.service.as_str()), a))
+        })
+        .collect();
+    with_header(EVIDENCE_AGENTS, table(EVIDENCE_AGENTS, &rows))
 }
 
 /// The months before: one row per service and earlier month.

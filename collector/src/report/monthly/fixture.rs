@@ -528,6 +528,7 @@ pub fn sample(n: usize) -> (MonthlyReport, Vec<(String, MinuteStates)>) {
                     .iter()
                     .map(|i| fixture_detail(i.reason.as_deref()))
                     .collect(),
+                evidence: evidence(service, &detail.agents),
             }
         })
         .collect();
@@ -557,6 +558,45 @@ pub fn sample(n: usize) -> (MonthlyReport, Vec<(String, MinuteStates)>) {
         .map(|(s, (_, d))| (s.name.clone(), d.minutes))
         .collect();
     (report, minutes)
+}
+
+/// The evidence statement of a fixture service measured by `agents` (one measurement a
+/// minute each over the 44,700 minutes of the month): `web`'s second agent declared gaps in
+/// its chain (a missing seq and 12 dropped measurements), `api`'s second agent has a broken
+/// link, `erp`'s second agent is an old agent without a key; every other second agent has 3
+/// unsigned measurements (imported); everything else is signed and intact.
+pub fn evidence(svc: &Service, agents: &[String]) -> super::evidence::Evidence {
+    use super::evidence::{Chain, Count, of};
+    let (mut counts, mut chains) = (
+        std::collections::BTreeMap::new(),
+        std::collections::BTreeMap::new(),
+    );
+    for (k, agent) in agents.iter().enumerate() {
+        let second = k == 1;
+        let unsigned = second && svc.name == "erp";
+        let check = svc.checks.first().cloned().unwrap_or_default();
+        let measurements = 44_700;
+        counts.insert(
+            (agent.clone(), check),
+            Count {
+                measurements,
+                signed: if unsigned {
+                    0
+                } else {
+                    measurements - 3 * k as u64
+                },
+            },
+        );
+        let chain = Chain {
+            batches: if unsigned { 0 } else { 745 },
+            seq_gaps: u64::from(second && svc.name == "web"),
+            new_chains: 0,
+            broken_links: u64::from(second && svc.name == "api"),
+            dropped_measurements: if second && svc.name == "web" { 12 } else { 0 },
+        };
+        chains.insert(agent.clone(), chain);
+    }
+    of(&svc.checks, &counts, &chains)
 }
 
 /// The fixture's one report note (on the first service).

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod csv;
 pub mod deep;
 pub mod digest;
+pub mod evidence;
 pub mod fixture;
 pub mod integrity;
 pub mod method;
@@ -204,6 +205,11 @@ pub fn csv_files(r: &MonthlyReport) -> Vec<(String, Vec<u8>)> {
         ("trend.csv".into(), csv::trend(r).into_bytes()),
         ("notes.csv".into(), csv::notes(r).into_bytes()),
         ("definitions.csv".into(), csv::definitions(r).into_bytes()),
+        ("evidence.csv".into(), csv::evidence(r).into_bytes()),
+        (
+            "evidence_agents.csv".into(),
+            csv::evidence_agents(r).into_bytes(),
+        ),
     ]
 }
 

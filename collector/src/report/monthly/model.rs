@@ -14,6 +14,7 @@ use attest_config::{MaintenanceWindow, Service};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::evidence::Evidence;
 use super::redundancy::Redundancy;
 use super::verdict;
 use crate::sla::detail::{MinuteStates, minute_ts};
@@ -311,6 +312,10 @@ pub struct ServiceSection {
     /// Default: archives written before notes existed still read.
     #[serde(default)]
     pub notes: Vec<NoteItem>,
+    /// The share of the service's measurements signed by their agents and each agent's
+    /// chain state (`evidence.rs`). Default: archives written before it still read.
+    #[serde(default)]
+    pub evidence: Evidence,
     /// The service's definitions in force during the period, oldest first (the definition
     /// history); empty when none was recorded. Default: archives written before it existed.
     #[serde(default)]
@@ -556,6 +561,8 @@ pub struct ServiceParts<'a> {
     /// Each incident's failure detail (`Figures::failure_detail`), in incident order;
     /// shorter than the incidents when not read (the rest have none).
     pub incident_details: Vec<Option<String>>,
+    /// The evidence statement (`evidence::of`).
+    pub evidence: Evidence,
 }
 
 impl MonthlyReport {
@@ -756,6 +763,7 @@ fn section(p: &ServiceParts<'_>) -> ServiceSection {
             .collect(),
         notes: p.notes.clone(),
         definitions: definition_items(&p.definitions, r.period.start),
+        evidence: p.evidence.clone(),
     }
 }
 

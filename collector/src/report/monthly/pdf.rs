@@ -19,8 +19,9 @@ use krilla::{Document, SerializeSettings};
 
 use super::model::{MaintenanceRow, MonthlyReport, ServiceSection, SummaryRow};
 use super::text::{
-    FIGURES_HEAD, SummaryCells, VERDICT_HEAD, definition_lines, fmt_num, fmt_opt_pct, fmt_ratio,
-    fmt_secs, incident_cells, note_cells, redundancy_lines, terms_rows, unknown_cells,
+    FIGURES_HEAD, SummaryCells, VERDICT_HEAD, definition_lines, evidence_cells, fmt_num,
+    fmt_opt_pct, fmt_ratio, fmt_secs, incident_cells, note_cells, redundancy_lines, terms_rows,
+    unknown_cells,
 };
 
 static REGULAR: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
@@ -607,6 +608,7 @@ fn service(f: &mut Flow, s: &ServiceSection, sum: &SummaryRow, generated_at: jif
     for line in definition_lines(s) {
         f.para(8.0, &line);
     }
+    evidence(f, s);
     notes(f, s, generated_at);
     latency(f, s, sum);
     capacity(f, s);
@@ -851,6 +853,28 @@ fn trend(f: &mut Flow, s: &ServiceSection) {
 /// Column widths of the incident and unknown-time tables.
 const INCIDENT_COLS: [f32; 5] = [102.0, 102.0, 110.0, 80.0, 117.0];
 const UNKNOWN_COLS: [f32; 4] = [102.0, 102.0, 60.0, 247.0];
+const EVIDENCE_COLS: [f32; 4] = [70.0, 120.0, 90.0, 231.0];
+
+/// "Evidence": the signed share in a sentence, then one row per agent with its chain.
+fn evidence(f: &mut Flow, s: &ServiceSection) {
+    f.text(10.0, true, "Evidence");
+    let cells = evidence_cells(s);
+    f.para(8.0, &cells.line);
+    if cells.agents.is_empty() {
+        return;
+    }
+    let rows: Vec<Vec<String>> = cells
+        .agents
+        .into_iter()
+        .map(|a| vec![a.agent, a.signed, a.chain, a.details])
+        .collect();
+    f.table(
+        7.5,
+        &EVIDENCE_COLS,
+        &["Agent", "Signed and verified", "Chain", "Details"],
+        &rows,
+    );
+}
 
 /// The incident table in local time; a merged incident lists its eligible segments.
 fn incidents(f: &mut Flow, s: &ServiceSection) {

@@ -43,6 +43,8 @@ pub const CSV_TABLES: &[&str] = &[
     "trend",
     "notes",
     "definitions",
+    "evidence",
+    "evidence_agents",
 ];
 
 /// The files of one request: name, content type, bytes, and where its figures came from.

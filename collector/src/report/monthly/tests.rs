@@ -1381,3 +1381,112 @@ fn notes_render_in_every_text_format() {
     let back: MonthlyReport = serde_json::from_value(old).unwrap();
     assert!(back.services.iter().all(|s| s.notes.is_empty()));
 }
+
+/// The evidence statement of each service shows in every format: the signed share and each
+/// agent's chain (`web`: a2 with declared gaps; `api`: a2 broken; `erp`: a2 unsigned) in
+/// HTML, Markdown, PDF (via `pdftotext`), JSON (`services[].evidence`), `evidence.csv` and
+/// `evidence_agents.csv`; a report without `evidence` still reads (older archives).
+#[test]
+fn evidence_statement_in_every_format() {
+    let (r, _) = sample();
+    let web = &r.services[0].evidence;
+    assert_eq!(
+        (web.measurements, web.signed_measurements),
+        (89_400, 89_397)
+    );
+    assert_eq!(web.signed_percent.as_deref(), Some("99.99"), "rounded down");
+    let chains = |i: usize| -> Vec<(String, String)> {
+        r.services[i]
+            .evidence
+            .agents
+            .iter()
+            .map(|a| (a.agent.clone(), a.chain.clone()))
+            .collect()
+    };
+    let pair = |a: &str, c: &str| (a.to_string(), c.to_string());
+    assert_eq!(chains(0), vec![pair("a1", "intact"), pair("a2", "gaps")]);
+    assert_eq!(
+        chains(1),
+        vec![pair("a1", "intact"), pair("a2", "unsigned")]
+    );
+    assert_eq!(chains(2), vec![pair("a1", "intact"), pair("a2", "broken")]);
+
+    let mut pdf_text = String::new();
+    if let Ok(dir) = tempfile::tempdir() {
+        let path = dir.path().join("r.pdf");
+        std::fs::write(&path, one(r, Format::Pdf, None)).unwrap();
+        let out = std::process::Command::new("pdftotext")
+            .args(["-layout"])
+            .arg(&path)
+            .arg("-")
+            .output()
+            .expect("pdftotext (poppler-utils) must be installed: scripts/test installs it");
+        pdf_text = String::from_utf8_lossy(&out.stdout).into_owned();
+    }
+    let texts = [
+        (
+            "html",
+            String::from_utf8(one(r, Format::Html, None)).unwrap(),
+        ),
+        ("md", String::from_utf8(one(r, Format::Md, None)).unwrap()),
+        ("pdf", pdf_text),
+    ];
+    for (name, text) in &texts {
+        for want in [
+            "Evidence",
+            "99.99 % of the",
+            "signed by their agent and were verified at ingest",
+            "gaps declared by the",
+            "broken",
+            "unsigned (an agent",
+            "44697 of 44700 (99.99 %)",
+        ] {
+            assert!(text.contains(want), "{name} lacks {want:?}");
+        }
+    }
+
+    let json: serde_json::Value = serde_json::from_slice(&one(r, Format::Json, None)).unwrap();
+    let e = &json["services"][0]["evidence"];
+    assert_eq!(e["signed_percent"], "99.99");
+    assert_eq!(e["agents"][1]["chain"], "gaps");
+    assert_eq!(e["agents"][1]["seq_gaps"], 1);
+    assert_eq!(e["agents"][1]["dropped_measurements"], 12);
+
+    let per = |f: &dyn Fn(&model::ServiceSection) -> Vec<serde_json::Value>| {
+        r.services
+            .iter()
+            .flat_map(|s| f(s).into_iter().map(move |v| (Some(s.service.as_str()), v)))
+            .collect::<Vec<_>>()
+    };
+    assert_csv_matches(
+        &csv::evidence(r),
+        csv::EVIDENCE,
+        per(&|s| {
+            // `agents` is evidence_agents.csv.
+            let mut v = serde_json::to_value(&s.evidence).unwrap();
+            v.as_object_mut().unwrap().remove("agents");
+            vec![v]
+        }),
+    );
+    assert_csv_matches(
+        &csv::evidence_agents(r),
+        csv::EVIDENCE_AGENTS,
+        per(&|s| {
+            s.evidence
+                .agents
+                .iter()
+                .map(|a| serde_json::to_value(a).unwrap())
+                .collect()
+        }),
+    );
+    let files: Vec<String> = csv_files(r).into_iter().map(|(n, _)| n).collect();
+    assert!(files.contains(&"evidence.csv".to_string()));
+    assert!(files.contains(&"evidence_agents.csv".to_string()));
+
+    let mut old = serde_json::to_value(r).unwrap();
+    for s in old["services"].as_array_mut().unwrap() {
+        s.as_object_mut().unwrap().remove("evidence");
+    }
+    let back: MonthlyReport = serde_json::from_value(old).unwrap();
+    assert!(back.services.iter().all(|s| s.evidence.agents.is_empty()));
+}

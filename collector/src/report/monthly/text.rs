@@ -485,6 +485,50 @@ pub fn redundancy_lines(s: &ServiceSection) -> Vec<String> {
     out
 }
 
+/// The evidence statement as HTML, Markdown and PDF print it: one sentence, then one row
+/// per agent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvidenceCells {
+    pub line: String,
+    pub agents: Vec<EvidenceAgentCells>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvidenceAgentCells {
+    pub agent: String,
+    /// `N of M (P %)`.
+    pub signed: String,
+    /// The chain state in words ([`super::evidence::chain_words`]).
+    pub chain: String,
+    /// Batches, missing seqs, new chains, broken links and dropped measurements.
+    pub details: String,
+}
+
+pub fn evidence_cells(s: &ServiceSection) -> EvidenceCells {
+    let e = &s.evidence;
+    EvidenceCells {
+        line: super::evidence::summary_line(e),
+        agents: e
+            .agents
+            .iter()
+            .map(|a| EvidenceAgentCells {
+                agent: a.agent.clone(),
+                signed: format!(
+                    "{} of {} ({})",
+                    a.signed_measurements,
+                    a.measurements,
+                    fmt_opt_pct(a.signed_percent.as_deref())
+                ),
+                chain: super::evidence::chain_words(&a.chain).to_string(),
+                details: format!(
+                    "{} signed batches; {} seq gaps; {} new chains; {} broken links; {} dropped measurements declared",
+                    a.batches, a.seq_gaps, a.new_chains, a.broken_links, a.dropped_measurements
+                ),
+            })
+            .collect(),
+    }
+}
+
 #[derive(Serialize)]
 struct Charts {
     daily: Value,
@@ -564,6 +608,7 @@ fn render(
         redundancy => Value::from(Serde(r.services.iter().map(redundancy_lines).collect::<Vec<_>>())),
         notes => Value::from(Serde(r.services.iter().map(|s| note_cells(s, r.cover.generated_at)).collect::<Vec<_>>())),
         definitions => Value::from(Serde(r.services.iter().map(definition_lines).collect::<Vec<_>>())),
+        evidence => Value::from(Serde(r.services.iter().map(evidence_cells).collect::<Vec<_>>())),
         content_sha256 => digest,
         signed => signed,
         decimals => AVAILABILITY_DECIMALS,

@@ -303,6 +303,8 @@ fn explain_changes(
             "checks.csv" => Some(csv::checks(&r).into_bytes()),
             "trend.csv" => Some(csv::trend(&r).into_bytes()),
             "notes.csv" => Some(csv::notes(&r).into_bytes()),
+            "evidence.csv" => Some(csv::evidence(&r).into_bytes()),
+            "evidence_agents.csv" => Some(csv::evidence_agents(&r).into_bytes()),
             _ => None,
         };
         let Some(fresh) = fresh else {
