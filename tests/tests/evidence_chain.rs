@@ -581,3 +581,99 @@ async fn a_month_with_a_restart_and_a_spool_drop_proves_itself() {
         out_text(&out)
     );
 }
+
+/// The CLI's refusals: `evidence export` exits 65 naming what to fix; `report verify
+/// --deep` needs `--agent-keys` (2), refuses an unreadable keys file or evidence (65), and
+/// an intact month proven without the report key stays "unauthenticated" (3).
+#[test]
+fn evidence_cli_refusals_say_what_to_fix() {
+    use attest_tests::fixtures::{AgentCred, ServiceDef, path_str, write_collector_config};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_collector_config(
+        dir.path(),
+        free_port(),
+        &dir.path().join("data"),
+        &[AgentCred::new("a")],
+        &[ServiceDef {
+            name: "web".into(),
+            checks: vec!["web".into()],
+        }],
+    );
+    let cfg = path_str(&cfg);
+    let export = |month: &str, service: Option<&str>, out: &str| {
+        let mut args = vec![
+            "evidence", "export", "--config", &cfg, "--month", month, "--output", out,
+        ];
+        if let Some(s) = service {
+            args.extend(["--service", s]);
+        }
+        collector_cli(dir.path(), &args)
+    };
+    let used = path_str(dir.path());
+    for (out, needle) in [
+        (export("2026-13", None, "e1"), "YYYY-MM"),
+        (
+            export("2026-09", None, &used),
+            "choose a new --output directory",
+        ),
+        (
+            export("2026-09", Some("nope"), "e2"),
+            "name one of the configured",
+        ),
+    ] {
+        assert_eq!(out.status.code(), Some(65), "{}", out_text(&out));
+        assert!(out_text(&out).contains(needle), "{}", out_text(&out));
+    }
+    let out = export("2026-09", None, "bundle.evidence");
+    assert_eq!(out.status.code(), Some(0), "{}", out_text(&out));
+    assert!(
+        out_text(&out).contains("exported 0 batches"),
+        "{}",
+        out_text(&out)
+    );
+
+    let out = collector_cli(
+        dir.path(),
+        &[
+            "report",
+            "--config",
+            &cfg,
+            "--month",
+            "2026-09",
+            "--at",
+            "2026-10-05T00:00:00Z",
+            "--format",
+            "bundle",
+            "--output",
+            "bundle",
+        ],
+    );
+    assert!(out.status.success(), "{}", out_text(&out));
+    let out = collector_cli(dir.path(), &["report", "verify", "--deep", "bundle"]);
+    assert_eq!(out.status.code(), Some(2), "{}", out_text(&out));
+    std::fs::write(dir.path().join("bad-keys.txt"), "a not-a-key\n").expect("keys");
+    std::fs::write(dir.path().join("keys.txt"), "# nobody signed\n").expect("keys");
+    let deep = |keys: &str, extra: &[&str]| {
+        let mut args = vec!["report", "verify", "--deep", "--agent-keys", keys];
+        args.extend(extra);
+        args.push("bundle");
+        collector_cli(dir.path(), &args)
+    };
+    let out = deep("bad-keys.txt", &[]);
+    assert_eq!(out.status.code(), Some(65), "{}", out_text(&out));
+    assert!(out_text(&out).contains("line 1"), "{}", out_text(&out));
+    let out = deep("keys.txt", &["--evidence", "nowhere"]);
+    assert_eq!(out.status.code(), Some(65), "{}", out_text(&out));
+    assert!(
+        out_text(&out).contains("evidence export"),
+        "{}",
+        out_text(&out)
+    );
+    let out = deep("keys.txt", &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", out_text(&out));
+    assert!(
+        out_text(&out).contains("DEEP OK: 0 batches"),
+        "{}",
+        out_text(&out)
+    );
+}

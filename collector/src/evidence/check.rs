@@ -268,7 +268,18 @@ pub fn check(
     c.definitions = read_definitions(dir, &manifest, sealed, &mut c.findings);
     c.windows = read_windows(dir, sealed, &mut c.findings);
     let mut seen: BTreeSet<(String, u64)> = BTreeSet::new();
+    let mut walked = BTreeSet::new();
     for a in &manifest.agents {
+        if a.file != crate::report::monthly::file_safe(&a.file) || !walked.insert(&a.agent) {
+            c.findings.push(Finding::Unreadable {
+                file: MANIFEST_JSON.into(),
+                what: format!(
+                    "agent {:?} is listed twice or names the file {:?} (a name without `/`)",
+                    a.agent, a.file
+                ),
+            });
+            continue;
+        }
         let mut walk = Walk {
             agent: &a.agent,
             keys: keys.0.get(&a.agent).map(Vec::as_slice),
