@@ -28,8 +28,11 @@ use crate::evidence::{Manifest, WindowEntry};
 use crate::figures::Figures;
 use crate::store::{BatchSeal, IngestBatch, NewMaintenance, SqliteStore, Store};
 
-/// Members of a service section that are not figures of the month.
-const NOT_FIGURES: &[&str] = &["terms", "checks", "trend", "notes"];
+/// Members of a service section that are not figures of the month: the configuration's
+/// wording, earlier months, notes, and the definition history (the collector's record of
+/// its configuration over time, which no agent signs; the definitions in force are checked
+/// through the seal's `definition` leaves and the recomputed figures).
+const NOT_FIGURES: &[&str] = &["terms", "checks", "trend", "notes", "definitions"];
 
 /// What the deep check found.
 #[derive(Debug, Default)]
