@@ -1045,7 +1045,83 @@ pub const CASES: &[(&str, Case)] = &[
         seals_are_kept_with_their_batch,
     ),
     ("report_notes_roundtrip", report_notes_roundtrip),
+    ("late_writes_are_logged", late_writes_are_logged),
 ];
+
+/// The durable late-write log (`Store::late_mark`, both backends keep one): a write of
+/// recent minutes is not logged, a late one is (for its series and minutes only; measurements
+/// and gaps alike), a later mark does not see it, and retention is a change of every check
+/// before its horizon. What lets the figures' saved state be trusted after a restart.
+pub fn late_writes_are_logged(store: &dyn InspectStore) {
+    let received = |mut b: IngestBatch| {
+        b.received_at = at(200, 0);
+        b
+    };
+    let changed = |names: &[&str], mark, a: i64, b: i64| {
+        store
+            .changed_late_since(&checks(names), mark, BASE_MINUTE + a, BASE_MINUTE + b)
+            .expect("changed_late_since")
+    };
+    let Some(m0) = store.late_mark().expect("mark") else {
+        return;
+    };
+    store
+        .commit_batch(&received(batch("a1", 1, vec![ok("web", 195, 0, 0.1)])))
+        .expect("recent");
+    store
+        .commit_batch(&received(batch("a1", 2, vec![ok("db", 195, 0, 0.1)])))
+        .expect("recent db");
+    assert!(
+        !changed(&["web", "db"], m0, 0, 1000),
+        "recent writes are not logged"
+    );
+    store
+        .commit_batch(&received(batch("a1", 3, vec![ok("web", 100, 0, 0.1)])))
+        .expect("late");
+    let mut gap = received(batch("a2", 1, Vec::new()));
+    gap.gaps.push(Gap {
+        check: "api".into(),
+        from: at(130, 0),
+        to: at(132, 30),
+        count: 9,
+    });
+    store.commit_batch(&gap).expect("late gap");
+    assert!(changed(&["web"], m0, 100, 101));
+    assert!(changed(&["db", "api"], m0, 131, 132), "a late gap");
+    assert!(!changed(&["web"], m0, 140, 150), "after every late minute");
+    assert!(!changed(&["web"], m0, 90, 100), "before every late minute");
+    assert!(!changed(&["db"], m0, 100, 101), "db was not written late");
+    let m1 = store.late_mark().expect("mark").expect("mark");
+    assert!(m1 > m0);
+    assert!(!changed(&["web", "api"], m1, 0, 1000), "nothing since m1");
+    store
+        .commit_batch(&received(batch("a1", 3, vec![ok("db", 100, 0, 0.1)])))
+        .expect("a resent batch");
+    assert!(
+        !changed(&["db"], m1, 100, 101),
+        "a resent batch writes nothing"
+    );
+    store
+        .apply_retention(at(150, 0), at(50, 0))
+        .expect("retention");
+    assert!(
+        changed(&["db"], m1, 0, 40),
+        "retention is a change of every check"
+    );
+    assert!(
+        !changed(&["db"], m1, 60, 70),
+        "retention changes only minutes before its horizon"
+    );
+    let m2 = store.late_mark().expect("mark").expect("mark");
+    store
+        .apply_retention(at(250, 0), at(50, 0))
+        .expect("retention that prunes the log");
+    assert!(
+        changed(&["web"], m0, 100, 101),
+        "a mark below the pruned floor is answered as changed"
+    );
+    assert!(!changed(&["web"], m2, 60, 1000), "nothing late since m2");
+}
 
 /// Report notes come back per month (and service) in the order written, with every field
 /// as stored; another month's notes never show.
@@ -1386,7 +1462,8 @@ macro_rules! contract_tests {
             exact_threshold_counts, agent_status, raw_roundtrip, batch_membership,
             raw_reads_survive_compaction, threshold_back_fill_reads_blocks,
             compact_matches_rollups,
-            changes_are_journaled, seals_are_kept_with_their_batch, report_notes_roundtrip);
+            changes_are_journaled, seals_are_kept_with_their_batch, report_notes_roundtrip,
+            late_writes_are_logged);
     };
     (@cases $make:expr; $($case:ident),*) => {
         $(

@@ -319,6 +319,7 @@ mod extra;
 pub(crate) mod faulty;
 mod journal;
 mod keys;
+mod late;
 pub mod postgres;
 pub mod retention;
 mod rollup;

@@ -24,6 +24,7 @@
 
 mod blocks;
 mod ingest;
+mod late;
 mod partitions;
 mod read;
 mod retention;
@@ -621,6 +622,27 @@ impl Store for PgStore {
         })?;
         tracing::debug!(deleted, "PostgreSQL retention done");
         Ok(())
+    }
+
+    /// A mark of the durable late-write log (`late.rs`): it waits for the logging commits
+    /// in flight, of this collector and any other on the database.
+    fn late_mark(&self) -> Result<Option<u64>, StoreError> {
+        self.run(|pool| async move { late::mark(pool.get().await?.client()?).await })
+            .map(Some)
+    }
+
+    fn changed_late_since(
+        &self,
+        checks: &[String],
+        mark: u64,
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<bool, StoreError> {
+        let checks = checks.to_vec();
+        self.run(move |pool| async move {
+            let mut c = pool.get().await?;
+            late::changed(c.client()?, &checks, mark, from_minute, to_minute).await
+        })
     }
 
     fn counts(&self) -> Result<StoreCounts, StoreError> {

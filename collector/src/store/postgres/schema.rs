@@ -262,8 +262,23 @@ CREATE TABLE report_note (
 CREATE INDEX report_note_by_month ON report_note (month, service, written_ns);
 ";
 
+/// Version 10 (issue 20): the durable late-write log, as in SQLite (`late.rs`): one row per
+/// commit that wrote minutes more than an hour behind its receipt (the series as delta
+/// varints), one per retention pass (`series` NULL: every series). What lets the figures'
+/// saved state be trusted after a restart.
+const V10: &str = "
+CREATE TABLE late_changes (
+  seq BIGSERIAL PRIMARY KEY,
+  from_minute BIGINT NOT NULL,
+  to_minute BIGINT NOT NULL,
+  logged_minute BIGINT NOT NULL,
+  series BYTEA
+);
+INSERT INTO meta (key, value) VALUES ('late_changes_floor', 0);
+";
+
 /// Every migration, in order; index + 1 is the version it brings the database to.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 /// The SQL that builds a fresh database at `version` (tests of later migrations start there).
 #[cfg(test)]
