@@ -143,6 +143,7 @@ pub(super) async fn commit(client: &mut Client, b: &IngestBatch) -> Result<Commi
         }
     }
     let late = late_writes(b, &cells, &series, horizon)?;
+    let written = written_minutes(b, &cells, horizon)?;
     lower_first_minutes(&tx, &first).await?;
     upsert_cells(&tx, &cells).await?;
     thresholds::add(&tx, &over).await?;
@@ -151,6 +152,10 @@ pub(super) async fn commit(client: &mut Client, b: &IngestBatch) -> Result<Commi
     update_agent(&tx, agent, seq, received_ns, b, out.stored).await?;
     // Last: the log's lock is taken after every row lock of this commit (`late.rs`).
     super::late::log(&tx, late).await?;
+    if let Some(span) = written {
+        let received_minute = b.received_at.as_second().div_euclid(60);
+        super::journal::log(&tx, agent, span, received_minute).await?;
+    }
     tx.commit().await?;
     Ok(out)
 }
@@ -174,6 +179,28 @@ fn late_writes(
         }
     }
     Ok(late)
+}
+
+/// The minutes `[from, to)` a new batch writes (its new measurements' cells and its gaps),
+/// for the change journal; `None` when it writes none.
+fn written_minutes(
+    b: &IngestBatch,
+    cells: &BTreeMap<(i64, i64), SeriesMinuteAgg>,
+    horizon: i64,
+) -> Result<Option<(i64, i64)>, StoreError> {
+    let mut span: Option<(i64, i64)> = None;
+    let mut add = |from: i64, to: i64| {
+        span = Some(span.map_or((from, to), |(a, z)| (a.min(from), z.max(to))));
+    };
+    for &(_, minute) in cells.keys() {
+        add(minute, minute + 1);
+    }
+    for g in &b.gaps {
+        if let Some((from, to)) = gap_span(g, horizon)? {
+            add(from, to.saturating_add(1));
+        }
+    }
+    Ok(span)
 }
 
 /// The agent's id, creating the row on first contact. Insert and select are separate

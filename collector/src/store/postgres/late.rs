@@ -30,8 +30,9 @@ use super::TxError;
 use crate::store::StoreError;
 use crate::store::late::{LateGroup, holds_any};
 
-/// Advisory lock key of the log ("late" in ASCII, beside the migration lock "attest").
-const LOCK: i64 = 0x0000_0000_6c61_7465;
+/// Advisory lock key of the log and of the change journal's rows (`journal.rs`): "late"
+/// in ASCII, beside the migration lock "attest".
+pub(super) const LOCK: i64 = 0x0000_0000_6c61_7465;
 
 /// Logs the late writes of a commit as one row, the last statements before its commit
 /// (nothing when it wrote none late).

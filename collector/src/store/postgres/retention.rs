@@ -74,6 +74,7 @@ pub(super) async fn delete_expired(
     // answered "changed" by the second row (`late.rs`).
     let raw_minute = minute_of(raw_ns);
     super::late::retention(client, horizon, raw_minute, raw_minute).await?;
+    super::journal::log_all(client, (i64::MIN, horizon), raw_minute).await?;
     // Whole days behind the cut-offs go as partitions; the rest row by row below.
     for (table, _, per_day) in super::partitions::TABLES {
         let cut = match table {
@@ -120,6 +121,7 @@ pub(super) async fn delete_expired(
     }
     deleted += super::blocks::delete_expired(client, raw_ns).await?;
     super::late::retention(client, horizon, raw_minute, raw_minute).await?;
+    super::journal::log_all(client, (i64::MIN, horizon), raw_minute).await?;
     Ok(deleted)
 }
 

@@ -265,8 +265,17 @@ CREATE INDEX report_note_by_month ON report_note (month, service, written_ns);
 /// Version 10 (issue 20): the durable late-write log, as in SQLite (`late.rs`): one row per
 /// commit that wrote minutes more than an hour behind its receipt (the series as delta
 /// varints), one per retention pass (`series` NULL: every series). What lets the figures'
-/// saved state be trusted after a restart.
+/// saved state be trusted after a restart. And the feed of the change journal
+/// (`journal.rs`): one row per commit (its agent and minutes), kept for minutes.
 const V10: &str = "
+CREATE TABLE recent_changes (
+  seq BIGSERIAL PRIMARY KEY,
+  agent_id BIGINT,
+  from_minute BIGINT NOT NULL,
+  to_minute BIGINT NOT NULL,
+  logged_minute BIGINT NOT NULL
+);
+INSERT INTO meta (key, value) VALUES ('recent_changes_floor', 0);
 CREATE TABLE late_changes (
   seq BIGSERIAL PRIMARY KEY,
   from_minute BIGINT NOT NULL,
