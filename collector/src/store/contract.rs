@@ -1045,61 +1045,83 @@ pub const CASES: &[(&str, Case)] = &[
         seals_are_kept_with_their_batch,
     ),
     ("report_notes_roundtrip", report_notes_roundtrip),
+    ("late_writes_are_logged", late_writes_are_logged),
     ("definition_history", definition_history),
 ];
 
-/// A definition is recorded only when it differs from the service's latest one; a span
-/// gets the one in force at its start and every later one inside it, oldest first.
-pub fn definition_history(store: &dyn InspectStore) {
-    use super::DefinitionRow;
-    let def = |service: &str, sha: &str, minute, cause: &str| DefinitionRow {
-        service: service.into(),
-        sha256: sha.into(),
-        first_seen: at(minute, 0),
-        definition: format!("{{\"v\":\"{sha}\"}}"),
-        cause: cause.into(),
+/// The durable late-write log (`Store::late_mark`, both backends keep one): a write of
+/// recent minutes is not logged, a late one is (for its series and minutes only; measurements
+/// and gaps alike), a later mark does not see it, and retention is a change of every check
+/// before its horizon. What lets the figures' saved state be trusted after a restart.
+pub fn late_writes_are_logged(store: &dyn InspectStore) {
+    let received = |mut b: IngestBatch| {
+        b.received_at = at(200, 0);
+        b
     };
-    let record = |d: DefinitionRow| store.record_definition(&d).expect("record");
-    assert!(record(def("web", "aa", 0, "start")));
-    assert!(
-        !record(def("web", "aa", 5, "reload")),
-        "same digest: not again"
-    );
-    assert!(record(def("db", "aa", 6, "start")), "another service");
-    assert!(record(def("web", "bb", 100, "reload")));
-    assert!(record(def("web", "cc", 200, "reload")));
-    assert!(
-        record(def("web", "aa", 300, "reload")),
-        "back to an earlier one"
-    );
-    let shas = |from, to| -> Vec<(String, i64)> {
+    let changed = |names: &[&str], mark, a: i64, b: i64| {
         store
-            .definitions("web", at(from, 0), at(to, 0))
-            .expect("definitions")
-            .into_iter()
-            .map(|d| (d.sha256, d.first_seen.as_second()))
-            .collect()
+            .changed_late_since(&checks(names), mark, BASE_MINUTE + a, BASE_MINUTE + b)
+            .expect("changed_late_since")
     };
-    let m = |minute| at(minute, 0).as_second();
-    assert_eq!(
-        shas(150, 250),
-        vec![("bb".into(), m(100)), ("cc".into(), m(200))],
-        "in force at the start, then the change inside"
+    let Some(m0) = store.late_mark().expect("mark") else {
+        return;
+    };
+    store
+        .commit_batch(&received(batch("a1", 1, vec![ok("web", 195, 0, 0.1)])))
+        .expect("recent");
+    store
+        .commit_batch(&received(batch("a1", 2, vec![ok("db", 195, 0, 0.1)])))
+        .expect("recent db");
+    assert!(
+        !changed(&["web", "db"], m0, 0, 1000),
+        "recent writes are not logged"
     );
-    assert_eq!(
-        shas(0, 100),
-        vec![("aa".into(), m(0))],
-        "the end is exclusive"
+    store
+        .commit_batch(&received(batch("a1", 3, vec![ok("web", 100, 0, 0.1)])))
+        .expect("late");
+    let mut gap = received(batch("a2", 1, Vec::new()));
+    gap.gaps.push(Gap {
+        check: "api".into(),
+        from: at(130, 0),
+        to: at(132, 30),
+        count: 9,
+    });
+    store.commit_batch(&gap).expect("late gap");
+    assert!(changed(&["web"], m0, 100, 101));
+    assert!(changed(&["db", "api"], m0, 131, 132), "a late gap");
+    assert!(!changed(&["web"], m0, 140, 150), "after every late minute");
+    assert!(!changed(&["web"], m0, 90, 100), "before every late minute");
+    assert!(!changed(&["db"], m0, 100, 101), "db was not written late");
+    let m1 = store.late_mark().expect("mark").expect("mark");
+    assert!(m1 > m0);
+    assert!(!changed(&["web", "api"], m1, 0, 1000), "nothing since m1");
+    store
+        .commit_batch(&received(batch("a1", 3, vec![ok("db", 100, 0, 0.1)])))
+        .expect("a resent batch");
+    assert!(
+        !changed(&["db"], m1, 100, 101),
+        "a resent batch writes nothing"
     );
-    assert_eq!(shas(400, 500), vec![("aa".into(), m(300))]);
-    assert!(shas(-10, 0).is_empty(), "nothing recorded before");
-    let all = store
-        .definitions("web", at(0, 0), at(1000, 0))
-        .expect("all");
-    assert_eq!(all.len(), 4);
-    assert_eq!(all[0].definition, "{\"v\":\"aa\"}");
-    assert_eq!(all[0].cause, "start");
-    assert_eq!(all[3].cause, "reload");
+    store
+        .apply_retention(at(150, 0), at(50, 0))
+        .expect("retention");
+    assert!(
+        changed(&["db"], m1, 0, 40),
+        "retention is a change of every check"
+    );
+    assert!(
+        !changed(&["db"], m1, 60, 70),
+        "retention changes only minutes before its horizon"
+    );
+    let m2 = store.late_mark().expect("mark").expect("mark");
+    store
+        .apply_retention(at(250, 0), at(50, 0))
+        .expect("retention that prunes the log");
+    assert!(
+        changed(&["web"], m0, 100, 101),
+        "a mark below the pruned floor is answered as changed"
+    );
+    assert!(!changed(&["web"], m2, 60, 1000), "nothing late since m2");
 }
 
 /// Report notes come back per month (and service) in the order written, with every field
@@ -1441,7 +1463,8 @@ macro_rules! contract_tests {
             exact_threshold_counts, agent_status, raw_roundtrip, batch_membership,
             raw_reads_survive_compaction, threshold_back_fill_reads_blocks,
             compact_matches_rollups,
-            changes_are_journaled, seals_are_kept_with_their_batch, report_notes_roundtrip);
+            changes_are_journaled, seals_are_kept_with_their_batch, report_notes_roundtrip,
+            late_writes_are_logged);
     };
     (@cases $make:expr; $($case:ident),*) => {
         $(
@@ -1454,3 +1477,57 @@ macro_rules! contract_tests {
     };
 }
 pub(crate) use contract_tests;
+
+/// A definition is recorded only when it differs from the service's latest one; a span
+/// gets the one in force at its start and every later one inside it, oldest first.
+pub fn definition_history(store: &dyn InspectStore) {
+    use super::DefinitionRow;
+    let def = |service: &str, sha: &str, minute, cause: &str| DefinitionRow {
+        service: service.into(),
+        sha256: sha.into(),
+        first_seen: at(minute, 0),
+        definition: format!("{{\"v\":\"{sha}\"}}"),
+        cause: cause.into(),
+    };
+    let record = |d: DefinitionRow| store.record_definition(&d).expect("record");
+    assert!(record(def("web", "aa", 0, "start")));
+    assert!(
+        !record(def("web", "aa", 5, "reload")),
+        "same digest: not again"
+    );
+    assert!(record(def("db", "aa", 6, "start")), "another service");
+    assert!(record(def("web", "bb", 100, "reload")));
+    assert!(record(def("web", "cc", 200, "reload")));
+    assert!(
+        record(def("web", "aa", 300, "reload")),
+        "back to an earlier one"
+    );
+    let shas = |from, to| -> Vec<(String, i64)> {
+        store
+            .definitions("web", at(from, 0), at(to, 0))
+            .expect("definitions")
+            .into_iter()
+            .map(|d| (d.sha256, d.first_seen.as_second()))
+            .collect()
+    };
+    let m = |minute| at(minute, 0).as_second();
+    assert_eq!(
+        shas(150, 250),
+        vec![("bb".into(), m(100)), ("cc".into(), m(200))],
+        "in force at the start, then the change inside"
+    );
+    assert_eq!(
+        shas(0, 100),
+        vec![("aa".into(), m(0))],
+        "the end is exclusive"
+    );
+    assert_eq!(shas(400, 500), vec![("aa".into(), m(300))]);
+    assert!(shas(-10, 0).is_empty(), "nothing recorded before");
+    let all = store
+        .definitions("web", at(0, 0), at(1000, 0))
+        .expect("all");
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0].definition, "{\"v\":\"aa\"}");
+    assert_eq!(all[0].cause, "start");
+    assert_eq!(all[3].cause, "reload");
+}

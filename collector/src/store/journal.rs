@@ -11,7 +11,9 @@
 //!   mark older than the journal itself) it answers "changed".
 //! - Memory is bounded: at most [`MAX_ENTRIES_PER_CHECK`] entries per check.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use super::IngestBatch;
 
 /// Per-check entries kept; older ones are dropped and answered conservatively. A refresh
 /// runs about every second or 30 s, and each agent's batch adds one entry per check, so
@@ -67,6 +69,14 @@ impl ChangeJournal {
         }
     }
 
+    /// Records the minutes a committed batch touched (a resent batch is journaled too; that
+    /// only costs a recompute).
+    pub(crate) fn record_batch(&mut self, batch: &IngestBatch) {
+        for (check, (lo, hi)) in touched(batch) {
+            self.record(check, lo, hi.saturating_add(1));
+        }
+    }
+
     /// Records that minutes `[from, to)` of every check changed (retention deleted them).
     pub(crate) fn record_all(&mut self, from: i64, to: i64) {
         let mark = self.next;
@@ -91,6 +101,31 @@ impl ChangeJournal {
                 .is_some_and(|log| since < log.dropped_below || log.entries.iter().any(hits))
         })
     }
+}
+
+/// The minutes a batch touches, per check: its measurements' minutes and its gaps'
+/// minutes, as `(lowest, highest)`.
+fn touched(batch: &IngestBatch) -> BTreeMap<&str, (i64, i64)> {
+    let mut touched: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    let minutes = batch
+        .measurements
+        .iter()
+        .map(|m| {
+            let minute = m.ts.as_second().div_euclid(60);
+            (m.check.as_str(), minute, minute)
+        })
+        .chain(batch.gaps.iter().map(|g| {
+            let (a, z) = (
+                g.from.as_second().div_euclid(60),
+                g.to.as_second().div_euclid(60),
+            );
+            (g.check.as_str(), a.min(z), a.max(z))
+        }));
+    for (check, lo, hi) in minutes {
+        let e = touched.entry(check).or_insert((lo, hi));
+        *e = (e.0.min(lo), e.1.max(hi));
+    }
+    touched
 }
 
 #[cfg(test)]

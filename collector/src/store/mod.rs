@@ -345,6 +345,7 @@ mod extra;
 pub(crate) mod faulty;
 mod journal;
 mod keys;
+mod late;
 pub mod postgres;
 pub mod retention;
 mod rollup;

@@ -23,6 +23,7 @@ use super::blocks::{self, hour_of};
 use super::{TxError, thresholds};
 use crate::store::codec;
 use crate::store::keys::{gap_span, minute_of, to_i64, ts_ns};
+use crate::store::late::LateGroup;
 use crate::store::rollup::SeriesMinuteAgg;
 use crate::store::{CommitOutcome, IngestBatch, StoreError};
 
@@ -141,14 +142,65 @@ pub(super) async fn commit(client: &mut Client, b: &IngestBatch) -> Result<Commi
                 .or_insert(from);
         }
     }
+    let late = late_writes(b, &cells, &series, horizon)?;
+    let written = written_minutes(b, &cells, horizon)?;
     lower_first_minutes(&tx, &first).await?;
     upsert_cells(&tx, &cells).await?;
     thresholds::add(&tx, &over).await?;
     upsert_hosts(&tx, agent, &new_ms).await?;
     insert_gaps(&tx, &series, horizon, b).await?;
     update_agent(&tx, agent, seq, received_ns, b, out.stored).await?;
+    // Last: the log's lock is taken after every row lock of this commit (`late.rs`).
+    super::late::log(&tx, late).await?;
+    if let Some(span) = written {
+        let received_minute = b.received_at.as_second().div_euclid(60);
+        super::journal::log(&tx, agent, span, received_minute).await?;
+    }
     tx.commit().await?;
     Ok(out)
+}
+
+/// The late writes of a new batch: the minute cells its new measurements reach and the
+/// spans of its gaps, as `insert_gaps` writes them.
+fn late_writes(
+    b: &IngestBatch,
+    cells: &BTreeMap<(i64, i64), SeriesMinuteAgg>,
+    series: &HashMap<String, i64>,
+    horizon: i64,
+) -> Result<LateGroup, StoreError> {
+    let received_minute = b.received_at.as_second().div_euclid(60);
+    let mut late = LateGroup::default();
+    for &(s, minute) in cells.keys() {
+        late.note(s, minute, minute + 1, received_minute);
+    }
+    for g in &b.gaps {
+        if let (Some((from, to)), Some(&s)) = (gap_span(g, horizon)?, series.get(&g.check)) {
+            late.note(s, from, to.saturating_add(1), received_minute);
+        }
+    }
+    Ok(late)
+}
+
+/// The minutes `[from, to)` a new batch writes (its new measurements' cells and its gaps),
+/// for the change journal; `None` when it writes none.
+fn written_minutes(
+    b: &IngestBatch,
+    cells: &BTreeMap<(i64, i64), SeriesMinuteAgg>,
+    horizon: i64,
+) -> Result<Option<(i64, i64)>, StoreError> {
+    let mut span: Option<(i64, i64)> = None;
+    let mut add = |from: i64, to: i64| {
+        span = Some(span.map_or((from, to), |(a, z)| (a.min(from), z.max(to))));
+    };
+    for &(_, minute) in cells.keys() {
+        add(minute, minute + 1);
+    }
+    for g in &b.gaps {
+        if let Some((from, to)) = gap_span(g, horizon)? {
+            add(from, to.saturating_add(1));
+        }
+    }
+    Ok(span)
 }
 
 /// The agent's id, creating the row on first contact. Insert and select are separate

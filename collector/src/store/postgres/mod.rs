@@ -24,6 +24,8 @@
 
 mod blocks;
 mod ingest;
+mod journal;
+mod late;
 mod partitions;
 mod read;
 mod retention;
@@ -230,6 +232,8 @@ pub struct PgStore {
     pool: Arc<Pool>,
     /// How retention cuts its deletes (`retention.rs`).
     retention: retention::Chunks,
+    /// The change journal, fed from the database's log of commits (`journal.rs`).
+    feed: Arc<Mutex<journal::Feed>>,
 }
 
 impl Drop for PgStore {
@@ -280,12 +284,20 @@ impl PgStore {
                 permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
             }),
             retention: retention::Chunks::default(),
+            feed: Arc::default(),
         };
         store.run(|pool| async move {
             let mut c = pool.get().await?;
             schema::migrate(c.client()?).await
         })?;
         Ok(store)
+    }
+
+    /// The change journal of this process (`journal.rs`).
+    fn feed(&self) -> std::sync::MutexGuard<'_, journal::Feed> {
+        self.feed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The same store with retention cut into `chunks` (tests: tiny chunks, pauses).
@@ -345,10 +357,16 @@ impl PgStore {
 impl Store for PgStore {
     fn commit_batch(&self, batch: &IngestBatch) -> Result<CommitOutcome, StoreError> {
         let batch = Arc::new(batch.clone());
-        self.run_retrying(move |mut c| {
+        let out = self.run_retrying({
             let batch = batch.clone();
-            async move { ingest::commit(c.client()?, &batch).await }
-        })
+            move |mut c| {
+                let batch = batch.clone();
+                async move { ingest::commit(c.client()?, &batch).await }
+            }
+        })?;
+        // Seen at once by this process; other collectors read it from the log.
+        self.feed().journal.record_batch(&batch);
+        Ok(out)
     }
 
     fn series_minutes(
@@ -421,10 +439,16 @@ impl Store for PgStore {
 
     fn track_threshold(&self, check: &str, threshold_us: u64) -> Result<(), StoreError> {
         let check = check.to_owned();
-        self.run_retrying(move |mut c| {
+        self.run_retrying({
             let check = check.clone();
-            async move { thresholds::track(c.client()?, &check, threshold_us).await }
-        })
+            move |mut c| {
+                let check = check.clone();
+                async move { thresholds::track(c.client()?, &check, threshold_us).await }
+            }
+        })?;
+        // The recomputed counts may change the figures of any kept minute of the check.
+        self.feed().journal.record(&check, i64::MIN, i64::MAX);
+        Ok(())
     }
 
     fn threshold_over(
@@ -655,7 +679,64 @@ impl Store for PgStore {
             async move { retention::delete_expired(c.client()?, raw_ns, roll_ns, &chunks).await }
         })?;
         tracing::debug!(deleted, "PostgreSQL retention done");
+        // Seen at once by this process (a later pass may have deleted less: the earlier
+        // ones were recorded when they ran); other collectors read it from the log.
+        self.feed()
+            .journal
+            .record_all(i64::MIN, super::keys::minute_of(roll_ns));
         Ok(())
+    }
+
+    /// Reads the commits every collector logged since the last mark into this process's
+    /// journal first (`journal.rs`); when that fails, everything counts as changed.
+    fn change_mark(&self) -> u64 {
+        if !self.feed().due() {
+            return self.feed().journal.mark();
+        }
+        let feed = self.feed.clone();
+        let caught_up = self.run(move |pool| async move {
+            journal::catch_up(pool.get().await?.client()?, &feed).await
+        });
+        let mut f = self.feed();
+        if let Err(e) = caught_up {
+            tracing::warn!("change journal not read (everything counts as changed): {e}");
+            f.journal.record_all(i64::MIN, i64::MAX);
+        }
+        f.journal.mark()
+    }
+
+    fn changed_since(
+        &self,
+        checks: &[String],
+        mark: u64,
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .feed()
+            .journal
+            .changed(checks, mark, from_minute, to_minute))
+    }
+
+    /// A mark of the durable late-write log (`late.rs`): it waits for the logging commits
+    /// in flight, of this collector and any other on the database.
+    fn late_mark(&self) -> Result<Option<u64>, StoreError> {
+        self.run(|pool| async move { late::mark(pool.get().await?.client()?).await })
+            .map(Some)
+    }
+
+    fn changed_late_since(
+        &self,
+        checks: &[String],
+        mark: u64,
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<bool, StoreError> {
+        let checks = checks.to_vec();
+        self.run(move |pool| async move {
+            let mut c = pool.get().await?;
+            late::changed(c.client()?, &checks, mark, from_minute, to_minute).await
+        })
     }
 
     fn counts(&self) -> Result<StoreCounts, StoreError> {

@@ -70,6 +70,11 @@ pub(super) async fn delete_expired(
     chunks: &Chunks,
 ) -> Result<u64, TxError> {
     let horizon = raise_horizons(client, raw_ns, roll_ns).await?;
+    // Logged before the deletes and again after them: a mark taken while they run is
+    // answered "changed" by the second row (`late.rs`).
+    let raw_minute = minute_of(raw_ns);
+    super::late::retention(client, horizon, raw_minute, raw_minute).await?;
+    super::journal::log_all(client, (i64::MIN, horizon), raw_minute).await?;
     // Whole days behind the cut-offs go as partitions; the rest row by row below.
     for (table, _, per_day) in super::partitions::TABLES {
         let cut = match table {
@@ -115,6 +120,8 @@ pub(super) async fn delete_expired(
         deleted += until_done(client, &sql, &[&cut, &chunks.rows], chunks).await?;
     }
     deleted += super::blocks::delete_expired(client, raw_ns).await?;
+    super::late::retention(client, horizon, raw_minute, raw_minute).await?;
+    super::journal::log_all(client, (i64::MIN, horizon), raw_minute).await?;
     Ok(deleted)
 }
 

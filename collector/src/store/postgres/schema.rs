@@ -262,9 +262,33 @@ CREATE TABLE report_note (
 CREATE INDEX report_note_by_month ON report_note (month, service, written_ns);
 ";
 
-/// Version 10: the definition history: each distinct service definition, from when it was
-/// in force; added only, never edited.
+/// Version 10 (issue 20): the durable late-write log, as in SQLite (`late.rs`): one row per
+/// commit that wrote minutes more than an hour behind its receipt (the series as delta
+/// varints), one per retention pass (`series` NULL: every series). What lets the figures'
+/// saved state be trusted after a restart. And the feed of the change journal
+/// (`journal.rs`): one row per commit (its agent and minutes), kept for minutes.
 const V10: &str = "
+CREATE TABLE recent_changes (
+  seq BIGSERIAL PRIMARY KEY,
+  agent_id BIGINT,
+  from_minute BIGINT NOT NULL,
+  to_minute BIGINT NOT NULL,
+  logged_minute BIGINT NOT NULL
+);
+INSERT INTO meta (key, value) VALUES ('recent_changes_floor', 0);
+CREATE TABLE late_changes (
+  seq BIGSERIAL PRIMARY KEY,
+  from_minute BIGINT NOT NULL,
+  to_minute BIGINT NOT NULL,
+  logged_minute BIGINT NOT NULL,
+  series BYTEA
+);
+INSERT INTO meta (key, value) VALUES ('late_changes_floor', 0);
+";
+
+/// Version 11: the definition history: each distinct service definition, from when it was
+/// in force; added only, never edited.
+const V11: &str = "
 CREATE TABLE service_definition (
   id BIGSERIAL PRIMARY KEY,
   service TEXT NOT NULL,
@@ -277,7 +301,7 @@ CREATE INDEX service_definition_by_service ON service_definition (service, first
 ";
 
 /// Every migration, in order; index + 1 is the version it brings the database to.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
 
 /// The SQL that builds a fresh database at `version` (tests of later migrations start there).
 #[cfg(test)]

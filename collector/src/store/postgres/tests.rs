@@ -60,6 +60,7 @@ pg_contract_tests!(
     seals_are_kept_with_their_batch,
     report_notes_roundtrip,
     definition_history,
+    late_writes_are_logged,
 );
 
 fn web_probes(store: &dyn InspectStore) -> Vec<(i64, u32, u32, u64)> {
@@ -766,4 +767,65 @@ fn retention_inside_a_day_keeps_the_rows_of_other_partitions() {
         .raw_measurements("web", contract::at(-10, 0), contract::at(2000, 0))
         .expect("raw");
     assert_eq!(left.len(), 5 + 10, "minutes 5..9 of day 0 and all of day 1");
+}
+
+/// The late-write log is the database's, not a process's: a mark taken by one collector
+/// sees a late write another collector committed, and a reconnected store (a restart)
+/// answers for marks of the one before.
+#[test]
+fn late_writes_are_seen_across_collectors_and_restarts() {
+    let Some(db) = TestDb::create() else { return };
+    let (a, b) = (db.store(), db.store());
+    let mut late = batch("a1", 1, vec![ok("web", 100, 0, 0.1)]);
+    late.received_at = contract::at(200, 0);
+    let web = ["web".to_owned()];
+    let (lo, hi) = (BASE_MINUTE + 100, BASE_MINUTE + 101);
+    let m0 = a.late_mark().expect("mark").expect("pg logs late writes");
+    b.commit_batch(&late).expect("late on b");
+    assert!(a.changed_late_since(&web, m0, lo, hi).expect("q"));
+    let m1 = a.late_mark().expect("mark").expect("mark");
+    assert!(m1 > m0, "a's mark covers b's commit");
+    drop((a, b));
+    let again = db.store();
+    assert!(again.changed_late_since(&web, m0, lo, hi).expect("q"));
+    assert!(!again.changed_late_since(&web, m1, lo, hi).expect("q"));
+}
+
+/// The change journal sees the commits of every collector on the database: a mark taken
+/// by one after another committed answers "changed" for what the other wrote, only for
+/// the checks of the agent that wrote, and nothing after a newer mark.
+#[test]
+fn changes_of_another_collector_are_journaled() {
+    let Some(db) = TestDb::create() else { return };
+    let (a, b) = (db.store(), db.store());
+    a.feed().every = std::time::Duration::ZERO;
+    b.commit_batch(&batch("a2", 1, vec![ok("api", 0, 0, 0.1)]))
+        .expect("api on b");
+    let before = a.change_mark();
+    b.commit_batch(&batch("a1", 1, vec![ok("web", 5, 0, 0.1)]))
+        .expect("web on b");
+    let (web, api) = (["web".to_owned()], ["api".to_owned()]);
+    let (lo, hi) = (BASE_MINUTE, BASE_MINUTE + 100);
+    assert!(
+        !a.changed_since(&web, before, lo, hi).expect("q"),
+        "another collector's commit is seen from a's next mark on"
+    );
+    let mark = a.change_mark();
+    assert!(
+        a.changed_since(&web, before, BASE_MINUTE + 5, BASE_MINUTE + 6)
+            .expect("q")
+    );
+    assert!(
+        !a.changed_since(&web, before, BASE_MINUTE + 6, hi)
+            .expect("q")
+    );
+    assert!(
+        !a.changed_since(&api, before, lo, hi).expect("q"),
+        "another agent's check"
+    );
+    assert!(!a.changed_since(&web, mark, lo, hi).expect("q"));
+    b.apply_retention(contract::at(1, 0), contract::at(1, 0))
+        .expect("retention on b");
+    a.change_mark();
+    assert!(a.changed_since(&api, mark, lo, BASE_MINUTE + 1).expect("q"));
 }

@@ -31,9 +31,10 @@ use std::collections::HashSet;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::error::{corrupt, map_err};
-use crate::store::codec::{Reader, put_varint};
-use crate::store::{LATE_MINUTES, StoreError};
+use super::error::map_err;
+use crate::store::StoreError;
+pub(super) use crate::store::late::LateGroup;
+use crate::store::late::holds_any;
 
 /// Every check (retention): matches any check in [`changed`].
 const ALL: &str = "*";
@@ -41,93 +42,16 @@ const ALL: &str = "*";
 /// A group commit's row: the series it wrote late are in the `series` column.
 const GROUP: &str = "#";
 
-/// The late writes of one group commit (or of one batch, before it joins its group):
-/// which series, and the union of the minutes written.
-#[derive(Debug, Default)]
-pub(super) struct LateGroup {
-    series: Vec<i64>,
-    from: i64,
-    to: i64,
-    /// The newest receipt minute of the batches that wrote late.
-    logged: i64,
-}
-
-impl LateGroup {
-    /// The first minute a batch received at `received_minute` does not write late.
-    fn late_before(received_minute: i64) -> i64 {
-        received_minute - LATE_MINUTES
-    }
-
-    /// Notes a write of `series` to minutes `[from, to)` by a batch received at
-    /// `received_minute`, if any of them is late.
-    pub(super) fn note(&mut self, series: i64, from: i64, to: i64, received_minute: i64) {
-        if from >= Self::late_before(received_minute) {
-            return;
-        }
-        if self.series.is_empty() {
-            (self.from, self.to, self.logged) = (from, to, received_minute);
-        } else {
-            self.from = self.from.min(from);
-            self.to = self.to.max(to);
-            self.logged = self.logged.max(received_minute);
-        }
-        self.series.push(series);
-    }
-
-    /// Adds the notes of a batch that committed inside the group.
-    pub(super) fn absorb(&mut self, other: LateGroup) {
-        if other.series.is_empty() {
-            return;
-        }
-        if self.series.is_empty() {
-            *self = other;
-            return;
-        }
-        self.from = self.from.min(other.from);
-        self.to = self.to.max(other.to);
-        self.logged = self.logged.max(other.logged);
-        self.series.extend(other.series);
-    }
-}
-
-/// Sorted, distinct series ids as delta varints.
-fn encode_series(series: &mut Vec<i64>) -> Vec<u8> {
-    series.sort_unstable();
-    series.dedup();
-    let mut out = Vec::with_capacity(series.len() * 2);
-    let mut prev = 0i64;
-    for &s in series.iter() {
-        put_varint(&mut out, s.wrapping_sub(prev) as u64);
-        prev = s;
-    }
-    out
-}
-
-/// Whether the series list `bytes` holds any of `wanted`.
-fn holds_any(bytes: &[u8], wanted: &HashSet<i64>) -> Result<bool, StoreError> {
-    let mut r = Reader::new(bytes);
-    let mut s = 0i64;
-    while !r.is_empty() {
-        let delta = r.varint().map_err(|e| corrupt("late-write log", e))?;
-        s = s.wrapping_add(delta as i64);
-        if wanted.contains(&s) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
 /// Logs the late writes of a group commit as one row (nothing when it wrote none late).
-pub(super) fn log_group(tx: &Transaction<'_>, mut group: LateGroup) -> Result<(), StoreError> {
-    if group.series.is_empty() {
+pub(super) fn log_group(tx: &Transaction<'_>, group: LateGroup) -> Result<(), StoreError> {
+    let Some((from, to, logged, series)) = group.into_row() else {
         return Ok(());
-    }
-    let series = encode_series(&mut group.series);
+    };
     tx.prepare_cached(
         "INSERT INTO late_changes (check_id, from_minute, to_minute, logged_minute, series)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )
-    .and_then(|mut s| s.execute(params![GROUP, group.from, group.to, group.logged, series]))
+    .and_then(|mut s| s.execute(params![GROUP, from, to, logged, series]))
     .map(|_| ())
     .map_err(map_err)
 }
@@ -263,7 +187,9 @@ pub(super) fn changed(
         .map_err(map_err)?;
     while let Some(row) = rows.next().map_err(map_err)? {
         let bytes: Option<Vec<u8>> = row.get(0).map_err(map_err)?;
-        if holds_any(bytes.as_deref().unwrap_or_default(), &wanted)? {
+        if holds_any(bytes.as_deref().unwrap_or_default(), &wanted)
+            .map_err(|e| super::error::corrupt("late-write log", e))?
+        {
             return Ok(true);
         }
     }

@@ -319,7 +319,7 @@ impl Store for SqliteStore {
         let mut journal = lock(&self.journal);
         for (b, out) in batches.iter().zip(&outcomes) {
             if out.is_ok() {
-                write::record_batch(&mut journal, b);
+                journal.record_batch(b);
             }
         }
         drop(journal);

@@ -24,7 +24,6 @@ use super::error::{corrupt, map_err};
 use super::late::LateGroup;
 use super::thresholds;
 use crate::store::codec::Reader;
-use crate::store::journal::ChangeJournal;
 use crate::store::keys::{gap_span, minute_of, to_i64, ts_ns};
 use crate::store::rollup::SeriesMinuteAgg;
 use crate::store::{CommitOutcome, IngestBatch, StoreError, codec};
@@ -703,37 +702,4 @@ fn update_agent(
     })
     .map_err(map_err)?;
     Ok(())
-}
-
-/// The minutes a batch touches, per check: its measurements' minutes and its gaps'
-/// minutes, as `(lowest, highest)`.
-pub(super) fn touched(batch: &IngestBatch) -> BTreeMap<&str, (i64, i64)> {
-    let mut touched: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-    let minutes = batch
-        .measurements
-        .iter()
-        .map(|m| {
-            let minute = m.ts.as_second().div_euclid(60);
-            (m.check.as_str(), minute, minute)
-        })
-        .chain(batch.gaps.iter().map(|g| {
-            let (a, z) = (
-                g.from.as_second().div_euclid(60),
-                g.to.as_second().div_euclid(60),
-            );
-            (g.check.as_str(), a.min(z), a.max(z))
-        }));
-    for (check, lo, hi) in minutes {
-        let e = touched.entry(check).or_insert((lo, hi));
-        *e = (e.0.min(lo), e.1.max(hi));
-    }
-    touched
-}
-
-/// Journals the minutes a committed batch touched (a resent batch is journaled too; that
-/// only costs a recompute).
-pub(super) fn record_batch(journal: &mut ChangeJournal, batch: &IngestBatch) {
-    for (check, (lo, hi)) in touched(batch) {
-        journal.record(check, lo, hi.saturating_add(1));
-    }
 }
