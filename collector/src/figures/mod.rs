@@ -42,9 +42,11 @@
 //! counters; `trust.rs` loading, trusting and saving the state file (whose format is
 //! `state.rs`); `published.rs` the last published figures kept across a restart;
 //! `capacity.rs` the host-minute reads of capacity figures; `month.rs` the month reports of
-//! the API, the CLI and the monthly report.
+//! the API, the CLI and the monthly report; `complete.rs` the reports of complete months
+//! those reuse while nothing they were computed from changed.
 
 mod capacity;
+mod complete;
 mod current;
 mod definitions;
 mod evidence;
@@ -145,11 +147,17 @@ pub struct Figures {
     /// just closed and the past totals before it, saved instead of the new month's totals
     /// until the save covers the new month's start (see `trust.rs`).
     closing: Mutex<HashMap<String, (Cached, past::PastTotals)>>,
+    /// Reports of complete months, reused by month reports while they hold (see
+    /// [`complete`]).
+    complete: Mutex<complete::CompleteMonths>,
     /// Per service name: refreshes that failed since start.
     refresh_failures: Mutex<HashMap<String, u64>>,
     /// Where the closed minutes are saved and loaded from (`None`: not persisted).
     state_file: Option<PathBuf>,
     persisted: Mutex<Persisted>,
+    /// Set once the first refresh of this process has published every service's figures:
+    /// what background readers of whole months wait for (see [`Figures::first_refresh`]).
+    refreshed: tokio::sync::watch::Sender<bool>,
 }
 
 impl Figures {
@@ -161,10 +169,23 @@ impl Figures {
             past: Mutex::new(PastMonths::default()),
             closed: Mutex::new(HashMap::new()),
             closing: Mutex::new(HashMap::new()),
+            complete: Mutex::new(complete::CompleteMonths::default()),
             refresh_failures: Mutex::new(HashMap::new()),
             state_file: None,
             persisted: Mutex::new(Persisted::default()),
+            refreshed: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Resolves once the first refresh of this process has completed (at once after it).
+    /// Why: at a start the first refresh is what puts fresh figures on `/metrics`; a
+    /// background pass that reads whole months (the status page's day history) started
+    /// beside it would share the store's one read connection and the cores with it and
+    /// multiply the restart time, so such passes wait for this.
+    pub async fn first_refresh(&self) {
+        let mut rx = self.refreshed.subscribe();
+        // `wait_for` only fails when the sender is dropped, i.e. never while `self` lives.
+        let _ = rx.wait_for(|done| *done).await;
     }
 
     /// The configuration the next refresh uses.
@@ -197,6 +218,7 @@ impl Figures {
             .past
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = PastMonths::default();
+        self.forget_complete_months();
     }
 
     /// Saves each service's closed minutes to `path` and loads them at the first refresh

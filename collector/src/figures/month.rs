@@ -6,23 +6,40 @@ use attest_config::{CollectorConfig, Service};
 use jiff::Timestamp;
 
 use super::rows::windows;
-use super::{Figures, completed, engine_err, store_err};
+use super::{Figures, complete, completed, engine_err, store_err};
 use crate::reject::Rejection;
 use crate::sla::{self, HostInput, Month, Period, ServiceReport};
 use crate::store::MaintenanceRow;
 
 impl Figures {
-    /// Figures of one service for one month as of `now`, from every row of the period.
+    /// Figures of one service for one month as of `now`, from every row of the period; a
+    /// month that is over reuses its kept report while nothing it was computed from
+    /// changed (see [`complete`]).
     pub fn evaluate(
         &self,
         svc: &Service,
         month: Month,
         now: Timestamp,
     ) -> Result<ServiceReport, Rejection> {
-        let host = self.month_host_minutes(svc, month)?;
         let maintenance = self.api_maintenance_rows(&svc.name)?;
+        let keep = complete::keepable(svc, month, now);
+        if keep && let Some(report) = self.kept_month(svc, month, &maintenance)? {
+            return Ok(report);
+        }
+        // Taken before the read: a write racing it shows up as a change at the next use.
+        let basis = complete::Basis {
+            mark: self.store.change_mark(),
+            range: sla::input_range(svc, month, now).map_err(engine_err)?,
+            first_seen: self.store.first_seen(&svc.checks).map_err(store_err)?,
+            first_configured: self.store.first_configured(&svc.name).map_err(store_err)?,
+        };
+        let host = self.month_host_minutes(svc, month)?;
         let outcome = self.evaluate_from(svc, month, now, None, (&maintenance, Some(&host)))?;
-        Ok(completed(outcome)?.0)
+        let report = completed(outcome)?.0;
+        if keep {
+            self.keep_month(svc, month, &report, &maintenance, basis);
+        }
+        Ok(report)
     }
 
     /// The monthly report's inputs for one service from one read of its rows: the engine's

@@ -126,6 +126,7 @@ impl Figures {
                 .clear(),
         }
         self.save_published_if_due(now);
+        self.refreshed.send_replace(true);
     }
 
     /// Publishes the figures computed so far in this refresh, with the previous snapshot's

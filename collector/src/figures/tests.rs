@@ -239,6 +239,61 @@ fn a_long_refresh_pauses_in_proportion() {
     assert_eq!(pause_after(Duration::from_secs(5)), MAX_AGE);
 }
 
+/// A complete month's report is kept and reused at any later instant (equal to a fresh
+/// evaluation) until a write to its rows voids it; then it is computed again.
+#[test]
+fn a_complete_month_is_reused_only_while_its_rows_hold() {
+    let cfg = config();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_temp().expect("store"));
+    for m in 0..600 {
+        let b = batch("a1", m as u64 + 1, vec![ok("web", m, 0, 0.05)]);
+        store.commit_batch(&b).expect("commit");
+    }
+    let svc = &cfg.services[0];
+    let month = Month::containing(at(0, 0), &svc.time_zone).expect("month");
+    let now = at(100_000, 0);
+    let figures = Figures::new(cfg.clone(), store.clone());
+    let first = figures.evaluate(svc, month, now).expect("first");
+    assert!(first.complete && first.known_minutes() > 0, "{first:?}");
+    assert!(
+        figures.kept_month(svc, month, &[]).expect("read").is_some(),
+        "kept"
+    );
+    let later = figures.evaluate(svc, month, at(100_500, 0)).expect("again");
+    assert_eq!(later, first, "reused at a later instant");
+    let late = batch("a2", 1, vec![fail("web", 300, 10, None)]);
+    store.commit_batch(&late).expect("late write");
+    assert!(
+        figures.kept_month(svc, month, &[]).expect("read").is_none(),
+        "a write to its rows voids it"
+    );
+    let again = figures.evaluate(svc, month, now).expect("after the write");
+    assert_ne!(again, first);
+    let fresh = Figures::new(cfg.clone(), store.clone());
+    assert_eq!(again, fresh.evaluate(svc, month, now).expect("fresh"));
+}
+
+/// Background passes that read whole months wait for the first refresh: it resolves only
+/// once one completed (also a refresh whose services all failed), and at once afterwards.
+#[tokio::test]
+async fn the_first_refresh_is_signalled_when_it_completes() {
+    use crate::store::faulty::FaultyStore;
+    let faulty = Arc::new(FaultyStore::new(Arc::new(
+        SqliteStore::open_temp().expect("store"),
+    )));
+    faulty.set_failing(true);
+    let figures = Arc::new(Figures::new(config(), faulty));
+    let waiting = tokio::spawn({
+        let f = figures.clone();
+        async move { f.first_refresh().await }
+    });
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished(), "no refresh yet");
+    figures.refresh(at(10, 0));
+    waiting.await.expect("resolved by the first refresh");
+    figures.first_refresh().await;
+}
+
 /// Before any good refresh there is nothing to keep: the service is absent (documented),
 /// its failure counted.
 #[test]

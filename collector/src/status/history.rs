@@ -4,7 +4,9 @@
 //!
 //! Invariants:
 //! - Only the background pass ([`History::refresh`]) reads the store; the page reads
-//!   [`History::days`], which is memory only.
+//!   [`History::days`], which is memory only. The first pass of a process starts after the
+//!   figures' first refresh (`Figures::first_refresh`): it reads whole months, and beside
+//!   that refresh it made a restart several times slower (fleet benchmark).
 //! - A month is read again only when what it was computed from may have changed: the
 //!   service's definition, its API maintenance, a late write to its closed days (the store's
 //!   durable late-write log; hourly where a backend keeps none), a local day that closed
@@ -123,6 +125,12 @@ impl History {
         clock: SharedClock,
         cancel: CancellationToken,
     ) {
+        // The first pass reads every month of the window in full: it waits until the
+        // figures on `/metrics` are fresh, so that it does not slow the start down.
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            () = figures.first_refresh() => {}
+        }
         loop {
             let (me, f, s, now) = (
                 self.clone(),
