@@ -26,8 +26,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use attest_collector::figures::Figures;
-use attest_collector::report::monthly::assemble::{Settings, assemble};
 use attest_collector::report::monthly::archive::ArchiveDifferences;
+use attest_collector::report::monthly::assemble::{Settings, assemble};
 use attest_collector::report::monthly::service::{Reports, Source};
 use attest_collector::report::monthly::{self, Format, RenderOptions, Templates, fixture};
 use attest_collector::sla::Month;
@@ -200,7 +200,10 @@ fn served_from_archive(store: Arc<dyn Store>, dir: &std::path::Path, n: usize, d
         "  {n} services: October archived in {:.2} s (engine and every format, once)",
         t.elapsed().as_secs_f64()
     );
-    for (what, service) in [("one service's page", Some("svc-0000")), ("the whole month", None)] {
+    for (what, service) in [
+        ("one service's page", Some("svc-0000")),
+        ("the whole month", None),
+    ] {
         let mut times: Vec<Duration> = (0..SERVED_ROUNDS)
             .map(|_| {
                 let t = Instant::now();
