@@ -215,10 +215,14 @@ fn served_from_archive(store: Arc<dyn Store>, dir: &std::path::Path, n: usize, d
                 t.elapsed()
             })
             .collect();
+        // The first request reads the archived report (one service: parses `report.json`);
+        // the later ones find it parsed.
+        let first = times[0];
         times.sort();
         let median = times[times.len() / 2];
         println!(
-            "  {n} services, archived month, {what} (HTML): median {:.1} ms of {SERVED_ROUNDS} (target {} ms; {:.3}x)",
+            "  {n} services, archived month, {what} (HTML): first {:.1} ms, median {:.1} ms of {SERVED_ROUNDS} (target {} ms; {:.3}x)",
+            first.as_secs_f64() * 1e3,
             median.as_secs_f64() * 1e3,
             SERVED_TARGET_MS,
             median.as_secs_f64() * 1e3 / SERVED_TARGET_MS
