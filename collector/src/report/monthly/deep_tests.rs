@@ -124,6 +124,12 @@ fn has(d: &Deep, text: &str) -> bool {
     d.problems.iter().any(|p| p.contains(text))
 }
 
+/// Asserts that one of `d`'s problems contains `text`, showing them all when none does.
+#[track_caller]
+fn assert_named(d: &Deep, text: &str) {
+    assert!(has(d, text), "no problem names {text:?}: {:#?}", d.problems);
+}
+
 #[test]
 fn an_untouched_month_is_proven_figure_by_figure() {
     let c = case();
@@ -142,13 +148,9 @@ fn a_flipped_success_flag_is_named_with_its_batch() {
     records[1] = canonical::encode(&b.header(), &b.measurements, &b.gaps);
     write_agent(&c.evidence, "a1", &records, &lines);
     let d = deep(&c, &agent_keys());
-    assert!(
-        has(
-            &d,
-            "agent a1 batch 2: its measurements do not give the digest the agent signed"
-        ),
-        "{:#?}",
-        d.problems
+    assert_named(
+        &d,
+        "agent a1 batch 2: its measurements do not give the digest the agent signed",
     );
     // The attacker also writes the new digest into the chain line: the signature fails.
     let new = keys::hex(&Sha256::digest(&records[1]));
@@ -156,11 +158,7 @@ fn a_flipped_success_flag_is_named_with_its_batch() {
     lines[2] = lines[2].replace(&old, &new);
     write_agent(&c.evidence, "a1", &records, &lines);
     let d = deep(&c, &agent_keys());
-    assert!(
-        has(&d, "agent a1 batch 2: the signature does not verify"),
-        "{:#?}",
-        d.problems
-    );
+    assert_named(&d, "agent a1 batch 2: the signature does not verify");
 }
 
 #[test]
@@ -174,13 +172,9 @@ fn an_inserted_measurement_is_named_with_its_batch() {
     records[2] = canonical::encode(&b.header(), &b.measurements, &b.gaps);
     write_agent(&c.evidence, "a1", &records, &lines);
     let d = deep(&c, &agent_keys());
-    assert!(
-        has(
-            &d,
-            "agent a1 batch 3: its measurements do not give the digest"
-        ),
-        "{:#?}",
-        d.problems
+    assert_named(
+        &d,
+        "agent a1 batch 3: its measurements do not give the digest",
     );
 }
 
@@ -192,13 +186,9 @@ fn a_deleted_batch_is_missing_from_the_seal() {
     lines.remove(2);
     write_agent(&c.evidence, "a1", &records, &lines);
     let d = deep(&c, &agent_keys());
-    assert!(
-        has(
-            &d,
-            "agent a1 batch 2: sealed for the month but missing from the evidence (deleted)"
-        ),
-        "{:#?}",
-        d.problems
+    assert_named(
+        &d,
+        "agent a1 batch 2: sealed for the month but missing from the evidence (deleted)",
     );
     assert!(
         d.notes
@@ -217,13 +207,9 @@ fn reordered_batches_are_named() {
     lines.swap(2, 3);
     write_agent(&c.evidence, "a1", &records, &lines);
     let d = deep(&c, &agent_keys());
-    assert!(
-        has(
-            &d,
-            "agent a1 batch 2: comes after batch 3 (batches reordered or repeated)"
-        ),
-        "{:#?}",
-        d.problems
+    assert_named(
+        &d,
+        "agent a1 batch 2: comes after batch 3 (batches reordered or repeated)",
     );
 }
 
@@ -236,19 +222,11 @@ fn a_batch_replayed_from_another_agent_is_named() {
     lines[2] = a1_lines[2].clone();
     write_agent(&c.evidence, "a2", &records, &lines);
     let d = deep(&c, &agent_keys());
-    assert!(
-        has(
-            &d,
-            "agent a2: holds batch 2 of agent a1 (a batch replayed from another agent)"
-        ),
-        "{:#?}",
-        d.problems
+    assert_named(
+        &d,
+        "agent a2: holds batch 2 of agent a1 (a batch replayed from another agent)",
     );
-    assert!(
-        has(&d, "agent a2 batch 2: sealed for the month but missing"),
-        "{:#?}",
-        d.problems
-    );
+    assert_named(&d, "agent a2 batch 2: sealed for the month but missing");
 }
 
 #[test]
@@ -262,11 +240,7 @@ fn a_swapped_agent_key_is_named_for_every_batch() {
     .unwrap();
     let d = deep(&c, &swapped);
     for seq in 1..=3 {
-        assert!(
-            has(&d, &format!("agent a1 batch {seq}: signed by key SHA256:")),
-            "{:#?}",
-            d.problems
-        );
+        assert_named(&d, &format!("agent a1 batch {seq}: signed by key SHA256:"));
     }
     let missing = AgentKeys::parse(&format!("a2 {}\n", keys::public_of(&rt::key(2)))).unwrap();
     assert!(has(&deep(&c, &missing), "agent a1: no key in --agent-keys"));
@@ -296,11 +270,7 @@ fn a_window_added_after_the_seal_and_an_edited_figure_are_named() {
     drop(store);
     let (evidence, _) = exported(&dir, &cfg, None);
     let d = verify_deep(&b, &evidence, &agent_keys()).unwrap();
-    assert!(
-        has(&d, "maintenance: window 1 of service web"),
-        "{:#?}",
-        d.problems
-    );
+    assert_named(&d, "maintenance: window 1 of service web");
 
     // A good minute more in the archived report (its seals re-made by someone without the
     // report key): the recomputation names the figure.
